@@ -1,0 +1,268 @@
+//! [`HostBuilder`]: collects services and options, validates them, builds a [`Host`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, ServiceResult};
+use crate::host::options::{HostOptions, validate_stack_size};
+use crate::host::{Host, Plan};
+use crate::service::{BackgroundService, Context, HostedService, Service};
+use crate::supervise::Policy;
+
+/// Builds a [`Host`]: add services, set options, then [`build`](HostBuilder::build).
+///
+/// ```
+/// use std::time::Duration;
+/// use threadhost::{HostBuilder, Policy};
+///
+/// let host = HostBuilder::new()
+///     .shutdown_timeout(Duration::from_secs(10))
+///     .on_failure(Policy::StopHost)
+///     .background("worker", |ctx| {
+///         ctx.token().wait();
+///         Ok(())
+///     })
+///     .build()?;
+/// host.start(Duration::from_secs(5))?;
+/// assert!(host.stop(Duration::from_secs(5)).is_clean());
+/// # Ok::<(), threadhost::Error>(())
+/// ```
+#[must_use = "a HostBuilder does nothing until `build` is called"]
+pub struct HostBuilder {
+    options: HostOptions,
+    services: Vec<Service>,
+    console_lifetime: bool,
+}
+
+impl Default for HostBuilder {
+    fn default() -> HostBuilder {
+        HostBuilder::new()
+    }
+}
+
+impl HostBuilder {
+    /// A builder with [`HostOptions::default`] and no services.
+    pub fn new() -> HostBuilder {
+        HostBuilder {
+            options: HostOptions::default(),
+            services: Vec::new(),
+            console_lifetime: false,
+        }
+    }
+
+    /// Adds a service (see [`Service`] for per-service settings). Services start in the order
+    /// they are added, after the services they [depend on](Service::depends_on).
+    pub fn add_service(mut self, service: Service) -> HostBuilder {
+        self.services.push(service);
+        self
+    }
+
+    /// Adds a background service whose body is the closure `body`, with default settings.
+    pub fn background<F>(self, name: &str, body: F) -> HostBuilder
+    where
+        F: FnMut(&Context) -> ServiceResult + Send + 'static,
+    {
+        self.add_service(Service::background_fn(name, body))
+    }
+
+    /// Adds a [`BackgroundService`] with default settings.
+    pub fn background_service(self, name: &str, service: impl BackgroundService) -> HostBuilder {
+        self.add_service(Service::background(name, service))
+    }
+
+    /// Adds a hosted service (lifecycle hooks) with default settings.
+    pub fn hosted(self, name: &str, service: impl HostedService) -> HostBuilder {
+        self.add_service(Service::hosted(name, service))
+    }
+
+    /// Replaces every option at once.
+    pub fn options(mut self, options: HostOptions) -> HostBuilder {
+        self.options = options;
+        self
+    }
+
+    /// The stop deadline of `run`, of `join` after a stop request, and of dropping a running
+    /// host. The default is 30 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> HostBuilder {
+        self.options.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The start deadline of `run`. The default is none.
+    pub fn startup_timeout(mut self, timeout: Duration) -> HostBuilder {
+        self.options.startup_timeout = Some(timeout);
+        self
+    }
+
+    /// Starts services concurrently where no dependency forbids it. The default is `false`
+    /// (one after another).
+    pub fn start_concurrently(mut self, yes: bool) -> HostBuilder {
+        self.options.start_concurrently = yes;
+        self
+    }
+
+    /// Stops services concurrently where no dependency forbids it. The default is `false`
+    /// (one after another, in reverse start order).
+    pub fn stop_concurrently(mut self, yes: bool) -> HostBuilder {
+        self.options.stop_concurrently = yes;
+        self
+    }
+
+    /// The failure policy of services that set none. The default is [`Policy::StopHost`].
+    pub fn on_failure(mut self, policy: Policy) -> HostBuilder {
+        self.options.failure_policy = policy;
+        self
+    }
+
+    /// The stack size of every service thread, in bytes (at least 64 KiB). The default is
+    /// Rust's default; a service may override it with [`Service::stack_size`].
+    pub fn stack_size(mut self, bytes: usize) -> HostBuilder {
+        self.options.stack_size = Some(bytes);
+        self
+    }
+
+    /// Makes [`Host::run`] handle SIGINT, SIGTERM and SIGHUP (Ctrl-C): the first requests a
+    /// graceful stop; a second one while stopping exits the process at once with code
+    /// [`EXIT_FORCED`](crate::EXIT_FORCED). Off by default: the library never installs a
+    /// signal handler unless asked. A program with its own signal handling calls
+    /// [`HostHandle::request_stop`](crate::HostHandle::request_stop) instead.
+    #[cfg(feature = "termination")]
+    pub fn console_lifetime(mut self) -> HostBuilder {
+        self.console_lifetime = true;
+        self
+    }
+
+    /// Validates everything and builds the host. No thread starts until
+    /// [`Host::start`] or [`Host::run`].
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidOption`]: an empty service name or one with a NUL byte, a stack
+    ///   smaller than 64 KiB, a restart policy out of range.
+    /// - [`Error::DuplicateService`]: two services with one name.
+    /// - [`Error::UnknownDependency`], [`Error::DependencyCycle`]: bad `depends_on`.
+    pub fn build(self) -> Result<Host, Error> {
+        self.options.validate()?;
+        let mut index: HashMap<Arc<str>, usize> = HashMap::new();
+        for (i, s) in self.services.iter().enumerate() {
+            if s.name.is_empty() {
+                return Err(Error::invalid_option(
+                    format!("name of service #{i}"),
+                    "",
+                    "a service name must not be empty",
+                ));
+            }
+            if s.name.contains('\0') {
+                return Err(Error::invalid_option(
+                    format!("name of service #{i}"),
+                    s.name.escape_debug(),
+                    "a service name must not contain a NUL byte",
+                ));
+            }
+            if index.insert(Arc::clone(&s.name), i).is_some() {
+                return Err(Error::DuplicateService {
+                    service: Arc::clone(&s.name),
+                });
+            }
+            validate_stack_size(&format!("stack_size of service `{}`", s.name), s.stack_size)?;
+            if let Some(policy) = &s.policy {
+                policy.validate(&s.name)?;
+            }
+        }
+        let mut deps: Vec<Vec<usize>> = Vec::with_capacity(self.services.len());
+        for s in &self.services {
+            let mut mine = Vec::new();
+            for d in &s.depends_on {
+                let Some(&j) = index.get(d) else {
+                    return Err(Error::UnknownDependency {
+                        service: Arc::clone(&s.name),
+                        dependency: Arc::clone(d),
+                    });
+                };
+                mine.push(j);
+            }
+            deps.push(mine);
+        }
+        let names: Vec<Arc<str>> = self.services.iter().map(|s| Arc::clone(&s.name)).collect();
+        let (order, levels) = plan_order(&names, &deps)?;
+        let plan = Plan {
+            order,
+            levels,
+            console_lifetime: self.console_lifetime,
+        };
+        Ok(Host::new(self.options, self.services, plan))
+    }
+}
+
+/// The start order (topological, ties broken by registration order) and the dependency
+/// levels (services whose dependencies all sit in earlier levels), or the cycle.
+fn plan_order(
+    names: &[Arc<str>],
+    deps: &[Vec<usize>],
+) -> Result<(Vec<usize>, Vec<Vec<usize>>), Error> {
+    let n = names.len();
+    let mut indegree: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(i);
+        }
+    }
+    let mut ready: BTreeSet<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    let mut level = vec![0usize; n];
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &j in &dependents[i] {
+            level[j] = level[j].max(level[i] + 1);
+            indegree[j] -= 1;
+            if indegree[j] == 0 {
+                ready.insert(j);
+            }
+        }
+    }
+    if order.len() < n {
+        return Err(Error::DependencyCycle {
+            services: find_cycle(names, deps, &indegree),
+        });
+    }
+    let depth = level.iter().copied().max().map_or(0, |m| m + 1);
+    let mut levels = vec![Vec::new(); depth];
+    for &i in &order {
+        levels[level[i]].push(i);
+    }
+    Ok((order, levels))
+}
+
+/// A cycle among the services left with a positive in-degree, as names, closing on its start.
+fn find_cycle(names: &[Arc<str>], deps: &[Vec<usize>], indegree: &[usize]) -> Vec<Arc<str>> {
+    let Some(start) = (0..names.len()).find(|&i| indegree[i] > 0) else {
+        return Vec::new();
+    };
+    // Every node left has a dependency also left, so following them must revisit a node.
+    let mut path = vec![start];
+    let mut at = start;
+    while let Some(&next) = deps[at].iter().find(|&&d| indegree[d] > 0) {
+        if let Some(pos) = path.iter().position(|&p| p == next) {
+            let mut cycle: Vec<Arc<str>> =
+                path[pos..].iter().map(|&i| Arc::clone(&names[i])).collect();
+            cycle.push(Arc::clone(&names[next]));
+            return cycle;
+        }
+        path.push(next);
+        at = next;
+    }
+    path.iter().map(|&i| Arc::clone(&names[i])).collect()
+}
+
+impl fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostBuilder")
+            .field("options", &self.options)
+            .field("services", &self.services)
+            .field("console_lifetime", &self.console_lifetime)
+            .finish()
+    }
+}

@@ -1,0 +1,1207 @@
+//! [`Host`], [`HostHandle`] and the lifecycle sequencer.
+//!
+//! # Invariants
+//!
+//! 1. All lifecycle state lives in `Shared::ctl` (one mutex). It is held only for short,
+//!    non-blocking critical sections: never across a wait (condvar waits release it), a
+//!    thread join, or user code (hooks, bodies, lifetime callbacks, token callbacks).
+//! 2. `Ctl::state` changes only under `ctl`, and every change is mirrored into
+//!    `Shared::state` (Release) in the same critical section, so `HostHandle::state()` is one
+//!    atomic load that never runs ahead of the lifecycle.
+//! 3. Every change a waiter may wait for (a reply, a thread exit, a stop request, the end of a
+//!    start or of the stop sequence) is made under `ctl` and followed by `cond.notify_all()`
+//!    before the lock is released; every wait re-checks its predicate under `ctl` in a loop
+//!    bounded by its deadline. A command to a service thread is likewise stored under `ctl`
+//!    and announced on that service's own condvar `cmd_conds[i]`.
+//! 4. At most one thread runs the start sequence (`start_active`) and at most one runs the
+//!    stop sequence (`sequence_active`); never both at once. Other callers of `stop`/`join`
+//!    wait on `cond` for the stored report.
+//! 5. A service is stopped only if its `start` hook succeeded (`Record::started`) and the host
+//!    did not give up on it first (`Record::abandoned`). A service given up on while starting
+//!    is told to `Finish`: if its start later succeeds, its own thread runs its stop hooks.
+//! 6. A service thread is joined only after it set `Record::exited` (it has nothing left to do
+//!    but return), so a join never blocks past a deadline. A thread that has not exited by the
+//!    deadline is detached, its service marked `TimedOut`, and named in the report.
+//! 7. A deadline is computed once per public call (`start`, `stop`, `join`, `run`) and passed
+//!    down; a per-service timeout only ever shortens it.
+
+mod builder;
+mod options;
+mod report;
+mod runner;
+mod state;
+
+use std::fmt;
+use std::sync::Arc as StdArc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use builder::HostBuilder;
+pub use options::HostOptions;
+pub use report::{Outcome, ServiceReport, StopReport};
+pub use state::{HostSnapshot, HostState, ServiceState, ServiceStatus};
+
+use crate::deadline::Deadline;
+use crate::error::{Error, Failure};
+use crate::service::{Context, Kind, Service};
+use crate::stop::{StopReason, StopSource, StopToken};
+use crate::supervise::Policy;
+use crate::sync::{Arc, AtomicU8, Condvar, Mutex, MutexGuard, Ordering};
+
+/// A lifecycle phase; the first three start a service, the last three stop it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Starting,
+    Start,
+    Started,
+    Stopping,
+    Stop,
+    Stopped,
+}
+
+/// The time a service whose stop begins after the stop deadline passed still gets (its token
+/// fired) before it is reported as timed out. Bounds how far `stop` can overrun its deadline.
+pub(crate) const LATE_GRACE: Duration = Duration::from_millis(5);
+
+/// What the host tells a service thread to do next.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Cmd {
+    /// Run this phase's hook under this deadline, then reply.
+    Phase(Phase, Deadline),
+    /// The host gave up on you: if your start succeeded, run your remaining stop hooks on
+    /// your own; then exit.
+    Finish,
+    /// Exit without running another hook.
+    Exit,
+}
+
+/// The start order and dependency levels, computed by the builder.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) order: Vec<usize>,
+    pub(crate) levels: Vec<Vec<usize>>,
+    pub(crate) console_lifetime: bool,
+}
+
+/// One service's lifecycle record, in `Ctl::records` (registration order).
+struct Record {
+    name: StdArc<str>,
+    hosted: bool,
+    /// The service value until its thread is spawned (then the thread owns it).
+    service: Option<Kind>,
+    policy: Policy,
+    stack_size: Option<usize>,
+    start_timeout: Option<Duration>,
+    stop_timeout: Option<Duration>,
+    token: StopSource,
+    state: ServiceState,
+    /// Host → thread; taken by the thread.
+    cmd: Option<Cmd>,
+    /// The phase the host awaits a reply for.
+    awaiting: Option<Phase>,
+    /// Thread → host: the last reply.
+    reply: Option<(Phase, Result<(), Failure>)>,
+    started: bool,
+    abandoned: bool,
+    exited: bool,
+    timed_out: bool,
+    thread: Option<JoinHandle<()>>,
+    last_error: Option<Failure>,
+    restarts: u32,
+    start_began: Option<Instant>,
+    start_duration: Option<Duration>,
+    stop_began: Option<Instant>,
+    stop_duration: Option<Duration>,
+    stop_deadline: Option<Deadline>,
+}
+
+struct Ctl {
+    state: HostState,
+    start_active: bool,
+    sequence_active: bool,
+    stop_reason: Option<StopReason>,
+    /// Set at the first stop request: then + `shutdown_timeout`.
+    stop_deadline: Deadline,
+    report: Option<StopReport>,
+    host_failure: Option<(StdArc<str>, Failure)>,
+    records: Vec<Record>,
+}
+
+pub(crate) struct Shared {
+    options: HostOptions,
+    plan: Plan,
+    /// Invariant 2: mirror of `Ctl::state`.
+    state: AtomicU8,
+    ctl: Mutex<Ctl>,
+    /// Invariant 3: replies, exits, stop requests, end of start / stop.
+    cond: Condvar,
+    /// Invariant 3: one per service, for commands.
+    cmd_conds: Vec<Condvar>,
+    started_event: StopSource,
+    stopping_event: StopSource,
+    stopped_event: StopSource,
+}
+
+/// A set of hosted services with one lifecycle. Made by [`HostBuilder::build`].
+///
+/// `start`, `stop` and `join` each take a deadline (`impl Into<Deadline>`: a `Duration` from
+/// now, an `Instant`, or [`Deadline::NEVER`]) and return by it whatever a service does.
+///
+/// Dropping a running host stops it, waiting at most
+/// [`HostOptions::shutdown_timeout`]; a host that was never started is dropped at once.
+///
+/// # Thread safety
+///
+/// `Host` is `Send + Sync`: `stop` and `join` may be called from several threads at once;
+/// the first runs the stop sequence, the others wait for its report. Services should not call
+/// `Host::stop` on their own host (they would wait for themselves); they call
+/// [`HostHandle::request_stop`] through [`Context::host`].
+#[must_use = "a Host does nothing until started; dropping it stops its services"]
+pub struct Host {
+    shared: Arc<Shared>,
+}
+
+/// A cloneable handle to a host: request a stop, read its state, wait for lifetime events.
+///
+/// `Clone + Send + Sync`; usable from any thread, also from a service's own thread, and after
+/// the [`Host`] is gone.
+#[derive(Clone)]
+pub struct HostHandle {
+    shared: Arc<Shared>,
+}
+
+impl Host {
+    pub(crate) fn new(options: HostOptions, services: Vec<Service>, plan: Plan) -> Host {
+        let records: Vec<Record> = services
+            .into_iter()
+            .map(|s| Record {
+                hosted: matches!(s.kind, Kind::Hosted(_)),
+                policy: s.policy.unwrap_or_else(|| options.failure_policy.clone()),
+                stack_size: s.stack_size.or(options.stack_size),
+                start_timeout: s.start_timeout,
+                stop_timeout: s.stop_timeout,
+                name: s.name,
+                service: Some(s.kind),
+                token: StopSource::new(),
+                state: ServiceState::Created,
+                cmd: None,
+                awaiting: None,
+                reply: None,
+                started: false,
+                abandoned: false,
+                exited: false,
+                timed_out: false,
+                thread: None,
+                last_error: None,
+                restarts: 0,
+                start_began: None,
+                start_duration: None,
+                stop_began: None,
+                stop_duration: None,
+                stop_deadline: None,
+            })
+            .collect();
+        let cmd_conds = records.iter().map(|_| Condvar::new()).collect();
+        Host {
+            shared: Arc::new(Shared {
+                options,
+                plan,
+                state: AtomicU8::new(HostState::Created as u8),
+                ctl: Mutex::new(Ctl {
+                    state: HostState::Created,
+                    start_active: false,
+                    sequence_active: false,
+                    stop_reason: None,
+                    stop_deadline: Deadline::NEVER,
+                    report: None,
+                    host_failure: None,
+                    records,
+                }),
+                cond: Condvar::new(),
+                cmd_conds,
+                started_event: StopSource::new(),
+                stopping_event: StopSource::new(),
+                stopped_event: StopSource::new(),
+            }),
+        }
+    }
+
+    /// A handle to this host.
+    #[must_use]
+    pub fn handle(&self) -> HostHandle {
+        HostHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The host's state. One atomic load.
+    #[must_use]
+    pub fn state(&self) -> HostState {
+        self.shared.state()
+    }
+
+    /// Starts every service: all `starting` hooks, then all `start` hooks (background
+    /// services: their optional start hook, then their body begins), then all `started`
+    /// hooks; in start order (registration order after dependencies), or concurrently by
+    /// dependency level with [`HostBuilder::start_concurrently`].
+    ///
+    /// Blocks until every service started, one failed, a stop was requested, or the
+    /// deadline passed; returns by the deadline whatever a service does, because each start
+    /// hook runs on its service's own thread.
+    ///
+    /// If a start hook fails, panics or overruns, the services already started are stopped in
+    /// reverse order (within [`HostOptions::shutdown_timeout`]), a service that never started
+    /// is never stopped, the host ends `Failed`, and the error names the service. A stop
+    /// requested during start ends the start early: services not yet started are skipped,
+    /// and `start` returns `Ok(())`; the started ones are stopped by the `stop`, `join` or
+    /// `run` that follows. A stop requested before `start` makes `start` start nothing.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidState`]: the host was already started.
+    /// - [`Error::Spawn`]: a service thread could not be created.
+    /// - [`Error::StartFailed`]: a start hook returned an error or panicked.
+    /// - [`Error::StartTimeout`]: a start hook did not return by the deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::{Error, HostBuilder, HostState};
+    ///
+    /// let host = HostBuilder::new()
+    ///     .background("ok", |ctx| { ctx.token().wait(); Ok(()) })
+    ///     .background_service("bad", BadStart)
+    ///     .build()?;
+    /// let err = host.start(Duration::from_secs(5)).unwrap_err();
+    /// assert!(matches!(err, Error::StartFailed { ref service, .. } if &**service == "bad"));
+    /// assert_eq!(host.state(), HostState::Failed);
+    ///
+    /// struct BadStart;
+    /// impl threadhost::BackgroundService for BadStart {
+    ///     fn start(&mut self, _: &threadhost::Context) -> threadhost::ServiceResult {
+    ///         Err("no database".into())
+    ///     }
+    ///     fn run(&mut self, _: &threadhost::Context) -> threadhost::ServiceResult { Ok(()) }
+    /// }
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    pub fn start(&self, deadline: impl Into<Deadline>) -> Result<(), Error> {
+        self.shared.start(deadline.into())
+    }
+
+    /// Stops the host: fires the `stopping` event, then runs every started service's
+    /// `stopping` hooks, fires each token and runs the `stop` hooks (background services:
+    /// waits for the body to return), then the `stopped` hooks; in reverse start order, or
+    /// concurrently by dependency level with [`HostBuilder::stop_concurrently`].
+    ///
+    /// Blocks until every service stopped or the deadline passed, and returns by the deadline
+    /// (plus scheduling latency) whatever a service does. One deadline is shared by all
+    /// services; a service's [`stop_timeout`](crate::Service::stop_timeout) only shortens its
+    /// own share. A service that overruns is left running on its detached thread and named in
+    /// the report as timed out — never silently forgotten.
+    ///
+    /// Stop before start is a no-op (the host can still be started). Stop is idempotent and
+    /// thread-safe: the first caller runs the sequence; the others wait for its report (or
+    /// return at their own deadline with an incomplete report).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::{HostBuilder, Outcome};
+    ///
+    /// let host = HostBuilder::new()
+    ///     .background("polite", |ctx| { ctx.token().wait(); Ok(()) })
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// let report = host.stop(Duration::from_secs(5));
+    /// assert!(matches!(report.service("polite").unwrap().outcome, Outcome::Stopped));
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    pub fn stop(&self, deadline: impl Into<Deadline>) -> StopReport {
+        self.shared.stop(deadline.into())
+    }
+
+    /// Waits until a stop is requested ([`HostHandle::request_stop`], a service failing
+    /// under `StopHost`, a signal) and the stop sequence it triggers has finished; returns the
+    /// report. If no one else is running the stop sequence, this caller runs it, under the
+    /// earlier of `deadline` and the stop request's time plus
+    /// [`HostOptions::shutdown_timeout`].
+    ///
+    /// Blocks until then or until `deadline` passes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::JoinTimeout`] if `deadline` passed first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::HostBuilder;
+    ///
+    /// let host = HostBuilder::new()
+    ///     .background("one-shot", |ctx| {
+    ///         ctx.host().request_stop(); // work done: stop the host
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// let report = host.join(Duration::from_secs(5))?;
+    /// assert!(report.is_clean());
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    pub fn join(&self, deadline: impl Into<Deadline>) -> Result<StopReport, Error> {
+        self.shared.join(deadline.into())
+    }
+
+    /// Runs the host to completion: installs the console lifetime if the builder asked for it,
+    /// starts (under [`HostOptions::startup_timeout`]), waits for a stop request, and stops
+    /// (under [`HostOptions::shutdown_timeout`], counted from the request).
+    ///
+    /// Blocks until the host has stopped.
+    ///
+    /// # Errors
+    ///
+    /// - Any error of [`start`](Host::start), and [`Error::Signal`] if the signal handler
+    ///   could not be installed.
+    /// - [`Error::ServiceFailed`]: a service failed under [`Policy::StopHost`] (with the
+    ///   stop report).
+    /// - [`Error::StopTimeout`]: a service did not stop by the deadline (with the report).
+    ///
+    /// [`exit_code`](crate::exit_code) maps the result to a process exit code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use threadhost::HostBuilder;
+    ///
+    /// let result = HostBuilder::new()
+    ///     .background("job", |ctx| {
+    ///         // ... do the work, then end the program:
+    ///         ctx.host().request_stop();
+    ///         Ok(())
+    ///     })
+    ///     .build()?
+    ///     .run();
+    /// assert_eq!(threadhost::exit_code(&result), 0);
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    pub fn run(self) -> Result<StopReport, Error> {
+        #[cfg(feature = "termination")]
+        if self.shared.plan.console_lifetime {
+            crate::lifetime::install(&self.handle())?;
+        }
+        self.start(Deadline::from(self.shared.options.startup_timeout))?;
+        if self.shared.plan.console_lifetime {
+            log::info!("Application started. Press Ctrl+C to shut down.");
+        }
+        let report = self.join(Deadline::NEVER)?;
+        report.into_result()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let state = self.state();
+        if state == HostState::Created || state.is_terminal() {
+            // Created: no thread exists yet (threads are spawned by `start`).
+            return;
+        }
+        let report = self.stop(self.shared.options.shutdown_timeout);
+        if !report.is_clean() {
+            log::warn!("host dropped while running; {report}");
+        }
+    }
+}
+
+impl HostHandle {
+    /// Asks the host to stop: fires the `stopping` event and wakes `join`/`run`, which run the
+    /// stop sequence. Returns at once; idempotent. Before `start`, it makes `start` start
+    /// nothing.
+    pub fn request_stop(&self) {
+        self.shared.request_stop(StopReason::Requested);
+    }
+
+    /// [`request_stop`](HostHandle::request_stop) with a reason (kept if the host was not
+    /// already asked to stop).
+    pub fn request_stop_with(&self, reason: StopReason) {
+        self.shared.request_stop(reason);
+    }
+
+    /// The host's state. One atomic load.
+    #[must_use]
+    pub fn state(&self) -> HostState {
+        self.shared.state()
+    }
+
+    /// Why the host was asked to stop, if it was.
+    #[must_use]
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.shared.ctl.lock().stop_reason.clone()
+    }
+
+    /// Every service's state, restarts, last error and start/stop durations.
+    ///
+    /// Takes the lifecycle lock briefly (it is never held across a wait or user code).
+    #[must_use]
+    pub fn snapshot(&self) -> HostSnapshot {
+        let ctl = self.shared.ctl.lock();
+        HostSnapshot {
+            state: ctl.state,
+            services: ctl.records.iter().map(Record::status).collect(),
+        }
+    }
+
+    /// Fires once every service has started (.NET's `ApplicationStarted`). Wait on it or
+    /// register callbacks with [`StopToken::on_stop`].
+    #[must_use]
+    pub fn started(&self) -> StopToken {
+        self.shared.started_event.token()
+    }
+
+    /// Fires when a stop is requested, before any service is stopped (.NET's
+    /// `ApplicationStopping`).
+    #[must_use]
+    pub fn stopping(&self) -> StopToken {
+        self.shared.stopping_event.token()
+    }
+
+    /// Fires when the stop sequence has finished (.NET's `ApplicationStopped`), also after a
+    /// failed start's rollback.
+    #[must_use]
+    pub fn stopped(&self) -> StopToken {
+        self.shared.stopped_event.token()
+    }
+}
+
+impl Record {
+    fn status(&self) -> ServiceStatus {
+        ServiceStatus {
+            name: StdArc::clone(&self.name),
+            state: self.state,
+            restarts: self.restarts,
+            last_error: self.last_error.clone(),
+            start_duration: self.start_duration,
+            stop_duration: self.stop_duration,
+        }
+    }
+
+    /// The stop deadline of this service, computed once when its stop begins: the host's
+    /// deadline, shortened by the service's own stop timeout. A service whose stop begins
+    /// after the host's deadline passed (an earlier one overran) gets [`LATE_GRACE`] past it,
+    /// so that a service that would stop in microseconds is not reported as timed out.
+    fn stop_deadline(&mut self, host: Deadline) -> Deadline {
+        if self.stop_began.is_none() {
+            self.stop_began = Some(Instant::now());
+        }
+        let stop_timeout = self.stop_timeout;
+        *self.stop_deadline.get_or_insert_with(|| {
+            let host = match host.instant() {
+                Some(at) if host.is_expired() => Deadline::at(at + LATE_GRACE),
+                _ => host,
+            };
+            host.min_after(stop_timeout)
+        })
+    }
+}
+
+/// How a wait for one service ended.
+#[derive(Debug)]
+enum Resolution {
+    Done(Result<(), Failure>),
+    TimedOut,
+    Interrupted,
+}
+
+/// What to wait for from one service.
+#[derive(Clone, Copy, Debug)]
+enum Await {
+    Reply(Phase),
+    Exit,
+}
+
+impl Shared {
+    fn state(&self) -> HostState {
+        HostState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Invariant 2.
+    fn set_state(&self, ctl: &mut Ctl, state: HostState) {
+        ctl.state = state;
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Invariant 3: store the command, then wake that service's thread.
+    fn send(&self, ctl: &mut Ctl, i: usize, cmd: Cmd) {
+        let r = &mut ctl.records[i];
+        r.cmd = Some(cmd);
+        if let Cmd::Phase(p, _) = cmd {
+            r.awaiting = Some(p);
+            r.reply = None;
+        } else {
+            r.awaiting = None;
+        }
+        self.cmd_conds[i].notify_one();
+    }
+
+    pub(crate) fn request_stop(&self, reason: StopReason) {
+        let fire = {
+            let mut ctl = self.ctl.lock();
+            if ctl.stop_reason.is_some() || ctl.state.is_terminal() {
+                return;
+            }
+            ctl.stop_reason = Some(reason.clone());
+            ctl.stop_deadline = Deadline::after(self.options.shutdown_timeout);
+            let fire = matches!(ctl.state, HostState::Starting | HostState::Running);
+            if fire {
+                self.set_state(&mut ctl, HostState::Stopping);
+            }
+            // Invariant 3: wake the start sequencer and any join waiting for a request.
+            self.cond.notify_all();
+            fire
+        };
+        if fire {
+            log::info!("Application is shutting down... ({reason})");
+            // Lifetime callbacks are user code: run with no lock held (invariant 1).
+            self.stopping_event.stop_with(reason);
+        }
+    }
+
+    fn start(self: &Arc<Self>, deadline: Deadline) -> Result<(), Error> {
+        {
+            let mut ctl = self.ctl.lock();
+            if ctl.state != HostState::Created || ctl.start_active {
+                return Err(Error::InvalidState {
+                    operation: "start",
+                    state: ctl.state,
+                });
+            }
+            if ctl.stop_reason.is_some() {
+                // A stop requested before start: start nothing, the host is done.
+                for r in &mut ctl.records {
+                    r.state = ServiceState::Skipped;
+                }
+                ctl.report = Some(StopReport {
+                    reason: ctl.stop_reason.clone(),
+                    ..StopReport::empty()
+                });
+                self.set_state(&mut ctl, HostState::Stopped);
+                self.cond.notify_all();
+                drop(ctl);
+                log::info!("Application stopped before it started");
+                self.stopping_event.stop();
+                self.stopped_event.stop();
+                return Ok(());
+            }
+            ctl.start_active = true;
+            self.set_state(&mut ctl, HostState::Starting);
+        }
+        log::debug!("Hosting starting");
+        match self.start_sequence(deadline) {
+            Ok(()) => {
+                let completed = {
+                    let mut ctl = self.ctl.lock();
+                    ctl.start_active = false;
+                    let completed = ctl.state == HostState::Starting;
+                    if completed {
+                        self.set_state(&mut ctl, HostState::Running);
+                    }
+                    self.cond.notify_all();
+                    completed
+                };
+                if completed {
+                    log::info!("Application started.");
+                    self.started_event.stop();
+                } else {
+                    log::info!("Start ended early: a stop was requested");
+                }
+                Ok(())
+            }
+            Err(error) => {
+                // Log first, then transition (and roll back).
+                log::error!("Hosting failed to start: {error}");
+                let rollback = {
+                    let mut ctl = self.ctl.lock();
+                    if ctl.stop_reason.is_none() {
+                        ctl.stop_reason = Some(StopReason::Requested);
+                    }
+                    ctl.sequence_active = true;
+                    self.set_state(&mut ctl, HostState::Stopping);
+                    Deadline::after(self.options.shutdown_timeout)
+                };
+                self.stopping_event.stop_with(StopReason::Requested);
+                let report = self.stop_sequence(rollback);
+                if !report.is_clean() {
+                    log::warn!("rollback after the failed start: {report}");
+                }
+                let _report = self.finish_sequence(report, HostState::Failed);
+                Err(error)
+            }
+        }
+    }
+
+    /// Spawns every thread, then runs the three start phases. `Ok` also when interrupted by
+    /// a stop request.
+    fn start_sequence(self: &Arc<Self>, deadline: Deadline) -> Result<(), Error> {
+        for &i in &self.plan.order {
+            self.spawn(i)?;
+        }
+        let groups: Vec<Vec<usize>> = if self.options.start_concurrently {
+            self.plan.levels.clone()
+        } else {
+            self.plan.order.iter().map(|&i| vec![i]).collect()
+        };
+        for phase in [Phase::Starting, Phase::Start, Phase::Started] {
+            for group in &groups {
+                let mut ctl = self.ctl.lock();
+                if ctl.stop_reason.is_some() {
+                    self.abandon_start(&mut ctl, StopReason::Requested);
+                    return Ok(());
+                }
+                let mut targets = Vec::new();
+                for &i in group {
+                    let r = &mut ctl.records[i];
+                    if !r.hosted && phase != Phase::Start {
+                        continue;
+                    }
+                    if r.start_began.is_none() {
+                        r.start_began = Some(Instant::now());
+                    }
+                    r.state = ServiceState::Starting;
+                    let d = deadline.min_after(r.start_timeout);
+                    self.send(&mut ctl, i, Cmd::Phase(phase, d));
+                    targets.push((i, d, Await::Reply(phase)));
+                }
+                let results = self.await_all(&mut ctl, &targets, true);
+                let mut error = None;
+                for (i, resolution) in results {
+                    let r = &mut ctl.records[i];
+                    match resolution {
+                        Resolution::Done(Ok(())) => {
+                            if phase == Phase::Start {
+                                r.state = ServiceState::Running;
+                            }
+                            if phase == Phase::Started || (phase == Phase::Start && !r.hosted) {
+                                r.start_duration = r.start_began.map(|t| t.elapsed());
+                            }
+                        }
+                        Resolution::Done(Err(failure)) => {
+                            r.state = ServiceState::Failed;
+                            r.last_error = Some(failure.clone());
+                            error.get_or_insert(Error::StartFailed {
+                                service: StdArc::clone(&r.name),
+                                failure,
+                            });
+                        }
+                        Resolution::TimedOut => {
+                            error.get_or_insert(Error::StartTimeout {
+                                service: StdArc::clone(&r.name),
+                            });
+                        }
+                        Resolution::Interrupted => {}
+                    }
+                }
+                if let Some(error) = error {
+                    let reason = if matches!(error, Error::StartTimeout { .. }) {
+                        StopReason::Deadline
+                    } else {
+                        StopReason::Requested
+                    };
+                    self.abandon_start(&mut ctl, reason);
+                    return Err(error);
+                }
+                if ctl.stop_reason.is_some() {
+                    self.abandon_start(&mut ctl, StopReason::Requested);
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a start early: services awaited mid-hook are given up on (token fired, told to
+    /// `Finish`); services not started are told to `Exit`. Started ones are left for the stop
+    /// sequence (invariant 5).
+    fn abandon_start(&self, ctl: &mut MutexGuard<'_, Ctl>, reason: StopReason) {
+        let mut fire = Vec::new();
+        for i in 0..ctl.records.len() {
+            let r = &mut ctl.records[i];
+            if r.thread.is_none() || r.exited {
+                if !r.started && r.state == ServiceState::Created {
+                    r.state = ServiceState::Skipped;
+                }
+                continue;
+            }
+            if r.awaiting.is_some() && !r.started {
+                r.abandoned = true;
+                fire.push(r.token.clone());
+                self.send(ctl, i, Cmd::Finish);
+            } else if !r.started {
+                if r.state != ServiceState::Failed {
+                    r.state = ServiceState::Skipped;
+                }
+                self.send(ctl, i, Cmd::Exit);
+            }
+        }
+        // Token callbacks are user code (invariant 1).
+        MutexGuard::unlocked(ctl, || {
+            for token in fire {
+                token.stop_with(reason.clone());
+            }
+        });
+    }
+
+    fn spawn(self: &Arc<Self>, i: usize) -> Result<(), Error> {
+        let (name, kind, stack, token, policy) = {
+            let mut ctl = self.ctl.lock();
+            let r = &mut ctl.records[i];
+            let Some(kind) = r.service.take() else {
+                return Ok(());
+            };
+            (
+                StdArc::clone(&r.name),
+                kind,
+                r.stack_size,
+                r.token.token(),
+                r.policy.clone(),
+            )
+        };
+        let ctx = Context {
+            name: StdArc::clone(&name),
+            token,
+            deadline: Deadline::NEVER,
+            host: HostHandle {
+                shared: Arc::clone(self),
+            },
+        };
+        let shared = Arc::clone(self);
+        let spawned = crate::thread::spawn_named(&format!("th:{name}"), stack, move || {
+            runner::service_main(&shared, i, kind, ctx, &policy);
+        });
+        match spawned {
+            Ok(handle) => {
+                self.ctl.lock().records[i].thread = Some(handle);
+                Ok(())
+            }
+            Err(source) => Err(Error::Spawn {
+                service: name,
+                source,
+            }),
+        }
+    }
+
+    /// Waits until every target resolved: replied, exited, passed its deadline, or (if
+    /// `interruptible`) a stop was requested. Invariant 3: the predicate is re-checked under
+    /// the lock after every wake-up; the wait is bounded by the earliest pending deadline.
+    fn await_all(
+        &self,
+        ctl: &mut MutexGuard<'_, Ctl>,
+        targets: &[(usize, Deadline, Await)],
+        interruptible: bool,
+    ) -> Vec<(usize, Resolution)> {
+        let mut pending: Vec<(usize, Deadline, Await)> = targets.to_vec();
+        let mut out = Vec::with_capacity(targets.len());
+        loop {
+            pending.retain(|&(i, d, what)| {
+                let r = &mut ctl.records[i];
+                let done = match what {
+                    Await::Reply(p) => match &r.reply {
+                        Some((q, result)) if *q == p => Some(result.clone()),
+                        // A thread that exited without replying (it cannot, but be safe).
+                        _ if r.exited => Some(Ok(())),
+                        _ => None,
+                    },
+                    Await::Exit => r.exited.then_some(Ok(())),
+                };
+                if let Some(result) = done {
+                    if matches!(what, Await::Reply(_)) {
+                        r.awaiting = None;
+                    }
+                    out.push((i, Resolution::Done(result)));
+                    return false;
+                }
+                if d.is_expired() {
+                    out.push((i, Resolution::TimedOut));
+                    return false;
+                }
+                true
+            });
+            if pending.is_empty() {
+                return out;
+            }
+            if interruptible && ctl.stop_reason.is_some() {
+                out.extend(
+                    pending
+                        .iter()
+                        .map(|&(i, _, _)| (i, Resolution::Interrupted)),
+                );
+                return out;
+            }
+            let earliest = pending
+                .iter()
+                .map(|&(_, d, _)| d)
+                .min()
+                .unwrap_or(Deadline::NEVER);
+            match earliest.instant() {
+                None => self.cond.wait(ctl),
+                Some(at) => {
+                    let _ = self.cond.wait_until(ctl, at);
+                }
+            }
+        }
+    }
+
+    fn stop(self: &Arc<Self>, deadline: Deadline) -> StopReport {
+        {
+            let ctl = self.ctl.lock();
+            if ctl.state == HostState::Created && !ctl.start_active {
+                // Stop before start is a no-op: the host can still be started.
+                return StopReport::empty();
+            }
+        }
+        self.request_stop(StopReason::Requested);
+        self.await_or_run_sequence(deadline, false)
+            .unwrap_or_else(|ctl_report| ctl_report)
+    }
+
+    fn join(self: &Arc<Self>, deadline: Deadline) -> Result<StopReport, Error> {
+        match self.await_or_run_sequence(deadline, true) {
+            Ok(report) => Ok(report),
+            Err(_) => Err(Error::JoinTimeout {
+                state: self.state(),
+            }),
+        }
+    }
+
+    /// Returns the final report: stored, or made by this caller running the stop sequence, or
+    /// (`Err`) an incomplete one at `deadline`. `for_join`: the stop deadline is capped by the
+    /// request's shutdown deadline, and a host not asked to stop is waited on.
+    fn await_or_run_sequence(
+        self: &Arc<Self>,
+        deadline: Deadline,
+        for_join: bool,
+    ) -> Result<StopReport, StopReport> {
+        let mut ctl = self.ctl.lock();
+        loop {
+            if let (true, Some(report)) = (ctl.state.is_terminal(), &ctl.report) {
+                return Ok(report.clone());
+            }
+            if ctl.state == HostState::Created && ctl.stop_reason.is_some() && !ctl.start_active {
+                // Asked to stop before it ever started: nothing to stop.
+                let report = StopReport {
+                    reason: ctl.stop_reason.clone(),
+                    ..StopReport::empty()
+                };
+                ctl.report = Some(report.clone());
+                self.set_state(&mut ctl, HostState::Stopped);
+                self.cond.notify_all();
+                drop(ctl);
+                self.stopped_event.stop();
+                return Ok(report);
+            }
+            let may_run = ctl.state == HostState::Stopping
+                && !ctl.start_active
+                && !ctl.sequence_active
+                && ctl.report.is_none();
+            if may_run {
+                ctl.sequence_active = true;
+                let d = if for_join {
+                    deadline.min(ctl.stop_deadline)
+                } else {
+                    deadline
+                };
+                drop(ctl);
+                let report = self.stop_sequence(d);
+                return Ok(self.finish_sequence(report, HostState::Stopped));
+            }
+            // Invariant 4: someone else is starting or stopping; wait for them.
+            let timed_out = match deadline.instant() {
+                None => {
+                    self.cond.wait(&mut ctl);
+                    false
+                }
+                Some(at) => self.cond.wait_until(&mut ctl, at).timed_out(),
+            };
+            if timed_out && !ctl.state.is_terminal() {
+                let mut report = StopReport::empty();
+                report.complete = false;
+                report.reason = ctl.stop_reason.clone();
+                return Err(report);
+            }
+        }
+    }
+
+    /// Stores the report, enters `end` (Stopped or Failed), wakes waiters, fires `stopped`.
+    fn finish_sequence(&self, mut report: StopReport, end: HostState) -> StopReport {
+        {
+            let mut ctl = self.ctl.lock();
+            report.failure = ctl.host_failure.clone();
+            ctl.report = Some(report.clone());
+            ctl.sequence_active = false;
+            ctl.start_active = false;
+            self.set_state(&mut ctl, end);
+            self.cond.notify_all();
+        }
+        log::info!("Application stopped: {report}");
+        self.stopped_event.stop();
+        report
+    }
+
+    /// The stop sequence: stopping, stop, stopped phases over the started services in
+    /// reverse start order (or by reversed level), then the threads that never started; join
+    /// what exited, detach and report what did not.
+    fn stop_sequence(&self, deadline: Deadline) -> StopReport {
+        let began = Instant::now();
+        let reverse: Vec<usize> = self.plan.order.iter().rev().copied().collect();
+        let groups: Vec<Vec<usize>> = if self.options.stop_concurrently {
+            self.plan.levels.iter().rev().cloned().collect()
+        } else {
+            reverse.iter().map(|&i| vec![i]).collect()
+        };
+        let mut ctl = self.ctl.lock();
+        let reason = ctl.stop_reason.clone().unwrap_or(StopReason::Requested);
+        // Invariant 5: only started, not abandoned services take part.
+        let live = |r: &Record| r.started && !r.abandoned && !r.timed_out;
+        for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
+            for group in &groups {
+                let mut targets = Vec::new();
+                let mut fire = Vec::new();
+                for &i in group {
+                    let r = &mut ctl.records[i];
+                    if !live(r) {
+                        continue;
+                    }
+                    if !r.hosted && (phase != Phase::Stop || r.exited) {
+                        continue;
+                    }
+                    let d = r.stop_deadline(deadline);
+                    if !matches!(r.state, ServiceState::Failed | ServiceState::Completed) {
+                        r.state = ServiceState::Stopping;
+                    }
+                    if phase == Phase::Stop {
+                        fire.push(r.token.clone());
+                    }
+                    if r.hosted {
+                        self.send(&mut ctl, i, Cmd::Phase(phase, d));
+                        targets.push((i, d, Await::Reply(phase)));
+                    } else {
+                        targets.push((i, d, Await::Exit));
+                    }
+                }
+                if targets.is_empty() {
+                    continue;
+                }
+                if !fire.is_empty() {
+                    // Invariant 1: token callbacks are user code.
+                    MutexGuard::unlocked(&mut ctl, || {
+                        for t in &fire {
+                            t.stop_with(reason.clone());
+                        }
+                    });
+                }
+                for (i, resolution) in self.await_all(&mut ctl, &targets, false) {
+                    if let Resolution::Done(_) = resolution {
+                        // The last phase to finish sets the final figure.
+                        let r = &mut ctl.records[i];
+                        r.stop_duration = r.stop_began.map(|t| t.elapsed());
+                    }
+                    match resolution {
+                        Resolution::Done(Ok(())) => {}
+                        Resolution::Done(Err(failure)) => {
+                            let r = &mut ctl.records[i];
+                            log::error!("service `{}` failed to stop: {failure}", r.name);
+                            r.last_error = Some(failure);
+                            r.state = ServiceState::Failed;
+                        }
+                        Resolution::TimedOut | Resolution::Interrupted => {
+                            self.give_up(&mut ctl, i);
+                        }
+                    }
+                }
+            }
+        }
+        // Everything else that has a thread: started-and-done, skipped, abandoned, failed
+        // starts. Their tokens fire so that an abandoned start can give up; then await exits.
+        let mut fire = Vec::new();
+        let mut targets = Vec::new();
+        for &i in &reverse {
+            let r = &mut ctl.records[i];
+            if r.thread.is_some() && !r.exited && !r.timed_out {
+                fire.push(r.token.clone());
+                let d = r.stop_deadline(deadline);
+                targets.push((i, d, Await::Exit));
+            }
+        }
+        MutexGuard::unlocked(&mut ctl, || {
+            for t in &fire {
+                t.stop_with(reason.clone());
+            }
+        });
+        for (i, resolution) in self.await_all(&mut ctl, &targets, false) {
+            if !matches!(resolution, Resolution::Done(_)) {
+                self.give_up(&mut ctl, i);
+            }
+        }
+        // Invariant 6: join exited threads (they only have to return), detach the rest.
+        let mut joins = Vec::new();
+        let mut report = StopReport {
+            reason: Some(reason),
+            complete: true,
+            ..StopReport::default()
+        };
+        for &i in &reverse {
+            let r = &mut ctl.records[i];
+            if r.exited {
+                joins.push(r.thread.take());
+            } else if r.thread.is_some() {
+                // Detached: dropping the handle lets the thread run on; it is reported.
+                drop(r.thread.take());
+            }
+            let outcome = if r.timed_out || (r.abandoned && !r.exited) {
+                Outcome::TimedOut
+            } else if !r.started {
+                Outcome::NotStarted
+            } else if let (ServiceState::Failed, Some(f)) = (r.state, &r.last_error) {
+                Outcome::Failed(f.clone())
+            } else {
+                Outcome::Stopped
+            };
+            if r.started && !r.timed_out && !matches!(r.state, ServiceState::Failed) {
+                r.state = ServiceState::Stopped;
+            }
+            let duration = r
+                .stop_began
+                .map_or(Duration::ZERO, |t| r.stop_duration.unwrap_or(t.elapsed()));
+            report.services.push(ServiceReport {
+                name: StdArc::clone(&r.name),
+                outcome,
+                duration,
+            });
+        }
+        drop(ctl);
+        for handle in joins.into_iter().flatten() {
+            // The thread set `exited` as its last act; this join only waits for it to return.
+            let _ = handle.join();
+        }
+        report.elapsed = began.elapsed();
+        report
+    }
+
+    /// A service missed its deadline: fire its token, tell it to finish alone, detach it.
+    fn give_up(&self, ctl: &mut MutexGuard<'_, Ctl>, i: usize) {
+        let token = {
+            let r = &mut ctl.records[i];
+            r.timed_out = true;
+            r.state = ServiceState::TimedOut;
+            r.stop_duration = r.stop_began.map(|t| t.elapsed());
+            log::warn!(
+                "service `{}` did not stop by the deadline; its thread is left running",
+                r.name
+            );
+            r.token.clone()
+        };
+        self.send(ctl, i, Cmd::Finish);
+        MutexGuard::unlocked(ctl, || {
+            token.stop_with(StopReason::Deadline);
+        });
+    }
+
+    // ---- called from service threads (runner.rs) ----
+
+    /// Blocks the service thread until the host sends it a command.
+    pub(crate) fn next_cmd(&self, i: usize) -> Cmd {
+        let mut ctl = self.ctl.lock();
+        loop {
+            if let Some(cmd) = ctl.records[i].cmd.take() {
+                return cmd;
+            }
+            self.cmd_conds[i].wait(&mut ctl);
+        }
+    }
+
+    /// Records a phase's result (invariant 3). A start that succeeds after the host gave up
+    /// does not count as started (invariant 5).
+    pub(crate) fn reply(&self, i: usize, phase: Phase, result: Result<(), Failure>) {
+        let mut ctl = self.ctl.lock();
+        let r = &mut ctl.records[i];
+        if phase == Phase::Start && result.is_ok() && !r.abandoned {
+            r.started = true;
+        }
+        if let Err(f) = &result {
+            r.last_error = Some(f.clone());
+        }
+        r.reply = Some((phase, result));
+        self.cond.notify_all();
+    }
+
+    /// The service thread is done; its last act (invariant 6).
+    pub(crate) fn mark_exited(&self, i: usize) {
+        let mut ctl = self.ctl.lock();
+        ctl.records[i].exited = true;
+        self.cond.notify_all();
+    }
+
+    pub(crate) fn is_abandoned(&self, i: usize) -> bool {
+        self.ctl.lock().records[i].abandoned
+    }
+
+    pub(crate) fn set_service_state(&self, i: usize, state: ServiceState) {
+        self.ctl.lock().records[i].state = state;
+    }
+
+    /// A body failure: record it and bump the restart count when restarting.
+    pub(crate) fn record_failure(&self, i: usize, failure: &Failure, state: ServiceState) {
+        let mut ctl = self.ctl.lock();
+        let r = &mut ctl.records[i];
+        r.last_error = Some(failure.clone());
+        r.state = state;
+        if state == ServiceState::Restarting {
+            r.restarts += 1;
+        }
+    }
+
+    /// A failure under `StopHost`: remember the first one, then request the stop.
+    pub(crate) fn fail_host(&self, i: usize, failure: Failure) {
+        let name = {
+            let mut ctl = self.ctl.lock();
+            let name = StdArc::clone(&ctl.records[i].name);
+            ctl.records[i].last_error = Some(failure.clone());
+            ctl.records[i].state = ServiceState::Failed;
+            if ctl.host_failure.is_none() {
+                ctl.host_failure = Some((StdArc::clone(&name), failure));
+            }
+            name
+        };
+        self.request_stop(StopReason::Failure { service: name });
+    }
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for HostHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostHandle")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostHandle {
+    #[cfg(feature = "termination")]
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+
+    #[cfg(feature = "termination")]
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Shared>) -> Option<HostHandle> {
+        weak.upgrade().map(|shared| HostHandle { shared })
+    }
+}

@@ -1,0 +1,152 @@
+//! Lifecycle states and the snapshot of a host.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Failure;
+
+/// The lifecycle state of a host.
+///
+/// ```text
+///            start()              all started
+///  Created ───────────▶ Starting ─────────────▶ Running
+///     │                    │ │                     │
+///     │ request_stop()     │ │ stop requested      │ stop requested
+///     │ then start()       │ └──────────┐          │
+///     │                    │ a start    ▼          ▼
+///     │                    │ failed   Stopping ◀───┘
+///     │                    ▼            │
+///     │                  Failed         │ stop sequence done
+///     └──────────────────────────────▶ Stopped
+/// ```
+///
+/// A transition A→B implies A < B; `Stopped` and `Failed` are terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum HostState {
+    /// Built, not started.
+    Created = 0,
+    /// `start` is running the start phases.
+    Starting = 1,
+    /// Every service started.
+    Running = 2,
+    /// A stop was requested or is running.
+    Stopping = 3,
+    /// The stop sequence finished.
+    Stopped = 4,
+    /// A start failed; the services that had started were stopped.
+    Failed = 5,
+}
+
+impl HostState {
+    /// `true` for `Stopped` and `Failed`: no transition leaves them.
+    #[must_use]
+    pub fn is_terminal(self) -> bool {
+        matches!(self, HostState::Stopped | HostState::Failed)
+    }
+
+    pub(crate) fn from_u8(v: u8) -> HostState {
+        match v {
+            0 => HostState::Created,
+            1 => HostState::Starting,
+            2 => HostState::Running,
+            3 => HostState::Stopping,
+            4 => HostState::Stopped,
+            _ => HostState::Failed,
+        }
+    }
+}
+
+impl fmt::Display for HostState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HostState::Created => "created",
+            HostState::Starting => "starting",
+            HostState::Running => "running",
+            HostState::Stopping => "stopping",
+            HostState::Stopped => "stopped",
+            HostState::Failed => "failed",
+        })
+    }
+}
+
+/// The state of one service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServiceState {
+    /// Not started yet.
+    Created,
+    /// Its start hooks are running.
+    Starting,
+    /// Started (a background service: its body is running).
+    Running,
+    /// Waiting out a restart backoff.
+    Restarting,
+    /// A background body returned `Ok(())` before being stopped; the host goes on.
+    Completed,
+    /// Its stop hooks are running, or its body was told to stop.
+    Stopping,
+    /// Stopped in time.
+    Stopped,
+    /// Failed (see its last error); not running.
+    Failed,
+    /// Missed its deadline: its thread was left running, detached, and is reported.
+    TimedOut,
+    /// Never started because the host's start stopped before reaching it.
+    Skipped,
+}
+
+impl fmt::Display for ServiceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServiceState::Created => "created",
+            ServiceState::Starting => "starting",
+            ServiceState::Running => "running",
+            ServiceState::Restarting => "restarting",
+            ServiceState::Completed => "completed",
+            ServiceState::Stopping => "stopping",
+            ServiceState::Stopped => "stopped",
+            ServiceState::Failed => "failed",
+            ServiceState::TimedOut => "timed out",
+            ServiceState::Skipped => "skipped",
+        })
+    }
+}
+
+/// One service's line in a [`HostSnapshot`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServiceStatus {
+    /// The service's name.
+    pub name: Arc<str>,
+    /// Its state.
+    pub state: ServiceState,
+    /// How often its body was restarted.
+    pub restarts: u32,
+    /// Its last failure, if any.
+    pub last_error: Option<Failure>,
+    /// How long its start took (all start phases), once started.
+    pub start_duration: Option<Duration>,
+    /// How long its stop took (all stop phases), once stopped.
+    pub stop_duration: Option<Duration>,
+}
+
+/// A consistent picture of a host: its state and every service's status, in registration
+/// order.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct HostSnapshot {
+    /// The host's state.
+    pub state: HostState,
+    /// One entry per service, in registration order.
+    pub services: Vec<ServiceStatus>,
+}
+
+impl HostSnapshot {
+    /// The status of the service named `name`.
+    #[must_use]
+    pub fn service(&self, name: &str) -> Option<&ServiceStatus> {
+        self.services.iter().find(|s| &*s.name == name)
+    }
+}

@@ -1,0 +1,176 @@
+//! Hosted services on OS threads, with a graceful, deadline-bounded lifecycle.
+//!
+//! threadhost gives programs without an async executor — plain `fn main` Rust programs, C and
+//! C++ applications, small industrial gateways under systemd — what .NET's Generic Host gives
+//! C# programs: hosted services with a clean lifecycle, background workers, and a graceful
+//! shutdown that returns by its deadline whatever a service does, and says what overran.
+//!
+//! # Hello, host
+//!
+//! ```
+//! use std::time::Duration;
+//! use threadhost::HostBuilder;
+//!
+//! let host = HostBuilder::new()
+//!     .background("worker", |ctx| {
+//!         let mut n = 0u64;
+//!         // `sleep` returns Err(Stopped) as soon as the host stops this service.
+//!         while ctx.sleep(Duration::from_millis(5)).is_ok() {
+//!             n += 1;
+//!         }
+//!         log::info!("worker ran {n} rounds");
+//!         Ok(())
+//!     })
+//!     .build()?;
+//!
+//! host.start(Duration::from_secs(5))?;
+//! // ... the program does its own thing; a signal or a service may request a stop ...
+//! let report = host.stop(Duration::from_secs(5));
+//! assert!(report.is_clean(), "{report}");
+//! # Ok::<(), threadhost::Error>(())
+//! ```
+//!
+//! A real program lets [`Host::run`] do all of it — start, wait for Ctrl-C / SIGTERM, stop —
+//! and turns the result into its exit code with [`exit_code`]:
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//! use threadhost::HostBuilder;
+//!
+//! fn main() -> ExitCode {
+//!     let result = HostBuilder::new()
+//!         .console_lifetime()
+//!         .background("worker", |ctx| { ctx.token().wait(); Ok(()) })
+//!         .build()
+//!         .and_then(|host| host.run());
+//!     ExitCode::from(threadhost::exit_code(&result))
+//! }
+//! ```
+//!
+//! # Lifecycle
+//!
+//! ```text
+//!  Created ──start()──▶ Starting ──all started──▶ Running ──stop requested──▶ Stopping ──▶ Stopped
+//!                          │                                                    ▲
+//!                          ├── a start failed or overran: rollback ─▶ Failed    │
+//!                          └── stop requested during start ─────────────────────┘
+//! ```
+//!
+//! - Every service runs on its own named thread, `th:<name>`, from its first instruction:
+//!   even its `start` hook. So [`Host::start`] returns by its deadline even when a start
+//!   hangs, and a slow service never delays another's thread.
+//! - Services start in registration order (after the services they
+//!   [depend on](Service::depends_on)) and stop in reverse. Each phase — starting, start,
+//!   started; stopping, stop, stopped — completes for all services before the next.
+//! - A start that fails, panics or overruns stops exactly the services that had started, in
+//!   reverse, and the error names the service. A service that never started is never stopped.
+//! - [`Host::stop`] shares one deadline among all services and returns by it with a
+//!   [`StopReport`]: each service stopped, failed, or timed out (its thread left running,
+//!   detached, and named — never silently forgotten).
+//! - [`HostHandle`] requests a stop from anywhere and exposes the lifetime events
+//!   [`started`](HostHandle::started), [`stopping`](HostHandle::stopping) and
+//!   [`stopped`](HostHandle::stopped), plus a [`snapshot`](HostHandle::snapshot).
+//!
+//! ```
+//! use std::time::Duration;
+//! use threadhost::{HostBuilder, HostState};
+//!
+//! let host = HostBuilder::new()
+//!     .background("db", |ctx| { ctx.token().wait(); Ok(()) })
+//!     .background("api", |ctx| { ctx.token().wait(); Ok(()) })
+//!     .build()?;
+//! let handle = host.handle();
+//! host.start(Duration::from_secs(5))?;
+//! assert_eq!(handle.state(), HostState::Running);
+//! handle.request_stop(); // e.g. from another thread
+//! let report = host.join(Duration::from_secs(5))?;
+//! let order: Vec<&str> = report.services().iter().map(|s| &*s.name).collect();
+//! assert_eq!(order, ["api", "db"]); // reverse start order
+//! # Ok::<(), threadhost::Error>(())
+//! ```
+//!
+//! # Stop tokens
+//!
+//! [`StopSource`] / [`StopToken`] are the cancellation primitive, usable on their own:
+//! [`is_stopped`](StopToken::is_stopped) is one atomic load; [`wait`](StopToken::wait),
+//! [`wait_timeout`](StopToken::wait_timeout), [`wait_until`](StopToken::wait_until) and
+//! [`sleep`](StopToken::sleep) block on a condition variable and wake within microseconds of
+//! the stop; [`child`](StopToken::child) tokens stop with their parent;
+//! [`on_stop`](StopToken::on_stop) registers callbacks; [`reason`](StopToken::reason) says why.
+//!
+//! ```
+//! use std::time::Duration;
+//! use threadhost::{StopReason, StopSource};
+//!
+//! let source = StopSource::new();
+//! let token = source.token();
+//! let waiter = std::thread::spawn(move || token.wait_timeout(Duration::from_secs(10)));
+//! source.stop_with(StopReason::Signal);
+//! assert!(waiter.join().unwrap()); // woken, not timed out
+//! assert_eq!(source.reason(), Some(StopReason::Signal));
+//! ```
+//!
+//! # Deadlines
+//!
+//! Every blocking verb takes `impl Into<`[`Deadline`]`>`: a [`Duration`](std::time::Duration)
+//! counted from the call, an [`Instant`](std::time::Instant), or [`Deadline::NEVER`]. The
+//! deadline is computed once, at the call, and shared by every step beneath it.
+//!
+//! # Failure policy
+//!
+//! A background service that returns an error or panics is handled by its [`Policy`]:
+//! [`StopHost`](Policy::StopHost) (the default, as .NET 6+: the host stops and
+//! [`Host::run`] returns [`Error::ServiceFailed`]), [`Ignore`](Policy::Ignore), or
+//! [`Restart`](Policy::Restart) with exponential backoff and a restart-intensity limit.
+//! A panic is a failure like an error, with its message; it never takes down another service.
+//!
+//! ```
+//! use std::time::Duration;
+//! use threadhost::{Error, HostBuilder};
+//!
+//! let result = HostBuilder::new()
+//!     .shutdown_timeout(Duration::from_secs(5))
+//!     .background("flaky", |_ctx| Err("disk full".into()))
+//!     .build()?
+//!     .run();
+//! assert!(matches!(result, Err(Error::ServiceFailed { ref service, .. }) if &**service == "flaky"));
+//! assert_eq!(threadhost::exit_code(&result), threadhost::EXIT_FAILURE);
+//! # Ok::<(), threadhost::Error>(())
+//! ```
+//!
+//! # Differences from .NET's Generic Host
+//!
+//! - Threads, not tasks: each service owns an OS thread; a start hook cannot block the host.
+//! - Deadlines, not tokens with timeouts; a stop that overruns is reported per service, and
+//!   the overrunning thread is detached and counted instead of awaited forever.
+//! - A failed start rolls back the services that started; .NET stops nothing.
+//! - A stop requested during start skips the services not yet started and is a clean stop.
+//! - A worker failure under `StopHost` makes [`Host::run`] an error (as .NET 11 finally does).
+//! - Restart policies and declared dependencies exist; .NET has neither.
+//! - The `stopping` event fires when a stop is requested, before any `stopping` hook, on
+//!   every path (in .NET the order depends on who triggered the stop).
+
+#![doc(test(no_crate_inject, attr(deny(warnings))))]
+#![deny(unsafe_code)]
+
+mod deadline;
+mod error;
+mod host;
+mod lifetime;
+mod panic;
+mod service;
+mod stop;
+mod supervise;
+mod sync;
+mod thread;
+
+pub use deadline::Deadline;
+pub use error::{BoxError, Error, Failure, ServiceResult};
+pub use host::{
+    Host, HostBuilder, HostHandle, HostOptions, HostSnapshot, HostState, Outcome, ServiceReport,
+    ServiceState, ServiceStatus, StopReport,
+};
+pub use lifetime::{EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, exit_code};
+pub use service::{BackgroundService, Context, HostedService, Service};
+pub use stop::{Registration, StopGuard, StopReason, StopSource, StopToken, Stopped};
+pub use supervise::{Backoff, Policy};

@@ -1,0 +1,56 @@
+//! The console lifetime: SIGINT / SIGTERM / SIGHUP through ctrlc's `termination` feature.
+//!
+//! ctrlc allows one handler per process, so threadhost installs one, once, and keeps a list of
+//! the hosts that asked for it. The handler runs on ctrlc's own thread (the signal handler
+//! itself only wakes that thread) and does nothing but request a stop — or, for a second
+//! signal while a host is stopping, exit the process.
+
+use std::sync::{Mutex, OnceLock, Weak};
+
+use crate::error::Error;
+use crate::host::{HostHandle, HostState};
+use crate::lifetime::EXIT_FORCED;
+use crate::stop::StopReason;
+
+/// Hosts that asked for the console lifetime. A std mutex: never contended, and usable from
+/// the signal thread.
+static HOSTS: Mutex<Vec<Weak<crate::host::Shared>>> = Mutex::new(Vec::new());
+static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Registers `host` with the process's console lifetime, installing the handler once.
+pub(crate) fn install(host: &HostHandle) -> Result<(), Error> {
+    {
+        let mut hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
+        hosts.retain(|w| w.strong_count() > 0);
+        hosts.push(host.downgrade());
+    }
+    let installed =
+        INSTALLED.get_or_init(|| ctrlc::try_set_handler(on_signal).map_err(|e| e.to_string()));
+    match installed {
+        Ok(()) => Ok(()),
+        Err(message) => Err(Error::Signal(ctrlc::Error::System(std::io::Error::other(
+            message.clone(),
+        )))),
+    }
+}
+
+fn on_signal() {
+    let hosts: Vec<HostHandle> = {
+        let hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
+        hosts.iter().filter_map(HostHandle::upgrade).collect()
+    };
+    let stopping = hosts.iter().any(|h| {
+        h.stop_reason().is_some() && !h.state().is_terminal() && h.state() != HostState::Created
+    });
+    if stopping {
+        log::warn!(
+            "Second termination signal while stopping: exiting at once (code {EXIT_FORCED})"
+        );
+        log::logger().flush();
+        std::process::exit(i32::from(EXIT_FORCED));
+    }
+    log::info!("Termination signal received; requesting a graceful stop");
+    for h in hosts {
+        h.request_stop_with(StopReason::Signal);
+    }
+}

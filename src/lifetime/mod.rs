@@ -1,0 +1,54 @@
+//! Process lifetime: exit codes and the console lifetime (termination signals).
+
+#[cfg(feature = "termination")]
+mod console;
+
+#[cfg(feature = "termination")]
+pub(crate) use console::install;
+
+use crate::error::Error;
+use crate::host::StopReport;
+
+/// Exit code of a graceful stop.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when a start failed, or a service failed under `Policy::StopHost`.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code when the host could not be built or configured (a bad option, a duplicate
+/// name, a dependency error).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code when the stop overran its deadline (services were left running).
+pub const EXIT_STOP_TIMEOUT: u8 = 3;
+/// Exit code of the console lifetime when a second termination signal arrives while the host
+/// is stopping: the process exits at once (128 + SIGINT, as shells report Ctrl-C).
+pub const EXIT_FORCED: u8 = 130;
+
+/// Maps the result of [`Host::run`](crate::Host::run) to a process exit code:
+/// [`EXIT_OK`], [`EXIT_FAILURE`], [`EXIT_CONFIG`] or [`EXIT_STOP_TIMEOUT`].
+///
+/// ```no_run
+/// use std::process::ExitCode;
+/// use threadhost::HostBuilder;
+///
+/// fn main() -> ExitCode {
+///     let result = HostBuilder::new()
+///         .console_lifetime()
+///         .background("worker", |ctx| { ctx.token().wait(); Ok(()) })
+///         .build()
+///         .and_then(|host| host.run());
+///     ExitCode::from(threadhost::exit_code(&result))
+/// }
+/// ```
+#[must_use]
+pub fn exit_code(result: &Result<StopReport, Error>) -> u8 {
+    match result {
+        Ok(_) => EXIT_OK,
+        Err(Error::StopTimeout { .. }) => EXIT_STOP_TIMEOUT,
+        Err(
+            Error::InvalidOption { .. }
+            | Error::DuplicateService { .. }
+            | Error::UnknownDependency { .. }
+            | Error::DependencyCycle { .. },
+        ) => EXIT_CONFIG,
+        Err(_) => EXIT_FAILURE,
+    }
+}

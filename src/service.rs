@@ -1,0 +1,374 @@
+//! The service traits, the [`Context`] handed to a service, and the [`Service`] descriptor.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::deadline::Deadline;
+use crate::error::ServiceResult;
+use crate::host::HostHandle;
+use crate::stop::{StopToken, Stopped};
+use crate::supervise::Policy;
+
+/// A hosted service with lifecycle hooks, as .NET's `IHostedService` +
+/// `IHostedLifecycleService`.
+///
+/// Every hook runs on the service's own thread (`th:<name>`), never on the thread that calls
+/// `Host::start` or `Host::stop`. Between `started` and `stopping` that thread idles, blocked
+/// until the host needs it. Each phase completes for every service before the next phase
+/// begins: all `starting` hooks, then all `start`, then all `started`; on stop, all `stopping`,
+/// then all `stop`, then all `stopped`, in reverse order.
+///
+/// `start` runs under the start deadline ([`Context::deadline`]) and may watch
+/// [`Context::token`]: it fires if the host gives up on the start (deadline, stop request).
+/// The stop hooks run after the token fired, under the stop deadline.
+///
+/// A service whose `start` did not succeed is never stopped: its `stopping`, `stop` and
+/// `stopped` hooks never run.
+///
+/// ```
+/// use std::time::Duration;
+/// use threadhost::{Context, HostBuilder, HostedService, ServiceResult};
+///
+/// struct Listener { open: bool }
+///
+/// impl HostedService for Listener {
+///     fn start(&mut self, _ctx: &Context) -> ServiceResult {
+///         self.open = true;
+///         Ok(())
+///     }
+///     fn stop(&mut self, _ctx: &Context) -> ServiceResult {
+///         self.open = false;
+///         Ok(())
+///     }
+/// }
+///
+/// let host = HostBuilder::new().hosted("listener", Listener { open: false }).build()?;
+/// host.start(Duration::from_secs(5))?;
+/// let report = host.stop(Duration::from_secs(5));
+/// assert!(report.is_clean());
+/// # Ok::<(), threadhost::Error>(())
+/// ```
+#[allow(unused_variables)]
+pub trait HostedService: Send + 'static {
+    /// Runs before any service's `start`. The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// An error fails the host's start, naming this service.
+    fn starting(&mut self, ctx: &Context) -> ServiceResult {
+        Ok(())
+    }
+
+    /// Starts the service. Must return; long-running work belongs in a [`BackgroundService`].
+    ///
+    /// # Errors
+    ///
+    /// An error fails the host's start: the services already started are stopped in reverse
+    /// order and `Host::start` returns `Error::StartFailed` naming this service.
+    fn start(&mut self, ctx: &Context) -> ServiceResult;
+
+    /// Runs after every service's `start` succeeded. The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// An error fails the host's start, naming this service.
+    fn started(&mut self, ctx: &Context) -> ServiceResult {
+        Ok(())
+    }
+
+    /// Runs when the host begins to stop, before any service's `stop`. The default does
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// An error is recorded in the `StopReport`; the stop goes on.
+    fn stopping(&mut self, ctx: &Context) -> ServiceResult {
+        Ok(())
+    }
+
+    /// Stops the service, by [`Context::deadline`]. The token has already fired.
+    ///
+    /// # Errors
+    ///
+    /// An error is recorded in the `StopReport`; the stop goes on.
+    fn stop(&mut self, ctx: &Context) -> ServiceResult;
+
+    /// Runs after every service's `stop`. The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// An error is recorded in the `StopReport`; the stop goes on.
+    fn stopped(&mut self, ctx: &Context) -> ServiceResult {
+        Ok(())
+    }
+}
+
+/// A long-running service: a body that runs on its own thread until its token fires.
+///
+/// As .NET's `BackgroundService`, but the body runs on a dedicated thread from its first
+/// instruction, so a slow body never delays the start of the host or of other services.
+/// It counts as started as soon as its thread runs the body; an optional [`start`] hook runs
+/// first, under the start deadline, for initialisation whose failure should fail the host's
+/// start.
+///
+/// The body should return soon after [`Context::token`] fires. Returning `Ok(())` early ends
+/// the service ("completed") but not the host. Returning an error or panicking is a failure,
+/// handled by the service's [`Policy`]. A [`Stopped`] error returned after the token fired is a
+/// clean exit, so `ctx.sleep(d)?` is idiomatic.
+///
+/// Closures `FnMut(&Context) -> ServiceResult` are background services
+/// ([`HostBuilder::background`](crate::HostBuilder::background) takes one).
+///
+/// [`start`]: BackgroundService::start
+///
+/// ```
+/// use std::time::Duration;
+/// use threadhost::HostBuilder;
+///
+/// let host = HostBuilder::new()
+///     .background("heartbeat", |ctx| {
+///         while !ctx.is_stopped() {
+///             log::info!("beat");
+///             ctx.sleep(Duration::from_millis(10))?;
+///         }
+///         Ok(())
+///     })
+///     .build()?;
+/// host.start(Duration::from_secs(5))?;
+/// assert!(host.stop(Duration::from_secs(5)).is_clean());
+/// # Ok::<(), threadhost::Error>(())
+/// ```
+#[allow(unused_variables)]
+pub trait BackgroundService: Send + 'static {
+    /// Runs on the service's thread before the body, under the start deadline. The default
+    /// does nothing.
+    ///
+    /// # Errors
+    ///
+    /// An error fails the host's start, naming this service; the body never runs.
+    fn start(&mut self, ctx: &Context) -> ServiceResult {
+        Ok(())
+    }
+
+    /// The body: runs until the token fires (or until it is done).
+    ///
+    /// Under a restart policy the body is called again after a failure, on the same thread
+    /// and the same value.
+    ///
+    /// # Errors
+    ///
+    /// An error is a failure of the service, handled by its [`Policy`].
+    fn run(&mut self, ctx: &Context) -> ServiceResult;
+}
+
+impl<F> BackgroundService for F
+where
+    F: FnMut(&Context) -> ServiceResult + Send + 'static,
+{
+    fn run(&mut self, ctx: &Context) -> ServiceResult {
+        self(ctx)
+    }
+}
+
+/// What a service's thread is given: its name, its stop token, the deadline of the current
+/// phase, and a handle to the host.
+///
+/// One `Context` lives on each service thread for the thread's whole life.
+pub struct Context {
+    pub(crate) name: Arc<str>,
+    pub(crate) token: StopToken,
+    pub(crate) deadline: Deadline,
+    pub(crate) host: HostHandle,
+}
+
+impl Context {
+    /// The service's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The service's stop token: fires when the host stops this service, or gives up on its
+    /// start.
+    #[must_use]
+    pub fn token(&self) -> &StopToken {
+        &self.token
+    }
+
+    /// `true` once the service's token has fired. One atomic load.
+    #[must_use]
+    pub fn is_stopped(&self) -> bool {
+        self.token.is_stopped()
+    }
+
+    /// Sleeps for `duration`, or until the token fires.
+    ///
+    /// # Errors
+    ///
+    /// [`Stopped`] if the token fired first.
+    pub fn sleep(&self, duration: Duration) -> Result<(), Stopped> {
+        self.token.sleep(duration)
+    }
+
+    /// The deadline of the current phase: the start deadline inside start hooks, the stop
+    /// deadline inside stop hooks, [`Deadline::NEVER`] in a body.
+    #[must_use]
+    pub fn deadline(&self) -> Deadline {
+        self.deadline
+    }
+
+    /// A handle to the host, e.g. to [`request_stop`](HostHandle::request_stop) it.
+    #[must_use]
+    pub fn host(&self) -> &HostHandle {
+        &self.host
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("name", &self.name)
+            .field("token", &self.token)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The two kinds of service a host runs.
+pub(crate) enum Kind {
+    Hosted(Box<dyn HostedService>),
+    Background(Box<dyn BackgroundService>),
+}
+
+/// A service and its settings, ready to be added to a host with
+/// [`HostBuilder::add_service`](crate::HostBuilder::add_service).
+///
+/// ```
+/// use std::time::Duration;
+/// use threadhost::{HostBuilder, Policy, Service};
+///
+/// let host = HostBuilder::new()
+///     .add_service(Service::background_fn("db", |ctx| {
+///         ctx.token().wait();
+///         Ok(())
+///     }))
+///     .add_service(
+///         Service::background_fn("api", |ctx| {
+///             ctx.token().wait();
+///             Ok(())
+///         })
+///         .depends_on("db")
+///         .on_failure(Policy::Ignore)
+///         .stop_timeout(Duration::from_secs(2))
+///         .stack_size(256 * 1024),
+///     )
+///     .build()?;
+/// # drop(host);
+/// # Ok::<(), threadhost::Error>(())
+/// ```
+#[must_use = "a Service does nothing until added to a HostBuilder"]
+pub struct Service {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: Kind,
+    pub(crate) policy: Option<Policy>,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) start_timeout: Option<Duration>,
+    pub(crate) stop_timeout: Option<Duration>,
+    pub(crate) depends_on: Vec<Arc<str>>,
+}
+
+impl Service {
+    fn new(name: &str, kind: Kind) -> Service {
+        Service {
+            name: Arc::from(name),
+            kind,
+            policy: None,
+            stack_size: None,
+            start_timeout: None,
+            stop_timeout: None,
+            depends_on: Vec::new(),
+        }
+    }
+
+    /// A hosted service (lifecycle hooks, no body).
+    pub fn hosted(name: &str, service: impl HostedService) -> Service {
+        Service::new(name, Kind::Hosted(Box::new(service)))
+    }
+
+    /// A [`BackgroundService`] (a body that runs until stopped).
+    pub fn background(name: &str, service: impl BackgroundService) -> Service {
+        Service::new(name, Kind::Background(Box::new(service)))
+    }
+
+    /// A background service whose body is the closure `body`.
+    pub fn background_fn<F>(name: &str, body: F) -> Service
+    where
+        F: FnMut(&Context) -> ServiceResult + Send + 'static,
+    {
+        Service::background(name, body)
+    }
+
+    /// What happens when the body fails. The default is the host's
+    /// [`HostBuilder::on_failure`](crate::HostBuilder::on_failure), itself
+    /// [`Policy::StopHost`] by default.
+    pub fn on_failure(mut self, policy: Policy) -> Service {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The stack size of this service's thread, in bytes. The default is the host's
+    /// [`HostBuilder::stack_size`](crate::HostBuilder::stack_size), itself Rust's default.
+    pub fn stack_size(mut self, bytes: usize) -> Service {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// A start budget for this service alone, within the host's start deadline. The default
+    /// is none (only the host's start deadline applies).
+    pub fn start_timeout(mut self, timeout: Duration) -> Service {
+        self.start_timeout = Some(timeout);
+        self
+    }
+
+    /// A stop budget for this service alone, counted from when its stop begins, within the
+    /// host's stop deadline. The default is none (only the host's stop deadline applies).
+    pub fn stop_timeout(mut self, timeout: Duration) -> Service {
+        self.stop_timeout = Some(timeout);
+        self
+    }
+
+    /// Starts this service only after `service` has started, and stops it before `service`.
+    /// May be called several times. An unknown name or a cycle is an error from
+    /// [`HostBuilder::build`](crate::HostBuilder::build).
+    pub fn depends_on(mut self, service: &str) -> Service {
+        self.depends_on.push(Arc::from(service));
+        self
+    }
+
+    /// The service's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field(
+                "kind",
+                &match self.kind {
+                    Kind::Hosted(_) => "hosted",
+                    Kind::Background(_) => "background",
+                },
+            )
+            .field("policy", &self.policy)
+            .field("stack_size", &self.stack_size)
+            .field("start_timeout", &self.start_timeout)
+            .field("stop_timeout", &self.stop_timeout)
+            .field("depends_on", &self.depends_on)
+            .finish()
+    }
+}

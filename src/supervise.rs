@@ -1,0 +1,209 @@
+//! Failure policy: what happens when a service body fails or panics.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+
+/// What the host does when a background service's body returns an error or panics.
+///
+/// A start failure always fails the host's start, whatever the policy; the policy is about
+/// failures after start.
+///
+/// ```
+/// use std::time::Duration;
+/// use threadhost::{Backoff, Policy};
+///
+/// let policy = Policy::Restart {
+///     backoff: Backoff::exponential(Duration::from_millis(100), Duration::from_secs(10)),
+///     max_restarts: 5,
+///     within: Duration::from_secs(60),
+/// };
+/// # let _ = policy;
+/// ```
+#[derive(Clone, Debug, PartialEq, Default)]
+#[non_exhaustive]
+pub enum Policy {
+    /// Log the failure with the service's name and stop the host; `Host::run` then returns
+    /// `Error::ServiceFailed` (a non-zero exit code). The default, as in .NET 6+.
+    #[default]
+    StopHost,
+    /// Log the failure and keep the host running; the service stays failed.
+    Ignore,
+    /// Restart the body on its thread after a backoff; more than `max_restarts` failures
+    /// within `within` escalate to [`Policy::StopHost`] (Erlang/OTP's restart intensity).
+    /// A stop during the backoff wait ends it at once.
+    Restart {
+        /// The wait before each restart.
+        backoff: Backoff,
+        /// How many restarts are allowed within `within`.
+        max_restarts: u32,
+        /// The sliding window over which restarts are counted.
+        within: Duration,
+    },
+}
+
+impl Policy {
+    pub(crate) fn validate(&self, service: &str) -> Result<(), Error> {
+        if let Policy::Restart {
+            backoff, within, ..
+        } = self
+        {
+            let name = format!("restart policy of service `{service}`");
+            if backoff.multiplier.is_nan() || backoff.multiplier < 1.0 {
+                return Err(Error::invalid_option(
+                    format!("{name}: multiplier"),
+                    backoff.multiplier,
+                    "must be at least 1.0",
+                ));
+            }
+            if !(0.0..=1.0).contains(&backoff.jitter) {
+                return Err(Error::invalid_option(
+                    format!("{name}: jitter"),
+                    backoff.jitter,
+                    "must be between 0.0 and 1.0",
+                ));
+            }
+            if backoff.initial > backoff.max {
+                return Err(Error::invalid_option(
+                    format!("{name}: initial backoff"),
+                    format!("{:?}", backoff.initial),
+                    format!("must not exceed the maximum backoff {:?}", backoff.max),
+                ));
+            }
+            if within.is_zero() {
+                return Err(Error::invalid_option(
+                    format!("{name}: within"),
+                    "0s",
+                    "must be a positive duration",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The wait before a restart: `initial · multiplier^n`, capped at `max`, with optional jitter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backoff {
+    /// The first wait.
+    pub initial: Duration,
+    /// The longest wait.
+    pub max: Duration,
+    /// The growth factor per consecutive restart (≥ 1.0).
+    pub multiplier: f64,
+    /// The fraction (0.0 to 1.0) of each wait that is randomised: a wait `w` becomes a
+    /// uniform value in `[w·(1−jitter), w]`.
+    pub jitter: f64,
+}
+
+impl Backoff {
+    /// Doubling from `initial` up to `max`, no jitter.
+    #[must_use]
+    pub fn exponential(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            initial,
+            max,
+            multiplier: 2.0,
+            jitter: 0.0,
+        }
+    }
+
+    /// The same wait every time.
+    #[must_use]
+    pub fn fixed(wait: Duration) -> Backoff {
+        Backoff {
+            initial: wait,
+            max: wait,
+            multiplier: 1.0,
+            jitter: 0.0,
+        }
+    }
+
+    /// This backoff with `jitter` (0.0 to 1.0).
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: f64) -> Backoff {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The wait before restart number `attempt` (0 for the first), before jitter.
+    #[must_use]
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = self.multiplier.powi(attempt.min(1024) as i32);
+        let secs = self.initial.as_secs_f64() * factor;
+        if !secs.is_finite() || secs >= self.max.as_secs_f64() {
+            self.max
+        } else {
+            Duration::from_secs_f64(secs)
+        }
+    }
+}
+
+/// Tracks the restarts of one service: the intensity window and the backoff attempt.
+#[derive(Debug)]
+pub(crate) struct RestartTracker {
+    times: VecDeque<Instant>,
+    attempt: u32,
+    seed: u64,
+}
+
+impl RestartTracker {
+    pub(crate) fn new(seed: u64) -> RestartTracker {
+        RestartTracker {
+            times: VecDeque::new(),
+            attempt: 0,
+            // xorshift must not start at zero.
+            seed: seed | 1,
+        }
+    }
+
+    /// Records a failure now; returns the wait before the restart, or `None` when the
+    /// restart intensity is exceeded (escalate).
+    pub(crate) fn next(
+        &mut self,
+        backoff: &Backoff,
+        max_restarts: u32,
+        within: Duration,
+    ) -> Option<Duration> {
+        let now = Instant::now();
+        while self
+            .times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > within)
+        {
+            self.times.pop_front();
+        }
+        if self.times.len() >= max_restarts as usize {
+            return None;
+        }
+        self.times.push_back(now);
+        // The backoff grows with consecutive failures inside the window and resets once the
+        // window is clear.
+        self.attempt = if self.times.len() == 1 {
+            0
+        } else {
+            self.attempt.saturating_add(1)
+        };
+        let wait = backoff.delay(self.attempt);
+        Some(self.jitter(wait, backoff.jitter))
+    }
+
+    fn jitter(&mut self, wait: Duration, jitter: f64) -> Duration {
+        if jitter <= 0.0 {
+            return wait;
+        }
+        // xorshift64: no dependency for a few random numbers.
+        let mut x = self.seed;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.seed = x;
+        let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+        wait.mul_f64(1.0 - jitter * unit)
+    }
+
+    pub(crate) fn restarts(&self) -> usize {
+        self.times.len()
+    }
+}
