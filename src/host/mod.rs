@@ -396,6 +396,8 @@ impl Host {
         self.start(Deadline::from(self.shared.options.startup_timeout))?;
         if self.shared.plan.console_lifetime {
             log::info!("Application started. Press Ctrl+C to shut down.");
+        } else {
+            log::info!("Application started.");
         }
         let report = self.join(Deadline::NEVER)?;
         report.into_result()
@@ -612,7 +614,7 @@ impl Shared {
                     completed
                 };
                 if completed {
-                    log::info!("Application started.");
+                    log::debug!("Hosting started");
                     self.started_event.stop();
                 } else {
                     log::info!("Start ended early: a stop was requested");

@@ -5,7 +5,7 @@
 //! itself only wakes that thread) and does nothing but request a stop — or, for a second
 //! signal while a host is stopping, exit the process.
 
-use std::sync::{Mutex, OnceLock, Weak};
+use std::sync::{Mutex, Weak};
 
 use crate::error::Error;
 use crate::host::{HostHandle, HostState};
@@ -15,7 +15,8 @@ use crate::stop::StopReason;
 /// Hosts that asked for the console lifetime. A std mutex: never contended, and usable from
 /// the signal thread.
 static HOSTS: Mutex<Vec<Weak<crate::host::Shared>>> = Mutex::new(Vec::new());
-static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+/// Whether ctrlc's handler is installed (ctrlc takes one per process).
+static INSTALLED: Mutex<bool> = Mutex::new(false);
 
 /// Registers `host` with the process's console lifetime, installing the handler once.
 pub(crate) fn install(host: &HostHandle) -> Result<(), Error> {
@@ -24,14 +25,15 @@ pub(crate) fn install(host: &HostHandle) -> Result<(), Error> {
         hosts.retain(|w| w.strong_count() > 0);
         hosts.push(host.downgrade());
     }
-    let installed =
-        INSTALLED.get_or_init(|| ctrlc::try_set_handler(on_signal).map_err(|e| e.to_string()));
-    match installed {
-        Ok(()) => Ok(()),
-        Err(message) => Err(Error::Signal(ctrlc::Error::System(std::io::Error::other(
-            message.clone(),
-        )))),
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if !*installed {
+        // `set_handler` also replaces an inherited SIG_IGN (a background job of a
+        // non-interactive shell, `nohup`): the program asked for the console lifetime.
+        // It fails with `MultipleHandlers` if the program installed its own ctrlc handler.
+        ctrlc::set_handler(on_signal).map_err(Error::Signal)?;
+        *installed = true;
     }
+    Ok(())
 }
 
 fn on_signal() {

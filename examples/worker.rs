@@ -1,0 +1,90 @@
+//! The Worker Service template, on threads: a background worker that logs every second and a
+//! heartbeat that waits on its stop token, run by `Host::run` with the console lifetime.
+//!
+//! Run it with `cargo run --release --example worker`; stop it with Ctrl-C (SIGINT) or
+//! SIGTERM, or pass `--run-for <seconds>` to have it stop itself. It logs each step and exits
+//! with code 0 after a graceful stop (see `threadhost::exit_code` for the others). A second
+//! Ctrl-C while it is stopping exits at once with code 130.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use threadhost::{HostBuilder, Service};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let run_for = match parse_run_for(std::env::args().skip(1)) {
+        Ok(run_for) => run_for,
+        Err(message) => {
+            log::error!("{message}");
+            log::error!("usage: worker [--run-for <seconds>]");
+            return ExitCode::from(threadhost::EXIT_CONFIG);
+        }
+    };
+
+    let mut builder = HostBuilder::new()
+        .console_lifetime()
+        .shutdown_timeout(Duration::from_secs(10))
+        // The template's Worker: do a unit of work, then wait a second, until stopped.
+        .background("worker", |ctx| {
+            let began = Instant::now();
+            let mut rounds = 0u64;
+            loop {
+                rounds += 1;
+                log::info!("Worker running: round {rounds}, up {:?}", began.elapsed());
+                ctx.sleep(Duration::from_secs(1))?;
+            }
+        })
+        // A heartbeat that blocks on its stop token, waking every 5 s to log.
+        .background("heartbeat", |ctx| {
+            let mut beats = 0u64;
+            while !ctx.token().wait_timeout(Duration::from_secs(5)) {
+                beats += 1;
+                log::info!("heartbeat {beats}");
+            }
+            log::info!(
+                "heartbeat stopping ({})",
+                ctx.token()
+                    .reason()
+                    .map_or_else(String::new, |r| r.to_string())
+            );
+            Ok(())
+        });
+    if let Some(seconds) = run_for {
+        builder = builder.add_service(Service::background_fn("run-for", move |ctx| {
+            log::info!("will stop by itself in {seconds:?} (--run-for)");
+            if ctx.sleep(seconds).is_ok() {
+                ctx.host().request_stop();
+            }
+            Ok(())
+        }));
+    }
+
+    let result = builder.build().and_then(|host| host.run());
+    match &result {
+        Ok(report) => log::info!("graceful stop: {report}"),
+        Err(error) => log::error!("{error}"),
+    }
+    ExitCode::from(threadhost::exit_code(&result))
+}
+
+/// Parses `--run-for <seconds>` (fractions allowed).
+fn parse_run_for(mut args: impl Iterator<Item = String>) -> Result<Option<Duration>, String> {
+    let mut run_for = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--run-for" => {
+                let value = args.next().ok_or("--run-for needs a number of seconds")?;
+                let seconds: f64 = value
+                    .parse()
+                    .map_err(|_| format!("--run-for: `{value}` is not a number of seconds"))?;
+                let d = Duration::try_from_secs_f64(seconds).map_err(|_| {
+                    format!("--run-for: `{value}` must be a positive number of seconds")
+                })?;
+                run_for = Some(d);
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(run_for)
+}
