@@ -970,6 +970,7 @@ impl Shared {
             for group in &groups {
                 let mut targets = Vec::new();
                 let mut fire = Vec::new();
+                let mut sends = Vec::new();
                 for &i in group {
                     let r = &mut ctl.records[i];
                     if !live(r) {
@@ -986,7 +987,7 @@ impl Shared {
                         fire.push(r.token.clone());
                     }
                     if r.hosted {
-                        self.send(&mut ctl, i, Cmd::Phase(phase, d));
+                        sends.push((i, Cmd::Phase(phase, d)));
                         targets.push((i, d, Await::Reply(phase)));
                     } else {
                         targets.push((i, d, Await::Exit));
@@ -1002,6 +1003,11 @@ impl Shared {
                             t.stop_with(reason.clone());
                         }
                     });
+                }
+                // Only now send the commands: a `stop` hook must find its token already fired
+                // (`HostedService::stop`), which sending before the unlocked fire above raced.
+                for (i, cmd) in sends {
+                    self.send(&mut ctl, i, cmd);
                 }
                 for (i, resolution) in self.await_all(&mut ctl, &targets, false) {
                     if let Resolution::Done(_) = resolution {
