@@ -682,7 +682,9 @@ impl Shared {
                     let r = &mut ctl.records[i];
                     match resolution {
                         Resolution::Done(Ok(())) => {
-                            if phase == Phase::Start {
+                            // A background body may already have failed or completed on its
+                            // thread (it runs as soon as it replied): keep what it recorded.
+                            if phase == Phase::Start && r.state == ServiceState::Starting {
                                 r.state = ServiceState::Running;
                             }
                             if phase == Phase::Started || (phase == Phase::Start && !r.hosted) {
