@@ -1,0 +1,506 @@
+/*
+ * threadhost.h: the C API of threadhost, hosted services on OS threads with a graceful,
+ * deadline-bounded lifecycle (.NET's Generic Host for programs without an async runtime).
+ *
+ * Hand-written; tests/c_api.rs checks that it declares exactly the functions the library
+ * exports, that the version macros match Cargo.toml, and that it compiles as C99 and C++11.
+ *
+ * Conventions
+ * -----------
+ * - Every function that can fail returns a threadhost_status: THREADHOST_OK (0) or an error
+ *   code. On an error, a message naming what was wrong is stored for the calling thread; read
+ *   it with threadhost_last_error_message(). A successful call leaves the last message as it
+ *   was.
+ * - Parameters: the object first, then inputs, then outputs (`*_out`). Outputs are written
+ *   only when the call returns THREADHOST_OK.
+ * - Every pointer is checked: NULL where an object or output is required gives
+ *   THREADHOST_NULL_ARGUMENT; an integer that is not a valid enum value gives
+ *   THREADHOST_INVALID_ARGUMENT. No entry point ever lets a Rust panic escape: a panic
+ *   becomes THREADHOST_PANIC (or the NULL / true / EXIT_FAILURE fallback documented on the
+ *   function) with a message.
+ * - Objects are opaque. Each `_new` / `_build` / `_clone` result is owned by the caller and
+ *   released with the matching `_free`; `_free(NULL)` is a no-op; freeing twice, or using an
+ *   object after freeing it, is undefined behaviour.
+ * - Timeouts are in milliseconds from the call; 0 means "do not wait";
+ *   THREADHOST_NO_DEADLINE means no deadline. Any other huge value (past the clock's range)
+ *   also means no deadline. Each call computes its deadline once.
+ * - Strings passed in are NUL-terminated UTF-8 (otherwise THREADHOST_INVALID_ARGUMENT) and
+ *   copied: the caller keeps ownership. Strings handed out are copied into a caller's buffer
+ *   `buf` of `len` bytes, as snprintf does: at most len - 1 bytes (cut at a UTF-8 character
+ *   boundary) and a NUL; `*out_n`, if out_n is not NULL, receives the full length without the
+ *   NUL. The call returns THREADHOST_BUFFER_TOO_SMALL (and the truncated text) when the
+ *   string did not fit. buf may be NULL only with len == 0, to ask for the length.
+ * - Callbacks receive `void *user` first. Registration takes an optional `destroy(user)`,
+ *   called exactly once, on any thread, when threadhost is done with `user`: when the service
+ *   thread ends, when the service, builder or host holding it is freed, when
+ *   threadhost_builder_build fails, or at once when the registering call itself fails.
+ *   Ownership of `user` passes to threadhost at the registering call whatever its result.
+ *   `user` must be usable from the service's thread and from the thread that frees the host.
+ *   Callbacks must not unwind (no C++ exception or longjmp may leave them).
+ *
+ * Thread safety: hosts, stop sources, tokens and snapshots may be used from any thread at
+ * once (a host must not be freed while another thread uses it). Builders and services are not
+ * thread-safe: one thread at a time. A context is valid only during the callback it was
+ * passed to; use it on that callback's thread.
+ */
+#ifndef THREADHOST_H
+#define THREADHOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Version ---------------------------------------------------------------------------- */
+
+/* The version of this header; equal to the crate version (tested). */
+#define THREADHOST_VERSION_MAJOR 0
+#define THREADHOST_VERSION_MINOR 1
+#define THREADHOST_VERSION_PATCH 0
+
+/*
+ * The library's version, e.g. "0.1.0": a static string, never freed. Compare it with the
+ * THREADHOST_VERSION_* macros to detect a header/library mismatch. Any thread.
+ */
+const char *threadhost_version(void);
+
+/* ---- Status codes ----------------------------------------------------------------------- */
+
+/* The result of a call: THREADHOST_OK (0) or an error code. Codes are never reused. */
+typedef int32_t threadhost_status;
+
+#define THREADHOST_OK 0
+/* A required pointer argument was NULL; the message names the parameter. */
+#define THREADHOST_NULL_ARGUMENT 1
+/* An argument was out of range: an unknown enum value, an index, bytes that are not UTF-8. */
+#define THREADHOST_INVALID_ARGUMENT 2
+/* The object is not in a state that allows this call (e.g. starting a host twice). */
+#define THREADHOST_INVALID_STATE 3
+/* The timeout passed before the awaited event. */
+#define THREADHOST_TIMEOUT 4
+/* A bounded queue was full (reserved for the work queue API). */
+#define THREADHOST_FULL 5
+/* A queue was closed (reserved for the work queue API). */
+#define THREADHOST_CLOSED 6
+/* A service failed (an error or a crash in a callback); the message names it. */
+#define THREADHOST_SERVICE_FAILED 7
+/* A service's start failed; the services already started were stopped. */
+#define THREADHOST_START_FAILED 8
+/* A service did not start by the start deadline; the started ones were stopped. */
+#define THREADHOST_START_TIMEOUT 9
+/* The stop deadline passed with services still running (their threads were detached). */
+#define THREADHOST_STOP_TIMEOUT 10
+/* A Rust panic was caught at the boundary (a bug in threadhost, or threadhost_test_panic). */
+#define THREADHOST_PANIC 11
+/* The OS refused to create a service thread. */
+#define THREADHOST_SPAWN_FAILED 12
+/* A stop token fired during a sleep. Returned by a service body, it is a clean exit. */
+#define THREADHOST_STOPPED 13
+/* A string was truncated to fit the caller's buffer; *out_n holds the full length. */
+#define THREADHOST_BUFFER_TOO_SMALL 14
+/* threadhost_builder_build rejected the configuration: an option, name or dependency. */
+#define THREADHOST_INVALID_CONFIG 15
+/* The termination-signal handler could not be installed (console lifetime). */
+#define THREADHOST_SIGNAL_FAILED 16
+
+/*
+ * The name of a status code, e.g. "THREADHOST_TIMEOUT"; "THREADHOST_UNKNOWN" for any other
+ * value. A static string, never freed. Any thread.
+ */
+const char *threadhost_status_name(threadhost_status status);
+
+/*
+ * Copies the calling thread's last error message into buf (string rules above). Returns
+ * THREADHOST_OK, THREADHOST_BUFFER_TOO_SMALL, or THREADHOST_NULL_ARGUMENT if buf is NULL with
+ * len > 0. The message is per thread and stays until the next failing call on that thread.
+ */
+threadhost_status threadhost_last_error_message(char *buf, size_t len, size_t *out_n);
+
+/* Process exit codes (the same as Rust's threadhost::EXIT_*). */
+#define THREADHOST_EXIT_OK 0
+#define THREADHOST_EXIT_FAILURE 1
+#define THREADHOST_EXIT_CONFIG 2
+#define THREADHOST_EXIT_STOP_TIMEOUT 3
+#define THREADHOST_EXIT_FORCED 130
+
+/*
+ * The exit code for the status of threadhost_host_run (or of a failed
+ * threadhost_builder_build): THREADHOST_EXIT_OK for THREADHOST_OK, THREADHOST_EXIT_CONFIG for
+ * THREADHOST_INVALID_CONFIG, THREADHOST_EXIT_STOP_TIMEOUT for THREADHOST_STOP_TIMEOUT,
+ * THREADHOST_EXIT_FAILURE for anything else. Any thread.
+ */
+int threadhost_exit_code(threadhost_status status);
+
+/*
+ * TEST ONLY: panics inside the boundary and returns THREADHOST_PANIC with a last error
+ * message, proving that a Rust panic never aborts the C caller. No other effect; the default
+ * Rust panic hook prints the panic to stderr.
+ */
+threadhost_status threadhost_test_panic(void);
+
+/* ---- Enumerations (int32_t values) ------------------------------------------------------ */
+
+/* A timeout that never expires. */
+#define THREADHOST_NO_DEADLINE UINT64_MAX
+
+/* The state of a host. A transition A -> B implies A < B. */
+typedef int32_t threadhost_host_state;
+#define THREADHOST_HOST_CREATED 0
+#define THREADHOST_HOST_STARTING 1
+#define THREADHOST_HOST_RUNNING 2
+#define THREADHOST_HOST_STOPPING 3
+#define THREADHOST_HOST_STOPPED 4
+#define THREADHOST_HOST_FAILED 5
+
+/* The state of a service in a snapshot. */
+typedef int32_t threadhost_service_state;
+#define THREADHOST_SERVICE_CREATED 0
+#define THREADHOST_SERVICE_STARTING 1
+#define THREADHOST_SERVICE_RUNNING 2
+#define THREADHOST_SERVICE_RESTARTING 3
+#define THREADHOST_SERVICE_COMPLETED 4
+#define THREADHOST_SERVICE_STOPPING 5
+#define THREADHOST_SERVICE_STOPPED 6
+#define THREADHOST_SERVICE_FAILED 7
+#define THREADHOST_SERVICE_TIMED_OUT 8
+#define THREADHOST_SERVICE_SKIPPED 9
+
+/* What the host does when a service body fails (returns an error status). */
+typedef int32_t threadhost_policy;
+/* Log it and stop the host; threadhost_host_run returns THREADHOST_SERVICE_FAILED. */
+#define THREADHOST_POLICY_STOP_HOST 0
+/* Log it; the service stays failed, the host keeps running. */
+#define THREADHOST_POLICY_IGNORE 1
+/* Restart the body after a backoff doubling from 100 ms to 30 s; more than 5 restarts
+ * within 60 s stop the host. threadhost_service_restart sets other figures. */
+#define THREADHOST_POLICY_RESTART 2
+
+/* ---- Opaque types and callbacks --------------------------------------------------------- */
+
+typedef struct threadhost_builder threadhost_builder;
+typedef struct threadhost_service threadhost_service;
+typedef struct threadhost_host threadhost_host;
+typedef struct threadhost_snapshot threadhost_snapshot;
+typedef struct threadhost_context threadhost_context;
+typedef struct threadhost_stop_source threadhost_stop_source;
+typedef struct threadhost_token threadhost_token;
+
+/*
+ * A service body or hook, run on the service's own thread (named "th:<service>"). `ctx` is
+ * valid only during the call. Return THREADHOST_OK on success. A body may return
+ * THREADHOST_STOPPED (e.g. the result of threadhost_context_sleep) after its token fired: a
+ * clean exit. Any other status is a failure, with the message set by
+ * threadhost_context_set_error or the status's name.
+ */
+typedef threadhost_status (*threadhost_run_fn)(void *user, const threadhost_context *ctx);
+
+/* Releases `user`; called exactly once (see the conventions above). */
+typedef void (*threadhost_destroy_fn)(void *user);
+
+/* ---- Builder ------------------------------------------------------------------------------ */
+
+/*
+ * A new builder with default options and no services; NULL only if it could not be made.
+ * Owned by the caller: pass it to threadhost_builder_build (which consumes it) or free it
+ * with threadhost_builder_free. Not thread-safe.
+ */
+threadhost_builder *threadhost_builder_new(void);
+
+/* Frees a builder never built; the services added to it are freed (their destroy runs). */
+void threadhost_builder_free(threadhost_builder *builder);
+
+/*
+ * The stop deadline of threadhost_host_run, of threadhost_host_join after a stop request, and
+ * of freeing a running host. Default 30000 ms.
+ */
+threadhost_status threadhost_builder_shutdown_timeout(threadhost_builder *builder,
+                                                      uint64_t timeout_ms);
+
+/* The start deadline of threadhost_host_run. Default: none. */
+threadhost_status threadhost_builder_startup_timeout(threadhost_builder *builder,
+                                                     uint64_t timeout_ms);
+
+/* Start services concurrently where no dependency forbids it. Default false. */
+threadhost_status threadhost_builder_start_concurrently(threadhost_builder *builder, bool yes);
+
+/* Stop services concurrently where no dependency forbids it. Default false. */
+threadhost_status threadhost_builder_stop_concurrently(threadhost_builder *builder, bool yes);
+
+/*
+ * The failure policy of services that set none, a THREADHOST_POLICY_* value (others:
+ * THREADHOST_INVALID_ARGUMENT). Default THREADHOST_POLICY_STOP_HOST.
+ */
+threadhost_status threadhost_builder_on_failure(threadhost_builder *builder,
+                                                threadhost_policy policy);
+
+/* The stack size of every service thread, in bytes; at least 64 KiB (checked at build). */
+threadhost_status threadhost_builder_stack_size(threadhost_builder *builder, size_t bytes);
+
+/*
+ * Makes threadhost_host_run handle SIGINT, SIGTERM and SIGHUP: the first requests a graceful
+ * stop; a second one while stopping exits the process at once with THREADHOST_EXIT_FORCED.
+ * Off by default: the library installs no signal handler unless asked.
+ */
+threadhost_status threadhost_builder_console_lifetime(threadhost_builder *builder);
+
+/*
+ * Adds `service` and consumes it, also when the call fails (then it is freed and its destroy
+ * runs). Services start in the order they are added (after their dependencies) and stop in
+ * reverse.
+ */
+threadhost_status threadhost_builder_add_service(threadhost_builder *builder,
+                                                 threadhost_service *service);
+
+/*
+ * Adds a background service named `name` whose body is `run`, with default settings:
+ * threadhost_service_new_background + threadhost_builder_add_service. Ownership of `user`
+ * passes to threadhost whatever the result (destroy, if not NULL, is called exactly once).
+ */
+threadhost_status threadhost_builder_add_background(threadhost_builder *builder,
+                                                    const char *name, threadhost_run_fn run,
+                                                    void *user, threadhost_destroy_fn destroy);
+
+/*
+ * Validates the configuration and builds the host into *host_out (owned by the caller; free
+ * it with threadhost_host_free). Consumes `builder` whatever the result: never use or free it
+ * afterwards. THREADHOST_INVALID_CONFIG: an empty or duplicate service name, a stack under
+ * 64 KiB, a bad restart policy, an unknown dependency or a cycle; the services are then freed
+ * (their destroy runs). No thread starts before threadhost_host_start or threadhost_host_run.
+ */
+threadhost_status threadhost_builder_build(threadhost_builder *builder,
+                                           threadhost_host **host_out);
+
+/* ---- Services ----------------------------------------------------------------------------- */
+
+/*
+ * A background service named `name` (copied) whose body `run` (required) runs on its own
+ * thread until it returns; it should return soon after its token fires. Owned by the caller
+ * until added to a builder (threadhost_builder_add_service) or freed
+ * (threadhost_service_free). Ownership of `user` passes to threadhost whatever the result.
+ * Not thread-safe.
+ */
+threadhost_status threadhost_service_new_background(const char *name, threadhost_run_fn run,
+                                                    void *user, threadhost_destroy_fn destroy,
+                                                    threadhost_service **service_out);
+
+/*
+ * A hosted service named `name` with optional `start` and `stop` hooks (either may be NULL),
+ * each run on the service's own thread: `start` under the start deadline (a failure fails the
+ * host's start), `stop` after the service's token fired, under the stop deadline. Ownership
+ * as threadhost_service_new_background.
+ */
+threadhost_status threadhost_service_new_hosted(const char *name, threadhost_run_fn start,
+                                                threadhost_run_fn stop, void *user,
+                                                threadhost_destroy_fn destroy,
+                                                threadhost_service **service_out);
+
+/* This service's failure policy (THREADHOST_POLICY_*). Default: the builder's. */
+threadhost_status threadhost_service_on_failure(threadhost_service *service,
+                                                threadhost_policy policy);
+
+/*
+ * Restart this service's body after a failure, waiting a backoff that doubles from
+ * initial_backoff_ms up to max_backoff_ms; more than max_restarts restarts within within_ms
+ * stop the host. initial <= max and within > 0 are checked at build.
+ */
+threadhost_status threadhost_service_restart(threadhost_service *service,
+                                             uint64_t initial_backoff_ms,
+                                             uint64_t max_backoff_ms, uint32_t max_restarts,
+                                             uint64_t within_ms);
+
+/* A stop budget for this service alone, within the host's stop deadline. */
+threadhost_status threadhost_service_stop_timeout(threadhost_service *service,
+                                                  uint64_t timeout_ms);
+
+/* A start budget for this service alone, within the host's start deadline. */
+threadhost_status threadhost_service_start_timeout(threadhost_service *service,
+                                                   uint64_t timeout_ms);
+
+/* This service's thread stack size in bytes; at least 64 KiB (checked at build). */
+threadhost_status threadhost_service_stack_size(threadhost_service *service, size_t bytes);
+
+/*
+ * Start this service after the service named `dependency` (copied), and stop it before.
+ * Unknown names and cycles are reported by threadhost_builder_build.
+ */
+threadhost_status threadhost_service_depends_on(threadhost_service *service,
+                                                const char *dependency);
+
+/* Frees a service never added to a builder (its destroy runs). */
+void threadhost_service_free(threadhost_service *service);
+
+/* ---- Host --------------------------------------------------------------------------------- */
+/*
+ * A host may be used from any thread, by several threads at once; only threadhost_host_free
+ * must not race with another call. Start, stop and join return by their timeout whatever a
+ * service does: a service that overran is left running on its detached thread and reported.
+ */
+
+/*
+ * Starts every service, in order: each service's start runs on its own thread. Returns
+ * THREADHOST_OK once all started, or by timeout_ms: THREADHOST_START_FAILED /
+ * THREADHOST_START_TIMEOUT / THREADHOST_SPAWN_FAILED (the services already started were
+ * stopped; the message names the service), THREADHOST_INVALID_STATE if the host was already
+ * started. A stop requested during the start ends it early with THREADHOST_OK.
+ */
+threadhost_status threadhost_host_start(const threadhost_host *host, uint64_t timeout_ms);
+
+/*
+ * Stops the host: fires each service's token and runs its stop hook, in reverse start order,
+ * all within one deadline timeout_ms from now. Returns THREADHOST_OK when every service
+ * stopped cleanly, THREADHOST_STOP_TIMEOUT when one overran (its thread is detached; the
+ * message names it), THREADHOST_SERVICE_FAILED when one failed. Stop before start is a no-op;
+ * stop twice returns the first stop's result. Concurrent callers share one stop.
+ */
+threadhost_status threadhost_host_stop(const threadhost_host *host, uint64_t timeout_ms);
+
+/*
+ * Waits until a stop was requested (threadhost_host_request_stop, a service's
+ * threadhost_context_request_host_stop, a failure under THREADHOST_POLICY_STOP_HOST, a
+ * signal) and the stop finished; runs the stop itself if no one else does. THREADHOST_TIMEOUT
+ * if timeout_ms passed first; otherwise the statuses of threadhost_host_stop.
+ */
+threadhost_status threadhost_host_join(const threadhost_host *host, uint64_t timeout_ms);
+
+/*
+ * Runs the host to completion: installs the console lifetime if the builder asked for it,
+ * starts (startup timeout), waits for a stop request, stops (shutdown timeout). Blocks until
+ * the host stopped. Returns the start's error, THREADHOST_SERVICE_FAILED (a service failed
+ * under THREADHOST_POLICY_STOP_HOST), THREADHOST_STOP_TIMEOUT, or THREADHOST_OK; map it with
+ * threadhost_exit_code. Only on a host never started; during and after run, other threads use
+ * threadhost_host_request_stop, _state and _snapshot (start, stop and join then return
+ * THREADHOST_INVALID_STATE).
+ */
+threadhost_status threadhost_host_run(const threadhost_host *host);
+
+/* Asks the host to stop and returns at once; idempotent. Before start: start starts nothing. */
+threadhost_status threadhost_host_request_stop(const threadhost_host *host);
+
+/* The host's state (THREADHOST_HOST_*) in *state_out. One atomic load. */
+threadhost_status threadhost_host_get_state(const threadhost_host *host,
+                                        threadhost_host_state *state_out);
+
+/*
+ * A snapshot of the host's and its services' states in *snapshot_out, owned by the caller
+ * (free it with threadhost_snapshot_free; it stays valid after the host is freed).
+ */
+threadhost_status threadhost_host_snapshot(const threadhost_host *host,
+                                           threadhost_snapshot **snapshot_out);
+
+/*
+ * Frees the host. A running host is stopped first, waiting at most its shutdown timeout; a
+ * host never started just releases its services (their destroy runs). Must not race with
+ * another call on the same host.
+ */
+void threadhost_host_free(threadhost_host *host);
+
+/* ---- Snapshot ------------------------------------------------------------------------------ */
+/* Immutable; may be read from any thread. Indexes are in registration order. */
+
+threadhost_status threadhost_snapshot_host_state(const threadhost_snapshot *snapshot,
+                                                 threadhost_host_state *state_out);
+
+/* The number of services. */
+threadhost_status threadhost_snapshot_service_count(const threadhost_snapshot *snapshot,
+                                                    size_t *count_out);
+
+/* The state of service `index` (THREADHOST_SERVICE_*); THREADHOST_INVALID_ARGUMENT if out of
+ * range. */
+threadhost_status threadhost_snapshot_service_state(const threadhost_snapshot *snapshot,
+                                                    size_t index,
+                                                    threadhost_service_state *state_out);
+
+/* How often service `index`'s body was restarted. */
+threadhost_status threadhost_snapshot_service_restarts(const threadhost_snapshot *snapshot,
+                                                       size_t index, uint32_t *restarts_out);
+
+/* Copies service `index`'s name into buf (string rules above). */
+threadhost_status threadhost_snapshot_service_name(const threadhost_snapshot *snapshot,
+                                                   size_t index, char *buf, size_t len,
+                                                   size_t *out_n);
+
+/* Copies service `index`'s last error message into buf ("" if it never failed). */
+threadhost_status threadhost_snapshot_service_last_error(const threadhost_snapshot *snapshot,
+                                                         size_t index, char *buf, size_t len,
+                                                         size_t *out_n);
+
+void threadhost_snapshot_free(threadhost_snapshot *snapshot);
+
+/* ---- Context (inside a callback) ---------------------------------------------------------- */
+/* A context is valid only during the callback it was passed to, on that callback's thread. */
+
+/* Copies the service's name into buf (string rules above). */
+threadhost_status threadhost_context_name(const threadhost_context *ctx, char *buf, size_t len,
+                                          size_t *out_n);
+
+/*
+ * The service's stop token, borrowed: valid only during the callback; never free it (take an
+ * owned copy with threadhost_token_clone). NULL if ctx is NULL.
+ */
+const threadhost_token *threadhost_context_token(const threadhost_context *ctx);
+
+/* true once the service's token fired (one atomic load). NULL ctx: true, so a loop ends. */
+bool threadhost_context_is_stopped(const threadhost_context *ctx);
+
+/*
+ * Sleeps timeout_ms, or until the service's token fires: THREADHOST_OK after the full sleep,
+ * THREADHOST_STOPPED if the token fired first (return it from a body: a clean exit).
+ */
+threadhost_status threadhost_context_sleep(const threadhost_context *ctx, uint64_t timeout_ms);
+
+/* Asks the host running this service to stop; returns at once. */
+threadhost_status threadhost_context_request_host_stop(const threadhost_context *ctx);
+
+/*
+ * Sets the message (copied) of this callback's failure: if the callback then returns a status
+ * other than THREADHOST_OK, the service fails with this message.
+ */
+threadhost_status threadhost_context_set_error(const threadhost_context *ctx,
+                                               const char *message);
+
+/* ---- Stop sources and tokens -------------------------------------------------------------- */
+/* Sources and tokens may be used from any thread at once. */
+
+/* A new stop source, not stopped, owned by the caller (threadhost_stop_source_free). */
+threadhost_status threadhost_stop_source_new(threadhost_stop_source **source_out);
+
+/* Stops the source: its tokens fire and every waiter wakes. Idempotent. */
+threadhost_status threadhost_stop_source_stop(const threadhost_stop_source *source);
+
+/* A new token of the source, owned by the caller (threadhost_token_free). */
+threadhost_status threadhost_stop_source_token(const threadhost_stop_source *source,
+                                               threadhost_token **token_out);
+
+/* Frees the source; its tokens stay valid (and are never stopped by it again). */
+void threadhost_stop_source_free(threadhost_stop_source *source);
+
+/* An owned copy of `token` (the same token), freed with threadhost_token_free. */
+threadhost_status threadhost_token_clone(const threadhost_token *token,
+                                         threadhost_token **token_out);
+
+/* true once the token fired (one atomic load). NULL: true, so a polling loop ends. */
+bool threadhost_token_is_stopped(const threadhost_token *token);
+
+/*
+ * Blocks until the token fires (THREADHOST_OK) or timeout_ms passed (THREADHOST_TIMEOUT);
+ * THREADHOST_NO_DEADLINE waits without a deadline. Wakes within microseconds of the stop.
+ */
+threadhost_status threadhost_token_wait(const threadhost_token *token, uint64_t timeout_ms);
+
+/*
+ * Sleeps timeout_ms, or until the token fires: THREADHOST_OK after the full sleep,
+ * THREADHOST_STOPPED if the token fired first (at once if it already had).
+ */
+threadhost_status threadhost_token_sleep(const threadhost_token *token, uint64_t timeout_ms);
+
+/* Frees an owned token (from _clone or _stop_source_token); never a context's token. */
+void threadhost_token_free(threadhost_token *token);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* THREADHOST_H */

@@ -1,0 +1,230 @@
+//! `threadhost_host`: start, stop, join, run, request_stop, state.
+
+use parking_lot::RwLock;
+
+use super::deadline_ms;
+use super::handle::{self, write_out};
+use super::snapshot::threadhost_snapshot;
+use super::status::{self, Status};
+use crate::{Host, HostHandle, HostState};
+
+/// Opaque: a built host, owned by C until `threadhost_host_free`.
+pub struct threadhost_host {
+    _private: [u8; 0],
+}
+
+castable!(threadhost_host => CHost, box);
+
+/// The Rust side of `threadhost_host`.
+///
+/// `Host::run` consumes the host, while C keeps its pointer (to read the state, or request a
+/// stop from another thread, during and after `run`). So the host sits in an `Option` that
+/// `run` takes, and a `HostHandle` answers state, snapshot and stop requests whatever
+/// happened to the host.
+pub(crate) struct CHost {
+    /// `None` once `threadhost_host_run` took it. Lock discipline: `start`, `stop` and `join`
+    /// hold a *recursive* read lock across their blocking call, so they run concurrently
+    /// (and a service hook may call them on its own host without deadlocking against a
+    /// queued writer); `run` only `try_write`s to take the host, failing with
+    /// `INVALID_STATE` instead of waiting if another call is in progress. So no one ever
+    /// blocks on this lock. No user code runs on a thread while it holds it (hooks run on
+    /// service threads).
+    host: RwLock<Option<Host>>,
+    handle: HostHandle,
+}
+
+impl CHost {
+    pub(crate) fn new(host: Host) -> CHost {
+        CHost {
+            handle: host.handle(),
+            host: RwLock::new(Some(host)),
+        }
+    }
+
+    /// Runs `f` on the host, or fails with `INVALID_STATE` if `run` took it.
+    fn with(&self, operation: &str, f: impl FnOnce(&Host) -> Status) -> Status {
+        let host = self.host.read_recursive();
+        match &*host {
+            Some(h) => f(h),
+            None => status::fail(
+                Status::INVALID_STATE,
+                format!(
+                    "cannot {operation} a host that threadhost_host_run is running or has run \
+                     (it is {}); use threadhost_host_request_stop",
+                    self.handle.state()
+                ),
+            ),
+        }
+    }
+}
+
+/// `threadhost_host_state` values, equal to `HostState`'s discriminants.
+fn state_code(state: HostState) -> i32 {
+    state as u8 as i32
+}
+
+/// Starts every service (see `Host::start`), returning by `timeout_ms`.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_start(
+    host: *const threadhost_host,
+    timeout_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        let deadline = deadline_ms(timeout_ms);
+        host.with("start", |h| match h.start(deadline) {
+            Ok(()) => Status::OK,
+            Err(error) => status::from_error(&error),
+        })
+    }
+}
+
+/// Stops the host (see `Host::stop`), returning by `timeout_ms`.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_stop(
+    host: *const threadhost_host,
+    timeout_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        let deadline = deadline_ms(timeout_ms);
+        host.with("stop", |h| status::from_report(&h.stop(deadline)))
+    }
+}
+
+/// Waits until a stop was requested and the stop finished (see `Host::join`), returning by
+/// `timeout_ms`.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_join(
+    host: *const threadhost_host,
+    timeout_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        let deadline = deadline_ms(timeout_ms);
+        host.with("join", |h| match h.join(deadline) {
+            Ok(report) => status::from_report(&report),
+            Err(error) => status::from_error(&error),
+        })
+    }
+}
+
+/// Runs the host to completion (see `Host::run`).
+///
+/// # Safety
+///
+/// `host` is NULL or a live host.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_run(host: *const threadhost_host) -> Status {
+    ffi_boundary! {
+        let chost = try_ref!(host);
+        let taken = match chost.host.try_write() {
+            Some(mut slot) => slot.take(),
+            None => {
+                return status::fail(
+                    Status::INVALID_STATE,
+                    "cannot run a host while another thread starts, stops or joins it",
+                );
+            }
+        };
+        let Some(h) = taken else {
+            return status::fail(
+                Status::INVALID_STATE,
+                format!("cannot run a host twice (it is {})", chost.handle.state()),
+            );
+        };
+        if h.state() != HostState::Created {
+            let state = h.state();
+            // Put it back: it stays usable through start/stop/join.
+            *chost.host.write() = Some(h);
+            return status::fail(
+                Status::INVALID_STATE,
+                format!("cannot run a host that is {state}"),
+            );
+        }
+        match h.run() {
+            Ok(report) => status::from_report(&report),
+            Err(error) => status::from_error(&error),
+        }
+    }
+}
+
+/// Asks the host to stop; returns at once.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_request_stop(host: *const threadhost_host) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        host.handle.request_stop();
+        Status::OK
+    }
+}
+
+/// The host's state (`THREADHOST_HOST_*`) in `*state_out`.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host; `state_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_get_state(
+    host: *const threadhost_host,
+    state_out: *mut i32,
+) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        try_out!(state_out);
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(state_out, state_code(host.handle.state())) };
+        Status::OK
+    }
+}
+
+/// A snapshot of the host and its services in `*snapshot_out`; free it with
+/// `threadhost_snapshot_free`.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host; `snapshot_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_snapshot(
+    host: *const threadhost_host,
+    snapshot_out: *mut *mut threadhost_snapshot,
+) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        try_out!(snapshot_out);
+        let snapshot = handle::to_box_ptr::<threadhost_snapshot>(host.handle.snapshot());
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(snapshot_out, snapshot) };
+        Status::OK
+    }
+}
+
+/// Frees the host; a running host is stopped first, waiting at most its shutdown timeout.
+/// NULL is a no-op.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host, not in use by another thread, never used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_free(host: *mut threadhost_host) {
+    ffi_boundary! {
+        // SAFETY: NULL or a live Box-owned host handed back once (caller's contract).
+        drop(unsafe { handle::try_box_from(host) });
+    }
+}

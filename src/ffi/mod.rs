@@ -1,0 +1,120 @@
+//! The C ABI: `include/threadhost.h` is its hand-written header.
+//!
+//! Layout, one file per C object:
+//!
+//! - `boundary.rs`: the `ffi_boundary!` macro every exported function body starts with (it
+//!   catches unwinds and returns `THREADHOST_PANIC` or the type's fallback value), and the
+//!   pointer-checking macros `try_ref!`, `try_mut!`, `try_box!`, `try_str!`, `try_out!`.
+//! - `handle.rs`: the only place raw pointers become `Box`es or references and back; each
+//!   opaque C type declares there whether C owns a `Box` of it or borrows it.
+//! - `status.rs`: the status codes, the thread-local last error and string copies into
+//!   caller buffers.
+//! - `builder.rs`, `service.rs`, `host.rs`, `context.rs`, `stop.rs`, `snapshot.rs`: one C
+//!   object each.
+//!
+//! Only the public Rust API is used here (DESIGN.md layering). Every exported function is
+//! `#[unsafe(no_mangle)] pub [unsafe] extern "C" fn` and its body is one `ffi_boundary!`;
+//! `tests/c_api.rs` checks both, and that the header declares exactly the exported names.
+
+// The exported functions are reached through the C ABI, not through Rust paths: `pub` in a
+// private module is what the C export needs, so `unreachable_pub` does not apply here.
+#![allow(unreachable_pub)]
+// The C names are the C API's names (`threadhost_host`, …), not Rust's CamelCase.
+#![allow(non_camel_case_types)]
+
+#[macro_use]
+mod boundary;
+#[macro_use]
+mod handle;
+mod builder;
+mod context;
+mod host;
+mod service;
+mod snapshot;
+mod status;
+mod stop;
+
+use std::ffi::c_char;
+use std::os::raw::c_int;
+use std::time::Duration;
+
+use crate::{Deadline, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_STOP_TIMEOUT};
+use status::Status;
+
+/// The crate version as a NUL-terminated C string (static storage).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+
+/// The library's version, e.g. `"0.1.0"`: a static NUL-terminated string, never freed.
+/// May be called from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn threadhost_version() -> *const c_char {
+    ffi_boundary! {
+        VERSION.as_ptr().cast::<c_char>()
+    }
+}
+
+/// Copies the calling thread's last error message into `buf` (see `status::copy_str` for the
+/// truncation rules); `*out_n` receives the message's full length.
+///
+/// # Safety
+///
+/// `buf` is NULL with `len == 0`, or points to `len` writable bytes; `out_n` is NULL or points
+/// to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_last_error_message(
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let message = status::last_error();
+        // SAFETY: the caller's contract above is exactly `copy_str`'s.
+        unsafe { status::copy_str(&message, buf, len, out_n) }
+    }
+}
+
+/// The name of a status code, e.g. `"THREADHOST_TIMEOUT"`; `"THREADHOST_UNKNOWN"` for a
+/// value that is not a status code. A static string, never freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn threadhost_status_name(status: Status) -> *const c_char {
+    ffi_boundary! {
+        status::name_c(status).as_ptr().cast::<c_char>()
+    }
+}
+
+/// The process exit code for the status returned by `threadhost_host_run` (or by a failed
+/// `threadhost_builder_build`): the same table as Rust's `threadhost::exit_code`.
+#[unsafe(no_mangle)]
+pub extern "C" fn threadhost_exit_code(status: Status) -> c_int {
+    ffi_boundary! {
+        c_int::from(match status {
+            Status::OK => EXIT_OK,
+            Status::INVALID_CONFIG => EXIT_CONFIG,
+            Status::STOP_TIMEOUT => EXIT_STOP_TIMEOUT,
+            _ => EXIT_FAILURE,
+        })
+    }
+}
+
+/// Test-only: panics inside the boundary, which must turn the panic into `THREADHOST_PANIC`
+/// and a last error message instead of aborting the process. Always exported (so that plain
+/// `cargo test` exercises it without a feature); it has no other effect.
+#[unsafe(no_mangle)]
+pub extern "C" fn threadhost_test_panic() -> Status {
+    ffi_boundary! {
+        panic!("threadhost_test_panic: a deliberate panic at the C boundary")
+    }
+}
+
+/// `THREADHOST_NO_DEADLINE`: a timeout that never expires.
+pub(crate) const NO_DEADLINE: u64 = u64::MAX;
+
+/// The deadline `timeout_ms` from now; `NO_DEADLINE` (or a sum past the clock's range) is
+/// never. Computed once per entry point and passed down.
+pub(crate) fn deadline_ms(timeout_ms: u64) -> Deadline {
+    if timeout_ms == NO_DEADLINE {
+        Deadline::NEVER
+    } else {
+        Deadline::after(Duration::from_millis(timeout_ms))
+    }
+}

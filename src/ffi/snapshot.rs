@@ -1,0 +1,222 @@
+//! `threadhost_snapshot`: a host's state and its services' states, restarts, names and last
+//! errors, read at one moment.
+
+use std::ffi::c_char;
+
+use super::handle::{self, write_out};
+use super::status::{self, Status};
+use crate::{HostSnapshot, ServiceState, ServiceStatus};
+
+/// Opaque: a snapshot, owned by C until `threadhost_snapshot_free`.
+pub struct threadhost_snapshot {
+    _private: [u8; 0],
+}
+
+castable!(threadhost_snapshot => HostSnapshot, box);
+
+/// `threadhost_service_state` values.
+fn service_state_code(state: ServiceState) -> i32 {
+    #[allow(unreachable_patterns)] // `ServiceState` may grow; a new state reads as failed
+    match state {
+        ServiceState::Created => 0,
+        ServiceState::Starting => 1,
+        ServiceState::Running => 2,
+        ServiceState::Restarting => 3,
+        ServiceState::Completed => 4,
+        ServiceState::Stopping => 5,
+        ServiceState::Stopped => 6,
+        ServiceState::Failed => 7,
+        ServiceState::TimedOut => 8,
+        ServiceState::Skipped => 9,
+        _ => 7,
+    }
+}
+
+/// The service at `index`, or `INVALID_ARGUMENT` naming the count.
+fn service(snapshot: &HostSnapshot, index: usize) -> Result<&ServiceStatus, Status> {
+    snapshot.services.get(index).ok_or_else(|| {
+        status::fail(
+            Status::INVALID_ARGUMENT,
+            format!(
+                "`index` {index} is out of range: the snapshot has {} services",
+                snapshot.services.len()
+            ),
+        )
+    })
+}
+
+/// The host's state (`THREADHOST_HOST_*`) when the snapshot was taken.
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `state_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_host_state(
+    snapshot: *const threadhost_snapshot,
+    state_out: *mut i32,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        try_out!(state_out);
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(state_out, snapshot.state as u8 as i32) };
+        Status::OK
+    }
+}
+
+/// The number of services (indexes are `0 .. count - 1`, in registration order).
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `count_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_service_count(
+    snapshot: *const threadhost_snapshot,
+    count_out: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        try_out!(count_out);
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(count_out, snapshot.services.len()) };
+        Status::OK
+    }
+}
+
+/// The state (`THREADHOST_SERVICE_*`) of service `index`.
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `state_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_service_state(
+    snapshot: *const threadhost_snapshot,
+    index: usize,
+    state_out: *mut i32,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        try_out!(state_out);
+        let service = match service(snapshot, index) {
+            Ok(s) => s,
+            Err(status) => return status,
+        };
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(state_out, service_state_code(service.state)) };
+        Status::OK
+    }
+}
+
+/// How often service `index`'s body was restarted.
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `restarts_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_service_restarts(
+    snapshot: *const threadhost_snapshot,
+    index: usize,
+    restarts_out: *mut u32,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        try_out!(restarts_out);
+        let service = match service(snapshot, index) {
+            Ok(s) => s,
+            Err(status) => return status,
+        };
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(restarts_out, service.restarts) };
+        Status::OK
+    }
+}
+
+/// Copies a string into the caller's buffer, recording a truncation as the last error.
+///
+/// # Safety
+///
+/// As `status::copy_str`.
+unsafe fn copy_field(
+    what: &str,
+    s: &str,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> Status {
+    // SAFETY: the caller's contract is `copy_str`'s.
+    let status = unsafe { status::copy_str(s, buf, len, out_n) };
+    if status == Status::BUFFER_TOO_SMALL {
+        return status::fail(
+            status,
+            format!(
+                "a buffer of {len} bytes cannot hold the {what} ({} bytes) and its NUL",
+                s.len()
+            ),
+        );
+    }
+    status
+}
+
+/// Copies service `index`'s name into `buf` (truncation rules of
+/// `threadhost_last_error_message`).
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `buf` is NULL with `len == 0` or points to `len`
+/// writable bytes; `out_n` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_service_name(
+    snapshot: *const threadhost_snapshot,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        let service = match service(snapshot, index) {
+            Ok(s) => s,
+            Err(status) => return status,
+        };
+        // SAFETY: the caller's contract on buf/len/out_n is `copy_field`'s.
+        unsafe { copy_field("service name", &service.name, buf, len, out_n) }
+    }
+}
+
+/// Copies service `index`'s last error message into `buf` ("" if it never failed).
+///
+/// # Safety
+///
+/// As `threadhost_snapshot_service_name`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_service_last_error(
+    snapshot: *const threadhost_snapshot,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        let service = match service(snapshot, index) {
+            Ok(s) => s,
+            Err(status) => return status,
+        };
+        let message = service.last_error.as_ref().map(ToString::to_string).unwrap_or_default();
+        // SAFETY: the caller's contract on buf/len/out_n is `copy_field`'s.
+        unsafe { copy_field("last error", &message, buf, len, out_n) }
+    }
+}
+
+/// Frees a snapshot. NULL is a no-op.
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot, never used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_free(snapshot: *mut threadhost_snapshot) {
+    ffi_boundary! {
+        // SAFETY: NULL or a live Box-owned snapshot handed back once (caller's contract).
+        drop(unsafe { handle::try_box_from(snapshot) });
+    }
+}

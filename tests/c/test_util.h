@@ -1,0 +1,126 @@
+/* Shared helpers of the C tests (tests/c/ *.c): checks that print the failing expression and
+ * the last error, and a thread-safe counter to await callbacks without sleeping. */
+#ifndef THREADHOST_TEST_UTIL_H
+#define THREADHOST_TEST_UTIL_H
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "threadhost.h"
+
+static inline void print_last_error(void) {
+    char buf[512];
+    size_t n = 0;
+    threadhost_last_error_message(buf, sizeof buf, &n);
+    fprintf(stderr, "    last error: %s\n", buf);
+}
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            print_last_error();                                                      \
+            return false;                                                            \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_STATUS(call, expected)                                                   \
+    do {                                                                               \
+        threadhost_status check_status_ = (call);                                      \
+        if (check_status_ != (expected)) {                                             \
+            fprintf(stderr, "%s:%d: %s returned %s, expected %s\n", __FILE__, __LINE__, \
+                    #call, threadhost_status_name(check_status_),                      \
+                    threadhost_status_name(expected));                                 \
+            print_last_error();                                                        \
+            return false;                                                              \
+        }                                                                              \
+    } while (0)
+
+/* The calling thread's last error message contains `needle`. */
+static inline bool last_error_contains(const char *needle) {
+    char buf[1024];
+    size_t n = 0;
+    threadhost_last_error_message(buf, sizeof buf, &n);
+    if (strstr(buf, needle) == NULL) {
+        fprintf(stderr, "    last error \"%s\" lacks \"%s\"\n", buf, needle);
+        return false;
+    }
+    return true;
+}
+
+#define RUN(test)                                           \
+    do {                                                    \
+        bool ok_ = test();                                  \
+        printf("%s: %s\n", #test, ok_ ? "ok" : "FAILED");   \
+        fflush(stdout);                                     \
+        if (!ok_) failures++;                               \
+    } while (0)
+
+/* A counter that callbacks bump from any thread and tests await with a timeout. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int value;
+} counter;
+
+static inline void counter_init(counter *c) {
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->changed, NULL);
+    c->value = 0;
+}
+
+static inline void counter_destroy(counter *c) {
+    pthread_cond_destroy(&c->changed);
+    pthread_mutex_destroy(&c->lock);
+}
+
+static inline void counter_add(counter *c, int n) {
+    pthread_mutex_lock(&c->lock);
+    c->value += n;
+    pthread_cond_broadcast(&c->changed);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static inline int counter_get(counter *c) {
+    pthread_mutex_lock(&c->lock);
+    int v = c->value;
+    pthread_mutex_unlock(&c->lock);
+    return v;
+}
+
+/* Waits until the counter is at least `n`, at most `ms` milliseconds; true if it got there. */
+static inline bool counter_wait(counter *c, int n, long ms) {
+    struct timespec at;
+    clock_gettime(CLOCK_REALTIME, &at);
+    at.tv_sec += ms / 1000;
+    at.tv_nsec += (ms % 1000) * 1000000L;
+    if (at.tv_nsec >= 1000000000L) {
+        at.tv_sec += 1;
+        at.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->lock);
+    int rc = 0;
+    while (c->value < n && rc != ETIMEDOUT) {
+        rc = pthread_cond_timedwait(&c->changed, &c->lock, &at);
+    }
+    bool ok = c->value >= n;
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+/* Milliseconds on a monotonic clock. */
+static inline long long now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+#endif

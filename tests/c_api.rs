@@ -1,0 +1,527 @@
+//! The C API from real C and C++ programs, run by plain `cargo test`.
+//!
+//! Each `tests/c/*.c` is compiled with `$CC` (default `cc`) as C99 with `-Wall -Wextra
+//! -Werror`, linked against the `libthreadhost.so` cargo just built next to this test
+//! executable (`current_exe().parent()`, i.e. `target/<profile>/deps`), and run with
+//! `LD_LIBRARY_PATH` set explicitly to that directory: cargo puts `target/<profile>` first on
+//! the test's library path, where a stale copy from an earlier `cargo build` would otherwise
+//! win (STYLE.md §3). Each C program prints `name: ok|FAILED` lines and exits 1 on failure.
+//!
+//! With `VALGRIND=1` in the environment, each C test binary runs under
+//! `valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite`.
+//!
+//! Also here: the C++ header check, the C worker example (built and run for a second, and
+//! stopped by SIGINT), a C test linked statically against `libthreadhost.a`, the fuzz driver
+//! (compiled only; see tests/fuzz/fuzz_calls.c for the command), and the source checks:
+//! header/exports parity, status-code parity, version macros, and the boundary macro on every
+//! exported function.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Where cargo put the freshly built `libthreadhost.so` / `.a`: next to this test executable.
+fn deps_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().expect("deps dir").to_path_buf()
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch directory for the compiled programs.
+fn out_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c_api");
+    std::fs::create_dir_all(&dir).expect("create out dir");
+    dir
+}
+
+fn compiler(var: &str, default: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Compiles `source` into `out_dir()/name` and returns the binary's path. `link` is the
+/// linker tail (the library and system libraries).
+fn compile(cc: &str, std: &str, source: &Path, name: &str, link: &[String]) -> PathBuf {
+    let bin = out_dir().join(name);
+    let output = Command::new(cc)
+        .arg(format!("-std={std}"))
+        .args(["-Wall", "-Wextra", "-Werror", "-g"])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(source)
+        .arg("-o")
+        .arg(&bin)
+        .args(link)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{cc}`: {e}"));
+    assert!(
+        output.status.success(),
+        "compiling {} failed:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    bin
+}
+
+/// Links against the shared library in `deps_dir()`.
+fn shared_link() -> Vec<String> {
+    vec![
+        format!("-L{}", deps_dir().display()),
+        "-lthreadhost".to_owned(),
+        "-lpthread".to_owned(),
+    ]
+}
+
+/// A command for `bin` that finds the fresh shared library first.
+fn command(bin: &Path, valgrind: bool) -> Command {
+    let mut cmd = if valgrind && std::env::var_os("VALGRIND").is_some_and(|v| v != "0") {
+        let mut c = Command::new("valgrind");
+        c.args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+        ]);
+        c.arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let deps = deps_dir();
+    cmd.env("LD_LIBRARY_PATH", &deps);
+    cmd.env("DYLD_LIBRARY_PATH", &deps);
+    cmd
+}
+
+/// Asserts a C test program passed: exit 0, at least one `: ok` line, no `FAILED`.
+#[allow(clippy::print_stderr)] // the valgrind summary is for the person running the tests
+fn assert_passed(what: &str, output: &Output) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let oks = stdout.lines().filter(|l| l.ends_with(": ok")).count();
+    assert!(
+        output.status.success() && oks > 0 && !stdout.contains("FAILED"),
+        "{what} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+    if std::env::var_os("VALGRIND").is_some() {
+        // Show valgrind's summary in `cargo test -- --nocapture`.
+        for line in stderr.lines().filter(|l| {
+            l.contains("ERROR SUMMARY")
+                || l.contains("definitely lost")
+                || l.contains("in use at exit")
+        }) {
+            eprintln!("{what}: {line}");
+        }
+    }
+}
+
+fn c_sources(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .expect("read tests/c")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn run_c_test(stem: &str) {
+    let source = root().join("tests/c").join(format!("{stem}.c"));
+    let bin = compile(&compiler("CC", "cc"), "c99", &source, stem, &shared_link());
+    let output = command(&bin, true).output().expect("run C test");
+    assert_passed(stem, &output);
+}
+
+#[test]
+fn smoke() {
+    run_c_test("token");
+}
+
+#[test]
+fn c_host() {
+    run_c_test("host");
+}
+
+#[test]
+fn c_bad_input() {
+    run_c_test("bad_input");
+}
+
+/// Every `tests/c/*.c` has its `#[test]` above (a new file cannot be silently skipped).
+#[test]
+fn every_c_test_file_is_run() {
+    let this = std::fs::read_to_string(root().join("tests/c_api.rs")).expect("read c_api.rs");
+    for source in c_sources("tests/c") {
+        let stem = source.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(
+            this.contains(&format!("run_c_test(\"{stem}\")")),
+            "tests/c/{stem}.c has no `run_c_test(\"{stem}\")` in tests/c_api.rs"
+        );
+    }
+}
+
+#[test]
+fn cpp_header_compiles_and_runs() {
+    let source = root().join("tests/cpp/header.cpp");
+    let bin = compile(
+        &compiler("CXX", "c++"),
+        "c++11",
+        &source,
+        "header_cpp",
+        &shared_link(),
+    );
+    let output = command(&bin, true).output().expect("run C++ test");
+    assert_passed("tests/cpp/header.cpp", &output);
+}
+
+/// The C test linked statically: `cc … tests/c/token.c <deps>/libthreadhost.a -lpthread -ldl
+/// -lm`, run with an empty library path, so it cannot be using the shared library.
+#[test]
+fn c_static_link() {
+    let source = root().join("tests/c/token.c");
+    let link = vec![
+        deps_dir().join("libthreadhost.a").display().to_string(),
+        "-lpthread".to_owned(),
+        "-ldl".to_owned(),
+        "-lm".to_owned(),
+    ];
+    let bin = compile(&compiler("CC", "cc"), "c99", &source, "token_static", &link);
+    let output = Command::new(&bin)
+        .env("LD_LIBRARY_PATH", "")
+        .env("DYLD_LIBRARY_PATH", "")
+        .output()
+        .expect("run statically linked C test");
+    assert_passed("token.c (static)", &output);
+}
+
+/// The fuzz driver builds (it is run by hand; see its header comment).
+#[test]
+fn fuzz_driver_compiles() {
+    for source in c_sources("tests/fuzz") {
+        let stem = source.file_stem().unwrap().to_string_lossy().into_owned();
+        compile(&compiler("CC", "cc"), "c99", &source, &stem, &shared_link());
+    }
+}
+
+fn worker_example() -> PathBuf {
+    compile(
+        &compiler("CC", "cc"),
+        "c99",
+        &root().join("examples/c/worker.c"),
+        "worker_c",
+        &shared_link(),
+    )
+}
+
+#[test]
+fn c_worker_example_runs_for_one_second() {
+    let bin = worker_example();
+    let output = command(&bin, true)
+        .args(["--run-for", "1"])
+        .output()
+        .expect("run examples/c/worker.c");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "worker.c exited with {}:\n{stderr}",
+        output.status
+    );
+    for expected in [
+        "worker: round 1",
+        "requesting a stop",
+        "heartbeat: stopping",
+        "graceful stop",
+    ] {
+        assert!(stderr.contains(expected), "no `{expected}` in:\n{stderr}");
+    }
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // plain threads to read the child's output and await it
+fn c_worker_example_stops_on_sigint() {
+    let bin = worker_example();
+    let mut child = command(&bin, false)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn examples/c/worker.c");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    // Wait for the host to be running (the first worker round), then send SIGINT.
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("worker.c never reported its first round");
+        if line.contains("worker: round 1") {
+            break;
+        }
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+    let (done_tx, done_rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = done_tx.send(());
+        status
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("worker.c did not exit within 30 s of SIGINT");
+    let status = waiter.join().unwrap().expect("wait");
+    let log = reader.join().unwrap();
+    assert!(status.success(), "worker.c exited with {status}:\n{log}");
+    assert!(log.contains("graceful stop"), "{log}");
+}
+
+// ---- source checks ------------------------------------------------------------------------
+
+/// `src/ffi/*.rs` concatenated with file names, in a stable order.
+fn ffi_sources() -> Vec<(String, String)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("src/ffi"))
+        .expect("read src/ffi")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("read ffi source");
+            (p.file_name().unwrap().to_string_lossy().into_owned(), text)
+        })
+        .collect()
+}
+
+/// One exported function: its name, everything from the export attribute to the body's
+/// opening brace, and the body's first characters.
+struct Export {
+    file: String,
+    name: String,
+    docs: String,
+    signature: String,
+    body_start: String,
+}
+
+fn exports() -> Vec<Export> {
+    let mut out = Vec::new();
+    for (file, text) in ffi_sources() {
+        // Attribute lines only (the module docs mention the attribute in prose too).
+        let mut starts = Vec::new();
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            if line.trim() == "#[unsafe(no_mangle)]" {
+                starts.push(offset);
+            }
+            offset += line.len();
+        }
+        for at in starts {
+            let docs: Vec<&str> = text[..at]
+                .lines()
+                .rev()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| l.starts_with("///"))
+                .collect();
+            let docs = docs.into_iter().rev().collect::<Vec<_>>().join("\n");
+            let rest = &text[at..];
+            let fn_at = rest.find("fn ").expect("fn after no_mangle");
+            let name: String = rest[fn_at + 3..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let brace = rest.find('{').expect("body");
+            let signature = rest[..brace].to_owned();
+            let body_start: String = rest[brace + 1..].trim_start().chars().take(40).collect();
+            out.push(Export {
+                file: file.clone(),
+                name,
+                docs,
+                signature,
+                body_start,
+            });
+        }
+    }
+    out
+}
+
+/// Removes `/* … */` and `// …` comments.
+fn strip_c_comments(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    loop {
+        let block = rest.find("/*");
+        let line = rest.find("//");
+        match (block, line) {
+            (Some(b), l) if l.is_none_or(|l| b < l) => {
+                out.push_str(&rest[..b]);
+                let end = rest[b..].find("*/").expect("unterminated comment");
+                rest = &rest[b + end + 2..];
+            }
+            (_, Some(l)) => {
+                out.push_str(&rest[..l]);
+                rest = rest[l..].find('\n').map_or("", |n| &rest[l + n..]);
+            }
+            _ => {
+                out.push_str(rest);
+                return out;
+            }
+        }
+    }
+}
+
+fn header() -> String {
+    std::fs::read_to_string(root().join("include/threadhost.h")).expect("read threadhost.h")
+}
+
+/// Function names the header declares: `threadhost_x(` outside comments.
+fn header_functions() -> BTreeSet<String> {
+    let code = strip_c_comments(&header());
+    let mut names = BTreeSet::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("threadhost_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let after = rest[at + name.len()..].trim_start();
+        let before = rest[..at].trim_end();
+        // Not a function-pointer typedef `(*threadhost_x_fn)(` nor a return type
+        // `threadhost_status (*…`.
+        if after.starts_with('(') && !after.starts_with("(*") && !before.ends_with("(*") {
+            names.insert(name.clone());
+        }
+        rest = &rest[at + name.len()..];
+    }
+    names
+}
+
+#[test]
+fn header_matches_exports() {
+    let exported: BTreeSet<String> = exports().into_iter().map(|e| e.name).collect();
+    let declared = header_functions();
+    let missing: Vec<_> = exported.difference(&declared).collect();
+    let extra: Vec<_> = declared.difference(&exported).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "exported but not in threadhost.h: {missing:?}; in threadhost.h but not exported: {extra:?}"
+    );
+    assert!(exported.len() > 40, "only {} exports found", exported.len());
+}
+
+#[test]
+fn header_status_codes_match_rust() {
+    let mut rust = BTreeSet::new();
+    for (_, text) in ffi_sources() {
+        for line in text.lines() {
+            // `pub(crate) const NAME: Status = Status(n);`
+            if let Some(rest) = line.trim().strip_prefix("pub(crate) const ") {
+                if let Some((name, value)) = rest.split_once(": Status = Status(") {
+                    let value = value.trim_end_matches(");");
+                    rust.insert((format!("THREADHOST_{name}"), value.to_owned()));
+                }
+            }
+        }
+    }
+    let mut c = BTreeSet::new();
+    let header = header();
+    let codes = header
+        .split("typedef int32_t threadhost_status;")
+        .nth(1)
+        .expect("threadhost_status typedef")
+        .split("threadhost_status_name")
+        .next()
+        .unwrap();
+    for line in codes.lines() {
+        if let Some(rest) = line.strip_prefix("#define ") {
+            let mut parts = rest.split_whitespace();
+            c.insert((
+                parts.next().unwrap().to_owned(),
+                parts.next().unwrap().to_owned(),
+            ));
+        }
+    }
+    assert_eq!(
+        rust, c,
+        "status codes differ between src/ffi and threadhost.h"
+    );
+    assert!(c.contains(&("THREADHOST_OK".to_owned(), "0".to_owned())));
+}
+
+#[test]
+fn header_version_matches_cargo_version() {
+    let header = header();
+    let macro_value = |name: &str| -> String {
+        let prefix = format!("#define {name} ");
+        header
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {name} in threadhost.h"))
+            .trim()
+            .to_owned()
+    };
+    let version = format!(
+        "{}.{}.{}",
+        macro_value("THREADHOST_VERSION_MAJOR"),
+        macro_value("THREADHOST_VERSION_MINOR"),
+        macro_value("THREADHOST_VERSION_PATCH")
+    );
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+}
+
+/// rustls-ffi#27: every exported function's body is one `ffi_boundary!`, and every export
+/// that takes a raw pointer is an `unsafe fn` (so `# Safety` docs apply).
+#[test]
+fn every_export_is_wrapped_in_ffi_boundary() {
+    let exports = exports();
+    assert!(!exports.is_empty());
+    for e in &exports {
+        assert!(
+            e.body_start.starts_with("ffi_boundary!"),
+            "{}: `{}` does not start its body with ffi_boundary! (starts with `{}`)",
+            e.file,
+            e.name,
+            e.body_start
+        );
+        assert!(
+            e.signature.contains("pub ") && e.signature.contains("extern \"C\" fn"),
+            "{}: `{}` is not `pub extern \"C\"`",
+            e.file,
+            e.name
+        );
+        let params = e.signature.split("fn ").nth(1).unwrap();
+        let params = params.split("->").next().unwrap();
+        if params.contains("*const") || params.contains("*mut") {
+            assert!(
+                e.signature.contains("pub unsafe extern \"C\" fn"),
+                "{}: `{}` takes a raw pointer but is not `unsafe`",
+                e.file,
+                e.name
+            );
+            assert!(
+                e.docs.contains("# Safety"),
+                "{}: `{}` lacks a `# Safety` section",
+                e.file,
+                e.name
+            );
+        }
+    }
+}
