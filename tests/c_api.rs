@@ -211,19 +211,20 @@ fn fuzz_driver_compiles() {
     }
 }
 
-fn worker_example() -> PathBuf {
+/// Builds examples/c/worker.c as `name` (one name per test: tests run in parallel).
+fn worker_example(name: &str) -> PathBuf {
     compile(
         &compiler("CC", "cc"),
         "c99",
         &root().join("examples/c/worker.c"),
-        "worker_c",
+        name,
         &shared_link(),
     )
 }
 
 #[test]
 fn c_worker_example_runs_for_one_second() {
-    let bin = worker_example();
+    let bin = worker_example("worker_run_for");
     let output = command(&bin, true)
         .args(["--run-for", "1"])
         .output()
@@ -247,7 +248,7 @@ fn c_worker_example_runs_for_one_second() {
 #[test]
 #[allow(clippy::disallowed_methods)] // plain threads to read the child's output and await it
 fn c_worker_example_stops_on_sigint() {
-    let bin = worker_example();
+    let bin = worker_example("worker_sigint");
     let mut child = command(&bin, false)
         .stderr(Stdio::piped())
         .spawn()
@@ -290,6 +291,108 @@ fn c_worker_example_stops_on_sigint() {
     let log = reader.join().unwrap();
     assert!(status.success(), "worker.c exited with {status}:\n{log}");
     assert!(log.contains("graceful stop"), "{log}");
+}
+
+/// The README's complete program is `examples/c/hello.c`, and it builds and runs.
+#[test]
+fn c_hello_example_from_readme() {
+    let hello = std::fs::read_to_string(root().join("examples/c/hello.c")).expect("hello.c");
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let section = readme
+        .split("## Using threadhost from C")
+        .nth(1)
+        .expect("README section `Using threadhost from C`");
+    let block = section
+        .split("```c\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a ```c block");
+    assert_eq!(
+        block, hello,
+        "README's C program differs from examples/c/hello.c"
+    );
+    let bin = compile(
+        &compiler("CC", "cc"),
+        "c99",
+        &root().join("examples/c/hello.c"),
+        "hello_c",
+        &shared_link(),
+    );
+    let output = command(&bin, true).output().expect("run hello.c");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "hello.c: {}", output.status);
+    assert_eq!(stdout, "tick 1\ntick 2\ntick 3\n");
+}
+
+/// `threadhost.pc.in`, installed as the README says into a scratch prefix, gives pkg-config
+/// flags that build and run `examples/c/hello.c`. Returns early (passing) on a machine
+/// without `pkg-config`.
+#[test]
+fn pkg_config_file_builds_hello() {
+    if Command::new("pkg-config")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return;
+    }
+    let prefix = out_dir().join("prefix");
+    let (include, lib) = (prefix.join("include"), prefix.join("lib"));
+    std::fs::create_dir_all(&include).unwrap();
+    std::fs::create_dir_all(lib.join("pkgconfig")).unwrap();
+    std::fs::copy(
+        root().join("include/threadhost.h"),
+        include.join("threadhost.h"),
+    )
+    .unwrap();
+    std::fs::copy(
+        deps_dir().join("libthreadhost.so"),
+        lib.join("libthreadhost.so"),
+    )
+    .unwrap();
+    let pc = std::fs::read_to_string(root().join("threadhost.pc.in"))
+        .unwrap()
+        .replace("@PREFIX@", &prefix.display().to_string())
+        .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
+    std::fs::write(lib.join("pkgconfig/threadhost.pc"), pc).unwrap();
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "threadhost"])
+        .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+        .output()
+        .expect("pkg-config");
+    assert!(
+        flags.status.success(),
+        "{}",
+        String::from_utf8_lossy(&flags.stderr)
+    );
+    let flags: Vec<String> = String::from_utf8_lossy(&flags.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let version = Command::new("pkg-config")
+        .args(["--modversion", "threadhost"])
+        .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+        .output()
+        .expect("pkg-config");
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    let bin = out_dir().join("hello_pc");
+    let status = Command::new(compiler("CC", "cc"))
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror"])
+        .arg(root().join("examples/c/hello.c"))
+        .args(&flags)
+        .arg("-o")
+        .arg(&bin)
+        .status()
+        .expect("cc");
+    assert!(status.success());
+    let output = Command::new(&bin)
+        .env("LD_LIBRARY_PATH", &lib)
+        .output()
+        .expect("run hello_pc");
+    assert!(output.status.success());
 }
 
 // ---- source checks ------------------------------------------------------------------------
