@@ -648,7 +648,12 @@ impl Shared {
     /// a stop request.
     fn start_sequence(self: &Arc<Self>, deadline: Deadline) -> Result<(), Error> {
         for &i in &self.plan.order {
-            self.spawn(i)?;
+            if let Err(error) = self.spawn(i) {
+                // The threads already spawned wait for a command: tell them to exit.
+                let mut ctl = self.ctl.lock();
+                self.abandon_start(&mut ctl, StopReason::Requested);
+                return Err(error);
+            }
         }
         let groups: Vec<Vec<usize>> = if self.options.start_concurrently {
             self.plan.levels.clone()
