@@ -687,9 +687,8 @@ impl Shared {
                     let r = &mut ctl.records[i];
                     match resolution {
                         Resolution::Done(Ok(())) => {
-                            if phase == Phase::Start {
-                                r.state = ServiceState::Running;
-                            }
+                            // The state became Running in `reply`, atomically with `started`:
+                            // a background body may already have failed and moved it on.
                             if phase == Phase::Started || (phase == Phase::Start && !r.hosted) {
                                 r.start_duration = r.start_began.map(|t| t.elapsed());
                             }
@@ -1134,7 +1133,10 @@ impl Shared {
         let mut ctl = self.ctl.lock();
         let r = &mut ctl.records[i];
         if phase == Phase::Start && result.is_ok() && !r.abandoned {
+            // Together, under the lock: from here a background body runs and may change the
+            // state itself (fail, complete); the sequencer must not overwrite it later.
             r.started = true;
+            r.state = ServiceState::Running;
         }
         if let Err(f) = &result {
             r.last_error = Some(f.clone());
