@@ -3,7 +3,7 @@
 //! the services do, `start` and `stop` return by their deadlines, every overrun is named in the
 //! report or the error, and no panic escapes.
 //!
-//! CI runs 60 trials with generous bounds. The measured run — 300 trials in release, worst
+//! CI runs 30 trials with roomy deadlines and generous bounds. The measured run — 300 trials in release, worst
 //! overrun of `stop` past its deadline reported and held to 20 ms — is
 //! `cargo test --release --test fault_injection -- --ignored --nocapture`.
 
@@ -44,8 +44,22 @@ const FAULTS: [Fault; 10] = [
     Fault::FailRepeatedly,
 ];
 
-const START_DEADLINE: Duration = Duration::from_millis(150);
-const STOP_DEADLINE: Duration = Duration::from_millis(100);
+/// The deadlines of one run: roomy in CI (a starved machine must not make a well-behaved
+/// service miss them), tight in the measured run.
+#[derive(Clone, Copy)]
+struct Deadlines {
+    start: Duration,
+    stop: Duration,
+}
+
+const CI: Deadlines = Deadlines {
+    start: Duration::from_millis(400),
+    stop: Duration::from_millis(250),
+};
+const MEASURED: Deadlines = Deadlines {
+    start: Duration::from_millis(150),
+    stop: Duration::from_millis(100),
+};
 
 /// A hosted service whose hooks misbehave as told; `release` ends every hang.
 struct Faulty {
@@ -139,7 +153,7 @@ struct Worst {
     stop: Duration,
 }
 
-fn trial(seed: u64, worst: &mut Worst, margin: Duration) {
+fn trial(seed: u64, d: Deadlines, worst: &mut Worst, margin: Duration) {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let n = 1 + rng.below(5);
     let faults: Vec<Fault> = (0..n).map(|_| FAULTS[rng.below(FAULTS.len())]).collect();
@@ -151,7 +165,7 @@ fn trial(seed: u64, worst: &mut Worst, margin: Duration) {
 
     let release = StopSource::new();
     let mut builder = HostBuilder::new()
-        .shutdown_timeout(STOP_DEADLINE)
+        .shutdown_timeout(d.stop)
         .start_concurrently(start_concurrently)
         .stop_concurrently(stop_concurrently);
     for (i, &fault) in faults.iter().enumerate() {
@@ -160,11 +174,9 @@ fn trial(seed: u64, worst: &mut Worst, margin: Duration) {
     let host = builder.build().expect("valid host");
 
     let began = Instant::now();
-    let started = host.start(START_DEADLINE);
+    let started = host.start(d.start);
     // A failed start also rolls back under the shutdown timeout.
-    let start_over = began
-        .elapsed()
-        .saturating_sub(START_DEADLINE + STOP_DEADLINE);
+    let start_over = began.elapsed().saturating_sub(d.start + d.stop);
     worst.start = worst.start.max(start_over);
     assert!(
         start_over <= margin,
@@ -189,8 +201,8 @@ fn trial(seed: u64, worst: &mut Worst, margin: Duration) {
     }
 
     let began = Instant::now();
-    let report = host.stop(STOP_DEADLINE);
-    let stop_over = began.elapsed().saturating_sub(STOP_DEADLINE);
+    let report = host.stop(d.stop);
+    let stop_over = began.elapsed().saturating_sub(d.stop);
     if started.is_ok() {
         worst.stop = worst.stop.max(stop_over);
     }
@@ -241,10 +253,10 @@ fn trial(seed: u64, worst: &mut Worst, margin: Duration) {
     release.stop();
 }
 
-fn run_trials(count: u64, margin: Duration) -> Worst {
+fn run_trials(count: u64, d: Deadlines, margin: Duration) -> Worst {
     let mut worst = Worst::default();
     for seed in 0..count {
-        trial(seed, &mut worst, margin);
+        trial(seed, d, &mut worst, margin);
     }
     worst
 }
@@ -252,13 +264,13 @@ fn run_trials(count: u64, margin: Duration) -> Worst {
 #[test]
 fn smoke() {
     // Generous bound: CI machines are loaded; the tight figure is the measured run's.
-    let _ = run_trials(60, Duration::from_millis(500));
+    let _ = run_trials(30, CI, Duration::from_millis(500));
 }
 
 #[test]
 #[ignore = "measured run: cargo test --release --test fault_injection -- --ignored --nocapture"]
 fn stop_returns_by_deadline_plus_20ms_over_300_trials() {
-    let worst = run_trials(300, Duration::from_millis(500));
+    let worst = run_trials(300, MEASURED, Duration::from_millis(500));
     eprintln!(
         "fault injection: 300 trials; worst overrun of stop past its deadline {:?}; of start past its deadline + rollback {:?}",
         worst.stop, worst.start
