@@ -81,6 +81,8 @@ pub(crate) struct Plan {
     pub(crate) order: Vec<usize>,
     pub(crate) levels: Vec<Vec<usize>>,
     pub(crate) console_lifetime: bool,
+    /// The typed service registry, shared with every service's `Context`.
+    pub(crate) services: StdArc<crate::scope::Registry>,
 }
 
 /// One service's lifecycle record, in `Ctl::records` (registration order).
@@ -777,6 +779,7 @@ impl Shared {
             host: HostHandle {
                 shared: Arc::clone(self),
             },
+            services: StdArc::clone(&self.plan.services),
         };
         let shared = Arc::clone(self);
         let spawned = crate::thread::spawn_named(&format!("th:{name}"), stack, move || {
