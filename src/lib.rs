@@ -221,6 +221,11 @@ mod supervise;
 mod sync;
 mod thread;
 
+/// Compiles and runs every Rust block of PORTING.md (the .NET porting guide) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../PORTING.md")]
+pub struct PortingGuide;
+
 pub use deadline::Deadline;
 pub use error::{BoxError, Error, Failure, ServiceResult};
 pub use host::{
