@@ -314,6 +314,22 @@ fn unregistered<T>() -> Error {
 /// # Ok::<(), threadhost::Error>(())
 /// ```
 ///
+/// # Re-entrancy and cycles
+///
+/// A factory may call [`get`](Scope::get) on the scope it is given, for singletons and other
+/// scoped types. While a factory runs, its type is marked as being created in this scope; a
+/// `get` for a type being created — the factory asking for its own type, or `A` needing `B`
+/// needing `A` — returns [`Error::DependencyCycle`] naming the chain (`A -> B -> A`) at once:
+/// never a deadlock, a stack overflow or a half-built value. Nothing is stored for a type
+/// whose factory failed, and the scope stays usable.
+///
+/// # Drop order and panics
+///
+/// Values are dropped in reverse creation order, so a value is dropped before the values its
+/// factory got from the scope. A panic unwinding through the unit of work drops the scope,
+/// and with it every value. A value whose `Drop` panics is logged; the others are still
+/// dropped.
+///
 /// # Thread safety
 ///
 /// A scope is used on the thread that created it: it is neither `Send` nor `Sync`, so it

@@ -405,6 +405,23 @@ fn singleton_is_shared_across_services_and_threads() {
 }
 
 #[test]
+fn host_services_resolve_outside_the_services() {
+    struct Config(u32);
+    struct PerCall(u32);
+    let host = HostBuilder::new()
+        .singleton(Arc::new(Config(7)))
+        .scoped(|scope| Ok(PerCall(scope.get::<Config>()?.0 + 1)))
+        .build()
+        .unwrap();
+    // Before start, as .NET's `host.Services.GetRequiredService<T>()`.
+    assert_eq!(host.services().singleton::<Config>().unwrap().0, 7);
+    let scope = host.services().create_scope();
+    assert_eq!(scope.get::<PerCall>().unwrap().0, 8);
+    assert!(host.services().contains::<PerCall>());
+    assert!(!host.services().contains::<String>());
+}
+
+#[test]
 fn singleton_of_a_scoped_type_is_an_error() {
     struct PerRequest;
     let registry = Registry::builder()

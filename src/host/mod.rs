@@ -242,6 +242,13 @@ impl Host {
         self.shared.state()
     }
 
+    /// The host's service registry (.NET's `host.Services`): its singletons and scoped
+    /// factories, for code outside the services, e.g. `host.services().create_scope()`.
+    #[must_use]
+    pub fn services(&self) -> &crate::scope::Registry {
+        &self.shared.plan.services
+    }
+
     /// Starts every service: all `starting` hooks, then all `start` hooks (background
     /// services: their optional start hook, then their body begins), then all `started`
     /// hooks; in start order (registration order after dependencies), or concurrently by
