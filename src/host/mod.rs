@@ -81,6 +81,8 @@ pub(crate) struct Plan {
     pub(crate) order: Vec<usize>,
     pub(crate) levels: Vec<Vec<usize>>,
     pub(crate) console_lifetime: bool,
+    /// The typed service registry, shared with every service's `Context`.
+    pub(crate) services: StdArc<crate::scope::Registry>,
 }
 
 /// One service's lifecycle record, in `Ctl::records` (registration order).
@@ -238,6 +240,13 @@ impl Host {
     #[must_use]
     pub fn state(&self) -> HostState {
         self.shared.state()
+    }
+
+    /// The host's service registry (.NET's `host.Services`): its singletons and scoped
+    /// factories, for code outside the services, e.g. `host.services().create_scope()`.
+    #[must_use]
+    pub fn services(&self) -> &crate::scope::Registry {
+        &self.shared.plan.services
     }
 
     /// Starts every service: all `starting` hooks, then all `start` hooks (background
@@ -781,6 +790,7 @@ impl Shared {
             host: HostHandle {
                 shared: Arc::clone(self),
             },
+            services: StdArc::clone(&self.plan.services),
         };
         let shared = Arc::clone(self);
         let spawned = crate::thread::spawn_named(&format!("th:{name}"), stack, move || {
