@@ -180,6 +180,7 @@ pub struct Context {
     pub(crate) token: StopToken,
     pub(crate) deadline: Deadline,
     pub(crate) host: HostHandle,
+    pub(crate) heartbeat: Arc<crate::host::Heartbeat>,
 }
 
 impl Context {
@@ -222,6 +223,35 @@ impl Context {
     #[must_use]
     pub fn host(&self) -> &HostHandle {
         &self.host
+    }
+
+    /// Says "this service is alive and making progress": one atomic store. A critical
+    /// service (one with [`Service::liveness`]) must beat at least once per liveness window,
+    /// or the host counts it as stuck: [`HostHandle::snapshot`] shows it not live and the
+    /// systemd watchdog stops pinging, so systemd restarts the process.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::{HostBuilder, Service};
+    ///
+    /// let host = HostBuilder::new()
+    ///     .add_service(
+    ///         Service::background_fn("poller", |ctx| {
+    ///             while ctx.sleep(Duration::from_millis(10)).is_ok() {
+    ///                 ctx.heartbeat(); // one round of work done
+    ///             }
+    ///             Ok(())
+    ///         })
+    ///         .liveness(Duration::from_secs(5)),
+    ///     )
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// assert!(host.handle().snapshot().not_live().is_empty());
+    /// # drop(host);
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    pub fn heartbeat(&self) {
+        self.heartbeat.beat();
     }
 }
 
@@ -276,6 +306,7 @@ pub struct Service {
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) stop_timeout: Option<Duration>,
     pub(crate) depends_on: Vec<Arc<str>>,
+    pub(crate) liveness: Option<Duration>,
 }
 
 impl Service {
@@ -288,6 +319,7 @@ impl Service {
             start_timeout: None,
             stop_timeout: None,
             depends_on: Vec::new(),
+            liveness: None,
         }
     }
 
@@ -346,6 +378,15 @@ impl Service {
         self
     }
 
+    /// Makes this a critical service: it counts as live only while it is running and its
+    /// last [`Context::heartbeat`] is at most `max_age` old (the host beats once for it each
+    /// time its body, or its hosted `start`, begins). Under systemd the watchdog pings only
+    /// while every critical service is live. The default is none: not critical.
+    pub fn liveness(mut self, max_age: Duration) -> Service {
+        self.liveness = Some(max_age);
+        self
+    }
+
     /// The service's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -369,6 +410,7 @@ impl fmt::Debug for Service {
             .field("start_timeout", &self.start_timeout)
             .field("stop_timeout", &self.stop_timeout)
             .field("depends_on", &self.depends_on)
+            .field("liveness", &self.liveness)
             .finish()
     }
 }

@@ -36,6 +36,10 @@ pub(crate) fn install(host: &HostHandle) -> Result<(), Error> {
     Ok(())
 }
 
+/// The signals that reach the handler: ctrlc's `termination` feature on Unix (on Windows,
+/// Ctrl-C and Ctrl-Break).
+const SIGNALS: &str = "SIGINT, SIGTERM or SIGHUP";
+
 fn on_signal() {
     let hosts: Vec<HostHandle> = {
         let hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
@@ -44,14 +48,17 @@ fn on_signal() {
     let stopping = hosts.iter().any(|h| {
         h.stop_reason().is_some() && !h.state().is_terminal() && h.state() != HostState::Created
     });
+    // ctrlc's handler does not say which of the three signals arrived (its signal handler
+    // only posts a semaphore), so the log line names all three rather than guess.
     if stopping {
         log::warn!(
-            "Second termination signal while stopping: exiting at once (code {EXIT_FORCED})"
+            "Second termination signal ({SIGNALS}) while stopping: exiting at once \
+             (code {EXIT_FORCED}); stop hooks still running are abandoned"
         );
         log::logger().flush();
         std::process::exit(i32::from(EXIT_FORCED));
     }
-    log::info!("Termination signal received; requesting a graceful stop");
+    log::info!("Termination signal ({SIGNALS}) received; requesting a graceful stop");
     for h in hosts {
         h.request_stop_with(StopReason::Signal);
     }

@@ -1,10 +1,27 @@
-//! Process lifetime: exit codes and the console lifetime (termination signals).
+//! Process lifetime: exit codes, the console lifetime (termination signals), and systemd's
+//! notify protocol and watchdog.
 
 #[cfg(feature = "termination")]
 mod console;
+#[cfg(unix)]
+mod systemd;
 
 #[cfg(feature = "termination")]
 pub(crate) use console::install;
+
+/// The systemd notify listener, or `None` when not run by systemd (`NOTIFY_SOCKET` unset) or
+/// not on Unix.
+///
+/// # Errors
+///
+/// [`Error::InvalidOption`] naming `NOTIFY_SOCKET`, `WATCHDOG_USEC` or `WATCHDOG_PID` when one
+/// is set to something unusable.
+pub(crate) fn systemd_listener() -> Result<Option<crate::host::Listener>, Error> {
+    #[cfg(unix)]
+    return systemd::listener();
+    #[cfg(not(unix))]
+    return Ok(None);
+}
 
 use crate::error::Error;
 use crate::host::StopReport;

@@ -1,0 +1,255 @@
+//! State-change listeners ([`HostEvent`], [`StateChange`]) and service heartbeats.
+//!
+//! # Invariants
+//!
+//! 1. An event is produced under the lifecycle lock `Shared::ctl`, at the very change it
+//!    describes, by a non-blocking send on an unbounded channel: producers never wait and never
+//!    run user code, and the channel keeps the order in which the changes were made.
+//! 2. Listeners run only on the host's event thread (`th:host-events`), which holds no
+//!    threadhost lock while it calls them; a panic in a listener is caught and logged, and the
+//!    next listener and event go on.
+//! 3. The event thread ends after delivering the host's terminal state (`Stopped` or `Failed`);
+//!    a change made after that (a detached, timed-out thread finishing late) is not delivered.
+//! 4. Events carry no handle to the host (a queued event must not keep the host alive); the
+//!    event thread owns one handle and lends it to each event it delivers.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc as StdArc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::deadline::Deadline;
+use crate::error::Failure;
+use crate::host::{HostHandle, HostState, ServiceState};
+use crate::panic::panic_message;
+use crate::stop::{StopReason, StopSource};
+use crate::sync::{AtomicU64, Mutex, Ordering};
+
+/// A state listener, as registered with
+/// [`HostBuilder::on_state_change`](crate::HostBuilder::on_state_change).
+pub(crate) type Listener = StdArc<dyn Fn(&HostEvent) + Send + Sync + 'static>;
+
+/// The listeners a builder collected (a newtype for `Debug`).
+#[derive(Default)]
+pub(crate) struct Listeners(pub(crate) Vec<Listener>);
+
+impl fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} listener(s)", self.0.len())
+    }
+}
+
+/// Bounds how long `run` waits, after the host stopped, for the listeners to see its last
+/// state change.
+pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What changed.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum StateChange {
+    /// The host moved from one [`HostState`] to another.
+    Host {
+        /// The state before.
+        from: HostState,
+        /// The state after.
+        to: HostState,
+        /// Why the host is stopping, once a stop was requested.
+        reason: Option<StopReason>,
+    },
+    /// A service moved from one [`ServiceState`] to another.
+    Service {
+        /// The service's name.
+        name: StdArc<str>,
+        /// The state before.
+        from: ServiceState,
+        /// The state after.
+        to: ServiceState,
+        /// The service's last failure, when it entered `Failed`, `Restarting` or `TimedOut`.
+        error: Option<Failure>,
+    },
+}
+
+impl fmt::Display for StateChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateChange::Host { to, reason, .. } => {
+                write!(f, "host {to}")?;
+                match (to, reason) {
+                    (HostState::Stopping, Some(reason)) => write!(f, " ({reason})"),
+                    _ => Ok(()),
+                }
+            }
+            StateChange::Service {
+                name, to, error, ..
+            } => {
+                write!(f, "service `{name}` {to}")?;
+                match error {
+                    Some(e) => write!(f, ": {e}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// One state change, as handed to a listener: what changed, when, and on which host.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct HostEvent {
+    /// What changed.
+    pub change: StateChange,
+    /// When it changed (listeners run a little later, on the host's event thread).
+    pub at: Instant,
+    host: HostHandle,
+}
+
+impl HostEvent {
+    /// The host this event is about: read its [`snapshot`](HostHandle::snapshot) or
+    /// [`options`](HostHandle::options), wait for its lifetime events, request a stop.
+    #[must_use]
+    pub fn host(&self) -> &HostHandle {
+        &self.host
+    }
+
+    /// `true` for the host's own state changes (not a service's).
+    #[must_use]
+    pub fn is_host_change(&self) -> bool {
+        matches!(self.change, StateChange::Host { .. })
+    }
+}
+
+/// The producer side, one per host (invariant 1).
+pub(crate) struct Events {
+    /// `None` when no listener was registered: then nothing is sent and no thread runs.
+    tx: Option<Sender<(StateChange, Instant)>>,
+    /// Taken by the event thread when `start` spawns it.
+    rx: Mutex<Option<Receiver<(StateChange, Instant)>>>,
+    listeners: StdArc<[Listener]>,
+    /// Fired by the event thread once it delivered the terminal state and ended.
+    done: StopSource,
+}
+
+impl Events {
+    pub(crate) fn new(listeners: Vec<Listener>) -> Events {
+        let (tx, rx) = if listeners.is_empty() {
+            (None, None)
+        } else {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            (Some(tx), Some(rx))
+        };
+        Events {
+            tx,
+            rx: Mutex::new(rx),
+            listeners: listeners.into(),
+            done: StopSource::new(),
+        }
+    }
+
+    /// A producer for one service record.
+    pub(crate) fn sender(&self) -> Option<Sender<(StateChange, Instant)>> {
+        self.tx.clone()
+    }
+
+    /// Sends `change` to the listeners; never blocks (invariant 1).
+    pub(crate) fn emit(&self, change: StateChange) {
+        emit(self.tx.as_ref(), change);
+    }
+
+    /// Starts the event thread, once, if there are listeners.
+    pub(crate) fn spawn(&self, host: HostHandle) -> std::io::Result<()> {
+        // Taken once: a second `start` (an error anyway) does not spawn a second thread.
+        let Some(rx) = self.rx.lock().take() else {
+            return Ok(());
+        };
+        let listeners = StdArc::clone(&self.listeners);
+        let done = self.done.clone();
+        crate::thread::spawn_named("th:host-events", None, move || {
+            // Invariant 3: whatever happens, a flush waiting for this thread is released.
+            let _done = scopeguard::guard((), |()| {
+                done.stop();
+            });
+            deliver(&rx, &listeners, &host);
+        })
+        .map(drop)
+    }
+
+    /// Waits until the event thread delivered the terminal state, or `deadline` passed. A
+    /// no-op without listeners or before the thread was spawned.
+    pub(crate) fn flush(&self, deadline: Deadline) {
+        let spawned = self.tx.is_some() && self.rx.lock().is_none();
+        if spawned {
+            let _delivered = self.done.token().wait_until(deadline);
+        }
+    }
+}
+
+/// Sends on an optional producer; a send after the event thread ended is dropped
+/// (invariant 3).
+pub(crate) fn emit(tx: Option<&Sender<(StateChange, Instant)>>, change: StateChange) {
+    if let Some(tx) = tx {
+        let _ = tx.send((change, Instant::now()));
+    }
+}
+
+/// The event thread's loop (invariants 2 and 3).
+fn deliver(rx: &Receiver<(StateChange, Instant)>, listeners: &[Listener], host: &HostHandle) {
+    // `recv` blocks on the channel; it ends when the host (every sender) is gone.
+    while let Ok((change, at)) = rx.recv() {
+        let terminal = matches!(change, StateChange::Host { to, .. } if to.is_terminal());
+        let event = HostEvent {
+            change,
+            at,
+            host: host.clone(),
+        };
+        for listener in listeners {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(&event))) {
+                log::error!(
+                    "a state listener panicked on `{}`: {}",
+                    event.change,
+                    panic_message(payload.as_ref())
+                );
+            }
+        }
+        if terminal {
+            return;
+        }
+    }
+}
+
+/// A service's heartbeat: the time of its last [`Context::heartbeat`](crate::Context::heartbeat),
+/// one atomic store per beat, read by [`HostHandle::snapshot`].
+#[derive(Debug)]
+pub(crate) struct Heartbeat {
+    epoch: Instant,
+    /// Nanoseconds since `epoch` of the last beat, plus one; 0 = never.
+    last: AtomicU64,
+}
+
+impl Heartbeat {
+    pub(crate) fn new() -> Heartbeat {
+        Heartbeat {
+            epoch: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn beat(&self) {
+        let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        // Relaxed: a lone timestamp, read only to compare ages; no other data hangs on it.
+        self.last.store(nanos + 1, Ordering::Relaxed);
+    }
+
+    /// The time since the last beat, or `None` if it never beat.
+    pub(crate) fn age(&self) -> Option<Duration> {
+        match self.last.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_nanos(n - 1)),
+            ),
+        }
+    }
+}
