@@ -197,7 +197,8 @@ fn on_event(link: &StdArc<Link>, event: &HostEvent) {
             }
             HostState::Running => {
                 let n = event.host().snapshot().services.len();
-                notifier.send(&format!("READY=1\nSTATUS=running ({n} services)"));
+                let plural = if n == 1 { "" } else { "s" };
+                notifier.send(&format!("READY=1\nSTATUS=running ({n} service{plural})"));
             }
             HostState::Stopping => {
                 let timeout = event.host().options().shutdown_timeout;
