@@ -1028,6 +1028,10 @@ impl Shared {
     /// what exited, detach and report what did not.
     fn stop_sequence(&self, deadline: Deadline) -> StopReport {
         let began = Instant::now();
+        // Whoever set `Stopping` fires the `stopping` event right after releasing `ctl` (it
+        // logs first): wait for it, so that the event (and the "shutting down" log line)
+        // always precedes the first stopping hook, whichever thread runs this sequence.
+        let _fired = self.stopping_event.token().wait_until(deadline);
         let reverse: Vec<usize> = self.plan.order.iter().rev().copied().collect();
         let groups: Vec<Vec<usize>> = if self.options.stop_concurrently {
             self.plan.levels.iter().rev().cloned().collect()
