@@ -159,7 +159,13 @@ impl HostOptions {
         }
         if let Some(v) = get(stack)? {
             let bytes = parse_size(stack, &v)?;
-            validate_stack_size(stack, Some(bytes))?;
+            if bytes < MIN_STACK_SIZE {
+                return Err(Error::invalid_option(
+                    stack,
+                    v,
+                    format!("a thread stack must be at least {MIN_STACK_SIZE} bytes"),
+                ));
+            }
             self.stack_size = Some(bytes);
         }
         if let Some(v) = get(policy)? {
