@@ -741,7 +741,11 @@ impl Shared {
                     if r.start_began.is_none() {
                         r.start_began = Some(Instant::now());
                     }
-                    r.set_state(ServiceState::Starting);
+                    // A hosted service whose `start` succeeded stays Running through its
+                    // `started` hook (it used to fall back to Starting for good).
+                    if r.state != ServiceState::Running {
+                        r.set_state(ServiceState::Starting);
+                    }
                     let d = deadline.min_after(r.start_timeout);
                     self.send(&mut ctl, i, Cmd::Phase(phase, d));
                     targets.push((i, d, Await::Reply(phase)));
