@@ -309,3 +309,43 @@ fn failed_critical_service_is_not_live() {
     assert_eq!(snap.not_live().len(), 1);
     assert!(host.stop(PATIENCE).is_complete());
 }
+
+#[test]
+fn snapshot_metrics_run_outside_the_lock() {
+    let handle_slot: Arc<Mutex<Option<threadhost::HostHandle>>> = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&handle_slot);
+    let host = HostBuilder::new()
+        .add_service(
+            Service::background_fn("queue", |ctx| {
+                ctx.token().wait();
+                Ok(())
+            })
+            .metrics(move || {
+                // Takes the lifecycle lock: would deadlock if called under it.
+                let reason = slot.lock().unwrap().as_ref().map(|h| h.stop_reason());
+                vec![
+                    ("sent", 7),
+                    ("stopping", u64::from(reason.flatten().is_some())),
+                ]
+            }),
+        )
+        .add_service(
+            Service::background_fn("broken", |ctx| {
+                ctx.token().wait();
+                Ok(())
+            })
+            .metrics(|| panic!("metrics bug")),
+        )
+        .build()
+        .unwrap();
+    *handle_slot.lock().unwrap() = Some(host.handle());
+    host.start(PATIENCE).unwrap();
+    let snap = host.handle().snapshot();
+    assert_eq!(
+        snap.service("queue").unwrap().metrics,
+        [("sent", 7), ("stopping", 0)]
+    );
+    assert!(snap.service("broken").unwrap().metrics.is_empty());
+    assert!(host.stop(PATIENCE).is_clean());
+    handle_slot.lock().unwrap().take();
+}

@@ -123,6 +123,7 @@ struct Record {
     heartbeat: StdArc<Heartbeat>,
     /// State changes go to the listeners (events.rs, invariant 1).
     events: Option<crossbeam_channel::Sender<(StateChange, Instant)>>,
+    metrics: Option<crate::service::MetricsFn>,
 }
 
 struct Ctl {
@@ -212,6 +213,7 @@ impl Host {
                 stop_duration: None,
                 stop_deadline: None,
                 liveness: s.liveness,
+                metrics: s.metrics,
                 heartbeat: StdArc::new(Heartbeat::new()),
                 events: events.sender(),
             })
@@ -476,14 +478,32 @@ impl HostHandle {
 
     /// Every service's state, restarts, last error, start/stop durations and liveness.
     ///
-    /// Takes the lifecycle lock briefly (it is never held across a wait or user code).
+    /// Takes the lifecycle lock briefly (it is never held across a wait or user code);
+    /// the services' [metrics](Service::metrics) callbacks run after it is released.
     #[must_use]
     pub fn snapshot(&self) -> HostSnapshot {
-        let ctl = self.shared.ctl.lock();
-        HostSnapshot {
-            state: ctl.state,
-            services: ctl.records.iter().map(Record::status).collect(),
+        let (mut snapshot, metrics) = {
+            let ctl = self.shared.ctl.lock();
+            let snapshot = HostSnapshot {
+                state: ctl.state,
+                services: ctl.records.iter().map(Record::status).collect(),
+            };
+            let metrics: Vec<_> = ctl.records.iter().map(|r| r.metrics.clone()).collect();
+            (snapshot, metrics)
+        };
+        // Invariant 1: metrics callbacks are user code, called with no lock held.
+        for (status, f) in snapshot.services.iter_mut().zip(metrics) {
+            let Some(f) = f else { continue };
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f())) {
+                Ok(figures) => status.metrics = figures,
+                Err(payload) => log::error!(
+                    "the metrics callback of service `{}` panicked: {}",
+                    status.name,
+                    crate::panic::panic_message(payload.as_ref())
+                ),
+            }
         }
+        snapshot
     }
 
     /// Fires once every service has started (.NET's `ApplicationStarted`). Wait on it or
@@ -519,6 +539,7 @@ impl Record {
             stop_duration: self.stop_duration,
             liveness: self.liveness,
             heartbeat_age: self.heartbeat.age(),
+            metrics: Vec::new(),
         }
     }
 

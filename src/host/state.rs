@@ -136,6 +136,9 @@ pub struct ServiceStatus {
     /// The time since its last [`Context::heartbeat`](crate::Context::heartbeat) (the host
     /// beats once for it each time its body or hosted start begins), or `None` if never.
     pub heartbeat_age: Option<Duration>,
+    /// The service's own figures, from its [`Service::metrics`](crate::Service::metrics)
+    /// callback (empty without one).
+    pub metrics: Vec<(&'static str, u64)>,
 }
 
 impl ServiceStatus {
