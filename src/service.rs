@@ -384,8 +384,8 @@ impl Service {
     }
 
     /// Makes this a critical service: it counts as live only while it is running and its
-    /// last [`Context::heartbeat`] is at most `max_age` old (the host beats once for it each
-    /// time its body, or its hosted `start`, begins). Under systemd the watchdog pings only
+    /// last [`Context::heartbeat`] is at most `max_age` old (the host beats once for it when
+    /// its start succeeds and each time its body restarts). Under systemd the watchdog pings only
     /// while every critical service is live. The default is none: not critical.
     pub fn liveness(mut self, max_age: Duration) -> Service {
         self.liveness = Some(max_age);

@@ -99,6 +99,10 @@ fn run_background(
             ctx.deadline = deadline;
             let result = call(|| service.start(&ctx));
             let ok = result.is_ok();
+            if ok {
+                // Live from the moment it counts as started (the body beats again below).
+                ctx.heartbeat();
+            }
             shared.reply(i, Phase::Start, result);
             if !ok {
                 return;

@@ -134,7 +134,7 @@ pub struct ServiceStatus {
     /// [`Service::liveness`](crate::Service::liveness).
     pub liveness: Option<Duration>,
     /// The time since its last [`Context::heartbeat`](crate::Context::heartbeat) (the host
-    /// beats once for it each time its body or hosted start begins), or `None` if never.
+    /// beats once for it when its start succeeds and each time its body restarts), or `None` if never.
     pub heartbeat_age: Option<Duration>,
     /// The service's own figures, from its [`Service::metrics`](crate::Service::metrics)
     /// callback (empty without one).
