@@ -102,6 +102,11 @@ fn child() {
             ctx.host().started().wait();
             Err("disk full".into())
         }),
+        // Stops by itself at once; the program then goes on (see below).
+        "after-run" => builder.background("one-shot", |ctx| {
+            ctx.host().request_stop();
+            Ok(())
+        }),
         // The environment sets a bad option (THREADHOST_SHUTDOWN_TIMEOUT from the parent).
         "config" => builder.options_from_env(),
         other => panic!("unknown child mode {other}"),
@@ -118,6 +123,12 @@ fn child() {
     }
     let code = threadhost::exit_code(&result);
     eprintln!("CHILD: exit code {code}");
+    if mode == "after-run" {
+        // The program goes on after its host stopped; a signal must still end it.
+        eprintln!("CHILD: after run");
+        std::thread::sleep(Duration::from_secs(30));
+        eprintln!("CHILD: still alive");
+    }
     std::process::exit(i32::from(code));
 }
 
@@ -318,4 +329,16 @@ fn exit_code_stop_timeout_when_the_stop_overruns() {
     assert_contains(&log, "hook: stop began");
     assert!(!log.contains("hook: stop ran"), "{log}");
     assert_contains(&log, "still running");
+}
+
+#[test]
+fn signal_after_the_host_stopped_still_ends_the_process() {
+    let mut child = spawn_child("after-run", &[]);
+    child.wait_for("CHILD: after run");
+    child.signal("INT");
+    let (code, log) = child.finish();
+    eprintln!("INT after run: exit code {code:?}");
+    assert_eq!(code, Some(i32::from(EXIT_FORCED)), "{log}");
+    assert_contains(&log, "after the host stopped: exiting at once");
+    assert!(!log.contains("CHILD: still alive"), "{log}");
 }

@@ -132,7 +132,8 @@ impl HostBuilder {
 
     /// Makes [`Host::run`] handle SIGINT, SIGTERM and SIGHUP (Ctrl-C): the first requests a
     /// graceful stop; a second one while stopping exits the process at once with code
-    /// [`EXIT_FORCED`](crate::EXIT_FORCED). Off by default: the library never installs a
+    /// [`EXIT_FORCED`](crate::EXIT_FORCED), and so does one after the host stopped (the
+    /// handler stays installed for the life of the process: ctrlc allows one). Off by default: the library never installs a
     /// signal handler unless asked. A program with its own signal handling calls
     /// [`HostHandle::request_stop`](crate::HostHandle::request_stop) instead.
     #[cfg(feature = "termination")]

@@ -2,8 +2,9 @@
 //!
 //! ctrlc allows one handler per process, so threadhost installs one, once, and keeps a list of
 //! the hosts that asked for it. The handler runs on ctrlc's own thread (the signal handler
-//! itself only wakes that thread) and does nothing but request a stop — or, for a second
-//! signal while a host is stopping, exit the process.
+//! itself only wakes that thread) and does nothing but request a stop — or exit the process
+//! with `EXIT_FORCED`: for a second signal while a host is stopping, and for a signal when
+//! every registered host has stopped (nothing is left to stop gracefully).
 
 use std::sync::{Mutex, Weak};
 
@@ -54,6 +55,17 @@ fn on_signal() {
         log::warn!(
             "Second termination signal ({SIGNALS}) while stopping: exiting at once \
              (code {EXIT_FORCED}); stop hooks still running are abandoned"
+        );
+        log::logger().flush();
+        std::process::exit(i32::from(EXIT_FORCED));
+    }
+    if hosts.iter().all(|h| h.state().is_terminal()) {
+        // Every host that asked for the console lifetime is done (or gone): nothing is left
+        // to stop gracefully, and swallowing the signal would leave the process unkillable
+        // by Ctrl-C. Behave as the default disposition would, with a documented code.
+        log::warn!(
+            "Termination signal ({SIGNALS}) after the host stopped: exiting at once \
+             (code {EXIT_FORCED})"
         );
         log::logger().flush();
         std::process::exit(i32::from(EXIT_FORCED));

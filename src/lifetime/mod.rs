@@ -36,7 +36,8 @@ pub const EXIT_CONFIG: u8 = 2;
 /// Exit code when the stop overran its deadline (services were left running).
 pub const EXIT_STOP_TIMEOUT: u8 = 3;
 /// Exit code of the console lifetime when a second termination signal arrives while the host
-/// is stopping: the process exits at once (128 + SIGINT, as shells report Ctrl-C).
+/// is stopping, or one arrives after every console-lifetime host stopped: the process exits
+/// at once (128 + SIGINT, as shells report Ctrl-C).
 pub const EXIT_FORCED: u8 = 130;
 
 /// Maps the result of [`Host::run`](crate::Host::run) to a process exit code:
