@@ -165,19 +165,25 @@ impl Events {
         };
         let listeners = StdArc::clone(&self.listeners);
         let done = self.done.clone();
-        crate::thread::spawn_named("th:host-events", None, move || {
+        let spawned = crate::thread::spawn_named("th:host-events", None, move || {
             // Invariant 3: whatever happens, a flush waiting for this thread is released.
             let _done = scopeguard::guard((), |()| {
                 done.stop();
             });
             deliver(&rx, &listeners, &host);
-        })
-        .map(drop)
+        });
+        if spawned.is_err() {
+            // No thread will deliver anything: a flush must not wait for it.
+            self.done.stop();
+        }
+        spawned.map(drop)
     }
 
     /// Waits until the event thread delivered the terminal state, or `deadline` passed. A
     /// no-op without listeners or before the thread was spawned.
     pub(crate) fn flush(&self, deadline: Deadline) {
+        // `rx` is taken (under its lock) by `spawn` only: `None` here means the thread was
+        // started (or could not be, and `done` already fired).
         let spawned = self.tx.is_some() && self.rx.lock().is_none();
         if spawned {
             let _delivered = self.done.token().wait_until(deadline);
