@@ -5,8 +5,9 @@
 //! The child is the `child` test of this binary, selected by `TH_SYSTEMD_CHILD=<mode>`; run
 //! normally, it does nothing.
 #![cfg(unix)]
-// Plain threads drain the child's stderr and wait for its exit; the slow hooks really sleep.
-#![allow(clippy::disallowed_methods)]
+// Plain threads drain the child's stderr and wait for its exit; the slow hooks really sleep;
+// the child prints to stderr.
+#![allow(clippy::disallowed_methods, clippy::print_stderr)]
 
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;
@@ -36,6 +37,27 @@ fn child() {
         .is_test(false)
         .try_init();
     let ms = Duration::from_millis;
+    if mode == "noop" {
+        // No NOTIFY_SOCKET: `.systemd()` must add nothing, not even a thread.
+        let host = HostBuilder::new()
+            .systemd()
+            .background("worker", |ctx| {
+                ctx.token().wait();
+                Ok(())
+            })
+            .build()
+            .unwrap();
+        host.start(Duration::from_secs(10)).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_owned())
+            .collect();
+        names.sort();
+        eprintln!("THREADS: {}", names.join(","));
+        let _ = host.stop(Duration::from_secs(10));
+        std::process::exit(0);
+    }
     let mut builder = HostBuilder::new()
         .systemd()
         .console_lifetime()
@@ -207,7 +229,6 @@ impl Socket {
 
     /// Prints what was received, with times relative to the first datagram (shown with
     /// `--nocapture`; the final report quotes it).
-    #[allow(clippy::print_stderr)]
     fn print(&self, title: &str) {
         let Some(&(first, _)) = self.lines.first() else {
             return;
@@ -509,4 +530,19 @@ fn bad_watchdog_usec_is_a_config_error() {
         stderr.contains("invalid value `soon` for WATCHDOG_USEC"),
         "{stderr}"
     );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn without_notify_socket_systemd_is_a_no_op() {
+    let (status, stderr) = spawn_child("noop", &[]).finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let threads = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("THREADS: "))
+        .unwrap_or_else(|| panic!("no THREADS line: {stderr}"));
+    let threads: Vec<&str> = threads.split(',').collect();
+    assert!(threads.contains(&"th:worker"), "{threads:?}");
+    assert!(!threads.contains(&"th:systemd"), "{threads:?}");
+    assert!(!threads.contains(&"th:host-events"), "{threads:?}");
 }
