@@ -21,7 +21,9 @@ fn recorder() -> (
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mine = Arc::clone(&seen);
     (seen, move |event: &HostEvent| {
-        mine.lock().unwrap().push(event.change.to_string());
+        mine.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.change.to_string());
     })
 }
 
@@ -146,7 +148,7 @@ fn panicking_listener_does_not_stop_the_others() {
         .unwrap()
         .run();
     assert!(result.is_ok(), "{result:?}");
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert!(seen.iter().any(|s| s == "host stopped"), "{seen:?}");
 }
 
@@ -348,4 +350,65 @@ fn snapshot_metrics_run_outside_the_lock() {
     assert!(snap.service("broken").unwrap().metrics.is_empty());
     assert!(host.stop(PATIENCE).is_clean());
     handle_slot.lock().unwrap().take();
+}
+
+#[test]
+fn run_waits_for_a_slow_listener_to_catch_up() {
+    // Each event takes 200 ms; there are about ten. `run` waits for all of them, because the
+    // listener keeps making progress.
+    let (seen, record) = recorder();
+    let result = HostBuilder::new()
+        .on_state_change(move |event| {
+            std::thread::sleep(Duration::from_millis(200));
+            record(event);
+        })
+        .hosted("svc", Noop)
+        .background("one-shot", |ctx| {
+            ctx.host().started().wait();
+            ctx.host().request_stop();
+            Ok(())
+        })
+        .build()
+        .unwrap()
+        .run();
+    assert!(result.is_ok(), "{result:?}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("host stopped"),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn run_does_not_wait_for_a_stuck_listener() {
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let began = std::time::Instant::now();
+    let result = HostBuilder::new()
+        .on_state_change(move |event| {
+            if let StateChange::Host {
+                to: HostState::Stopping,
+                ..
+            } = event.change
+            {
+                // Stuck until the test releases it (or 60 s pass).
+                let _ = release_rx
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(60));
+            }
+        })
+        .background("one-shot", |ctx| {
+            ctx.host().request_stop();
+            Ok(())
+        })
+        .build()
+        .unwrap()
+        .run();
+    let took = began.elapsed();
+    drop(release_tx);
+    assert!(result.is_ok(), "{result:?}");
+    // One second without progress, then `run` returns: far from the listener's 60 s.
+    assert!(took < Duration::from_secs(20), "{took:?}");
 }

@@ -72,7 +72,8 @@ fn child() {
                     }
                     Ok(())
                 })
-                .liveness(ms(300)),
+                // Generous: a loaded machine must not make it look stuck.
+                .liveness(ms(3000)),
             )
             .background("plain", |ctx| {
                 ctx.token().wait();

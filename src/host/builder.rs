@@ -165,8 +165,8 @@ impl HostBuilder {
     /// [`Host::start`] (so a host that is never started calls none), and never under a
     /// threadhost lock: a listener may call any [`HostHandle`](crate::HostHandle) method. A
     /// listener that panics is logged and the next one goes on. A slow listener delays only
-    /// the listeners, never the host. [`Host::run`] waits briefly (at most 500 ms) for the
-    /// listeners to see the last change before it returns.
+    /// the listeners, never the host. [`Host::run`] waits for the listeners to see
+    /// the last change before it returns, unless they make no progress for a second.
     ///
     /// ```
     /// use std::sync::mpsc;

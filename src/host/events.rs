@@ -12,6 +12,9 @@
 //!    a change made after that (a detached, timed-out thread finishing late) is not delivered.
 //! 4. Events carry no handle to the host (a queued event must not keep the host alive); the
 //!    event thread owns one handle and lends it to each event it delivers.
+//! 5. `Events::progress` counts delivered events and records the thread's end; it changes
+//!    under its mutex followed by `notify_all`, so `flush` (which re-checks it under the
+//!    mutex) never misses the end.
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,12 +23,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::deadline::Deadline;
 use crate::error::Failure;
 use crate::host::{HostHandle, HostState, ServiceState};
 use crate::panic::panic_message;
-use crate::stop::{StopReason, StopSource};
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::stop::StopReason;
+use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 
 /// A state listener, as registered with
 /// [`HostBuilder::on_state_change`](crate::HostBuilder::on_state_change).
@@ -41,9 +43,10 @@ impl fmt::Debug for Listeners {
     }
 }
 
-/// Bounds how long `run` waits, after the host stopped, for the listeners to see its last
-/// state change.
-pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long `run`, after the host stopped, waits for the listeners to deliver one more event
+/// before it gives up on them (a listener that is slow but progressing is waited for; a stuck
+/// one is not).
+pub(crate) const FLUSH_STALL: Duration = Duration::from_secs(1);
 
 /// What changed.
 #[derive(Clone, Debug)]
@@ -127,8 +130,18 @@ pub(crate) struct Events {
     /// Taken by the event thread when `start` spawns it.
     rx: Mutex<Option<Receiver<(StateChange, Instant)>>>,
     listeners: StdArc<[Listener]>,
-    /// Fired by the event thread once it delivered the terminal state and ended.
-    done: StopSource,
+    /// The event thread's progress, for `flush` (invariant 5).
+    progress: Mutex<Progress>,
+    /// Signalled on every change of `progress`.
+    progress_cond: Condvar,
+}
+
+/// How far the event thread got.
+#[derive(Debug, Default)]
+struct Progress {
+    delivered: u64,
+    /// The thread ended (or could not be spawned): nothing more will be delivered.
+    finished: bool,
 }
 
 impl Events {
@@ -143,7 +156,8 @@ impl Events {
             tx,
             rx: Mutex::new(rx),
             listeners: listeners.into(),
-            done: StopSource::new(),
+            progress: Mutex::new(Progress::default()),
+            progress_cond: Condvar::new(),
         }
     }
 
@@ -158,35 +172,71 @@ impl Events {
     }
 
     /// Starts the event thread, once, if there are listeners.
-    pub(crate) fn spawn(&self, host: HostHandle) -> std::io::Result<()> {
+    pub(crate) fn spawn(self: &StdArc<Self>, host: HostHandle) -> std::io::Result<()> {
         // Taken once: a second `start` (an error anyway) does not spawn a second thread.
         let Some(rx) = self.rx.lock().take() else {
             return Ok(());
         };
-        let listeners = StdArc::clone(&self.listeners);
-        let done = self.done.clone();
+        let events = StdArc::clone(self);
         let spawned = crate::thread::spawn_named("th:host-events", None, move || {
-            // Invariant 3: whatever happens, a flush waiting for this thread is released.
-            let _done = scopeguard::guard((), |()| {
-                done.stop();
-            });
-            deliver(&rx, &listeners, &host);
+            // Invariant 5: whatever happens, a flush waiting for this thread is released.
+            let _finished = scopeguard::guard((), |()| events.advance(true));
+            deliver(&rx, &events.listeners, &host, || events.advance(false));
         });
         if spawned.is_err() {
             // No thread will deliver anything: a flush must not wait for it.
-            self.done.stop();
+            self.advance(true);
         }
         spawned.map(drop)
     }
 
-    /// Waits until the event thread delivered the terminal state, or `deadline` passed. A
-    /// no-op without listeners or before the thread was spawned.
-    pub(crate) fn flush(&self, deadline: Deadline) {
+    /// Records one delivered event, or the end of the thread, and wakes `flush`.
+    fn advance(&self, finished: bool) {
+        // Invariant 5: changed under the lock, then notified, so a flush that just checked
+        // cannot miss it.
+        let mut progress = self.progress.lock();
+        if finished {
+            progress.finished = true;
+        } else {
+            progress.delivered += 1;
+        }
+        self.progress_cond.notify_all();
+    }
+
+    /// Waits until the event thread delivered the terminal state and ended, or until it
+    /// delivered nothing for [`FLUSH_STALL`] (a stuck listener). A no-op without listeners or
+    /// before the thread was spawned.
+    pub(crate) fn flush(&self) {
         // `rx` is taken (under its lock) by `spawn` only: `None` here means the thread was
-        // started (or could not be, and `done` already fired).
+        // started (or could not be, and `finished` is already set).
         let spawned = self.tx.is_some() && self.rx.lock().is_none();
-        if spawned {
-            let _delivered = self.done.token().wait_until(deadline);
+        if !spawned {
+            return;
+        }
+        let stalled = {
+            // Invariant 5: the predicate is re-checked under the lock after every wake-up.
+            let mut progress = self.progress.lock();
+            let mut seen = progress.delivered;
+            let mut deadline = Instant::now() + FLUSH_STALL;
+            loop {
+                if progress.finished {
+                    break false;
+                }
+                let timed_out = self
+                    .progress_cond
+                    .wait_until(&mut progress, deadline)
+                    .timed_out();
+                if progress.delivered != seen {
+                    seen = progress.delivered;
+                    deadline = Instant::now() + FLUSH_STALL;
+                } else if timed_out && !progress.finished {
+                    break true;
+                }
+            }
+        };
+        if stalled {
+            // Logged after the lock is released: a logger is user code.
+            log::warn!("a state listener made no progress for {FLUSH_STALL:?}: not waiting for it");
         }
     }
 }
@@ -200,7 +250,12 @@ pub(crate) fn emit(tx: Option<&Sender<(StateChange, Instant)>>, change: StateCha
 }
 
 /// The event thread's loop (invariants 2 and 3).
-fn deliver(rx: &Receiver<(StateChange, Instant)>, listeners: &[Listener], host: &HostHandle) {
+fn deliver(
+    rx: &Receiver<(StateChange, Instant)>,
+    listeners: &[Listener],
+    host: &HostHandle,
+    delivered: impl Fn(),
+) {
     // `recv` blocks on the channel; it ends when the host (every sender) is gone.
     while let Ok((change, at)) = rx.recv() {
         let terminal = matches!(change, StateChange::Host { to, .. } if to.is_terminal());
@@ -218,6 +273,7 @@ fn deliver(rx: &Receiver<(StateChange, Instant)>, listeners: &[Listener], host: 
                 );
             }
         }
+        delivered();
         if terminal {
             return;
         }

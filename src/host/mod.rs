@@ -151,7 +151,7 @@ pub(crate) struct Shared {
     started_event: StopSource,
     stopping_event: StopSource,
     stopped_event: StopSource,
-    events: Events,
+    events: StdArc<Events>,
 }
 
 /// A set of hosted services with one lifecycle. Made by [`HostBuilder::build`].
@@ -184,7 +184,7 @@ pub struct HostHandle {
 
 impl Host {
     pub(crate) fn new(options: HostOptions, services: Vec<Service>, mut plan: Plan) -> Host {
-        let events = Events::new(std::mem::take(&mut plan.listeners.0));
+        let events = StdArc::new(Events::new(std::mem::take(&mut plan.listeners.0)));
         let records: Vec<Record> = services
             .into_iter()
             .map(|s| Record {
@@ -423,9 +423,7 @@ impl Host {
             });
         // The last state change reaches the listeners (e.g. systemd's STATUS) before the
         // program goes on to exit.
-        self.shared
-            .events
-            .flush(Deadline::after(events::FLUSH_TIMEOUT));
+        self.shared.events.flush();
         result?.into_result()
     }
 }
