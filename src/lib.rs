@@ -229,8 +229,8 @@ pub struct PortingGuide;
 pub use deadline::Deadline;
 pub use error::{BoxError, Error, Failure, ServiceResult};
 pub use host::{
-    Host, HostBuilder, HostHandle, HostOptions, HostSnapshot, HostState, Outcome, ServiceReport,
-    ServiceState, ServiceStatus, StopReport,
+    Host, HostBuilder, HostEvent, HostHandle, HostOptions, HostSnapshot, HostState, Outcome,
+    ServiceReport, ServiceState, ServiceStatus, StateChange, StopReport,
 };
 pub use lifetime::{EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, exit_code};
 pub use scope::{Registry, RegistryBuilder, Scope};

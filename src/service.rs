@@ -183,6 +183,7 @@ pub struct Context {
     pub(crate) host: HostHandle,
     /// The host's service registry (singletons, scoped factories).
     pub(crate) services: Arc<Registry>,
+    pub(crate) heartbeat: Arc<crate::host::Heartbeat>,
 }
 
 impl Context {
@@ -276,6 +277,35 @@ impl Context {
     pub fn services(&self) -> &Registry {
         &self.services
     }
+
+    /// Says "this service is alive and making progress": one atomic store. A critical
+    /// service (one with [`Service::liveness`]) must beat at least once per liveness window,
+    /// or the host counts it as stuck: [`HostHandle::snapshot`] shows it not live and the
+    /// systemd watchdog stops pinging, so systemd restarts the process.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::{HostBuilder, Service};
+    ///
+    /// let host = HostBuilder::new()
+    ///     .add_service(
+    ///         Service::background_fn("poller", |ctx| {
+    ///             while ctx.sleep(Duration::from_millis(10)).is_ok() {
+    ///                 ctx.heartbeat(); // one round of work done
+    ///             }
+    ///             Ok(())
+    ///         })
+    ///         .liveness(Duration::from_secs(5)),
+    ///     )
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// assert!(host.handle().snapshot().not_live().is_empty());
+    /// # drop(host);
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    pub fn heartbeat(&self) {
+        self.heartbeat.beat();
+    }
 }
 
 impl fmt::Debug for Context {
@@ -329,7 +359,12 @@ pub struct Service {
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) stop_timeout: Option<Duration>,
     pub(crate) depends_on: Vec<Arc<str>>,
+    pub(crate) liveness: Option<Duration>,
+    pub(crate) metrics: Option<MetricsFn>,
 }
+
+/// A service's metrics callback (see [`Service::metrics`]).
+pub(crate) type MetricsFn = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static>;
 
 impl Service {
     fn new(name: &str, kind: Kind) -> Service {
@@ -341,6 +376,8 @@ impl Service {
             start_timeout: None,
             stop_timeout: None,
             depends_on: Vec::new(),
+            liveness: None,
+            metrics: None,
         }
     }
 
@@ -399,6 +436,51 @@ impl Service {
         self
     }
 
+    /// Makes this a critical service: it counts as live only while it is running and its
+    /// last [`Context::heartbeat`] is at most `max_age` old (the host beats once for it when
+    /// its start succeeds and each time its body restarts). Under systemd the watchdog pings only
+    /// while every critical service is live. The default is none: not critical.
+    pub fn liveness(mut self, max_age: Duration) -> Service {
+        self.liveness = Some(max_age);
+        self
+    }
+
+    /// Reports this service's own figures (a queue's sent, completed, dropped…) in
+    /// [`HostHandle::snapshot`]: `metrics` is called by each snapshot, on the caller's thread,
+    /// outside every threadhost lock; a panic in it is logged and yields no figures.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::Duration;
+    /// use threadhost::{HostBuilder, Service};
+    ///
+    /// let done = Arc::new(AtomicU64::new(0));
+    /// let counter = Arc::clone(&done);
+    /// let host = HostBuilder::new()
+    ///     .add_service(
+    ///         Service::background_fn("jobs", move |ctx| {
+    ///             counter.fetch_add(1, Ordering::Relaxed);
+    ///             ctx.token().wait();
+    ///             Ok(())
+    ///         })
+    ///         .metrics(move || vec![("completed", done.load(Ordering::Relaxed))]),
+    ///     )
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// let snapshot = host.handle().snapshot();
+    /// assert_eq!(snapshot.service("jobs").unwrap().metrics.len(), 1);
+    /// # drop(host);
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    pub fn metrics<F>(mut self, metrics: F) -> Service
+    where
+        F: Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static,
+    {
+        self.metrics = Some(Arc::new(metrics));
+        self
+    }
+
     /// The service's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -422,6 +504,8 @@ impl fmt::Debug for Service {
             .field("start_timeout", &self.start_timeout)
             .field("stop_timeout", &self.stop_timeout)
             .field("depends_on", &self.depends_on)
+            .field("liveness", &self.liveness)
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }
