@@ -5,11 +5,19 @@
 //! SIGTERM, or pass `--run-for <seconds>` to have it stop itself. It logs each step and exits
 //! with code 0 after a graceful stop (see `threadhost::exit_code` for the others). A second
 //! Ctrl-C while it is stopping exits at once with code 130.
+//!
+//! Under systemd (`examples/systemd/worker.service`, `Type=notify`) it reports `READY=1`,
+//! `STOPPING=1` and `STATUS=` lines, and pings the watchdog while its critical `worker`
+//! service keeps beating. `THREADHOST_SHUTDOWN_TIMEOUT` and the other `THREADHOST_*`
+//! variables override its options (a bad value exits with code 2).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use threadhost::{HostBuilder, Service};
+
+/// How stale the worker's heartbeat may get before the systemd watchdog stops pinging.
+const WORKER_LIVENESS: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -24,17 +32,23 @@ fn main() -> ExitCode {
 
     let mut builder = HostBuilder::new()
         .console_lifetime()
+        .systemd() // a no-op unless run by systemd (NOTIFY_SOCKET set)
         .shutdown_timeout(Duration::from_secs(10))
-        // The template's Worker: do a unit of work, then wait a second, until stopped.
-        .background("worker", |ctx| {
-            let began = Instant::now();
-            let mut rounds = 0u64;
-            loop {
-                rounds += 1;
-                log::info!("Worker running: round {rounds}, up {:?}", began.elapsed());
-                ctx.sleep(Duration::from_secs(1))?;
-            }
-        })
+        // The template's Worker: do a unit of work, then wait a second, until stopped. It is
+        // critical: each round beats, and a worker stuck for 10 s stops the watchdog pings.
+        .add_service(
+            Service::background_fn("worker", |ctx| {
+                let began = Instant::now();
+                let mut rounds = 0u64;
+                loop {
+                    rounds += 1;
+                    log::info!("Worker running: round {rounds}, up {:?}", began.elapsed());
+                    ctx.heartbeat();
+                    ctx.sleep(Duration::from_secs(1))?;
+                }
+            })
+            .liveness(WORKER_LIVENESS),
+        )
         // A heartbeat that blocks on its stop token, waking every 5 s to log.
         .background("heartbeat", |ctx| {
             let mut beats = 0u64;
@@ -60,6 +74,8 @@ fn main() -> ExitCode {
         }));
     }
 
+    // Last, so that the environment overrides the options set in code.
+    builder = builder.options_from_env();
     let result = builder.build().and_then(|host| host.run());
     match &result {
         Ok(report) => log::info!("graceful stop: {report}"),

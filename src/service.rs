@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
-use crate::error::ServiceResult;
+use crate::error::{Error, ServiceResult};
 use crate::host::HostHandle;
+use crate::scope::{Registry, Scope};
 use crate::stop::{StopToken, Stopped};
 use crate::supervise::Policy;
 
@@ -180,6 +181,9 @@ pub struct Context {
     pub(crate) token: StopToken,
     pub(crate) deadline: Deadline,
     pub(crate) host: HostHandle,
+    /// The host's service registry (singletons, scoped factories).
+    pub(crate) services: Arc<Registry>,
+    pub(crate) heartbeat: Arc<crate::host::Heartbeat>,
 }
 
 impl Context {
@@ -222,6 +226,85 @@ impl Context {
     #[must_use]
     pub fn host(&self) -> &HostHandle {
         &self.host
+    }
+
+    /// A new [`Scope`] for one unit of work, over the host's registry
+    /// ([`HostBuilder::scoped`](crate::HostBuilder::scoped),
+    /// [`HostBuilder::singleton`](crate::HostBuilder::singleton)): scoped values are created
+    /// on first use and dropped, in reverse creation order, when the scope is dropped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::HostBuilder;
+    ///
+    /// struct Transaction;
+    ///
+    /// let host = HostBuilder::new()
+    ///     .scoped(|_scope| Ok(Transaction))
+    ///     .background("worker", |ctx| {
+    ///         while !ctx.is_stopped() {
+    ///             let scope = ctx.create_scope();
+    ///             let _tx = scope.get::<Transaction>()?;
+    ///             // ... one unit of work ...
+    ///             drop(scope); // the transaction is dropped here
+    ///             ctx.sleep(Duration::from_millis(10))?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// assert!(host.stop(Duration::from_secs(5)).is_clean());
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    #[must_use]
+    pub fn create_scope(&self) -> Scope<'_> {
+        self.services.create_scope()
+    }
+
+    /// The singleton of type `T` registered with
+    /// [`HostBuilder::singleton`](crate::HostBuilder::singleton).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnregisteredType`] naming `T` if none is registered; [`Error::ScopedType`] if
+    /// `T` is scoped (get it from [`create_scope`](Context::create_scope)).
+    pub fn singleton<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, Error> {
+        self.services.singleton::<T>()
+    }
+
+    /// The host's service registry.
+    #[must_use]
+    pub fn services(&self) -> &Registry {
+        &self.services
+    }
+
+    /// Says "this service is alive and making progress": one atomic store. A critical
+    /// service (one with [`Service::liveness`]) must beat at least once per liveness window,
+    /// or the host counts it as stuck: [`HostHandle::snapshot`] shows it not live and the
+    /// systemd watchdog stops pinging, so systemd restarts the process.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::{HostBuilder, Service};
+    ///
+    /// let host = HostBuilder::new()
+    ///     .add_service(
+    ///         Service::background_fn("poller", |ctx| {
+    ///             while ctx.sleep(Duration::from_millis(10)).is_ok() {
+    ///                 ctx.heartbeat(); // one round of work done
+    ///             }
+    ///             Ok(())
+    ///         })
+    ///         .liveness(Duration::from_secs(5)),
+    ///     )
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// assert!(host.handle().snapshot().not_live().is_empty());
+    /// # drop(host);
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    pub fn heartbeat(&self) {
+        self.heartbeat.beat();
     }
 }
 
@@ -276,7 +359,12 @@ pub struct Service {
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) stop_timeout: Option<Duration>,
     pub(crate) depends_on: Vec<Arc<str>>,
+    pub(crate) liveness: Option<Duration>,
+    pub(crate) metrics: Option<MetricsFn>,
 }
+
+/// A service's metrics callback (see [`Service::metrics`]).
+pub(crate) type MetricsFn = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static>;
 
 impl Service {
     fn new(name: &str, kind: Kind) -> Service {
@@ -288,6 +376,8 @@ impl Service {
             start_timeout: None,
             stop_timeout: None,
             depends_on: Vec::new(),
+            liveness: None,
+            metrics: None,
         }
     }
 
@@ -346,6 +436,51 @@ impl Service {
         self
     }
 
+    /// Makes this a critical service: it counts as live only while it is running and its
+    /// last [`Context::heartbeat`] is at most `max_age` old (the host beats once for it when
+    /// its start succeeds and each time its body restarts). Under systemd the watchdog pings only
+    /// while every critical service is live. The default is none: not critical.
+    pub fn liveness(mut self, max_age: Duration) -> Service {
+        self.liveness = Some(max_age);
+        self
+    }
+
+    /// Reports this service's own figures (a queue's sent, completed, dropped…) in
+    /// [`HostHandle::snapshot`]: `metrics` is called by each snapshot, on the caller's thread,
+    /// outside every threadhost lock; a panic in it is logged and yields no figures.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::Duration;
+    /// use threadhost::{HostBuilder, Service};
+    ///
+    /// let done = Arc::new(AtomicU64::new(0));
+    /// let counter = Arc::clone(&done);
+    /// let host = HostBuilder::new()
+    ///     .add_service(
+    ///         Service::background_fn("jobs", move |ctx| {
+    ///             counter.fetch_add(1, Ordering::Relaxed);
+    ///             ctx.token().wait();
+    ///             Ok(())
+    ///         })
+    ///         .metrics(move || vec![("completed", done.load(Ordering::Relaxed))]),
+    ///     )
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// let snapshot = host.handle().snapshot();
+    /// assert_eq!(snapshot.service("jobs").unwrap().metrics.len(), 1);
+    /// # drop(host);
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    pub fn metrics<F>(mut self, metrics: F) -> Service
+    where
+        F: Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static,
+    {
+        self.metrics = Some(Arc::new(metrics));
+        self
+    }
+
     /// The service's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -369,6 +504,8 @@ impl fmt::Debug for Service {
             .field("start_timeout", &self.start_timeout)
             .field("stop_timeout", &self.stop_timeout)
             .field("depends_on", &self.depends_on)
+            .field("liveness", &self.liveness)
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }

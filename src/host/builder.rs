@@ -5,9 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{Error, ServiceResult};
+use crate::error::{BoxError, Error, ServiceResult};
 use crate::host::options::{HostOptions, validate_stack_size};
-use crate::host::{Host, Plan};
+use crate::host::{Host, HostEvent, Listener, Listeners, Plan};
+use crate::scope::{RegistryBuilder, Scope};
 use crate::service::{BackgroundService, Context, HostedService, Service};
 use crate::supervise::Policy;
 
@@ -34,6 +35,11 @@ pub struct HostBuilder {
     options: HostOptions,
     services: Vec<Service>,
     console_lifetime: bool,
+    registry: RegistryBuilder,
+    listeners: Vec<Listener>,
+    systemd: bool,
+    /// The first error of `options_from_env`, returned by `build`.
+    env_error: Option<Error>,
 }
 
 impl Default for HostBuilder {
@@ -49,6 +55,10 @@ impl HostBuilder {
             options: HostOptions::default(),
             services: Vec::new(),
             console_lifetime: false,
+            registry: RegistryBuilder::new(),
+            listeners: Vec::new(),
+            systemd: false,
+            env_error: None,
         }
     }
 
@@ -75,6 +85,26 @@ impl HostBuilder {
     /// Adds a hosted service (lifecycle hooks) with default settings.
     pub fn hosted(self, name: &str, service: impl HostedService) -> HostBuilder {
         self.add_service(Service::hosted(name, service))
+    }
+
+    /// Registers `value` as the host's one instance of `T`, shared by every service and
+    /// thread: [`Context::singleton`] clones the `Arc`; a [`Scope`] lends it to factories.
+    pub fn singleton<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> HostBuilder {
+        self.registry = self.registry.singleton(value);
+        self
+    }
+
+    /// Registers a scoped factory for `T`: called at most once per scope
+    /// ([`Context::create_scope`]), on the scope's thread, when the scope is first asked for
+    /// a `T`; the value is dropped when the scope ends. The factory may get other services,
+    /// singletons and scoped, from the scope it is given. See [`Scope`].
+    pub fn scoped<T, F>(mut self, factory: F) -> HostBuilder
+    where
+        T: 'static,
+        F: Fn(&Scope<'_>) -> Result<T, BoxError> + Send + Sync + 'static,
+    {
+        self.registry = self.registry.scoped(factory);
+        self
     }
 
     /// Replaces every option at once.
@@ -125,12 +155,83 @@ impl HostBuilder {
 
     /// Makes [`Host::run`] handle SIGINT, SIGTERM and SIGHUP (Ctrl-C): the first requests a
     /// graceful stop; a second one while stopping exits the process at once with code
-    /// [`EXIT_FORCED`](crate::EXIT_FORCED). Off by default: the library never installs a
+    /// [`EXIT_FORCED`](crate::EXIT_FORCED), and so does one after the host stopped (the
+    /// handler stays installed for the life of the process: ctrlc allows one). Off by default: the library never installs a
     /// signal handler unless asked. A program with its own signal handling calls
     /// [`HostHandle::request_stop`](crate::HostHandle::request_stop) instead.
     #[cfg(feature = "termination")]
     pub fn console_lifetime(mut self) -> HostBuilder {
         self.console_lifetime = true;
+        self
+    }
+
+    /// Applies the `THREADHOST_*` environment variables over the options set so far (see
+    /// [`HostOptions::apply_env`] for the variables and their values). Order decides: options
+    /// set after this call override the environment, options set before are overridden by
+    /// it. Call it last to let operators override what the code sets.
+    ///
+    /// A bad value is reported by [`build`](HostBuilder::build) as
+    /// [`Error::InvalidOption`] naming the variable and the value.
+    pub fn options_from_env(mut self) -> HostBuilder {
+        if self.env_error.is_none() {
+            if let Err(error) = self.options.apply_env() {
+                self.env_error = Some(error);
+            }
+        }
+        self
+    }
+
+    /// Registers `listener` to be called on every state change of the host and of each
+    /// service ([`HostEvent`]), in the order the changes happened.
+    ///
+    /// Listeners run on the host's own event thread, `th:host-events`, spawned by the first
+    /// [`Host::start`] (so a host that is never started calls none), and never under a
+    /// threadhost lock: a listener may call any [`HostHandle`](crate::HostHandle) method. A
+    /// listener that panics is logged and the next one goes on. A slow listener delays only
+    /// the listeners, never the host. [`Host::run`] waits for the listeners to see
+    /// the last change before it returns, unless they make no progress for a second.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    /// use threadhost::{HostBuilder, HostState, StateChange};
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let host = HostBuilder::new()
+    ///     .on_state_change(move |event| {
+    ///         if let StateChange::Host { to, .. } = event.change {
+    ///             tx.lock().unwrap().send(to).unwrap();
+    ///         }
+    ///     })
+    ///     .background("worker", |ctx| { ctx.token().wait(); Ok(()) })
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// let _report = host.stop(Duration::from_secs(5));
+    /// let seen: Vec<HostState> = rx.iter().take(4).collect();
+    /// use HostState::*;
+    /// assert_eq!(seen, [Starting, Running, Stopping, Stopped]);
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    pub fn on_state_change<F>(mut self, listener: F) -> HostBuilder
+    where
+        F: Fn(&HostEvent) + Send + Sync + 'static,
+    {
+        self.listeners.push(Arc::new(listener));
+        self
+    }
+
+    /// Speaks systemd's notify protocol when run by systemd (`Type=notify`): `READY=1` once
+    /// started, `STOPPING=1` when stopping, `STATUS=` lines on state changes,
+    /// `EXTEND_TIMEOUT_USEC=` while a start or stop is still within its own deadline, and, with
+    /// `WatchdogSec=`, `WATCHDOG=1` at half the interval while every critical service
+    /// ([`Service::liveness`]) is live. A no-op when `NOTIFY_SOCKET` is unset or not on Unix.
+    ///
+    /// Opt-in, as the console lifetime: the library never talks to a service manager unless
+    /// asked. Built on [`on_state_change`](HostBuilder::on_state_change). The variables are
+    /// read by [`build`](HostBuilder::build), and left in the environment.
+    pub fn systemd(mut self) -> HostBuilder {
+        self.systemd = true;
         self
     }
 
@@ -141,10 +242,22 @@ impl HostBuilder {
     ///
     /// - [`Error::InvalidOption`]: an empty service name or one with a NUL byte, a stack
     ///   smaller than 64 KiB, a restart policy out of range.
-    /// - [`Error::DuplicateService`]: two services with one name.
+    /// - [`Error::InvalidOption`] naming a `THREADHOST_*` variable and its value
+    ///   ([`options_from_env`](HostBuilder::options_from_env)), or `NOTIFY_SOCKET`,
+    ///   `WATCHDOG_USEC`, `WATCHDOG_PID` ([`systemd`](HostBuilder::systemd)).
+    /// - [`Error::DuplicateService`]: two services with one name, or a type registered twice
+    ///   with [`singleton`](HostBuilder::singleton) / [`scoped`](HostBuilder::scoped).
     /// - [`Error::UnknownDependency`], [`Error::DependencyCycle`]: bad `depends_on`.
-    pub fn build(self) -> Result<Host, Error> {
+    pub fn build(mut self) -> Result<Host, Error> {
+        if let Some(error) = self.env_error.take() {
+            return Err(error);
+        }
         self.options.validate()?;
+        if self.systemd {
+            if let Some(listener) = crate::lifetime::systemd_listener()? {
+                self.listeners.push(listener);
+            }
+        }
         let mut index: HashMap<Arc<str>, usize> = HashMap::new();
         for (i, s) in self.services.iter().enumerate() {
             if s.name.is_empty() {
@@ -191,6 +304,8 @@ impl HostBuilder {
             order,
             levels,
             console_lifetime: self.console_lifetime,
+            services: Arc::new(self.registry.build()?),
+            listeners: Listeners(self.listeners),
         };
         Ok(Host::new(self.options, self.services, plan))
     }
@@ -263,6 +378,9 @@ impl fmt::Debug for HostBuilder {
             .field("options", &self.options)
             .field("services", &self.services)
             .field("console_lifetime", &self.console_lifetime)
+            .field("registry", &self.registry)
+            .field("listeners", &self.listeners.len())
+            .field("systemd", &self.systemd)
             .finish()
     }
 }

@@ -26,6 +26,7 @@
 //!    down; a per-service timeout only ever shortens it.
 
 mod builder;
+mod events;
 mod options;
 mod report;
 mod runner;
@@ -37,6 +38,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use builder::HostBuilder;
+pub use events::{HostEvent, StateChange};
 pub use options::HostOptions;
 pub use report::{Outcome, ServiceReport, StopReport};
 pub use state::{HostSnapshot, HostState, ServiceState, ServiceStatus};
@@ -47,6 +49,8 @@ use crate::service::{Context, Kind, Service};
 use crate::stop::{StopReason, StopSource, StopToken};
 use crate::supervise::Policy;
 use crate::sync::{Arc, AtomicU8, Condvar, Mutex, MutexGuard, Ordering};
+use events::Events;
+pub(crate) use events::{Heartbeat, Listener, Listeners};
 
 /// A lifecycle phase; the first three start a service, the last three stop it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +85,9 @@ pub(crate) struct Plan {
     pub(crate) order: Vec<usize>,
     pub(crate) levels: Vec<Vec<usize>>,
     pub(crate) console_lifetime: bool,
+    /// The typed service registry, shared with every service's `Context`.
+    pub(crate) services: StdArc<crate::scope::Registry>,
+    pub(crate) listeners: Listeners,
 }
 
 /// One service's lifecycle record, in `Ctl::records` (registration order).
@@ -113,6 +120,12 @@ struct Record {
     stop_began: Option<Instant>,
     stop_duration: Option<Duration>,
     stop_deadline: Option<Deadline>,
+    /// How stale its heartbeat may be for it to count as live (a critical service).
+    liveness: Option<Duration>,
+    heartbeat: StdArc<Heartbeat>,
+    /// State changes go to the listeners (events.rs, invariant 1).
+    events: Option<crossbeam_channel::Sender<(StateChange, Instant)>>,
+    metrics: Option<crate::service::MetricsFn>,
 }
 
 struct Ctl {
@@ -140,6 +153,7 @@ pub(crate) struct Shared {
     started_event: StopSource,
     stopping_event: StopSource,
     stopped_event: StopSource,
+    events: StdArc<Events>,
 }
 
 /// A set of hosted services with one lifecycle. Made by [`HostBuilder::build`].
@@ -171,7 +185,8 @@ pub struct HostHandle {
 }
 
 impl Host {
-    pub(crate) fn new(options: HostOptions, services: Vec<Service>, plan: Plan) -> Host {
+    pub(crate) fn new(options: HostOptions, services: Vec<Service>, mut plan: Plan) -> Host {
+        let events = StdArc::new(Events::new(std::mem::take(&mut plan.listeners.0)));
         let records: Vec<Record> = services
             .into_iter()
             .map(|s| Record {
@@ -199,6 +214,10 @@ impl Host {
                 stop_began: None,
                 stop_duration: None,
                 stop_deadline: None,
+                liveness: s.liveness,
+                metrics: s.metrics,
+                heartbeat: StdArc::new(Heartbeat::new()),
+                events: events.sender(),
             })
             .collect();
         let cmd_conds = records.iter().map(|_| Condvar::new()).collect();
@@ -222,6 +241,7 @@ impl Host {
                 started_event: StopSource::new(),
                 stopping_event: StopSource::new(),
                 stopped_event: StopSource::new(),
+                events,
             }),
         }
     }
@@ -238,6 +258,13 @@ impl Host {
     #[must_use]
     pub fn state(&self) -> HostState {
         self.shared.state()
+    }
+
+    /// The host's service registry (.NET's `host.Services`): its singletons and scoped
+    /// factories, for code outside the services, e.g. `host.services().create_scope()`.
+    #[must_use]
+    pub fn services(&self) -> &crate::scope::Registry {
+        &self.shared.plan.services
     }
 
     /// Starts every service: all `starting` hooks, then all `start` hooks (background
@@ -393,14 +420,20 @@ impl Host {
         if self.shared.plan.console_lifetime {
             crate::lifetime::install(&self.handle())?;
         }
-        self.start(Deadline::from(self.shared.options.startup_timeout))?;
-        if self.shared.plan.console_lifetime {
-            log::info!("Application started. Press Ctrl+C to shut down.");
-        } else {
-            log::info!("Application started.");
-        }
-        let report = self.join(Deadline::NEVER)?;
-        report.into_result()
+        let result = self
+            .start(Deadline::from(self.shared.options.startup_timeout))
+            .and_then(|()| {
+                if self.shared.plan.console_lifetime {
+                    log::info!("Application started. Press Ctrl+C to shut down.");
+                } else {
+                    log::info!("Application started.");
+                }
+                self.join(Deadline::NEVER)
+            });
+        // The last state change reaches the listeners (e.g. systemd's STATUS) before the
+        // program goes on to exit.
+        self.shared.events.flush();
+        result?.into_result()
     }
 }
 
@@ -444,16 +477,40 @@ impl HostHandle {
         self.shared.ctl.lock().stop_reason.clone()
     }
 
-    /// Every service's state, restarts, last error and start/stop durations.
+    /// The options the host was built with.
+    #[must_use]
+    pub fn options(&self) -> &HostOptions {
+        &self.shared.options
+    }
+
+    /// Every service's state, restarts, last error, start/stop durations and liveness.
     ///
-    /// Takes the lifecycle lock briefly (it is never held across a wait or user code).
+    /// Takes the lifecycle lock briefly (it is never held across a wait or user code);
+    /// the services' [metrics](Service::metrics) callbacks run after it is released.
     #[must_use]
     pub fn snapshot(&self) -> HostSnapshot {
-        let ctl = self.shared.ctl.lock();
-        HostSnapshot {
-            state: ctl.state,
-            services: ctl.records.iter().map(Record::status).collect(),
+        let (mut snapshot, metrics) = {
+            let ctl = self.shared.ctl.lock();
+            let snapshot = HostSnapshot {
+                state: ctl.state,
+                services: ctl.records.iter().map(Record::status).collect(),
+            };
+            let metrics: Vec<_> = ctl.records.iter().map(|r| r.metrics.clone()).collect();
+            (snapshot, metrics)
+        };
+        // Invariant 1: metrics callbacks are user code, called with no lock held.
+        for (status, f) in snapshot.services.iter_mut().zip(metrics) {
+            let Some(f) = f else { continue };
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f())) {
+                Ok(figures) => status.metrics = figures,
+                Err(payload) => log::error!(
+                    "the metrics callback of service `{}` panicked: {}",
+                    status.name,
+                    crate::panic::panic_message(payload.as_ref())
+                ),
+            }
         }
+        snapshot
     }
 
     /// Fires once every service has started (.NET's `ApplicationStarted`). Wait on it or
@@ -487,6 +544,30 @@ impl Record {
             last_error: self.last_error.clone(),
             start_duration: self.start_duration,
             stop_duration: self.stop_duration,
+            liveness: self.liveness,
+            heartbeat_age: self.heartbeat.age(),
+            metrics: Vec::new(),
+        }
+    }
+
+    /// Changes the service's state and tells the listeners (events.rs, invariant 1).
+    fn set_state(&mut self, to: ServiceState) {
+        let from = self.state;
+        self.state = to;
+        if from != to {
+            let error = match to {
+                ServiceState::Failed | ServiceState::Restarting | ServiceState::TimedOut => {
+                    self.last_error.clone()
+                }
+                _ => None,
+            };
+            let change = StateChange::Service {
+                name: StdArc::clone(&self.name),
+                from,
+                to,
+                error,
+            };
+            events::emit(self.events.as_ref(), change);
         }
     }
 
@@ -531,8 +612,17 @@ impl Shared {
 
     /// Invariant 2.
     fn set_state(&self, ctl: &mut Ctl, state: HostState) {
+        let from = ctl.state;
         ctl.state = state;
         self.state.store(state as u8, Ordering::Release);
+        if from != state {
+            // Under `ctl`, so listeners see host and service changes in the order made.
+            self.events.emit(StateChange::Host {
+                from,
+                to: state,
+                reason: ctl.stop_reason.clone(),
+            });
+        }
     }
 
     /// Invariant 3: store the command, then wake that service's thread.
@@ -572,6 +662,14 @@ impl Shared {
     }
 
     fn start(self: &Arc<Self>, deadline: Deadline) -> Result<(), Error> {
+        // Listeners run from the first `start` on (also a stop-before-start's last event).
+        let handle = HostHandle {
+            shared: Arc::clone(self),
+        };
+        if let Err(source) = self.events.spawn(handle) {
+            // Listeners are part of what the program asked for: not a silent loss.
+            log::error!("could not spawn the state-listener thread `th:host-events`: {source}");
+        }
         {
             let mut ctl = self.ctl.lock();
             if ctl.state != HostState::Created || ctl.start_active {
@@ -583,7 +681,7 @@ impl Shared {
             if ctl.stop_reason.is_some() {
                 // A stop requested before start: start nothing, the host is done.
                 for r in &mut ctl.records {
-                    r.state = ServiceState::Skipped;
+                    r.set_state(ServiceState::Skipped);
                 }
                 ctl.report = Some(StopReport {
                     reason: ctl.stop_reason.clone(),
@@ -648,7 +746,12 @@ impl Shared {
     /// a stop request.
     fn start_sequence(self: &Arc<Self>, deadline: Deadline) -> Result<(), Error> {
         for &i in &self.plan.order {
-            self.spawn(i)?;
+            if let Err(error) = self.spawn(i) {
+                // The threads already spawned wait for a command: tell them to exit.
+                let mut ctl = self.ctl.lock();
+                self.abandon_start(&mut ctl, StopReason::Requested);
+                return Err(error);
+            }
         }
         let groups: Vec<Vec<usize>> = if self.options.start_concurrently {
             self.plan.levels.clone()
@@ -671,7 +774,11 @@ impl Shared {
                     if r.start_began.is_none() {
                         r.start_began = Some(Instant::now());
                     }
-                    r.state = ServiceState::Starting;
+                    // A hosted service whose `start` succeeded stays Running through its
+                    // `started` hook (it used to fall back to Starting for good).
+                    if r.state != ServiceState::Running {
+                        r.set_state(ServiceState::Starting);
+                    }
                     let d = deadline.min_after(r.start_timeout);
                     self.send(&mut ctl, i, Cmd::Phase(phase, d));
                     targets.push((i, d, Await::Reply(phase)));
@@ -682,18 +789,15 @@ impl Shared {
                     let r = &mut ctl.records[i];
                     match resolution {
                         Resolution::Done(Ok(())) => {
-                            // A background body may already have failed or completed on its
-                            // thread (it runs as soon as it replied): keep what it recorded.
-                            if phase == Phase::Start && r.state == ServiceState::Starting {
-                                r.state = ServiceState::Running;
-                            }
+                            // The state became Running in `reply`, atomically with `started`:
+                            // a background body may already have failed and moved it on.
                             if phase == Phase::Started || (phase == Phase::Start && !r.hosted) {
                                 r.start_duration = r.start_began.map(|t| t.elapsed());
                             }
                         }
                         Resolution::Done(Err(failure)) => {
-                            r.state = ServiceState::Failed;
                             r.last_error = Some(failure.clone());
+                            r.set_state(ServiceState::Failed);
                             error.get_or_insert(Error::StartFailed {
                                 service: StdArc::clone(&r.name),
                                 failure,
@@ -734,7 +838,7 @@ impl Shared {
             let r = &mut ctl.records[i];
             if r.thread.is_none() || r.exited {
                 if !r.started && r.state == ServiceState::Created {
-                    r.state = ServiceState::Skipped;
+                    r.set_state(ServiceState::Skipped);
                 }
                 continue;
             }
@@ -744,7 +848,7 @@ impl Shared {
                 self.send(ctl, i, Cmd::Finish);
             } else if !r.started {
                 if r.state != ServiceState::Failed {
-                    r.state = ServiceState::Skipped;
+                    r.set_state(ServiceState::Skipped);
                 }
                 self.send(ctl, i, Cmd::Exit);
             }
@@ -772,13 +876,16 @@ impl Shared {
                 r.policy.clone(),
             )
         };
+        let heartbeat = StdArc::clone(&self.ctl.lock().records[i].heartbeat);
         let ctx = Context {
+            heartbeat,
             name: StdArc::clone(&name),
             token,
             deadline: Deadline::NEVER,
             host: HostHandle {
                 shared: Arc::clone(self),
             },
+            services: StdArc::clone(&self.plan.services),
         };
         let shared = Arc::clone(self);
         let spawned = crate::thread::spawn_named(&format!("th:{name}"), stack, move || {
@@ -958,6 +1065,10 @@ impl Shared {
     /// what exited, detach and report what did not.
     fn stop_sequence(&self, deadline: Deadline) -> StopReport {
         let began = Instant::now();
+        // Whoever set `Stopping` fires the `stopping` event right after releasing `ctl` (it
+        // logs first): wait for it, so that the event (and the "shutting down" log line)
+        // always precedes the first stopping hook, whichever thread runs this sequence.
+        let _fired = self.stopping_event.token().wait_until(deadline);
         let reverse: Vec<usize> = self.plan.order.iter().rev().copied().collect();
         let groups: Vec<Vec<usize>> = if self.options.stop_concurrently {
             self.plan.levels.iter().rev().cloned().collect()
@@ -983,7 +1094,7 @@ impl Shared {
                     }
                     let d = r.stop_deadline(deadline);
                     if !matches!(r.state, ServiceState::Failed | ServiceState::Completed) {
-                        r.state = ServiceState::Stopping;
+                        r.set_state(ServiceState::Stopping);
                     }
                     if phase == Phase::Stop {
                         fire.push(r.token.clone());
@@ -1023,7 +1134,7 @@ impl Shared {
                             let r = &mut ctl.records[i];
                             log::error!("service `{}` failed to stop: {failure}", r.name);
                             r.last_error = Some(failure);
-                            r.state = ServiceState::Failed;
+                            r.set_state(ServiceState::Failed);
                         }
                         Resolution::TimedOut | Resolution::Interrupted => {
                             self.give_up(&mut ctl, i);
@@ -1079,7 +1190,7 @@ impl Shared {
                 Outcome::Stopped
             };
             if r.started && !r.timed_out && !matches!(r.state, ServiceState::Failed) {
-                r.state = ServiceState::Stopped;
+                r.set_state(ServiceState::Stopped);
             }
             let duration = r
                 .stop_began
@@ -1104,7 +1215,7 @@ impl Shared {
         let token = {
             let r = &mut ctl.records[i];
             r.timed_out = true;
-            r.state = ServiceState::TimedOut;
+            r.set_state(ServiceState::TimedOut);
             r.stop_duration = r.stop_began.map(|t| t.elapsed());
             log::warn!(
                 "service `{}` did not stop by the deadline; its thread is left running",
@@ -1137,7 +1248,10 @@ impl Shared {
         let mut ctl = self.ctl.lock();
         let r = &mut ctl.records[i];
         if phase == Phase::Start && result.is_ok() && !r.abandoned {
+            // Together, under the lock: from here a background body runs and may change the
+            // state itself (fail, complete); the sequencer must not overwrite it later.
             r.started = true;
+            r.set_state(ServiceState::Running);
         }
         if let Err(f) = &result {
             r.last_error = Some(f.clone());
@@ -1158,7 +1272,7 @@ impl Shared {
     }
 
     pub(crate) fn set_service_state(&self, i: usize, state: ServiceState) {
-        self.ctl.lock().records[i].state = state;
+        self.ctl.lock().records[i].set_state(state);
     }
 
     /// A body failure: record it and bump the restart count when restarting.
@@ -1166,7 +1280,7 @@ impl Shared {
         let mut ctl = self.ctl.lock();
         let r = &mut ctl.records[i];
         r.last_error = Some(failure.clone());
-        r.state = state;
+        r.set_state(state);
         if state == ServiceState::Restarting {
             r.restarts += 1;
         }
@@ -1178,7 +1292,7 @@ impl Shared {
             let mut ctl = self.ctl.lock();
             let name = StdArc::clone(&ctl.records[i].name);
             ctl.records[i].last_error = Some(failure.clone());
-            ctl.records[i].state = ServiceState::Failed;
+            ctl.records[i].set_state(ServiceState::Failed);
             if ctl.host_failure.is_none() {
                 ctl.host_failure = Some((StdArc::clone(&name), failure));
             }

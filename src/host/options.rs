@@ -1,5 +1,6 @@
 //! [`HostOptions`]: the host-wide settings.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -53,7 +54,136 @@ impl Default for HostOptions {
     }
 }
 
+/// The environment variables [`HostOptions::apply_env`] reads, one per field.
+pub(crate) const ENV_VARS: [&str; 6] = [
+    "THREADHOST_SHUTDOWN_TIMEOUT",
+    "THREADHOST_STARTUP_TIMEOUT",
+    "THREADHOST_START_CONCURRENTLY",
+    "THREADHOST_STOP_CONCURRENTLY",
+    "THREADHOST_STACK_SIZE",
+    "THREADHOST_FAILURE_POLICY",
+];
+
 impl HostOptions {
+    /// The default options with the environment applied over them
+    /// ([`apply_env`](HostOptions::apply_env)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] naming the variable and its value.
+    pub fn from_env() -> Result<HostOptions, Error> {
+        let mut options = HostOptions::default();
+        options.apply_env()?;
+        Ok(options)
+    }
+
+    /// Applies the process environment over these options: each variable that is set and not
+    /// empty replaces its field; the others leave it as it is.
+    ///
+    /// | variable | field | values |
+    /// | --- | --- | --- |
+    /// | `THREADHOST_SHUTDOWN_TIMEOUT` | `shutdown_timeout` | a duration: `30s`, `500ms`, `2m`, `1h`, `1.5s` |
+    /// | `THREADHOST_STARTUP_TIMEOUT` | `startup_timeout` | a duration, or `none` |
+    /// | `THREADHOST_START_CONCURRENTLY` | `start_concurrently` | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` |
+    /// | `THREADHOST_STOP_CONCURRENTLY` | `stop_concurrently` | as above |
+    /// | `THREADHOST_STACK_SIZE` | `stack_size` | bytes, optionally `k`/`KiB`, `m`/`MiB`; at least 64 KiB |
+    /// | `THREADHOST_FAILURE_POLICY` | `failure_policy` | `stop-host` or `ignore` |
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] naming the variable and its value (also for a value that is
+    /// not UTF-8). On error, the fields applied before the bad one keep their new values.
+    pub fn apply_env(&mut self) -> Result<(), Error> {
+        self.apply_env_with(|name| std::env::var_os(name))
+    }
+
+    /// [`apply_env`](HostOptions::apply_env) with the variables read through `lookup`
+    /// instead of the process environment: for tests, or a configuration source of your own.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] naming the variable and its value.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::{Error, HostOptions};
+    ///
+    /// let mut options = HostOptions::default();
+    /// options.apply_env_with(|name| match name {
+    ///     "THREADHOST_SHUTDOWN_TIMEOUT" => Some("500ms".into()),
+    ///     _ => None,
+    /// })?;
+    /// assert_eq!(options.shutdown_timeout, Duration::from_millis(500));
+    ///
+    /// let err = options
+    ///     .apply_env_with(|name| (name == "THREADHOST_STACK_SIZE").then(|| "huge".into()))
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::InvalidOption { ref name, ref value, .. }
+    ///     if name == "THREADHOST_STACK_SIZE" && value == "huge"));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn apply_env_with(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<(), Error> {
+        let get = |name: &str| -> Result<Option<String>, Error> {
+            match lookup(name) {
+                None => Ok(None),
+                Some(raw) => match raw.into_string() {
+                    Ok(text) if text.trim().is_empty() => Ok(None),
+                    Ok(text) => Ok(Some(text.trim().to_owned())),
+                    Err(raw) => Err(Error::invalid_option(
+                        name,
+                        raw.to_string_lossy(),
+                        "the value is not valid UTF-8",
+                    )),
+                },
+            }
+        };
+        let [shutdown, startup, start_conc, stop_conc, stack, policy] = ENV_VARS;
+        if let Some(v) = get(shutdown)? {
+            self.shutdown_timeout = parse_duration(shutdown, &v)?;
+        }
+        if let Some(v) = get(startup)? {
+            self.startup_timeout = if v.eq_ignore_ascii_case("none") {
+                None
+            } else {
+                Some(parse_duration(startup, &v)?)
+            };
+        }
+        if let Some(v) = get(start_conc)? {
+            self.start_concurrently = parse_bool(start_conc, &v)?;
+        }
+        if let Some(v) = get(stop_conc)? {
+            self.stop_concurrently = parse_bool(stop_conc, &v)?;
+        }
+        if let Some(v) = get(stack)? {
+            let bytes = parse_size(stack, &v)?;
+            if bytes < MIN_STACK_SIZE {
+                return Err(Error::invalid_option(
+                    stack,
+                    v,
+                    format!("a thread stack must be at least {MIN_STACK_SIZE} bytes"),
+                ));
+            }
+            self.stack_size = Some(bytes);
+        }
+        if let Some(v) = get(policy)? {
+            self.failure_policy = match v.to_ascii_lowercase().as_str() {
+                "stop-host" | "stophost" | "stop_host" => Policy::StopHost,
+                "ignore" => Policy::Ignore,
+                _ => {
+                    return Err(Error::invalid_option(
+                        policy,
+                        v,
+                        "`stop-host` or `ignore` (a restart policy is set in code)",
+                    ));
+                }
+            };
+        }
+        Ok(())
+    }
+
     pub(crate) fn validate(&self) -> Result<(), Error> {
         validate_stack_size("stack_size", self.stack_size)?;
         self.failure_policy.validate("<host default>")
@@ -69,4 +199,67 @@ pub(crate) fn validate_stack_size(name: &str, size: Option<usize>) -> Result<(),
         )),
         _ => Ok(()),
     }
+}
+
+/// A duration with a unit: `500ms`, `30s`, `2m`, `1h`; a decimal number is allowed (`1.5s`).
+fn parse_duration(name: &str, value: &str) -> Result<Duration, Error> {
+    let bad = |reason: &str| Error::invalid_option(name, value, reason);
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| bad("a duration needs a unit: `ms`, `s`, `m` or `h` (e.g. `30s`)"))?;
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| bad("a duration is a number and a unit, e.g. `30s`, `500ms`, `2m`"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad("the unit must be `ms`, `s`, `m` or `h`")),
+    };
+    Duration::try_from_secs_f64(number * scale).map_err(|_| bad("the duration is out of range"))
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(Error::invalid_option(
+            name,
+            value,
+            "`true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`)",
+        )),
+    }
+}
+
+/// Bytes, with an optional binary suffix: `262144`, `256k`, `256KiB`, `1m`, `1MiB`.
+fn parse_size(name: &str, value: &str) -> Result<usize, Error> {
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        _ => {
+            return Err(Error::invalid_option(
+                name,
+                value,
+                "a size in bytes, optionally with `k`/`KiB` or `m`/`MiB` (e.g. `256k`)",
+            ));
+        }
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| {
+            Error::invalid_option(
+                name,
+                value,
+                "a size in bytes, optionally with `k`/`KiB` or `m`/`MiB` (e.g. `256k`)",
+            )
+        })
 }

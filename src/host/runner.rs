@@ -52,6 +52,8 @@ fn run_hosted(shared: &Shared, i: usize, mut service: Box<dyn HostedService>, mu
                 let result = hook(service.as_mut(), phase, &ctx);
                 if phase == Phase::Start && result.is_ok() {
                     started = true;
+                    // Its liveness window starts now (a critical hosted service).
+                    ctx.heartbeat();
                 }
                 if matches!(phase, Phase::Stopping | Phase::Stop | Phase::Stopped) {
                     ran_stop_hooks.push(phase);
@@ -97,6 +99,10 @@ fn run_background(
             ctx.deadline = deadline;
             let result = call(|| service.start(&ctx));
             let ok = result.is_ok();
+            if ok {
+                // Live from the moment it counts as started (the body beats again below).
+                ctx.heartbeat();
+            }
             shared.reply(i, Phase::Start, result);
             if !ok {
                 return;
@@ -111,6 +117,8 @@ fn run_background(
     ctx.deadline = Deadline::NEVER;
     let mut tracker = RestartTracker::new(seed(i));
     loop {
+        // Its liveness window starts with each (re)start of the body.
+        ctx.heartbeat();
         let result = call(|| service.run(&ctx));
         let failure = match result {
             Ok(()) => None,

@@ -130,6 +130,35 @@ pub struct ServiceStatus {
     pub start_duration: Option<Duration>,
     /// How long its stop took (all stop phases), once stopped.
     pub stop_duration: Option<Duration>,
+    /// How stale its heartbeat may be: set for a critical service with
+    /// [`Service::liveness`](crate::Service::liveness).
+    pub liveness: Option<Duration>,
+    /// The time since its last [`Context::heartbeat`](crate::Context::heartbeat) (the host
+    /// beats once for it when its start succeeds and each time its body restarts), or `None` if never.
+    pub heartbeat_age: Option<Duration>,
+    /// The service's own figures, from its [`Service::metrics`](crate::Service::metrics)
+    /// callback (empty without one).
+    pub metrics: Vec<(&'static str, u64)>,
+}
+
+impl ServiceStatus {
+    /// `true` if the service is doing its job: it is `Running` and, for a critical service
+    /// (one with [`liveness`](ServiceStatus::liveness)), its last heartbeat is at most that
+    /// old. A service that failed, completed, is restarting, stopping or stuck is not live.
+    #[must_use]
+    pub fn is_live(&self) -> bool {
+        self.state == ServiceState::Running
+            && match self.liveness {
+                None => true,
+                Some(max) => self.heartbeat_age.is_some_and(|age| age <= max),
+            }
+    }
+
+    /// `true` for a service that declared [`Service::liveness`](crate::Service::liveness).
+    #[must_use]
+    pub fn is_critical(&self) -> bool {
+        self.liveness.is_some()
+    }
 }
 
 /// A consistent picture of a host: its state and every service's status, in registration
@@ -148,5 +177,16 @@ impl HostSnapshot {
     #[must_use]
     pub fn service(&self, name: &str) -> Option<&ServiceStatus> {
         self.services.iter().find(|s| &*s.name == name)
+    }
+
+    /// The critical services (those with [`Service::liveness`](crate::Service::liveness))
+    /// that are not [live](ServiceStatus::is_live). Empty when all are; the systemd watchdog
+    /// pings only then.
+    #[must_use]
+    pub fn not_live(&self) -> Vec<&ServiceStatus> {
+        self.services
+            .iter()
+            .filter(|s| s.is_critical() && !s.is_live())
+            .collect()
     }
 }

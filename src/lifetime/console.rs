@@ -2,8 +2,9 @@
 //!
 //! ctrlc allows one handler per process, so threadhost installs one, once, and keeps a list of
 //! the hosts that asked for it. The handler runs on ctrlc's own thread (the signal handler
-//! itself only wakes that thread) and does nothing but request a stop — or, for a second
-//! signal while a host is stopping, exit the process.
+//! itself only wakes that thread) and does nothing but request a stop — or exit the process
+//! with `EXIT_FORCED`: for a second signal while a host is stopping, and for a signal when
+//! every registered host has stopped (nothing is left to stop gracefully).
 
 use std::sync::{Mutex, Weak};
 
@@ -36,6 +37,10 @@ pub(crate) fn install(host: &HostHandle) -> Result<(), Error> {
     Ok(())
 }
 
+/// The signals that reach the handler: ctrlc's `termination` feature on Unix (on Windows,
+/// Ctrl-C and Ctrl-Break).
+const SIGNALS: &str = "SIGINT, SIGTERM or SIGHUP";
+
 fn on_signal() {
     let hosts: Vec<HostHandle> = {
         let hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
@@ -44,14 +49,28 @@ fn on_signal() {
     let stopping = hosts.iter().any(|h| {
         h.stop_reason().is_some() && !h.state().is_terminal() && h.state() != HostState::Created
     });
+    // ctrlc's handler does not say which of the three signals arrived (its signal handler
+    // only posts a semaphore), so the log line names all three rather than guess.
     if stopping {
         log::warn!(
-            "Second termination signal while stopping: exiting at once (code {EXIT_FORCED})"
+            "Second termination signal ({SIGNALS}) while stopping: exiting at once \
+             (code {EXIT_FORCED}); stop hooks still running are abandoned"
         );
         log::logger().flush();
         std::process::exit(i32::from(EXIT_FORCED));
     }
-    log::info!("Termination signal received; requesting a graceful stop");
+    if hosts.iter().all(|h| h.state().is_terminal()) {
+        // Every host that asked for the console lifetime is done (or gone): nothing is left
+        // to stop gracefully, and swallowing the signal would leave the process unkillable
+        // by Ctrl-C. Behave as the default disposition would, with a documented code.
+        log::warn!(
+            "Termination signal ({SIGNALS}) after the host stopped: exiting at once \
+             (code {EXIT_FORCED})"
+        );
+        log::logger().flush();
+        std::process::exit(i32::from(EXIT_FORCED));
+    }
+    log::info!("Termination signal ({SIGNALS}) received; requesting a graceful stop");
     for h in hosts {
         h.request_stop_with(StopReason::Signal);
     }

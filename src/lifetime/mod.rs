@@ -1,10 +1,27 @@
-//! Process lifetime: exit codes and the console lifetime (termination signals).
+//! Process lifetime: exit codes, the console lifetime (termination signals), and systemd's
+//! notify protocol and watchdog.
 
 #[cfg(feature = "termination")]
 mod console;
+#[cfg(unix)]
+mod systemd;
 
 #[cfg(feature = "termination")]
 pub(crate) use console::install;
+
+/// The systemd notify listener, or `None` when not run by systemd (`NOTIFY_SOCKET` unset) or
+/// not on Unix.
+///
+/// # Errors
+///
+/// [`Error::InvalidOption`] naming `NOTIFY_SOCKET`, `WATCHDOG_USEC` or `WATCHDOG_PID` when one
+/// is set to something unusable.
+pub(crate) fn systemd_listener() -> Result<Option<crate::host::Listener>, Error> {
+    #[cfg(unix)]
+    return systemd::listener();
+    #[cfg(not(unix))]
+    return Ok(None);
+}
 
 use crate::error::Error;
 use crate::host::StopReport;
@@ -19,7 +36,8 @@ pub const EXIT_CONFIG: u8 = 2;
 /// Exit code when the stop overran its deadline (services were left running).
 pub const EXIT_STOP_TIMEOUT: u8 = 3;
 /// Exit code of the console lifetime when a second termination signal arrives while the host
-/// is stopping: the process exits at once (128 + SIGINT, as shells report Ctrl-C).
+/// is stopping, or one arrives after every console-lifetime host stopped: the process exits
+/// at once (128 + SIGINT, as shells report Ctrl-C).
 pub const EXIT_FORCED: u8 = 130;
 
 /// Maps the result of [`Host::run`](crate::Host::run) to a process exit code:

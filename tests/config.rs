@@ -1,0 +1,307 @@
+//! Configuration from the environment: `HostOptions::apply_env_with` (pure parsing, every
+//! variable and every kind of bad value), and the real environment in child processes
+//! (`HostOptions::from_env`, and the order rule of `HostBuilder::options_from_env`).
+//!
+//! The environment is process-global, so this process never changes its own: the real-env
+//! tests re-run this binary's `child` test with the variables set on the child only.
+#![allow(clippy::print_stderr)]
+
+use std::ffi::OsString;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use threadhost::{Error, HostBuilder, HostOptions, Policy};
+
+const CHILD_ENV: &str = "TH_CONFIG_CHILD";
+
+const VARS: [&str; 6] = [
+    "THREADHOST_SHUTDOWN_TIMEOUT",
+    "THREADHOST_STARTUP_TIMEOUT",
+    "THREADHOST_START_CONCURRENTLY",
+    "THREADHOST_STOP_CONCURRENTLY",
+    "THREADHOST_STACK_SIZE",
+    "THREADHOST_FAILURE_POLICY",
+];
+
+/// Options from the default with `vars` as the only environment.
+fn with(vars: &[(&str, &str)]) -> Result<HostOptions, Error> {
+    let mut options = HostOptions::default();
+    options.apply_env_with(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| OsString::from(v))
+    })?;
+    Ok(options)
+}
+
+/// Asserts that `value` for `var` is rejected, naming both.
+fn rejected(var: &str, value: &str) {
+    match with(&[(var, value)]) {
+        Err(Error::InvalidOption {
+            name,
+            value: v,
+            reason,
+        }) => {
+            assert_eq!(name, var);
+            assert_eq!(v, value.trim());
+            assert!(!reason.is_empty());
+        }
+        other => panic!("{var}={value:?}: expected InvalidOption, got {other:?}"),
+    }
+}
+
+#[test]
+fn smoke_no_variables_keeps_the_options() {
+    assert_eq!(with(&[]).unwrap(), HostOptions::default());
+    let mut custom = HostOptions::default();
+    custom.shutdown_timeout = Duration::from_secs(7);
+    custom.apply_env_with(|_| None).unwrap();
+    assert_eq!(custom.shutdown_timeout, Duration::from_secs(7));
+}
+
+#[test]
+fn shutdown_timeout_durations() {
+    for (text, expected) in [
+        ("30s", Duration::from_secs(30)),
+        ("500ms", Duration::from_millis(500)),
+        ("2m", Duration::from_secs(120)),
+        ("1h", Duration::from_secs(3600)),
+        ("1.5s", Duration::from_millis(1500)),
+        (" 10s ", Duration::from_secs(10)),
+        ("0s", Duration::ZERO),
+    ] {
+        let options = with(&[("THREADHOST_SHUTDOWN_TIMEOUT", text)]).unwrap();
+        assert_eq!(options.shutdown_timeout, expected, "{text:?}");
+    }
+}
+
+#[test]
+fn startup_timeout_duration_or_none() {
+    let options = with(&[("THREADHOST_STARTUP_TIMEOUT", "45s")]).unwrap();
+    assert_eq!(options.startup_timeout, Some(Duration::from_secs(45)));
+    let mut options = options;
+    options
+        .apply_env_with(|n| (n == "THREADHOST_STARTUP_TIMEOUT").then(|| "none".into()))
+        .unwrap();
+    assert_eq!(options.startup_timeout, None);
+}
+
+#[test]
+fn concurrency_flags() {
+    for (text, expected) in [
+        ("true", true),
+        ("1", true),
+        ("yes", true),
+        ("ON", true),
+        ("false", false),
+        ("0", false),
+        ("no", false),
+        ("off", false),
+    ] {
+        let options = with(&[
+            ("THREADHOST_START_CONCURRENTLY", text),
+            ("THREADHOST_STOP_CONCURRENTLY", text),
+        ])
+        .unwrap();
+        assert_eq!(options.start_concurrently, expected, "{text}");
+        assert_eq!(options.stop_concurrently, expected, "{text}");
+    }
+}
+
+#[test]
+fn stack_sizes() {
+    for (text, expected) in [
+        ("262144", 262_144),
+        ("256k", 262_144),
+        ("256KiB", 262_144),
+        ("1m", 1 << 20),
+        ("2MiB", 2 << 20),
+    ] {
+        let options = with(&[("THREADHOST_STACK_SIZE", text)]).unwrap();
+        assert_eq!(options.stack_size, Some(expected), "{text}");
+    }
+}
+
+#[test]
+fn failure_policies() {
+    let options = with(&[("THREADHOST_FAILURE_POLICY", "ignore")]).unwrap();
+    assert!(matches!(options.failure_policy, Policy::Ignore));
+    let mut options = options;
+    options
+        .apply_env_with(|n| (n == "THREADHOST_FAILURE_POLICY").then(|| "stop-host".into()))
+        .unwrap();
+    assert!(matches!(options.failure_policy, Policy::StopHost));
+}
+
+#[test]
+fn bad_values_name_the_variable_and_the_value() {
+    for (var, value) in [
+        ("THREADHOST_SHUTDOWN_TIMEOUT", "banana"),
+        ("THREADHOST_SHUTDOWN_TIMEOUT", "30"), // no unit
+        ("THREADHOST_SHUTDOWN_TIMEOUT", "30 parsecs"),
+        ("THREADHOST_SHUTDOWN_TIMEOUT", "-1s"),
+        ("THREADHOST_SHUTDOWN_TIMEOUT", "1e999s"),
+        ("THREADHOST_STARTUP_TIMEOUT", "soon"),
+        ("THREADHOST_START_CONCURRENTLY", "maybe"),
+        ("THREADHOST_STOP_CONCURRENTLY", "2"),
+        ("THREADHOST_STACK_SIZE", "huge"),
+        ("THREADHOST_STACK_SIZE", "1k"), // below the 64 KiB minimum
+        ("THREADHOST_STACK_SIZE", "99999999999999999999"),
+        ("THREADHOST_FAILURE_POLICY", "restart"),
+    ] {
+        rejected(var, value);
+    }
+    let err = with(&[("THREADHOST_SHUTDOWN_TIMEOUT", "banana")]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("invalid value `banana` for THREADHOST_SHUTDOWN_TIMEOUT"),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_value_counts_as_unset() {
+    let options = with(&[
+        ("THREADHOST_SHUTDOWN_TIMEOUT", ""),
+        ("THREADHOST_STACK_SIZE", " "),
+    ])
+    .unwrap();
+    assert_eq!(options, HostOptions::default());
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_value_is_rejected() {
+    use std::os::unix::ffi::OsStringExt;
+    let mut options = HostOptions::default();
+    let err = options
+        .apply_env_with(|n| {
+            (n == "THREADHOST_FAILURE_POLICY").then(|| OsString::from_vec(vec![0x66, 0xff]))
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidOption { ref name, .. } if name == "THREADHOST_FAILURE_POLICY")
+    );
+}
+
+#[test]
+fn handle_options_are_the_built_options() {
+    let host = HostBuilder::new()
+        .shutdown_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    assert_eq!(
+        host.handle().options().shutdown_timeout,
+        Duration::from_secs(3)
+    );
+}
+
+// ---- the real environment, in child processes ----
+
+/// The child process's entry point (a no-op unless `TH_CONFIG_CHILD` is set): prints what
+/// the real environment produced.
+#[test]
+fn child() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let ms = |d: Duration| d.as_millis();
+    match mode.as_str() {
+        "from_env" => match HostOptions::from_env() {
+            Ok(o) => eprintln!(
+                "RESULT shutdown={} startup={:?} start_conc={} stop_conc={} stack={:?} policy={:?}",
+                ms(o.shutdown_timeout),
+                o.startup_timeout.map(ms),
+                o.start_concurrently,
+                o.stop_concurrently,
+                o.stack_size,
+                o.failure_policy
+            ),
+            Err(e) => eprintln!("RESULT error {e}"),
+        },
+        "order" => {
+            let env_last = HostBuilder::new()
+                .shutdown_timeout(Duration::from_secs(1))
+                .options_from_env()
+                .build()
+                .unwrap();
+            let code_last = HostBuilder::new()
+                .options_from_env()
+                .shutdown_timeout(Duration::from_secs(1))
+                .build()
+                .unwrap();
+            eprintln!(
+                "RESULT env_last={} code_last={}",
+                ms(env_last.handle().options().shutdown_timeout),
+                ms(code_last.handle().options().shutdown_timeout)
+            );
+        }
+        "build_error" => match HostBuilder::new().options_from_env().build() {
+            Ok(_) => eprintln!("RESULT built"),
+            Err(e) => eprintln!("RESULT error {e}"),
+        },
+        other => panic!("unknown child mode {other}"),
+    }
+}
+
+/// Runs the child with `vars` as its only `THREADHOST_*` variables; returns its RESULT line.
+fn run_child(mode: &str, vars: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, mode)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for var in VARS {
+        cmd.env_remove(var);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the child");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT ").map(str::to_owned))
+        .unwrap_or_else(|| panic!("no RESULT line in:\n{stderr}"))
+}
+
+#[test]
+fn from_env_reads_the_real_environment() {
+    let result = run_child(
+        "from_env",
+        &[
+            ("THREADHOST_SHUTDOWN_TIMEOUT", "2m"),
+            ("THREADHOST_STARTUP_TIMEOUT", "500ms"),
+            ("THREADHOST_START_CONCURRENTLY", "true"),
+            ("THREADHOST_STOP_CONCURRENTLY", "yes"),
+            ("THREADHOST_STACK_SIZE", "256k"),
+            ("THREADHOST_FAILURE_POLICY", "ignore"),
+        ],
+    );
+    assert_eq!(
+        result,
+        "shutdown=120000 startup=Some(500) start_conc=true stop_conc=true stack=Some(262144) policy=Ignore"
+    );
+    let defaults = run_child("from_env", &[]);
+    assert_eq!(
+        defaults,
+        "shutdown=30000 startup=None start_conc=false stop_conc=false stack=None policy=StopHost"
+    );
+}
+
+#[test]
+fn options_from_env_order_of_calls_decides() {
+    let result = run_child("order", &[("THREADHOST_SHUTDOWN_TIMEOUT", "7s")]);
+    assert_eq!(result, "env_last=7000 code_last=1000");
+}
+
+#[test]
+fn options_from_env_bad_value_fails_build() {
+    let result = run_child("build_error", &[("THREADHOST_STACK_SIZE", "lots")]);
+    assert!(
+        result.starts_with("error invalid value `lots` for THREADHOST_STACK_SIZE"),
+        "{result}"
+    );
+}

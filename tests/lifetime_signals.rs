@@ -1,0 +1,344 @@
+//! The console lifetime and exit codes, with real processes and real signals: each scenario
+//! re-runs this test binary as a child (its `child` test, selected by `TH_SIGNAL_CHILD`), waits
+//! for it to print that it started, sends it signals with `kill`, and checks its exit code and
+//! its log.
+//!
+//! ctrlc's handler is once-per-process; every scenario is its own process, and the parent
+//! (this harness) never installs one, so the default harness is safe here.
+// Plain threads read the child's stderr and wait for its exit; the slow hooks really sleep.
+#![allow(clippy::disallowed_methods, clippy::print_stderr)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use threadhost::{
+    Context, EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, HostBuilder,
+    HostedService, ServiceResult,
+};
+
+const CHILD_ENV: &str = "TH_SIGNAL_CHILD";
+const STARTED: &str = "CHILD: started";
+/// Generous bound for anything the child must do (a loaded 2-core machine).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+// ---- the child side ----
+
+/// Prints each of its hooks as it runs; its stop hook can be slow.
+struct Hooks {
+    slow_stop: Duration,
+}
+
+impl HostedService for Hooks {
+    fn start(&mut self, _ctx: &Context) -> ServiceResult {
+        eprintln!("hook: start ran");
+        Ok(())
+    }
+    fn stopping(&mut self, ctx: &Context) -> ServiceResult {
+        // The host's `stopping` event must have fired before any stopping hook.
+        let fired = ctx.host().stopping().is_stopped();
+        eprintln!("hook: stopping ran (stopping event fired: {fired})");
+        Ok(())
+    }
+    fn stop(&mut self, _ctx: &Context) -> ServiceResult {
+        eprintln!("hook: stop began");
+        std::thread::sleep(self.slow_stop);
+        eprintln!("hook: stop ran");
+        Ok(())
+    }
+    fn stopped(&mut self, _ctx: &Context) -> ServiceResult {
+        eprintln!("hook: stopped ran");
+        Ok(())
+    }
+}
+
+/// The child process's entry point (a no-op unless `TH_SIGNAL_CHILD` is set).
+#[test]
+fn child() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .try_init();
+    let mut builder = HostBuilder::new()
+        .console_lifetime()
+        .shutdown_timeout(Duration::from_secs(20))
+        .background("worker", |ctx| {
+            ctx.token().wait();
+            Ok(())
+        });
+    builder = match mode.as_str() {
+        "graceful" => builder.hosted(
+            "hooks",
+            Hooks {
+                slow_stop: Duration::ZERO,
+            },
+        ),
+        // A stop hook that takes 30 s: a second signal comes first.
+        "slow-stop" => builder.hosted(
+            "hooks",
+            Hooks {
+                slow_stop: Duration::from_secs(30),
+            },
+        ),
+        // A stop hook that overruns a 300 ms shutdown timeout; the host stops itself.
+        "overrun" => builder
+            .hosted(
+                "hooks",
+                Hooks {
+                    slow_stop: Duration::from_secs(30),
+                },
+            )
+            .shutdown_timeout(Duration::from_millis(300))
+            .background("stopper", |ctx| {
+                ctx.host().started().wait();
+                ctx.host().request_stop();
+                Ok(())
+            }),
+        // A service that fails under the default policy, StopHost.
+        "fail" => builder.background("flaky", |ctx| {
+            ctx.host().started().wait();
+            Err("disk full".into())
+        }),
+        // Stops by itself at once; the program then goes on (see below).
+        "after-run" => builder.background("one-shot", |ctx| {
+            ctx.host().request_stop();
+            Ok(())
+        }),
+        // The environment sets a bad option (THREADHOST_SHUTDOWN_TIMEOUT from the parent).
+        "config" => builder.options_from_env(),
+        other => panic!("unknown child mode {other}"),
+    };
+    let result = builder.build().and_then(|host| {
+        host.handle()
+            .started()
+            .on_stop(|_| eprintln!("{STARTED}"))
+            .forget();
+        host.run()
+    });
+    if let Err(e) = &result {
+        log::error!("child: {e}");
+    }
+    let code = threadhost::exit_code(&result);
+    eprintln!("CHILD: exit code {code}");
+    if mode == "after-run" {
+        // The program goes on after its host stopped; a signal must still end it.
+        eprintln!("CHILD: after run");
+        std::thread::sleep(Duration::from_secs(30));
+        eprintln!("CHILD: still alive");
+    }
+    std::process::exit(i32::from(code));
+}
+
+// ---- the parent side ----
+
+struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    reader: JoinHandle<()>,
+}
+
+fn spawn_child(mode: &str, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, mode)
+        .env("RUST_LOG", "info")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for name in [
+        "THREADHOST_SHUTDOWN_TIMEOUT",
+        "THREADHOST_STARTUP_TIMEOUT",
+        "THREADHOST_START_CONCURRENTLY",
+        "THREADHOST_STOP_CONCURRENTLY",
+        "THREADHOST_STACK_SIZE",
+        "THREADHOST_FAILURE_POLICY",
+    ] {
+        cmd.env_remove(name);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn the child");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Proc {
+        child,
+        lines,
+        seen: Vec::new(),
+        reader,
+    }
+}
+
+impl Proc {
+    /// Reads the child's stderr until a line containing `needle` (no sleeping: blocks on the
+    /// pipe), or panics after `PATIENCE`.
+    fn wait_for(&mut self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        if self.seen.iter().any(|l| l.contains(needle)) {
+            return;
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with `{needle}` within {PATIENCE:?}; stderr so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args(["-s", sig, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {sig} failed");
+    }
+
+    /// Reads stderr to its end (the child exited) and returns the exit code and all of it.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!("the child did not exit; stderr:\n{}", self.seen.join("\n"));
+                }
+            }
+        }
+        // stderr closed: the child exited (or closed it on its way out), so this wait ends.
+        let status = self.child.wait().expect("wait for the child");
+        self.reader.join().unwrap();
+        (status.code(), self.seen.join("\n"))
+    }
+}
+
+fn assert_contains(log: &str, needle: &str) {
+    assert!(log.contains(needle), "no `{needle}` in:\n{log}");
+}
+
+/// One signal: graceful stop with every stop hook, exit 0.
+fn graceful_on(sig: &str) {
+    let mut child = spawn_child("graceful", &[]);
+    child.wait_for(STARTED);
+    child.signal(sig);
+    let (code, log) = child.finish();
+    eprintln!("{sig}: exit code {code:?}");
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    assert_contains(
+        &log,
+        "Termination signal (SIGINT, SIGTERM or SIGHUP) received; requesting a graceful stop",
+    );
+    assert_contains(&log, "Application is shutting down... (termination signal)");
+    for hook in [
+        "hook: stopping ran (stopping event fired: true)",
+        "hook: stop ran",
+        "hook: stopped ran",
+    ] {
+        assert_contains(&log, hook);
+    }
+    assert_contains(&log, "Application stopped");
+}
+
+#[test]
+fn smoke_sigterm_stops_gracefully() {
+    graceful_on("TERM");
+}
+
+#[test]
+fn sigint_stops_gracefully() {
+    graceful_on("INT");
+}
+
+#[test]
+fn sighup_stops_gracefully() {
+    graceful_on("HUP");
+}
+
+#[test]
+fn second_sigint_while_stopping_exits_forced() {
+    let mut child = spawn_child("slow-stop", &[]);
+    child.wait_for(STARTED);
+    child.signal("INT");
+    // The stop is under way (its hook takes 30 s): now the second signal.
+    child.wait_for("hook: stop began");
+    let sent = Instant::now();
+    child.signal("INT");
+    let (code, log) = child.finish();
+    eprintln!("INT, INT: exit code {code:?} after {:?}", sent.elapsed());
+    assert_eq!(code, Some(i32::from(EXIT_FORCED)), "{log}");
+    assert_eq!(EXIT_FORCED, 130);
+    assert_contains(
+        &log,
+        "Second termination signal (SIGINT, SIGTERM or SIGHUP)",
+    );
+    // It exited at once, abandoning the slow hook.
+    assert!(!log.contains("hook: stop ran"), "{log}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        sent.elapsed()
+    );
+}
+
+#[test]
+fn exit_code_failure_when_a_service_fails() {
+    let (code, log) = spawn_child("fail", &[]).finish();
+    assert_eq!(code, Some(i32::from(EXIT_FAILURE)), "{log}");
+    assert_contains(&log, "service `flaky` failed: disk full");
+}
+
+#[test]
+fn exit_code_config_for_a_bad_environment_value() {
+    let (code, log) = spawn_child("config", &[("THREADHOST_SHUTDOWN_TIMEOUT", "banana")]).finish();
+    assert_eq!(code, Some(i32::from(EXIT_CONFIG)), "{log}");
+    assert_contains(
+        &log,
+        "invalid value `banana` for THREADHOST_SHUTDOWN_TIMEOUT",
+    );
+}
+
+#[test]
+fn exit_code_stop_timeout_when_the_stop_overruns() {
+    let (code, log) = spawn_child("overrun", &[]).finish();
+    assert_eq!(code, Some(i32::from(EXIT_STOP_TIMEOUT)), "{log}");
+    assert_contains(&log, "hook: stop began");
+    assert!(!log.contains("hook: stop ran"), "{log}");
+    assert_contains(&log, "still running");
+}
+
+#[test]
+fn signal_after_the_host_stopped_still_ends_the_process() {
+    let mut child = spawn_child("after-run", &[]);
+    child.wait_for("CHILD: after run");
+    child.signal("INT");
+    let (code, log) = child.finish();
+    eprintln!("INT after run: exit code {code:?}");
+    assert_eq!(code, Some(i32::from(EXIT_FORCED)), "{log}");
+    assert_contains(&log, "after the host stopped: exiting at once");
+    assert!(!log.contains("CHILD: still alive"), "{log}");
+}

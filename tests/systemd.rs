@@ -1,0 +1,549 @@
+//! systemd notify and watchdog, with real parts: this test binds a real Unix datagram socket,
+//! re-runs its own binary as a child process (a `HostBuilder::systemd()` host) with
+//! `NOTIFY_SOCKET` pointing at it, and reads what the child sends.
+//!
+//! The child is the `child` test of this binary, selected by `TH_SYSTEMD_CHILD=<mode>`; run
+//! normally, it does nothing.
+#![cfg(unix)]
+// Plain threads drain the child's stderr and wait for its exit; the slow hooks really sleep;
+// the child prints to stderr.
+#![allow(clippy::disallowed_methods, clippy::print_stderr)]
+
+use std::io::Read;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use threadhost::{HostBuilder, Policy, Service};
+
+const CHILD_ENV: &str = "TH_SYSTEMD_CHILD";
+/// WATCHDOG_USEC given to the children: pings every 100 ms.
+const WATCHDOG_USEC: &str = "200000";
+/// Generous bound for anything the child must do (a loaded 2-core machine).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+// ---- the child side ----
+
+/// The child process's entry point (a no-op unless `TH_SYSTEMD_CHILD` is set).
+#[test]
+fn child() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .is_test(false)
+        .try_init();
+    let ms = Duration::from_millis;
+    if mode == "noop" {
+        // No NOTIFY_SOCKET: `.systemd()` must add nothing, not even a thread.
+        let host = HostBuilder::new()
+            .systemd()
+            .background("worker", |ctx| {
+                ctx.token().wait();
+                Ok(())
+            })
+            .build()
+            .unwrap();
+        host.start(Duration::from_secs(10)).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_owned())
+            .collect();
+        names.sort();
+        eprintln!("THREADS: {}", names.join(","));
+        let _ = host.stop(Duration::from_secs(10));
+        std::process::exit(0);
+    }
+    let mut builder = HostBuilder::new()
+        .systemd()
+        .console_lifetime()
+        .shutdown_timeout(Duration::from_secs(10));
+    builder = match mode.as_str() {
+        // A critical service that beats every 20 ms, and a plain one.
+        "normal" => builder
+            .add_service(
+                Service::background_fn("critical", |ctx| {
+                    while ctx.sleep(Duration::from_millis(20)).is_ok() {
+                        ctx.heartbeat();
+                    }
+                    Ok(())
+                })
+                // Generous: a loaded machine must not make it look stuck.
+                .liveness(ms(3000)),
+            )
+            .background("plain", |ctx| {
+                ctx.token().wait();
+                Ok(())
+            }),
+        // Beats for 400 ms, then hangs: still running, no more heartbeats.
+        "hang" => builder.add_service(
+            Service::background_fn("critical", |ctx| {
+                let until = Instant::now() + Duration::from_millis(400);
+                while Instant::now() < until {
+                    ctx.heartbeat();
+                    ctx.sleep(Duration::from_millis(20))?;
+                }
+                ctx.token().wait();
+                Ok(())
+            })
+            .liveness(ms(300)),
+        ),
+        // Beats for 400 ms, then fails; the host ignores it and goes on.
+        "fail" => builder.add_service(
+            Service::background_fn("critical", |ctx| {
+                let until = Instant::now() + Duration::from_millis(400);
+                while Instant::now() < until {
+                    ctx.heartbeat();
+                    ctx.sleep(Duration::from_millis(20))?;
+                }
+                Err("boom".into())
+            })
+            .liveness(ms(300))
+            .on_failure(Policy::Ignore),
+        ),
+        // A start and a stop of 700 ms each, within a startup timeout.
+        "slow" => builder
+            .startup_timeout(Duration::from_secs(20))
+            .hosted("slow", Slow),
+        other => panic!("unknown child mode {other}"),
+    };
+    let result = builder.build().and_then(|host| host.run());
+    if let Err(e) = &result {
+        log::error!("child: {e}");
+    }
+    std::process::exit(i32::from(threadhost::exit_code(&result)));
+}
+
+struct Slow;
+
+impl threadhost::HostedService for Slow {
+    // A deliberately slow start.
+    fn start(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
+        std::thread::sleep(Duration::from_millis(700));
+        Ok(())
+    }
+    // A deliberately slow stop.
+    fn stop(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
+        std::thread::sleep(Duration::from_millis(700));
+        Ok(())
+    }
+}
+
+// ---- the parent side ----
+
+/// A bound notify socket and what was received on it.
+struct Socket {
+    sock: UnixDatagram,
+    /// The `NOTIFY_SOCKET` value.
+    name: String,
+    path: Option<PathBuf>,
+    /// Every line received, with the time its datagram arrived.
+    lines: Vec<(Instant, String)>,
+}
+
+impl Socket {
+    fn path(tag: &str) -> Socket {
+        let path = std::env::temp_dir().join(format!("th-sd-{}-{tag}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
+        Socket {
+            sock,
+            name: path.to_str().unwrap().to_owned(),
+            path: Some(path),
+            lines: Vec::new(),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn abstract_name(tag: &str) -> Socket {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("th-sd-{}-{tag}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let sock = UnixDatagram::bind_addr(&addr).expect("bind the abstract notify socket");
+        Socket {
+            sock,
+            name: format!("@{name}"),
+            path: None,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Receives one datagram by `deadline`; `false` if none came.
+    fn recv_until(&mut self, deadline: Instant) -> bool {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return false;
+        };
+        self.sock
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        match self.sock.recv(&mut buf) {
+            Ok(n) => {
+                let at = Instant::now();
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.lines
+                    .extend(text.lines().map(|line| (at, line.to_owned())));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Receives until a line equal to `line` arrived (returns its time), or panics after
+    /// `PATIENCE`.
+    fn wait_for(&mut self, line: &str) -> Instant {
+        let deadline = Instant::now() + PATIENCE;
+        let mut seen = 0;
+        loop {
+            if let Some((at, _)) = self.lines[seen..].iter().find(|(_, l)| l == line) {
+                return *at;
+            }
+            seen = self.lines.len();
+            assert!(
+                self.recv_until(deadline),
+                "no `{line}` within {PATIENCE:?}; got {:?}",
+                self.texts()
+            );
+        }
+    }
+
+    /// Receives everything that arrives until `deadline`.
+    fn drain_until(&mut self, deadline: Instant) {
+        while self.recv_until(deadline) {}
+    }
+
+    fn texts(&self) -> Vec<&str> {
+        self.lines.iter().map(|(_, l)| l.as_str()).collect()
+    }
+
+    /// The lines without the periodic ones (`WATCHDOG=1`, `EXTEND_TIMEOUT_USEC=`).
+    fn events(&self) -> Vec<&str> {
+        self.texts()
+            .into_iter()
+            .filter(|l| *l != "WATCHDOG=1" && !l.starts_with("EXTEND_TIMEOUT_USEC="))
+            .collect()
+    }
+
+    /// Prints what was received, with times relative to the first datagram (shown with
+    /// `--nocapture`; the final report quotes it).
+    fn print(&self, title: &str) {
+        let Some(&(first, _)) = self.lines.first() else {
+            return;
+        };
+        eprintln!("--- {title}: what the child sent to NOTIFY_SOCKET");
+        for (at, line) in &self.lines {
+            eprintln!("{:>8.3}s  {line}", (*at - first).as_secs_f64());
+        }
+    }
+
+    fn count_between(&self, what: &str, from: Instant, to: Instant) -> usize {
+        self.lines
+            .iter()
+            .filter(|(at, l)| l == what && *at >= from && *at <= to)
+            .count()
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+struct Proc {
+    child: Child,
+    stderr: Option<JoinHandle<String>>,
+}
+
+fn spawn_child(mode: &str, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, mode)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn the child");
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    Proc {
+        child,
+        stderr: Some(stderr),
+    }
+}
+
+impl Proc {
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args(["-s", sig, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {sig} failed");
+    }
+
+    /// Waits for the exit (killing the child after `PATIENCE`); returns the status and stderr.
+    fn finish(self) -> (ExitStatus, String) {
+        let Proc { mut child, stderr } = self;
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let status = child.wait();
+            let _ = tx.send(());
+            status
+        });
+        if rx.recv_timeout(PATIENCE).is_err() {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", &pid.to_string()])
+                .status();
+        }
+        let status = waiter.join().unwrap().expect("wait for the child");
+        let stderr = stderr.unwrap().join().unwrap();
+        (status, stderr)
+    }
+}
+
+fn watchdog_env(sock: &Socket) -> Vec<(&str, &str)> {
+    vec![
+        ("NOTIFY_SOCKET", sock.name.as_str()),
+        ("WATCHDOG_USEC", WATCHDOG_USEC),
+    ]
+}
+
+#[test]
+fn smoke_ready_then_stopping_in_order() {
+    let mut sock = Socket::path("smoke");
+    let child = spawn_child("normal", &[("NOTIFY_SOCKET", sock.name.as_str())]);
+    sock.wait_for("READY=1");
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        sock.events(),
+        [
+            "STATUS=starting",
+            "READY=1",
+            "STATUS=running (2 services)",
+            "STOPPING=1",
+            "STATUS=stopping: termination signal",
+            "STATUS=stopped",
+        ],
+        "child stderr:\n{stderr}"
+    );
+    // No watchdog without WATCHDOG_USEC.
+    assert!(!sock.texts().contains(&"WATCHDOG=1"), "{:?}", sock.texts());
+}
+
+#[test]
+fn watchdog_pings_at_half_the_interval_while_live() {
+    let mut sock = Socket::path("rate");
+    let child = spawn_child("normal", &watchdog_env(&sock));
+    let ready = sock.wait_for("READY=1");
+    let window = Duration::from_millis(1500);
+    sock.drain_until(ready + window);
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    sock.print("watchdog rate");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    // WATCHDOG_USEC = 200 ms: a ping every 100 ms, so ~15 in 1.5 s. Generous bounds.
+    let pings = sock.count_between("WATCHDOG=1", ready, ready + window);
+    assert!(
+        (6..=25).contains(&pings),
+        "{pings} pings in {window:?}; {:?}",
+        sock.texts()
+    );
+    assert_eq!(
+        sock.events(),
+        [
+            "STATUS=starting",
+            "READY=1",
+            "STATUS=running (2 services)",
+            "STOPPING=1",
+            "STATUS=stopping: termination signal",
+            "STATUS=stopped",
+        ]
+    );
+}
+
+#[test]
+fn watchdog_stops_when_a_critical_service_hangs() {
+    let mut sock = Socket::path("hang");
+    let child = spawn_child("hang", &watchdog_env(&sock));
+    let ready = sock.wait_for("READY=1");
+    let withheld = sock.wait_for("STATUS=watchdog withheld: not live: `critical` (running)");
+    // Pings went out while it beat; none for the next second while it hangs.
+    let quiet = Duration::from_secs(1);
+    sock.drain_until(withheld + quiet);
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    sock.print("critical service hangs");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        sock.count_between("WATCHDOG=1", ready, withheld) >= 1,
+        "{:?}",
+        sock.texts()
+    );
+    assert_eq!(
+        sock.count_between("WATCHDOG=1", withheld, withheld + quiet),
+        0,
+        "{:?}",
+        sock.texts()
+    );
+    assert!(
+        stderr.contains("systemd watchdog: not pinging, critical service(s) not live"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn watchdog_stops_when_a_critical_service_failed() {
+    let mut sock = Socket::path("fail");
+    let child = spawn_child("fail", &watchdog_env(&sock));
+    sock.wait_for("READY=1");
+    sock.wait_for("STATUS=service `critical` failed: boom");
+    let withheld = sock.wait_for("STATUS=watchdog withheld: not live: `critical` (failed)");
+    let quiet = Duration::from_secs(1);
+    sock.drain_until(withheld + quiet);
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    // Policy::Ignore: the host went on and stopped gracefully.
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        sock.count_between("WATCHDOG=1", withheld, withheld + quiet),
+        0,
+        "{:?}",
+        sock.texts()
+    );
+}
+
+#[test]
+fn watchdog_pid_of_another_process_disables_pings() {
+    let mut sock = Socket::path("pid");
+    let mut env = watchdog_env(&sock);
+    env.push(("WATCHDOG_PID", "1"));
+    let child = spawn_child("normal", &env);
+    let ready = sock.wait_for("READY=1");
+    sock.drain_until(ready + Duration::from_millis(800));
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!sock.texts().contains(&"WATCHDOG=1"), "{:?}", sock.texts());
+}
+
+#[test]
+fn extend_timeout_during_slow_start_and_stop() {
+    let mut sock = Socket::path("slow");
+    let child = spawn_child("slow", &watchdog_env(&sock));
+    let ready = sock.wait_for("READY=1");
+    child.signal("TERM");
+    let stopping = sock.wait_for("STOPPING=1");
+    let stopped = sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    sock.print("slow start and stop");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let extends = |from: Instant, to: Instant| -> Vec<u64> {
+        sock.lines
+            .iter()
+            .filter(|(at, _)| *at >= from && *at <= to)
+            .filter_map(|(_, l)| l.strip_prefix("EXTEND_TIMEOUT_USEC="))
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let first = sock.lines[0].0;
+    let during_start = extends(first, ready);
+    let during_stop = extends(stopping, stopped);
+    // 700 ms start and stop, a tick of 100 ms (half the watchdog interval).
+    assert!(!during_start.is_empty(), "{:?}", sock.texts());
+    assert!(!during_stop.is_empty(), "{:?}", sock.texts());
+    // Each extension is at most three ticks.
+    for usec in during_start.iter().chain(&during_stop) {
+        assert!((1..=300_000).contains(usec), "{usec}");
+    }
+    assert_eq!(
+        sock.events(),
+        [
+            "STATUS=starting",
+            "READY=1",
+            "STATUS=running (1 service)",
+            "STOPPING=1",
+            "STATUS=stopping: termination signal",
+            "STATUS=stopped",
+        ]
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn abstract_socket_name() {
+    let mut sock = Socket::abstract_name("abstract");
+    let child = spawn_child("normal", &[("NOTIFY_SOCKET", sock.name.as_str())]);
+    sock.wait_for("READY=1");
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        sock.events(),
+        [
+            "STATUS=starting",
+            "READY=1",
+            "STATUS=running (2 services)",
+            "STOPPING=1",
+            "STATUS=stopping: termination signal",
+            "STATUS=stopped",
+        ]
+    );
+}
+
+#[test]
+fn bad_watchdog_usec_is_a_config_error() {
+    let sock = Socket::path("bad");
+    let child = spawn_child(
+        "normal",
+        &[
+            ("NOTIFY_SOCKET", sock.name.as_str()),
+            ("WATCHDOG_USEC", "soon"),
+        ],
+    );
+    let (status, stderr) = child.finish();
+    assert_eq!(status.code(), Some(i32::from(threadhost::EXIT_CONFIG)));
+    assert!(
+        stderr.contains("invalid value `soon` for WATCHDOG_USEC"),
+        "{stderr}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn without_notify_socket_systemd_is_a_no_op() {
+    let (status, stderr) = spawn_child("noop", &[]).finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let threads = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("THREADS: "))
+        .unwrap_or_else(|| panic!("no THREADS line: {stderr}"));
+    let threads: Vec<&str> = threads.split(',').collect();
+    assert!(threads.contains(&"th:worker"), "{threads:?}");
+    assert!(!threads.contains(&"th:systemd"), "{threads:?}");
+    assert!(!threads.contains(&"th:host-events"), "{threads:?}");
+}
