@@ -178,6 +178,15 @@ typedef int32_t threadhost_policy;
  * within 60 s stop the host. threadhost_service_restart sets other figures. */
 #define THREADHOST_POLICY_RESTART 2
 
+/* A host's lifetime events (.NET's IHostApplicationLifetime), see threadhost_host_event_token. */
+typedef int32_t threadhost_event;
+/* Every service started. */
+#define THREADHOST_EVENT_STARTED 0
+/* A stop was requested, before any service is stopped. */
+#define THREADHOST_EVENT_STOPPING 1
+/* The stop finished (also after a failed start's rollback). */
+#define THREADHOST_EVENT_STOPPED 2
+
 /* ---- Opaque types and callbacks --------------------------------------------------------- */
 
 typedef struct threadhost_builder threadhost_builder;
@@ -389,6 +398,15 @@ threadhost_status threadhost_host_get_state(const threadhost_host *host,
  */
 threadhost_status threadhost_host_snapshot(const threadhost_host *host,
                                            threadhost_snapshot **snapshot_out);
+
+/*
+ * An owned token that fires on a lifetime event (THREADHOST_EVENT_*; others:
+ * THREADHOST_INVALID_ARGUMENT) in *token_out: wait on it from any thread, e.g. for the host to
+ * have started, or to be stopping. It stays valid after the host is freed; free it with
+ * threadhost_token_free.
+ */
+threadhost_status threadhost_host_event_token(const threadhost_host *host, threadhost_event event,
+                                              threadhost_token **token_out);
 
 /*
  * Frees the host. A running host is stopped first, waiting at most its shutdown timeout; a

@@ -6,6 +6,7 @@ use super::deadline_ms;
 use super::handle::{self, write_out};
 use super::snapshot::threadhost_snapshot;
 use super::status::{self, Status};
+use super::stop::threadhost_token;
 use crate::{Host, HostHandle, HostState};
 
 /// Opaque: a built host, owned by C until `threadhost_host_free`.
@@ -211,6 +212,47 @@ pub unsafe extern "C" fn threadhost_host_snapshot(
         let snapshot = handle::to_box_ptr::<threadhost_snapshot>(host.handle.snapshot());
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_out(snapshot_out, snapshot) };
+        Status::OK
+    }
+}
+
+/// `threadhost_event` values.
+const EVENT_STARTED: i32 = 0;
+const EVENT_STOPPING: i32 = 1;
+const EVENT_STOPPED: i32 = 2;
+
+/// An owned token of a lifetime event (`THREADHOST_EVENT_*`: started, stopping, stopped) in
+/// `*token_out`, to wait on from any thread; free it with `threadhost_token_free`.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host; `token_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_event_token(
+    host: *const threadhost_host,
+    event: i32,
+    token_out: *mut *mut threadhost_token,
+) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        try_out!(token_out);
+        let token = match event {
+            EVENT_STARTED => host.handle.started(),
+            EVENT_STOPPING => host.handle.stopping(),
+            EVENT_STOPPED => host.handle.stopped(),
+            _ => {
+                return status::fail(
+                    Status::INVALID_ARGUMENT,
+                    format!(
+                        "`event` {event} is not a threadhost_event (THREADHOST_EVENT_STARTED 0, \
+                         _STOPPING 1, _STOPPED 2)"
+                    ),
+                );
+            }
+        };
+        let token = handle::to_box_ptr::<threadhost_token>(token);
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(token_out, token) };
         Status::OK
     }
 }

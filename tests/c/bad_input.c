@@ -202,6 +202,15 @@ static bool out_of_range_enums_are_invalid_argument(void) {
         CHECK_FAILS(threadhost_service_on_failure(svc, bad[i]), THREADHOST_INVALID_ARGUMENT, "policy");
     }
     CHECK_STATUS(threadhost_service_on_failure(svc, THREADHOST_POLICY_RESTART), THREADHOST_OK);
+    threadhost_host *events = build_one("e");
+    threadhost_token *token = NULL;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_FAILS(threadhost_host_event_token(events, bad[i], &token), THREADHOST_INVALID_ARGUMENT, "event");
+    }
+    CHECK(token == NULL);
+    CHECK_FAILS(threadhost_host_event_token(NULL, 0, &token), THREADHOST_NULL_ARGUMENT, "`host`");
+    CHECK_FAILS(threadhost_host_event_token(events, 0, NULL), THREADHOST_NULL_ARGUMENT, "`token_out`");
+    threadhost_host_free(events);
     CHECK_STATUS(threadhost_builder_on_failure(b, THREADHOST_POLICY_IGNORE), THREADHOST_OK);
     CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
     threadhost_host *host = NULL;

@@ -556,6 +556,35 @@ static bool host_run_until_request_stop_from_other_thread(void) {
     return true;
 }
 
+static bool event_tokens_fire_in_order(void) {
+    shared s;
+    shared_init(&s);
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_background(b, "w", body_until_stopped, &s, on_destroy),
+                 THREADHOST_OK);
+    threadhost_host *host = NULL;
+    CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
+    threadhost_token *started = NULL, *stopping = NULL, *stopped = NULL;
+    CHECK_STATUS(threadhost_host_event_token(host, THREADHOST_EVENT_STARTED, &started), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_event_token(host, THREADHOST_EVENT_STOPPING, &stopping), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_event_token(host, THREADHOST_EVENT_STOPPED, &stopped), THREADHOST_OK);
+    CHECK(!threadhost_token_is_stopped(started));
+    CHECK_STATUS(threadhost_host_start(host, 5000), THREADHOST_OK);
+    CHECK_STATUS(threadhost_token_wait(started, 5000), THREADHOST_OK);
+    CHECK(!threadhost_token_is_stopped(stopping));
+    CHECK_STATUS(threadhost_host_request_stop(host), THREADHOST_OK);
+    CHECK_STATUS(threadhost_token_wait(stopping, 5000), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_join(host, 5000), THREADHOST_OK);
+    CHECK_STATUS(threadhost_token_wait(stopped, 0), THREADHOST_OK);
+    threadhost_host_free(host);
+    CHECK(threadhost_token_is_stopped(stopped)); /* tokens outlive the host */
+    threadhost_token_free(started);
+    threadhost_token_free(stopping);
+    threadhost_token_free(stopped);
+    shared_destroy(&s);
+    return true;
+}
+
 int main(void) {
     int failures = 0;
     RUN(smoke);
@@ -573,5 +602,6 @@ int main(void) {
     RUN(snapshot_names_and_truncation);
     RUN(host_free_stops_running_host);
     RUN(host_run_until_request_stop_from_other_thread);
+    RUN(event_tokens_fire_in_order);
     return failures == 0 ? 0 : 1;
 }

@@ -151,7 +151,14 @@ int main(int argc, char **argv) {
         case 9: check(threadhost_host_start(hosts[i], timeout() % 100), "start"); break;
         case 10: check(threadhost_host_stop(hosts[i], timeout() % 100), "stop"); break;
         case 11: check(threadhost_host_join(hosts[i], pick(20)), "join"); break;
-        case 12: check(threadhost_host_request_stop(hosts[i]), "request_stop"); break;
+        case 12: {
+            check(threadhost_host_request_stop(hosts[i]), "request_stop");
+            threadhost_token *event = NULL;
+            check(threadhost_host_event_token(hosts[i], (int32_t)pick(5) - 1, &event), "event_token");
+            check(threadhost_token_wait(event, pick(3)), "event_wait");
+            threadhost_token_free(event);
+            break;
+        }
         case 13: {
             threadhost_snapshot *snap = NULL;
             threadhost_status st = threadhost_host_snapshot(hosts[i], pick(10) ? &snap : NULL);
