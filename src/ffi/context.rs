@@ -36,21 +36,19 @@ impl<'a> CContext<'a> {
         }
     }
 
-    /// Calls `f` with a C pointer to this context, then turns its status into a result:
-    /// `OK` is success; `STOPPED` after the token fired is a clean exit (as `Err(Stopped)` is
-    /// in Rust); anything else is a failure with the message set by
-    /// `threadhost_context_set_error`, or the status's name.
-    pub(crate) fn call(
-        ctx: &Context,
-        f: impl FnOnce(*const threadhost_context) -> Status,
-    ) -> ServiceResult {
-        let cctx = CContext::new(ctx);
+    /// A C pointer to this context, valid while it lives.
+    pub(crate) fn as_ptr(&self) -> *const threadhost_context {
         // A plain pointer cast, erasing the lifetime (`Castable::Rust` says `'static`): the
-        // pointer is only used during `f`, while `cctx` lives on this frame (the header says
-        // a context is valid only during the callback).
-        let ptr = (&raw const cctx).cast::<threadhost_context>();
-        let status = f(ptr);
-        let message = cctx.error.lock().take();
+        // pointer is only handed to a callback while `self` lives on the caller's frame (the
+        // header says a context is valid only during the callback).
+        (self as *const CContext<'a>).cast::<threadhost_context>()
+    }
+
+    /// Turns a callback's status into a result: `OK` is success; `STOPPED` after the token
+    /// fired is a clean exit (as `Err(Stopped)` is in Rust); anything else is a failure with
+    /// the message set by `threadhost_context_set_error`, or the status's name.
+    pub(crate) fn finish(self, status: Status) -> ServiceResult {
+        let message = self.error.into_inner();
         match status {
             Status::OK => Ok(()),
             Status::STOPPED if message.is_none() => Err(Box::new(Stopped)),
@@ -61,6 +59,16 @@ impl<'a> CContext<'a> {
                 }),
             })),
         }
+    }
+
+    /// Calls `f` with a C pointer to a new context for `ctx`, then [`finish`](Self::finish)es.
+    pub(crate) fn call(
+        ctx: &Context,
+        f: impl FnOnce(*const threadhost_context) -> Status,
+    ) -> ServiceResult {
+        let cctx = CContext::new(ctx);
+        let status = f(cctx.as_ptr());
+        cctx.finish(status)
     }
 }
 

@@ -45,6 +45,11 @@ impl UserData {
     pub(crate) fn new(user: *mut c_void, destroy: Option<DestroyFn>) -> UserData {
         UserData { user, destroy }
     }
+
+    /// The C pointer, for callbacks.
+    pub(crate) fn as_ptr(&self) -> *mut c_void {
+        self.user
+    }
 }
 
 impl Drop for UserData {
@@ -66,7 +71,7 @@ struct CBackground {
 impl BackgroundService for CBackground {
     fn run(&mut self, ctx: &Context) -> ServiceResult {
         let run = self.run;
-        let user = self.user.user;
+        let user = self.user.as_ptr();
         CContext::call(ctx, |c| {
             // SAFETY: `run` is the caller's body; `user` is its data, usable on this thread
             // (header contract); `c` is valid during the call.
@@ -85,7 +90,7 @@ struct CHosted {
 impl CHosted {
     fn hook(&self, hook: Option<RunFn>, ctx: &Context) -> ServiceResult {
         let Some(hook) = hook else { return Ok(()) };
-        let user = self.user.user;
+        let user = self.user.as_ptr();
         CContext::call(ctx, |c| {
             // SAFETY: `hook` is the caller's hook; `user` is its data, usable on this thread
             // (header contract); `c` is valid during the call.
