@@ -39,7 +39,7 @@ const HANDOFFS: usize = 10_000;
 /// Services (threads) per start/stop measurement.
 const SERVICES: usize = 100;
 /// Start/stop measurements summed per round, to steady the figures.
-const REPS: usize = 3;
+const REPS: usize = 5;
 /// Generous deadline for every host call in the benchmarks (never reached).
 const DEADLINE: Duration = Duration::from_secs(30);
 
