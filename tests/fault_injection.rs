@@ -254,6 +254,10 @@ fn trial(seed: u64, d: Deadlines, worst: &mut Worst, margin: Duration) {
 }
 
 fn run_trials(count: u64, d: Deadlines, margin: Duration) -> Worst {
+    // Injected panics are caught by the host; printing each one (with a backtrace when
+    // RUST_BACKTRACE is set, slow in a debug build) would only eat into the deadlines under
+    // test. The test binary may own the hook; the library never installs one.
+    std::panic::set_hook(Box::new(|_| {}));
     let mut worst = Worst::default();
     for seed in 0..count {
         trial(seed, d, &mut worst, margin);

@@ -749,6 +749,8 @@ impl Shared {
             if let Err(error) = self.spawn(i) {
                 // The threads already spawned wait for a command: tell them to exit.
                 let mut ctl = self.ctl.lock();
+                // Failed, not `Skipped` (what `abandon_start` makes of a thread-less record).
+                ctl.records[i].state = ServiceState::Failed;
                 self.abandon_start(&mut ctl, StopReason::Requested);
                 return Err(error);
             }
@@ -1244,7 +1246,14 @@ impl Shared {
 
     /// Records a phase's result (invariant 3). A start that succeeds after the host gave up
     /// does not count as started (invariant 5).
-    pub(crate) fn reply(&self, i: usize, phase: Phase, result: Result<(), Failure>) {
+    ///
+    /// Returns whether the host had given up on this service (`Record::abandoned`), read in
+    /// the same critical section: it cannot change afterwards for a service that replied, as
+    /// the host abandons only services it still awaits (`abandon_start`). This spares the
+    /// background runner a second lock of `ctl` right after it woke the host, where it often
+    /// contended with the host (`strace -f -c` of a one-by-one start of 100 services: about
+    /// 400 futex calls before, 370 after).
+    pub(crate) fn reply(&self, i: usize, phase: Phase, result: Result<(), Failure>) -> bool {
         let mut ctl = self.ctl.lock();
         let r = &mut ctl.records[i];
         if phase == Phase::Start && result.is_ok() && !r.abandoned {
@@ -1258,6 +1267,7 @@ impl Shared {
         }
         r.reply = Some((phase, result));
         self.cond.notify_all();
+        r.abandoned
     }
 
     /// The service thread is done; its last act (invariant 6).
@@ -1265,10 +1275,6 @@ impl Shared {
         let mut ctl = self.ctl.lock();
         ctl.records[i].exited = true;
         self.cond.notify_all();
-    }
-
-    pub(crate) fn is_abandoned(&self, i: usize) -> bool {
-        self.ctl.lock().records[i].abandoned
     }
 
     pub(crate) fn set_service_state(&self, i: usize, state: ServiceState) {

@@ -58,7 +58,7 @@ fn run_hosted(shared: &Shared, i: usize, mut service: Box<dyn HostedService>, mu
                 if matches!(phase, Phase::Stopping | Phase::Stop | Phase::Stopped) {
                     ran_stop_hooks.push(phase);
                 }
-                shared.reply(i, phase, result);
+                let _abandoned = shared.reply(i, phase, result);
                 if phase == Phase::Stopped {
                     return;
                 }
@@ -103,16 +103,14 @@ fn run_background(
                 // Live from the moment it counts as started (the body beats again below).
                 ctx.heartbeat();
             }
-            shared.reply(i, Phase::Start, result);
-            if !ok {
+            let abandoned = shared.reply(i, Phase::Start, result);
+            if !ok || abandoned {
+                // Failed, or the host gave up on the start before it returned: never run
+                // the body.
                 return;
             }
         }
         _ => return,
-    }
-    if shared.is_abandoned(i) {
-        // The host gave up on the start before it returned: never run the body.
-        return;
     }
     ctx.deadline = Deadline::NEVER;
     let mut tracker = RestartTracker::new(seed(i));
