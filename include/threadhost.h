@@ -256,6 +256,22 @@ threadhost_status threadhost_builder_stack_size(threadhost_builder *builder, siz
 threadhost_status threadhost_builder_console_lifetime(threadhost_builder *builder);
 
 /*
+ * Applies the THREADHOST_* environment variables (shutdown/startup timeouts, concurrency,
+ * policy, stack size; see the Rust HostOptions::apply_env) over the options set so far:
+ * options set after this call win. A bad value is reported by threadhost_builder_build as
+ * THREADHOST_INVALID_CONFIG naming the variable.
+ */
+threadhost_status threadhost_builder_options_from_env(threadhost_builder *builder);
+
+/*
+ * Speaks systemd's notify protocol when run by systemd (Type=notify): READY=1 once started,
+ * STOPPING=1, STATUS= lines, EXTEND_TIMEOUT_USEC during long starts and stops, and with
+ * WatchdogSec= a WATCHDOG=1 ping while every critical service (threadhost_service_liveness) is
+ * live. A no-op when NOTIFY_SOCKET is unset.
+ */
+threadhost_status threadhost_builder_systemd(threadhost_builder *builder);
+
+/*
  * Adds `service` and consumes it, also when the call fails (then it is freed and its destroy
  * runs). Services start in the order they are added (after their dependencies) and stop in
  * reverse.
@@ -337,6 +353,13 @@ threadhost_status threadhost_service_stack_size(threadhost_service *service, siz
  */
 threadhost_status threadhost_service_depends_on(threadhost_service *service,
                                                 const char *dependency);
+
+/*
+ * Makes this a critical service: live only while it runs and calls
+ * threadhost_context_heartbeat at least every timeout_ms (the systemd watchdog is pinged only
+ * while every critical service is live).
+ */
+threadhost_status threadhost_service_liveness(threadhost_service *service, uint64_t timeout_ms);
 
 /* Frees a service never added to a builder (its destroy runs). */
 void threadhost_service_free(threadhost_service *service);
@@ -435,6 +458,13 @@ threadhost_status threadhost_snapshot_service_state(const threadhost_snapshot *s
 threadhost_status threadhost_snapshot_service_restarts(const threadhost_snapshot *snapshot,
                                                        size_t index, uint32_t *restarts_out);
 
+/*
+ * Whether service `index` is live: true without a liveness setting; for a critical service
+ * (threadhost_service_liveness), true while it runs with a heartbeat recent enough.
+ */
+threadhost_status threadhost_snapshot_service_live(const threadhost_snapshot *snapshot,
+                                                   size_t index, bool *live_out);
+
 /* Copies service `index`'s name into buf (string rules above). */
 threadhost_status threadhost_snapshot_service_name(const threadhost_snapshot *snapshot,
                                                    size_t index, char *buf, size_t len,
@@ -471,6 +501,9 @@ threadhost_status threadhost_context_sleep(const threadhost_context *ctx, uint64
 
 /* Asks the host running this service to stop; returns at once. */
 threadhost_status threadhost_context_request_host_stop(const threadhost_context *ctx);
+
+/* Says "this service is alive and making progress" (one atomic store). */
+threadhost_status threadhost_context_heartbeat(const threadhost_context *ctx);
 
 /*
  * Sets the message (copied) of this callback's failure: if the callback then returns a status

@@ -179,6 +179,36 @@ pub unsafe extern "C" fn threadhost_builder_console_lifetime(
     }
 }
 
+/// Applies the `THREADHOST_*` environment variables over the options set so far (see the Rust
+/// `HostOptions::apply_env`); a bad value is reported by `threadhost_builder_build`.
+///
+/// # Safety
+///
+/// `builder` is NULL or a live builder, not used by another thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_builder_options_from_env(
+    builder: *mut threadhost_builder,
+) -> Status {
+    ffi_boundary! {
+        let builder = try_mut!(builder);
+        update(builder, HostBuilder::options_from_env)
+    }
+}
+
+/// Speaks systemd's notify protocol when run by systemd (`Type=notify`); a no-op without
+/// `NOTIFY_SOCKET`.
+///
+/// # Safety
+///
+/// `builder` is NULL or a live builder, not used by another thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_builder_systemd(builder: *mut threadhost_builder) -> Status {
+    ffi_boundary! {
+        let builder = try_mut!(builder);
+        update(builder, HostBuilder::systemd)
+    }
+}
+
 /// Adds `service`, consuming it (also when this call fails: then it is freed).
 ///
 /// # Safety

@@ -48,17 +48,7 @@ impl<'a> CContext<'a> {
     /// fired is a clean exit (as `Err(Stopped)` is in Rust); anything else is a failure with
     /// the message set by `threadhost_context_set_error`, or the status's name.
     pub(crate) fn finish(self, status: Status) -> ServiceResult {
-        let message = self.error.into_inner();
-        match status {
-            Status::OK => Ok(()),
-            Status::STOPPED if message.is_none() => Err(Box::new(Stopped)),
-            _ => Err(Box::new(CallbackError {
-                status,
-                message: message.unwrap_or_else(|| {
-                    format!("callback returned {} ({})", status::name(status), status.0)
-                }),
-            })),
-        }
+        status_result(status, self.error.into_inner())
     }
 
     /// Calls `f` with a C pointer to a new context for `ctx`, then [`finish`](Self::finish)es.
@@ -69,6 +59,22 @@ impl<'a> CContext<'a> {
         let cctx = CContext::new(ctx);
         let status = f(cctx.as_ptr());
         cctx.finish(status)
+    }
+}
+
+/// A C callback's status as a result: `OK` is success; `STOPPED` (with no message) is
+/// `Err(Stopped)`, a clean exit once the token fired; anything else is a failure with
+/// `message`, or the status's name.
+pub(crate) fn status_result(status: Status, message: Option<String>) -> ServiceResult {
+    match status {
+        Status::OK => Ok(()),
+        Status::STOPPED if message.is_none() => Err(Box::new(Stopped)),
+        _ => Err(Box::new(CallbackError {
+            status,
+            message: message.unwrap_or_else(|| {
+                format!("callback returned {} ({})", status::name(status), status.0)
+            }),
+        })),
     }
 }
 
@@ -192,6 +198,21 @@ pub unsafe extern "C" fn threadhost_context_request_host_stop(
     ffi_boundary! {
         let ctx = try_ref!(ctx);
         ctx.ctx.host().request_stop();
+        Status::OK
+    }
+}
+
+/// Says "this service is alive and making progress" (one atomic store): see
+/// `threadhost_service_liveness`.
+///
+/// # Safety
+///
+/// `ctx` is NULL or the context passed to the running callback.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_context_heartbeat(ctx: *const threadhost_context) -> Status {
+    ffi_boundary! {
+        let ctx = try_ref!(ctx);
+        ctx.ctx.heartbeat();
         Status::OK
     }
 }

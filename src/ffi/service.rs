@@ -331,6 +331,25 @@ pub unsafe extern "C" fn threadhost_service_depends_on(
     }
 }
 
+/// Makes this a critical service: live only while it runs and calls
+/// `threadhost_context_heartbeat` at least every `timeout_ms` (systemd's watchdog pings only
+/// while every critical service is live).
+///
+/// # Safety
+///
+/// `service` is NULL or a live service not yet added to a builder.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_service_liveness(
+    service: *mut threadhost_service,
+    timeout_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        let service = try_mut!(service);
+        update(service, |s| s.liveness(Duration::from_millis(timeout_ms)));
+        Status::OK
+    }
+}
+
 /// Frees a service never added to a builder (its `destroy` runs). NULL is a no-op.
 ///
 /// # Safety

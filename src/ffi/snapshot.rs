@@ -131,6 +131,31 @@ pub unsafe extern "C" fn threadhost_snapshot_service_restarts(
     }
 }
 
+/// Whether service `index` is live: `true` for a service without a liveness setting; for a
+/// critical one (`threadhost_service_liveness`), running with a recent heartbeat.
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `live_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_service_live(
+    snapshot: *const threadhost_snapshot,
+    index: usize,
+    live_out: *mut bool,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        try_out!(live_out);
+        let service = match service(snapshot, index) {
+            Ok(s) => s,
+            Err(status) => return status,
+        };
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(live_out, service.is_live()) };
+        Status::OK
+    }
+}
+
 /// Copies a string into the caller's buffer, recording a truncation as the last error.
 ///
 /// # Safety

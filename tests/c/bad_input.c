@@ -34,6 +34,8 @@ static threadhost_status body_misuses_context(void *user, const threadhost_conte
     if (threadhost_context_sleep(NULL, 1) != THREADHOST_NULL_ARGUMENT) ++*bad;
     if (threadhost_context_sleep(ctx, 0) != THREADHOST_OK) ++*bad;
     if (threadhost_context_request_host_stop(NULL) != THREADHOST_NULL_ARGUMENT) ++*bad;
+    if (threadhost_context_heartbeat(NULL) != THREADHOST_NULL_ARGUMENT) ++*bad;
+    if (threadhost_context_heartbeat(ctx) != THREADHOST_OK) ++*bad;
     if (threadhost_context_set_error(NULL, "x") != THREADHOST_NULL_ARGUMENT) ++*bad;
     if (threadhost_context_set_error(ctx, NULL) != THREADHOST_NULL_ARGUMENT) ++*bad;
     if (threadhost_context_set_error(ctx, "\xff\xfe") != THREADHOST_INVALID_ARGUMENT) ++*bad;
@@ -78,6 +80,8 @@ static bool builder_null_arguments(void) {
     CHECK_FAILS(threadhost_builder_on_failure(b, 0), THREADHOST_NULL_ARGUMENT, "`builder`");
     CHECK_FAILS(threadhost_builder_stack_size(b, 1 << 20), THREADHOST_NULL_ARGUMENT, "`builder`");
     CHECK_FAILS(threadhost_builder_console_lifetime(b), THREADHOST_NULL_ARGUMENT, "`builder`");
+    CHECK_FAILS(threadhost_builder_options_from_env(b), THREADHOST_NULL_ARGUMENT, "`builder`");
+    CHECK_FAILS(threadhost_builder_systemd(b), THREADHOST_NULL_ARGUMENT, "`builder`");
     CHECK_FAILS(threadhost_builder_add_background(b, "x", body_until_stopped, NULL, NULL),
                 THREADHOST_NULL_ARGUMENT, "`builder`");
     threadhost_host *host = NULL;
@@ -110,6 +114,7 @@ static bool service_null_arguments(void) {
     CHECK_FAILS(threadhost_service_stop_timeout(NULL, 1), THREADHOST_NULL_ARGUMENT, "`service`");
     CHECK_FAILS(threadhost_service_start_timeout(NULL, 1), THREADHOST_NULL_ARGUMENT, "`service`");
     CHECK_FAILS(threadhost_service_stack_size(NULL, 1), THREADHOST_NULL_ARGUMENT, "`service`");
+    CHECK_FAILS(threadhost_service_liveness(NULL, 1), THREADHOST_NULL_ARGUMENT, "`service`");
     CHECK_FAILS(threadhost_service_depends_on(NULL, "x"), THREADHOST_NULL_ARGUMENT, "`service`");
     CHECK_STATUS(threadhost_service_new_hosted("x", NULL, NULL, NULL, NULL, &svc), THREADHOST_OK);
     CHECK_FAILS(threadhost_service_depends_on(svc, NULL), THREADHOST_NULL_ARGUMENT, "`dependency`");

@@ -585,6 +585,80 @@ static bool event_tokens_fire_in_order(void) {
     return true;
 }
 
+static threadhost_status body_heartbeat(void *user, const threadhost_context *ctx) {
+    shared *s = user;
+    counter_add(&s->runs, 1);
+    threadhost_status st;
+    do {
+        threadhost_context_heartbeat(ctx);
+    } while ((st = threadhost_context_sleep(ctx, 2)) == THREADHOST_OK);
+    return st;
+}
+
+static bool liveness_and_heartbeat(void) {
+    shared s;
+    shared_init(&s);
+    threadhost_service *beating = NULL, *silent = NULL;
+    CHECK_STATUS(threadhost_service_new_background("beating", body_heartbeat, &s, NULL, &beating),
+                 THREADHOST_OK);
+    CHECK_STATUS(threadhost_service_liveness(beating, 60000), THREADHOST_OK);
+    CHECK_STATUS(threadhost_service_new_background("silent", body_until_stopped, &s, NULL, &silent),
+                 THREADHOST_OK);
+    CHECK_STATUS(threadhost_service_liveness(silent, 1), THREADHOST_OK);
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_systemd(b), THREADHOST_OK); /* no NOTIFY_SOCKET: a no-op */
+    CHECK_STATUS(threadhost_builder_add_service(b, beating), THREADHOST_OK);
+    CHECK_STATUS(threadhost_builder_add_service(b, silent), THREADHOST_OK);
+    threadhost_host *host = NULL;
+    CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_start(host, 5000), THREADHOST_OK);
+    CHECK(counter_wait(&s.runs, 2, 5000));
+    /* Let the silent service's 1 ms liveness lapse (a deliberate wait, not synchronisation). */
+    threadhost_stop_source *src = NULL;
+    threadhost_token *pause = NULL;
+    CHECK_STATUS(threadhost_stop_source_new(&src), THREADHOST_OK);
+    CHECK_STATUS(threadhost_stop_source_token(src, &pause), THREADHOST_OK);
+    CHECK_STATUS(threadhost_token_sleep(pause, 20), THREADHOST_OK);
+    threadhost_snapshot *snap = NULL;
+    CHECK_STATUS(threadhost_host_snapshot(host, &snap), THREADHOST_OK);
+    bool live = false;
+    CHECK_STATUS(threadhost_snapshot_service_live(snap, 0, &live), THREADHOST_OK);
+    CHECK(live);
+    CHECK_STATUS(threadhost_snapshot_service_live(snap, 1, &live), THREADHOST_OK);
+    CHECK(!live);
+    CHECK_STATUS(threadhost_snapshot_service_live(snap, 2, &live), THREADHOST_INVALID_ARGUMENT);
+    CHECK_STATUS(threadhost_snapshot_service_live(snap, 0, NULL), THREADHOST_NULL_ARGUMENT);
+    threadhost_snapshot_free(snap);
+    CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_OK);
+    threadhost_host_free(host);
+    threadhost_token_free(pause);
+    threadhost_stop_source_free(src);
+    shared_destroy(&s);
+    return true;
+}
+
+static bool options_from_env(void) {
+    /* A bad value: build names the variable. */
+    setenv("THREADHOST_SHUTDOWN_TIMEOUT", "soon", 1);
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_options_from_env(b), THREADHOST_OK);
+    threadhost_host *host = NULL;
+    threadhost_status st = threadhost_builder_build(b, &host);
+    unsetenv("THREADHOST_SHUTDOWN_TIMEOUT");
+    CHECK(st == THREADHOST_INVALID_CONFIG);
+    CHECK(last_error_contains("THREADHOST_SHUTDOWN_TIMEOUT"));
+    CHECK(last_error_contains("soon"));
+    /* A good one is accepted. */
+    setenv("THREADHOST_STOP_CONCURRENTLY", "yes", 1);
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_options_from_env(b), THREADHOST_OK);
+    st = threadhost_builder_build(b, &host);
+    unsetenv("THREADHOST_STOP_CONCURRENTLY");
+    CHECK_STATUS(st, THREADHOST_OK);
+    threadhost_host_free(host);
+    return true;
+}
+
 int main(void) {
     int failures = 0;
     RUN(smoke);
@@ -603,5 +677,7 @@ int main(void) {
     RUN(host_free_stops_running_host);
     RUN(host_run_until_request_stop_from_other_thread);
     RUN(event_tokens_fire_in_order);
+    RUN(liveness_and_heartbeat);
+    RUN(options_from_env);
     return failures == 0 ? 0 : 1;
 }
