@@ -1153,14 +1153,23 @@ impl Shared {
         self.ctl.lock().records[i].state = state;
     }
 
-    /// A body failure: record it and bump the restart count when restarting.
+    /// A body failure: record it (the restart, if any, is counted when it happens).
     pub(crate) fn record_failure(&self, i: usize, failure: &Failure, state: ServiceState) {
         let mut ctl = self.ctl.lock();
         let r = &mut ctl.records[i];
         r.last_error = Some(failure.clone());
         r.state = state;
-        if state == ServiceState::Restarting {
-            r.restarts += 1;
+    }
+
+    /// The backoff is over and the body runs again: count the restart. The state goes back to
+    /// `Running` only from `Restarting`, so a stop that began meanwhile (state `Stopping`) is
+    /// not overwritten.
+    pub(crate) fn record_restart(&self, i: usize) {
+        let mut ctl = self.ctl.lock();
+        let r = &mut ctl.records[i];
+        r.restarts = r.restarts.saturating_add(1);
+        if r.state == ServiceState::Restarting {
+            r.state = ServiceState::Running;
         }
     }
 
