@@ -378,7 +378,8 @@ fn failing_and_panicking_ticks_do_not_end_the_schedule() {
     assert_eq!(t[5].failures, 2);
     assert_eq!(stats.failures(), 2);
     assert_eq!(stats.panics(), 1);
-    assert!(stats.ticks() >= 6);
+    // Tick 5 reported from inside itself: it is counted once it returns.
+    assert!(stats.ticks() >= 5);
     assert_eq!(handle.state(), HostState::Running);
     let status = handle.snapshot().service("timer").unwrap().clone();
     assert_eq!(status.state, ServiceState::Running);

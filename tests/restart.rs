@@ -335,3 +335,52 @@ fn restart_policy_out_of_range_is_an_invalid_option() {
         "{err}"
     );
 }
+
+struct Idle;
+
+impl threadhost::HostedService for Idle {
+    fn start(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
+        Ok(())
+    }
+    fn stop(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
+        Ok(())
+    }
+}
+
+#[test]
+fn snapshot_shows_a_started_hosted_service_running() {
+    // Regression: the `started` phase put a hosted service back to `Starting` for good.
+    let host = HostBuilder::new().hosted("listener", Idle).build().unwrap();
+    let handle = host.handle();
+    host.start(Duration::from_secs(5)).unwrap();
+    let status = handle.snapshot().service("listener").unwrap().clone();
+    assert_eq!(status.state, ServiceState::Running);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let status = handle.snapshot().service("listener").unwrap().clone();
+    assert_eq!(status.state, ServiceState::Stopped);
+}
+
+#[test]
+fn a_body_failing_at_once_is_not_reported_running() {
+    // Regression: a body that failed before the start sequencer had read its start reply was
+    // overwritten to `Running`, so an ignored failure was reported as a clean stop (and a
+    // service in its restart backoff as running). A race: repeat it.
+    for round in 0..200 {
+        let host = HostBuilder::new()
+            .add_service(
+                Service::background_fn("brittle", |_ctx| Err("bad config".into()))
+                    .on_failure(Policy::Ignore),
+            )
+            .build()
+            .unwrap();
+        let handle = host.handle();
+        host.start(Duration::from_secs(5)).unwrap();
+        let report = host.stop(Duration::from_secs(5));
+        let status = handle.snapshot().service("brittle").unwrap().clone();
+        assert_eq!(status.state, ServiceState::Failed, "round {round}");
+        assert!(
+            matches!(report.service("brittle").unwrap().outcome, Outcome::Failed(_)),
+            "round {round}: {report}"
+        );
+    }
+}

@@ -671,7 +671,10 @@ impl Shared {
                     if r.start_began.is_none() {
                         r.start_began = Some(Instant::now());
                     }
-                    r.state = ServiceState::Starting;
+                    // Only from Created: a later phase must not undo `Running`.
+                    if r.state == ServiceState::Created {
+                        r.state = ServiceState::Starting;
+                    }
                     let d = deadline.min_after(r.start_timeout);
                     self.send(&mut ctl, i, Cmd::Phase(phase, d));
                     targets.push((i, d, Await::Reply(phase)));
@@ -682,7 +685,9 @@ impl Shared {
                     let r = &mut ctl.records[i];
                     match resolution {
                         Resolution::Done(Ok(())) => {
-                            if phase == Phase::Start {
+                            // A body may already have failed, completed or begun a
+                            // restart backoff on its own thread: keep what it recorded.
+                            if phase == Phase::Start && r.state == ServiceState::Starting {
                                 r.state = ServiceState::Running;
                             }
                             if phase == Phase::Started || (phase == Phase::Start && !r.hosted) {
