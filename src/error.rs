@@ -134,6 +134,18 @@ pub enum Error {
         /// The type asked for.
         type_name: &'static str,
     },
+    /// A scoped service's factory returned an error or panicked.
+    FactoryFailed {
+        /// The type whose factory failed.
+        type_name: &'static str,
+        /// How it failed.
+        failure: Failure,
+    },
+    /// A scoped type was asked for outside a scope (as a singleton).
+    ScopedType {
+        /// The scoped type.
+        type_name: &'static str,
+    },
     /// Installing the termination-signal handler failed.
     #[cfg(feature = "termination")]
     Signal(ctrlc::Error),
@@ -236,6 +248,13 @@ impl fmt::Display for Error {
             Error::UnregisteredType { type_name } => {
                 write!(f, "no service of type `{type_name}` is registered")
             }
+            Error::FactoryFailed { type_name, failure } => {
+                write!(f, "the factory of scoped `{type_name}` failed: {failure}")
+            }
+            Error::ScopedType { type_name } => write!(
+                f,
+                "`{type_name}` is a scoped service: get it from a scope, not as a singleton"
+            ),
             #[cfg(feature = "termination")]
             Error::Signal(e) => write!(f, "could not install the signal handler: {e}"),
         }
@@ -251,6 +270,10 @@ impl std::error::Error for Error {
                 ..
             }
             | Error::ServiceFailed {
+                failure: Failure::Error(e),
+                ..
+            }
+            | Error::FactoryFailed {
                 failure: Failure::Error(e),
                 ..
             } => Some(e.as_ref()),

@@ -167,6 +167,62 @@
 //! # Ok::<(), threadhost::Error>(())
 //! ```
 //!
+//! # Scoped services
+//!
+//! A host carries a typed registry: singletons ([`HostBuilder::singleton`], one `Arc<T>`
+//! shared by every service and thread) and scoped factories ([`HostBuilder::scoped`]). A
+//! service calls [`Context::create_scope`] for each unit of work — .NET's
+//! `IServiceScopeFactory.CreateScope()` — and [`Scope::get`] creates a scoped value on first
+//! use, returns the same instance for the rest of the scope, and drops every value, in reverse
+//! creation order, when the scope ends (also on panic). A factory may get other services from
+//! the scope. The returned references borrow the scope, so the compiler refuses a scoped value
+//! that would outlive it. An unregistered type is [`Error::UnregisteredType`] naming the
+//! type; a factory that needs its own type (directly or through others) is
+//! [`Error::DependencyCycle`] naming the chain, never a deadlock.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::time::Duration;
+//! use threadhost::{HostBuilder, StopSource};
+//!
+//! struct Database { opened: AtomicU32 }               // a singleton
+//! struct Connection { id: u32 }                        // scoped: one per unit of work
+//! struct Repository { connection_id: u32 }             // scoped, built on a Connection
+//!
+//! let db = Arc::new(Database { opened: AtomicU32::new(0) });
+//! let done = StopSource::new();
+//! let done_token = done.token();
+//! let host = HostBuilder::new()
+//!     .singleton(Arc::clone(&db))
+//!     .scoped(|scope| {
+//!         let db = scope.get::<Database>()?;
+//!         Ok(Connection { id: db.opened.fetch_add(1, Ordering::SeqCst) })
+//!     })
+//!     .scoped(|scope| Ok(Repository { connection_id: scope.get::<Connection>()?.id }))
+//!     .background("orders", move |ctx| {
+//!         for unit in 0..3 {
+//!             let scope = ctx.create_scope();
+//!             let repository = scope.get::<Repository>()?;
+//!             // The repository shares the scope's connection; each unit gets a new one.
+//!             assert_eq!(repository.connection_id, scope.get::<Connection>()?.id);
+//!             assert_eq!(repository.connection_id, unit);
+//!         } // each scope ends here: Repository dropped, then Connection
+//!         done.stop();
+//!         ctx.token().wait();
+//!         Ok(())
+//!     })
+//!     .build()?;
+//! host.start(Duration::from_secs(5))?;
+//! assert!(done_token.wait_timeout(Duration::from_secs(5)));
+//! assert!(host.stop(Duration::from_secs(5)).is_clean());
+//! assert_eq!(db.opened.load(Ordering::SeqCst), 3);
+//! # Ok::<(), threadhost::Error>(())
+//! ```
+//!
+//! A [`Registry`] can also be built on its own ([`Registry::builder`]) to test a service's
+//! dependencies without a host.
+//!
 //! # Failure policy
 //!
 //! A background service that returns an error or panics is handled by its [`Policy`]:
@@ -210,11 +266,17 @@ mod host;
 mod lifetime;
 mod panic;
 mod periodic;
+mod scope;
 mod service;
 mod stop;
 mod supervise;
 mod sync;
 mod thread;
+
+/// Compiles and runs every Rust block of PORTING.md (the .NET porting guide) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../PORTING.md")]
+pub struct PortingGuide;
 
 pub use deadline::Deadline;
 pub use error::{BoxError, Error, Failure, ServiceResult};
@@ -224,6 +286,7 @@ pub use host::{
 };
 pub use lifetime::{EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, exit_code};
 pub use periodic::{FirstTick, MissedTick, Periodic, PeriodicStats, Tick, TickFailure};
+pub use scope::{Registry, RegistryBuilder, Scope};
 pub use service::{BackgroundService, Context, HostedService, Service};
 pub use stop::{Registration, StopGuard, StopReason, StopSource, StopToken, Stopped};
 pub use supervise::{Backoff, Policy};

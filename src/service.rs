@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
-use crate::error::ServiceResult;
+use crate::error::{Error, ServiceResult};
 use crate::host::HostHandle;
+use crate::scope::{Registry, Scope};
 use crate::stop::{StopToken, Stopped};
 use crate::supervise::Policy;
 
@@ -180,6 +181,8 @@ pub struct Context {
     pub(crate) token: StopToken,
     pub(crate) deadline: Deadline,
     pub(crate) host: HostHandle,
+    /// The host's service registry (singletons, scoped factories).
+    pub(crate) services: Arc<Registry>,
 }
 
 impl Context {
@@ -222,6 +225,56 @@ impl Context {
     #[must_use]
     pub fn host(&self) -> &HostHandle {
         &self.host
+    }
+
+    /// A new [`Scope`] for one unit of work, over the host's registry
+    /// ([`HostBuilder::scoped`](crate::HostBuilder::scoped),
+    /// [`HostBuilder::singleton`](crate::HostBuilder::singleton)): scoped values are created
+    /// on first use and dropped, in reverse creation order, when the scope is dropped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::HostBuilder;
+    ///
+    /// struct Transaction;
+    ///
+    /// let host = HostBuilder::new()
+    ///     .scoped(|_scope| Ok(Transaction))
+    ///     .background("worker", |ctx| {
+    ///         while !ctx.is_stopped() {
+    ///             let scope = ctx.create_scope();
+    ///             let _tx = scope.get::<Transaction>()?;
+    ///             // ... one unit of work ...
+    ///             drop(scope); // the transaction is dropped here
+    ///             ctx.sleep(Duration::from_millis(10))?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// assert!(host.stop(Duration::from_secs(5)).is_clean());
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    #[must_use]
+    pub fn create_scope(&self) -> Scope<'_> {
+        self.services.create_scope()
+    }
+
+    /// The singleton of type `T` registered with
+    /// [`HostBuilder::singleton`](crate::HostBuilder::singleton).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnregisteredType`] naming `T` if none is registered; [`Error::ScopedType`] if
+    /// `T` is scoped (get it from [`create_scope`](Context::create_scope)).
+    pub fn singleton<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, Error> {
+        self.services.singleton::<T>()
+    }
+
+    /// The host's service registry.
+    #[must_use]
+    pub fn services(&self) -> &Registry {
+        &self.services
     }
 }
 

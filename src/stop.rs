@@ -11,7 +11,9 @@ use std::time::Duration;
 use crate::deadline::Deadline;
 use crate::sync::{Arc, Weak};
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom;
+#[cfg(all(test, not(loom)))]
 mod tests;
 
 /// Why a [`StopToken`] was stopped.

@@ -1,9 +1,118 @@
 //! The one place concurrency primitives come from.
 //!
-//! Every concurrent module imports `Mutex`, `Condvar`, `Arc` and the atomics from here, so that a
-//! model checker can be substituted in one place (loom models of the stop token are planned under
-//! `cfg(loom)`; see ARCHITECTURE.md). Today this re-exports parking_lot and std.
+//! Every concurrent module imports `Mutex`, `Condvar`, `MutexGuard` and the atomics from here.
+//! Normally these are parking_lot's and std's; under `--cfg loom` they are loom's, behind the
+//! same (parking_lot-shaped) API, so that the stop tree can be model-checked unchanged
+//! (`src/stop/loom.rs`; see ARCHITECTURE.md for the command). `Arc`/`Weak` are std's in both
+//! cases (loom has no `Weak`): reference counting is not what the models check.
 
+#[cfg(not(loom))]
 pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+#[cfg(loom)]
+pub(crate) use shim::{Condvar, Mutex, MutexGuard};
+
 pub(crate) use std::sync::{Arc, Weak};
+
+/// loom's `Mutex`/`Condvar` behind parking_lot's API (guards by `&mut`, no poisoning).
+#[cfg(loom)]
+mod shim {
+    use std::ops::{Deref, DerefMut};
+    use std::time::{Duration, Instant};
+
+    pub(crate) struct Mutex<T> {
+        inner: loom::sync::Mutex<T>,
+    }
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Mutex<T> {
+            Mutex {
+                inner: loom::sync::Mutex::new(value),
+            }
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            MutexGuard {
+                mutex: self,
+                guard: Some(self.inner.lock().unwrap()),
+            }
+        }
+    }
+
+    pub(crate) struct MutexGuard<'a, T> {
+        mutex: &'a Mutex<T>,
+        /// `None` only inside `Condvar::wait*` and `unlocked`.
+        guard: Option<loom::sync::MutexGuard<'a, T>>,
+    }
+
+    impl<T> MutexGuard<'_, T> {
+        pub(crate) fn unlocked<U>(s: &mut Self, f: impl FnOnce() -> U) -> U {
+            s.guard = None;
+            let out = f();
+            s.guard = Some(s.mutex.inner.lock().unwrap());
+            out
+        }
+    }
+
+    impl<T> Deref for MutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            self.guard.as_ref().unwrap()
+        }
+    }
+
+    impl<T> DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            self.guard.as_mut().unwrap()
+        }
+    }
+
+    pub(crate) struct WaitTimeoutResult(bool);
+
+    impl WaitTimeoutResult {
+        pub(crate) fn timed_out(&self) -> bool {
+            self.0
+        }
+    }
+
+    pub(crate) struct Condvar {
+        inner: loom::sync::Condvar,
+    }
+
+    impl Condvar {
+        pub(crate) fn new() -> Condvar {
+            Condvar {
+                inner: loom::sync::Condvar::new(),
+            }
+        }
+
+        pub(crate) fn wait<T>(&self, g: &mut MutexGuard<'_, T>) {
+            let inner = g.guard.take().unwrap();
+            g.guard = Some(self.inner.wait(inner).unwrap());
+        }
+
+        /// loom has no clock: a timed wait may or may not time out, and loom explores both.
+        pub(crate) fn wait_until<T>(
+            &self,
+            g: &mut MutexGuard<'_, T>,
+            _at: Instant,
+        ) -> WaitTimeoutResult {
+            let inner = g.guard.take().unwrap();
+            let (inner, result) = self.inner.wait_timeout(inner, Duration::ZERO).unwrap();
+            g.guard = Some(inner);
+            WaitTimeoutResult(result.timed_out())
+        }
+
+        pub(crate) fn notify_one(&self) {
+            self.inner.notify_one();
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.inner.notify_all();
+        }
+    }
+}

@@ -379,7 +379,10 @@ fn a_body_failing_at_once_is_not_reported_running() {
         let status = handle.snapshot().service("brittle").unwrap().clone();
         assert_eq!(status.state, ServiceState::Failed, "round {round}");
         assert!(
-            matches!(report.service("brittle").unwrap().outcome, Outcome::Failed(_)),
+            matches!(
+                report.service("brittle").unwrap().outcome,
+                Outcome::Failed(_)
+            ),
             "round {round}: {report}"
         );
     }

@@ -5,9 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{Error, ServiceResult};
+use crate::error::{BoxError, Error, ServiceResult};
 use crate::host::options::{HostOptions, validate_stack_size};
 use crate::host::{Host, Plan};
+use crate::scope::{RegistryBuilder, Scope};
 use crate::service::{BackgroundService, Context, HostedService, Service};
 use crate::supervise::Policy;
 
@@ -34,6 +35,7 @@ pub struct HostBuilder {
     options: HostOptions,
     services: Vec<Service>,
     console_lifetime: bool,
+    registry: RegistryBuilder,
 }
 
 impl Default for HostBuilder {
@@ -49,6 +51,7 @@ impl HostBuilder {
             options: HostOptions::default(),
             services: Vec::new(),
             console_lifetime: false,
+            registry: RegistryBuilder::new(),
         }
     }
 
@@ -75,6 +78,26 @@ impl HostBuilder {
     /// Adds a hosted service (lifecycle hooks) with default settings.
     pub fn hosted(self, name: &str, service: impl HostedService) -> HostBuilder {
         self.add_service(Service::hosted(name, service))
+    }
+
+    /// Registers `value` as the host's one instance of `T`, shared by every service and
+    /// thread: [`Context::singleton`] clones the `Arc`; a [`Scope`] lends it to factories.
+    pub fn singleton<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> HostBuilder {
+        self.registry = self.registry.singleton(value);
+        self
+    }
+
+    /// Registers a scoped factory for `T`: called at most once per scope
+    /// ([`Context::create_scope`]), on the scope's thread, when the scope is first asked for
+    /// a `T`; the value is dropped when the scope ends. The factory may get other services,
+    /// singletons and scoped, from the scope it is given. See [`Scope`].
+    pub fn scoped<T, F>(mut self, factory: F) -> HostBuilder
+    where
+        T: 'static,
+        F: Fn(&Scope<'_>) -> Result<T, BoxError> + Send + Sync + 'static,
+    {
+        self.registry = self.registry.scoped(factory);
+        self
     }
 
     /// Replaces every option at once.
@@ -141,7 +164,8 @@ impl HostBuilder {
     ///
     /// - [`Error::InvalidOption`]: an empty service name or one with a NUL byte, a stack
     ///   smaller than 64 KiB, a restart policy out of range.
-    /// - [`Error::DuplicateService`]: two services with one name.
+    /// - [`Error::DuplicateService`]: two services with one name, or a type registered twice
+    ///   with [`singleton`](HostBuilder::singleton) / [`scoped`](HostBuilder::scoped).
     /// - [`Error::UnknownDependency`], [`Error::DependencyCycle`]: bad `depends_on`.
     pub fn build(self) -> Result<Host, Error> {
         self.options.validate()?;
@@ -191,6 +215,7 @@ impl HostBuilder {
             order,
             levels,
             console_lifetime: self.console_lifetime,
+            services: Arc::new(self.registry.build()?),
         };
         Ok(Host::new(self.options, self.services, plan))
     }
@@ -263,6 +288,7 @@ impl fmt::Debug for HostBuilder {
             .field("options", &self.options)
             .field("services", &self.services)
             .field("console_lifetime", &self.console_lifetime)
+            .field("registry", &self.registry)
             .finish()
     }
 }

@@ -81,6 +81,8 @@ pub(crate) struct Plan {
     pub(crate) order: Vec<usize>,
     pub(crate) levels: Vec<Vec<usize>>,
     pub(crate) console_lifetime: bool,
+    /// The typed service registry, shared with every service's `Context`.
+    pub(crate) services: StdArc<crate::scope::Registry>,
 }
 
 /// One service's lifecycle record, in `Ctl::records` (registration order).
@@ -238,6 +240,13 @@ impl Host {
     #[must_use]
     pub fn state(&self) -> HostState {
         self.shared.state()
+    }
+
+    /// The host's service registry (.NET's `host.Services`): its singletons and scoped
+    /// factories, for code outside the services, e.g. `host.services().create_scope()`.
+    #[must_use]
+    pub fn services(&self) -> &crate::scope::Registry {
+        &self.shared.plan.services
     }
 
     /// Starts every service: all `starting` hooks, then all `start` hooks (background
@@ -648,7 +657,12 @@ impl Shared {
     /// a stop request.
     fn start_sequence(self: &Arc<Self>, deadline: Deadline) -> Result<(), Error> {
         for &i in &self.plan.order {
-            self.spawn(i)?;
+            if let Err(error) = self.spawn(i) {
+                // The threads already spawned wait for a command: tell them to exit.
+                let mut ctl = self.ctl.lock();
+                self.abandon_start(&mut ctl, StopReason::Requested);
+                return Err(error);
+            }
         }
         let groups: Vec<Vec<usize>> = if self.options.start_concurrently {
             self.plan.levels.clone()
@@ -685,11 +699,8 @@ impl Shared {
                     let r = &mut ctl.records[i];
                     match resolution {
                         Resolution::Done(Ok(())) => {
-                            // A body may already have failed, completed or begun a
-                            // restart backoff on its own thread: keep what it recorded.
-                            if phase == Phase::Start && r.state == ServiceState::Starting {
-                                r.state = ServiceState::Running;
-                            }
+                            // The state became Running in `reply`, atomically with `started`:
+                            // a background body may already have failed and moved it on.
                             if phase == Phase::Started || (phase == Phase::Start && !r.hosted) {
                                 r.start_duration = r.start_began.map(|t| t.elapsed());
                             }
@@ -782,6 +793,7 @@ impl Shared {
             host: HostHandle {
                 shared: Arc::clone(self),
             },
+            services: StdArc::clone(&self.plan.services),
         };
         let shared = Arc::clone(self);
         let spawned = crate::thread::spawn_named(&format!("th:{name}"), stack, move || {
@@ -1134,7 +1146,10 @@ impl Shared {
         let mut ctl = self.ctl.lock();
         let r = &mut ctl.records[i];
         if phase == Phase::Start && result.is_ok() && !r.abandoned {
+            // Together, under the lock: from here a background body runs and may change the
+            // state itself (fail, complete); the sequencer must not overwrite it later.
             r.started = true;
+            r.state = ServiceState::Running;
         }
         if let Err(f) = &result {
             r.last_error = Some(f.clone());

@@ -1,0 +1,126 @@
+//! Consuming a scoped service from a background service, as .NET's
+//! `ConsumeScopedServiceHostedService` sample: once a second the worker creates a scope, gets a
+//! `ScopedProcessingService` from it (created on first use, logging "created #n"), calls
+//! `do_work`, and ends the scope, which drops the service (logging "dropped #n"). A singleton
+//! `Stats` is shared by every scope.
+//!
+//! Run it with `cargo run --example scoped`; stop it with Ctrl-C (SIGINT) or SIGTERM, or pass
+//! `--run-for <seconds>` to have it stop itself. Each unit of work logs one creation, one
+//! "working" line and one drop, with the same instance id; the program exits with code 0
+//! after a graceful stop.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use threadhost::{BoxError, Context, HostBuilder, Scope, Service, StopToken};
+
+/// A singleton: one instance for the whole host, shared by every scope and thread.
+#[derive(Default)]
+struct Stats {
+    instances: AtomicU64,
+    units: AtomicU64,
+}
+
+/// The scoped service: one instance per unit of work.
+struct ScopedProcessingService {
+    id: u64,
+    stats: Arc<Stats>,
+}
+
+impl ScopedProcessingService {
+    /// The factory registered with `HostBuilder::scoped`: gets its dependencies from the scope.
+    fn create(scope: &Scope<'_>) -> Result<ScopedProcessingService, BoxError> {
+        let stats = scope.singleton::<Stats>()?;
+        let id = stats.instances.fetch_add(1, Ordering::Relaxed) + 1;
+        log::info!("ScopedProcessingService #{id} created");
+        Ok(ScopedProcessingService { id, stats })
+    }
+
+    fn do_work(&self, token: &StopToken) -> Result<(), BoxError> {
+        let units = self.stats.units.fetch_add(1, Ordering::Relaxed) + 1;
+        log::info!(
+            "ScopedProcessingService #{} is working. Units so far: {units}",
+            self.id
+        );
+        // Stand-in for real work that should give up when the host stops.
+        token.sleep(Duration::from_millis(50))?;
+        Ok(())
+    }
+}
+
+impl Drop for ScopedProcessingService {
+    fn drop(&mut self) {
+        log::info!("ScopedProcessingService #{} dropped", self.id);
+    }
+}
+
+/// The background service: one scope per unit of work, every second, until stopped.
+fn consume_scoped_service(ctx: &Context) -> Result<(), BoxError> {
+    log::info!("Consume Scoped Service Hosted Service running.");
+    loop {
+        {
+            let scope = ctx.create_scope();
+            let service = scope.get::<ScopedProcessingService>()?;
+            service.do_work(ctx.token())?;
+        } // the scope ends: the service is dropped here, on this thread
+        ctx.sleep(Duration::from_secs(1))?;
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let run_for = match parse_run_for(std::env::args().skip(1)) {
+        Ok(run_for) => run_for,
+        Err(message) => {
+            log::error!("{message}");
+            log::error!("usage: scoped [--run-for <seconds>]");
+            return ExitCode::from(threadhost::EXIT_CONFIG);
+        }
+    };
+
+    let mut builder = HostBuilder::new()
+        .console_lifetime()
+        .shutdown_timeout(Duration::from_secs(10))
+        .singleton(Arc::new(Stats::default()))
+        .scoped(ScopedProcessingService::create)
+        .background("consume-scoped", consume_scoped_service);
+    if let Some(seconds) = run_for {
+        builder = builder.add_service(Service::background_fn("run-for", move |ctx| {
+            log::info!("will stop by itself in {seconds:?} (--run-for)");
+            if ctx.sleep(seconds).is_ok() {
+                ctx.host().request_stop();
+            }
+            Ok(())
+        }));
+    }
+
+    let result = builder.build().and_then(|host| host.run());
+    match &result {
+        Ok(report) => log::info!("graceful stop: {report}"),
+        Err(error) => log::error!("{error}"),
+    }
+    ExitCode::from(threadhost::exit_code(&result))
+}
+
+/// Parses `--run-for <seconds>` (fractions allowed).
+fn parse_run_for(mut args: impl Iterator<Item = String>) -> Result<Option<Duration>, String> {
+    let mut run_for = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--run-for" => {
+                let value = args.next().ok_or("--run-for needs a number of seconds")?;
+                let seconds: f64 = value
+                    .parse()
+                    .map_err(|_| format!("--run-for: `{value}` is not a number of seconds"))?;
+                let d = Duration::try_from_secs_f64(seconds).map_err(|_| {
+                    format!("--run-for: `{value}` must be a positive number of seconds")
+                })?;
+                run_for = Some(d);
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(run_for)
+}
