@@ -55,10 +55,12 @@ fn build(run_for: Option<Duration>) -> Result<threadhost::Host, threadhost::Erro
         })?;
 
     // The PeriodicTimer variant: `while (await timer.WaitForNextTickAsync(stoppingToken))`,
-    // after doing the work once. A PeriodicTimer coalesces missed ticks into one: Delay.
+    // after doing the work once. A PeriodicTimer coalesces missed ticks and keeps its phase:
+    // Skip keeps the phase too and counts what it skipped (Delay would run the late tick at
+    // once, then shift the phase).
     let periodic = Periodic::every(Duration::from_secs(1))
         .first_tick(FirstTick::Immediately)
-        .missed(MissedTick::Delay)
+        .missed(MissedTick::Skip)
         .build("periodic-timer", |tick: &Tick<'_>| {
             log::info!(
                 "Periodic timer tick {} ({:?} late)",
