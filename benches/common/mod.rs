@@ -54,7 +54,11 @@ pub fn rounds() -> usize {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Times `f` once (it returns the measured duration itself, so setup can be excluded).
@@ -103,8 +107,13 @@ pub fn compare(
 
 /// Prints the table (Markdown) and returns whether every goal was met.
 pub fn print_table(title: &str, rows: &[Row]) -> bool {
-    println!("\n### {title} ({} rounds, median of per-round ratios)\n", rounds());
-    println!("| benchmark | baseline | candidate | baseline time | time ratio | speed-up | goal | met |");
+    println!(
+        "\n### {title} ({} rounds, median of per-round ratios)\n",
+        rounds()
+    );
+    println!(
+        "| benchmark | baseline | candidate | baseline time | time ratio | speed-up | goal | met |"
+    );
     println!("| --- | --- | ---: | ---: | ---: | ---: | --- | --- |");
     let mut all = true;
     for r in rows {
