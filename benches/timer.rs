@@ -70,8 +70,23 @@ fn periodic(period: Duration, n: usize) -> Run {
     Run { lateness, drift }
 }
 
+/// Runs `f` on a new thread, as the periodic service runs on its own: every contender starts
+/// from a fresh thread, so the scheduler treats them alike.
+fn on_new_thread(f: impl FnOnce() -> Run + Send + 'static) -> Run {
+    std::thread::Builder::new()
+        .name("bench-loop".to_owned())
+        .spawn(f)
+        .expect("spawn")
+        .join()
+        .expect("the loop does not panic")
+}
+
 /// The raw loop: a parking_lot condvar waiting until `origin + k·period`.
 fn raw_condvar(period: Duration, n: usize) -> Run {
+    on_new_thread(move || raw_condvar_here(period, n))
+}
+
+fn raw_condvar_here(period: Duration, n: usize) -> Run {
     let pair = Arc::new((Mutex::new(false), Condvar::new()));
     let origin = Instant::now();
     let mut lateness = Vec::with_capacity(n);
@@ -95,6 +110,10 @@ fn raw_condvar(period: Duration, n: usize) -> Run {
 
 /// The naive loop: sleep one period after each tick.
 fn naive_sleep(period: Duration, n: usize) -> Run {
+    on_new_thread(move || naive_sleep_here(period, n))
+}
+
+fn naive_sleep_here(period: Duration, n: usize) -> Run {
     let origin = Instant::now();
     let mut previous = origin;
     let mut lateness = Vec::with_capacity(n);

@@ -387,7 +387,7 @@ impl<F> PeriodicService<F>
 where
     F: FnMut(&Tick<'_>) -> ServiceResult + Send + 'static,
 {
-    /// The first slot at or after `now` that is `last + k·period` (k ≥ 1), and how many
+    /// The first slot after `now` that is `last + k·period` (k ≥ 1), and how many
     /// slots before it are past.
     fn skip_to_ahead(&self, last: Instant, now: Instant) -> (Option<Instant>, u64) {
         let period = self.config.period;
