@@ -116,6 +116,57 @@
 //! counted from the call, an [`Instant`](std::time::Instant), or [`Deadline::NEVER`]. The
 //! deadline is computed once, at the call, and shared by every step beneath it.
 //!
+//! # Periodic services
+//!
+//! [`Periodic`] builds a timed service — .NET's `TimedHostedService` or `PeriodicTimer` loop,
+//! done so that the usual traps cannot happen:
+//!
+//! - Fixed rate on absolute deadlines `origin + k·period`: a late wake-up never delays the
+//!   next slot, so no drift accumulates.
+//! - One thread: ticks never overlap. Slots that pass during a slow tick follow the
+//!   [`MissedTick`] policy: [`Skip`](MissedTick::Skip) (the default: the next slot ahead,
+//!   phase kept), [`Burst`](MissedTick::Burst) (catch up, at most `max` in a row) or
+//!   [`Delay`](MissedTick::Delay) (run late once, then count from then).
+//! - The first tick runs at once, after one period, or at an instant ([`FirstTick`]).
+//! - A tick that returns an error or panics is logged and counted and the schedule goes on;
+//!   [`TickFailure::Escalate`] hands it to the service's [`Policy`] instead.
+//! - The wait is `token.wait_until(next_slot)`: a stop interrupts it at once, and a tick in
+//!   progress sees its token fire.
+//!
+//! The [`Tick`] tells each call its index, the time it was due, its lateness, and how many
+//! slots were missed before it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::time::Duration;
+//! use threadhost::{HostBuilder, MissedTick, Periodic, Tick};
+//!
+//! let count = Arc::new(AtomicU64::new(0));
+//! let (ticked, ticks) = std::sync::mpsc::channel();
+//! let counter = Arc::clone(&count);
+//! let timer = Periodic::every(Duration::from_millis(10))
+//!     .missed(MissedTick::Skip)
+//!     .build("timed", move |tick: &Tick<'_>| {
+//!         let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+//!         log::info!("Timed Hosted Service is working. Count: {n} ({:?} late)", tick.lateness());
+//!         let _ = ticked.send(tick.scheduled());
+//!         Ok(())
+//!     })?;
+//! let host = HostBuilder::new().add_service(timer).build()?;
+//! host.start(Duration::from_secs(5))?;
+//! let first = ticks.recv().unwrap();
+//! let second = ticks.recv().unwrap();
+//! // On the grid: a whole number of periods apart (one, unless a slot was skipped).
+//! assert_eq!((second - first).as_nanos() % 10_000_000, 0);
+//! assert!(host.stop(Duration::from_secs(5)).is_clean());
+//!
+//! // A zero period is an error naming the option.
+//! let err = Periodic::every(Duration::ZERO).build("timed", |_: &Tick<'_>| Ok(())).unwrap_err();
+//! assert!(err.to_string().contains("period of periodic service `timed`"));
+//! # Ok::<(), threadhost::Error>(())
+//! ```
+//!
 //! # Scoped services
 //!
 //! A host carries a typed registry: singletons ([`HostBuilder::singleton`], one `Arc<T>`
@@ -216,6 +267,7 @@ mod ffi;
 mod host;
 mod lifetime;
 mod panic;
+mod periodic;
 mod scope;
 mod service;
 mod stop;
@@ -235,6 +287,7 @@ pub use host::{
     ServiceReport, ServiceState, ServiceStatus, StateChange, StopReport,
 };
 pub use lifetime::{EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, exit_code};
+pub use periodic::{FirstTick, MissedTick, Periodic, PeriodicStats, Tick, TickFailure};
 pub use scope::{Registry, RegistryBuilder, Scope};
 pub use service::{BackgroundService, Context, HostedService, Service};
 pub use stop::{Registration, StopGuard, StopReason, StopSource, StopToken, Stopped};

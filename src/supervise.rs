@@ -5,6 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 
+#[cfg(test)]
+mod tests;
+
 /// What the host does when a background service's body returns an error or panics.
 ///
 /// A start failure always fails the host's start, whatever the policy; the policy is about

@@ -750,7 +750,7 @@ impl Shared {
                 // The threads already spawned wait for a command: tell them to exit.
                 let mut ctl = self.ctl.lock();
                 // Failed, not `Skipped` (what `abandon_start` makes of a thread-less record).
-                ctl.records[i].state = ServiceState::Failed;
+                ctl.records[i].set_state(ServiceState::Failed);
                 self.abandon_start(&mut ctl, StopReason::Requested);
                 return Err(error);
             }
@@ -776,9 +776,8 @@ impl Shared {
                     if r.start_began.is_none() {
                         r.start_began = Some(Instant::now());
                     }
-                    // A hosted service whose `start` succeeded stays Running through its
-                    // `started` hook (it used to fall back to Starting for good).
-                    if r.state != ServiceState::Running {
+                    // Only from Created: a later phase must not undo `Running`.
+                    if r.state == ServiceState::Created {
                         r.set_state(ServiceState::Starting);
                     }
                     let d = deadline.min_after(r.start_timeout);
@@ -1281,14 +1280,23 @@ impl Shared {
         self.ctl.lock().records[i].set_state(state);
     }
 
-    /// A body failure: record it and bump the restart count when restarting.
+    /// A body failure: record it (the restart, if any, is counted when it happens).
     pub(crate) fn record_failure(&self, i: usize, failure: &Failure, state: ServiceState) {
         let mut ctl = self.ctl.lock();
         let r = &mut ctl.records[i];
         r.last_error = Some(failure.clone());
         r.set_state(state);
-        if state == ServiceState::Restarting {
-            r.restarts += 1;
+    }
+
+    /// The backoff is over and the body runs again: count the restart. The state goes back to
+    /// `Running` only from `Restarting`, so a stop that began meanwhile (state `Stopping`) is
+    /// not overwritten.
+    pub(crate) fn record_restart(&self, i: usize) {
+        let mut ctl = self.ctl.lock();
+        let r = &mut ctl.records[i];
+        r.restarts = r.restarts.saturating_add(1);
+        if r.state == ServiceState::Restarting {
+            r.set_state(ServiceState::Running);
         }
     }
 

@@ -159,9 +159,10 @@ fn run_background(
                     );
                     shared.record_failure(i, &failure, ServiceState::Restarting);
                     if ctx.token.sleep(wait).is_err() {
+                        // Stopped during the backoff: no restart happened.
                         return;
                     }
-                    shared.set_service_state(i, ServiceState::Running);
+                    shared.record_restart(i);
                 }
                 None => {
                     log::error!(

@@ -1,0 +1,517 @@
+//! Periodic services: fixed rate on absolute deadlines, no overlap, missed-tick policies,
+//! first-tick modes, failing ticks that never end the schedule, stop that interrupts the wait.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use threadhost::{
+    Error, Failure, FirstTick, Host, HostBuilder, HostState, MissedTick, Periodic, Policy,
+    ServiceResult, ServiceState, Tick, TickFailure,
+};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// What a test learns about one tick.
+#[derive(Clone, Debug)]
+struct Seen {
+    index: u64,
+    scheduled: Instant,
+    lateness: Duration,
+    missed: u64,
+    failures: u64,
+    thread: ThreadId,
+    /// When the tick returned.
+    ended: Instant,
+}
+
+impl Seen {
+    fn started(&self) -> Instant {
+        self.scheduled + self.lateness
+    }
+}
+
+fn seen(tick: &Tick<'_>) -> Seen {
+    Seen {
+        index: tick.index(),
+        scheduled: tick.scheduled(),
+        lateness: tick.lateness(),
+        missed: tick.missed(),
+        failures: tick.failures(),
+        thread: std::thread::current().id(),
+        ended: Instant::now(),
+    }
+}
+
+fn host_with(
+    periodic: Periodic,
+    tick: impl FnMut(&Tick<'_>) -> ServiceResult + Send + 'static,
+) -> Host {
+    let service = periodic
+        .build("timer", tick)
+        .expect("valid periodic options");
+    HostBuilder::new()
+        .add_service(service)
+        .build()
+        .expect("host builds")
+}
+
+/// Receives `n` ticks, each within a generous time.
+fn take(rx: &Receiver<Seen>, n: usize) -> Vec<Seen> {
+    (0..n)
+        .map(|i| {
+            rx.recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("tick {i} of {n} never came"))
+        })
+        .collect()
+}
+
+/// A tick body that reports every tick, sleeping `slow(index)` first (to simulate work).
+#[allow(clippy::disallowed_methods)]
+fn reporting(
+    tx: Sender<Seen>,
+    slow: impl Fn(u64) -> Duration + Send + 'static,
+) -> impl FnMut(&Tick<'_>) -> ServiceResult + Send + 'static {
+    move |tick| {
+        let work = slow(tick.index());
+        if !work.is_zero() {
+            // A deliberately slow tick (not synchronisation).
+            std::thread::sleep(work);
+        }
+        let _ = tx.send(seen(tick));
+        Ok(())
+    }
+}
+
+fn period_between(a: Instant, b: Instant, period: Duration) -> (u128, u128) {
+    let d = b.duration_since(a).as_nanos();
+    (d / period.as_nanos(), d % period.as_nanos())
+}
+
+#[test]
+fn smoke() {
+    let (tx, rx) = unbounded();
+    let host = host_with(Periodic::every(ms(5)), reporting(tx, |_| Duration::ZERO));
+    host.start(Duration::from_secs(5)).unwrap();
+    let ticks = take(&rx, 3);
+    assert_eq!(ticks.iter().map(|t| t.index).collect::<Vec<_>>(), [0, 1, 2]);
+    let report = host.stop(Duration::from_secs(5));
+    assert!(report.is_clean(), "{report}");
+}
+
+#[test]
+fn build_rejects_zero_period_naming_the_option() {
+    let err = Periodic::every(Duration::ZERO)
+        .build("timer", |_: &Tick<'_>| Ok(()))
+        .unwrap_err();
+    match &err {
+        Error::InvalidOption { name, value, .. } => {
+            assert!(name.contains("period"), "{name}");
+            assert!(name.contains("timer"), "{name}");
+            assert_eq!(value, "0s");
+        }
+        other => panic!("expected InvalidOption, got {other:?}"),
+    }
+    assert_eq!(threadhost::exit_code(&Err(err)), threadhost::EXIT_CONFIG);
+}
+
+#[test]
+fn build_rejects_empty_burst_and_escalation() {
+    let err = Periodic::every(ms(1))
+        .missed(MissedTick::Burst { max: 0 })
+        .build("timer", |_: &Tick<'_>| Ok(()))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidOption { name, .. } if name.contains("Burst")),
+        "{err}"
+    );
+    let err = Periodic::every(ms(1))
+        .on_tick_failure(TickFailure::Escalate { consecutive: 0 })
+        .build("timer", |_: &Tick<'_>| Ok(()))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidOption { name, .. } if name.contains("Escalate")),
+        "{err}"
+    );
+}
+
+#[test]
+fn schedule_is_absolute_so_slow_ticks_do_not_drift() {
+    // Each tick works 6 ms of a 10 ms period. A loop that sleeps a period after each tick
+    // would begin tick 50 at >= 50 * 16 ms = 800 ms; on absolute deadlines it begins at
+    // 500 ms plus one wake-up's lateness.
+    let period = ms(10);
+    let (tx, rx) = unbounded();
+    let host = host_with(
+        Periodic::every(period).missed(MissedTick::Burst { max: 1000 }),
+        reporting(tx, |_| ms(6)),
+    );
+    host.start(Duration::from_secs(5)).unwrap();
+    let ticks = take(&rx, 51);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let origin = ticks[0].scheduled;
+    for (k, t) in ticks.iter().enumerate() {
+        assert_eq!(t.index, k as u64);
+        // Exactly on the grid origin + k·period: nothing accumulates.
+        assert_eq!(t.scheduled, origin + period * k as u32, "tick {k}");
+    }
+    let tick50 = ticks[50].started().duration_since(origin);
+    assert!(tick50 >= ms(500), "tick 50 began early: {tick50:?}");
+    assert!(
+        tick50 < ms(700),
+        "tick 50 began {tick50:?} after the origin (drift)"
+    );
+}
+
+#[test]
+fn skip_keeps_the_phase_over_a_window() {
+    let period = ms(10);
+    let (tx, rx) = unbounded();
+    let host = host_with(Periodic::every(period), reporting(tx, |_| ms(2)));
+    host.start(Duration::from_secs(5)).unwrap();
+    let ticks = take(&rx, 30);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let origin = ticks[0].scheduled;
+    let mut slot = 0u64;
+    for t in &ticks {
+        slot += t.missed;
+        let (n, rest) = period_between(origin, t.scheduled, period);
+        assert_eq!(rest, 0, "tick {} is off the grid", t.index);
+        assert_eq!(
+            n as u64, slot,
+            "tick {}: index + missed must be its slot",
+            t.index
+        );
+        slot += 1;
+    }
+    // 30 ticks, the last at slot >= 29: at most `slot` periods, and not many more.
+    let window = ticks[29].started().duration_since(origin);
+    assert!(window >= period * 29);
+}
+
+#[test]
+fn ticks_never_overlap_and_run_on_one_thread() {
+    let busy = Arc::new(AtomicBool::new(false));
+    let overlaps = Arc::new(AtomicU32::new(0));
+    let (tx, rx) = unbounded();
+    let (b, o) = (Arc::clone(&busy), Arc::clone(&overlaps));
+    // Every tick lasts three periods: a timer that fires on its own thread would overlap.
+    let mut report = reporting(tx, |_| ms(15));
+    let host = host_with(
+        Periodic::every(ms(5)).missed(MissedTick::Burst { max: 4 }),
+        move |tick| {
+            if b.swap(true, Ordering::SeqCst) {
+                o.fetch_add(1, Ordering::SeqCst);
+            }
+            let r = report(tick);
+            b.store(false, Ordering::SeqCst);
+            r
+        },
+    );
+    host.start(Duration::from_secs(5)).unwrap();
+    let ticks = take(&rx, 8);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+    assert!(ticks.iter().all(|t| t.thread == ticks[0].thread));
+    for w in ticks.windows(2) {
+        assert!(
+            w[1].started() >= w[0].ended,
+            "tick {} began before {} ended",
+            w[1].index,
+            w[0].index
+        );
+    }
+}
+
+#[test]
+fn missed_skip_waits_for_the_next_slot_ahead() {
+    let period = ms(20);
+    let (tx, rx) = unbounded();
+    // Tick 0 lasts 70 ms: slots 20, 40, 60 pass while it runs.
+    let host = host_with(
+        Periodic::every(period).missed(MissedTick::Skip),
+        reporting(tx, |i| if i == 0 { ms(70) } else { Duration::ZERO }),
+    );
+    host.start(Duration::from_secs(5)).unwrap();
+    let t = take(&rx, 3);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let origin = t[0].scheduled;
+    assert!(t[1].missed >= 3, "{:?}", t[1]);
+    let (n, rest) = period_between(origin, t[1].scheduled, period);
+    assert_eq!(rest, 0, "phase kept");
+    assert_eq!(n as u64, 1 + t[1].missed, "skipped slots are counted");
+    // The next slot *ahead* of the end of tick 0, not one already past.
+    assert!(t[1].scheduled >= t[0].ended);
+    assert_eq!(t[2].scheduled, t[1].scheduled + period);
+}
+
+#[test]
+fn missed_burst_catches_up_at_most_max_in_a_row() {
+    let period = ms(20);
+    let (tx, rx) = unbounded();
+    let host = host_with(
+        Periodic::every(period).missed(MissedTick::Burst { max: 2 }),
+        reporting(tx, |i| if i == 0 { ms(70) } else { Duration::ZERO }),
+    );
+    host.start(Duration::from_secs(5)).unwrap();
+    let t = take(&rx, 4);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let origin = t[0].scheduled;
+    // Slots 20 and 40 run late, back-to-back, each with its own scheduled time.
+    assert_eq!(t[1].scheduled, origin + period);
+    assert_eq!(t[2].scheduled, origin + period * 2);
+    assert!(t[1].lateness >= ms(40), "{:?}", t[1]);
+    assert_eq!((t[1].missed, t[2].missed), (0, 0));
+    // The burst is bounded: slot 60 (overdue too) is skipped after two catch-up ticks.
+    assert!(t[3].missed >= 1, "{:?}", t[3]);
+    let (n, rest) = period_between(origin, t[3].scheduled, period);
+    assert_eq!(rest, 0);
+    assert_eq!(n as u64, 3 + t[3].missed);
+}
+
+#[test]
+fn missed_delay_reschedules_from_the_late_tick() {
+    let period = ms(20);
+    let (tx, rx) = unbounded();
+    let host = host_with(
+        Periodic::every(period).missed(MissedTick::Delay),
+        reporting(tx, |i| if i == 0 { ms(70) } else { Duration::ZERO }),
+    );
+    host.start(Duration::from_secs(5)).unwrap();
+    let t = take(&rx, 4);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let origin = t[0].scheduled;
+    // The oldest overdue slot runs at once; the other overdue ones are counted as missed.
+    assert_eq!(t[1].scheduled, origin + period);
+    assert!(t[1].lateness >= ms(40), "{:?}", t[1]);
+    assert!(t[1].missed >= 2, "{:?}", t[1]);
+    // Then the schedule counts from when that late tick began.
+    assert_eq!(t[2].scheduled, t[1].started() + period);
+    assert_eq!(t[3].scheduled, t[2].scheduled + period);
+    assert_eq!(t[2].missed, 0);
+}
+
+#[test]
+fn first_tick_immediately() {
+    let (tx, rx) = unbounded();
+    let host = host_with(
+        Periodic::every(Duration::from_secs(3600)).first_tick(FirstTick::Immediately),
+        reporting(tx, |_| Duration::ZERO),
+    );
+    let before = Instant::now();
+    host.start(Duration::from_secs(5)).unwrap();
+    let t = take(&rx, 1);
+    assert!(t[0].scheduled >= before);
+    assert!(t[0].scheduled.duration_since(before) < Duration::from_secs(5));
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+}
+
+#[test]
+fn first_tick_after_one_period() {
+    let period = ms(150);
+    let (tx, rx) = unbounded();
+    let host = host_with(
+        Periodic::every(period).first_tick(FirstTick::AfterPeriod),
+        reporting(tx, |_| Duration::ZERO),
+    );
+    let before = Instant::now();
+    host.start(Duration::from_secs(5)).unwrap();
+    let t = take(&rx, 2);
+    assert!(t[0].scheduled >= before + period);
+    assert!(t[0].started() >= before + period);
+    assert_eq!(t[1].scheduled, t[0].scheduled + period);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+}
+
+#[test]
+fn first_tick_at_an_instant() {
+    let (tx, rx) = unbounded();
+    let at = Instant::now() + ms(120);
+    let host = host_with(
+        Periodic::every(Duration::from_secs(3600)).first_tick(FirstTick::At(at)),
+        reporting(tx, |_| Duration::ZERO),
+    );
+    host.start(Duration::from_secs(5)).unwrap();
+    let t = take(&rx, 1);
+    assert_eq!(t[0].scheduled, at);
+    assert!(t[0].started() >= at);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+
+    // An instant already past: the first tick runs at once, late.
+    let (tx, rx) = unbounded();
+    let past = Instant::now()
+        .checked_sub(ms(500))
+        .expect("the clock is past 500 ms");
+    let host = host_with(
+        Periodic::every(Duration::from_secs(3600)).first_tick(FirstTick::At(past)),
+        reporting(tx, |_| Duration::ZERO),
+    );
+    host.start(Duration::from_secs(5)).unwrap();
+    let t = take(&rx, 1);
+    assert_eq!(t[0].scheduled, past);
+    assert!(t[0].lateness >= ms(500), "{:?}", t[0]);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+}
+
+#[test]
+fn failing_and_panicking_ticks_do_not_end_the_schedule() {
+    let (tx, rx) = unbounded();
+    let periodic = Periodic::every(ms(5));
+    let stats = periodic.stats();
+    // The host's default policy is StopHost: it must not see tick failures under Continue.
+    let host = host_with(periodic, move |tick| {
+        let _ = tx.send(seen(tick));
+        match tick.index() {
+            0 => Err("database unreachable".into()),
+            1 => panic!("tick bug"),
+            _ => Ok(()),
+        }
+    });
+    let handle = host.handle();
+    host.start(Duration::from_secs(5)).unwrap();
+    let t = take(&rx, 6);
+    assert_eq!(t[1].failures, 1);
+    assert_eq!(t[5].failures, 2);
+    assert_eq!(stats.failures(), 2);
+    assert_eq!(stats.panics(), 1);
+    // Tick 5 reported from inside itself: it is counted once it returns.
+    assert!(stats.ticks() >= 5);
+    assert_eq!(handle.state(), HostState::Running);
+    let status = handle.snapshot().service("timer").unwrap().clone();
+    assert_eq!(status.state, ServiceState::Running);
+    assert!(status.last_error.is_none());
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+}
+
+#[test]
+fn escalated_tick_failure_stops_the_host_naming_the_service() {
+    let periodic = Periodic::every(ms(2)).on_tick_failure(TickFailure::Escalate { consecutive: 3 });
+    let stats = periodic.stats();
+    let service = periodic
+        .build("timer", |tick: &Tick<'_>| {
+            if tick.index() == 1 {
+                return Ok(()); // resets the count of failures in a row
+            }
+            Err(format!("tick {} failed", tick.index()).into())
+        })
+        .unwrap();
+    let result = HostBuilder::new()
+        .shutdown_timeout(Duration::from_secs(5))
+        .add_service(service)
+        .build()
+        .unwrap()
+        .run();
+    match &result {
+        Err(Error::ServiceFailed {
+            service, failure, ..
+        }) => {
+            assert_eq!(&**service, "timer");
+            // Ticks 0 (fail), 1 (ok), 2, 3, 4 (three in a row): the last one escalates.
+            assert_eq!(failure.to_string(), "tick 4 failed");
+        }
+        other => panic!("expected ServiceFailed, got {other:?}"),
+    }
+    assert_eq!(stats.failures(), 4);
+    assert_eq!(threadhost::exit_code(&result), threadhost::EXIT_FAILURE);
+}
+
+#[test]
+fn escalated_panic_keeps_its_message() {
+    let service = Periodic::every(ms(2))
+        .on_tick_failure(TickFailure::Escalate { consecutive: 1 })
+        .build("timer", |_: &Tick<'_>| panic!("sensor exploded"))
+        .unwrap();
+    let result = HostBuilder::new()
+        .add_service(service)
+        .build()
+        .unwrap()
+        .run();
+    match &result {
+        Err(Error::ServiceFailed {
+            failure: Failure::Panic(message),
+            ..
+        }) => assert_eq!(&**message, "sensor exploded"),
+        other => panic!("expected a panic failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn escalation_under_restart_resumes_the_schedule_in_phase() {
+    let period = ms(10);
+    let (tx, rx) = unbounded();
+    let service = Periodic::every(period)
+        .on_tick_failure(TickFailure::Escalate { consecutive: 1 })
+        .build("timer", move |tick: &Tick<'_>| {
+            let _ = tx.send(seen(tick));
+            if tick.index() == 1 {
+                Err("once".into())
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap()
+        .on_failure(Policy::Restart {
+            backoff: threadhost::Backoff::fixed(ms(25)),
+            max_restarts: 3,
+            within: Duration::from_secs(60),
+        });
+    let host = HostBuilder::new().add_service(service).build().unwrap();
+    let handle = host.handle();
+    host.start(Duration::from_secs(5)).unwrap();
+    let t = take(&rx, 4);
+    let status = handle.snapshot().service("timer").unwrap().clone();
+    assert_eq!(status.restarts, 1);
+    assert_eq!(
+        status.last_error.map(|f| f.to_string()).as_deref(),
+        Some("once")
+    );
+    // After the 25 ms backoff the schedule resumed on its grid, counting skipped slots.
+    let origin = t[0].scheduled;
+    let (n, rest) = period_between(origin, t[2].scheduled, period);
+    assert_eq!(rest, 0);
+    assert!(t[2].missed >= 2, "{:?}", t[2]);
+    assert_eq!(n as u64, 2 + t[2].missed);
+    assert_eq!(t[2].index, 2);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+}
+
+#[test]
+fn stop_interrupts_a_long_period_at_once() {
+    let (tx, rx) = unbounded();
+    let host = host_with(
+        Periodic::every(Duration::from_secs(3600)),
+        reporting(tx, |_| Duration::ZERO),
+    );
+    host.start(Duration::from_secs(5)).unwrap();
+    let _first = take(&rx, 1); // now waiting an hour for the next slot
+    let began = Instant::now();
+    let report = host.stop(Duration::from_secs(5));
+    assert!(report.is_clean(), "{report}");
+    assert!(began.elapsed() < ms(500), "stop took {:?}", began.elapsed());
+}
+
+#[test]
+fn tick_in_progress_sees_its_token_fire() {
+    let (entered_tx, entered_rx) = unbounded();
+    let saw_stop = Arc::new(AtomicBool::new(false));
+    let saw = Arc::clone(&saw_stop);
+    let host = host_with(Periodic::every(ms(5)), move |tick| {
+        let _ = entered_tx.send(());
+        // A long tick that watches its token.
+        if tick.token().wait_timeout(Duration::from_secs(60)) {
+            saw.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    });
+    host.start(Duration::from_secs(5)).unwrap();
+    entered_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let began = Instant::now();
+    let report = host.stop(Duration::from_secs(5));
+    assert!(report.is_clean(), "{report}");
+    assert!(saw_stop.load(Ordering::SeqCst));
+    assert!(began.elapsed() < ms(500), "stop took {:?}", began.elapsed());
+}
