@@ -364,6 +364,107 @@ threadhost_status threadhost_service_liveness(threadhost_service *service, uint6
 /* Frees a service never added to a builder (its destroy runs). */
 void threadhost_service_free(threadhost_service *service);
 
+/* ---- Periodic services -------------------------------------------------------------------- */
+/*
+ * A tick callback run at a fixed rate on the service's own thread, on an absolute schedule
+ * (first + k * period): no drift, ticks never overlap, a stop interrupts the wait at once.
+ * Configure a schedule (not thread-safe), build it into a threadhost_service (which consumes
+ * it), then add the service to a builder like any other.
+ */
+
+typedef struct threadhost_periodic threadhost_periodic;
+typedef struct threadhost_tick threadhost_tick;
+typedef struct threadhost_periodic_stats threadhost_periodic_stats;
+
+/*
+ * A tick, on the service's thread; `tick` is valid only during the call. A failing status is
+ * logged and counted (and escalated per threadhost_periodic_escalate_after); a tick that
+ * returns THREADHOST_STOPPED after the token fired ends the service cleanly.
+ */
+typedef threadhost_status (*threadhost_tick_fn)(void *user, const threadhost_tick *tick);
+
+/* What to do with slots that passed while a tick overran (threadhost_missed_tick values). */
+typedef int32_t threadhost_missed_tick;
+/* Skip them and keep the phase: the next tick runs at the first slot still ahead. Default. */
+#define THREADHOST_MISSED_SKIP 0
+/* Run them back-to-back, at most burst_max in a row, then skip. */
+#define THREADHOST_MISSED_BURST 1
+/* Run the oldest at once and restart the schedule from that moment (the phase shifts). */
+#define THREADHOST_MISSED_DELAY 2
+
+/* When the first tick is due, counted from when the service's body begins. */
+typedef int32_t threadhost_first_tick;
+#define THREADHOST_FIRST_TICK_IMMEDIATELY 0 /* default */
+#define THREADHOST_FIRST_TICK_AFTER_PERIOD 1
+#define THREADHOST_FIRST_TICK_AFTER_DELAY 2 /* delay_ms from the configuring call */
+
+/*
+ * A new schedule in *periodic_out: a tick every period_ms (0 is reported at build), the first
+ * at once, missed slots skipped, failing ticks counted. Owned by the caller until
+ * threadhost_periodic_build consumes it, or threadhost_periodic_free.
+ */
+threadhost_status threadhost_periodic_new(uint64_t period_ms, threadhost_periodic **periodic_out);
+
+/* The missed-tick policy (THREADHOST_MISSED_*); burst_max is used by _BURST (>= 1 at build). */
+threadhost_status threadhost_periodic_missed(threadhost_periodic *periodic,
+                                             threadhost_missed_tick missed, uint32_t burst_max);
+
+/* When the first tick is due (THREADHOST_FIRST_TICK_*); delay_ms is used by _AFTER_DELAY. */
+threadhost_status threadhost_periodic_first_tick(threadhost_periodic *periodic,
+                                                 threadhost_first_tick first, uint64_t delay_ms);
+
+/*
+ * 0 (the default): a failing tick is logged and counted, and the schedule goes on. n > 0: n
+ * failing ticks in a row end the body with the last failure, handled by the service's failure
+ * policy (THREADHOST_POLICY_*: stop the host, ignore, or restart keeping the phase).
+ */
+threadhost_status threadhost_periodic_escalate_after(threadhost_periodic *periodic,
+                                                     uint32_t consecutive);
+
+/*
+ * A handle on the counters of the service this schedule builds, in *stats_out: owned by the
+ * caller (threadhost_periodic_stats_free), readable from any thread, valid after the host is
+ * freed.
+ */
+threadhost_status threadhost_periodic_get_stats(const threadhost_periodic *periodic,
+                                            threadhost_periodic_stats **stats_out);
+
+/* Reads ticks run, failing ticks, panicking ticks, missed slots; each output may be NULL. */
+threadhost_status threadhost_periodic_stats_read(const threadhost_periodic_stats *stats,
+                                                 uint64_t *ticks_out, uint64_t *failures_out,
+                                                 uint64_t *panics_out, uint64_t *missed_out);
+
+void threadhost_periodic_stats_free(threadhost_periodic_stats *stats);
+
+/*
+ * Builds the service named `name` (copied) running `tick` (required) on the schedule, in
+ * *service_out (set its policy, dependencies, ... then threadhost_builder_add_service). Consumes
+ * `periodic` whatever the result; ownership of `user` passes to threadhost whatever the
+ * result (destroy runs exactly once). THREADHOST_INVALID_CONFIG: a zero period, a burst of 0.
+ */
+threadhost_status threadhost_periodic_build(threadhost_periodic *periodic, const char *name,
+                                            threadhost_tick_fn tick, void *user,
+                                            threadhost_destroy_fn destroy,
+                                            threadhost_service **service_out);
+
+/* Frees a schedule never built. */
+void threadhost_periodic_free(threadhost_periodic *periodic);
+
+/*
+ * The tick's service context (name, token, host stop, threadhost_context_set_error), valid
+ * during the tick callback. NULL if tick is NULL.
+ */
+const threadhost_context *threadhost_tick_context(const threadhost_tick *tick);
+
+/*
+ * The tick's figures: its index (0 for the first tick run), how late it began (microseconds
+ * after its slot), the slots skipped since the previous tick, the failing ticks before it.
+ * Each output may be NULL.
+ */
+threadhost_status threadhost_tick_info(const threadhost_tick *tick, uint64_t *index_out,
+                                       uint64_t *lateness_us_out, uint64_t *missed_out,
+                                       uint64_t *failures_out);
+
 /* ---- Host --------------------------------------------------------------------------------- */
 /*
  * A host may be used from any thread, by several threads at once; only threadhost_host_free

@@ -155,6 +155,11 @@ fn c_bad_input() {
     run_c_test("bad_input");
 }
 
+#[test]
+fn c_periodic() {
+    run_c_test("periodic");
+}
+
 /// Every `tests/c/*.c` has its `#[test]` above (a new file cannot be silently skipped).
 #[test]
 fn every_c_test_file_is_run() {

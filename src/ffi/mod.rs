@@ -29,6 +29,7 @@ mod handle;
 mod builder;
 mod context;
 mod host;
+mod periodic;
 mod service;
 mod snapshot;
 mod status;

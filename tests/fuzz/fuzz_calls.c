@@ -78,6 +78,17 @@ static threadhost_status hook(void *user, const threadhost_context *ctx) {
     return threadhost_context_is_stopped(ctx) ? THREADHOST_OK : THREADHOST_OK;
 }
 
+static threadhost_status tick(void *user, const threadhost_tick *t) {
+    (void)user;
+    uint64_t index = 0;
+    threadhost_tick_info(t, &index, NULL, NULL, NULL);
+    switch (pick(8)) {
+    case 0: return threadhost_context_request_host_stop(threadhost_tick_context(t));
+    case 1: return THREADHOST_SERVICE_FAILED;
+    default: return THREADHOST_OK;
+    }
+}
+
 static void check(threadhost_status st, const char *call) {
     if (st < THREADHOST_OK || st > THREADHOST_SIGNAL_FAILED || st == THREADHOST_PANIC) {
         fprintf(stderr, "step %lu: %s returned %d (%s)\n", step, call, st, threadhost_status_name(st));
@@ -126,7 +137,16 @@ int main(int argc, char **argv) {
                   "add_background");
             break;
         case 5:
-            if (!services[i]) {
+            if (!services[i] && pick(3) == 0) {
+                threadhost_periodic *p = NULL;
+                check(threadhost_periodic_new(pick(4), &p), "periodic_new");
+                check(threadhost_periodic_missed(p, (int32_t)pick(5) - 1, pick(3)), "periodic_missed");
+                check(threadhost_periodic_first_tick(p, (int32_t)pick(5) - 1, pick(5)), "first_tick");
+                check(threadhost_periodic_escalate_after(p, pick(3)), "escalate_after");
+                check(threadhost_periodic_build(p, names[pick(5)], pick(10) ? tick : NULL, new_user(),
+                                                on_destroy, &services[i]),
+                      "periodic_build");
+            } else if (!services[i]) {
                 threadhost_status st = pick(2)
                     ? threadhost_service_new_background(names[pick(5)], body, new_user(), on_destroy, &services[i])
                     : threadhost_service_new_hosted(names[pick(5)], pick(2) ? hook : NULL, hook, new_user(), on_destroy, &services[i]);
