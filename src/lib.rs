@@ -158,6 +158,7 @@ mod error;
 mod host;
 mod lifetime;
 mod panic;
+mod queue;
 mod service;
 mod stop;
 mod supervise;
@@ -171,6 +172,10 @@ pub use host::{
     ServiceState, ServiceStatus, StopReport,
 };
 pub use lifetime::{EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, exit_code};
+pub use queue::{
+    FullMode, Producer, QueueHandle, QueueMetrics, QueueReport, SendError, SendTimeoutError, Task,
+    TaskQueue, TrySendError, WorkQueue, WorkQueueBuilder,
+};
 pub use service::{BackgroundService, Context, HostedService, Service};
 pub use stop::{Registration, StopGuard, StopReason, StopSource, StopToken, Stopped};
 pub use supervise::{Backoff, Policy};
