@@ -246,10 +246,10 @@ fn drop_oldest_evicts_the_head_and_counts_it() {
 }
 
 #[test]
-fn drop_newest_evicts_the_tail_and_counts_it() {
+fn drop_newest_drops_the_new_item_and_counts_it() {
     let (ran, dropped, m) = drop_mode_case(FullMode::DropNewest);
-    assert_eq!(dropped, [2, 3]);
-    assert_eq!(ran, [1, 4]);
+    assert_eq!(dropped, [3, 4]);
+    assert_eq!(ran, [1, 2]);
     assert_eq!((m.sent, m.dropped, m.completed), (4, 2, 2));
 }
 

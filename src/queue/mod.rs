@@ -6,57 +6,64 @@
 //! hook closes the queue, drains it until the stop deadline, cancels what still runs, hands
 //! back what never ran, and joins the workers by the deadline.
 //!
-//! # Why a mutex-guarded ring and not a crossbeam channel
+//! # A crossbeam bounded channel, and what is built around it
 //!
-//! The product sketch says "crossbeam bounded channel". The buffer is instead a
-//! `parking_lot::Mutex<VecDeque<T>>` with three condition variables, because four contracts
-//! each need one critical section that a channel cannot give:
+//! The items travel through a crossbeam `bounded(capacity)` channel: its lock-free array keeps
+//! the producer and the workers on different cache lines, and its blocking `recv` is what the
+//! workers wait on (idle workers are parked by crossbeam; nothing polls). A first version used
+//! a `Mutex<VecDeque>` with condvars; with one producer and two workers it was 3–4× slower
+//! than a plain crossbeam pool (the three threads fought over one lock), so it was replaced.
 //!
-//! 1. *Close with drain.* A crossbeam channel closes for senders only when every `Sender` is
-//!    dropped, and the [`Producer`]s are the user's clones; here `closed` refuses new items at
-//!    once while the workers keep draining.
-//! 2. *Blocked senders wake on close.* A sender blocked in a channel's `send` wakes only for
-//!    room or disconnection; here `close` wakes every blocked sender, which gets its item back.
-//! 3. *Drop modes.* `DropOldest` / `DropNewest` remove the head / the tail and enqueue the new
-//!    item in the same critical section, so the evicted item is exactly the one counted and
-//!    handed to `on_drop`. A channel cannot pop its tail, and popping its head from the sender
-//!    side races with other senders.
-//! 4. *Nothing slips past the sweep.* Cancelling sets `closed`, marks the queue cancelled and
-//!    takes every queued item in one critical section, so no item can enter or be started
-//!    afterwards: `sent = completed + failed + panicked + dropped + returned` holds exactly.
+//! A channel alone cannot give four contracts; each gets one small mechanism:
 //!
-//! Speed comes from keeping the lock short and the wake-ups rare, not from lock freedom: a
-//! push or a pop is one uncontended lock in the common case; a condvar is notified only when a
-//! thread actually waits on it (`idle_workers`, `waiting_senders`); a worker that finds items
-//! never sleeps. The per-job counters are per worker, on their own cache lines, bumped without
-//! a locked instruction; nothing reads a clock per job. See `benches/queue.rs`.
+//! 1. *Close with drain.* A channel closes for receivers only when its last `Sender` drops, and
+//!    the [`Producer`]s are the user's clones. So producers never own a `Sender`: the only one
+//!    lives in `Core::tx: RwLock<Option<Sender<T>>>`. A send read-locks it just for the
+//!    `closed` check and a `try_send` (two uncontended atomic operations with one producer);
+//!    the stop write-locks it and drops the `Sender` ("seals"), after which the workers drain
+//!    what is queued and their `recv` ends by itself.
+//! 2. *Blocked senders wake on close.* A send that must wait clones the `Sender`, leaves the
+//!    lock, and blocks in a `Select` on its send and on `close_rx`; closing drops `close_tx`,
+//!    which wakes every such sender at once with its item handed back. (A send racing with the
+//!    close may still be accepted: it is then drained or handed back like any queued item.)
+//! 3. *Drop modes.* `DropOldest` pops the head with `try_recv` on the queue's own `Receiver`
+//!    (from the sender's side) and retries; `DropNewest` drops the incoming item. Both count
+//!    the dropped item and give it to `on_drop` after the lock is released. (.NET's
+//!    `DropNewest`, evicting the newest *queued* item, cannot be done on a channel; what we call
+//!    `DropNewest` is .NET's `DropWrite`.)
+//! 4. *Nothing is lost at cancel.* Cancelling sets `cancelled`, then sweeps the sealed channel
+//!    with `try_recv` (bounded: nothing can enter a sealed channel). A worker checks
+//!    `cancelled` after each `recv` and hands back, rather than runs, an item it got after the
+//!    flag was set. So every accepted item is run, dropped, or handed back, exactly once.
+//!
+//! Counters: each worker counts what it took and how each job ended on its own cache line,
+//! with plain relaxed stores (single writer); drops and hand-backs are rare shared atomics;
+//! `sent` is derived (`depth + taken + dropped + returned`), so a send touches no counter. No
+//! clock is read per job. See `benches/queue.rs` for the figures.
 //!
 //! # Invariants
 //!
-//! 1. All queue state lives in `Core::state` (one mutex), held only for short, non-blocking
-//!    sections: never across user code (handlers, `on_drop`, `on_unrun`, token callbacks) or
-//!    the drop of a user value. Items leave the lock by value before they are run or dropped.
-//! 2. Every change another thread may wait for is made under `state` and followed by a notify
-//!    of the condvar that thread waits on, before the lock is released: an item pushed →
-//!    `not_empty` (if a worker is idle); an item taken → `not_full` (if a sender waits); close
-//!    → both, `notify_all`; a worker exited → `exited`. Every wait re-checks its predicate
-//!    under the lock, in a loop bounded by its deadline. So no wake-up is ever lost.
-//! 3. Once `closed` is set no item is accepted; once `cancelled` is set no item is started.
-//!    Taking an item and counting it in `taken` is one critical section, as is cancelling and
-//!    sweeping the queue. So every accepted item ends in exactly one of: run by a worker
-//!    (completed / failed / panicked), evicted by a drop mode (dropped), swept (returned).
-//! 4. `running` counts spawned workers that have not exited; the stop hook joins a worker
-//!    only after it marked itself exited, so a join never outlasts a deadline; the others are
+//! 1. No threadhost lock is held across user code (handlers, `on_drop`, `on_unrun`, token
+//!    callbacks) or a blocking wait: the `tx` read lock covers only a check and `try_send` /
+//!    `try_recv` calls; evicted items leave it by value before `on_drop` runs.
+//! 2. Once `closed` is set (under no lock, before `close_tx` drops), no send starts; once the
+//!    `Sender` in `tx` is dropped and the blocked senders' clones are gone, no item can enter.
+//! 3. `cancelled` is set before the sweep; a worker that received an item checks it before
+//!    running the item. So each item is counted once: in a worker's `taken`, in `dropped`, or
+//!    in `returned`.
+//! 4. `Workers::running` counts spawned workers that have not exited; it changes under
+//!    `workers` and is announced on `workers_exited` (`notify_all` under the lock; the stop
+//!    hook re-checks it under the lock in a deadline-bounded loop). A worker is joined only
+//!    after it marked itself exited, so a join never outlasts a deadline; the others are
 //!    detached and counted.
 //!
 //! # Lock order
 //!
-//! `state` is never held while another lock is taken; `report` is taken alone.
+//! No two of `tx`, `close_tx`, `workers`, `late`, `report` are ever held together.
 
 mod error;
 mod pool;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::JoinHandle;
@@ -69,7 +76,8 @@ use crate::error::{Error, ServiceResult};
 use crate::panic::panic_message;
 use crate::service::{Context, HostedService, Service};
 use crate::stop::{StopReason, StopSource, StopToken};
-use crate::sync::{Arc, Condvar, Mutex};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
+use crossbeam_channel::{Receiver, Select, Sender, TrySendError as ChannelError};
 use pool::WorkerCounters;
 
 /// The handler shared by the workers of a queue.
@@ -115,10 +123,10 @@ pub type TaskQueue = WorkQueue<Task>;
 /// | --- | --- | --- |
 /// | `Block` | waits for room (backpressure); `try_send` returns `Full(item)`; a timed send returns `Timeout(item)` at its deadline | — |
 /// | `DropOldest` | evicts the oldest queued item (the head), enqueues the new one, succeeds | evicted item: dropped |
-/// | `DropNewest` | evicts the newest queued item (the tail), enqueues the new one, succeeds | evicted item: dropped |
+/// | `DropNewest` | drops the new item itself (.NET's `DropWrite`), succeeds | new item: dropped |
 /// | `Reject` | never waits: every send form hands the item back at once (`Full`, `SendError`, `Timeout`) | not sent |
 ///
-/// An evicted item is counted in [`QueueMetrics::dropped`] and passed to the
+/// A dropped item is counted in [`QueueMetrics::dropped`] and passed to the
 /// [`on_drop`](WorkQueueBuilder::on_drop) callback if there is one: never silently lost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -128,7 +136,8 @@ pub enum FullMode {
     Block,
     /// Evict the oldest queued item to make room.
     DropOldest,
-    /// Evict the newest queued item to make room.
+    /// Drop the new item (the newest), keeping what is queued. (.NET's `DropNewest` evicts
+    /// the newest *queued* item, which a channel cannot do; this is .NET's `DropWrite`.)
     DropNewest,
     /// Refuse the new item, handing it back to the sender.
     Reject,
@@ -156,7 +165,7 @@ pub struct QueueMetrics {
     pub failed: u64,
     /// Jobs that panicked.
     pub panicked: u64,
-    /// Items evicted by `DropOldest` / `DropNewest`.
+    /// Items dropped by `DropOldest` / `DropNewest`.
     pub dropped: u64,
     /// Items handed back unrun by a stop (or by dropping a queue that never stopped).
     pub returned: u64,
@@ -228,37 +237,41 @@ impl<T> fmt::Debug for QueueReport<T> {
     }
 }
 
-/// The state under `Core::state` (invariant 1).
-struct State<T> {
-    items: VecDeque<T>,
-    closed: bool,
-    cancelled: bool,
-    sent: u64,
-    dropped: u64,
-    returned: u64,
-    taken: u64,
-    idle_workers: usize,
-    waiting_senders: usize,
+/// The worker registry, under `Core::workers` (invariant 4).
+struct Workers {
     running: usize,
     exited: Vec<bool>,
 }
+
+/// A flag on its own cache line: read by every worker for every item, written once.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Flag(AtomicBool);
 
 /// What producers, workers, handles and the service share.
 pub(crate) struct Core<T> {
     pub(crate) name: Arc<str>,
     capacity: usize,
     mode: FullMode,
-    state: Mutex<State<T>>,
-    /// Invariant 2: workers wait here for an item or the close.
-    not_empty: Condvar,
-    /// Invariant 2: blocked senders wait here for room or the close.
-    not_full: Condvar,
-    /// Invariant 2: the stop hook waits here for workers to exit.
-    exited: Condvar,
+    /// The only `Sender` of the channel; `None` once sealed (invariant 2).
+    tx: RwLock<Option<Sender<T>>>,
+    pub(crate) rx: Receiver<T>,
+    closed: AtomicBool,
+    /// Dropped on close: wakes the senders blocked in a `Select` on `close_rx`.
+    close_tx: Mutex<Option<Sender<()>>>,
+    close_rx: Receiver<()>,
+    cancelled: Flag,
+    dropped: AtomicU64,
+    returned: AtomicU64,
     pub(crate) counters: Box<[WorkerCounters]>,
     /// The jobs' token: fired when the stop gives up draining, or cancels at once.
     pub(crate) jobs: StopSource,
     on_drop: Option<OnDrop<T>>,
+    workers: Mutex<Workers>,
+    /// Invariant 4: the stop hook waits here for workers to exit.
+    workers_exited: Condvar,
+    /// Items a worker received after the cancel and handed back (invariant 3).
+    late: Mutex<Vec<T>>,
     report: Mutex<Option<QueueReport<T>>>,
 }
 
@@ -269,56 +282,113 @@ enum Refused<T> {
     Closed(T),
 }
 
+/// What a send does after the read-locked section.
+enum Then<T> {
+    Done,
+    /// Wait for room with this clone of the `Sender` (Block mode).
+    Wait(Sender<T>, T),
+}
+
 impl<T: Send + 'static> Core<T> {
-    /// Pushes `item`; waits for room until `deadline` if `wait` (Block mode only).
+    /// Sends `item`; waits for room until `deadline` if `wait` (Block mode only).
     fn send(&self, item: T, wait: bool, deadline: Deadline) -> Result<(), Refused<T>> {
-        let mut st = self.state.lock();
-        loop {
-            if st.closed {
-                return Err(Refused::Closed(item));
-            }
-            if st.items.len() < self.capacity {
-                st.items.push_back(item);
-                st.sent += 1;
-                if st.idle_workers > 0 {
-                    // Invariant 2: the item is queued under the lock; a worker that is about
-                    // to wait has registered as idle under the same lock, so it cannot miss
-                    // this notification.
-                    self.not_empty.notify_one();
-                }
-                return Ok(());
-            }
-            let evicted = match self.mode {
-                FullMode::Block if wait => {
-                    if deadline.is_expired() {
-                        return Err(Refused::Timeout(item));
+        let mut evicted: Option<T> = None;
+        let mut evicted_more: Vec<T> = Vec::new();
+        let then = {
+            // Invariant 1: held for the check and non-blocking channel calls only; the
+            // stop's seal write-locks it, so no send can use the `Sender` after the seal.
+            let guard = self.tx.read();
+            let tx = match guard.as_ref() {
+                Some(tx) if !self.closed.load(Ordering::Acquire) => tx,
+                _ => return Err(Refused::Closed(item)),
+            };
+            match tx.try_send(item) {
+                Ok(()) => Then::Done,
+                // The core holds a receiver: cannot happen, but never lose the item.
+                Err(ChannelError::Disconnected(item)) => return Err(Refused::Closed(item)),
+                Err(ChannelError::Full(item)) => match self.mode {
+                    FullMode::Block if wait => Then::Wait(tx.clone(), item),
+                    FullMode::Block | FullMode::Reject => return Err(Refused::Full(item)),
+                    FullMode::DropNewest => {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        evicted = Some(item);
+                        Then::Done
                     }
-                    st.waiting_senders += 1;
-                    // Invariant 2: a worker that takes an item, or a close, notifies
-                    // `not_full` under the lock after we registered; we re-check room and
-                    // `closed` after every wake-up.
-                    match deadline.instant() {
-                        None => self.not_full.wait(&mut st),
-                        Some(at) => {
-                            let _ = self.not_full.wait_until(&mut st, at);
+                    FullMode::DropOldest => {
+                        let mut item = item;
+                        loop {
+                            if let Ok(old) = self.rx.try_recv() {
+                                self.dropped.fetch_add(1, Ordering::Relaxed);
+                                match evicted {
+                                    None => evicted = Some(old),
+                                    Some(_) => evicted_more.push(old),
+                                }
+                            }
+                            match tx.try_send(item) {
+                                Ok(()) => break Then::Done,
+                                Err(ChannelError::Full(back)) => item = back,
+                                Err(ChannelError::Disconnected(back)) => {
+                                    return Err(Refused::Closed(back));
+                                }
+                            }
                         }
                     }
-                    st.waiting_senders -= 1;
-                    continue;
-                }
-                FullMode::Block | FullMode::Reject => return Err(Refused::Full(item)),
-                FullMode::DropOldest => st.items.pop_front(),
-                FullMode::DropNewest => st.items.pop_back(),
-            };
-            st.items.push_back(item);
-            st.sent += 1;
-            st.dropped += 1;
-            drop(st);
-            // Invariant 1: the evicted item (user data) and the callback, outside the lock.
-            if let Some(evicted) = evicted {
-                self.hand_dropped(evicted);
+                },
             }
-            return Ok(());
+        };
+        // Invariant 1: the evicted items (user data) and the callback, outside the lock.
+        if let Some(old) = evicted {
+            self.hand_dropped(old);
+        }
+        for old in evicted_more {
+            self.hand_dropped(old);
+        }
+        match then {
+            Then::Done => Ok(()),
+            Then::Wait(tx, item) => self.send_blocking(&tx, item, deadline),
+        }
+    }
+
+    /// Waits for room, or for the close (invariant 2: `close_tx` drops after `closed` is
+    /// set, so a sender that saw the queue open is woken by the close).
+    fn send_blocking(&self, tx: &Sender<T>, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
+        // A short, bounded backoff first, as crossbeam's own `send` does before it parks:
+        // a worker usually frees a slot within microseconds, and parking the producer for
+        // each slot (a futex round trip per item) would halve the throughput of a full queue.
+        let mut item = item;
+        for step in 0..BACKOFF_STEPS {
+            if step < SPIN_STEPS {
+                for _ in 0..1u32 << step {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Refused::Closed(item));
+            }
+            match tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(ChannelError::Full(back)) => item = back,
+                Err(ChannelError::Disconnected(back)) => return Err(Refused::Closed(back)),
+            }
+        }
+        let mut select = Select::new();
+        let send = select.send(tx);
+        select.recv(&self.close_rx);
+        let oper = match deadline.instant() {
+            None => select.select(),
+            Some(at) => match select.select_deadline(at) {
+                Ok(oper) => oper,
+                Err(_) => return Err(Refused::Timeout(item)),
+            },
+        };
+        if oper.index() == send {
+            oper.send(tx, item)
+                .map_err(|e| Refused::Closed(e.into_inner()))
+        } else {
+            let _ = oper.recv(&self.close_rx);
+            Err(Refused::Closed(item))
         }
     }
 
@@ -336,84 +406,81 @@ impl<T: Send + 'static> Core<T> {
         }
     }
 
-    /// A worker's next item; `None` once the queue is closed and empty, or cancelled.
-    pub(crate) fn next_item(&self) -> Option<T> {
-        let mut st = self.state.lock();
-        loop {
-            if !st.cancelled {
-                if let Some(item) = st.items.pop_front() {
-                    // Invariant 3: taken and counted in one critical section.
-                    st.taken += 1;
-                    if st.waiting_senders > 0 {
-                        // Invariant 2: room made under the lock; the waiting sender
-                        // registered under it.
-                        self.not_full.notify_one();
-                    }
-                    return Some(item);
-                }
-            }
-            if st.closed {
-                return None;
-            }
-            st.idle_workers += 1;
-            // Invariant 2: a send or a close notifies `not_empty` under the lock after we
-            // registered as idle; the predicate is re-checked after every wake-up.
-            self.not_empty.wait(&mut st);
-            st.idle_workers -= 1;
-        }
+    /// `true` once the queue is cancelled: a worker hands back what it receives then.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.0.load(Ordering::Relaxed)
     }
 
-    /// Stops accepting items; wakes blocked senders (they get `Closed(item)`) and idle
-    /// workers (they exit once the queue is empty).
+    /// A worker received `item` after the cancel: hand it back (invariant 3).
+    pub(crate) fn hand_back_late(&self, item: T) {
+        self.returned.fetch_add(1, Ordering::Relaxed);
+        self.late.lock().push(item);
+    }
+
+    /// Stops accepting items; wakes blocked senders (they get `Closed(item)`).
     fn close(&self) {
-        let mut st = self.state.lock();
-        st.closed = true;
-        // Invariant 2: `closed` set under the lock, then every waiter woken to re-check it.
-        self.not_empty.notify_all();
-        self.not_full.notify_all();
+        self.closed.store(true, Ordering::Release);
+        // Invariant 2: `closed` first, then the wake-up of the blocked senders.
+        let close_tx = self.close_tx.lock().take();
+        drop(close_tx);
     }
 
-    /// Closes, marks the queue cancelled and takes every queued item (invariant 3). The
-    /// caller fires the jobs' token and hands the items back, outside the lock.
+    /// Drops the channel's `Sender` once no send is using it (invariant 2): the workers then
+    /// drain what is queued and exit. `false` if a send held the lock past `deadline`.
+    fn seal(&self, deadline: Deadline) -> bool {
+        let guard = match deadline.instant() {
+            None => Some(self.tx.write()),
+            Some(at) => self.tx.try_write_until(at),
+        };
+        let Some(mut guard) = guard else {
+            return false;
+        };
+        let tx = guard.take();
+        drop(guard);
+        drop(tx);
+        true
+    }
+
+    /// Marks the queue cancelled and takes every queued item (invariant 3). The caller fires
+    /// the jobs' token and hands the items back, outside every lock.
     fn cancel(&self) -> Vec<T> {
-        let mut st = self.state.lock();
-        st.closed = true;
-        st.cancelled = true;
-        let items: Vec<T> = st.items.drain(..).collect();
-        st.returned += items.len() as u64;
-        // Invariant 2: as `close`; idle workers now find the queue cancelled and exit.
-        self.not_empty.notify_all();
-        self.not_full.notify_all();
+        self.cancelled.0.store(true, Ordering::SeqCst);
+        let mut items = Vec::new();
+        while let Ok(item) = self.rx.try_recv() {
+            items.push(item);
+        }
+        self.returned
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
         items
     }
 
     pub(crate) fn worker_spawned(&self, index: usize) {
-        let mut st = self.state.lock();
-        st.running += 1;
-        st.exited[index] = false;
+        let mut w = self.workers.lock();
+        w.running += 1;
+        w.exited[index] = false;
     }
 
     /// A worker's last act (invariant 4).
     pub(crate) fn worker_exited(&self, index: usize) {
-        let mut st = self.state.lock();
-        if !st.exited[index] {
-            st.exited[index] = true;
-            st.running -= 1;
+        let mut w = self.workers.lock();
+        if !w.exited[index] {
+            w.exited[index] = true;
+            w.running -= 1;
         }
-        // Invariant 2: the stop hook re-checks `running` under the lock.
-        self.exited.notify_all();
+        // Invariant 4: changed under the lock, announced before it is released.
+        self.workers_exited.notify_all();
     }
 
     /// Waits until every worker exited or `deadline` passed; `true` if they all exited.
     fn await_workers(&self, deadline: Deadline) -> bool {
-        let mut st = self.state.lock();
-        while st.running > 0 {
+        let mut w = self.workers.lock();
+        while w.running > 0 {
             match deadline.instant() {
-                None => self.exited.wait(&mut st),
+                None => self.workers_exited.wait(&mut w),
                 Some(at) => {
-                    // Invariant 2: `worker_exited` notifies under the lock.
-                    if self.exited.wait_until(&mut st, at).timed_out() {
-                        return st.running == 0;
+                    // Invariant 4: `worker_exited` notifies under the lock; re-checked here.
+                    if self.workers_exited.wait_until(&mut w, at).timed_out() {
+                        return w.running == 0;
                     }
                 }
             }
@@ -422,34 +489,33 @@ impl<T: Send + 'static> Core<T> {
     }
 
     fn is_closed(&self) -> bool {
-        self.state.lock().closed
+        self.closed.load(Ordering::Acquire)
     }
 
     fn len(&self) -> usize {
-        self.state.lock().items.len()
+        self.rx.len()
     }
 
     fn metrics(&self) -> QueueMetrics {
-        let st = self.state.lock();
         let mut m = QueueMetrics {
-            sent: st.sent,
-            depth: st.items.len(),
+            depth: self.rx.len(),
             capacity: self.capacity,
-            dropped: st.dropped,
-            returned: st.returned,
+            dropped: self.dropped.load(Ordering::Relaxed),
+            returned: self.returned.load(Ordering::Relaxed),
             workers: self.counters.len(),
-            closed: st.closed,
+            closed: self.is_closed(),
             ..QueueMetrics::default()
         };
-        // Read under the lock, after `taken`: a job counted finished was taken before, and
-        // `taken` cannot move while we hold the lock, so `in_flight` never underflows.
+        let mut taken = 0;
         for c in self.counters.iter() {
-            m.completed += c.completed.load(crate::sync::Ordering::Relaxed);
-            m.failed += c.failed.load(crate::sync::Ordering::Relaxed);
-            m.panicked += c.panicked.load(crate::sync::Ordering::Relaxed);
+            // `finished` before `taken`: a worker bumps `taken` before it runs the job.
+            m.completed += c.completed.load(Ordering::Relaxed);
+            m.failed += c.failed.load(Ordering::Relaxed);
+            m.panicked += c.panicked.load(Ordering::Relaxed);
+            taken += c.taken.load(Ordering::Relaxed);
         }
-        let finished: u64 = self.counters.iter().map(WorkerCounters::finished).sum();
-        m.in_flight = st.taken.saturating_sub(finished);
+        m.in_flight = taken.saturating_sub(m.completed + m.failed + m.panicked);
+        m.sent = m.depth as u64 + taken + m.dropped + m.returned;
         m
     }
 
@@ -480,6 +546,11 @@ pub struct WorkQueueBuilder<T> {
 /// The smallest worker stack accepted, in bytes (as the host's services).
 const MIN_STACK_SIZE: usize = 64 * 1024;
 
+/// Backoff of a sender on a full queue before it blocks: `SPIN_STEPS` rounds of
+/// 1, 2, 4, … spin hints, then yields, `BACKOFF_STEPS` rounds in all (crossbeam's `Backoff`).
+const SPIN_STEPS: u32 = 6;
+const BACKOFF_STEPS: u32 = 10;
+
 /// The cap of the default cancel grace (a fifth of the stop budget, at most this).
 const MAX_DEFAULT_GRACE: Duration = Duration::from_secs(1);
 
@@ -507,7 +578,7 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
         self
     }
 
-    /// Receives each item evicted by [`FullMode::DropOldest`] / [`FullMode::DropNewest`], on
+    /// Receives each item dropped by [`FullMode::DropOldest`] / [`FullMode::DropNewest`], on
     /// the sending thread, outside the queue's lock. A panic in it is caught and logged.
     pub fn on_drop(mut self, f: impl Fn(T) + Send + Sync + 'static) -> Self {
         self.on_drop = Some(Box::new(f));
@@ -588,31 +659,31 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
                 format!("a thread stack must be at least {MIN_STACK_SIZE} bytes"),
             ));
         }
+        let (tx, rx) = crossbeam_channel::bounded(self.capacity);
+        let (close_tx, close_rx) = crossbeam_channel::bounded(0);
         let core = Arc::new(Core {
             name: Arc::from(self.name.as_str()),
             capacity: self.capacity,
             mode: self.mode,
-            state: Mutex::new(State {
-                items: VecDeque::with_capacity(self.capacity.min(4096)),
-                closed: false,
-                cancelled: false,
-                sent: 0,
-                dropped: 0,
-                returned: 0,
-                taken: 0,
-                idle_workers: 0,
-                waiting_senders: 0,
-                running: 0,
-                exited: vec![true; self.workers],
-            }),
-            not_empty: Condvar::new(),
-            not_full: Condvar::new(),
-            exited: Condvar::new(),
+            tx: RwLock::new(Some(tx)),
+            rx,
+            closed: AtomicBool::new(false),
+            close_tx: Mutex::new(Some(close_tx)),
+            close_rx,
+            cancelled: Flag::default(),
+            dropped: AtomicU64::new(0),
+            returned: AtomicU64::new(0),
             counters: (0..self.workers)
                 .map(|_| WorkerCounters::default())
                 .collect(),
             jobs: StopSource::new(),
             on_drop: self.on_drop,
+            workers: Mutex::new(Workers {
+                running: 0,
+                exited: vec![true; self.workers],
+            }),
+            workers_exited: Condvar::new(),
+            late: Mutex::new(Vec::new()),
             report: Mutex::new(None),
         });
         let queue = WorkQueue {
@@ -767,6 +838,18 @@ impl<T: Send + 'static> WorkQueue<T> {
         Service::hosted(&name, self)
     }
 
+    /// Refuses new items, wakes blocked senders, and seals the channel so that the workers
+    /// exit once it is empty (invariant 2).
+    fn close_and_seal(&self, deadline: Deadline) {
+        self.core.close();
+        if !self.core.seal(deadline) {
+            log::warn!(
+                "queue `{}`: a send still held the queue at the deadline; not sealed",
+                self.core.name
+            );
+        }
+    }
+
     /// Cancels what is queued, fires the jobs' token, and keeps the items to hand back.
     fn cancel(&mut self, reason: StopReason) {
         let items = self.core.cancel();
@@ -784,7 +867,7 @@ impl<T: Send + 'static> WorkQueue<T> {
 
     /// Joins the workers that exited (invariant 4); detaches and counts the others.
     fn join_workers(&mut self) -> usize {
-        let exited: Vec<bool> = self.core.state.lock().exited.clone();
+        let exited: Vec<bool> = self.core.workers.lock().exited.clone();
         let mut detached = 0;
         for (i, slot) in self.threads.iter_mut().enumerate() {
             let Some(handle) = slot.take() else { continue };
@@ -826,6 +909,12 @@ impl<T: Send + 'static> WorkQueue<T> {
 
     fn finish(&mut self, began: Instant, detached: usize) {
         let cancelled = self.core.jobs.is_stopped();
+        // Items a worker received just before the cancel came first in the queue.
+        let late = std::mem::take(&mut *self.core.late.lock());
+        if !late.is_empty() {
+            let swept = std::mem::replace(&mut self.unrun, late);
+            self.unrun.extend(swept);
+        }
         let unrun = self.hand_back();
         let metrics = self.core.metrics();
         log::info!(
@@ -853,6 +942,7 @@ impl<T: Send + 'static> HostedService for WorkQueue<T> {
                     // The host will not stop a service whose start failed: release the
                     // workers already running and hand back what is queued now.
                     self.finished = true;
+                    self.close_and_seal(ctx.deadline());
                     self.cancel(StopReason::Requested);
                     let detached = self.join_workers_by(ctx.deadline());
                     self.finish(Instant::now(), detached);
@@ -872,7 +962,7 @@ impl<T: Send + 'static> HostedService for WorkQueue<T> {
         let began = Instant::now();
         let deadline = ctx.deadline();
         self.finished = true;
-        self.core.close();
+        self.close_and_seal(deadline);
         if self.drain_on_stop {
             let depth = self.core.len();
             log::info!(
@@ -906,8 +996,7 @@ impl<T: Send + 'static> HostedService for WorkQueue<T> {
             _ => Deadline::NEVER,
         };
         let detached = self.join_workers_by(join_by);
-        // Anything still queued (only if workers are gone early, which cannot happen) is
-        // handed back rather than lost.
+        // Anything still queued (only if the seal failed) is handed back rather than lost.
         let rest = self.core.cancel();
         self.unrun.extend(rest);
         self.finish(began, detached);
@@ -937,6 +1026,7 @@ impl<T: Send + 'static> Drop for WorkQueue<T> {
         // Never stopped (the host never started, or dropped us after an aborted start):
         // refuse new items, wake blocked senders, hand back everything queued.
         let began = Instant::now();
+        self.close_and_seal(Deadline::after(Duration::from_secs(1)));
         self.cancel(StopReason::Requested);
         let detached = self.threads.iter().filter(|t| t.is_some()).count();
         // Dropping the handles detaches workers that may still finish a job; never block in

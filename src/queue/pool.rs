@@ -11,7 +11,7 @@ use crate::queue::{Core, Handler};
 use crate::stop::{StopToken, Stopped};
 use crate::sync::{Arc, AtomicU64, Ordering};
 
-/// What one worker has finished, on its own cache line so that workers never contend on a
+/// What one worker has taken and finished, on its own cache line so that workers never contend on a
 /// counter (and the producer's lock word stays out of their lines).
 ///
 /// Each counter has a single writer, its worker, which bumps it with a relaxed load + store
@@ -19,18 +19,10 @@ use crate::sync::{Arc, AtomicU64, Ordering};
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct WorkerCounters {
+    pub(crate) taken: AtomicU64,
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) panicked: AtomicU64,
-}
-
-impl WorkerCounters {
-    /// Jobs this worker finished, whatever the outcome.
-    pub(crate) fn finished(&self) -> u64 {
-        self.completed.load(Ordering::Relaxed)
-            + self.failed.load(Ordering::Relaxed)
-            + self.panicked.load(Ordering::Relaxed)
-    }
 }
 
 /// Single-writer increment: only the owning worker ever writes this counter.
@@ -67,7 +59,16 @@ fn worker_main<T: Send + 'static>(core: &Core<T>, handler: &Handler<T>, index: u
     let _exited = scopeguard::guard((), |()| core.worker_exited(index));
     let counters = &core.counters[index];
     let token: StopToken = core.jobs.token();
-    while let Some(item) = core.next_item() {
+    let rx = core.rx.clone();
+    // `recv` blocks (crossbeam parks the thread) until an item arrives, and ends once the
+    // stop sealed the channel and it is empty.
+    for item in rx.iter() {
+        if core.is_cancelled() {
+            // Received after the cancel: hand it back, never start it (invariant 3).
+            core.hand_back_late(item);
+            continue;
+        }
+        bump(&counters.taken);
         match catch_unwind(AssertUnwindSafe(|| handler(item, &token))) {
             Ok(Ok(())) => bump(&counters.completed),
             Ok(Err(error)) => {
