@@ -84,7 +84,7 @@ use pool::WorkerCounters;
 pub(crate) type Handler<T> = Arc<dyn Fn(T, &StopToken) -> ServiceResult + Send + Sync + 'static>;
 
 type OnDrop<T> = Box<dyn Fn(T) + Send + Sync + 'static>;
-type OnUnrun<T> = Box<dyn FnOnce(Vec<T>) + Send + 'static>;
+type OnUnrun<T> = Box<dyn Fn(Vec<T>) + Send + Sync + 'static>;
 
 /// The item of a [`TaskQueue`]: a boxed closure that receives the jobs' stop token, as .NET's
 /// `Func<CancellationToken, ValueTask>` work items.
@@ -243,6 +243,12 @@ struct Workers {
     exited: Vec<bool>,
 }
 
+/// Items handed back by workers, until the stop's report is made (`finalized`).
+struct Late<T> {
+    items: Vec<T>,
+    finalized: bool,
+}
+
 /// A flag on its own cache line: read by every worker for every item, written once.
 #[derive(Debug, Default)]
 #[repr(align(128))]
@@ -271,7 +277,8 @@ pub(crate) struct Core<T> {
     /// Invariant 4: the stop hook waits here for workers to exit.
     workers_exited: Condvar,
     /// Items a worker received after the cancel and handed back (invariant 3).
-    late: Mutex<Vec<T>>,
+    late: Mutex<Late<T>>,
+    on_unrun: Option<OnUnrun<T>>,
     report: Mutex<Option<QueueReport<T>>>,
 }
 
@@ -414,7 +421,40 @@ impl<T: Send + 'static> Core<T> {
     /// A worker received `item` after the cancel: hand it back (invariant 3).
     pub(crate) fn hand_back_late(&self, item: T) {
         self.returned.fetch_add(1, Ordering::Relaxed);
-        self.late.lock().push(item);
+        let mut late = self.late.lock();
+        if !late.finalized {
+            late.items.push(item);
+            return;
+        }
+        drop(late);
+        // The stop has already reported (this worker was preempted past the stop deadline):
+        // hand the item back on its own, outside every lock (invariant 1).
+        log::warn!(
+            "queue `{}`: an item is handed back after the stop's report",
+            self.name
+        );
+        let rest = self.hand_unrun(vec![item]);
+        if let Some(report) = self.report.lock().as_mut() {
+            report.unrun.extend(rest);
+            return;
+        }
+        // Reached only if the report was already taken: the item can go nowhere.
+        log::error!("queue `{}`: a late unrun item was dropped", self.name);
+    }
+
+    /// Gives unrun items to `on_unrun`; without it, returns them.
+    fn hand_unrun(&self, items: Vec<T>) -> Vec<T> {
+        let Some(on_unrun) = &self.on_unrun else {
+            return items;
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| on_unrun(items))) {
+            log::error!(
+                "queue `{}`: the on_unrun callback panicked: {}",
+                self.name,
+                panic_message(payload.as_ref())
+            );
+        }
+        Vec::new()
     }
 
     /// Stops accepting items; wakes blocked senders (they get `Closed(item)`).
@@ -554,9 +594,10 @@ const BACKOFF_STEPS: u32 = 10;
 /// The cap of the default cancel grace (a fifth of the stop budget, at most this).
 const MAX_DEFAULT_GRACE: Duration = Duration::from_secs(1);
 
-/// Time kept between the end of the workers' join and the stop deadline, so that the stop
-/// hook's reply reaches the host before the host's own deadline check.
-const REPLY_MARGIN: Duration = Duration::from_millis(2);
+/// Time kept between the end of the workers' join and the stop deadline (at most a tenth of
+/// the stop budget), so that the stop hook's reply reaches the host before the host's own
+/// deadline check.
+const REPLY_MARGIN: Duration = Duration::from_millis(20);
 
 impl<T: Send + 'static> WorkQueueBuilder<T> {
     /// The number of items the queue holds (at least 1). The default is 100.
@@ -590,7 +631,7 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
     /// service thread, outside the queue's lock, within the stop (keep it short: it counts
     /// against the stop deadline). A panic in it is caught and logged. Without it, the items
     /// are in [`QueueReport::unrun`].
-    pub fn on_unrun(mut self, f: impl FnOnce(Vec<T>) + Send + 'static) -> Self {
+    pub fn on_unrun(mut self, f: impl Fn(Vec<T>) + Send + Sync + 'static) -> Self {
         self.on_unrun = Some(Box::new(f));
         self
     }
@@ -683,7 +724,11 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
                 exited: vec![true; self.workers],
             }),
             workers_exited: Condvar::new(),
-            late: Mutex::new(Vec::new()),
+            late: Mutex::new(Late {
+                items: Vec::new(),
+                finalized: false,
+            }),
+            on_unrun: self.on_unrun,
             report: Mutex::new(None),
         });
         let queue = WorkQueue {
@@ -693,7 +738,6 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
             stack_size: self.stack_size,
             drain_on_stop: self.drain_on_stop,
             cancel_grace: self.cancel_grace,
-            on_unrun: self.on_unrun,
             unrun: Vec::new(),
             finished: false,
         };
@@ -783,7 +827,6 @@ pub struct WorkQueue<T: Send + 'static> {
     stack_size: Option<usize>,
     drain_on_stop: bool,
     cancel_grace: Option<Duration>,
-    on_unrun: Option<OnUnrun<T>>,
     /// Items swept and not yet handed back.
     unrun: Vec<T>,
     /// The stop hook (or a failed start's cleanup) ran: nothing is left for `Drop`.
@@ -894,23 +937,13 @@ impl<T: Send + 'static> WorkQueue<T> {
         if items.is_empty() {
             return items;
         }
-        let Some(on_unrun) = self.on_unrun.take() else {
-            return items;
-        };
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || on_unrun(items))) {
-            log::error!(
-                "queue `{}`: the on_unrun callback panicked: {}",
-                self.core.name,
-                panic_message(payload.as_ref())
-            );
-        }
-        Vec::new()
+        self.core.hand_unrun(items)
     }
 
     fn finish(&mut self, began: Instant, detached: usize) {
         let cancelled = self.core.jobs.is_stopped();
         // Items a worker received just before the cancel came first in the queue.
-        let late = std::mem::take(&mut *self.core.late.lock());
+        let late = std::mem::take(&mut self.core.late.lock().items);
         if !late.is_empty() {
             let swept = std::mem::replace(&mut self.unrun, late);
             self.unrun.extend(swept);
@@ -929,6 +962,19 @@ impl<T: Send + 'static> WorkQueue<T> {
             detached_workers: detached,
             elapsed: began.elapsed(),
         });
+        // From now on a late hand-back goes straight to `on_unrun` or the stored report;
+        // collect what arrived in between.
+        let between = {
+            let mut late = self.core.late.lock();
+            late.finalized = true;
+            std::mem::take(&mut late.items)
+        };
+        if !between.is_empty() {
+            let rest = self.core.hand_unrun(between);
+            if let Some(report) = self.core.report.lock().as_mut() {
+                report.unrun.extend(rest);
+            }
+        }
     }
 }
 
