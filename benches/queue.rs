@@ -260,6 +260,47 @@ fn main() {
         },
     ));
 
+    // Informative: the same crossbeam pool carrying plain `u64`s (no box, no queue features):
+    // the ceiling any u64 queue can reach over the boxed pool on this machine.
+    rows.push(compare(
+        "raw crossbeam bounded(1024) of u64 (ceiling, no goal)",
+        "crossbeam bounded(1024) pool",
+        Goal::None,
+        || {
+            hand_rolled(n, |i| {
+                Box::new(move || {
+                    black_box(i);
+                })
+            })
+        },
+        || {
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
+            let workers: Vec<_> = (0..WORKERS)
+                .map(|i| {
+                    let rx = rx.clone();
+                    std::thread::Builder::new()
+                        .name(format!("bench:raw/{i}"))
+                        .spawn(move || {
+                            for x in rx {
+                                black_box(x);
+                            }
+                        })
+                        .unwrap()
+                })
+                .collect();
+            drop(rx);
+            let t = Instant::now();
+            for i in 0..n as u64 {
+                tx.send(i).unwrap();
+            }
+            drop(tx);
+            for w in workers {
+                w.join().unwrap();
+            }
+            t.elapsed()
+        },
+    ));
+
     let met = print_table("Work queue", &rows);
     println!("\nall goals met: {met}");
 }
