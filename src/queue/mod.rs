@@ -49,8 +49,9 @@
 //! # Invariants
 //!
 //! 1. No threadhost lock is held across user code (handlers, `on_drop`, `on_unrun`, token
-//!    callbacks) or a blocking wait: the `tx` read lock covers only a check and `try_send` /
-//!    `try_recv` calls; evicted items leave it by value before `on_drop` runs.
+//!    callbacks) or a blocking wait: the `tx` read lock covers only a check, `try_send` /
+//!    `try_recv` calls and the bounded backoff; evicted items leave it by value before
+//!    `on_drop` runs.
 //! 2. Once `closed` is set (under no lock, before `close_tx` drops), no send starts; once the
 //!    `Sender` in `tx` is dropped and the blocked senders' clones are gone, no item can enter.
 //! 3. `cancelled` is set before the sweep; a worker that received an item checks it before
@@ -318,7 +319,11 @@ impl<T: Send + 'static> Core<T> {
                 // The core holds a receiver: cannot happen, but never lose the item.
                 Err(ChannelError::Disconnected(item)) => return Err(Refused::Closed(item)),
                 Err(ChannelError::Full(item)) => match self.mode {
-                    FullMode::Block if wait => Then::Wait(tx.clone(), item),
+                    FullMode::Block if wait => match self.backoff(tx, item) {
+                        Ok(()) => Then::Done,
+                        Err(Refused::Full(item)) => Then::Wait(tx.clone(), item),
+                        Err(refused) => return Err(refused),
+                    },
                     FullMode::Block | FullMode::Reject => return Err(Refused::Full(item)),
                     FullMode::DropNewest => {
                         self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -360,12 +365,12 @@ impl<T: Send + 'static> Core<T> {
         }
     }
 
-    /// Waits for room, or for the close (invariant 2: `close_tx` drops after `closed` is
-    /// set, so a sender that saw the queue open is woken by the close).
-    fn send_blocking(&self, tx: &Sender<T>, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
-        // A short, bounded backoff first, as crossbeam's own `send` does before it parks:
-        // a worker usually frees a slot within microseconds, and parking the producer for
-        // each slot (a futex round trip per item) would halve the throughput of a full queue.
+    /// A short, bounded backoff on a full queue, as crossbeam's own `send` does before it
+    /// parks: spin hints, then yields, re-trying `try_send` and re-checking `closed`. A
+    /// worker usually frees a slot within microseconds; without this, a full queue costs a
+    /// `Select` and a park/unpark per item. Runs under the `tx` read lock: bounded (ten
+    /// rounds), never a blocking wait, so a seal waits for it at most microseconds.
+    fn backoff(&self, tx: &Sender<T>, item: T) -> Result<(), Refused<T>> {
         let mut item = item;
         for step in 0..BACKOFF_STEPS {
             if step < SPIN_STEPS {
@@ -384,6 +389,12 @@ impl<T: Send + 'static> Core<T> {
                 Err(ChannelError::Disconnected(back)) => return Err(Refused::Closed(back)),
             }
         }
+        Err(Refused::Full(item))
+    }
+
+    /// Waits for room, or for the close (invariant 2: `close_tx` drops after `closed` is
+    /// set, so a sender that saw the queue open is woken by the close).
+    fn send_blocking(&self, tx: &Sender<T>, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
         let mut select = Select::new();
         let send = select.send(tx);
         select.recv(&self.close_rx);

@@ -11,8 +11,8 @@ use crate::queue::{Core, Handler};
 use crate::stop::{StopToken, Stopped};
 use crate::sync::{Arc, AtomicU64, Ordering};
 
-/// What one worker has taken and finished, on its own cache line so that workers never contend on a
-/// counter (and the producer's lock word stays out of their lines).
+/// What one worker has taken and finished, on its own cache line, so that workers never
+/// contend on a counter and the producer's lock word stays out of their lines.
 ///
 /// Each counter has a single writer, its worker, which bumps it with a relaxed load + store
 /// (no locked read-modify-write); readers (`Core::metrics`) sum them with relaxed loads.
