@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use threadhost::{FullMode, HostBuilder, SendTimeoutError, StopToken, TrySendError, WorkQueue};
+use threadhost::{
+    FullMode, HostBuilder, Outcome, SendTimeoutError, StopToken, TrySendError, WorkQueue,
+};
 
 /// xorshift64*: deterministic per seed.
 struct Rng(u64);
@@ -79,13 +81,13 @@ struct Round {
 }
 
 #[allow(clippy::disallowed_methods)] // sleeps pick a random stop point; nothing awaits them
-fn round(seed: u64, mode: FullMode, per_producer: u64) -> Round {
+fn round(seed: u64, mode: FullMode, per_producer: u64, max_stop_after_us: u64) -> Round {
     let mut rng = Rng(seed | 1);
     let capacity = 1 + rng.below(16) as usize;
     let workers = 1 + rng.below(4) as usize;
     let producers = 2 + rng.below(3);
     let drain = rng.below(4) != 0;
-    let stop_after = Duration::from_micros(rng.below(15_000));
+    let stop_after = Duration::from_micros(rng.below(max_stop_after_us));
     let deadline = Duration::from_micros(2_000 + rng.below(60_000));
     let ledger = Arc::new(Ledger::default());
 
@@ -182,7 +184,15 @@ fn round(seed: u64, mode: FullMode, per_producer: u64) -> Round {
     // Jobs of detached workers still finish (they were cancelled), and a queue whose stop
     // hook overran its (tiny) deadline still hands back its items: await every fate.
     let fates = ledger.await_count(accepted as usize, Duration::from_secs(10));
-    let m_now = producer.metrics();
+    // A worker bumps its counters just after the job returns (after the job recorded its
+    // fate): when the host detached a worker or gave up on the queue service, nothing
+    // signals that last bump, so give it a bounded moment.
+    let mut m_now = producer.metrics();
+    let settle_by = Instant::now() + Duration::from_secs(10);
+    while m_now.settled() < accepted && Instant::now() < settle_by {
+        std::thread::sleep(Duration::from_millis(1));
+        m_now = producer.metrics();
+    }
     assert_eq!(
         accepted, m_now.sent,
         "seed {seed}: producers counted {accepted} accepted, metrics {m_now}; {report}"
@@ -221,8 +231,15 @@ fn round(seed: u64, mode: FullMode, per_producer: u64) -> Round {
     );
     assert_eq!(m_now.sent, m_now.settled(), "seed {seed}: {m_now}");
     assert!(
-        m_now.closed && m_now.in_flight == 0 && m_now.depth == 0,
+        m_now.in_flight == 0 && m_now.depth == 0,
         "seed {seed}: {m_now}"
+    );
+    // With a deadline of a few milliseconds the host may give up on the queue service
+    // before its stop hook ran (it then runs later, alone): only then may it still be open.
+    let queue_timed_out = matches!(report.services()[0].outcome, Outcome::TimedOut);
+    assert!(
+        m_now.closed || queue_timed_out,
+        "seed {seed}: {m_now}; {report}"
     );
     drop(handle.take_report());
     if mode != FullMode::DropOldest && mode != FullMode::DropNewest {
@@ -234,7 +251,7 @@ fn round(seed: u64, mode: FullMode, per_producer: u64) -> Round {
     }
 }
 
-fn run(rounds: u64, per_producer: u64) {
+fn run(rounds: u64, per_producer: u64, max_stop_after_us: u64) {
     let base = std::env::var("STRESS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -263,16 +280,21 @@ fn run(rounds: u64, per_producer: u64) {
     .into_iter()
     .enumerate()
     {
+        let mut mode_sent = 0;
+        let mut mode_fates: HashMap<Fate, u64> = HashMap::new();
         for r in 0..rounds {
             let seed = base
                 .wrapping_add((i as u64) << 40)
                 .wrapping_add(r.wrapping_mul(0x9E37_79B9));
-            let out = round(seed, mode, per_producer);
-            total += out.sent;
+            let out = round(seed, mode, per_producer, max_stop_after_us);
+            mode_sent += out.sent;
             for (f, n) in out.by_fate {
+                *mode_fates.entry(f).or_default() += n;
                 *fates.entry(f).or_default() += n;
             }
         }
+        total += mode_sent;
+        println!("  {mode:?}: {rounds} rounds, {mode_sent} items sent, {mode_fates:?}");
     }
     let _ = std::panic::take_hook();
     println!(
@@ -284,11 +306,11 @@ fn run(rounds: u64, per_producer: u64) {
 
 #[test]
 fn conservation_every_full_mode() {
-    run(if cfg!(miri) { 1 } else { 6 }, 2_000);
+    run(if cfg!(miri) { 1 } else { 6 }, 2_000, 15_000);
 }
 
 #[test]
 #[ignore = "long: cargo test --release --test queue_stress -- --ignored --nocapture"]
 fn conservation_every_full_mode_full() {
-    run(150, 20_000);
+    run(150, 20_000, 80_000);
 }
