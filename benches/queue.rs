@@ -90,6 +90,62 @@ fn task_queue(
     elapsed
 }
 
+/// The same crossbeam pool carrying plain `u64`s: no box, no queue features.
+fn raw_u64(n: usize) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|i| {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("bench:raw/{i}"))
+                .spawn(move || {
+                    for x in rx {
+                        black_box(x);
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    drop(rx);
+    let t = Instant::now();
+    for i in 0..n as u64 {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    for w in workers {
+        w.join().unwrap();
+    }
+    t.elapsed()
+}
+
+/// `WorkQueue<u64>` in a host: sends `n` items, then a draining stop.
+fn work_queue_u64(n: usize) -> Duration {
+    let (queue, producer) = WorkQueue::builder("bench")
+        .capacity(CAPACITY)
+        .workers(WORKERS)
+        .build(|x: u64, _| {
+            black_box(x);
+            Ok(())
+        })
+        .unwrap();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(10)).unwrap();
+    let t = Instant::now();
+    for i in 0..n as u64 {
+        if producer.send(i).is_err() {
+            panic!("queue closed");
+        }
+    }
+    let report = host.stop(Deadline::NEVER);
+    let elapsed = t.elapsed();
+    assert!(report.is_clean());
+    assert_eq!(producer.metrics().completed, n as u64);
+    elapsed
+}
+
 /// A count-down latch for pools that cannot be joined (rayon).
 #[derive(Clone)]
 struct Latch {
@@ -232,32 +288,7 @@ fn main() {
                 })
             })
         },
-        || {
-            let (queue, producer) = WorkQueue::builder("bench")
-                .capacity(CAPACITY)
-                .workers(WORKERS)
-                .build(|x: u64, _| {
-                    black_box(x);
-                    Ok(())
-                })
-                .unwrap();
-            let host = HostBuilder::new()
-                .add_service(queue.into_service())
-                .build()
-                .unwrap();
-            host.start(Duration::from_secs(10)).unwrap();
-            let t = Instant::now();
-            for i in 0..n as u64 {
-                if producer.send(i).is_err() {
-                    panic!("queue closed");
-                }
-            }
-            let report = host.stop(Deadline::NEVER);
-            let elapsed = t.elapsed();
-            assert!(report.is_clean());
-            assert_eq!(producer.metrics().completed, n as u64);
-            elapsed
-        },
+        || work_queue_u64(n),
     ));
 
     // Informative: the same crossbeam pool carrying plain `u64`s (no box, no queue features):
@@ -273,32 +304,16 @@ fn main() {
                 })
             })
         },
-        || {
-            let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
-            let workers: Vec<_> = (0..WORKERS)
-                .map(|i| {
-                    let rx = rx.clone();
-                    std::thread::Builder::new()
-                        .name(format!("bench:raw/{i}"))
-                        .spawn(move || {
-                            for x in rx {
-                                black_box(x);
-                            }
-                        })
-                        .unwrap()
-                })
-                .collect();
-            drop(rx);
-            let t = Instant::now();
-            for i in 0..n as u64 {
-                tx.send(i).unwrap();
-            }
-            drop(tx);
-            for w in workers {
-                w.join().unwrap();
-            }
-            t.elapsed()
-        },
+        || raw_u64(n),
+    ));
+
+    // Informative: what the queue's features cost over the raw channel, both carrying u64.
+    rows.push(compare(
+        "WorkQueue<u64> (overhead, no goal)",
+        "raw crossbeam bounded(1024) of u64",
+        Goal::None,
+        || raw_u64(n),
+        || work_queue_u64(n),
     ));
 
     let met = print_table("Work queue", &rows);
