@@ -436,6 +436,9 @@ impl<T: Send + 'static> Core<T> {
     /// A worker received `item` after the cancel: hand it back (invariant 3).
     pub(crate) fn hand_back_late(&self, item: T) {
         self.returned.fetch_add(1, Ordering::Relaxed);
+        // `finalized` and the pushed item change together under `late`, so the stop's final
+        // collection (which sets `finalized` under it) either takes this item or we see the
+        // flag and hand it back ourselves: never both, never neither.
         let mut late = self.late.lock();
         if !late.finalized {
             late.items.push(item);
@@ -449,6 +452,7 @@ impl<T: Send + 'static> Core<T> {
             self.name
         );
         let rest = self.hand_unrun(vec![item]);
+        // The report is stored before `finalized` is set, so it is there unless taken.
         if let Some(report) = self.report.lock().as_mut() {
             report.unrun.extend(rest);
             return;
@@ -483,6 +487,8 @@ impl<T: Send + 'static> Core<T> {
     /// Drops the channel's `Sender` once no send is using it (invariant 2): the workers then
     /// drain what is queued and exit. `false` if a send held the lock past `deadline`.
     fn seal(&self, deadline: Deadline) -> bool {
+        // Invariant 2: the write lock waits out every send inside its read section, so after
+        // this no send can use the `Sender`; senders blocked on a clone were woken by `close`.
         let guard = match deadline.instant() {
             None => Some(self.tx.write()),
             Some(at) => self.tx.try_write_until(at),
@@ -510,6 +516,7 @@ impl<T: Send + 'static> Core<T> {
     }
 
     pub(crate) fn worker_spawned(&self, index: usize) {
+        // Invariant 4: registered before the thread exists, so a stop never misses it.
         let mut w = self.workers.lock();
         w.running += 1;
         w.exited[index] = false;
@@ -925,6 +932,7 @@ impl<T: Send + 'static> WorkQueue<T> {
 
     /// Joins the workers that exited (invariant 4); detaches and counts the others.
     fn join_workers(&mut self) -> usize {
+        // Invariant 4: a worker marked exited only has to return; the others may be running.
         let exited: Vec<bool> = self.core.workers.lock().exited.clone();
         let mut detached = 0;
         for (i, slot) in self.threads.iter_mut().enumerate() {
@@ -958,6 +966,7 @@ impl<T: Send + 'static> WorkQueue<T> {
     fn finish(&mut self, began: Instant, detached: usize) {
         let cancelled = self.core.jobs.is_stopped();
         // Items a worker received just before the cancel came first in the queue.
+        // Items handed back by workers so far (the rest, if any, are collected below).
         let late = std::mem::take(&mut self.core.late.lock().items);
         if !late.is_empty() {
             let swept = std::mem::replace(&mut self.unrun, late);
@@ -980,6 +989,7 @@ impl<T: Send + 'static> WorkQueue<T> {
         // From now on a late hand-back goes straight to `on_unrun` or the stored report;
         // collect what arrived in between.
         let between = {
+            // See `hand_back_late`: the flag and the take under one lock.
             let mut late = self.core.late.lock();
             late.finalized = true;
             std::mem::take(&mut late.items)
@@ -1276,6 +1286,7 @@ impl<T: Send + 'static> QueueHandle<T> {
     /// ended or after it was taken.
     #[must_use]
     pub fn take_report(&self) -> Option<QueueReport<T>> {
+        // Taken whole: the items leave the lock by value.
         self.core.report.lock().take()
     }
 
