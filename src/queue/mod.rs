@@ -810,6 +810,9 @@ impl<T> fmt::Debug for WorkQueueBuilder<T> {
 ///   worker goes on with the next item.
 /// - Dropping a queue that never stopped (its host never started, or failed to start) closes
 ///   it and hands back everything queued.
+/// - A handler that sends to its own queue should use `try_send` (or a timed send): with
+///   every worker blocked in `send` on a full queue, nobody would make room until the stop.
+/// - Jobs run in queue order with one worker; with several, in queue order of *start*.
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering};
