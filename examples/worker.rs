@@ -1,5 +1,7 @@
-//! The Worker Service template, on threads: a background worker that logs every second and a
-//! heartbeat that waits on its stop token, run by `Host::run` with the console lifetime.
+//! The Worker Service template, on threads: a background worker that logs every second and
+//! hands each round's reading to a work queue (two workers, `th:readings/<n>`), and a
+//! heartbeat that waits on its stop token, run by `Host::run` with the console lifetime. On
+//! stop the worker stops first, then the queue drains what it holds.
 //!
 //! Run it with `cargo run --release --example worker`; stop it with Ctrl-C (SIGINT) or
 //! SIGTERM, or pass `--run-for <seconds>` to have it stop itself. It logs each step and exits
@@ -14,7 +16,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use threadhost::{HostBuilder, Service};
+use threadhost::{HostBuilder, Service, WorkQueue};
 
 /// How stale the worker's heartbeat may get before the systemd watchdog stops pinging.
 const WORKER_LIVENESS: Duration = Duration::from_secs(10);
@@ -30,19 +32,40 @@ fn main() -> ExitCode {
         }
     };
 
+    // A queue of readings, registered before its producer so that it stops after it.
+    let (readings, producer) = match WorkQueue::builder("readings")
+        .capacity(64)
+        .workers(2)
+        .build(|round: u64, _token| {
+            log::info!("reading of round {round} stored");
+            Ok(())
+        }) {
+        Ok(built) => built,
+        Err(error) => {
+            log::error!("{error}");
+            return ExitCode::from(threadhost::EXIT_CONFIG);
+        }
+    };
+    let readings_handle = readings.handle();
+
     let mut builder = HostBuilder::new()
         .console_lifetime()
         .systemd() // a no-op unless run by systemd (NOTIFY_SOCKET set)
         .shutdown_timeout(Duration::from_secs(10))
+        .add_service(readings.into_service())
         // The template's Worker: do a unit of work, then wait a second, until stopped. It is
         // critical: each round beats, and a worker stuck for 10 s stops the watchdog pings.
         .add_service(
-            Service::background_fn("worker", |ctx| {
+            Service::background_fn("worker", move |ctx| {
                 let began = Instant::now();
                 let mut rounds = 0u64;
                 loop {
                     rounds += 1;
                     log::info!("Worker running: round {rounds}, up {:?}", began.elapsed());
+                    // Backpressure with a bound: never wait more than a second for room.
+                    if let Err(e) = producer.send_timeout(rounds, Duration::from_secs(1)) {
+                        log::warn!("reading of round {} not queued: {e}", e.into_inner());
+                    }
                     ctx.heartbeat();
                     ctx.sleep(Duration::from_secs(1))?;
                 }
@@ -81,6 +104,7 @@ fn main() -> ExitCode {
         Ok(report) => log::info!("graceful stop: {report}"),
         Err(error) => log::error!("{error}"),
     }
+    log::info!("readings queue: {}", readings_handle.metrics());
     ExitCode::from(threadhost::exit_code(&result))
 }
 

@@ -116,6 +116,52 @@
 //! counted from the call, an [`Instant`](std::time::Instant), or [`Deadline::NEVER`]. The
 //! deadline is computed once, at the call, and shared by every step beneath it.
 //!
+//! # Work queue
+//!
+//! [`WorkQueue`] carries typed items to a handler run by N worker threads (`th:<queue>/<n>`);
+//! it is a hosted service like any other, built on the same public traits, that starts and
+//! stops with the host. [`TaskQueue`] is the case of boxed closures ([`Task`]), the seeds'
+//! `IBackgroundTaskQueue`. Producers ([`Producer`]: `Clone + Send + Sync`, usable before the
+//! host starts) `send` (waits while full: backpressure), `send_timeout`, `send_deadline` or
+//! `try_send`; every failure hands the item back. A full queue blocks, drops the oldest or
+//! the newest item, or rejects ([`FullMode`]); a dropped item is counted and given to a
+//! callback. On stop the queue stops accepting, drains until shortly before the stop
+//! deadline, then cancels the running jobs (their token fires) and hands back the items that
+//! never started, so the program can persist them:
+//! `sent = completed + failed + panicked + dropped + returned`, exactly.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use std::time::Duration;
+//! use threadhost::{FullMode, HostBuilder, WorkQueue};
+//!
+//! let unrun = Arc::new(Mutex::new(Vec::new()));
+//! let keep = Arc::clone(&unrun);
+//! let (queue, producer) = WorkQueue::builder("ingest")
+//!     .capacity(100)
+//!     .workers(2)
+//!     .full_mode(FullMode::Block)
+//!     .on_unrun(move |items: Vec<String>| keep.lock().unwrap().extend(items))
+//!     .build(|line: String, token| {
+//!         // A long job watches the jobs' token, which fires when the stop gives up draining.
+//!         token.sleep(Duration::from_millis(1))?;
+//!         log::info!("stored {line}");
+//!         Ok(())
+//!     })?;
+//! let metrics = queue.handle();
+//! let host = HostBuilder::new().add_service(queue.into_service()).build()?;
+//! host.start(Duration::from_secs(5))?;
+//! for i in 0..10 {
+//!     producer.send(format!("reading {i}"))?; // blocks while the queue is full
+//! }
+//! assert!(host.stop(Duration::from_secs(5)).is_clean()); // drains what is queued
+//! let m = metrics.metrics();
+//! assert_eq!(m.sent, m.completed + m.failed + m.panicked + m.dropped + m.returned);
+//! assert_eq!((m.completed, unrun.lock().unwrap().len()), (10, 0));
+//! assert!(producer.send("too late".into()).is_err()); // closed: the item comes back
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Periodic services
 //!
 //! [`Periodic`] builds a timed service — .NET's `TimedHostedService` or `PeriodicTimer` loop,
@@ -268,6 +314,7 @@ mod host;
 mod lifetime;
 mod panic;
 mod periodic;
+mod queue;
 mod scope;
 mod service;
 mod stop;
@@ -288,6 +335,10 @@ pub use host::{
 };
 pub use lifetime::{EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, exit_code};
 pub use periodic::{FirstTick, MissedTick, Periodic, PeriodicStats, Tick, TickFailure};
+pub use queue::{
+    FullMode, Producer, QueueHandle, QueueMetrics, QueueReport, SendError, SendTimeoutError, Task,
+    TaskQueue, TrySendError, WorkQueue, WorkQueueBuilder,
+};
 pub use scope::{Registry, RegistryBuilder, Scope};
 pub use service::{BackgroundService, Context, HostedService, Service};
 pub use stop::{Registration, StopGuard, StopReason, StopSource, StopToken, Stopped};

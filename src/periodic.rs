@@ -450,6 +450,11 @@ where
             };
             let tick_fn = &mut self.tick;
             let outcome = catch_unwind(AssertUnwindSafe(|| tick_fn(&tick)));
+            if matches!(outcome, Ok(Ok(()))) {
+                // A periodic service is live while it ticks: each successful tick is a
+                // heartbeat (the systemd watchdog and `HostSnapshot::not_live` read it).
+                ctx.heartbeat();
+            }
             let index = self.index;
             self.index += 1;
             self.resume = Some(slot);

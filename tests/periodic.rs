@@ -515,3 +515,27 @@ fn tick_in_progress_sees_its_token_fire() {
     assert!(saw_stop.load(Ordering::SeqCst));
     assert!(began.elapsed() < ms(500), "stop took {:?}", began.elapsed());
 }
+
+#[test]
+fn ticks_keep_a_critical_periodic_service_live() {
+    // Liveness 150 ms, ticks every 10 ms: only the ticks' heartbeats can keep it live for
+    // the 600 ms the test watches (the host's own beat happens once, at start).
+    let (tx, rx) = unbounded();
+    let service = Periodic::every(ms(10))
+        .build("ticker", move |tick: &Tick<'_>| {
+            let _ = tx.send(tick.index());
+            Ok(())
+        })
+        .unwrap()
+        .liveness(ms(150));
+    let host = HostBuilder::new().add_service(service).build().unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    let began = Instant::now();
+    while began.elapsed() < ms(600) {
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+    let snapshot = host.handle().snapshot();
+    let status = snapshot.service("ticker").unwrap();
+    assert!(status.is_live(), "heartbeat age {:?}", status.heartbeat_age);
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+}

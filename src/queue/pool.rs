@@ -1,0 +1,100 @@
+//! The worker threads of a queue: spawning them, the loop each one runs, and the per-worker
+//! counters that keep the metrics cheap.
+
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::thread::JoinHandle;
+
+use crate::error::BoxError;
+use crate::panic::panic_message;
+use crate::queue::{Core, Handler};
+use crate::stop::{StopToken, Stopped};
+use crate::sync::{Arc, AtomicU64, Ordering};
+
+/// What one worker has taken and finished, on its own cache line, so that workers never
+/// contend on a counter and the producer's lock word stays out of their lines.
+///
+/// Each counter has a single writer, its worker, which bumps it with a relaxed load + store
+/// (no locked read-modify-write); readers (`Core::metrics`) sum them with relaxed loads.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct WorkerCounters {
+    pub(crate) taken: AtomicU64,
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+}
+
+/// Single-writer increment: only the owning worker ever writes this counter.
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// Spawns worker `index` of the queue, named `th:<queue>/<index>`.
+pub(crate) fn spawn_worker<T: Send + 'static>(
+    core: &Arc<Core<T>>,
+    handler: &Handler<T>,
+    index: usize,
+    stack_size: Option<usize>,
+) -> io::Result<JoinHandle<()>> {
+    let name = format!("th:{}/{index}", core.name);
+    core.worker_spawned(index);
+    let spawned = crate::thread::spawn_named(&name, stack_size, {
+        let core = Arc::clone(core);
+        let handler = Arc::clone(handler);
+        move || worker_main(&core, &handler, index)
+    });
+    if spawned.is_err() {
+        // The thread never ran: undo its registration so that a stop does not wait for it.
+        core.worker_exited(index);
+    }
+    spawned
+}
+
+/// The top frame of a worker thread: take the next item, run it, count the outcome; until
+/// the queue is closed and empty, or cancelled.
+fn worker_main<T: Send + 'static>(core: &Core<T>, handler: &Handler<T>, index: usize) {
+    // Whatever happens below (user code is behind catch_unwind), the stop hook must learn
+    // that this worker is done, or it would wait for it until its deadline.
+    let _exited = scopeguard::guard((), |()| core.worker_exited(index));
+    let counters = &core.counters[index];
+    let token: StopToken = core.jobs.token();
+    let rx = core.rx.clone();
+    // `recv` blocks (crossbeam parks the thread) until an item arrives, and ends once the
+    // stop sealed the channel and it is empty.
+    for item in rx.iter() {
+        if core.is_cancelled() {
+            // Received after the cancel: hand it back, never start it (invariant 3).
+            core.hand_back_late(item);
+            continue;
+        }
+        bump(&counters.taken);
+        match catch_unwind(AssertUnwindSafe(|| handler(item, &token))) {
+            Ok(Ok(())) => bump(&counters.completed),
+            Ok(Err(error)) => {
+                log_failure(&core.name, &error, &token);
+                bump(&counters.failed);
+            }
+            Err(payload) => {
+                log::error!(
+                    "queue `{}`: a job panicked: {}; the worker goes on",
+                    core.name,
+                    panic_message(payload.as_ref())
+                );
+                // The payload is user data: drop it here, outside any lock, and survive a
+                // panicking drop.
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                bump(&counters.panicked);
+            }
+        }
+    }
+}
+
+fn log_failure(queue: &str, error: &BoxError, token: &StopToken) {
+    if error.is::<Stopped>() && token.is_stopped() {
+        // The job gave up because the stop cancelled it: expected, not an error.
+        log::info!("queue `{queue}`: a job was cancelled by the stop");
+    } else {
+        log::error!("queue `{queue}`: a job failed: {error}; the worker goes on");
+    }
+}

@@ -1,0 +1,692 @@
+//! WorkQueue / TaskQueue contracts: backpressure, send errors, full modes, drain and cancel on
+//! stop, hand-back of unrun items, failure counting, worker names, metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use threadhost::{
+    Error, FullMode, HostBuilder, Outcome, Producer, QueueMetrics, SendError, SendTimeoutError,
+    StopToken, TaskQueue, TrySendError, WorkQueue,
+};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A generous bound for "returns promptly" on a loaded 2-core machine.
+const SLACK: Duration = Duration::from_millis(500);
+
+type Seen = Arc<Mutex<Vec<u64>>>;
+
+fn seen() -> Seen {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn recorder(seen: &Seen) -> impl Fn(u64, &StopToken) -> threadhost::ServiceResult + use<> {
+    let seen = Arc::clone(seen);
+    move |x, _| {
+        seen.lock().unwrap().push(x);
+        Ok(())
+    }
+}
+
+/// A log capture shared by the whole test binary (the logger is global).
+mod capture {
+    use std::sync::{Mutex, Once};
+
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    static INIT: Once = Once::new();
+
+    struct Capture;
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            LINES
+                .lock()
+                .unwrap()
+                .push(format!("{} {}", record.level(), record.args()));
+        }
+        fn flush(&self) {}
+    }
+
+    pub(crate) fn install() {
+        INIT.call_once(|| {
+            log::set_boxed_logger(Box::new(Capture)).unwrap();
+            log::set_max_level(log::LevelFilter::Info);
+        });
+    }
+
+    pub(crate) fn contains(all: &[&str]) -> bool {
+        LINES
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| all.iter().all(|part| line.contains(part)))
+    }
+}
+
+#[test]
+fn smoke() {
+    let seen = seen();
+    let (queue, producer) = WorkQueue::builder("smoke").build(recorder(&seen)).unwrap();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    for i in 0..10 {
+        producer.send(i).unwrap();
+    }
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    // One worker: in order.
+    assert_eq!(*seen.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    let m = producer.metrics();
+    assert_eq!((m.sent, m.completed, m.depth, m.in_flight), (10, 10, 0, 0));
+    assert!(m.closed);
+}
+
+#[test]
+fn items_sent_before_start_run_after_start() {
+    let seen = seen();
+    let (queue, producer) = WorkQueue::builder("early").build(recorder(&seen)).unwrap();
+    producer.send(1).unwrap();
+    producer.try_send(2).unwrap();
+    producer.send_timeout(3, ms(10)).unwrap();
+    assert_eq!(producer.len(), 3);
+    assert!(seen.lock().unwrap().is_empty());
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
+}
+
+/// A handler that blocks each job until the test releases it (or the jobs' token fires).
+fn gate() -> (
+    mpsc::SyncSender<()>,
+    impl Fn(u64, &StopToken) -> threadhost::ServiceResult,
+    mpsc::Receiver<u64>,
+) {
+    let (release, released) = mpsc::sync_channel::<()>(1000);
+    let released = Mutex::new(released);
+    let (started_tx, started) = mpsc::channel::<u64>();
+    let started_tx = Mutex::new(started_tx);
+    let handler = move |x: u64, _token: &StopToken| {
+        started_tx.lock().unwrap().send(x).unwrap();
+        released.lock().unwrap().recv().unwrap();
+        Ok(())
+    };
+    (release, handler, started)
+}
+
+#[test]
+fn send_blocks_while_full_and_send_timeout_returns_item() {
+    let (release, handler, started) = gate();
+    let (queue, producer) = WorkQueue::builder("full")
+        .capacity(2)
+        .build(handler)
+        .unwrap();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    producer.send(1).unwrap();
+    assert_eq!(started.recv().unwrap(), 1); // the worker holds item 1
+    producer.send(2).unwrap();
+    producer.send(3).unwrap(); // the queue is now full
+
+    let t = Instant::now();
+    let err = producer.send_timeout(4, ms(100)).unwrap_err();
+    assert!(t.elapsed() >= ms(100));
+    assert!(err.is_timeout());
+    assert_eq!(err.into_inner(), 4);
+    assert_eq!(producer.try_send(5), Err(TrySendError::Full(5)));
+
+    // Backpressure: a blocked `send` completes once a worker makes room.
+    let p = producer.clone();
+    let blocked = std::thread::Builder::new()
+        .spawn(move || p.send(6))
+        .unwrap();
+    release.send(()).unwrap(); // item 1 done; the worker takes item 2, making room
+    assert_eq!(blocked.join().unwrap(), Ok(()));
+    for _ in 0..4 {
+        release.send(()).unwrap();
+    }
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let m = producer.metrics();
+    assert_eq!((m.sent, m.completed), (4, 4), "{m}");
+}
+
+#[test]
+fn blocked_sender_wakes_on_close_with_its_item() {
+    let (release, handler, started) = gate();
+    let (queue, producer) = WorkQueue::builder("closing")
+        .capacity(1)
+        .build(handler)
+        .unwrap();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    producer.send(1).unwrap();
+    assert_eq!(started.recv().unwrap(), 1);
+    producer.send(2).unwrap(); // full
+    let p = producer.clone();
+    let (entered_tx, entered) = mpsc::channel();
+    let blocked = std::thread::Builder::new()
+        .spawn(move || {
+            entered_tx.send(()).unwrap();
+            p.send(3)
+        })
+        .unwrap();
+    entered.recv().unwrap();
+    // Stop from another thread: the queue closes at once, the blocked sender wakes.
+    let stopper = std::thread::Builder::new()
+        .spawn(move || host.stop(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    assert_eq!(blocked.join().unwrap(), Err(SendError(3)));
+    assert!(t.elapsed() < SLACK + SLACK, "{:?}", t.elapsed());
+    release.send(()).unwrap();
+    release.send(()).unwrap();
+    assert!(stopper.join().unwrap().is_clean());
+    let m = producer.metrics();
+    assert_eq!((m.sent, m.completed, m.returned), (2, 2, 0), "{m}");
+    assert_eq!(
+        producer.send_deadline(4, ms(10)),
+        Err(SendTimeoutError::Closed(4))
+    );
+    assert_eq!(producer.try_send(5), Err(TrySendError::Closed(5)));
+}
+
+fn drop_mode_case(mode: FullMode) -> (Vec<u64>, Vec<u64>, QueueMetrics) {
+    let seen = seen();
+    let dropped = seen_vec();
+    let d = Arc::clone(&dropped);
+    let (queue, producer) = WorkQueue::builder("drops")
+        .capacity(2)
+        .full_mode(mode)
+        .on_drop(move |x| d.lock().unwrap().push(x))
+        .build(recorder(&seen))
+        .unwrap();
+    // Not started: the items stay queued, so the queue is deterministically full.
+    for i in 1..=4 {
+        producer.send(i).unwrap();
+    }
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let ran = seen.lock().unwrap().clone();
+    let dropped = dropped.lock().unwrap().clone();
+    (ran, dropped, producer.metrics())
+}
+
+fn seen_vec() -> Seen {
+    seen()
+}
+
+#[test]
+fn drop_oldest_evicts_the_head_and_counts_it() {
+    let (ran, dropped, m) = drop_mode_case(FullMode::DropOldest);
+    assert_eq!(dropped, [1, 2]);
+    assert_eq!(ran, [3, 4]);
+    assert_eq!((m.sent, m.dropped, m.completed), (4, 2, 2));
+}
+
+#[test]
+fn drop_newest_drops_the_new_item_and_counts_it() {
+    let (ran, dropped, m) = drop_mode_case(FullMode::DropNewest);
+    assert_eq!(dropped, [3, 4]);
+    assert_eq!(ran, [1, 2]);
+    assert_eq!((m.sent, m.dropped, m.completed), (4, 2, 2));
+}
+
+#[test]
+fn drop_modes_without_callback_still_count() {
+    let (queue, producer) = WorkQueue::builder("silent")
+        .capacity(1)
+        .full_mode(FullMode::DropOldest)
+        .build(|_: u64, _| Ok(()))
+        .unwrap();
+    producer.send(1).unwrap();
+    producer.send(2).unwrap();
+    assert_eq!(producer.metrics().dropped, 1);
+    drop(queue);
+}
+
+#[test]
+fn reject_hands_the_item_back_at_once() {
+    let (queue, producer) = WorkQueue::builder("reject")
+        .capacity(1)
+        .full_mode(FullMode::Reject)
+        .build(|_: u64, _| Ok(()))
+        .unwrap();
+    producer.send(1).unwrap();
+    assert_eq!(producer.try_send(2), Err(TrySendError::Full(2)));
+    let t = Instant::now();
+    assert_eq!(producer.send(3), Err(SendError(3)));
+    assert_eq!(
+        producer.send_timeout(4, Duration::from_secs(10)),
+        Err(SendTimeoutError::Timeout(4))
+    );
+    assert!(t.elapsed() < SLACK);
+    let m = producer.metrics();
+    assert_eq!((m.sent, m.dropped, m.depth), (1, 0, 1));
+    drop(queue);
+}
+
+#[test]
+fn capacity_zero_is_an_invalid_option() {
+    let err = WorkQueue::builder("zero")
+        .capacity(0)
+        .build(|_: u64, _| Ok(()))
+        .unwrap_err();
+    match &err {
+        Error::InvalidOption { name, value, .. } => {
+            assert!(name.contains("capacity") && name.contains("zero"), "{name}");
+            assert_eq!(value, "0");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let err = WorkQueue::builder("nobody")
+        .workers(0)
+        .build(|_: u64, _| Ok(()))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidOption { ref name, .. } if name.contains("workers")));
+}
+
+#[test]
+fn failing_and_panicking_jobs_are_counted_and_logged_worker_survives() {
+    capture::install();
+    let seen = seen();
+    let s = Arc::clone(&seen);
+    let (queue, producer) = WorkQueue::builder("flaky")
+        .build(move |x: u64, _| {
+            let worker = std::thread::current().name().unwrap().to_owned();
+            assert_eq!(worker, "th:flaky/0");
+            match x {
+                1 => Err("bad reading".into()),
+                2 => panic!("job {x} exploded"),
+                _ => {
+                    s.lock().unwrap().push(x);
+                    Ok(())
+                }
+            }
+        })
+        .unwrap();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    for x in [0, 1, 2, 3] {
+        producer.send(x).unwrap();
+    }
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    // The single worker survived the error and the panic and ran item 3.
+    assert_eq!(*seen.lock().unwrap(), [0, 3]);
+    let m = producer.metrics();
+    assert_eq!((m.completed, m.failed, m.panicked), (2, 1, 1), "{m}");
+    assert!(capture::contains(&[
+        "ERROR",
+        "queue `flaky`",
+        "bad reading"
+    ]));
+    assert!(capture::contains(&[
+        "ERROR",
+        "queue `flaky`",
+        "panicked",
+        "job 2 exploded"
+    ]));
+}
+
+#[test]
+fn worker_threads_are_named_after_the_queue() {
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let n = Arc::clone(&names);
+    let barrier = Arc::new(std::sync::Barrier::new(3));
+    let b = Arc::clone(&barrier);
+    let (queue, producer) = WorkQueue::builder("named")
+        .workers(3)
+        .build(move |_: u64, _| {
+            n.lock()
+                .unwrap()
+                .push(std::thread::current().name().unwrap().to_owned());
+            b.wait(); // each of the 3 jobs on a different worker
+            Ok(())
+        })
+        .unwrap();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    for i in 0..3 {
+        producer.send(i).unwrap();
+    }
+    assert!(host.stop(Duration::from_secs(10)).is_clean());
+    let mut names = names.lock().unwrap().clone();
+    names.sort();
+    assert_eq!(names, ["th:named/0", "th:named/1", "th:named/2"]);
+}
+
+#[test]
+fn stop_drains_what_is_queued() {
+    let count = Arc::new(AtomicU64::new(0));
+    let c = Arc::clone(&count);
+    let (queue, producer) = WorkQueue::builder("drain")
+        .capacity(100)
+        .build(move |_: u64, token: &StopToken| {
+            token.sleep(ms(2))?;
+            c.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+    let handle = queue.handle();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    for i in 0..50 {
+        producer.send(i).unwrap();
+    }
+    host.start(Duration::from_secs(5)).unwrap();
+    assert!(host.stop(Duration::from_secs(20)).is_clean());
+    assert_eq!(count.load(Ordering::Relaxed), 50);
+    let report = handle.take_report().unwrap();
+    assert!(!report.cancelled);
+    assert!(report.unrun.is_empty());
+    assert_eq!((report.metrics.completed, report.metrics.returned), (50, 0));
+    assert!(handle.take_report().is_none(), "taken once");
+}
+
+#[test]
+fn stop_cancels_at_the_deadline_and_hands_back_unrun_items() {
+    let unrun = seen();
+    let u = Arc::clone(&unrun);
+    let (started_tx, started) = mpsc::channel::<u64>();
+    let started_tx = Mutex::new(started_tx);
+    let (queue, producer) = WorkQueue::builder("deadline")
+        .on_unrun(move |items| u.lock().unwrap().extend(items))
+        .build(move |x: u64, token: &StopToken| {
+            started_tx.lock().unwrap().send(x).unwrap();
+            token.wait(); // runs until the jobs' token fires
+            Err(threadhost::Stopped.into())
+        })
+        .unwrap();
+    let handle = queue.handle();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    for i in 1..=5 {
+        producer.send(i).unwrap();
+    }
+    assert_eq!(started.recv().unwrap(), 1);
+    let t = Instant::now();
+    let report = host.stop(ms(600));
+    assert!(t.elapsed() < ms(600) + SLACK, "{:?}", t.elapsed());
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(*unrun.lock().unwrap(), [2, 3, 4, 5]);
+    let q = handle.take_report().unwrap();
+    assert!(q.cancelled);
+    assert_eq!(q.detached_workers, 0);
+    assert!(q.unrun.is_empty(), "on_unrun took them");
+    let m = q.metrics;
+    assert_eq!((m.sent, m.failed, m.returned), (5, 1, 4), "{m}");
+    assert_eq!(m.sent, m.settled());
+}
+
+#[test]
+fn drain_on_stop_false_cancels_at_once() {
+    let (queue, producer) = WorkQueue::builder("abort")
+        .drain_on_stop(false)
+        .build(|_: u64, token: &StopToken| {
+            token.wait();
+            Ok(())
+        })
+        .unwrap();
+    let handle = queue.handle();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    for i in 0..10 {
+        producer.send(i).unwrap();
+    }
+    let t = Instant::now();
+    assert!(host.stop(Duration::from_secs(30)).is_clean());
+    assert!(t.elapsed() < SLACK * 2, "{:?}", t.elapsed());
+    let q = handle.take_report().unwrap();
+    assert!(q.cancelled);
+    // Without on_unrun, the items are in the report, in queue order.
+    let m = q.metrics;
+    assert_eq!(m.sent, 10);
+    assert_eq!(m.completed + m.returned, 10, "{m}");
+    assert_eq!(q.unrun.len() as u64, m.returned);
+    let first = 10 - q.unrun.len() as u64;
+    assert_eq!(q.unrun, (first..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn stop_detaches_and_counts_a_worker_that_ignores_its_token() {
+    let (release, handler, started) = gate();
+    let (queue, producer) = WorkQueue::builder("stuck").build(handler).unwrap();
+    let handle = queue.handle();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    producer.send(1).unwrap();
+    producer.send(2).unwrap();
+    assert_eq!(started.recv().unwrap(), 1);
+    let t = Instant::now();
+    let report = host.stop(ms(400));
+    assert!(t.elapsed() < ms(400) + SLACK, "{:?}", t.elapsed());
+    let queue_outcome = &report.services()[0].outcome;
+    assert!(
+        matches!(queue_outcome, Outcome::Failed(f) if f.to_string().contains("detached")),
+        "{report}"
+    );
+    let q = handle.take_report().unwrap();
+    assert_eq!(q.detached_workers, 1);
+    assert_eq!(q.unrun, [2]);
+    assert_eq!(q.metrics.in_flight, 1);
+    release.send(()).unwrap(); // let the detached worker finish
+}
+
+#[test]
+fn idle_workers_wake_on_stop() {
+    let (queue, _producer) = WorkQueue::builder("idle")
+        .workers(4)
+        .build(|_: u64, _| Ok(()))
+        .unwrap();
+    let handle = queue.handle();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    let t = Instant::now();
+    assert!(host.stop(Duration::from_secs(30)).is_clean());
+    // Well before any drain deadline or cancel grace: the idle workers were woken.
+    assert!(t.elapsed() < SLACK, "{:?}", t.elapsed());
+    let q = handle.take_report().unwrap();
+    assert!(!q.cancelled);
+    assert_eq!(q.detached_workers, 0);
+}
+
+#[test]
+fn metrics_show_depth_and_in_flight() {
+    let (release, handler, started) = gate();
+    let (queue, producer) = WorkQueue::builder("metrics")
+        .capacity(8)
+        .build(handler)
+        .unwrap();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    for i in 0..4 {
+        producer.send(i).unwrap();
+    }
+    started.recv().unwrap();
+    let m = producer.metrics();
+    assert_eq!(
+        (m.sent, m.depth, m.capacity, m.in_flight, m.workers),
+        (4, 3, 8, 1, 1),
+        "{m}"
+    );
+    for _ in 0..4 {
+        release.send(()).unwrap();
+    }
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let m = producer.metrics();
+    assert_eq!((m.depth, m.in_flight, m.completed), (0, 0, 4));
+}
+
+#[test]
+fn dropping_a_queue_that_never_started_hands_back_and_wakes_senders() {
+    let unrun = seen();
+    let u = Arc::clone(&unrun);
+    let (queue, producer) = WorkQueue::builder("never")
+        .capacity(2)
+        .on_unrun(move |items| u.lock().unwrap().extend(items))
+        .build(|_: u64, _| Ok(()))
+        .unwrap();
+    producer.send(1).unwrap();
+    producer.send(2).unwrap();
+    let p = producer.clone();
+    let (entered_tx, entered) = mpsc::channel();
+    let blocked = std::thread::Builder::new()
+        .spawn(move || {
+            entered_tx.send(()).unwrap();
+            p.send(3)
+        })
+        .unwrap();
+    entered.recv().unwrap();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    drop(host); // never started
+    assert_eq!(blocked.join().unwrap(), Err(SendError(3)));
+    assert_eq!(*unrun.lock().unwrap(), [1, 2]);
+    let m = producer.metrics();
+    assert_eq!((m.sent, m.returned), (2, 2));
+    assert!(producer.is_closed());
+}
+
+#[test]
+fn task_queue_runs_closures_with_the_jobs_token() {
+    let (queue, producer) = TaskQueue::builder("tasks")
+        .workers(2)
+        .cancel_grace(ms(300))
+        .build_tasks()
+        .unwrap();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    let done = Arc::new(AtomicU64::new(0));
+    for _ in 0..10 {
+        let d = Arc::clone(&done);
+        producer
+            .send_task(move |_token| {
+                d.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            })
+            .unwrap();
+    }
+    // A task that runs until cancelled: the stop drains the rest, then cancels it.
+    let (tx, rx) = mpsc::channel();
+    producer
+        .send_task(move |token| {
+            tx.send(()).unwrap();
+            token.wait();
+            Ok(())
+        })
+        .unwrap();
+    rx.recv().unwrap();
+    let t = Instant::now();
+    assert!(host.stop(Duration::from_secs(1)).is_clean());
+    assert!(t.elapsed() < Duration::from_secs(1) + SLACK);
+    assert_eq!(done.load(Ordering::Relaxed), 10);
+    assert_eq!(producer.metrics().completed, 11);
+}
+
+#[test]
+fn producer_is_clone_send_sync_and_errors_hide_payloads() {
+    fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+    assert_traits::<Producer<u64>>();
+    assert_traits::<Producer<threadhost::Task>>();
+    assert_traits::<threadhost::QueueHandle<Vec<u8>>>();
+
+    struct Secret;
+    assert_eq!(format!("{:?}", SendError(Secret)), "SendError(..)");
+    assert_eq!(format!("{:?}", TrySendError::Full(Secret)), "Full(..)");
+    assert_eq!(format!("{:?}", TrySendError::Closed(Secret)), "Closed(..)");
+    assert_eq!(
+        format!("{:?}", SendTimeoutError::Timeout(Secret)),
+        "Timeout(..)"
+    );
+    let e: TrySendError<u8> = SendError(7).into();
+    assert!(e.is_closed() && !e.is_full());
+    let e: SendTimeoutError<u8> = SendError(8).into();
+    assert!(e.is_closed() && !e.is_timeout());
+    assert_eq!(e.into_inner(), 8);
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(TrySendError::Full(1u8));
+    assert_eq!(boxed.to_string(), "sending on a full queue");
+}
+
+#[test]
+fn jobs_token_is_not_the_service_token() {
+    // During the drain the host has already fired the queue service's token; the jobs' token
+    // must not fire while the drain has time left.
+    let stopping = Arc::new(Mutex::new(None::<StopToken>));
+    let s = Arc::clone(&stopping);
+    let fired_during_job = Arc::new(AtomicU64::new(0));
+    let f = Arc::clone(&fired_during_job);
+    let (queue, producer) = WorkQueue::builder("tokens")
+        .build(move |x: u64, token: &StopToken| {
+            if x == 0 {
+                // Hold the worker until the host's stop has begun.
+                let stopping = s.lock().unwrap().clone().unwrap();
+                stopping.wait();
+            }
+            if token.is_stopped() {
+                f.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    *stopping.lock().unwrap() = Some(host.handle().stopping());
+    for i in 0..20 {
+        producer.send(i).unwrap();
+    }
+    host.start(Duration::from_secs(5)).unwrap();
+    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    assert_eq!(fired_during_job.load(Ordering::Relaxed), 0);
+    assert_eq!(producer.metrics().completed, 20);
+}
