@@ -81,9 +81,9 @@ typedef int32_t threadhost_status;
 #define THREADHOST_INVALID_STATE 3
 /* The timeout passed before the awaited event. */
 #define THREADHOST_TIMEOUT 4
-/* A bounded queue was full (reserved for the work queue API). */
+/* A bounded queue was full: the item was not sent. */
 #define THREADHOST_FULL 5
-/* A queue was closed (reserved for the work queue API). */
+/* A queue was closed (its service stopped): the item was not sent. */
 #define THREADHOST_CLOSED 6
 /* A service failed (an error or a crash in a callback); the message names it. */
 #define THREADHOST_SERVICE_FAILED 7
@@ -464,6 +464,130 @@ const threadhost_context *threadhost_tick_context(const threadhost_tick *tick);
 threadhost_status threadhost_tick_info(const threadhost_tick *tick, uint64_t *index_out,
                                        uint64_t *lateness_us_out, uint64_t *missed_out,
                                        uint64_t *failures_out);
+
+/* ---- Work queues ------------------------------------------------------------------------- */
+/*
+ * A bounded queue of `void *` items drained by worker threads that run a C handler, run as a
+ * hosted service: backpressure when full (or a drop mode), drain on stop until shortly
+ * before the stop deadline, then the jobs' token fires and the items never run are handed
+ * back. Every item accepted by a send reaches exactly one callback: the handler, on_dropped
+ * (evicted by a drop mode) or on_unrun (handed back by a stop, or by freeing a host that never
+ * stopped the queue). Configure a queue (not thread-safe), build it into a service and a first
+ * producer, add the service to a builder; producers may be used from any thread at once.
+ */
+
+typedef struct threadhost_queue threadhost_queue;
+typedef struct threadhost_producer threadhost_producer;
+
+/*
+ * Runs one item on a worker thread; the item is the handler's from then on. `token` (valid
+ * during the call) fires when the stop gives up draining: a long job should watch it.
+ * A status other than THREADHOST_OK counts the job as failed (the worker goes on). With
+ * several workers, the handler runs concurrently: `user` must be thread-safe.
+ */
+typedef threadhost_status (*threadhost_item_fn)(void *user, void *item,
+                                                const threadhost_token *token);
+
+/*
+ * Receives items back (they are the callback's from then on): `items` is an array of `count`
+ * items, valid during the call. Runs outside the queue's locks, on a worker, producer or
+ * stopping thread.
+ */
+typedef void (*threadhost_items_fn)(void *user, void **items, size_t count);
+
+/* What a send does when the queue is full (threadhost_full_mode values). */
+typedef int32_t threadhost_full_mode;
+/* Wait for room (backpressure); threadhost_producer_try_send returns THREADHOST_FULL. Default. */
+#define THREADHOST_FULL_BLOCK 0
+/* Evict the oldest queued item (to on_dropped), enqueue the new one. */
+#define THREADHOST_FULL_DROP_OLDEST 1
+/* Drop the new item (to on_dropped), keep what is queued; the send succeeds. */
+#define THREADHOST_FULL_DROP_NEWEST 2
+/* Refuse at once: every send returns THREADHOST_FULL and the caller keeps the item. */
+#define THREADHOST_FULL_REJECT 3
+
+/* A snapshot of a queue's figures. While it runs, sent = completed + failed + panicked +
+ * dropped + returned + in_flight + depth. */
+typedef struct threadhost_queue_metrics {
+    uint64_t sent;      /* items accepted by a send */
+    uint64_t completed; /* handler returned THREADHOST_OK */
+    uint64_t failed;    /* handler returned another status */
+    uint64_t panicked;  /* reserved for Rust handlers (a C handler cannot panic) */
+    uint64_t dropped;   /* evicted by a drop mode (given to on_dropped) */
+    uint64_t returned;  /* handed back unrun (given to on_unrun) */
+    uint64_t in_flight; /* being handled now */
+    uint64_t depth;     /* waiting in the queue */
+    uint64_t capacity;
+    uint64_t workers;
+    bool closed; /* the queue stopped accepting items */
+} threadhost_queue_metrics;
+
+/*
+ * A new queue named `name` (copied; its service's name too) in *queue_out: capacity 100, one
+ * worker, THREADHOST_FULL_BLOCK, draining on stop. Owned by the caller until
+ * threadhost_queue_build consumes it, or threadhost_queue_free.
+ */
+threadhost_status threadhost_queue_new(const char *name, threadhost_queue **queue_out);
+
+/* The number of items the queue holds (>= 1, checked at build). Default 100. */
+threadhost_status threadhost_queue_capacity(threadhost_queue *queue, size_t capacity);
+
+/* The number of worker threads (>= 1, checked at build). Default 1: items run in order. */
+threadhost_status threadhost_queue_workers(threadhost_queue *queue, size_t workers);
+
+/* The full mode (THREADHOST_FULL_*; others: THREADHOST_INVALID_ARGUMENT). */
+threadhost_status threadhost_queue_full_mode(threadhost_queue *queue, threadhost_full_mode mode);
+
+/* true (default): a stop drains until shortly before its deadline; false: it cancels at once. */
+threadhost_status threadhost_queue_drain_on_stop(threadhost_queue *queue, bool drain);
+
+/* How long before the stop deadline draining gives up (default: a fifth of the budget, <= 1 s). */
+threadhost_status threadhost_queue_cancel_grace(threadhost_queue *queue, uint64_t grace_ms);
+
+/* The stack size of each worker thread, in bytes (>= 64 KiB, checked at build). */
+threadhost_status threadhost_queue_stack_size(threadhost_queue *queue, size_t bytes);
+
+/*
+ * Builds the queue: its service in *service_out (owned by the caller until added to a builder)
+ * and a first producer in *producer_out (owned by the caller: threadhost_producer_free).
+ * `handler` is required; on_unrun and on_dropped may be NULL (each then falls back to the
+ * other; with both NULL, items handed back are forgotten: use that only for items that need
+ * no freeing). Consumes `queue` whatever the result; ownership of `user` passes to threadhost
+ * whatever the result: destroy runs once the service and every producer are freed.
+ * THREADHOST_INVALID_CONFIG: a capacity or worker count of 0, an empty name, a small stack.
+ */
+threadhost_status threadhost_queue_build(threadhost_queue *queue, threadhost_item_fn handler,
+                                         threadhost_items_fn on_unrun,
+                                         threadhost_items_fn on_dropped, void *user,
+                                         threadhost_destroy_fn destroy,
+                                         threadhost_service **service_out,
+                                         threadhost_producer **producer_out);
+
+/* Frees a queue never built. */
+void threadhost_queue_free(threadhost_queue *queue);
+
+/*
+ * Sends `item`, waiting up to timeout_ms for room (THREADHOST_NO_DEADLINE: as long as it
+ * takes; 0: not at all). THREADHOST_OK: the queue owns the item. Otherwise the caller keeps it:
+ * THREADHOST_TIMEOUT (still full at the timeout), THREADHOST_FULL (THREADHOST_FULL_REJECT),
+ * THREADHOST_CLOSED (the queue stopped: send after stop). Any thread.
+ */
+threadhost_status threadhost_producer_send(const threadhost_producer *producer, void *item,
+                                           uint64_t timeout_ms);
+
+/* Sends `item` only if there is room now: THREADHOST_OK, THREADHOST_FULL or THREADHOST_CLOSED. */
+threadhost_status threadhost_producer_try_send(const threadhost_producer *producer, void *item);
+
+/* The queue's figures in *metrics_out. Any thread. */
+threadhost_status threadhost_producer_metrics(const threadhost_producer *producer,
+                                              threadhost_queue_metrics *metrics_out);
+
+/* Another producer of the same queue, owned by the caller. */
+threadhost_status threadhost_producer_clone(const threadhost_producer *producer,
+                                            threadhost_producer **producer_out);
+
+/* Frees a producer (the queue and its other producers are unaffected). */
+void threadhost_producer_free(threadhost_producer *producer);
 
 /* ---- Host --------------------------------------------------------------------------------- */
 /*

@@ -160,6 +160,11 @@ fn c_periodic() {
     run_c_test("periodic");
 }
 
+#[test]
+fn c_queue() {
+    run_c_test("queue");
+}
+
 /// Every `tests/c/*.c` has its `#[test]` above (a new file cannot be silently skipped).
 #[test]
 fn every_c_test_file_is_run() {

@@ -30,6 +30,7 @@ mod builder;
 mod context;
 mod host;
 mod periodic;
+mod queue;
 mod service;
 mod snapshot;
 mod status;

@@ -19,9 +19,7 @@ impl Status {
     pub(crate) const INVALID_ARGUMENT: Status = Status(2);
     pub(crate) const INVALID_STATE: Status = Status(3);
     pub(crate) const TIMEOUT: Status = Status(4);
-    #[allow(dead_code)] // reserved for the work queue's wrappers
     pub(crate) const FULL: Status = Status(5);
-    #[allow(dead_code)] // reserved for the work queue's wrappers
     pub(crate) const CLOSED: Status = Status(6);
     pub(crate) const SERVICE_FAILED: Status = Status(7);
     pub(crate) const START_FAILED: Status = Status(8);

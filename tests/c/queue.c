@@ -1,0 +1,364 @@
+/* Work queues from C: items run by the handler, backpressure, try_send / send timeouts, drop
+ * modes, unrun items handed back at stop, send after stop, conservation across producer
+ * threads, bad input. Items are malloc'd, so valgrind proves each reaches exactly one
+ * callback. Run by tests/c_api.rs. */
+#include "test_util.h"
+
+typedef struct {
+    counter handled;   /* items run by the handler */
+    counter started;   /* handler calls begun */
+    counter unrun;     /* items handed back */
+    counter dropped;   /* items evicted by a drop mode */
+    counter destroyed; /* destroy calls */
+    pthread_mutex_t lock;
+    long sum;           /* of handled item values */
+    int dropped_ids[16];
+    int unrun_ids[16];
+    bool block_first;   /* the first item waits for the jobs' token */
+} sink;
+
+static void sink_init(sink *s) {
+    memset(s, 0, sizeof *s);
+    counter_init(&s->handled);
+    counter_init(&s->started);
+    counter_init(&s->unrun);
+    counter_init(&s->dropped);
+    counter_init(&s->destroyed);
+    pthread_mutex_init(&s->lock, NULL);
+}
+
+static void sink_destroy(sink *s) {
+    counter_destroy(&s->handled);
+    counter_destroy(&s->started);
+    counter_destroy(&s->unrun);
+    counter_destroy(&s->dropped);
+    counter_destroy(&s->destroyed);
+    pthread_mutex_destroy(&s->lock);
+}
+
+static int *item(int value) {
+    int *p = malloc(sizeof *p);
+    *p = value;
+    return p;
+}
+
+static threadhost_status handler(void *user, void *it, const threadhost_token *token) {
+    sink *s = user;
+    int value = *(int *)it;
+    free(it);
+    counter_add(&s->started, 1);
+    if (s->block_first && value == 0) {
+        threadhost_token_wait(token, THREADHOST_NO_DEADLINE); /* until the stop cancels */
+        return THREADHOST_STOPPED;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->sum += value;
+    pthread_mutex_unlock(&s->lock);
+    counter_add(&s->handled, 1);
+    return value < 0 ? THREADHOST_SERVICE_FAILED : THREADHOST_OK;
+}
+
+static void on_unrun(void *user, void **items, size_t count) {
+    sink *s = user;
+    for (size_t i = 0; i < count; i++) {
+        int n = counter_get(&s->unrun);
+        if (n < 16) s->unrun_ids[n] = *(int *)items[i];
+        free(items[i]);
+        counter_add(&s->unrun, 1);
+    }
+}
+
+static void on_dropped(void *user, void **items, size_t count) {
+    sink *s = user;
+    for (size_t i = 0; i < count; i++) {
+        int n = counter_get(&s->dropped);
+        if (n < 16) s->dropped_ids[n] = *(int *)items[i];
+        free(items[i]);
+        counter_add(&s->dropped, 1);
+    }
+}
+
+static void on_destroy(void *user) { counter_add(&((sink *)user)->destroyed, 1); }
+
+/* A host running one queue configured by `configure`. */
+static bool start_queue(sink *s, size_t capacity, size_t workers, threadhost_full_mode mode,
+                        bool drain, threadhost_host **host_out, threadhost_producer **producer_out) {
+    threadhost_queue *q = NULL;
+    CHECK_STATUS(threadhost_queue_new("jobs", &q), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_capacity(q, capacity), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_workers(q, workers), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_full_mode(q, mode), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_drain_on_stop(q, drain), THREADHOST_OK);
+    threadhost_service *svc = NULL;
+    CHECK_STATUS(threadhost_queue_build(q, handler, on_unrun, on_dropped, s, on_destroy, &svc,
+                                        producer_out),
+                 THREADHOST_OK);
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    CHECK_STATUS(threadhost_builder_build(b, host_out), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_start(*host_out, 5000), THREADHOST_OK);
+    return true;
+}
+
+static bool smoke(void) {
+    sink s;
+    sink_init(&s);
+    threadhost_host *host = NULL;
+    threadhost_producer *p = NULL;
+    CHECK(start_queue(&s, 8, 1, THREADHOST_FULL_BLOCK, true, &host, &p));
+    long expected = 0;
+    for (int i = 1; i <= 100; i++) {
+        CHECK_STATUS(threadhost_producer_send(p, item(i), THREADHOST_NO_DEADLINE), THREADHOST_OK);
+        expected += i;
+    }
+    CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_OK); /* drains */
+    CHECK(counter_get(&s.handled) == 100);
+    CHECK(s.sum == expected);
+    threadhost_queue_metrics m;
+    CHECK_STATUS(threadhost_producer_metrics(p, &m), THREADHOST_OK);
+    CHECK(m.sent == 100 && m.completed == 100 && m.closed && m.depth == 0 && m.capacity == 8);
+    threadhost_host_free(host);
+    CHECK(counter_get(&s.destroyed) == 0); /* the producer still holds the queue */
+    threadhost_producer_free(p);
+    CHECK(counter_get(&s.destroyed) == 1);
+    sink_destroy(&s);
+    return true;
+}
+
+static bool try_send_full_and_send_timeout(void) {
+    sink s;
+    sink_init(&s);
+    s.block_first = true;
+    threadhost_host *host = NULL;
+    threadhost_producer *p = NULL;
+    CHECK(start_queue(&s, 1, 1, THREADHOST_FULL_BLOCK, false, &host, &p));
+    CHECK_STATUS(threadhost_producer_send(p, item(0), 5000), THREADHOST_OK);
+    CHECK(counter_wait(&s.started, 1, 5000)); /* the worker holds item 0 */
+    CHECK_STATUS(threadhost_producer_send(p, item(1), 5000), THREADHOST_OK); /* fills the queue */
+    int *extra = item(2);
+    CHECK_STATUS(threadhost_producer_try_send(p, extra), THREADHOST_FULL);
+    CHECK(last_error_contains("full"));
+    long long t0 = now_ms();
+    CHECK_STATUS(threadhost_producer_send(p, extra, 30), THREADHOST_TIMEOUT);
+    CHECK(now_ms() - t0 >= 29);
+    CHECK(last_error_contains("30 ms"));
+    CHECK_STATUS(threadhost_producer_send(p, extra, 0), THREADHOST_TIMEOUT);
+    /* Stop without draining: the running job is cancelled, item 1 handed back. */
+    CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_OK);
+    CHECK(counter_get(&s.unrun) == 1 && s.unrun_ids[0] == 1);
+    /* Send after stop: closed, the caller keeps the item. */
+    CHECK_STATUS(threadhost_producer_send(p, extra, 100), THREADHOST_CLOSED);
+    CHECK(last_error_contains("closed"));
+    CHECK_STATUS(threadhost_producer_try_send(p, extra), THREADHOST_CLOSED);
+    free(extra);
+    threadhost_queue_metrics m;
+    CHECK_STATUS(threadhost_producer_metrics(p, &m), THREADHOST_OK);
+    CHECK(m.sent == 2 && m.returned == 1 && m.failed == 1); /* the cancelled job: failed */
+    threadhost_host_free(host);
+    threadhost_producer_free(p);
+    CHECK(counter_get(&s.destroyed) == 1);
+    sink_destroy(&s);
+    return true;
+}
+
+static bool drop_oldest_gives_evicted_items_to_on_dropped(void) {
+    sink s;
+    sink_init(&s);
+    s.block_first = true;
+    threadhost_host *host = NULL;
+    threadhost_producer *p = NULL;
+    CHECK(start_queue(&s, 2, 1, THREADHOST_FULL_DROP_OLDEST, false, &host, &p));
+    CHECK_STATUS(threadhost_producer_send(p, item(0), 5000), THREADHOST_OK);
+    CHECK(counter_wait(&s.started, 1, 5000));
+    for (int i = 1; i <= 4; i++) {
+        CHECK_STATUS(threadhost_producer_try_send(p, item(i)), THREADHOST_OK);
+    }
+    /* Items 1 and 2 were evicted by 3 and 4. */
+    CHECK(counter_get(&s.dropped) == 2 && s.dropped_ids[0] == 1 && s.dropped_ids[1] == 2);
+    CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_OK);
+    CHECK(counter_get(&s.unrun) == 2 && s.unrun_ids[0] == 3 && s.unrun_ids[1] == 4);
+    threadhost_host_free(host);
+    threadhost_producer_free(p);
+    sink_destroy(&s);
+    return true;
+}
+
+static bool reject_mode_returns_full(void) {
+    sink s;
+    sink_init(&s);
+    s.block_first = true;
+    threadhost_host *host = NULL;
+    threadhost_producer *p = NULL;
+    CHECK(start_queue(&s, 1, 1, THREADHOST_FULL_REJECT, false, &host, &p));
+    CHECK_STATUS(threadhost_producer_send(p, item(0), 5000), THREADHOST_OK);
+    CHECK(counter_wait(&s.started, 1, 5000));
+    CHECK_STATUS(threadhost_producer_send(p, item(1), 5000), THREADHOST_OK);
+    int *extra = item(2);
+    long long t0 = now_ms();
+    CHECK_STATUS(threadhost_producer_send(p, extra, 5000), THREADHOST_FULL); /* at once */
+    CHECK(now_ms() - t0 < 2500);
+    CHECK_STATUS(threadhost_producer_send(p, extra, THREADHOST_NO_DEADLINE), THREADHOST_FULL);
+    free(extra);
+    threadhost_host_free(host); /* running: stopped by free */
+    CHECK(counter_get(&s.unrun) == 1);
+    threadhost_producer_free(p);
+    sink_destroy(&s);
+    return true;
+}
+
+typedef struct {
+    threadhost_producer *producer;
+    int base;
+    int accepted;
+} sender;
+
+static void *send_many(void *arg) {
+    sender *t = arg;
+    for (int i = 0; i < 500; i++) {
+        int *it = item(t->base + i);
+        threadhost_status st = (i % 3 == 0) ? threadhost_producer_try_send(t->producer, it)
+                                            : threadhost_producer_send(t->producer, it, 50);
+        if (st == THREADHOST_OK) {
+            t->accepted++;
+        } else {
+            free(it); /* refused: still ours */
+        }
+    }
+    threadhost_producer_free(t->producer);
+    return NULL;
+}
+
+static bool conservation_across_producer_threads(void) {
+    sink s;
+    sink_init(&s);
+    threadhost_host *host = NULL;
+    threadhost_producer *p = NULL;
+    CHECK(start_queue(&s, 16, 3, THREADHOST_FULL_DROP_NEWEST, true, &host, &p));
+    pthread_t threads[4];
+    sender senders[4];
+    for (int i = 0; i < 4; i++) {
+        senders[i].base = i * 1000;
+        senders[i].accepted = 0;
+        CHECK_STATUS(threadhost_producer_clone(p, &senders[i].producer), THREADHOST_OK);
+        CHECK(pthread_create(&threads[i], NULL, send_many, &senders[i]) == 0);
+    }
+    int accepted = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        accepted += senders[i].accepted;
+    }
+    CHECK_STATUS(threadhost_host_stop(host, 10000), THREADHOST_OK);
+    threadhost_queue_metrics m;
+    CHECK_STATUS(threadhost_producer_metrics(p, &m), THREADHOST_OK);
+    CHECK(m.sent == (uint64_t)accepted);
+    CHECK(m.sent == m.completed + m.failed + m.panicked + m.dropped + m.returned);
+    CHECK(m.completed == (uint64_t)counter_get(&s.handled));
+    CHECK(m.dropped == (uint64_t)counter_get(&s.dropped));
+    CHECK(m.returned == (uint64_t)counter_get(&s.unrun));
+    CHECK(m.workers == 3 && m.in_flight == 0 && m.depth == 0);
+    threadhost_host_free(host);
+    threadhost_producer_free(p);
+    CHECK(counter_get(&s.destroyed) == 1);
+    sink_destroy(&s);
+    return true;
+}
+
+static bool host_freed_before_start_hands_items_back(void) {
+    sink s;
+    sink_init(&s);
+    threadhost_queue *q = NULL;
+    CHECK_STATUS(threadhost_queue_new("idle", &q), THREADHOST_OK);
+    threadhost_service *svc = NULL;
+    threadhost_producer *p = NULL;
+    CHECK_STATUS(threadhost_queue_build(q, handler, on_unrun, NULL, &s, on_destroy, &svc, &p),
+                 THREADHOST_OK);
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    threadhost_host *host = NULL;
+    CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
+    CHECK_STATUS(threadhost_producer_try_send(p, item(7)), THREADHOST_OK); /* accepted before start */
+    threadhost_host_free(host);
+    CHECK(counter_get(&s.unrun) == 1 && s.unrun_ids[0] == 7);
+    CHECK_STATUS(threadhost_producer_try_send(p, &s), THREADHOST_CLOSED);
+    threadhost_producer_free(p);
+    CHECK(counter_get(&s.destroyed) == 1);
+    sink_destroy(&s);
+    return true;
+}
+
+static bool queue_bad_input(void) {
+    sink s;
+    sink_init(&s);
+    threadhost_queue *q = NULL;
+    threadhost_service *svc = NULL;
+    threadhost_producer *p = NULL;
+    CHECK_STATUS(threadhost_queue_new(NULL, &q), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_queue_new("x", NULL), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_queue_new("\xff", &q), THREADHOST_INVALID_ARGUMENT);
+    CHECK_STATUS(threadhost_queue_capacity(NULL, 1), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_queue_workers(NULL, 1), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_queue_full_mode(NULL, 0), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_queue_drain_on_stop(NULL, true), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_queue_cancel_grace(NULL, 1), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_queue_stack_size(NULL, 1), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_producer_send(NULL, &s, 1), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_producer_try_send(NULL, &s), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_producer_metrics(NULL, NULL), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_producer_clone(NULL, &p), THREADHOST_NULL_ARGUMENT);
+    threadhost_queue_free(NULL);
+    threadhost_producer_free(NULL);
+
+    CHECK_STATUS(threadhost_queue_new("q", &q), THREADHOST_OK);
+    const int32_t bad[] = {-1, 4, INT32_MIN, INT32_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_STATUS(threadhost_queue_full_mode(q, bad[i]), THREADHOST_INVALID_ARGUMENT);
+        CHECK(last_error_contains("threadhost_full_mode"));
+    }
+    /* A NULL handler: the queue is consumed, the user destroyed. */
+    CHECK_STATUS(threadhost_queue_build(q, NULL, NULL, NULL, &s, on_destroy, &svc, &p),
+                 THREADHOST_NULL_ARGUMENT);
+    CHECK(last_error_contains("handler"));
+    CHECK(counter_get(&s.destroyed) == 1);
+    /* Capacity 0 and workers 0: invalid config at build. */
+    CHECK_STATUS(threadhost_queue_new("q", &q), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_capacity(q, 0), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_build(q, handler, NULL, NULL, &s, on_destroy, &svc, &p),
+                 THREADHOST_INVALID_CONFIG);
+    CHECK(last_error_contains("capacity"));
+    CHECK(counter_get(&s.destroyed) == 2);
+    CHECK_STATUS(threadhost_queue_new("q", &q), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_workers(q, 0), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_build(q, handler, NULL, NULL, &s, on_destroy, &svc, &p),
+                 THREADHOST_INVALID_CONFIG);
+    CHECK(last_error_contains("workers"));
+    CHECK_STATUS(threadhost_queue_new("q", &q), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_build(q, handler, NULL, NULL, &s, on_destroy, &svc, NULL),
+                 THREADHOST_NULL_ARGUMENT);
+    CHECK(counter_get(&s.destroyed) == 4);
+    CHECK(svc == NULL && p == NULL);
+    /* Built, never added: service and producer freed, user destroyed once. */
+    CHECK_STATUS(threadhost_queue_new("q", &q), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_build(q, handler, NULL, NULL, &s, on_destroy, &svc, &p),
+                 THREADHOST_OK);
+    CHECK_STATUS(threadhost_producer_metrics(p, NULL), THREADHOST_NULL_ARGUMENT);
+    threadhost_service_free(svc);
+    CHECK_STATUS(threadhost_producer_try_send(p, &s), THREADHOST_CLOSED); /* the queue is gone */
+    threadhost_producer_free(p);
+    CHECK(counter_get(&s.destroyed) == 5);
+    CHECK_STATUS(threadhost_queue_new("q", &q), THREADHOST_OK);
+    threadhost_queue_free(q);
+    sink_destroy(&s);
+    return true;
+}
+
+int main(void) {
+    int failures = 0;
+    RUN(smoke);
+    RUN(try_send_full_and_send_timeout);
+    RUN(drop_oldest_gives_evicted_items_to_on_dropped);
+    RUN(reject_mode_returns_full);
+    RUN(conservation_across_producer_threads);
+    RUN(host_freed_before_start_hands_items_back);
+    RUN(queue_bad_input);
+    return failures == 0 ? 0 : 1;
+}
