@@ -43,6 +43,7 @@ static unsigned pick(unsigned n) {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t all_destroyed = PTHREAD_COND_INITIALIZER;
 static long registered, destroyed;
+static long items_made, items_freed; /* queue items: malloc'd ints */
 static unsigned long step;
 
 static void on_destroy(void *user) {
@@ -89,6 +90,26 @@ static threadhost_status tick(void *user, const threadhost_tick *t) {
     }
 }
 
+static void free_item(void *it) {
+    free(it);
+    pthread_mutex_lock(&lock);
+    items_freed++;
+    pthread_cond_broadcast(&all_destroyed);
+    pthread_mutex_unlock(&lock);
+}
+
+static threadhost_status handle_item(void *user, void *it, const threadhost_token *token) {
+    (void)user;
+    (void)token;
+    free_item(it);
+    return pick(5) ? THREADHOST_OK : THREADHOST_SERVICE_FAILED;
+}
+
+static void give_back(void *user, void **items, size_t count) {
+    (void)user;
+    for (size_t k = 0; k < count; k++) free_item(items[k]);
+}
+
 static void check(threadhost_status st, const char *call) {
     if (st < THREADHOST_OK || st > THREADHOST_SIGNAL_FAILED || st == THREADHOST_PANIC) {
         fprintf(stderr, "step %lu: %s returned %d (%s)\n", step, call, st, threadhost_status_name(st));
@@ -113,12 +134,48 @@ int main(int argc, char **argv) {
     threadhost_host *hosts[POOL] = {0};
     threadhost_stop_source *sources[POOL] = {0};
     threadhost_token *tokens[POOL] = {0};
+    threadhost_producer *producers[POOL] = {0};
     char buf[64];
     size_t n;
 
     for (step = 0; step < steps; step++) {
         unsigned i = pick(POOL);
-        switch (pick(22)) {
+        switch (pick(25)) {
+        case 22:
+            if (!services[i] && !producers[i]) {
+                threadhost_queue *q = NULL;
+                check(threadhost_queue_new(names[pick(5)], &q), "queue_new");
+                check(threadhost_queue_capacity(q, pick(4)), "queue_capacity");
+                check(threadhost_queue_workers(q, pick(3)), "queue_workers");
+                check(threadhost_queue_full_mode(q, (int32_t)pick(6) - 1), "full_mode");
+                check(threadhost_queue_drain_on_stop(q, pick(2)), "drain_on_stop");
+                check(threadhost_queue_build(q, pick(10) ? handle_item : NULL, give_back,
+                                             pick(2) ? give_back : NULL, new_user(), on_destroy,
+                                             &services[i], &producers[i]),
+                      "queue_build");
+            }
+            break;
+        case 23: {
+            pthread_mutex_lock(&lock);
+            items_made++;
+            pthread_mutex_unlock(&lock);
+            int *it = malloc(sizeof *it);
+            *it = (int)step;
+            threadhost_status st = pick(2) ? threadhost_producer_try_send(producers[i], it)
+                                           : threadhost_producer_send(producers[i], it, pick(3));
+            check(st, "producer_send");
+            if (st != THREADHOST_OK) free_item(it); /* refused: still ours */
+            break;
+        }
+        case 24: {
+            threadhost_queue_metrics m;
+            check(threadhost_producer_metrics(producers[i], pick(10) ? &m : NULL), "metrics");
+            if (pick(3) == 0) {
+                threadhost_producer_free(producers[i]);
+                producers[i] = NULL;
+            }
+            break;
+        }
         case 0:
             if (!builders[i]) builders[i] = threadhost_builder_new();
             break;
@@ -243,20 +300,23 @@ int main(int argc, char **argv) {
         threadhost_service_free(services[i]);
         threadhost_token_free(tokens[i]);
         threadhost_stop_source_free(sources[i]);
+        threadhost_producer_free(producers[i]);
     }
     /* A service left running by a stop deadline destroys its user data when it ends. */
     struct timespec at;
     clock_gettime(CLOCK_REALTIME, &at);
     at.tv_sec += 10;
     pthread_mutex_lock(&lock);
-    while (destroyed < registered &&
+    while ((destroyed < registered || items_freed < items_made) &&
            pthread_cond_timedwait(&all_destroyed, &lock, &at) == 0) {
     }
     pthread_mutex_unlock(&lock);
-    if (registered != destroyed) {
-        fprintf(stderr, "destroy ran %ld times for %ld registered users\n", destroyed, registered);
+    if (registered != destroyed || items_made != items_freed) {
+        fprintf(stderr, "destroy ran %ld times for %ld registered users; %ld of %ld items freed\n",
+                destroyed, registered, items_freed, items_made);
         return 1;
     }
-    printf("fuzz_calls: ok (%ld users registered and destroyed)\n", registered);
+    printf("fuzz_calls: ok (%ld users registered and destroyed, %ld queue items freed)\n",
+           registered, items_made);
     return 0;
 }
