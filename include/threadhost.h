@@ -12,7 +12,8 @@
  *   it with threadhost_last_error_message(). A successful call leaves the last message as it
  *   was.
  * - Parameters: the object first, then inputs, then outputs (`*_out`). Outputs are written
- *   only when the call returns THREADHOST_OK.
+ *   only when the call returns THREADHOST_OK (string copies, below, also write a truncated
+ *   string and its full length on THREADHOST_BUFFER_TOO_SMALL).
  * - Every pointer is checked: NULL where an object or output is required gives
  *   THREADHOST_NULL_ARGUMENT; an integer that is not a valid enum value gives
  *   THREADHOST_INVALID_ARGUMENT. No entry point ever lets a Rust panic escape: a panic
