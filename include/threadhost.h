@@ -435,6 +435,7 @@ threadhost_status threadhost_periodic_stats_read(const threadhost_periodic_stats
                                                  uint64_t *ticks_out, uint64_t *failures_out,
                                                  uint64_t *panics_out, uint64_t *missed_out);
 
+/* Frees a stats handle (the service is unaffected). */
 void threadhost_periodic_stats_free(threadhost_periodic_stats *stats);
 
 /*
@@ -667,6 +668,7 @@ void threadhost_host_free(threadhost_host *host);
 /* ---- Snapshot ------------------------------------------------------------------------------ */
 /* Immutable; may be read from any thread. Indexes are in registration order. */
 
+/* The host's state (THREADHOST_HOST_*) when the snapshot was taken. */
 threadhost_status threadhost_snapshot_host_state(const threadhost_snapshot *snapshot,
                                                  threadhost_host_state *state_out);
 
@@ -701,6 +703,7 @@ threadhost_status threadhost_snapshot_service_last_error(const threadhost_snapsh
                                                          size_t index, char *buf, size_t len,
                                                          size_t *out_n);
 
+/* Frees a snapshot. */
 void threadhost_snapshot_free(threadhost_snapshot *snapshot);
 
 /* ---- Context (inside a callback) ---------------------------------------------------------- */

@@ -540,6 +540,26 @@ fn header_matches_exports() {
     assert!(exported.len() > 40, "only {} exports found", exported.len());
 }
 
+/// Every prototype in the header is preceded by its comment (ownership, lifetime, threads).
+#[test]
+fn header_documents_every_function() {
+    let header = header();
+    let lines: Vec<&str> = header.lines().collect();
+    let mut undocumented = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let is_prototype = !line.starts_with(' ')
+            && !line.starts_with("typedef")
+            && !line.starts_with('#')
+            && !line.starts_with("/*")
+            && line.contains("threadhost_")
+            && line.contains('(');
+        if is_prototype && i > 0 && !lines[i - 1].trim_end().ends_with("*/") {
+            undocumented.push(*line);
+        }
+    }
+    assert!(undocumented.is_empty(), "undocumented: {undocumented:#?}");
+}
+
 #[test]
 fn header_status_codes_match_rust() {
     let mut rust = BTreeSet::new();
