@@ -682,7 +682,12 @@ impl Shared {
                     let r = &mut ctl.records[i];
                     match resolution {
                         Resolution::Done(Ok(())) => {
-                            if phase == Phase::Start {
+                            // `Started` too: the phase loop set `Starting` again for it.
+                            // Only from `Starting`: a background body runs as soon as it
+                            // replied and may already be `Completed` or `Failed`.
+                            if matches!(phase, Phase::Start | Phase::Started)
+                                && r.state == ServiceState::Starting
+                            {
                                 r.state = ServiceState::Running;
                             }
                             if phase == Phase::Started || (phase == Phase::Start && !r.hosted) {
@@ -698,6 +703,11 @@ impl Shared {
                             });
                         }
                         Resolution::TimedOut => {
+                            // It missed its deadline: given up on and detached now, so the
+                            // rollback does not wait for it (`start` returns by its deadline,
+                            // not by the shutdown timeout).
+                            r.timed_out = true;
+                            r.state = ServiceState::TimedOut;
                             error.get_or_insert(Error::StartTimeout {
                                 service: StdArc::clone(&r.name),
                             });
@@ -964,6 +974,12 @@ impl Shared {
         };
         let mut ctl = self.ctl.lock();
         let reason = ctl.stop_reason.clone().unwrap_or(StopReason::Requested);
+        // The `stopping` event fires before any `stopping` hook. `request_stop` fires it too,
+        // but after releasing `ctl`, so a sequence run by another thread (`join`) could
+        // otherwise overtake it. Idempotent; its callbacks are user code (invariant 1).
+        MutexGuard::unlocked(&mut ctl, || {
+            self.stopping_event.stop_with(reason.clone());
+        });
         // Invariant 5: only started, not abandoned services take part.
         let live = |r: &Record| r.started && !r.abandoned && !r.timed_out;
         for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {

@@ -11,6 +11,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use threadhost::{BackgroundService, Context, HostedService, ServiceResult};
+
 /// `Duration::from_millis(n)`.
 pub(crate) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -279,4 +281,175 @@ pub(crate) fn assert_before<T: PartialEq + Debug>(log: &[T], a: &T, b: &T) {
         (Some(pa), Some(pb)) => assert!(pa < pb, "{a:?} should come before {b:?} in {log:?}"),
         _ => panic!("{a:?} or {b:?} missing from {log:?}"),
     }
+}
+
+/// `n` parties meet: each `arrive` waits (up to a timeout) until all `n` arrived. Proves that
+/// hooks run concurrently: run one after another, the first times out.
+#[derive(Clone)]
+pub(crate) struct Rendezvous {
+    inner: Arc<(Mutex<usize>, Condvar)>,
+    n: usize,
+}
+
+impl Rendezvous {
+    pub(crate) fn new(n: usize) -> Rendezvous {
+        Rendezvous {
+            inner: Arc::new((Mutex::new(0), Condvar::new())),
+            n,
+        }
+    }
+
+    /// `true` if all parties arrived within `timeout`.
+    pub(crate) fn arrive(&self, timeout: Duration) -> bool {
+        let (lock, cond) = &*self.inner;
+        let mut count = lock.lock().unwrap();
+        *count += 1;
+        cond.notify_all();
+        let (count, _) = cond
+            .wait_timeout_while(count, timeout, |c| *c < self.n)
+            .unwrap();
+        *count >= self.n
+    }
+}
+
+/// What a [`Rec`] hook does after recording itself.
+#[derive(Clone)]
+pub(crate) enum Action {
+    /// Return an error.
+    Fail,
+    /// Panic.
+    Panic,
+    /// `ctx.host().request_stop()`, then go on.
+    RequestStop,
+    /// Block on the gate, ignoring the stop token (a hung hook).
+    Block(Gate),
+    /// Work this long, ignoring the stop token (a slow hook).
+    Busy(Duration),
+    /// Wait on the service's token (up to `PATIENCE`); record `<name>:<hook>:token`.
+    WaitToken,
+    /// Meet the others; fail if they do not come within the duration.
+    Meet(Rendezvous, Duration),
+    /// Set the probe.
+    Signal(Probe),
+    /// Record `<name>:<hook>:<host state>`.
+    RecordState,
+    /// Record `<name>:<hook>:stopping-event=<fired>`: whether the host's `stopping` lifetime
+    /// event had fired when the hook ran.
+    RecordStoppingEvent,
+}
+
+/// A recording service: every hook (hosted or background) records `<name>:<hook>` in the
+/// event log, with its thread's name, then performs the actions registered for that hook.
+/// As a background service, its body records `<name>:run`, performs the `run` actions (or,
+/// with none, waits for its token), then records `<name>:exit`.
+pub(crate) struct Rec {
+    name: String,
+    events: Events,
+    actions: Vec<(&'static str, Action)>,
+}
+
+impl Rec {
+    pub(crate) fn new(name: &str, events: &Events) -> Rec {
+        Rec {
+            name: name.to_owned(),
+            events: events.clone(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Adds `action` to `hook` ("starting", "start", …, "run").
+    pub(crate) fn on(mut self, hook: &'static str, action: Action) -> Rec {
+        self.actions.push((hook, action));
+        self
+    }
+
+    fn hook(&mut self, hook: &'static str, ctx: &Context) -> ServiceResult {
+        self.events.push(format!("{}:{hook}", self.name));
+        self.act(hook, ctx)
+    }
+
+    fn act(&mut self, hook: &'static str, ctx: &Context) -> ServiceResult {
+        for (h, action) in &self.actions {
+            if *h != hook {
+                continue;
+            }
+            match action {
+                Action::Fail => {
+                    return Err(format!("{} failed in {hook} on purpose", self.name).into());
+                }
+                Action::Panic => panic!("{} panicked in {hook} on purpose", self.name),
+                Action::RequestStop => ctx.host().request_stop(),
+                Action::Block(gate) => gate.wait(),
+                Action::Busy(d) => busy(*d),
+                Action::WaitToken => {
+                    if ctx.token().wait_timeout(PATIENCE) {
+                        self.events.push(format!("{}:{hook}:token", self.name));
+                    }
+                }
+                Action::Meet(r, timeout) => {
+                    if !r.arrive(*timeout) {
+                        return Err(format!("{}: nobody met me in {hook}", self.name).into());
+                    }
+                }
+                Action::Signal(p) => p.set(),
+                Action::RecordState => {
+                    self.events
+                        .push(format!("{}:{hook}:{}", self.name, ctx.host().state()))
+                }
+                Action::RecordStoppingEvent => self.events.push(format!(
+                    "{}:{hook}:stopping-event={}",
+                    self.name,
+                    ctx.host().stopping().is_stopped()
+                )),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HostedService for Rec {
+    fn starting(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("starting", ctx)
+    }
+    fn start(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("start", ctx)
+    }
+    fn started(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("started", ctx)
+    }
+    fn stopping(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("stopping", ctx)
+    }
+    fn stop(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("stop", ctx)
+    }
+    fn stopped(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("stopped", ctx)
+    }
+}
+
+impl BackgroundService for Rec {
+    fn start(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("start", ctx)
+    }
+    fn run(&mut self, ctx: &Context) -> ServiceResult {
+        self.events.push(format!("{}:run", self.name));
+        let result = if self.actions.iter().any(|(h, _)| *h == "run") {
+            self.act("run", ctx)
+        } else {
+            ctx.token().wait();
+            Ok(())
+        };
+        self.events.push(format!("{}:exit", self.name));
+        result
+    }
+}
+
+/// The events of `log` that belong to service `name`, without the prefix.
+pub(crate) fn hooks_of(log: &Events, name: &str) -> Vec<String> {
+    let prefix = format!("{name}:");
+    log.names()
+        .into_iter()
+        .filter_map(|w| w.strip_prefix(&prefix).map(str::to_owned))
+        .collect()
 }
