@@ -898,6 +898,43 @@ fn panicking_lifetime_callback_does_not_break_the_sequence() {
 }
 
 #[test]
+fn stop_hook_runs_after_the_token_fired() {
+    // Regression: the `stop` command was sent before the token fired, so a quick hook could
+    // run with its token not yet stopped. Several rounds and services to meet the race.
+    /// Records whether its token had fired when `stopping` and `stop` ran.
+    struct TokenSeen(Events);
+    impl threadhost::HostedService for TokenSeen {
+        fn start(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
+            Ok(())
+        }
+        fn stopping(&mut self, ctx: &threadhost::Context) -> threadhost::ServiceResult {
+            self.0.push(format!("stopping:{}", ctx.is_stopped()));
+            Ok(())
+        }
+        fn stop(&mut self, ctx: &threadhost::Context) -> threadhost::ServiceResult {
+            self.0.push(format!("stop:{}", ctx.is_stopped()));
+            Ok(())
+        }
+    }
+    let log = Events::new();
+    for _ in 0..10 {
+        let host = (0..4)
+            .fold(HostBuilder::new(), |b, i| {
+                b.hosted(&format!("s{i}"), TokenSeen(log.clone()))
+            })
+            .build()
+            .unwrap();
+        host.start(SECS5).unwrap();
+        assert!(host.stop(SECS5).is_clean());
+    }
+    let names = log.names();
+    assert_eq!(names.len(), 80);
+    assert!(names.iter().all(|n| n != "stop:false"), "{names:?}");
+    // The token fires between the phases, not before `stopping` (.NET's order).
+    assert!(names.iter().all(|n| n != "stopping:true"), "{names:?}");
+}
+
+#[test]
 fn host_states_seen_from_hooks() {
     let log = Events::new();
     let host = HostBuilder::new()

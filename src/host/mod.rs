@@ -509,6 +509,18 @@ impl Record {
     }
 }
 
+/// `d`, or [`LATE_GRACE`] from now if `d` has passed: a phase (or the wait for a thread's
+/// exit) that begins after a service's deadline because others used up the shared time still
+/// gets a moment, so a service that stops in microseconds is not reported as timed out.
+/// Bounded: a service that misses its grace is given up on and takes no further part.
+fn with_grace(d: Deadline) -> Deadline {
+    if d.is_expired() {
+        Deadline::after(LATE_GRACE)
+    } else {
+        d
+    }
+}
+
 /// How a wait for one service ended.
 #[derive(Debug)]
 enum Resolution {
@@ -994,7 +1006,7 @@ impl Shared {
                     if !r.hosted && (phase != Phase::Stop || r.exited) {
                         continue;
                     }
-                    let d = r.stop_deadline(deadline);
+                    let d = with_grace(r.stop_deadline(deadline));
                     if !matches!(r.state, ServiceState::Failed | ServiceState::Completed) {
                         r.state = ServiceState::Stopping;
                     }
@@ -1002,7 +1014,6 @@ impl Shared {
                         fire.push(r.token.clone());
                     }
                     if r.hosted {
-                        self.send(&mut ctl, i, Cmd::Phase(phase, d));
                         targets.push((i, d, Await::Reply(phase)));
                     } else {
                         targets.push((i, d, Await::Exit));
@@ -1018,6 +1029,13 @@ impl Shared {
                             t.stop_with(reason.clone());
                         }
                     });
+                }
+                // Commands go out after the tokens fired: a `stop` hook always sees its
+                // token stopped.
+                for &(i, d, what) in &targets {
+                    if let Await::Reply(phase) = what {
+                        self.send(&mut ctl, i, Cmd::Phase(phase, d));
+                    }
                 }
                 for (i, resolution) in self.await_all(&mut ctl, &targets, false) {
                     if let Resolution::Done(_) = resolution {
@@ -1048,7 +1066,7 @@ impl Shared {
             let r = &mut ctl.records[i];
             if r.thread.is_some() && !r.exited && !r.timed_out {
                 fire.push(r.token.clone());
-                let d = r.stop_deadline(deadline);
+                let d = with_grace(r.stop_deadline(deadline));
                 targets.push((i, d, Await::Exit));
             }
         }
