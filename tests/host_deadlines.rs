@@ -488,3 +488,51 @@ fn second_stop_caller_returns_by_its_own_deadline() {
     assert!(full.is_complete());
     assert!(matches!(outcome_of(&full, "hung"), Outcome::Stopped));
 }
+
+#[test]
+fn stop_during_a_hung_start_reports_it_timed_out() {
+    let log = Events::new();
+    let gate = Gate::new();
+    let _release = gate.opener();
+    let in_start = common::Probe::new();
+    let host = Arc::new(
+        HostBuilder::new()
+            .hosted("a", Rec::new("a", &log))
+            .hosted(
+                "b",
+                Rec::new("b", &log)
+                    .on("start", Action::Signal(in_start.clone()))
+                    .on("start", Action::Block(gate.clone())),
+            )
+            .hosted("c", Rec::new("c", &log))
+            .build()
+            .unwrap(),
+    );
+    let starter = {
+        let host = Arc::clone(&host);
+        spawn("starter", move || host.start(PATIENCE * 3))
+    };
+    in_start.expect("b's start hook running");
+    host.handle().request_stop();
+    within(MARGIN, "start after a stop request", || {
+        starter.join().unwrap()
+    })
+    .expect("a stop during start is a clean stop");
+    let report = within(ms(300) + MARGIN, "stop(300 ms) with a hung start", || {
+        host.stop(ms(300))
+    });
+    assert!(
+        matches!(outcome_of(&report, "b"), Outcome::TimedOut),
+        "{report}"
+    );
+    assert!(
+        matches!(outcome_of(&report, "a"), Outcome::Stopped),
+        "{report}"
+    );
+    assert!(
+        matches!(outcome_of(&report, "c"), Outcome::NotStarted),
+        "{report}"
+    );
+    assert!(!log.contains("c:start"));
+    gate.open();
+}

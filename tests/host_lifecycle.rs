@@ -588,8 +588,14 @@ fn stop_requested_from_another_thread_during_start() {
     assert!(!log.contains("c:stop"));
     assert!(
         log.contains("b:start:token"),
-        "b's token fired when the start was given up"
+        "b's token fired when the start ended early"
     );
+    // b's start returned Ok (after its token fired): it started, so it is stopped, first.
+    assert!(
+        matches!(report.service("b").unwrap().outcome, Outcome::Stopped),
+        "{report}"
+    );
+    assert_eq!(who(&log, "stop"), ["b", "a"]);
     assert!(matches!(
         report.service("a").unwrap().outcome,
         Outcome::Stopped
@@ -1199,4 +1205,43 @@ fn host_and_handle_are_send_and_sync() {
     assert_clone::<HostHandle>();
     assert_send_sync::<threadhost::StopReport>();
     assert_send_sync::<Error>();
+}
+
+#[test]
+fn service_requesting_stop_in_its_start_is_started_and_stopped_in_order() {
+    // Its start returned Ok, so it counts as started: it is stopped with the others, in
+    // reverse order and phase by phase, and reported as stopped — whatever the timing of
+    // the request and the reply.
+    for round in 0..20 {
+        let log = Events::new();
+        let host = HostBuilder::new()
+            .hosted("a", Rec::new("a", &log))
+            .hosted("b", Rec::new("b", &log).on("start", Action::RequestStop))
+            .hosted("c", Rec::new("c", &log))
+            .build()
+            .unwrap();
+        host.start(SECS5).unwrap();
+        let report = host.join(SECS5).unwrap();
+        assert!(
+            matches!(report.service("b").unwrap().outcome, Outcome::Stopped),
+            "round {round}: {report}"
+        );
+        let stops: Vec<String> = log
+            .names()
+            .into_iter()
+            .filter(|n| n.ends_with(":stopping") || n.ends_with(":stop") || n.ends_with(":stopped"))
+            .collect();
+        assert_eq!(
+            stops,
+            [
+                "b:stopping",
+                "a:stopping",
+                "b:stop",
+                "a:stop",
+                "b:stopped",
+                "a:stopped"
+            ],
+            "round {round}"
+        );
+    }
 }

@@ -19,6 +19,8 @@
 //! 5. A service is stopped only if its `start` hook succeeded (`Record::started`) and the host
 //!    did not give up on it first (`Record::abandoned`). A service given up on while starting
 //!    is told to `Finish`: if its start later succeeds, its own thread runs its stop hooks.
+//!    A start hook still running when a stop request ends the start is not given up on: the
+//!    stop sequence awaits its reply (within the stop deadline) before the stop phases.
 //! 6. A service thread is joined only after it set `Record::exited` (it has nothing left to do
 //!    but return), so a join never blocks past a deadline. A thread that has not exited by the
 //!    deadline is detached, its service marked `TimedOut`, and named in the report.
@@ -670,8 +672,8 @@ impl Shared {
         for phase in [Phase::Starting, Phase::Start, Phase::Started] {
             for group in &groups {
                 let mut ctl = self.ctl.lock();
-                if ctl.stop_reason.is_some() {
-                    self.abandon_start(&mut ctl, StopReason::Requested);
+                if let Some(reason) = ctl.stop_reason.clone() {
+                    self.abandon_start(&mut ctl, reason, true);
                     return Ok(());
                 }
                 let mut targets = Vec::new();
@@ -733,11 +735,11 @@ impl Shared {
                     } else {
                         StopReason::Requested
                     };
-                    self.abandon_start(&mut ctl, reason);
+                    self.abandon_start(&mut ctl, reason, false);
                     return Err(error);
                 }
-                if ctl.stop_reason.is_some() {
-                    self.abandon_start(&mut ctl, StopReason::Requested);
+                if let Some(reason) = ctl.stop_reason.clone() {
+                    self.abandon_start(&mut ctl, reason, true);
                     return Ok(());
                 }
             }
@@ -745,10 +747,17 @@ impl Shared {
         Ok(())
     }
 
-    /// Ends a start early: services awaited mid-hook are given up on (token fired, told to
-    /// `Finish`); services not started are told to `Exit`. Started ones are left for the stop
-    /// sequence (invariant 5).
-    fn abandon_start(&self, ctl: &mut MutexGuard<'_, Ctl>, reason: StopReason) {
+    /// Ends a start early: services awaited mid-hook get their token fired and, on a failed
+    /// start (`!stop_requested`), are given up on (told to `Finish`); on a stop request they
+    /// are left pending for the stop sequence, which waits for their hook to decide whether
+    /// they started. Services not started are told to `Exit`. Started ones are left for the
+    /// stop sequence (invariant 5).
+    fn abandon_start(
+        &self,
+        ctl: &mut MutexGuard<'_, Ctl>,
+        reason: StopReason,
+        stop_requested: bool,
+    ) {
         let mut fire = Vec::new();
         for i in 0..ctl.records.len() {
             let r = &mut ctl.records[i];
@@ -758,7 +767,9 @@ impl Shared {
                 }
                 continue;
             }
-            if r.awaiting.is_some() && !r.started {
+            if r.awaiting.is_some() && !r.started && stop_requested {
+                fire.push(r.token.clone());
+            } else if r.awaiting.is_some() && !r.started {
                 r.abandoned = true;
                 fire.push(r.token.clone());
                 self.send(ctl, i, Cmd::Finish);
@@ -992,6 +1003,37 @@ impl Shared {
         MutexGuard::unlocked(&mut ctl, || {
             self.stopping_event.stop_with(reason.clone());
         });
+        // A start hook still running when a stop request ended the start decides here,
+        // within the stop deadline, whether its service started (invariant 5): if it
+        // succeeded, the service is stopped in order with the others; if not, it just exits.
+        // Its token has fired, so a hook that watches it returns at once.
+        let mut pending = Vec::new();
+        for i in 0..ctl.records.len() {
+            let r = &mut ctl.records[i];
+            if let Some(p @ (Phase::Starting | Phase::Start)) = r.awaiting {
+                if !r.started && !r.abandoned && !r.timed_out {
+                    pending.push((i, with_grace(r.stop_deadline(deadline)), Await::Reply(p)));
+                }
+            }
+        }
+        for (i, resolution) in self.await_all(&mut ctl, &pending, false) {
+            let r = &mut ctl.records[i];
+            match resolution {
+                Resolution::Done(Ok(())) if r.started => r.state = ServiceState::Running,
+                Resolution::Done(result) => {
+                    r.state = if result.is_err() {
+                        ServiceState::Failed
+                    } else {
+                        ServiceState::Skipped
+                    };
+                    self.send(&mut ctl, i, Cmd::Exit);
+                }
+                Resolution::TimedOut | Resolution::Interrupted => {
+                    r.abandoned = true;
+                    self.give_up(&mut ctl, i);
+                }
+            }
+        }
         // Invariant 5: only started, not abandoned services take part.
         let live = |r: &Record| r.started && !r.abandoned && !r.timed_out;
         for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
