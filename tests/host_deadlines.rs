@@ -536,3 +536,13 @@ fn stop_during_a_hung_start_reports_it_timed_out() {
     assert!(!log.contains("c:start"));
     gate.open();
 }
+
+#[test]
+fn huge_deadlines_mean_never() {
+    let host = HostBuilder::new().background("w", idle).build().unwrap();
+    host.start(Duration::MAX).unwrap();
+    host.handle().request_stop();
+    let report = host.join(Duration::MAX).unwrap();
+    assert!(report.is_clean());
+    assert!(host.stop(Duration::MAX).is_clean());
+}

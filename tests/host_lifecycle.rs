@@ -1245,3 +1245,135 @@ fn service_requesting_stop_in_its_start_is_started_and_stopped_in_order() {
         );
     }
 }
+
+#[test]
+fn start_concurrently_still_waits_for_dependencies() {
+    // `api` depends on `db`: even with concurrent starts, db's start completes first.
+    let log = Events::new();
+    let host = HostBuilder::new()
+        .start_concurrently(true)
+        .stop_concurrently(true)
+        .add_service(Service::hosted("api", Rec::new("api", &log)).depends_on("db"))
+        .hosted(
+            "db",
+            Rec::new("db", &log)
+                .on("start", Action::Busy(ms(100)))
+                .on("start", Action::RecordState)
+                .on("stop", Action::Busy(ms(100)))
+                .on("stop", Action::RecordState),
+        )
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    assert!(host.stop(SECS5).is_clean());
+    let names = log.names();
+    common::assert_before(
+        &names,
+        &"db:start:starting".to_owned(),
+        &"api:start".to_owned(),
+    );
+    common::assert_before(&names, &"api:stop".to_owned(), &"db:stop".to_owned());
+}
+
+#[test]
+fn stop_from_another_thread_during_start() {
+    let log = Events::new();
+    let in_start = Probe::new();
+    let host = Arc::new(
+        HostBuilder::new()
+            .hosted("a", Rec::new("a", &log))
+            .hosted(
+                "b",
+                Rec::new("b", &log)
+                    .on("start", Action::Signal(in_start.clone()))
+                    .on("start", Action::WaitToken),
+            )
+            .hosted("c", Rec::new("c", &log))
+            .build()
+            .unwrap(),
+    );
+    let starter = {
+        let host = Arc::clone(&host);
+        spawn("starter", move || host.start(PATIENCE))
+    };
+    in_start.expect("b's start hook running");
+    let report = within(PATIENCE, "stop during start", || host.stop(SECS5));
+    assert!(report.is_clean(), "{report}");
+    starter
+        .join()
+        .unwrap()
+        .expect("a stop during start is clean");
+    assert_eq!(who(&log, "stop"), ["b", "a"]);
+    assert!(!log.contains("c:start"));
+    assert_eq!(host.state(), HostState::Stopped);
+}
+
+#[test]
+fn join_started_before_start_returns_after_the_stop() {
+    let log = Events::new();
+    let host = Arc::new(hosted(&["a"], &log).build().unwrap());
+    let joiner = {
+        let host = Arc::clone(&host);
+        spawn("early-joiner", move || host.join(PATIENCE))
+    };
+    host.start(SECS5).unwrap();
+    host.handle().request_stop();
+    let report = joiner.join().unwrap().unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert!(log.contains("a:stop"));
+}
+
+#[test]
+fn drop_after_request_stop_runs_the_stop() {
+    let log = Events::new();
+    let host = hosted(&["a"], &log).build().unwrap();
+    let handle = host.handle();
+    host.start(SECS5).unwrap();
+    handle.request_stop();
+    assert_eq!(handle.state(), HostState::Stopping);
+    drop(host);
+    assert!(log.contains("a:stopped"));
+    assert_eq!(handle.state(), HostState::Stopped);
+}
+
+#[test]
+fn handle_outlives_the_host() {
+    let host = HostBuilder::new().background("w", idle).build().unwrap();
+    let handle = host.handle();
+    host.start(SECS5).unwrap();
+    drop(host);
+    // Still usable: no-ops and reads.
+    handle.request_stop();
+    assert_eq!(handle.state(), HostState::Stopped);
+    assert!(handle.stopped().is_stopped());
+    assert_eq!(handle.snapshot().services.len(), 1);
+}
+
+#[test]
+fn request_stop_before_start_with_a_waiting_join_starts_nothing() {
+    // Regression: a `join` waiting when the early stop request came marked the host
+    // Stopped, and the `start` that followed failed with InvalidState instead of starting
+    // nothing (the outcome depended on which thread ran first).
+    let log = Events::new();
+    let host = Arc::new(hosted(&["a"], &log).build().unwrap());
+    let handle = host.handle();
+    let joiner = {
+        let host = Arc::clone(&host);
+        spawn("early-joiner", move || host.join(PATIENCE))
+    };
+    handle.request_stop();
+    let report = joiner.join().unwrap().unwrap();
+    assert!(report.is_clean());
+    assert_eq!(handle.state(), HostState::Stopped);
+    host.start(SECS5)
+        .expect("start after an early stop starts nothing");
+    assert!(log.names().is_empty(), "{:?}", log.names());
+    assert!(handle.stopping().is_stopped() && handle.stopped().is_stopped());
+    assert!(
+        handle
+            .snapshot()
+            .services
+            .iter()
+            .all(|s| s.state == ServiceState::Skipped)
+    );
+}

@@ -588,6 +588,11 @@ impl Shared {
     fn start(self: &Arc<Self>, deadline: Deadline) -> Result<(), Error> {
         {
             let mut ctl = self.ctl.lock();
+            if ctl.state == HostState::Stopped && ctl.records.iter().all(|r| r.service.is_some()) {
+                // Stopped before it ever started (a `join` saw the early stop request
+                // first): the same outcome as below, start nothing.
+                return Ok(());
+            }
             if ctl.state != HostState::Created || ctl.start_active {
                 return Err(Error::InvalidState {
                     operation: "start",
@@ -924,15 +929,19 @@ impl Shared {
                 return Ok(report.clone());
             }
             if ctl.state == HostState::Created && ctl.stop_reason.is_some() && !ctl.start_active {
-                // Asked to stop before it ever started: nothing to stop.
+                // Asked to stop before it ever started: nothing to stop (as in `start`).
                 let report = StopReport {
                     reason: ctl.stop_reason.clone(),
                     ..StopReport::empty()
                 };
+                for r in &mut ctl.records {
+                    r.state = ServiceState::Skipped;
+                }
                 ctl.report = Some(report.clone());
                 self.set_state(&mut ctl, HostState::Stopped);
                 self.cond.notify_all();
                 drop(ctl);
+                self.stopping_event.stop();
                 self.stopped_event.stop();
                 return Ok(report);
             }
