@@ -1377,3 +1377,116 @@ fn request_stop_before_start_with_a_waiting_join_starts_nothing() {
             .all(|s| s.state == ServiceState::Skipped)
     );
 }
+
+#[test]
+fn stop_waits_for_bodies_and_hooks_to_return() {
+    // The stop is over only when the service code is: a body's clean-up after its token
+    // fired, and every stop hook, have finished when `stop` returns.
+    let log = Events::new();
+    let host = HostBuilder::new()
+        .hosted("h", Rec::new("h", &log).on("stopped", Action::Busy(ms(50))))
+        .background("body", {
+            let log = log.clone();
+            move |ctx| {
+                ctx.token().wait();
+                common::busy(ms(50));
+                log.push("body:cleaned-up");
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let report = host.stop(SECS5);
+    assert!(report.is_clean(), "{report}");
+    assert!(log.contains("body:cleaned-up"));
+    assert!(log.contains("h:stopped"));
+    assert!(
+        report.service("body").unwrap().duration >= ms(50),
+        "{report}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn no_service_thread_outlives_a_clean_stop() {
+    /// How many of this process's threads have `comm` equal to `name`.
+    fn threads_named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim_end() == name)
+            .count()
+    }
+    let host = HostBuilder::new()
+        .background("leakchk1", idle)
+        .hosted("leakchk2", Rec::new("leakchk2", &Events::new()))
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    assert_eq!(threads_named("th:leakchk1"), 1);
+    assert_eq!(threads_named("th:leakchk2"), 1);
+    assert!(host.stop(SECS5).is_clean());
+    // Joined threads are gone (the kernel may take a moment to drop the task entry).
+    eventually("service threads gone", || {
+        threads_named("th:leakchk1") == 0 && threads_named("th:leakchk2") == 0
+    });
+}
+
+#[test]
+fn failing_stop_hooks_are_reported_and_the_stop_goes_on() {
+    let log = Events::new();
+    let host = HostBuilder::new()
+        .hosted("a", Rec::new("a", &log).on("stop", Action::Fail))
+        .hosted("b", Rec::new("b", &log).on("stopping", Action::Panic))
+        .hosted("c", Rec::new("c", &log))
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let report = host.stop(SECS5);
+    assert!(report.is_complete());
+    assert!(!report.is_clean());
+    let failures: Vec<(String, bool)> = report
+        .failures()
+        .map(|(n, f)| (n.to_owned(), f.is_panic()))
+        .collect();
+    assert_eq!(failures, [("b".to_owned(), true), ("a".to_owned(), false)]);
+    assert!(matches!(
+        report.service("c").unwrap().outcome,
+        Outcome::Stopped
+    ));
+    // Every later phase still ran, for the failed services too.
+    for name in ["a", "b", "c"] {
+        assert!(
+            log.contains(&format!("{name}:stopped")),
+            "{name}:stopped missing"
+        );
+    }
+    assert!(log.contains("b:stop"));
+    assert_eq!(host.state(), HostState::Stopped);
+    let snap = host.handle().snapshot();
+    assert_eq!(snap.service("a").unwrap().state, ServiceState::Failed);
+}
+
+#[test]
+fn request_stop_with_reason_reaches_services_and_report() {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let s = Arc::clone(&seen);
+    let host = HostBuilder::new()
+        .background("w", move |ctx| {
+            ctx.token().wait();
+            *s.lock().unwrap() = ctx.token().reason();
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let handle = host.handle();
+    host.start(SECS5).unwrap();
+    handle.request_stop_with(StopReason::Signal);
+    handle.request_stop(); // a second request does not change the reason
+    let report = host.join(SECS5).unwrap();
+    assert_eq!(report.reason(), Some(&StopReason::Signal));
+    assert_eq!(handle.stop_reason(), Some(StopReason::Signal));
+    assert_eq!(handle.stopping().reason(), Some(StopReason::Signal));
+    assert_eq!(*seen.lock().unwrap(), Some(StopReason::Signal));
+}
