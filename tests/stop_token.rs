@@ -793,3 +793,109 @@ fn no_lost_wakeup_long() {
     lost_wakeup_stress(500_000, 1);
     lost_wakeup_stress(100_000, 3);
 }
+
+/// Runs `a` and `b` on two threads released together (within nanoseconds, each after a
+/// varying spin), `iterations` times; `setup` makes the shared state of one iteration and
+/// `check` inspects it afterwards.
+fn race<S: Send + Sync + 'static>(
+    iterations: usize,
+    setup: impl Fn() -> S,
+    a: impl Fn(&S) + Send + Sync + 'static,
+    b: impl Fn(&S) + Send + Sync + 'static,
+    check: impl Fn(&S),
+) {
+    let states: Arc<Vec<S>> = Arc::new((0..iterations).map(|_| setup()).collect());
+    // The racer announces each iteration; the main side says when it finished one.
+    let racer_at = Arc::new(AtomicUsize::new(0));
+    let main_done = Arc::new(AtomicUsize::new(0));
+    let never = Arc::new(AtomicBool::new(false));
+    let other = {
+        let (states, racer_at, main_done, never) = (
+            Arc::clone(&states),
+            Arc::clone(&racer_at),
+            Arc::clone(&main_done),
+            Arc::clone(&never),
+        );
+        spawn("racer", move || {
+            for (i, s) in states.iter().enumerate() {
+                racer_at.store(i + 1, Ordering::Release);
+                spin(i % 37);
+                b(s);
+                spin_until(|| main_done.load(Ordering::Acquire) > i, &never);
+            }
+        })
+    };
+    for (i, s) in states.iter().enumerate() {
+        spin_until(|| racer_at.load(Ordering::Acquire) > i, &never);
+        spin((i * 5) % 41);
+        a(s);
+        main_done.store(i + 1, Ordering::Release);
+    }
+    other.join().unwrap();
+    for s in states.iter() {
+        check(s);
+    }
+}
+
+#[test]
+fn on_stop_racing_stop_runs_exactly_once() {
+    race(
+        2_000,
+        || (StopSource::new(), Arc::new(AtomicUsize::new(0))),
+        |(source, runs)| {
+            let runs = Arc::clone(runs);
+            source
+                .token()
+                .on_stop(move |_| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                })
+                .forget();
+        },
+        |(source, _)| {
+            source.stop();
+        },
+        |(_, runs)| assert_eq!(runs.load(Ordering::SeqCst), 1),
+    );
+}
+
+#[test]
+fn registration_drop_racing_stop_runs_at_most_once() {
+    race(
+        2_000,
+        || {
+            let source = StopSource::new();
+            let runs = Arc::new(AtomicUsize::new(0));
+            let r = Arc::clone(&runs);
+            let registration = source.token().on_stop(move |_| {
+                r.fetch_add(1, Ordering::SeqCst);
+            });
+            (source, runs, Mutex::new(Some(registration)))
+        },
+        |(_, _, registration)| drop(registration.lock().unwrap().take()),
+        |(source, _, _)| {
+            source.stop();
+        },
+        |(_, runs, _)| assert!(runs.load(Ordering::SeqCst) <= 1),
+    );
+}
+
+#[test]
+fn child_created_racing_parent_stop_is_stopped() {
+    race(
+        2_000,
+        || (StopSource::new(), Mutex::new(None::<StopSource>)),
+        |(parent, child)| *child.lock().unwrap() = Some(parent.token().child()),
+        |(parent, _)| {
+            parent.stop_with(StopReason::Signal);
+        },
+        |(_, child)| {
+            let child = child.lock().unwrap();
+            let child = child.as_ref().unwrap();
+            assert!(
+                child.is_stopped(),
+                "a child made while its parent stopped missed it"
+            );
+            assert_eq!(child.reason(), Some(StopReason::Signal));
+        },
+    );
+}
