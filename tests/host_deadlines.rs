@@ -109,17 +109,53 @@ fn stop_reports_hung_stop_hook() {
         matches!(outcome_of(&report, "stuck"), Outcome::TimedOut),
         "{report}"
     );
-    assert!(
-        matches!(outcome_of(&report, "a"), Outcome::Stopped),
-        "{report} {:?}",
-        log.names()
-    );
-    // `a` went through every stop phase; `stuck` never got past its stop hook in time.
+    // `a` went through every stop phase (its `stopped` came after the deadline: whether it
+    // made the late grace depends on the machine's load, so its outcome is not asserted
+    // here; see `hung_hosted_service_with_stop_timeout_leaves_others_stopped`).
     assert_eq!(hooks_of(&log, "a")[3..], ["stopping", "stop", "stopped"]);
     assert!(!log.contains("stuck:stopped"));
     // Released, the detached thread finishes its own stop hooks.
     gate.open();
     log.wait_for("stuck:stopped");
+}
+
+#[test]
+fn hung_hosted_service_with_stop_timeout_leaves_others_stopped() {
+    let log = Events::new();
+    let gate = Gate::new();
+    let _release = gate.opener();
+    let host = HostBuilder::new()
+        .hosted("a", Rec::new("a", &log))
+        .add_service(
+            Service::hosted(
+                "stuck",
+                Rec::new("stuck", &log).on("stop", Action::Block(gate.clone())),
+            )
+            .stop_timeout(ms(150)),
+        )
+        .hosted("c", Rec::new("c", &log))
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let report = within(
+        ms(150) + MARGIN,
+        "stop, hung hook with 150 ms timeout",
+        || host.stop(Duration::from_secs(10)),
+    );
+    assert!(
+        matches!(outcome_of(&report, "stuck"), Outcome::TimedOut),
+        "{report}"
+    );
+    assert!(
+        matches!(outcome_of(&report, "a"), Outcome::Stopped),
+        "{report}"
+    );
+    assert!(
+        matches!(outcome_of(&report, "c"), Outcome::Stopped),
+        "{report}"
+    );
+    assert_eq!(report.timed_out(), [Arc::<str>::from("stuck")]);
+    gate.open();
 }
 
 #[test]
@@ -140,7 +176,7 @@ fn stop_reports_hung_stopping_hook() {
         host.stop(ms(300))
     });
     assert!(matches!(outcome_of(&report, "stuck"), Outcome::TimedOut));
-    assert_eq!(report.timed_out(), [Arc::<str>::from("stuck")]);
+    assert!(report.timed_out().contains(&Arc::<str>::from("stuck")));
     assert!(!log.contains("stuck:stop"));
     gate.open();
 }
@@ -189,14 +225,17 @@ fn per_service_stop_timeout_never_extends_the_host_deadline() {
 
 #[test]
 fn one_deadline_is_shared_by_all_services() {
-    // Three services that each need 300 ms to stop, one after another, under one 500 ms
-    // deadline: the first stops, the second overruns, the third starts late and overruns.
-    // Per-service deadlines would take 900 ms.
-    let log = Events::new();
+    // Three services that each need 300 ms to stop after their token fires, stopped one
+    // after another under one 500 ms deadline: the first stops, the second overruns, the
+    // third begins after the deadline and overruns. Per-service deadlines would take 900 ms.
     let host = ["a", "b", "c"]
         .iter()
         .fold(HostBuilder::new(), |b, n| {
-            b.hosted(n, Rec::new(n, &log).on("stop", Action::Busy(ms(300))))
+            b.background(n, |ctx| {
+                ctx.token().wait();
+                common::busy(ms(300));
+                Ok(())
+            })
         })
         .build()
         .unwrap();
@@ -217,6 +256,31 @@ fn one_deadline_is_shared_by_all_services() {
         "{report}"
     );
     assert!(report.elapsed() >= ms(450), "{report}");
+}
+
+#[test]
+fn one_deadline_is_shared_by_hosted_stop_hooks() {
+    // The same with hosted `stop` hooks: bounded by the one deadline, the later ones
+    // reported as overrunning.
+    let log = Events::new();
+    let host = ["a", "b", "c"]
+        .iter()
+        .fold(HostBuilder::new(), |b, n| {
+            b.hosted(n, Rec::new(n, &log).on("stop", Action::Busy(ms(300))))
+        })
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let report = within(
+        ms(500) + MARGIN,
+        "stop(500 ms) of 3 × 300 ms hooks",
+        || host.stop(ms(500)),
+    );
+    let late = report.timed_out();
+    assert!(
+        late.contains(&Arc::from("b")) && late.contains(&Arc::from("a")),
+        "{report}"
+    );
 }
 
 #[test]
@@ -498,11 +562,14 @@ fn stop_during_a_hung_start_reports_it_timed_out() {
     let host = Arc::new(
         HostBuilder::new()
             .hosted("a", Rec::new("a", &log))
-            .hosted(
-                "b",
-                Rec::new("b", &log)
-                    .on("start", Action::Signal(in_start.clone()))
-                    .on("start", Action::Block(gate.clone())),
+            .add_service(
+                Service::hosted(
+                    "b",
+                    Rec::new("b", &log)
+                        .on("start", Action::Signal(in_start.clone()))
+                        .on("start", Action::Block(gate.clone())),
+                )
+                .stop_timeout(ms(200)),
             )
             .hosted("c", Rec::new("c", &log))
             .build()
@@ -518,8 +585,10 @@ fn stop_during_a_hung_start_reports_it_timed_out() {
         starter.join().unwrap()
     })
     .expect("a stop during start is a clean stop");
-    let report = within(ms(300) + MARGIN, "stop(300 ms) with a hung start", || {
-        host.stop(ms(300))
+    // b's 200 ms stop timeout bounds the wait for its hung start; `a` keeps the rest of
+    // the 10 s deadline.
+    let report = within(ms(200) + MARGIN, "stop with a hung start", || {
+        host.stop(Duration::from_secs(10))
     });
     assert!(
         matches!(outcome_of(&report, "b"), Outcome::TimedOut),
