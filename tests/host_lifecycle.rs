@@ -1490,3 +1490,102 @@ fn request_stop_with_reason_reaches_services_and_report() {
     assert_eq!(handle.stopping().reason(), Some(StopReason::Signal));
     assert_eq!(*seen.lock().unwrap(), Some(StopReason::Signal));
 }
+
+/// A hosted service owning a counted value.
+struct Owns(#[allow(dead_code)] common::Counted);
+
+impl threadhost::HostedService for Owns {
+    fn start(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
+        Ok(())
+    }
+    fn stop(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
+        Ok(())
+    }
+}
+
+#[test]
+fn service_values_are_dropped_by_the_stop() {
+    let drops = common::DropCounter::new();
+    let host = HostBuilder::new()
+        .hosted("h", Owns(drops.token()))
+        .background("b", {
+            let owned = drops.token();
+            move |ctx| {
+                let _keep = &owned;
+                ctx.token().wait();
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    assert_eq!(drops.drops(), 0);
+    assert!(host.stop(SECS5).is_clean());
+    // Dropped on their threads before the stop returned, not when the host goes away.
+    assert_eq!(drops.drops(), 2);
+}
+
+#[test]
+fn service_values_are_dropped_after_a_failed_start() {
+    let drops = common::DropCounter::new();
+    let log = Events::new();
+    let host = HostBuilder::new()
+        .hosted("ok", Owns(drops.token()))
+        .hosted("bad", Rec::new("bad", &log).on("start", Action::Fail))
+        .hosted("never", Owns(drops.token()))
+        .build()
+        .unwrap();
+    assert!(host.start(SECS5).is_err());
+    assert_eq!(
+        drops.drops(),
+        2,
+        "started and never-started services are both freed"
+    );
+}
+
+#[test]
+fn service_values_of_a_never_started_host_are_dropped_with_it() {
+    let drops = common::DropCounter::new();
+    let host = HostBuilder::new()
+        .hosted("h", Owns(drops.token()))
+        .build()
+        .unwrap();
+    let handle = host.handle();
+    drop(host);
+    drop(handle);
+    assert_eq!(drops.drops(), 1);
+}
+
+#[test]
+fn context_names_the_service_and_the_phase_deadline() {
+    /// Checks its context in its start hook and its body.
+    struct Checks(Probe);
+    impl threadhost::BackgroundService for Checks {
+        fn start(&mut self, ctx: &threadhost::Context) -> threadhost::ServiceResult {
+            assert_eq!(ctx.name(), "checker");
+            let left = ctx
+                .deadline()
+                .remaining()
+                .expect("start runs under the start deadline");
+            assert!(left <= SECS5);
+            assert!(!ctx.is_stopped());
+            Ok(())
+        }
+        fn run(&mut self, ctx: &threadhost::Context) -> threadhost::ServiceResult {
+            assert_eq!(ctx.name(), "checker");
+            assert!(ctx.deadline().is_never(), "a body has no deadline");
+            self.0.set();
+            ctx.token().wait();
+            Ok(())
+        }
+    }
+    let ran = Probe::new();
+    let host = HostBuilder::new()
+        .background_service("checker", Checks(ran.clone()))
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    ran.expect("body checked its context");
+    let report = host.stop(SECS5);
+    assert!(report.is_clean(), "{report}");
+}
