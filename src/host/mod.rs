@@ -61,8 +61,10 @@ pub(crate) enum Phase {
     Stopped,
 }
 
-/// The time a service whose stop begins after the stop deadline passed still gets (its token
-/// fired) before it is reported as timed out. Bounds how far `stop` can overrun its deadline.
+/// The time a service whose stop (or one of its stop phases, see `with_grace`) begins after
+/// the stop deadline passed still gets (its token fired) before it is reported as timed out.
+/// Bounds how far `stop` can overrun its deadline: a service that misses it takes no further
+/// part, so the overrun is at most a few of these per service.
 pub(crate) const LATE_GRACE: Duration = Duration::from_millis(5);
 
 /// What the host tells a service thread to do next.
