@@ -834,9 +834,12 @@ fn lifetime_events_fire_in_order() {
     assert_eq!(handle.stopping().reason(), Some(StopReason::Requested));
 }
 
-/// A logger that stalls the thread named `test:requester` when it logs the "shutting down"
-/// line: that line is logged by `request_stop` between the stop request and the firing of
-/// the `stopping` event, so the stall widens that window to 300 ms.
+/// A logger that stalls two test threads at lines the host logs inside race windows, to
+/// widen those windows to 300 ms:
+/// - `test:stalled-requester` at "shutting down": `request_stop` logs it between the stop
+///   request and the firing of the `stopping` event;
+/// - `test:stalled-starter` at "Hosting started": `start` logs it between entering
+///   `Running` and firing the `started` event.
 struct StallingLogger;
 
 impl log::Log for StallingLogger {
@@ -844,22 +847,34 @@ impl log::Log for StallingLogger {
         true
     }
     fn log(&self, record: &log::Record<'_>) {
-        if std::thread::current().name() == Some("test:requester")
-            && record.args().to_string().contains("shutting down")
-        {
+        let message = record.args().to_string();
+        let stall = match std::thread::current().name() {
+            Some("test:stalled-requester") => message.contains("shutting down"),
+            Some("test:stalled-starter") => message.contains("Hosting started"),
+            _ => false,
+        };
+        if stall {
             common::busy(ms(300));
         }
     }
     fn flush(&self) {}
 }
 
+/// Installs [`StallingLogger`] once for this test binary.
+fn install_stalling_logger() {
+    static LOGGER: StallingLogger = StallingLogger;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        log::set_logger(&LOGGER).expect("only this helper installs a logger");
+        log::set_max_level(log::LevelFilter::Debug);
+    });
+}
+
 #[test]
 fn stopping_event_fires_before_stopping_hooks_when_requested_concurrently() {
     // Regression: the stop sequence (run by `join` on another thread) could run the
     // `stopping` hooks before the requesting thread had fired the `stopping` event.
-    static LOGGER: StallingLogger = StallingLogger;
-    log::set_logger(&LOGGER).expect("only this test installs a logger");
-    log::set_max_level(log::LevelFilter::Info);
+    install_stalling_logger();
     let log = Events::new();
     let host = HostBuilder::new()
         .hosted(
@@ -870,7 +885,7 @@ fn stopping_event_fires_before_stopping_hooks_when_requested_concurrently() {
         .unwrap();
     let handle = host.handle();
     host.start(SECS5).unwrap();
-    let requester = spawn("requester", move || handle.request_stop());
+    let requester = spawn("stalled-requester", move || handle.request_stop());
     let report = host.join(SECS5).unwrap();
     requester.join().unwrap();
     assert!(report.is_clean(), "{report}");
@@ -879,6 +894,34 @@ fn stopping_event_fires_before_stopping_hooks_when_requested_concurrently() {
         "{:?}",
         log.names()
     );
+}
+
+#[test]
+fn started_event_fires_before_stopping_when_a_stop_races_the_start() {
+    // Regression: a stop requested just as the start completed could fire `stopping` before
+    // the starting thread fired `started`.
+    install_stalling_logger();
+    let log = Events::new();
+    let host = Arc::new(hosted(&["a"], &log).build().unwrap());
+    let handle = host.handle();
+    for (name, token) in [
+        ("event:started", handle.started()),
+        ("event:stopping", handle.stopping()),
+    ] {
+        let log = log.clone();
+        token.on_stop(move |_| log.push(name)).forget();
+    }
+    let starter = {
+        let host = Arc::clone(&host);
+        spawn("stalled-starter", move || host.start(SECS5))
+    };
+    eventually("host running", || handle.state() == HostState::Running);
+    handle.request_stop();
+    let report = host.join(SECS5).unwrap();
+    starter.join().unwrap().unwrap();
+    assert!(report.is_clean(), "{report}");
+    let events = log.with_prefix("event:");
+    assert_eq!(events, ["event:started", "event:stopping"]);
 }
 
 #[test]

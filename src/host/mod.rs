@@ -128,6 +128,9 @@ struct Ctl {
     stop_deadline: Deadline,
     report: Option<StopReport>,
     host_failure: Option<(StdArc<str>, Failure)>,
+    /// The start completed (the host was `Running`): the `started` event is due, and must
+    /// fire before `stopping` whichever thread gets there first.
+    reached_running: bool,
     records: Vec<Record>,
 }
 
@@ -219,6 +222,7 @@ impl Host {
                     stop_deadline: Deadline::NEVER,
                     report: None,
                     host_failure: None,
+                    reached_running: false,
                     records,
                 }),
                 cond: Condvar::new(),
@@ -578,13 +582,23 @@ impl Shared {
             }
             // Invariant 3: wake the start sequencer and any join waiting for a request.
             self.cond.notify_all();
-            fire
+            fire.then_some(ctl.reached_running)
         };
-        if fire {
+        if let Some(reached_running) = fire {
             log::info!("Application is shutting down... ({reason})");
             // Lifetime callbacks are user code: run with no lock held (invariant 1).
-            self.stopping_event.stop_with(reason);
+            self.fire_stopping(reached_running, reason);
         }
+    }
+
+    /// Fires `stopping` (idempotent), after `started` if the host reached `Running`: `start`
+    /// fires `started` after releasing `ctl`, so a stop requested at that moment could
+    /// otherwise fire `stopping` first. With no lock held (invariant 1).
+    fn fire_stopping(&self, reached_running: bool, reason: StopReason) {
+        if reached_running {
+            self.started_event.stop();
+        }
+        self.stopping_event.stop_with(reason);
     }
 
     fn start(self: &Arc<Self>, deadline: Deadline) -> Result<(), Error> {
@@ -629,6 +643,7 @@ impl Shared {
                     ctl.start_active = false;
                     let completed = ctl.state == HostState::Starting;
                     if completed {
+                        ctl.reached_running = true;
                         self.set_state(&mut ctl, HostState::Running);
                     }
                     self.cond.notify_all();
@@ -1008,11 +1023,12 @@ impl Shared {
         };
         let mut ctl = self.ctl.lock();
         let reason = ctl.stop_reason.clone().unwrap_or(StopReason::Requested);
+        let reached_running = ctl.reached_running;
         // The `stopping` event fires before any `stopping` hook. `request_stop` fires it too,
         // but after releasing `ctl`, so a sequence run by another thread (`join`) could
         // otherwise overtake it. Idempotent; its callbacks are user code (invariant 1).
         MutexGuard::unlocked(&mut ctl, || {
-            self.stopping_event.stop_with(reason.clone());
+            self.fire_stopping(reached_running, reason.clone());
         });
         // A start hook still running when a stop request ended the start decides here,
         // within the stop deadline, whether its service started (invariant 5): if it
