@@ -17,6 +17,8 @@
 //!
 //! The last line logs what was completed, cancelled and handed back.
 
+mod common;
+
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -29,7 +31,7 @@ const WORKERS: usize = 2;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let run_for = match parse_run_for(std::env::args().skip(1)) {
+    let run_for = match common::parse_run_for(std::env::args().skip(1)) {
         Ok(run_for) => run_for,
         Err(message) => {
             log::error!("{message}");
@@ -210,25 +212,4 @@ fn work_item_id(n: u64) -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() as u64);
     ((n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ t.wrapping_mul(0xBF58_476D_1CE4_E5B9)) >> 32) as u32
-}
-
-/// Parses `--run-for <seconds>` (fractions allowed).
-fn parse_run_for(mut args: impl Iterator<Item = String>) -> Result<Option<Duration>, String> {
-    let mut run_for = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--run-for" => {
-                let value = args.next().ok_or("--run-for needs a number of seconds")?;
-                let seconds: f64 = value
-                    .parse()
-                    .map_err(|_| format!("--run-for: `{value}` is not a number of seconds"))?;
-                let d = Duration::try_from_secs_f64(seconds).map_err(|_| {
-                    format!("--run-for: `{value}` must be a positive number of seconds")
-                })?;
-                run_for = Some(d);
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(run_for)
 }

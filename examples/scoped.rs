@@ -9,6 +9,8 @@
 //! "working" line and one drop, with the same instance id; the program exits with code 0
 //! after a graceful stop.
 
+mod common;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,7 +73,7 @@ fn consume_scoped_service(ctx: &Context) -> Result<(), BoxError> {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let run_for = match parse_run_for(std::env::args().skip(1)) {
+    let run_for = match common::parse_run_for(std::env::args().skip(1)) {
         Ok(run_for) => run_for,
         Err(message) => {
             log::error!("{message}");
@@ -102,25 +104,4 @@ fn main() -> ExitCode {
         Err(error) => log::error!("{error}"),
     }
     ExitCode::from(threadhost::exit_code(&result))
-}
-
-/// Parses `--run-for <seconds>` (fractions allowed).
-fn parse_run_for(mut args: impl Iterator<Item = String>) -> Result<Option<Duration>, String> {
-    let mut run_for = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--run-for" => {
-                let value = args.next().ok_or("--run-for needs a number of seconds")?;
-                let seconds: f64 = value
-                    .parse()
-                    .map_err(|_| format!("--run-for: `{value}` is not a number of seconds"))?;
-                let d = Duration::try_from_secs_f64(seconds).map_err(|_| {
-                    format!("--run-for: `{value}` must be a positive number of seconds")
-                })?;
-                run_for = Some(d);
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(run_for)
 }

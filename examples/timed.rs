@@ -7,6 +7,8 @@
 //! Count: N" every 5 s (the first at once) and "Periodic timer tick N" every second, then exits
 //! with code 0 after a graceful stop.
 
+mod common;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +18,7 @@ use threadhost::{FirstTick, HostBuilder, MissedTick, Periodic, Service, Tick};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let run_for = match parse_run_for(std::env::args().skip(1)) {
+    let run_for = match common::parse_run_for(std::env::args().skip(1)) {
         Ok(run_for) => run_for,
         Err(message) => {
             log::error!("{message}");
@@ -85,25 +87,4 @@ fn build(run_for: Option<Duration>) -> Result<threadhost::Host, threadhost::Erro
         }));
     }
     builder.build()
-}
-
-/// Parses `--run-for <seconds>` (fractions allowed).
-fn parse_run_for(mut args: impl Iterator<Item = String>) -> Result<Option<Duration>, String> {
-    let mut run_for = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--run-for" => {
-                let value = args.next().ok_or("--run-for needs a number of seconds")?;
-                let seconds: f64 = value
-                    .parse()
-                    .map_err(|_| format!("--run-for: `{value}` is not a number of seconds"))?;
-                let d = Duration::try_from_secs_f64(seconds).map_err(|_| {
-                    format!("--run-for: `{value}` must be a positive number of seconds")
-                })?;
-                run_for = Some(d);
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(run_for)
 }

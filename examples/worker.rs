@@ -13,6 +13,8 @@
 //! service keeps beating. `THREADHOST_SHUTDOWN_TIMEOUT` and the other `THREADHOST_*`
 //! variables override its options (a bad value exits with code 2).
 
+mod common;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -23,7 +25,7 @@ const WORKER_LIVENESS: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let run_for = match parse_run_for(std::env::args().skip(1)) {
+    let run_for = match common::parse_run_for(std::env::args().skip(1)) {
         Ok(run_for) => run_for,
         Err(message) => {
             log::error!("{message}");
@@ -106,25 +108,4 @@ fn main() -> ExitCode {
     }
     log::info!("readings queue: {}", readings_handle.metrics());
     ExitCode::from(threadhost::exit_code(&result))
-}
-
-/// Parses `--run-for <seconds>` (fractions allowed).
-fn parse_run_for(mut args: impl Iterator<Item = String>) -> Result<Option<Duration>, String> {
-    let mut run_for = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--run-for" => {
-                let value = args.next().ok_or("--run-for needs a number of seconds")?;
-                let seconds: f64 = value
-                    .parse()
-                    .map_err(|_| format!("--run-for: `{value}` is not a number of seconds"))?;
-                let d = Duration::try_from_secs_f64(seconds).map_err(|_| {
-                    format!("--run-for: `{value}` must be a positive number of seconds")
-                })?;
-                run_for = Some(d);
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(run_for)
 }

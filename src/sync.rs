@@ -45,6 +45,18 @@ mod shim {
         }
     }
 
+    impl<T> std::fmt::Debug for Mutex<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Mutex { .. }")
+        }
+    }
+
+    impl std::fmt::Debug for Condvar {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Condvar { .. }")
+        }
+    }
+
     pub(crate) struct MutexGuard<'a, T> {
         mutex: &'a Mutex<T>,
         /// `None` only inside `Condvar::wait*` and `unlocked`.

@@ -314,3 +314,12 @@ fn conservation_every_full_mode() {
 fn conservation_every_full_mode_full() {
     run(150, 20_000, 80_000);
 }
+
+/// Issue 7's figure: every full mode, 100 rounds each of 1,000,000 items offered by 2–4
+/// producers, stopped at a random point (up to 1.5 s in).
+#[test]
+#[ignore = "long (minutes): cargo test --release --test queue_stress million -- --ignored --nocapture"]
+fn conservation_million_items_per_round() {
+    // 2–4 producers: 250,000 each offers 0.5–1 M items a round (1 M for four).
+    run(100, 250_000, 1_500_000);
+}

@@ -19,6 +19,8 @@
 //! 5. A service is stopped only if its `start` hook succeeded (`Record::started`) and the host
 //!    did not give up on it first (`Record::abandoned`). A service given up on while starting
 //!    is told to `Finish`: if its start later succeeds, its own thread runs its stop hooks.
+//!    A start hook still running when a stop request ends the start is not given up on: the
+//!    stop sequence awaits its reply (within the stop deadline) before the stop phases.
 //! 6. A service thread is joined only after it set `Record::exited` (it has nothing left to do
 //!    but return), so a join never blocks past a deadline. A thread that has not exited by the
 //!    deadline is detached, its service marked `TimedOut`, and named in the report.
@@ -63,8 +65,10 @@ pub(crate) enum Phase {
     Stopped,
 }
 
-/// The time a service whose stop begins after the stop deadline passed still gets (its token
-/// fired) before it is reported as timed out. Bounds how far `stop` can overrun its deadline.
+/// The time a service whose stop (or one of its stop phases, see `with_grace`) begins after
+/// the stop deadline passed still gets (its token fired) before it is reported as timed out.
+/// Bounds how far `stop` can overrun its deadline: a service that misses it takes no further
+/// part, so the overrun is at most a few of these per service.
 pub(crate) const LATE_GRACE: Duration = Duration::from_millis(5);
 
 /// What the host tells a service thread to do next.
@@ -137,6 +141,9 @@ struct Ctl {
     stop_deadline: Deadline,
     report: Option<StopReport>,
     host_failure: Option<(StdArc<str>, Failure)>,
+    /// The start completed (the host was `Running`): the `started` event is due, and must
+    /// fire before `stopping` whichever thread gets there first.
+    reached_running: bool,
     records: Vec<Record>,
 }
 
@@ -234,6 +241,7 @@ impl Host {
                     stop_deadline: Deadline::NEVER,
                     report: None,
                     host_failure: None,
+                    reached_running: false,
                     records,
                 }),
                 cond: Condvar::new(),
@@ -590,6 +598,18 @@ impl Record {
     }
 }
 
+/// `d`, or [`LATE_GRACE`] from now if `d` has passed: a phase (or the wait for a thread's
+/// exit) that begins after a service's deadline because others used up the shared time still
+/// gets a moment, so a service that stops in microseconds is not reported as timed out.
+/// Bounded: a service that misses its grace is given up on and takes no further part.
+fn with_grace(d: Deadline) -> Deadline {
+    if d.is_expired() {
+        Deadline::after(LATE_GRACE)
+    } else {
+        d
+    }
+}
+
 /// How a wait for one service ended.
 #[derive(Debug)]
 enum Resolution {
@@ -652,13 +672,23 @@ impl Shared {
             }
             // Invariant 3: wake the start sequencer and any join waiting for a request.
             self.cond.notify_all();
-            fire
+            fire.then_some(ctl.reached_running)
         };
-        if fire {
+        if let Some(reached_running) = fire {
             log::info!("Application is shutting down... ({reason})");
             // Lifetime callbacks are user code: run with no lock held (invariant 1).
-            self.stopping_event.stop_with(reason);
+            self.fire_stopping(reached_running, reason);
         }
+    }
+
+    /// Fires `stopping` (idempotent), after `started` if the host reached `Running`: `start`
+    /// fires `started` after releasing `ctl`, so a stop requested at that moment could
+    /// otherwise fire `stopping` first. With no lock held (invariant 1).
+    fn fire_stopping(&self, reached_running: bool, reason: StopReason) {
+        if reached_running {
+            self.started_event.stop();
+        }
+        self.stopping_event.stop_with(reason);
     }
 
     fn start(self: &Arc<Self>, deadline: Deadline) -> Result<(), Error> {
@@ -672,6 +702,11 @@ impl Shared {
         }
         {
             let mut ctl = self.ctl.lock();
+            if ctl.state == HostState::Stopped && ctl.records.iter().all(|r| r.service.is_some()) {
+                // Stopped before it ever started (a `join` saw the early stop request
+                // first): the same outcome as below, start nothing.
+                return Ok(());
+            }
             if ctl.state != HostState::Created || ctl.start_active {
                 return Err(Error::InvalidState {
                     operation: "start",
@@ -706,6 +741,7 @@ impl Shared {
                     ctl.start_active = false;
                     let completed = ctl.state == HostState::Starting;
                     if completed {
+                        ctl.reached_running = true;
                         self.set_state(&mut ctl, HostState::Running);
                     }
                     self.cond.notify_all();
@@ -751,7 +787,7 @@ impl Shared {
                 let mut ctl = self.ctl.lock();
                 // Failed, not `Skipped` (what `abandon_start` makes of a thread-less record).
                 ctl.records[i].set_state(ServiceState::Failed);
-                self.abandon_start(&mut ctl, StopReason::Requested);
+                self.abandon_start(&mut ctl, StopReason::Requested, false);
                 return Err(error);
             }
         }
@@ -763,8 +799,8 @@ impl Shared {
         for phase in [Phase::Starting, Phase::Start, Phase::Started] {
             for group in &groups {
                 let mut ctl = self.ctl.lock();
-                if ctl.stop_reason.is_some() {
-                    self.abandon_start(&mut ctl, StopReason::Requested);
+                if let Some(reason) = ctl.stop_reason.clone() {
+                    self.abandon_start(&mut ctl, reason, true);
                     return Ok(());
                 }
                 let mut targets = Vec::new();
@@ -805,6 +841,11 @@ impl Shared {
                             });
                         }
                         Resolution::TimedOut => {
+                            // It missed its deadline: given up on and detached now, so the
+                            // rollback does not wait for it (`start` returns by its deadline,
+                            // not by the shutdown timeout).
+                            r.timed_out = true;
+                            r.set_state(ServiceState::TimedOut);
                             error.get_or_insert(Error::StartTimeout {
                                 service: StdArc::clone(&r.name),
                             });
@@ -818,11 +859,11 @@ impl Shared {
                     } else {
                         StopReason::Requested
                     };
-                    self.abandon_start(&mut ctl, reason);
+                    self.abandon_start(&mut ctl, reason, false);
                     return Err(error);
                 }
-                if ctl.stop_reason.is_some() {
-                    self.abandon_start(&mut ctl, StopReason::Requested);
+                if let Some(reason) = ctl.stop_reason.clone() {
+                    self.abandon_start(&mut ctl, reason, true);
                     return Ok(());
                 }
             }
@@ -830,10 +871,17 @@ impl Shared {
         Ok(())
     }
 
-    /// Ends a start early: services awaited mid-hook are given up on (token fired, told to
-    /// `Finish`); services not started are told to `Exit`. Started ones are left for the stop
-    /// sequence (invariant 5).
-    fn abandon_start(&self, ctl: &mut MutexGuard<'_, Ctl>, reason: StopReason) {
+    /// Ends a start early: services awaited mid-hook get their token fired and, on a failed
+    /// start (`!stop_requested`), are given up on (told to `Finish`); on a stop request they
+    /// are left pending for the stop sequence, which waits for their hook to decide whether
+    /// they started. Services not started are told to `Exit`. Started ones are left for the
+    /// stop sequence (invariant 5).
+    fn abandon_start(
+        &self,
+        ctl: &mut MutexGuard<'_, Ctl>,
+        reason: StopReason,
+        stop_requested: bool,
+    ) {
         let mut fire = Vec::new();
         for i in 0..ctl.records.len() {
             let r = &mut ctl.records[i];
@@ -843,7 +891,9 @@ impl Shared {
                 }
                 continue;
             }
-            if r.awaiting.is_some() && !r.started {
+            if r.awaiting.is_some() && !r.started && stop_requested {
+                fire.push(r.token.clone());
+            } else if r.awaiting.is_some() && !r.started {
                 r.abandoned = true;
                 fire.push(r.token.clone());
                 self.send(ctl, i, Cmd::Finish);
@@ -1001,15 +1051,19 @@ impl Shared {
                 return Ok(report.clone());
             }
             if ctl.state == HostState::Created && ctl.stop_reason.is_some() && !ctl.start_active {
-                // Asked to stop before it ever started: nothing to stop.
+                // Asked to stop before it ever started: nothing to stop (as in `start`).
                 let report = StopReport {
                     reason: ctl.stop_reason.clone(),
                     ..StopReport::empty()
                 };
+                for r in &mut ctl.records {
+                    r.set_state(ServiceState::Skipped);
+                }
                 ctl.report = Some(report.clone());
                 self.set_state(&mut ctl, HostState::Stopped);
                 self.cond.notify_all();
                 drop(ctl);
+                self.stopping_event.stop();
                 self.stopped_event.stop();
                 return Ok(report);
             }
@@ -1078,13 +1132,50 @@ impl Shared {
         };
         let mut ctl = self.ctl.lock();
         let reason = ctl.stop_reason.clone().unwrap_or(StopReason::Requested);
+        let reached_running = ctl.reached_running;
+        // The `stopping` event fires before any `stopping` hook. `request_stop` fires it too,
+        // but after releasing `ctl`, so a sequence run by another thread (`join`) could
+        // otherwise overtake it. Idempotent; its callbacks are user code (invariant 1).
+        MutexGuard::unlocked(&mut ctl, || {
+            self.fire_stopping(reached_running, reason.clone());
+        });
+        // A start hook still running when a stop request ended the start decides here,
+        // within the stop deadline, whether its service started (invariant 5): if it
+        // succeeded, the service is stopped in order with the others; if not, it just exits.
+        // Its token has fired, so a hook that watches it returns at once.
+        let mut pending = Vec::new();
+        for i in 0..ctl.records.len() {
+            let r = &mut ctl.records[i];
+            if let Some(p @ (Phase::Starting | Phase::Start)) = r.awaiting {
+                if !r.started && !r.abandoned && !r.timed_out {
+                    pending.push((i, with_grace(r.stop_deadline(deadline)), Await::Reply(p)));
+                }
+            }
+        }
+        for (i, resolution) in self.await_all(&mut ctl, &pending, false) {
+            let r = &mut ctl.records[i];
+            match resolution {
+                Resolution::Done(Ok(())) if r.started => r.set_state(ServiceState::Running),
+                Resolution::Done(result) => {
+                    r.set_state(if result.is_err() {
+                        ServiceState::Failed
+                    } else {
+                        ServiceState::Skipped
+                    });
+                    self.send(&mut ctl, i, Cmd::Exit);
+                }
+                Resolution::TimedOut | Resolution::Interrupted => {
+                    r.abandoned = true;
+                    self.give_up(&mut ctl, i);
+                }
+            }
+        }
         // Invariant 5: only started, not abandoned services take part.
         let live = |r: &Record| r.started && !r.abandoned && !r.timed_out;
         for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
             for group in &groups {
                 let mut targets = Vec::new();
                 let mut fire = Vec::new();
-                let mut sends = Vec::new();
                 for &i in group {
                     let r = &mut ctl.records[i];
                     if !live(r) {
@@ -1093,7 +1184,7 @@ impl Shared {
                     if !r.hosted && (phase != Phase::Stop || r.exited) {
                         continue;
                     }
-                    let d = r.stop_deadline(deadline);
+                    let d = with_grace(r.stop_deadline(deadline));
                     if !matches!(r.state, ServiceState::Failed | ServiceState::Completed) {
                         r.set_state(ServiceState::Stopping);
                     }
@@ -1101,7 +1192,6 @@ impl Shared {
                         fire.push(r.token.clone());
                     }
                     if r.hosted {
-                        sends.push((i, Cmd::Phase(phase, d)));
                         targets.push((i, d, Await::Reply(phase)));
                     } else {
                         targets.push((i, d, Await::Exit));
@@ -1118,10 +1208,12 @@ impl Shared {
                         }
                     });
                 }
-                // Only now send the commands: a `stop` hook must find its token already fired
-                // (`HostedService::stop`), which sending before the unlocked fire above raced.
-                for (i, cmd) in sends {
-                    self.send(&mut ctl, i, cmd);
+                // Commands go out after the tokens fired: a `stop` hook always sees its
+                // token stopped.
+                for &(i, d, what) in &targets {
+                    if let Await::Reply(phase) = what {
+                        self.send(&mut ctl, i, Cmd::Phase(phase, d));
+                    }
                 }
                 for (i, resolution) in self.await_all(&mut ctl, &targets, false) {
                     if let Resolution::Done(_) = resolution {
@@ -1152,7 +1244,7 @@ impl Shared {
             let r = &mut ctl.records[i];
             if r.thread.is_some() && !r.exited && !r.timed_out {
                 fire.push(r.token.clone());
-                let d = r.stop_deadline(deadline);
+                let d = with_grace(r.stop_deadline(deadline));
                 targets.push((i, d, Await::Exit));
             }
         }

@@ -136,44 +136,51 @@ pub(crate) fn reason(node: &Node) -> Option<StopReason> {
 /// Stops `root` and its whole subtree with `reason`; `false` if `root` was already stopped.
 ///
 /// Walks the tree iteratively. Every node is marked and its waiters woken before any callback
-/// runs, so a slow callback never delays the wake-up of another node's waiters.
+/// runs, so a slow callback never delays the wake-up of another node's waiters. A node with no
+/// children and no callbacks — the common case — is stopped without allocating.
 pub(crate) fn stop_tree(root: &Arc<Node>, reason: StopReason) -> bool {
     let mut callbacks: Vec<Callback> = Vec::new();
-    let mut pending: Vec<Arc<Node>> = vec![Arc::clone(root)];
-    let mut first = true;
-    let mut stopped_root = false;
+    let Some(mut pending) = stop_node(root, &reason, &mut callbacks) else {
+        return false;
+    };
     while let Some(node) = pending.pop() {
-        let children: Vec<Arc<Node>> = {
-            let mut guard = node.inner.lock();
-            if guard.reason.is_some() {
-                // Already stopped (possibly by a concurrent stop of an ancestor): its subtree is
-                // that stop's job.
-                first = false;
-                continue;
-            }
-            // Invariant 1 and 2: flag and reason under the lock, notify before releasing it.
-            guard.reason = Some(reason.clone());
-            node.stopped.store(true, Ordering::Release);
-            node.cond.notify_all();
-            // Invariant 4: take both lists.
-            callbacks.extend(guard.callbacks.drain(..).map(|(_, cb)| cb));
-            let children = std::mem::take(&mut guard.children);
-            children.into_values().filter_map(|w| w.upgrade()).collect()
-        };
-        // Lock order: `children` (strong refs) outlive the lock above; a child whose last
-        // reference is dropped here runs `Drop`, which locks this node again — safe now.
-        if first {
-            stopped_root = true;
-            first = false;
+        if let Some(children) = stop_node(&node, &reason, &mut callbacks) {
+            pending.extend(children);
         }
-        pending.extend(children);
+        // Lock order: `node` (a strong reference) is dropped here, with no lock held; if it
+        // was the last one, its `Drop` locks its parent — safe now.
     }
     // Invariant 5: user code runs with no lock held. A panicking callback is logged and the
     // others still run.
     for cb in callbacks {
         run_callback(cb, &reason);
     }
-    stopped_root
+    true
+}
+
+/// Stops one node: `None` if it was already stopped (by a concurrent stop of it or of an
+/// ancestor, whose job its subtree then is); otherwise its live children, to stop next.
+fn stop_node(
+    node: &Node,
+    reason: &StopReason,
+    callbacks: &mut Vec<Callback>,
+) -> Option<Vec<Arc<Node>>> {
+    let children = {
+        let mut guard = node.inner.lock();
+        if guard.reason.is_some() {
+            return None;
+        }
+        // Invariants 1 and 2: flag and reason under the lock, notify before releasing it.
+        guard.reason = Some(reason.clone());
+        node.stopped.store(true, Ordering::Release);
+        node.cond.notify_all();
+        // Invariant 4: take both lists (neither allocates when empty).
+        callbacks.extend(guard.callbacks.drain(..).map(|(_, cb)| cb));
+        std::mem::take(&mut guard.children)
+    };
+    // Upgrading and dropping the `Weak`s needs no lock; the strong references returned are
+    // dropped by the caller with no lock held (lock order).
+    Some(children.into_values().filter_map(|w| w.upgrade()).collect())
 }
 
 /// Runs one callback, catching and logging a panic.

@@ -1,0 +1,455 @@
+//! Shared helpers for the integration tests: durations, probes, drop counters, gates that
+//! hold a "hung" service until the test releases it, an event log, and timing assertions.
+//!
+//! These helpers use only `std` primitives, never threadhost's own, so that a test of the stop
+//! token or the host does not depend on the thing it tests.
+#![allow(dead_code)]
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use threadhost::{BackgroundService, Context, HostedService, ServiceResult};
+
+/// `Duration::from_millis(n)`.
+pub(crate) fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// How long a test waits for something that should happen "at once": generous, for a loaded
+/// 2-core machine. Reaching it means the feature is broken, not slow.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The slack allowed past a deadline on a loaded machine.
+pub(crate) const MARGIN: Duration = Duration::from_millis(700);
+
+/// Spawns a named test thread (the library's own threads are `th:`-prefixed; these are not).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn spawn<T, F>(name: &str, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    std::thread::Builder::new()
+        .name(format!("test:{name}"))
+        .spawn(f)
+        .expect("spawn a test thread")
+}
+
+/// Simulates slow work that ignores every token (a badly behaved service).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn busy(d: Duration) {
+    std::thread::sleep(d);
+}
+
+/// Runs `f` and returns its result with the time it took.
+pub(crate) fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
+    let began = Instant::now();
+    let r = f();
+    (r, began.elapsed())
+}
+
+/// Asserts that `elapsed` is at most `limit`, naming `what`.
+#[track_caller]
+pub(crate) fn assert_within(elapsed: Duration, limit: Duration, what: &str) {
+    assert!(
+        elapsed <= limit,
+        "{what} took {elapsed:?}, more than the allowed {limit:?}"
+    );
+}
+
+/// Runs `f`, asserts it returned within `limit`, and returns its result.
+#[track_caller]
+pub(crate) fn within<R>(limit: Duration, what: &str, f: impl FnOnce() -> R) -> R {
+    let (r, elapsed) = timed(f);
+    assert_within(elapsed, limit, what);
+    r
+}
+
+/// Checks `pred` every 2 ms until it holds; only for states that no event signals (e.g. a
+/// service state in a snapshot, which the host updates just after a reply). Panics after
+/// [`PATIENCE`].
+#[track_caller]
+pub(crate) fn eventually(what: &str, mut pred: impl FnMut() -> bool) {
+    let began = Instant::now();
+    while !pred() {
+        assert!(
+            began.elapsed() < PATIENCE,
+            "{what}: not reached within {PATIENCE:?}"
+        );
+        busy(ms(2));
+    }
+}
+
+/// A settable flag that can be waited on: set by the code under test, awaited by the test.
+#[derive(Clone, Default)]
+pub(crate) struct Probe {
+    inner: Arc<(Mutex<usize>, Condvar)>,
+}
+
+impl Probe {
+    pub(crate) fn new() -> Probe {
+        Probe::default()
+    }
+
+    /// Sets the flag (counts the calls) and wakes every waiter.
+    pub(crate) fn set(&self) {
+        let (lock, cond) = &*self.inner;
+        *lock.lock().unwrap() += 1;
+        cond.notify_all();
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.count() > 0
+    }
+
+    /// How many times `set` was called.
+    pub(crate) fn count(&self) -> usize {
+        *self.inner.0.lock().unwrap()
+    }
+
+    /// Waits up to `timeout` for the flag; `true` if set.
+    pub(crate) fn wait(&self, timeout: Duration) -> bool {
+        let (lock, cond) = &*self.inner;
+        let guard = lock.lock().unwrap();
+        let (guard, _) = cond
+            .wait_timeout_while(guard, timeout, |n| *n == 0)
+            .unwrap();
+        *guard > 0
+    }
+
+    /// Waits up to [`PATIENCE`] and panics naming `what` if the flag was not set.
+    #[track_caller]
+    pub(crate) fn expect(&self, what: &str) {
+        assert!(
+            self.wait(PATIENCE),
+            "{what}: probe not set within {PATIENCE:?}"
+        );
+    }
+}
+
+/// A gate that holds threads until the test opens it: a "hung" service blocks on it, ignoring
+/// its stop token, and the test opens it at the end so no thread outlives the test for long.
+#[derive(Clone, Default)]
+pub(crate) struct Gate {
+    inner: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Gate {
+    pub(crate) fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Blocks until the gate is opened (ignores every stop token: that is the point).
+    pub(crate) fn wait(&self) {
+        let (lock, cond) = &*self.inner;
+        let guard = lock.lock().unwrap();
+        let _open = cond.wait_while(guard, |open| !*open).unwrap();
+    }
+
+    pub(crate) fn open(&self) {
+        let (lock, cond) = &*self.inner;
+        *lock.lock().unwrap() = true;
+        cond.notify_all();
+    }
+
+    /// A guard that opens the gate when dropped, also when the test panics.
+    pub(crate) fn opener(&self) -> GateOpener {
+        GateOpener(self.clone())
+    }
+}
+
+/// Opens its [`Gate`] on drop.
+pub(crate) struct GateOpener(Gate);
+
+impl Drop for GateOpener {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// Counts drops of the values it hands out.
+#[derive(Clone, Default)]
+pub(crate) struct DropCounter {
+    drops: Arc<AtomicUsize>,
+}
+
+impl DropCounter {
+    pub(crate) fn new() -> DropCounter {
+        DropCounter::default()
+    }
+
+    /// A value whose drop is counted.
+    pub(crate) fn token(&self) -> Counted {
+        Counted(Arc::clone(&self.drops))
+    }
+
+    pub(crate) fn drops(&self) -> usize {
+        self.drops.load(Ordering::SeqCst)
+    }
+}
+
+/// Increments its [`DropCounter`] when dropped.
+pub(crate) struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// One recorded event: what happened, and the name of the thread it happened on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Event {
+    pub(crate) what: String,
+    pub(crate) thread: Option<String>,
+}
+
+/// A log of events recorded from any thread, in the order they happened (one mutex).
+#[derive(Clone, Default)]
+pub(crate) struct Events {
+    inner: Arc<(Mutex<Vec<Event>>, Condvar)>,
+}
+
+impl Events {
+    pub(crate) fn new() -> Events {
+        Events::default()
+    }
+
+    /// Records `what` with the current thread's name.
+    pub(crate) fn push(&self, what: impl Into<String>) {
+        let event = Event {
+            what: what.into(),
+            thread: std::thread::current().name().map(str::to_owned),
+        };
+        let (lock, cond) = &*self.inner;
+        lock.lock().unwrap().push(event);
+        cond.notify_all();
+    }
+
+    /// Every event so far.
+    pub(crate) fn all(&self) -> Vec<Event> {
+        self.inner.0.lock().unwrap().clone()
+    }
+
+    /// The `what` of every event so far.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.all().into_iter().map(|e| e.what).collect()
+    }
+
+    /// The `what` of every event starting with `prefix`.
+    pub(crate) fn with_prefix(&self, prefix: &str) -> Vec<String> {
+        self.names()
+            .into_iter()
+            .filter(|w| w.starts_with(prefix))
+            .collect()
+    }
+
+    pub(crate) fn contains(&self, what: &str) -> bool {
+        self.names().iter().any(|w| w == what)
+    }
+
+    /// Position of the first event equal to `what`.
+    pub(crate) fn position(&self, what: &str) -> Option<usize> {
+        self.names().iter().position(|w| w == what)
+    }
+
+    /// Waits until an event equal to `what` is recorded; panics after [`PATIENCE`].
+    #[track_caller]
+    pub(crate) fn wait_for(&self, what: &str) {
+        let (lock, cond) = &*self.inner;
+        let guard = lock.lock().unwrap();
+        let (guard, timeout) = cond
+            .wait_timeout_while(guard, PATIENCE, |v| !v.iter().any(|e| e.what == what))
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "event `{what}` not seen within {PATIENCE:?}; got {:?}",
+            guard.iter().map(|e| &e.what).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Asserts that `a` appears before `b` in `log`.
+#[track_caller]
+pub(crate) fn assert_before<T: PartialEq + Debug>(log: &[T], a: &T, b: &T) {
+    let pa = log.iter().position(|x| x == a);
+    let pb = log.iter().position(|x| x == b);
+    match (pa, pb) {
+        (Some(pa), Some(pb)) => assert!(pa < pb, "{a:?} should come before {b:?} in {log:?}"),
+        _ => panic!("{a:?} or {b:?} missing from {log:?}"),
+    }
+}
+
+/// `n` parties meet: each `arrive` waits (up to a timeout) until all `n` arrived. Proves that
+/// hooks run concurrently: run one after another, the first times out.
+#[derive(Clone)]
+pub(crate) struct Rendezvous {
+    inner: Arc<(Mutex<usize>, Condvar)>,
+    n: usize,
+}
+
+impl Rendezvous {
+    pub(crate) fn new(n: usize) -> Rendezvous {
+        Rendezvous {
+            inner: Arc::new((Mutex::new(0), Condvar::new())),
+            n,
+        }
+    }
+
+    /// `true` if all parties arrived within `timeout`.
+    pub(crate) fn arrive(&self, timeout: Duration) -> bool {
+        let (lock, cond) = &*self.inner;
+        let mut count = lock.lock().unwrap();
+        *count += 1;
+        cond.notify_all();
+        let (count, _) = cond
+            .wait_timeout_while(count, timeout, |c| *c < self.n)
+            .unwrap();
+        *count >= self.n
+    }
+}
+
+/// What a [`Rec`] hook does after recording itself.
+#[derive(Clone)]
+pub(crate) enum Action {
+    /// Return an error.
+    Fail,
+    /// Panic.
+    Panic,
+    /// `ctx.host().request_stop()`, then go on.
+    RequestStop,
+    /// Block on the gate, ignoring the stop token (a hung hook).
+    Block(Gate),
+    /// Work this long, ignoring the stop token (a slow hook).
+    Busy(Duration),
+    /// Wait on the service's token (up to `PATIENCE`); record `<name>:<hook>:token`.
+    WaitToken,
+    /// Meet the others; fail if they do not come within the duration.
+    Meet(Rendezvous, Duration),
+    /// Set the probe.
+    Signal(Probe),
+    /// Record `<name>:<hook>:<host state>`.
+    RecordState,
+    /// Record `<name>:<hook>:stopping-event=<fired>`: whether the host's `stopping` lifetime
+    /// event had fired when the hook ran.
+    RecordStoppingEvent,
+}
+
+/// A recording service: every hook (hosted or background) records `<name>:<hook>` in the
+/// event log, with its thread's name, then performs the actions registered for that hook.
+/// As a background service, its body records `<name>:run`, performs the `run` actions (or,
+/// with none, waits for its token), then records `<name>:exit`.
+pub(crate) struct Rec {
+    name: String,
+    events: Events,
+    actions: Vec<(&'static str, Action)>,
+}
+
+impl Rec {
+    pub(crate) fn new(name: &str, events: &Events) -> Rec {
+        Rec {
+            name: name.to_owned(),
+            events: events.clone(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Adds `action` to `hook` ("starting", "start", …, "run").
+    pub(crate) fn on(mut self, hook: &'static str, action: Action) -> Rec {
+        self.actions.push((hook, action));
+        self
+    }
+
+    fn hook(&mut self, hook: &'static str, ctx: &Context) -> ServiceResult {
+        self.events.push(format!("{}:{hook}", self.name));
+        self.act(hook, ctx)
+    }
+
+    fn act(&mut self, hook: &'static str, ctx: &Context) -> ServiceResult {
+        for (h, action) in &self.actions {
+            if *h != hook {
+                continue;
+            }
+            match action {
+                Action::Fail => {
+                    return Err(format!("{} failed in {hook} on purpose", self.name).into());
+                }
+                Action::Panic => panic!("{} panicked in {hook} on purpose", self.name),
+                Action::RequestStop => ctx.host().request_stop(),
+                Action::Block(gate) => gate.wait(),
+                Action::Busy(d) => busy(*d),
+                Action::WaitToken => {
+                    if ctx.token().wait_timeout(PATIENCE) {
+                        self.events.push(format!("{}:{hook}:token", self.name));
+                    }
+                }
+                Action::Meet(r, timeout) => {
+                    if !r.arrive(*timeout) {
+                        return Err(format!("{}: nobody met me in {hook}", self.name).into());
+                    }
+                }
+                Action::Signal(p) => p.set(),
+                Action::RecordState => {
+                    self.events
+                        .push(format!("{}:{hook}:{}", self.name, ctx.host().state()))
+                }
+                Action::RecordStoppingEvent => self.events.push(format!(
+                    "{}:{hook}:stopping-event={}",
+                    self.name,
+                    ctx.host().stopping().is_stopped()
+                )),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HostedService for Rec {
+    fn starting(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("starting", ctx)
+    }
+    fn start(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("start", ctx)
+    }
+    fn started(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("started", ctx)
+    }
+    fn stopping(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("stopping", ctx)
+    }
+    fn stop(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("stop", ctx)
+    }
+    fn stopped(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("stopped", ctx)
+    }
+}
+
+impl BackgroundService for Rec {
+    fn start(&mut self, ctx: &Context) -> ServiceResult {
+        self.hook("start", ctx)
+    }
+    fn run(&mut self, ctx: &Context) -> ServiceResult {
+        self.events.push(format!("{}:run", self.name));
+        let result = if self.actions.iter().any(|(h, _)| *h == "run") {
+            self.act("run", ctx)
+        } else {
+            ctx.token().wait();
+            Ok(())
+        };
+        self.events.push(format!("{}:exit", self.name));
+        result
+    }
+}
+
+/// The events of `log` that belong to service `name`, without the prefix.
+pub(crate) fn hooks_of(log: &Events, name: &str) -> Vec<String> {
+    let prefix = format!("{name}:");
+    log.names()
+        .into_iter()
+        .filter_map(|w| w.strip_prefix(&prefix).map(str::to_owned))
+        .collect()
+}
