@@ -291,6 +291,27 @@
 //! # Ok::<(), threadhost::Error>(())
 //! ```
 //!
+//! # C API
+//!
+//! The library is also built as a cdylib and a staticlib with a hand-written header,
+//! `include/threadhost.h`: the same host, services (C callbacks with a `void *user` and an
+//! optional `destroy` called exactly once), periodic services, work queues of `void *` items,
+//! stop tokens, snapshots and exit codes. Every entry point returns a `threadhost_status`
+//! (`THREADHOST_OK` = 0), checks every pointer, catches every panic (`THREADHOST_PANIC`, never
+//! an abort), and leaves a message for `threadhost_last_error_message`. The README's "Using
+//! threadhost from C" has a complete program and its build line; `cargo test` compiles and runs
+//! the C and C++ tests against the freshly built library.
+//!
+//! ```c
+//! threadhost_builder *b = threadhost_builder_new();
+//! threadhost_builder_add_background(b, "worker", run, &state, NULL);
+//! threadhost_host *host = NULL;
+//! if (threadhost_builder_build(b, &host) == THREADHOST_OK) {
+//!     int code = threadhost_exit_code(threadhost_host_run(host));
+//!     threadhost_host_free(host);
+//! }
+//! ```
+//!
 //! # Differences from .NET's Generic Host
 //!
 //! - Threads, not tasks: each service owns an OS thread; a start hook cannot block the host.
