@@ -12,3 +12,17 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         "<non-string panic payload>".to_owned()
     }
 }
+
+/// [`panic_message`], then drops the payload where its own panic cannot escape: a payload is
+/// user data, and a `Drop` that panics would otherwise unwind out of the boundary that caught
+/// the first panic (ending a service, worker or listener thread, or a `stop` call). A panic
+/// while dropping is swallowed; its own payload is leaked, not dropped (no regress).
+pub(crate) fn take_message(payload: Box<dyn Any + Send>) -> String {
+    let message = panic_message(payload.as_ref());
+    if let Err(nested) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        drop(payload);
+    })) {
+        std::mem::forget(nested);
+    }
+    message
+}

@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::JoinHandle;
 
 use crate::error::BoxError;
-use crate::panic::panic_message;
+use crate::panic::take_message;
 use crate::queue::{Core, Handler};
 use crate::stop::{StopToken, Stopped};
 use crate::sync::{Arc, AtomicU64, Ordering};
@@ -76,14 +76,13 @@ fn worker_main<T: Send + 'static>(core: &Core<T>, handler: &Handler<T>, index: u
                 bump(&counters.failed);
             }
             Err(payload) => {
+                // The payload is user data: dropped here, outside any lock, surviving a
+                // panicking drop (`take_message`).
+                let message = take_message(payload);
                 log::error!(
-                    "queue `{}`: a job panicked: {}; the worker goes on",
+                    "queue `{}`: a job panicked: {message}; the worker goes on",
                     core.name,
-                    panic_message(payload.as_ref())
                 );
-                // The payload is user data: drop it here, outside any lock, and survive a
-                // panicking drop.
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
                 bump(&counters.panicked);
             }
         }
