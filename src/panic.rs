@@ -26,3 +26,19 @@ pub(crate) fn take_message(payload: Box<dyn Any + Send>) -> String {
     }
     message
 }
+
+/// Displays `value` (a user's error: its `Display` is user code), writing a placeholder
+/// instead if it panics, so that logging a failure cannot unwind the thread that logs it.
+pub(crate) struct Guarded<'a>(pub(crate) &'a (dyn std::fmt::Display + 'a));
+
+impl std::fmt::Display for Guarded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.fmt(f))) {
+            Ok(result) => result,
+            Err(payload) => {
+                let message = take_message(payload);
+                write!(f, "<the error's Display panicked: {message}>")
+            }
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! User code at threadhost's boundaries: a user's error value is dropped, and a failure is
 //! logged (the logger and the error's `Display`), with no threadhost lock held; a panic payload
 //! whose own `Drop` panics does not escape a service thread, a stop call or the listener
-//! thread.
+//! thread; an error whose `Display` or `Drop` panics does not end a service thread before its
+//! failure policy runs, nor a queue worker.
 //!
 //! Whether the host's lifecycle lock is held is probed from the user code itself: a helper
 //! thread calls `HostHandle::stop_reason` (which takes that lock) and must answer within a
@@ -250,4 +251,109 @@ fn a_listener_panic_with_a_panicking_payload_keeps_the_listener_thread() {
         )
     });
     assert!(delivered_stop, "the last event was not delivered");
+}
+
+/// An error whose `Display` panics.
+#[derive(Debug)]
+struct PanickyDisplay;
+
+impl fmt::Display for PanickyDisplay {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        panic!("the error's Display panicked");
+    }
+}
+
+impl std::error::Error for PanickyDisplay {}
+
+/// An error whose `Drop` panics.
+#[derive(Debug)]
+struct PanickyDrop;
+
+impl fmt::Display for PanickyDrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an error that panics when dropped")
+    }
+}
+
+impl std::error::Error for PanickyDrop {}
+
+impl Drop for PanickyDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("the error panicked when dropped");
+        }
+    }
+}
+
+#[test]
+fn a_failure_whose_display_panics_is_still_handled() {
+    // Logging the failure (with a logger that formats it) must not unwind the service
+    // thread before the failure policy runs.
+    install_logger();
+    let host = HostBuilder::new()
+        .background("bad-display", |_ctx| Err(Box::new(PanickyDisplay)))
+        .build()
+        .unwrap();
+    host.start(PATIENCE).unwrap();
+    let report = host
+        .join(PATIENCE)
+        .expect("the failure stops the host under StopHost");
+    assert!(
+        matches!(report.reason(), Some(StopReason::Failure { service }) if &**service == "bad-display"),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn a_queue_worker_survives_a_job_error_that_panics_in_display_or_drop() {
+    install_logger();
+    let (queue, producer) = threadhost::TaskQueue::builder("jobs")
+        .workers(1)
+        .build_tasks()
+        .unwrap();
+    producer
+        .send_task(|_| Err(Box::new(PanickyDisplay)))
+        .unwrap();
+    producer.send_task(|_| Err(Box::new(PanickyDrop))).unwrap();
+    producer.send_task(|_| Ok(())).unwrap();
+    let host = HostBuilder::new()
+        .add_service(queue.into_service())
+        .build()
+        .unwrap();
+    host.start(PATIENCE).unwrap();
+    let report = host.stop(PATIENCE);
+    assert!(report.is_complete());
+    let m = producer.metrics();
+    assert_eq!(
+        (m.failed, m.completed, m.returned),
+        (2, 1, 0),
+        "the single worker ran every job: {m}"
+    );
+}
+
+#[test]
+fn a_periodic_tick_panic_with_a_panicking_payload_does_not_end_the_schedule() {
+    // TickFailure::Continue (the default): the schedule goes on after a panicking tick, even
+    // when dropping the panic's payload panics too.
+    let (tx, rx) = unbounded();
+    let periodic = threadhost::Periodic::every(ms(5));
+    let stats = periodic.stats();
+    let service = periodic
+        .build("ticker", move |tick| {
+            if tick.index() == 0 {
+                std::panic::panic_any(Bomb);
+            }
+            let _ = tx.send(tick.index());
+            Ok(())
+        })
+        .unwrap();
+    let host = HostBuilder::new().add_service(service).build().unwrap();
+    host.start(PATIENCE).unwrap();
+    let later = rx
+        .recv_timeout(PATIENCE)
+        .expect("the schedule went on after the panicking tick");
+    assert!(later >= 1);
+    assert_eq!(stats.panics(), 1);
+    assert_eq!(host.state(), threadhost::HostState::Running);
+    assert!(host.stop(PATIENCE).is_clean());
 }

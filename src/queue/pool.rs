@@ -74,6 +74,10 @@ fn worker_main<T: Send + 'static>(core: &Core<T>, handler: &Handler<T>, index: u
             Ok(Err(error)) => {
                 log_failure(&core.name, &error, &token);
                 bump(&counters.failed);
+                // The error is user data: a panicking `Drop` must not end the worker.
+                if let Err(nested) = catch_unwind(AssertUnwindSafe(move || drop(error))) {
+                    let _ = take_message(nested);
+                }
             }
             Err(payload) => {
                 // The payload is user data: dropped here, outside any lock, surviving a
@@ -94,6 +98,8 @@ fn log_failure(queue: &str, error: &BoxError, token: &StopToken) {
         // The job gave up because the stop cancelled it: expected, not an error.
         log::info!("queue `{queue}`: a job was cancelled by the stop");
     } else {
+        // The error's `Display` is user code: guarded, so the worker survives it.
+        let error = crate::panic::Guarded(&**error);
         log::error!("queue `{queue}`: a job failed: {error}; the worker goes on");
     }
 }
