@@ -39,7 +39,8 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Error(e) => write!(f, "{e}"),
+            // A user's `Display`: guarded, as a failure is logged on threadhost threads.
+            Failure::Error(e) => write!(f, "{}", crate::panic::Guarded(&**e)),
             Failure::Panic(message) => write!(f, "panicked: {message}"),
         }
     }

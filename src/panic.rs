@@ -12,3 +12,33 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
         "<non-string panic payload>".to_owned()
     }
 }
+
+/// [`panic_message`], then drops the payload where its own panic cannot escape: a payload is
+/// user data, and a `Drop` that panics would otherwise unwind out of the boundary that caught
+/// the first panic (ending a service, worker or listener thread, or a `stop` call). A panic
+/// while dropping is swallowed; its own payload is leaked, not dropped (no regress).
+pub(crate) fn take_message(payload: Box<dyn Any + Send>) -> String {
+    let message = panic_message(payload.as_ref());
+    if let Err(nested) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        drop(payload);
+    })) {
+        std::mem::forget(nested);
+    }
+    message
+}
+
+/// Displays `value` (a user's error: its `Display` is user code), writing a placeholder
+/// instead if it panics, so that logging a failure cannot unwind the thread that logs it.
+pub(crate) struct Guarded<'a>(pub(crate) &'a (dyn std::fmt::Display + 'a));
+
+impl std::fmt::Display for Guarded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.fmt(f))) {
+            Ok(result) => result,
+            Err(payload) => {
+                let message = take_message(payload);
+                write!(f, "<the error's Display panicked: {message}>")
+            }
+        }
+    }
+}

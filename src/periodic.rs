@@ -465,7 +465,8 @@ where
                 // `tick.token().sleep(d)?` interrupted by the stop: a clean end.
                 Ok(Err(e)) if e.is::<Stopped>() && token.is_stopped() => return Ok(()),
                 Ok(Err(e)) => {
-                    let message = e.to_string();
+                    // The error's `Display` is user code: guarded.
+                    let message = crate::panic::Guarded(&*e).to_string();
                     Some((Ok(e), message))
                 }
                 Err(payload) => {
@@ -499,6 +500,11 @@ where
                             // panic with its message.
                             Err(payload) => resume_unwind(payload),
                         }
+                    }
+                    // The schedule goes on: a panic payload is user data whose `Drop` may
+                    // panic; dropped under `catch_unwind`, it cannot end the schedule.
+                    if let Err(payload) = failure {
+                        let _ = crate::panic::take_message(payload);
                     }
                     log::error!(
                         "periodic service `{}`: tick {index} failed: {message}; {} failure(s) \

@@ -30,7 +30,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc as StdArc;
 
 use crate::error::{BoxError, Error, Failure};
-use crate::panic::panic_message;
+use crate::panic::take_message;
 
 type ErasedFactory = Box<dyn Fn(&Scope<'_>) -> Result<Box<dyn Any>, BoxError> + Send + Sync>;
 
@@ -443,7 +443,7 @@ impl Scope<'_> {
             Err(payload) => {
                 return Err(Error::FactoryFailed {
                     type_name: factory.type_name,
-                    failure: Failure::Panic(panic_message(payload.as_ref()).into()),
+                    failure: Failure::Panic(take_message(payload).into()),
                 });
             }
         };
@@ -464,10 +464,10 @@ impl Drop for Scope<'_> {
             };
             // A value's `Drop` is user code: a panic in one must not leak the others.
             if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+                let message = take_message(payload);
                 log::error!(
-                    "dropping scoped `{}` panicked: {}",
+                    "dropping scoped `{}` panicked: {message}",
                     self.registry.factories[i].type_name,
-                    panic_message(payload.as_ref())
                 );
             }
         }

@@ -25,7 +25,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::Failure;
 use crate::host::{HostHandle, HostState, ServiceState};
-use crate::panic::panic_message;
+use crate::panic::take_message;
 use crate::stop::StopReason;
 use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
 
@@ -266,11 +266,9 @@ fn deliver(
         };
         for listener in listeners {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(&event))) {
-                log::error!(
-                    "a state listener panicked on `{}`: {}",
-                    event.change,
-                    panic_message(payload.as_ref())
-                );
+                // Before the macro, which skips its arguments at a disabled level.
+                let message = take_message(payload);
+                log::error!("a state listener panicked on `{}`: {message}", event.change,);
             }
         }
         delivered();

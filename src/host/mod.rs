@@ -4,7 +4,9 @@
 //!
 //! 1. All lifecycle state lives in `Shared::ctl` (one mutex). It is held only for short,
 //!    non-blocking critical sections: never across a wait (condvar waits release it), a
-//!    thread join, or user code (hooks, bodies, lifetime callbacks, token callbacks).
+//!    thread join, or user code (hooks, bodies, lifetime callbacks, token callbacks, the
+//!    logger, and a user error's `Display` or `Drop`: a replaced `last_error` may hold the
+//!    last reference to one, so it is dropped after the guard).
 //! 2. `Ctl::state` changes only under `ctl`, and every change is mirrored into
 //!    `Shared::state` (Release) in the same critical section, so `HostHandle::state()` is one
 //!    atomic load that never runs ahead of the lifecycle.
@@ -511,11 +513,13 @@ impl HostHandle {
             let Some(f) = f else { continue };
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f())) {
                 Ok(figures) => status.metrics = figures,
-                Err(payload) => log::error!(
-                    "the metrics callback of service `{}` panicked: {}",
-                    status.name,
-                    crate::panic::panic_message(payload.as_ref())
-                ),
+                Err(payload) => {
+                    let message = crate::panic::take_message(payload);
+                    log::error!(
+                        "the metrics callback of service `{}` panicked: {message}",
+                        status.name,
+                    );
+                }
             }
         }
         snapshot
@@ -1225,9 +1229,15 @@ impl Shared {
                         Resolution::Done(Ok(())) => {}
                         Resolution::Done(Err(failure)) => {
                             let r = &mut ctl.records[i];
-                            log::error!("service `{}` failed to stop: {failure}", r.name);
-                            r.last_error = Some(failure);
+                            let name = StdArc::clone(&r.name);
+                            let old = r.last_error.replace(failure.clone());
                             r.set_state(ServiceState::Failed);
+                            // Invariant 1: the logger and the error's `Display` and `Drop`
+                            // are user code.
+                            MutexGuard::unlocked(&mut ctl, || {
+                                log::error!("service `{name}` failed to stop: {failure}");
+                                drop(old);
+                            });
                         }
                         Resolution::TimedOut | Resolution::Interrupted => {
                             self.give_up(&mut ctl, i);
@@ -1305,19 +1315,17 @@ impl Shared {
 
     /// A service missed its deadline: fire its token, tell it to finish alone, detach it.
     fn give_up(&self, ctl: &mut MutexGuard<'_, Ctl>, i: usize) {
-        let token = {
+        let (token, name) = {
             let r = &mut ctl.records[i];
             r.timed_out = true;
             r.set_state(ServiceState::TimedOut);
             r.stop_duration = r.stop_began.map(|t| t.elapsed());
-            log::warn!(
-                "service `{}` did not stop by the deadline; its thread is left running",
-                r.name
-            );
-            r.token.clone()
+            (r.token.clone(), StdArc::clone(&r.name))
         };
         self.send(ctl, i, Cmd::Finish);
+        // Invariant 1: the logger and the token's callbacks are user code.
         MutexGuard::unlocked(ctl, || {
+            log::warn!("service `{name}` did not stop by the deadline; its thread is left running");
             token.stop_with(StopReason::Deadline);
         });
     }
@@ -1353,12 +1361,18 @@ impl Shared {
             r.started = true;
             r.set_state(ServiceState::Running);
         }
-        if let Err(f) = &result {
-            r.last_error = Some(f.clone());
-        }
-        r.reply = Some((phase, result));
+        // The values replaced may hold the last reference to a user's error: dropped after
+        // the lock is released (invariant 1: a `Drop` is user code).
+        let old_error = match &result {
+            Err(f) => r.last_error.replace(f.clone()),
+            Ok(()) => None,
+        };
+        let old_reply = r.reply.replace((phase, result));
+        let abandoned = r.abandoned;
         self.cond.notify_all();
-        r.abandoned
+        drop(ctl);
+        drop((old_error, old_reply));
+        abandoned
     }
 
     /// The service thread is done; its last act (invariant 6).
@@ -1374,10 +1388,16 @@ impl Shared {
 
     /// A body failure: record it (the restart, if any, is counted when it happens).
     pub(crate) fn record_failure(&self, i: usize, failure: &Failure, state: ServiceState) {
-        let mut ctl = self.ctl.lock();
-        let r = &mut ctl.records[i];
-        r.last_error = Some(failure.clone());
-        r.set_state(state);
+        let old = {
+            let mut ctl = self.ctl.lock();
+            let r = &mut ctl.records[i];
+            let old = r.last_error.replace(failure.clone());
+            r.set_state(state);
+            old
+        };
+        // Invariant 1: the previous failure may hold the last reference to a user's error,
+        // whose `Drop` is user code: dropped with no lock held.
+        drop(old);
     }
 
     /// The backoff is over and the body runs again: count the restart. The state goes back to
@@ -1394,16 +1414,18 @@ impl Shared {
 
     /// A failure under `StopHost`: remember the first one, then request the stop.
     pub(crate) fn fail_host(&self, i: usize, failure: Failure) {
-        let name = {
+        let (name, old) = {
             let mut ctl = self.ctl.lock();
             let name = StdArc::clone(&ctl.records[i].name);
-            ctl.records[i].last_error = Some(failure.clone());
+            let old = ctl.records[i].last_error.replace(failure.clone());
             ctl.records[i].set_state(ServiceState::Failed);
             if ctl.host_failure.is_none() {
                 ctl.host_failure = Some((StdArc::clone(&name), failure));
             }
-            name
+            (name, old)
         };
+        // Invariant 1: a user's error value is dropped with no lock held.
+        drop(old);
         self.request_stop(StopReason::Failure { service: name });
     }
 }

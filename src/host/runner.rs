@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::deadline::Deadline;
 use crate::error::{Failure, ServiceResult};
 use crate::host::{Cmd, Phase, ServiceState, Shared};
-use crate::panic::panic_message;
+use crate::panic::take_message;
 use crate::service::{BackgroundService, Context, HostedService, Kind};
 use crate::stop::Stopped;
 use crate::supervise::{Policy, RestartTracker};
@@ -27,7 +27,7 @@ pub(crate) fn call(f: impl FnOnce() -> ServiceResult) -> Result<(), Failure> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(Failure::from_box(error)),
-        Err(payload) => Err(Failure::Panic(panic_message(payload.as_ref()).into())),
+        Err(payload) => Err(Failure::Panic(take_message(payload).into())),
     }
 }
 

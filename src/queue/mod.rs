@@ -79,7 +79,7 @@ pub use error::{SendError, SendTimeoutError, TrySendError};
 
 use crate::deadline::Deadline;
 use crate::error::{Error, ServiceResult};
-use crate::panic::panic_message;
+use crate::panic::take_message;
 use crate::service::{Context, HostedService, Service};
 use crate::stop::{StopReason, StopSource, StopToken};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
@@ -420,10 +420,10 @@ impl<T: Send + 'static> Core<T> {
             None => drop(item),
         }));
         if let Err(payload) = result {
+            let message = take_message(payload);
             log::error!(
-                "queue `{}`: the on_drop callback panicked: {}",
+                "queue `{}`: the on_drop callback panicked: {message}",
                 self.name,
-                panic_message(payload.as_ref())
             );
         }
     }
@@ -467,10 +467,10 @@ impl<T: Send + 'static> Core<T> {
             return items;
         };
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| on_unrun(items))) {
+            let message = take_message(payload);
             log::error!(
-                "queue `{}`: the on_unrun callback panicked: {}",
+                "queue `{}`: the on_unrun callback panicked: {message}",
                 self.name,
-                panic_message(payload.as_ref())
             );
         }
         Vec::new()

@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::JoinHandle;
 
 use crate::error::BoxError;
-use crate::panic::panic_message;
+use crate::panic::take_message;
 use crate::queue::{Core, Handler};
 use crate::stop::{StopToken, Stopped};
 use crate::sync::{Arc, AtomicU64, Ordering};
@@ -74,16 +74,19 @@ fn worker_main<T: Send + 'static>(core: &Core<T>, handler: &Handler<T>, index: u
             Ok(Err(error)) => {
                 log_failure(&core.name, &error, &token);
                 bump(&counters.failed);
+                // The error is user data: a panicking `Drop` must not end the worker.
+                if let Err(nested) = catch_unwind(AssertUnwindSafe(move || drop(error))) {
+                    let _ = take_message(nested);
+                }
             }
             Err(payload) => {
+                // The payload is user data: dropped here, outside any lock, surviving a
+                // panicking drop (`take_message`).
+                let message = take_message(payload);
                 log::error!(
-                    "queue `{}`: a job panicked: {}; the worker goes on",
+                    "queue `{}`: a job panicked: {message}; the worker goes on",
                     core.name,
-                    panic_message(payload.as_ref())
                 );
-                // The payload is user data: drop it here, outside any lock, and survive a
-                // panicking drop.
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
                 bump(&counters.panicked);
             }
         }
@@ -95,6 +98,8 @@ fn log_failure(queue: &str, error: &BoxError, token: &StopToken) {
         // The job gave up because the stop cancelled it: expected, not an error.
         log::info!("queue `{queue}`: a job was cancelled by the stop");
     } else {
+        // The error's `Display` is user code: guarded, so the worker survives it.
+        let error = crate::panic::Guarded(&**error);
         log::error!("queue `{queue}`: a job failed: {error}; the worker goes on");
     }
 }

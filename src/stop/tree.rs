@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::deadline::Deadline;
-use crate::panic::panic_message;
+use crate::panic::take_message;
 use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering, Weak};
 
 use super::StopReason;
@@ -186,10 +186,10 @@ fn stop_node(
 /// Runs one callback, catching and logging a panic.
 pub(crate) fn run_callback(cb: Callback, reason: &StopReason) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb(reason))) {
-        log::error!(
-            "an on_stop callback panicked: {}",
-            panic_message(payload.as_ref())
-        );
+        // Before the macro: a disabled log level would skip the argument, and the payload
+        // would then be dropped here, unguarded.
+        let message = take_message(payload);
+        log::error!("an on_stop callback panicked: {message}");
     }
 }
 
