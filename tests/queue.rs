@@ -499,11 +499,31 @@ fn stop_detaches_and_counts_a_worker_that_ignores_its_token() {
     let report = host.stop(ms(400));
     assert!(t.elapsed() < ms(400) + SLACK, "{:?}", t.elapsed());
     let queue_outcome = &report.services()[0].outcome;
+    // Normally the queue's stop hook detaches the stuck worker just before the deadline and
+    // fails naming it. On a starved machine the hook may reply after the host's deadline:
+    // then the host reports the whole queue timed out, and the queue's own report follows
+    // as soon as its hook returns (there is no event to wait on; poll, bounded).
+    let late = matches!(queue_outcome, Outcome::TimedOut);
     assert!(
-        matches!(queue_outcome, Outcome::Failed(f) if f.to_string().contains("detached")),
+        late || matches!(queue_outcome, Outcome::Failed(f) if f.to_string().contains("detached")),
         "{report}"
     );
-    let q = handle.take_report().unwrap();
+    let q = if late {
+        let waited = Instant::now();
+        loop {
+            if let Some(q) = handle.take_report() {
+                break q;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(10),
+                "no queue report"
+            );
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(ms(5));
+        }
+    } else {
+        handle.take_report().unwrap()
+    };
     assert_eq!(q.detached_workers, 1);
     assert_eq!(q.unrun, [2]);
     assert_eq!(q.metrics.in_flight, 1);
