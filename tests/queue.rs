@@ -478,8 +478,13 @@ fn drain_on_stop_false_cancels_at_once() {
     assert_eq!(m.sent, 10);
     assert_eq!(m.completed + m.returned, 10, "{m}");
     assert_eq!(q.unrun.len() as u64, m.returned);
+    // Exactly the items that never started: the tail of the queue. Their order is normally
+    // queue order, but an item a worker received at the moment of the cancel can come last
+    // under heavy load (seen once in 373 loaded runs; see `QueueReport::unrun`).
     let first = 10 - q.unrun.len() as u64;
-    assert_eq!(q.unrun, (first..10).collect::<Vec<_>>());
+    let mut unrun = q.unrun.clone();
+    unrun.sort_unstable();
+    assert_eq!(unrun, (first..10).collect::<Vec<_>>());
 }
 
 #[test]

@@ -219,8 +219,10 @@ impl fmt::Display for QueueMetrics {
 pub struct QueueReport<T> {
     /// The figures when the stop ended.
     pub metrics: QueueMetrics,
-    /// The items handed back unrun, in queue order, unless an
-    /// [`on_unrun`](WorkQueueBuilder::on_unrun) callback took them (then empty).
+    /// The items handed back unrun, unless an [`on_unrun`](WorkQueueBuilder::on_unrun)
+    /// callback took them (then empty). Normally in queue order; under a heavy race, an item a
+    /// worker received at the very moment of the cancel can come after the others (each item
+    /// is still here exactly once).
     pub unrun: Vec<T>,
     /// `true` if the jobs' token fired: the drain ran out of time, or the queue cancels at once.
     pub cancelled: bool,
@@ -648,7 +650,8 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
         self
     }
 
-    /// Receives the items a stop hands back unrun (never started), in queue order, so the
+    /// Receives the items a stop hands back unrun (never started), normally in queue order
+    /// (see [`QueueReport::unrun`]), so the
     /// program can persist them; called once, only if there are such items, on the queue's
     /// service thread, outside the queue's lock, within the stop (keep it short: it counts
     /// against the stop deadline). A panic in it is caught and logged. Without it, the items
