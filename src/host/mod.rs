@@ -975,8 +975,13 @@ impl Shared {
                 let done = match what {
                     Await::Reply(p) => match &r.reply {
                         Some((q, result)) if *q == p => Some(result.clone()),
-                        // A thread that exited without replying (it cannot, but be safe).
-                        _ if r.exited => Some(Ok(())),
+                        // A thread that exited without replying (the protocol and the
+                        // panic guards rule it out): never count a dead service as having
+                        // started or stopped cleanly.
+                        _ if r.exited => Some(Err(Failure::from_box(
+                            format!("the thread of service `{}` ended without replying", r.name)
+                                .into(),
+                        ))),
                         _ => None,
                     },
                     Await::Exit => r.exited.then_some(Ok(())),
