@@ -145,6 +145,11 @@ impl StopSource {
         tree::stop_tree(&self.node, reason)
     }
 
+    /// Whether a stop now would run user code (callbacks, here or in a child).
+    pub(crate) fn is_watched(&self) -> bool {
+        tree::is_watched(&self.node)
+    }
+
     /// `true` once stopped. One atomic load.
     #[must_use]
     pub fn is_stopped(&self) -> bool {

@@ -1,9 +1,56 @@
-//! The named-thread helper: every thread threadhost creates goes through here.
+//! The named-thread helper, and which hosts the current thread works for.
+//!
+//! Every thread threadhost creates goes through [`spawn_named`].
+//!
+//! # Host membership
+//!
+//! A thread *works for* a host while it runs code on that host's behalf: a service thread for
+//! its whole life, any thread threadhost spawns from it (queue workers, periodic timers: the
+//! membership is inherited at spawn), and a caller's thread while it runs the host's start or
+//! stop sequence or fires its lifetime events (token and lifetime callbacks run there). Such a
+//! thread must never wait for the host's stop to finish: the stop may be waiting for it.
+//! `Host::stop` and `Host::join` ask [`works_for`] and, on such a thread, request the stop and
+//! return at once instead of waiting (the host module header, invariant 8).
+//!
+//! Hosts are told apart by an id unique for the life of the process (never an address, which
+//! a later host could reuse while a detached thread of an earlier one still runs).
 
+use std::cell::RefCell;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{Builder, JoinHandle};
 
-/// Spawns a thread named `name`, with `stack_size` bytes of stack if given.
+thread_local! {
+    /// The ids of the hosts this thread works for, innermost last.
+    static HOSTS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A new host id, unique for the life of the process.
+pub(crate) fn new_host_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Whether the current thread works for host `id`.
+pub(crate) fn works_for(id: u64) -> bool {
+    HOSTS.with(|hosts| hosts.borrow().contains(&id))
+}
+
+/// Marks the current thread as working for host `id` until the guard is dropped.
+pub(crate) fn work_for(id: u64) -> impl Drop {
+    HOSTS.with(|hosts| hosts.borrow_mut().push(id));
+    scopeguard::guard((), move |()| {
+        HOSTS.with(|hosts| {
+            let mut hosts = hosts.borrow_mut();
+            if let Some(at) = hosts.iter().rposition(|&h| h == id) {
+                hosts.remove(at);
+            }
+        });
+    })
+}
+
+/// Spawns a thread named `name`, with `stack_size` bytes of stack if given. The new thread
+/// works for the hosts the current thread works for.
 pub(crate) fn spawn_named<F>(
     name: &str,
     stack_size: Option<usize>,
@@ -16,5 +63,9 @@ where
     if let Some(bytes) = stack_size {
         builder = builder.stack_size(bytes);
     }
-    builder.spawn(f)
+    let inherited = HOSTS.with(|hosts| hosts.borrow().clone());
+    builder.spawn(move || {
+        HOSTS.with(|hosts| *hosts.borrow_mut() = inherited);
+        f();
+    })
 }

@@ -10,6 +10,8 @@
 // The measured run reports its figures on stderr.
 #![allow(clippy::print_stderr)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use threadhost::{
@@ -29,9 +31,13 @@ enum Fault {
     HangStopHook,
     PanicCallback,
     FailRepeatedly,
+    /// Hangs in its `stopping` hook (so every service stopped after it is reached late).
+    HangStopping,
+    /// Works 1 ms in each stop hook, ignoring its token.
+    SlowHooks,
 }
 
-const FAULTS: [Fault; 10] = [
+const FAULTS: [Fault; 12] = [
     Fault::None,
     Fault::HangBody,
     Fault::SlowStop,
@@ -42,6 +48,8 @@ const FAULTS: [Fault; 10] = [
     Fault::HangStopHook,
     Fault::PanicCallback,
     Fault::FailRepeatedly,
+    Fault::HangStopping,
+    Fault::SlowHooks,
 ];
 
 /// The deadlines of one run: roomy in CI (a starved machine must not make a well-behaved
@@ -78,6 +86,16 @@ impl HostedService for Faulty {
             _ => Ok(()),
         }
     }
+    fn stopping(&mut self, _ctx: &Context) -> ServiceResult {
+        match self.fault {
+            Fault::HangStopping => {
+                self.release.wait();
+                Ok(())
+            }
+            Fault::SlowHooks => slow_hook(),
+            _ => Ok(()),
+        }
+    }
     fn stop(&mut self, _ctx: &Context) -> ServiceResult {
         match self.fault {
             Fault::PanicStopHook => panic!("injected panic in stop"),
@@ -85,18 +103,34 @@ impl HostedService for Faulty {
                 self.release.wait();
                 Ok(())
             }
+            Fault::SlowHooks => slow_hook(),
             _ => Ok(()),
         }
     }
+    fn stopped(&mut self, _ctx: &Context) -> ServiceResult {
+        match self.fault {
+            Fault::SlowHooks => slow_hook(),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// 1 ms of work that ignores every token.
+fn slow_hook() -> ServiceResult {
+    common::busy(Duration::from_millis(1));
+    Ok(())
 }
 
 fn service(i: usize, fault: Fault, release: &StopToken) -> Service {
     let name = format!("s{i}-{fault:?}");
     let release = release.clone();
     match fault {
-        Fault::PanicStart | Fault::HangStart | Fault::PanicStopHook | Fault::HangStopHook => {
-            Service::hosted(&name, Faulty { fault, release })
-        }
+        Fault::PanicStart
+        | Fault::HangStart
+        | Fault::PanicStopHook
+        | Fault::HangStopHook
+        | Fault::HangStopping
+        | Fault::SlowHooks => Service::hosted(&name, Faulty { fault, release }),
         Fault::None => Service::background_fn(&name, |ctx| {
             ctx.token().wait();
             Ok(())
@@ -224,7 +258,7 @@ fn trial(seed: u64, d: Deadlines, worst: &mut Worst, margin: Duration) {
                 continue;
             }
             match fault {
-                Fault::HangBody | Fault::HangStopHook => assert!(
+                Fault::HangBody | Fault::HangStopHook | Fault::HangStopping => assert!(
                     matches!(entry.outcome, Outcome::TimedOut),
                     "{context}: {name} not reported as timed out: {report}"
                 ),
@@ -242,7 +276,10 @@ fn trial(seed: u64, d: Deadlines, worst: &mut Worst, margin: Duration) {
                     .iter()
                     .filter(|f| matches!(
                         f,
-                        Fault::HangBody | Fault::HangStopHook | Fault::SlowStop
+                        Fault::HangBody
+                            | Fault::HangStopHook
+                            | Fault::HangStopping
+                            | Fault::SlowStop
                     ))
                     .count()
                     + faults.len(), // services reached after the deadline may be late too
@@ -284,4 +321,125 @@ fn stop_returns_by_deadline_plus_20ms_over_300_trials() {
         "worst stop overrun {:?} exceeds 20 ms",
         worst.stop
     );
+}
+
+/// Many services reached after the deadline: one hosted service hangs in `stopping` and is
+/// stopped first, so every other one is reached late. They share one grace in total (host
+/// invariant 7), however many they are; a prompt one is reported stopped, not timed out.
+/// Returns the overrun of `stop` past its deadline and how many prompt services were
+/// reported timed out.
+fn late_trial(seed: u64, deadline: Duration) -> (Duration, usize) {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let n = 5 + rng.below(26);
+    let release = StopSource::new();
+    let mut builder = HostBuilder::new()
+        .shutdown_timeout(deadline)
+        .stop_concurrently(rng.below(2) == 0);
+    let mut prompt = Vec::new();
+    for i in 0..n {
+        let fault = [Fault::None, Fault::SlowHooks, Fault::SlowStop][rng.below(3)];
+        let name = format!("s{i}-{fault:?}");
+        builder = builder.add_service(if fault == Fault::None && rng.below(2) == 0 {
+            // A prompt hosted service (no hooks at all).
+            prompt.push(name.clone());
+            Service::hosted(
+                &name,
+                Faulty {
+                    fault,
+                    release: release.token(),
+                },
+            )
+        } else {
+            if fault == Fault::None {
+                prompt.push(name.clone());
+            }
+            service(i, fault, &release.token())
+        });
+    }
+    // Registered last, stopped first.
+    builder = builder.add_service(service(n, Fault::HangStopping, &release.token()));
+    let host = builder.build().expect("valid host");
+    host.start(PATIENCE).expect("every service starts");
+    let (report, took) = common::timed(|| host.stop(deadline));
+    release.stop();
+    let over = took.saturating_sub(deadline);
+    let hung = format!("s{n}-HangStopping");
+    assert!(
+        matches!(report.service(&hung).unwrap().outcome, Outcome::TimedOut),
+        "seed {seed}: {report}"
+    );
+    let misreported = prompt
+        .iter()
+        .filter(|name| matches!(report.service(name).unwrap().outcome, Outcome::TimedOut))
+        .count();
+    (over, misreported)
+}
+
+const PATIENCE: Duration = common::PATIENCE;
+
+#[test]
+fn many_late_services_share_one_grace() {
+    std::panic::set_hook(Box::new(|_| {}));
+    for seed in 0..10 {
+        let (over, _misreported) = late_trial(seed, Duration::from_millis(100));
+        // Roomy for a loaded machine; before the shared grace, 30 late services alone took
+        // 30 graces one after another (and 3 each with their phases).
+        common::assert_within(
+            over,
+            common::MARGIN,
+            "the overrun of stop with many late services",
+        );
+    }
+}
+
+#[test]
+fn late_slow_services_do_not_add_up() {
+    // 80 services of 3 ms of stop hooks, all reached late: one after another they would
+    // overrun by 240 ms at least; sharing one grace, by about one service's hooks.
+    let release = StopSource::new();
+    let mut builder = HostBuilder::new();
+    for i in 0..80 {
+        builder = builder.add_service(service(i, Fault::SlowHooks, &release.token()));
+    }
+    let host = builder
+        .add_service(service(80, Fault::HangStopping, &release.token()))
+        .build()
+        .unwrap();
+    host.start(PATIENCE).unwrap();
+    let deadline = Duration::from_millis(100);
+    let (report, took) = common::timed(|| host.stop(deadline));
+    release.stop();
+    assert!(
+        report
+            .timed_out()
+            .iter()
+            .any(|s| &**s == "s80-HangStopping"),
+        "{report}"
+    );
+    common::assert_within(
+        took.saturating_sub(deadline),
+        Duration::from_millis(150),
+        "the overrun of stop with 80 slow late services",
+    );
+}
+
+#[test]
+#[ignore = "measured run: cargo test --release --test fault_injection -- --ignored --nocapture"]
+fn many_late_services_overrun_at_most_20ms_over_200_trials() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut worst = Duration::ZERO;
+    let mut misreported = 0;
+    for seed in 0..200 {
+        let (over, wrong) = late_trial(seed, Duration::from_millis(50));
+        worst = worst.max(over);
+        misreported += wrong;
+    }
+    eprintln!(
+        "late services: 200 trials of 5-30 services behind one hung in `stopping`; worst overrun of stop past its deadline {worst:?}; prompt services reported timed out: {misreported}"
+    );
+    assert!(
+        worst <= Duration::from_millis(20),
+        "worst overrun {worst:?}"
+    );
+    assert_eq!(misreported, 0, "prompt late services reported timed out");
 }

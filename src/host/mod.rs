@@ -27,7 +27,20 @@
 //!    but return), so a join never blocks past a deadline. A thread that has not exited by the
 //!    deadline is detached, its service marked `TimedOut`, and named in the report.
 //! 7. A deadline is computed once per public call (`start`, `stop`, `join`, `run`) and passed
-//!    down; a per-service timeout only ever shortens it.
+//!    down; a per-service timeout only ever shortens it. Past the stop deadline the sequence
+//!    keeps one grace in total (`LATE_GRACE`), never one per service or phase: every wait of
+//!    a stop ends by `deadline + LATE_GRACE`, and once the deadline has passed the services
+//!    still to stop are stopped all at once (tokens fired, each runs its remaining stop hooks
+//!    on its own thread), not one after another.
+//! 8. A thread that works for the host (`crate::thread`: a service thread, a thread spawned
+//!    from one, a thread running the start or stop sequence or firing a lifetime event) never
+//!    waits for the stop sequence: the sequence may be waiting for it. `stop` there requests
+//!    the stop, makes sure a thread runs the sequence (`th:host-stop`, spawned once, if no
+//!    other caller is running it), and returns an incomplete report; `join` there is refused.
+//! 9. Lifetime events are ordered whoever requested the stop: the `stopping` callbacks have
+//!    returned (`Ctl::stopping_done`, or the stop deadline passed) before the first service
+//!    stop hook runs, and the `stopped` callbacks have returned before the report is stored
+//!    (so before `stop`, `join` or `run` return it to anyone).
 
 mod builder;
 mod events;
@@ -67,11 +80,12 @@ pub(crate) enum Phase {
     Stopped,
 }
 
-/// The time a service whose stop (or one of its stop phases, see `with_grace`) begins after
-/// the stop deadline passed still gets (its token fired) before it is reported as timed out.
-/// Bounds how far `stop` can overrun its deadline: a service that misses it takes no further
-/// part, so the overrun is at most a few of these per service.
-pub(crate) const LATE_GRACE: Duration = Duration::from_millis(5);
+/// The one grace a stop keeps past its deadline (invariant 7): a service whose stop step
+/// begins after its deadline passed (others used up the shared time) still gets until its
+/// deadline + this before it is reported as timed out, so that a service that stops in
+/// microseconds is not. The deadline is fixed when the service's stop begins, so this is
+/// a bound, never an extension per phase; `stop` returns by its deadline + this + scheduling.
+pub(crate) const LATE_GRACE: Duration = Duration::from_millis(10);
 
 /// What the host tells a service thread to do next.
 #[derive(Clone, Copy, Debug)]
@@ -81,6 +95,9 @@ pub(crate) enum Cmd {
     /// The host gave up on you: if your start succeeded, run your remaining stop hooks on
     /// your own; then exit.
     Finish,
+    /// The stop deadline passed before your turn: run your remaining stop hooks now, on your
+    /// own and under this deadline, recording a failure; then exit (invariant 7).
+    StopAlone(Deadline),
     /// Exit without running another hook.
     Exit,
 }
@@ -146,10 +163,16 @@ struct Ctl {
     /// The start completed (the host was `Running`): the `started` event is due, and must
     /// fire before `stopping` whichever thread gets there first.
     reached_running: bool,
+    /// Invariant 9: the thread that fired `stopping` has run its callbacks.
+    stopping_done: bool,
+    /// Invariant 8: a `th:host-stop` thread was spawned to run the stop sequence.
+    stopper_spawned: bool,
     records: Vec<Record>,
 }
 
 pub(crate) struct Shared {
+    /// Invariant 8: who works for this host (`crate::thread::works_for`).
+    id: u64,
     options: HostOptions,
     plan: Plan,
     /// Invariant 2: mirror of `Ctl::state`.
@@ -176,9 +199,16 @@ pub(crate) struct Shared {
 /// # Thread safety
 ///
 /// `Host` is `Send + Sync`: `stop` and `join` may be called from several threads at once;
-/// the first runs the stop sequence, the others wait for its report. Services should not call
-/// `Host::stop` on their own host (they would wait for themselves); they call
-/// [`HostHandle::request_stop`] through [`Context::host`].
+/// the first runs the stop sequence, the others wait for its report.
+///
+/// A service may stop its own host. Called on one of the host's own threads (a hook, a body,
+/// a queue job, a token or lifetime callback, any thread threadhost spawned for the host),
+/// `stop` cannot wait for the stop, which may be waiting for that very thread: it requests
+/// the stop, makes sure it runs (on a thread `th:host-stop` if no other caller is running
+/// it), and returns at once an incomplete report ([`StopReport::is_complete`] is `false`);
+/// the caller's service then stops like the others, when it returns. `join` there returns
+/// [`Error::InvalidState`]. Most services just call [`HostHandle::request_stop`] through
+/// [`Context::host`].
 #[must_use = "a Host does nothing until started; dropping it stops its services"]
 pub struct Host {
     shared: Arc<Shared>,
@@ -232,6 +262,7 @@ impl Host {
         let cmd_conds = records.iter().map(|_| Condvar::new()).collect();
         Host {
             shared: Arc::new(Shared {
+                id: crate::thread::new_host_id(),
                 options,
                 plan,
                 state: AtomicU8::new(HostState::Created as u8),
@@ -244,6 +275,8 @@ impl Host {
                     report: None,
                     host_failure: None,
                     reached_running: false,
+                    stopping_done: false,
+                    stopper_spawned: false,
                     records,
                 }),
                 cond: Condvar::new(),
@@ -455,7 +488,9 @@ impl Drop for Host {
             return;
         }
         let report = self.stop(self.shared.options.shutdown_timeout);
-        if !report.is_clean() {
+        // Incomplete: dropped on a thread of its own (invariant 8), or another caller runs
+        // the stop and reports it.
+        if report.is_complete() && !report.is_clean() {
             log::warn!("host dropped while running; {report}");
         }
     }
@@ -584,33 +619,39 @@ impl Record {
     }
 
     /// The stop deadline of this service, computed once when its stop begins: the host's
-    /// deadline, shortened by the service's own stop timeout. A service whose stop begins
-    /// after the host's deadline passed (an earlier one overran) gets [`LATE_GRACE`] past it,
-    /// so that a service that would stop in microseconds is not reported as timed out.
+    /// deadline, shortened by the service's own stop timeout.
     fn stop_deadline(&mut self, host: Deadline) -> Deadline {
         if self.stop_began.is_none() {
             self.stop_began = Some(Instant::now());
         }
         let stop_timeout = self.stop_timeout;
-        *self.stop_deadline.get_or_insert_with(|| {
-            let host = match host.instant() {
-                Some(at) if host.is_expired() => Deadline::at(at + LATE_GRACE),
-                _ => host,
-            };
-            host.min_after(stop_timeout)
-        })
+        *self
+            .stop_deadline
+            .get_or_insert_with(|| host.min_after(stop_timeout))
+    }
+
+    /// Invariant 5: a service the stop phases are for: started, and not given up on.
+    fn is_live(&self) -> bool {
+        self.started && !self.abandoned && !self.timed_out
+    }
+
+    /// Its stop begins (a body that already failed or completed keeps that state).
+    fn enter_stopping(&mut self) {
+        if !matches!(self.state, ServiceState::Failed | ServiceState::Completed) {
+            self.set_state(ServiceState::Stopping);
+        }
     }
 }
 
-/// `d`, or [`LATE_GRACE`] from now if `d` has passed: a phase (or the wait for a thread's
-/// exit) that begins after a service's deadline because others used up the shared time still
-/// gets a moment, so a service that stops in microseconds is not reported as timed out.
-/// Bounded: a service that misses its grace is given up on and takes no further part.
-fn with_grace(d: Deadline) -> Deadline {
-    if d.is_expired() {
-        Deadline::after(LATE_GRACE)
-    } else {
-        d
+/// How long to wait for a stop step that ends at a service's deadline `d`: `d`, or
+/// `d +` [`LATE_GRACE`] once `d` has passed (invariant 7). As `d` never moves, this bounds
+/// every step of that service, and of the whole stop, by the deadline + one grace.
+fn late(d: Deadline) -> Deadline {
+    match d.instant() {
+        Some(at) if d.is_expired() => at
+            .checked_add(LATE_GRACE)
+            .map_or(Deadline::NEVER, Deadline::at),
+        _ => d,
     }
 }
 
@@ -662,7 +703,7 @@ impl Shared {
         self.cmd_conds[i].notify_one();
     }
 
-    pub(crate) fn request_stop(&self, reason: StopReason) {
+    pub(crate) fn request_stop(self: &Arc<Self>, reason: StopReason) {
         let fire = {
             let mut ctl = self.ctl.lock();
             if ctl.stop_reason.is_some() || ctl.state.is_terminal() {
@@ -687,15 +728,68 @@ impl Shared {
 
     /// Fires `stopping` (idempotent), after `started` if the host reached `Running`: `start`
     /// fires `started` after releasing `ctl`, so a stop requested at that moment could
-    /// otherwise fire `stopping` first. With no lock held (invariant 1).
-    fn fire_stopping(&self, reached_running: bool, reason: StopReason) {
-        if reached_running {
-            self.started_event.stop();
+    /// otherwise fire `stopping` first. The call that fires `stopping` records when its
+    /// callbacks have returned (invariant 9). Returns at once (`fire_lifetime`).
+    fn fire_stopping(self: &Arc<Self>, reached_running: bool, reason: StopReason) {
+        let watched = self.stopping_event.is_watched()
+            || (reached_running && self.started_event.is_watched());
+        let _done = self.fire_lifetime(watched, move |shared| {
+            if reached_running {
+                shared.started_event.stop();
+            }
+            if shared.stopping_event.stop_with(reason) {
+                let mut ctl = shared.ctl.lock();
+                ctl.stopping_done = true;
+                shared.cond.notify_all();
+            }
+        });
+    }
+
+    /// Runs `fire`, which fires lifetime events, and returns a token stopped once it returned.
+    ///
+    /// The events' callbacks are user code that may be slow or hang, and the threads that
+    /// fire events are bound by a deadline (`start`, `stop`, `join`) or promised to return
+    /// at once (`request_stop`): so if any callback is `watched`, `fire` runs on a thread of
+    /// its own, `th:lifetime`, and the caller waits for the token as long as its deadline
+    /// allows. Unwatched, or if that thread cannot be spawned, `fire` runs here. Either way
+    /// it runs with no lock held (invariant 1), working for the host (invariant 8).
+    fn fire_lifetime(
+        self: &Arc<Self>,
+        watched: bool,
+        fire: impl FnOnce(&Shared) + Send + 'static,
+    ) -> StopToken {
+        let done = StopSource::new();
+        let token = done.token();
+        // Taken by whichever thread runs it: `th:lifetime`, or this one if the spawn fails.
+        let job = StdArc::new(Mutex::new(Some((fire, done))));
+        fn run<F: FnOnce(&Shared)>(shared: &Shared, job: &Mutex<Option<(F, StopSource)>>) {
+            let taken = job.lock().take();
+            if let Some((fire, done)) = taken {
+                let _working = crate::thread::work_for(shared.id);
+                fire(shared);
+                done.stop();
+            }
         }
-        self.stopping_event.stop_with(reason);
+        if watched {
+            let (shared, theirs) = (Arc::clone(self), StdArc::clone(&job));
+            let spawned = crate::thread::spawn_named("th:lifetime", None, move || {
+                run(&shared, &theirs);
+            });
+            match spawned {
+                Ok(_detached) => return token,
+                Err(source) => log::error!(
+                    "could not spawn `th:lifetime` for the lifetime callbacks ({source}); \
+                     running them on this thread"
+                ),
+            }
+        }
+        run(self, &job);
+        token
     }
 
     fn start(self: &Arc<Self>, deadline: Deadline) -> Result<(), Error> {
+        // Invariant 8: token and lifetime callbacks fired by the start run on this thread.
+        let _working = crate::thread::work_for(self.id);
         // Listeners run from the first `start` on (also a stop-before-start's last event).
         let handle = HostHandle {
             shared: Arc::clone(self),
@@ -730,8 +824,7 @@ impl Shared {
                 self.cond.notify_all();
                 drop(ctl);
                 log::info!("Application stopped before it started");
-                self.stopping_event.stop();
-                self.stopped_event.stop();
+                self.fire_stopped_early(deadline);
                 return Ok(());
             }
             ctl.start_active = true;
@@ -753,7 +846,13 @@ impl Shared {
                 };
                 if completed {
                     log::debug!("Hosting started");
-                    self.started_event.stop();
+                    let watched = self.started_event.is_watched();
+                    let done = self.fire_lifetime(watched, |shared| {
+                        shared.started_event.stop();
+                    });
+                    // Its callbacks have returned when `start` does, unless they overrun
+                    // the start deadline (they go on, on their own thread).
+                    let _done = done.wait_until(deadline);
                 } else {
                     log::info!("Start ended early: a stop was requested");
                 }
@@ -771,12 +870,12 @@ impl Shared {
                     self.set_state(&mut ctl, HostState::Stopping);
                     Deadline::after(self.options.shutdown_timeout)
                 };
-                self.stopping_event.stop_with(StopReason::Requested);
+                self.fire_stopping(false, StopReason::Requested);
                 let report = self.stop_sequence(rollback);
                 if !report.is_clean() {
                     log::warn!("rollback after the failed start: {report}");
                 }
-                let _report = self.finish_sequence(report, HostState::Failed);
+                let _report = self.finish_sequence(report, HostState::Failed, rollback);
                 Err(error)
             }
         }
@@ -1033,11 +1132,63 @@ impl Shared {
             }
         }
         self.request_stop(StopReason::Requested);
+        if crate::thread::works_for(self.id) {
+            return self.stop_from_within(deadline);
+        }
         self.await_or_run_sequence(deadline, false)
             .unwrap_or_else(|ctl_report| ctl_report)
     }
 
+    /// `stop` on a thread that works for this host (invariant 8): it must not wait for the
+    /// sequence, which may be waiting for this very thread. The stop is requested already;
+    /// make sure a thread runs the sequence, and return the report if it is done, else an
+    /// incomplete one.
+    fn stop_from_within(self: &Arc<Self>, deadline: Deadline) -> StopReport {
+        let spawn = {
+            let mut ctl = self.ctl.lock();
+            if let (true, Some(report)) = (ctl.state.is_terminal(), &ctl.report) {
+                return report.clone();
+            }
+            let spawn = !ctl.sequence_active && !ctl.stopper_spawned;
+            ctl.stopper_spawned |= spawn;
+            spawn
+        };
+        if spawn {
+            let shared = Arc::clone(self);
+            // Runs the sequence as `join` would (capped by the shutdown timeout from the
+            // request: no caller waits on this thread with a deadline of its own), or waits
+            // for whoever got there first.
+            let spawned = crate::thread::spawn_named("th:host-stop", None, move || {
+                let _report = shared.await_or_run_sequence(deadline, true);
+            });
+            if let Err(source) = spawned {
+                self.ctl.lock().stopper_spawned = false;
+                log::error!(
+                    "could not spawn `th:host-stop` to stop the host: {source}; \
+                     the stop runs in the next `stop`, `join`, `run` or drop of the host"
+                );
+            }
+        }
+        let reason = self.ctl.lock().stop_reason.clone();
+        StopReport {
+            reason,
+            complete: false,
+            ..StopReport::default()
+        }
+    }
+
     fn join(self: &Arc<Self>, deadline: Deadline) -> Result<StopReport, Error> {
+        if crate::thread::works_for(self.id) {
+            // Invariant 8: the stop sequence may be waiting for this thread.
+            let ctl = self.ctl.lock();
+            if let (true, Some(report)) = (ctl.state.is_terminal(), &ctl.report) {
+                return Ok(report.clone());
+            }
+            return Err(Error::InvalidState {
+                operation: "join, from a thread of its own,",
+                state: ctl.state,
+            });
+        }
         match self.await_or_run_sequence(deadline, true) {
             Ok(report) => Ok(report),
             Err(_) => Err(Error::JoinTimeout {
@@ -1072,8 +1223,7 @@ impl Shared {
                 self.set_state(&mut ctl, HostState::Stopped);
                 self.cond.notify_all();
                 drop(ctl);
-                self.stopping_event.stop();
-                self.stopped_event.stop();
+                self.fire_stopped_early(deadline);
                 return Ok(report);
             }
             let may_run = ctl.state == HostState::Stopping
@@ -1088,8 +1238,10 @@ impl Shared {
                     deadline
                 };
                 drop(ctl);
+                // Invariant 8: token and lifetime callbacks fired by the sequence run here.
+                let _working = crate::thread::work_for(self.id);
                 let report = self.stop_sequence(d);
-                return Ok(self.finish_sequence(report, HostState::Stopped));
+                return Ok(self.finish_sequence(report, HostState::Stopped, d));
             }
             // Invariant 4: someone else is starting or stopping; wait for them.
             let timed_out = match deadline.instant() {
@@ -1099,7 +1251,8 @@ impl Shared {
                 }
                 Some(at) => self.cond.wait_until(&mut ctl, at).timed_out(),
             };
-            if timed_out && !ctl.state.is_terminal() {
+            // The report, not the state: it is stored after the `stopped` callbacks.
+            if timed_out && ctl.report.is_none() {
                 let mut report = StopReport::empty();
                 report.complete = false;
                 report.reason = ctl.stop_reason.clone();
@@ -1108,31 +1261,53 @@ impl Shared {
         }
     }
 
-    /// Stores the report, enters `end` (Stopped or Failed), wakes waiters, fires `stopped`.
-    fn finish_sequence(&self, mut report: StopReport, end: HostState) -> StopReport {
+    /// Enters `end` (Stopped or Failed), fires `stopped`, then stores the report and wakes
+    /// the waiters: no `stop`, `join` or `run` returns before the `stopped` callbacks have
+    /// returned (invariant 9), unless they overrun the stop's deadline (+ its grace): the
+    /// report is then stored without them. Waiters wait for the report, not the state.
+    fn finish_sequence(
+        self: &Arc<Self>,
+        mut report: StopReport,
+        end: HostState,
+        deadline: Deadline,
+    ) -> StopReport {
         {
             let mut ctl = self.ctl.lock();
             report.failure = ctl.host_failure.clone();
-            ctl.report = Some(report.clone());
-            ctl.sequence_active = false;
-            ctl.start_active = false;
             self.set_state(&mut ctl, end);
-            self.cond.notify_all();
         }
         log::info!("Application stopped: {report}");
-        self.stopped_event.stop();
+        let watched = self.stopped_event.is_watched();
+        let done = self.fire_lifetime(watched, |shared| {
+            shared.stopped_event.stop();
+        });
+        if !done.wait_until(late(deadline)) {
+            log::warn!("the `stopped` callbacks did not return by the stop deadline");
+        }
+        let mut ctl = self.ctl.lock();
+        ctl.report = Some(report.clone());
+        ctl.sequence_active = false;
+        ctl.start_active = false;
+        self.cond.notify_all();
         report
+    }
+
+    /// A host stopped before it started: fires `stopping` and `stopped`, their callbacks
+    /// bounded by `deadline`.
+    fn fire_stopped_early(self: &Arc<Self>, deadline: Deadline) {
+        let watched = self.stopping_event.is_watched() || self.stopped_event.is_watched();
+        let done = self.fire_lifetime(watched, |shared| {
+            shared.stopping_event.stop();
+            shared.stopped_event.stop();
+        });
+        let _done = done.wait_until(deadline);
     }
 
     /// The stop sequence: stopping, stop, stopped phases over the started services in
     /// reverse start order (or by reversed level), then the threads that never started; join
     /// what exited, detach and report what did not.
-    fn stop_sequence(&self, deadline: Deadline) -> StopReport {
+    fn stop_sequence(self: &Arc<Self>, deadline: Deadline) -> StopReport {
         let began = Instant::now();
-        // Whoever set `Stopping` fires the `stopping` event right after releasing `ctl` (it
-        // logs first): wait for it, so that the event (and the "shutting down" log line)
-        // always precedes the first stopping hook, whichever thread runs this sequence.
-        let _fired = self.stopping_event.token().wait_until(deadline);
         let reverse: Vec<usize> = self.plan.order.iter().rev().copied().collect();
         let groups: Vec<Vec<usize>> = if self.options.stop_concurrently {
             self.plan.levels.iter().rev().cloned().collect()
@@ -1148,6 +1323,23 @@ impl Shared {
         MutexGuard::unlocked(&mut ctl, || {
             self.fire_stopping(reached_running, reason.clone());
         });
+        // Invariant 9: whoever fired `stopping` (this thread, or the one that requested the
+        // stop) has run its callbacks before the first service is stopped; they share the
+        // stop deadline with the services.
+        while !ctl.stopping_done {
+            match deadline.instant() {
+                None => self.cond.wait(&mut ctl),
+                Some(at) => {
+                    if self.cond.wait_until(&mut ctl, at).timed_out() {
+                        log::warn!(
+                            "the `stopping` callbacks did not return by the stop deadline; \
+                             stopping the services anyway"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
         // A start hook still running when a stop request ended the start decides here,
         // within the stop deadline, whether its service started (invariant 5): if it
         // succeeded, the service is stopped in order with the others; if not, it just exits.
@@ -1157,7 +1349,7 @@ impl Shared {
             let r = &mut ctl.records[i];
             if let Some(p @ (Phase::Starting | Phase::Start)) = r.awaiting {
                 if !r.started && !r.abandoned && !r.timed_out {
-                    pending.push((i, with_grace(r.stop_deadline(deadline)), Await::Reply(p)));
+                    pending.push((i, late(r.stop_deadline(deadline)), Await::Reply(p)));
                 }
             }
         }
@@ -1179,24 +1371,25 @@ impl Shared {
                 }
             }
         }
-        // Invariant 5: only started, not abandoned services take part.
-        let live = |r: &Record| r.started && !r.abandoned && !r.timed_out;
-        for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
+        // In order while the deadline holds; once it has passed, what is left is stopped all
+        // at once below, under one shared grace (invariant 7).
+        'ordered: for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
             for group in &groups {
+                if deadline.is_expired() {
+                    break 'ordered;
+                }
                 let mut targets = Vec::new();
                 let mut fire = Vec::new();
                 for &i in group {
                     let r = &mut ctl.records[i];
-                    if !live(r) {
+                    if !r.is_live() {
                         continue;
                     }
                     if !r.hosted && (phase != Phase::Stop || r.exited) {
                         continue;
                     }
-                    let d = with_grace(r.stop_deadline(deadline));
-                    if !matches!(r.state, ServiceState::Failed | ServiceState::Completed) {
-                        r.set_state(ServiceState::Stopping);
-                    }
+                    let d = late(r.stop_deadline(deadline));
+                    r.enter_stopping();
                     if phase == Phase::Stop {
                         fire.push(r.token.clone());
                     }
@@ -1224,42 +1417,28 @@ impl Shared {
                         self.send(&mut ctl, i, Cmd::Phase(phase, d));
                     }
                 }
-                for (i, resolution) in self.await_all(&mut ctl, &targets, false) {
-                    if let Resolution::Done(_) = resolution {
-                        // The last phase to finish sets the final figure.
-                        let r = &mut ctl.records[i];
-                        r.stop_duration = r.stop_began.map(|t| t.elapsed());
-                    }
-                    match resolution {
-                        Resolution::Done(Ok(())) => {}
-                        Resolution::Done(Err(failure)) => {
-                            let r = &mut ctl.records[i];
-                            let name = StdArc::clone(&r.name);
-                            let old = r.last_error.replace(failure.clone());
-                            r.set_state(ServiceState::Failed);
-                            // Invariant 1: the logger and the error's `Display` and `Drop`
-                            // are user code.
-                            MutexGuard::unlocked(&mut ctl, || {
-                                log::error!("service `{name}` failed to stop: {failure}");
-                                drop(old);
-                            });
-                        }
-                        Resolution::TimedOut | Resolution::Interrupted => {
-                            self.give_up(&mut ctl, i);
-                        }
-                    }
-                }
+                let results = self.await_all(&mut ctl, &targets, false);
+                self.settle(&mut ctl, results);
             }
         }
-        // Everything else that has a thread: started-and-done, skipped, abandoned, failed
-        // starts. Their tokens fire so that an abandoned start can give up; then await exits.
+        // Everything else that has a thread: services left by a deadline that passed (they
+        // run their remaining stop hooks on their own threads, all at once), started-and-done,
+        // skipped, abandoned, failed starts. Their tokens fire so that an abandoned start can
+        // give up; then await exits.
         let mut fire = Vec::new();
         let mut targets = Vec::new();
+        let mut alone = Vec::new();
         for &i in &reverse {
             let r = &mut ctl.records[i];
             if r.thread.is_some() && !r.exited && !r.timed_out {
                 fire.push(r.token.clone());
-                let d = with_grace(r.stop_deadline(deadline));
+                let d = late(r.stop_deadline(deadline));
+                if r.is_live() {
+                    r.enter_stopping();
+                    if r.hosted {
+                        alone.push((i, d));
+                    }
+                }
                 targets.push((i, d, Await::Exit));
             }
         }
@@ -1268,11 +1447,13 @@ impl Shared {
                 t.stop_with(reason.clone());
             }
         });
-        for (i, resolution) in self.await_all(&mut ctl, &targets, false) {
-            if !matches!(resolution, Resolution::Done(_)) {
-                self.give_up(&mut ctl, i);
-            }
+        // After the tokens fired, as above. A hosted service that already ran its `stopped`
+        // hook has returned and never reads this.
+        for (i, d) in alone {
+            self.send(&mut ctl, i, Cmd::StopAlone(d));
         }
+        let results = self.await_all(&mut ctl, &targets, false);
+        self.settle(&mut ctl, results);
         // Invariant 6: join exited threads (they only have to return), detach the rest.
         let mut joins = Vec::new();
         let mut report = StopReport {
@@ -1316,6 +1497,32 @@ impl Shared {
         }
         report.elapsed = began.elapsed();
         report
+    }
+
+    /// Records how each awaited stop step ended: its duration, a failed hook, or a service
+    /// given up on.
+    fn settle(&self, ctl: &mut MutexGuard<'_, Ctl>, results: Vec<(usize, Resolution)>) {
+        for (i, resolution) in results {
+            match resolution {
+                Resolution::Done(result) => {
+                    // The last step to finish sets the final figure.
+                    let r = &mut ctl.records[i];
+                    r.stop_duration = r.stop_began.map(|t| t.elapsed());
+                    if let Err(failure) = result {
+                        let name = StdArc::clone(&r.name);
+                        let old = r.last_error.replace(failure.clone());
+                        r.set_state(ServiceState::Failed);
+                        // Invariant 1: the logger and the error's `Display` and `Drop` are
+                        // user code.
+                        MutexGuard::unlocked(ctl, || {
+                            log::error!("service `{name}` failed to stop: {failure}");
+                            drop(old);
+                        });
+                    }
+                }
+                Resolution::TimedOut | Resolution::Interrupted => self.give_up(ctl, i),
+            }
+        }
     }
 
     /// A service missed its deadline: fire its token, tell it to finish alone, detach it.
@@ -1418,7 +1625,7 @@ impl Shared {
     }
 
     /// A failure under `StopHost`: remember the first one, then request the stop.
-    pub(crate) fn fail_host(&self, i: usize, failure: Failure) {
+    pub(crate) fn fail_host(self: &Arc<Self>, i: usize, failure: Failure) {
         let (name, old) = {
             let mut ctl = self.ctl.lock();
             let name = StdArc::clone(&ctl.records[i].name);

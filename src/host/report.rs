@@ -106,8 +106,9 @@ impl StopReport {
         self.failure.as_ref().map(|(n, f)| (&**n, f))
     }
 
-    /// `false` when this report was returned at a caller's deadline while another thread was
-    /// still running the stop sequence.
+    /// `false` when this report was returned while the stop sequence was still running: at a
+    /// caller's deadline while another thread ran it, or at once to a `stop` called on one of
+    /// the host's own threads.
     #[must_use]
     pub fn is_complete(&self) -> bool {
         self.complete
@@ -153,7 +154,7 @@ impl fmt::Display for StopReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "stopped in {:?}", self.elapsed)?;
         if !self.complete {
-            f.write_str(" (incomplete: another caller is still stopping the host)")?;
+            f.write_str(" (incomplete: the stop sequence is still running)")?;
         }
         for s in &self.services {
             match &s.outcome {

@@ -10,9 +10,16 @@ use crate::panic::take_message;
 use crate::service::{BackgroundService, Context, HostedService, Kind};
 use crate::stop::Stopped;
 use crate::supervise::{Policy, RestartTracker};
+use crate::sync::Arc;
 
 /// The top frame of a service thread.
-pub(crate) fn service_main(shared: &Shared, i: usize, kind: Kind, ctx: Context, policy: &Policy) {
+pub(crate) fn service_main(
+    shared: &Arc<Shared>,
+    i: usize,
+    kind: Kind,
+    ctx: Context,
+    policy: &Policy,
+) {
     // Whatever happens below (it catches every panic of user code), the host must learn that
     // this thread is done, or a stop would wait for it until its deadline.
     let _exited = scopeguard::guard((), |()| shared.mark_exited(i));
@@ -42,7 +49,12 @@ fn hook(service: &mut dyn HostedService, phase: Phase, ctx: &Context) -> Result<
     })
 }
 
-fn run_hosted(shared: &Shared, i: usize, mut service: Box<dyn HostedService>, mut ctx: Context) {
+fn run_hosted(
+    shared: &Arc<Shared>,
+    i: usize,
+    mut service: Box<dyn HostedService>,
+    mut ctx: Context,
+) {
     let mut started = false;
     let mut ran_stop_hooks = Vec::new();
     loop {
@@ -67,18 +79,16 @@ fn run_hosted(shared: &Shared, i: usize, mut service: Box<dyn HostedService>, mu
                 // The host gave up on this service (a start or stop overran). If it started,
                 // release what it holds: run the stop hooks it has not run yet, alone.
                 if started {
-                    ctx.deadline = Deadline::NEVER;
-                    for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
-                        if ran_stop_hooks.contains(&phase) {
-                            continue;
-                        }
-                        if let Err(f) = hook(service.as_mut(), phase, &ctx) {
-                            log::error!(
-                                "service `{}` failed in its late {phase:?} hook: {f}",
-                                ctx.name
-                            );
-                        }
-                    }
+                    stop_alone(shared, i, service.as_mut(), &mut ctx, &ran_stop_hooks, None);
+                }
+                return;
+            }
+            Cmd::StopAlone(deadline) => {
+                // The stop deadline passed before this service's turn: its remaining stop
+                // hooks run now, beside the other late services' (host invariant 7).
+                if started {
+                    let d = Some(deadline);
+                    stop_alone(shared, i, service.as_mut(), &mut ctx, &ran_stop_hooks, d);
                 }
                 return;
             }
@@ -87,8 +97,36 @@ fn run_hosted(shared: &Shared, i: usize, mut service: Box<dyn HostedService>, mu
     }
 }
 
+/// Runs the stop hooks `service` has not run yet, on its own thread. `deadline`: the host
+/// still awaits this thread (a late stop), so a failure is recorded for the report; `None`:
+/// the host gave up on it, so a failure is only logged.
+fn stop_alone(
+    shared: &Arc<Shared>,
+    i: usize,
+    service: &mut dyn HostedService,
+    ctx: &mut Context,
+    ran: &[Phase],
+    deadline: Option<Deadline>,
+) {
+    ctx.deadline = deadline.unwrap_or(Deadline::NEVER);
+    for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
+        if ran.contains(&phase) {
+            continue;
+        }
+        if let Err(f) = hook(service, phase, ctx) {
+            log::error!(
+                "service `{}` failed in its late {phase:?} hook: {f}",
+                ctx.name
+            );
+            if deadline.is_some() {
+                shared.record_failure(i, &f, ServiceState::Failed);
+            }
+        }
+    }
+}
+
 fn run_background(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     i: usize,
     mut service: Box<dyn BackgroundService>,
     mut ctx: Context,

@@ -193,6 +193,13 @@ pub(crate) fn run_callback(cb: Callback, reason: &StopReason) {
     }
 }
 
+/// Whether stopping `node` would run user code: it has callbacks, or children (whose
+/// callbacks a stop runs too). A snapshot: a callback may be registered right after.
+pub(crate) fn is_watched(node: &Node) -> bool {
+    let guard = node.inner.lock();
+    !guard.callbacks.is_empty() || !guard.children.is_empty()
+}
+
 /// Blocks until `node` is stopped or `deadline` passes; `true` = stopped.
 pub(crate) fn wait_until(node: &Node, deadline: Deadline) -> bool {
     if is_stopped(node) {

@@ -336,6 +336,8 @@ pub(crate) enum Action {
     /// Record `<name>:<hook>:stopping-event=<fired>`: whether the host's `stopping` lifetime
     /// event had fired when the hook ran.
     RecordStoppingEvent,
+    /// Call this (e.g. stop the host from its own thread).
+    Call(Arc<dyn Fn() + Send + Sync>),
 }
 
 /// A recording service: every hook (hosted or background) records `<name>:<hook>` in the
@@ -396,6 +398,7 @@ impl Rec {
                     self.events
                         .push(format!("{}:{hook}:{}", self.name, ctx.host().state()))
                 }
+                Action::Call(f) => f(),
                 Action::RecordStoppingEvent => self.events.push(format!(
                     "{}:{hook}:stopping-event={}",
                     self.name,
