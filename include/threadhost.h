@@ -481,6 +481,11 @@ threadhost_status threadhost_tick_info(const threadhost_tick *tick, uint64_t *in
 typedef struct threadhost_queue threadhost_queue;
 typedef struct threadhost_producer threadhost_producer;
 
+/* The largest queue capacity: 2^20 items (16 MiB of slots, allocated at build). */
+#define THREADHOST_QUEUE_MAX_CAPACITY ((size_t)1 << 20)
+/* The largest number of worker threads of one queue. */
+#define THREADHOST_QUEUE_MAX_WORKERS ((size_t)1024)
+
 /*
  * Runs one item on a worker thread; the item is the handler's from then on. `token` (valid
  * during the call) fires when the stop gives up draining: a long job should watch it.
@@ -531,10 +536,12 @@ typedef struct threadhost_queue_metrics {
  */
 threadhost_status threadhost_queue_new(const char *name, threadhost_queue **queue_out);
 
-/* The number of items the queue holds (>= 1, checked at build). Default 100. */
+/* The number of items the queue holds: 1 to THREADHOST_QUEUE_MAX_CAPACITY (checked at build;
+ * the slots, 16 bytes each, are allocated up front). Default 100. */
 threadhost_status threadhost_queue_capacity(threadhost_queue *queue, size_t capacity);
 
-/* The number of worker threads (>= 1, checked at build). Default 1: items run in order. */
+/* The number of worker threads: 1 to THREADHOST_QUEUE_MAX_WORKERS (checked at build). Default 1:
+ * items run in order. */
 threadhost_status threadhost_queue_workers(threadhost_queue *queue, size_t workers);
 
 /* The full mode (THREADHOST_FULL_*; others: THREADHOST_INVALID_ARGUMENT). */
@@ -543,10 +550,11 @@ threadhost_status threadhost_queue_full_mode(threadhost_queue *queue, threadhost
 /* true (default): a stop drains until shortly before its deadline; false: it cancels at once. */
 threadhost_status threadhost_queue_drain_on_stop(threadhost_queue *queue, bool drain);
 
-/* How long before the stop deadline draining gives up (default: a fifth of the budget, <= 1 s). */
+/* How long before the stop deadline draining gives up (default: a fifth of the budget, <= 1 s).
+ * A grace at least as long as the stop budget (up to UINT64_MAX) cancels at once. */
 threadhost_status threadhost_queue_cancel_grace(threadhost_queue *queue, uint64_t grace_ms);
 
-/* The stack size of each worker thread, in bytes (>= 64 KiB, checked at build). */
+/* The stack size of each worker thread, in bytes: 64 KiB to 1 GiB (checked at build). */
 threadhost_status threadhost_queue_stack_size(threadhost_queue *queue, size_t bytes);
 
 /*
@@ -556,7 +564,9 @@ threadhost_status threadhost_queue_stack_size(threadhost_queue *queue, size_t by
  * other; with both NULL, items handed back are forgotten: use that only for items that need
  * no freeing). Consumes `queue` whatever the result; ownership of `user` passes to threadhost
  * whatever the result: destroy runs once the service and every producer are freed.
- * THREADHOST_INVALID_CONFIG: a capacity or worker count of 0, an empty name, a small stack.
+ * THREADHOST_INVALID_CONFIG (the last error names the option, its value and the rule): a
+ * capacity or worker count of 0 or above its maximum, an empty name, a stack outside
+ * 64 KiB..1 GiB. Never an abort: the bounds keep the up-front allocation small.
  */
 threadhost_status threadhost_queue_build(threadhost_queue *queue, threadhost_item_fn handler,
                                          threadhost_items_fn on_unrun,

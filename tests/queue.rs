@@ -1,10 +1,18 @@
 //! WorkQueue / TaskQueue contracts: backpressure, send errors, full modes, drain and cancel on
-//! stop, hand-back of unrun items, failure counting, worker names, metrics.
+//! stop, hand-back of unrun items, failure counting, worker names, metrics, option bounds,
+//! and the regressions of the seal (items lost by blocked senders, workers leaked by a failed
+//! seal, stop time under producer pressure).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+#![allow(clippy::print_stdout)] // the timing tests print their figures (`--nocapture`)
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::{PATIENCE, Probe};
 
 use threadhost::{
     Error, FullMode, HostBuilder, Outcome, Producer, QueueMetrics, SendError, SendTimeoutError,
@@ -714,4 +722,342 @@ fn jobs_token_is_not_the_service_token() {
     assert!(host.stop(Duration::from_secs(5)).is_clean());
     assert_eq!(fired_during_job.load(Ordering::Relaxed), 0);
     assert_eq!(producer.metrics().completed, 20);
+}
+
+/// Regression (defect: an accepted item lost). Senders wait on a full queue that never started
+/// (timed sends, retried: each pass clones the channel's sender and waits on it); the queue is
+/// dropped (directly, or with the host that holds it). A send whose wait resolved after the
+/// drop's sweep had made room used to leave its item in a channel nobody received from: the
+/// send returned `Ok`, and the item was neither run nor handed back (metrics "sent 2, queued
+/// 1/1, returned 1"). Every accepted item must come back through `on_unrun`.
+#[test]
+fn dropping_a_queue_that_never_started_hands_back_what_blocked_senders_got_in() {
+    const ROUNDS: u64 = 600;
+    const CAPACITY: u64 = 1;
+    const SENDERS: u64 = 3;
+    for round in 0..ROUNDS {
+        let unrun = seen();
+        let u = Arc::clone(&unrun);
+        let (queue, producer) = WorkQueue::builder("blocked")
+            .capacity(CAPACITY as usize)
+            .on_unrun(move |items| u.lock().unwrap().extend(items))
+            .build(|_: u64, _| Ok(()))
+            .unwrap();
+        for i in 0..CAPACITY {
+            producer.send(i).unwrap(); // full
+        }
+        let (entered_tx, entered) = mpsc::channel();
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|s| {
+                let p = producer.clone();
+                let entered_tx = entered_tx.clone();
+                common::spawn("blocked-sender", move || {
+                    let mut accepted = Vec::new();
+                    let mut next = (s + 1) << 32;
+                    loop {
+                        match p.send_timeout(next, Duration::from_micros(20)) {
+                            Ok(()) => {
+                                accepted.push(next);
+                                next += 1;
+                            }
+                            // Waited on the full queue (at least once: tell the test).
+                            Err(SendTimeoutError::Timeout(_)) => {
+                                let _ = entered_tx.send(());
+                            }
+                            Err(SendTimeoutError::Closed(_)) => return accepted,
+                        }
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..SENDERS {
+            entered.recv().unwrap(); // each sender has waited on the full queue at least once
+        }
+        if round % 2 == 0 {
+            drop(queue);
+        } else {
+            let host = HostBuilder::new()
+                .add_service(queue.into_service())
+                .build()
+                .unwrap();
+            drop(host); // never started
+        }
+        let mut accepted: Vec<u64> = senders
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        accepted.extend(0..CAPACITY);
+        accepted.sort_unstable();
+        // The senders are joined: whatever they got in was handed back by now.
+        let mut back = unrun.lock().unwrap().clone();
+        back.sort_unstable();
+        let m = producer.metrics();
+        assert_eq!(back, accepted, "round {round}: {m}");
+        let n = back.len() as u64;
+        assert_eq!(
+            (m.sent, m.returned, m.depth),
+            (n, n, 0),
+            "round {round}: {m}"
+        );
+    }
+}
+
+/// Regression (defect: workers leaked by a failed seal). Producers hammer the queue (ignoring
+/// `Closed`) while a stop with a deadline of a few milliseconds, or already passed when the
+/// queue's stop hook runs (`stop_timeout(0)`), runs; the seal used to give up when a send held
+/// the queue's lock at the deadline, leaving the channel open: the idle workers then waited
+/// for items forever (reported as "still runs a job ... detached"), and the queue leaked. Every
+/// worker must exit: the handler (held by the queue and its workers only) is dropped once the
+/// last one did.
+#[test]
+fn a_tiny_stop_under_producer_pressure_releases_every_worker() {
+    const ROUNDS: u64 = 80;
+    for round in 0..ROUNDS {
+        let mode = [FullMode::Block, FullMode::DropOldest][round as usize % 2];
+        let released = Probe::new();
+        let held = released.set_on_drop();
+        let (queue, producer) = WorkQueue::builder("pressure")
+            .capacity(4)
+            .workers(2)
+            .full_mode(mode)
+            .build(move |_: u64, _| {
+                let _held = &held;
+                // A little work, so that the queue stays full and the producers busy.
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_micros(20) {
+                    std::hint::spin_loop();
+                }
+                Ok(())
+            })
+            .unwrap();
+        let mut service = queue.into_service();
+        if round % 4 < 2 {
+            // The queue's stop hook runs with its deadline already passed.
+            service = service.stop_timeout(Duration::ZERO);
+        }
+        let host = HostBuilder::new().add_service(service).build().unwrap();
+        host.start(Duration::from_secs(5)).unwrap();
+        let (quit, producers) = hammer(&producer, 6);
+        let deadline = Duration::from_micros(1_000 + 500 * (round % 8));
+        let report = host.stop(deadline);
+        quit.store(true, Ordering::Relaxed);
+        for t in producers {
+            t.join().unwrap();
+        }
+        drop(host);
+        drop(producer);
+        assert!(
+            released.wait(PATIENCE),
+            "round {round} ({mode:?}, stop {deadline:?}): a worker outlived its stopped queue; {report}"
+        );
+    }
+}
+
+/// `n` producer threads that send (`try_send` and `send` in turn) as fast as they can, ignoring
+/// every refusal, until the returned flag is set; returns once each sent 1,000 items.
+fn hammer(
+    producer: &Producer<u64>,
+    n: usize,
+) -> (Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>) {
+    let quit = Arc::new(AtomicBool::new(false));
+    let (running_tx, running) = mpsc::channel();
+    let threads = (0..n)
+        .map(|_| {
+            let p = producer.clone();
+            let quit = Arc::clone(&quit);
+            let running_tx = running_tx.clone();
+            common::spawn("hammer", move || {
+                let mut i = 0u64;
+                while !quit.load(Ordering::Relaxed) {
+                    let _ = if i % 2 == 0 {
+                        p.try_send(i).is_ok()
+                    } else {
+                        p.send(i).is_ok()
+                    };
+                    if i == 1000 {
+                        let _ = running_tx.send(());
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..n {
+        running.recv().unwrap();
+    }
+    (quit, threads)
+}
+
+#[test]
+fn option_bounds_are_checked_by_build() {
+    fn invalid<T: Send + 'static>(
+        what: &str,
+        b: threadhost::WorkQueueBuilder<T>,
+    ) -> (String, String, String) {
+        match b.build(|_: T, _| Ok(())) {
+            Err(Error::InvalidOption {
+                name,
+                value,
+                reason,
+            }) => {
+                assert!(name.contains(what), "{name} should name {what}");
+                (name, value, reason)
+            }
+            Err(other) => panic!("{what}: unexpected {other:?}"),
+            Ok(_) => panic!("{what}: accepted"),
+        }
+    }
+    let max = WorkQueue::<u64>::MAX_CAPACITY;
+    assert_eq!(max, 1 << 20);
+    // The maximum itself is fine (2^20 slots of 16 bytes: 16 MiB).
+    let (queue, producer) = WorkQueue::builder("big")
+        .capacity(max)
+        .build(|_: u64, _| Ok(()))
+        .unwrap();
+    assert_eq!(producer.capacity(), max);
+    drop((queue, producer));
+    for capacity in [max + 1, 1 << 28, 1 << 40, usize::MAX] {
+        let (_, value, reason) = invalid(
+            "capacity",
+            WorkQueue::<u64>::builder("q").capacity(capacity),
+        );
+        assert_eq!(value, capacity.to_string());
+        assert!(reason.contains("1048576"), "{reason}");
+    }
+    // Big items: the slots' memory is bounded too (2^20 slots of 4 KiB would be 4 GiB).
+    let (_, _, reason) = invalid(
+        "capacity",
+        WorkQueue::<[u8; 4096]>::builder("q").capacity(max),
+    );
+    assert!(reason.contains("bytes"), "{reason}");
+    let max = WorkQueue::<u64>::MAX_WORKERS;
+    assert_eq!(max, 1024);
+    let (queue, _producer) = WorkQueue::builder("many")
+        .workers(max)
+        .build(|_: u64, _| Ok(()))
+        .unwrap();
+    assert_eq!(queue.handle().metrics().workers, max);
+    for workers in [max + 1, usize::MAX] {
+        let (_, value, _) = invalid("workers", WorkQueue::<u64>::builder("q").workers(workers));
+        assert_eq!(value, workers.to_string());
+    }
+    for bytes in [64 * 1024, 1 << 30] {
+        WorkQueue::builder("stack")
+            .stack_size(bytes)
+            .build(|_: u64, _| Ok(()))
+            .unwrap();
+    }
+    for bytes in [0, 64 * 1024 - 1, (1 << 30) + 1, usize::MAX] {
+        let (_, value, _) = invalid(
+            "stack_size",
+            WorkQueue::<u64>::builder("q").stack_size(bytes),
+        );
+        assert_eq!(value, bytes.to_string());
+    }
+}
+
+/// Regression: `cancel_grace(Duration::MAX)` (a grace longer than the stop budget) must cancel
+/// at once; the deadline arithmetic used to overflow into "drain until the full deadline".
+#[test]
+fn a_cancel_grace_longer_than_the_budget_cancels_at_once() {
+    for grace in [
+        Duration::MAX,
+        Duration::from_secs(3600 * 24 * 365 * 100),
+        ms(1_500),
+    ] {
+        let (started_tx, started) = mpsc::channel::<u64>();
+        let started_tx = Mutex::new(started_tx);
+        let (queue, producer) = WorkQueue::builder("grace")
+            .cancel_grace(grace)
+            .build(move |x: u64, token: &StopToken| {
+                started_tx.lock().unwrap().send(x).unwrap();
+                token.wait(); // until the jobs' token fires
+                Err(threadhost::Stopped.into())
+            })
+            .unwrap();
+        let handle = queue.handle();
+        let host = HostBuilder::new()
+            .add_service(queue.into_service())
+            .build()
+            .unwrap();
+        host.start(Duration::from_secs(5)).unwrap();
+        for i in 0..3 {
+            producer.send(i).unwrap();
+        }
+        assert_eq!(started.recv().unwrap(), 0);
+        let t = Instant::now();
+        let report = host.stop(Duration::from_secs(1));
+        let took = t.elapsed();
+        assert!(report.is_clean(), "{grace:?}: {report}");
+        assert!(
+            took < SLACK,
+            "{grace:?}: the stop took {took:?}: it drained instead of cancelling"
+        );
+        let q = handle.take_report().unwrap();
+        assert!(q.cancelled);
+        assert_eq!(q.unrun, [1, 2]);
+        assert_eq!((q.metrics.failed, q.metrics.returned), (1, 2));
+    }
+}
+
+/// A stop with a 5 ms deadline while two producers saturate both cores returns within the
+/// deadline plus a bound generous for a loaded machine; prints the figures (`--nocapture`).
+#[test]
+fn a_short_stop_under_producer_pressure_returns_by_its_deadline() {
+    const ROUNDS: usize = 12;
+    let deadline = ms(5);
+    let mut took = Vec::new();
+    let mut hook = Vec::new();
+    for round in 0..ROUNDS {
+        let mode = [
+            FullMode::Block,
+            FullMode::DropOldest,
+            FullMode::DropNewest,
+            FullMode::Reject,
+        ][round % 4];
+        let (queue, producer) = WorkQueue::builder("busy")
+            .capacity(16)
+            .workers(2)
+            .full_mode(mode)
+            .build(|_: u64, _| Ok(()))
+            .unwrap();
+        let handle = queue.handle();
+        let host = HostBuilder::new()
+            .add_service(queue.into_service())
+            .build()
+            .unwrap();
+        host.start(Duration::from_secs(5)).unwrap();
+        let (quit, producers) = hammer(&producer, 2);
+        let t = Instant::now();
+        let report = host.stop(deadline);
+        let elapsed = t.elapsed();
+        quit.store(true, Ordering::Relaxed);
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert!(
+            elapsed < deadline + SLACK,
+            "round {round} ({mode:?}): stop({deadline:?}) took {elapsed:?}; {report}"
+        );
+        took.push(elapsed);
+        // The queue's own stop hook (it may finish after the host gave up on it).
+        let waited = Instant::now();
+        let q = loop {
+            if let Some(q) = handle.take_report() {
+                break q;
+            }
+            assert!(waited.elapsed() < PATIENCE, "no queue report");
+            common::busy(ms(1));
+        };
+        hook.push(q.elapsed);
+    }
+    took.sort_unstable();
+    hook.sort_unstable();
+    println!(
+        "stop({deadline:?}) under producer pressure, {ROUNDS} rounds: host stop median {:?}, max {:?}; queue stop hook median {:?}, max {:?}",
+        took[ROUNDS / 2],
+        took[ROUNDS - 1],
+        hook[ROUNDS / 2],
+        hook[ROUNDS - 1]
+    );
 }

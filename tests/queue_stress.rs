@@ -18,7 +18,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use threadhost::{
-    FullMode, HostBuilder, Outcome, SendTimeoutError, StopToken, TrySendError, WorkQueue,
+    Context, FullMode, HostBuilder, HostedService, Outcome, Producer, SendTimeoutError, Service,
+    ServiceResult, StopToken, TrySendError, WorkQueue,
 };
 
 /// xorshift64*: deterministic per seed.
@@ -91,85 +92,14 @@ fn round(seed: u64, mode: FullMode, per_producer: u64, max_stop_after_us: u64) -
     let deadline = Duration::from_micros(2_000 + rng.below(60_000));
     let ledger = Arc::new(Ledger::default());
 
-    let (l1, l2, l3) = (
-        Arc::clone(&ledger),
-        Arc::clone(&ledger),
-        Arc::clone(&ledger),
-    );
-    let (queue, producer) = WorkQueue::builder("stress")
-        .capacity(capacity)
-        .workers(workers)
-        .full_mode(mode)
-        .drain_on_stop(drain)
-        .on_drop(move |id| l1.record(id, Fate::Dropped))
-        .on_unrun(move |ids| {
-            for id in ids {
-                l2.record(id, Fate::Returned);
-            }
-        })
-        .build(move |id: u64, token: &StopToken| match id % 11 {
-            0 => {
-                l3.record(id, Fate::Failed);
-                Err("failed on purpose".into())
-            }
-            1 => {
-                l3.record(id, Fate::Panicked);
-                panic!("panicked on purpose");
-            }
-            2 | 3 => {
-                // A job that takes a while unless cancelled.
-                if token.sleep(Duration::from_micros(300)).is_err() {
-                    l3.record(id, Fate::Failed);
-                    return Err(threadhost::Stopped.into());
-                }
-                l3.record(id, Fate::Completed);
-                Ok(())
-            }
-            _ => {
-                l3.record(id, Fate::Completed);
-                Ok(())
-            }
-        })
-        .unwrap();
+    let (queue, producer) = ledger_queue(&ledger, capacity, workers, mode, drain);
     let handle = queue.handle();
     let host = HostBuilder::new()
         .add_service(queue.into_service())
         .build()
         .unwrap();
 
-    let threads: Vec<_> = (0..producers)
-        .map(|p| {
-            let producer = producer.clone();
-            std::thread::Builder::new()
-                .name(format!("producer-{p}"))
-                .spawn(move || {
-                    let mut accepted = 0u64;
-                    for k in 0..per_producer {
-                        let id = (p << 32) | k;
-                        let ok = match k % 3 {
-                            0 => match producer.send(id) {
-                                Ok(()) => true,
-                                Err(_) if producer.is_closed() => break,
-                                Err(_) => false, // Reject mode: full
-                            },
-                            1 => match producer.try_send(id) {
-                                Ok(()) => true,
-                                Err(TrySendError::Full(_)) => false,
-                                Err(TrySendError::Closed(_)) => break,
-                            },
-                            _ => match producer.send_timeout(id, Duration::from_micros(500)) {
-                                Ok(()) => true,
-                                Err(SendTimeoutError::Timeout(_)) => false,
-                                Err(SendTimeoutError::Closed(_)) => break,
-                            },
-                        };
-                        accepted += u64::from(ok);
-                    }
-                    accepted
-                })
-                .unwrap()
-        })
-        .collect();
+    let threads = spawn_producers(&producer, producers, per_producer);
 
     host.start(Duration::from_secs(5)).unwrap();
     std::thread::sleep(stop_after);
@@ -249,6 +179,312 @@ fn round(seed: u64, mode: FullMode, per_producer: u64, max_stop_after_us: u64) -
         sent: accepted,
         by_fate,
     }
+}
+
+/// A queue whose handler and callbacks record every item's fate in `ledger`: ids ≡ 0 (mod 11)
+/// fail, ≡ 1 panic, ≡ 2 or 3 take 300 µs unless cancelled, the others complete.
+fn ledger_queue(
+    ledger: &Arc<Ledger>,
+    capacity: usize,
+    workers: usize,
+    mode: FullMode,
+    drain: bool,
+) -> (WorkQueue<u64>, Producer<u64>) {
+    let (l1, l2, l3) = (Arc::clone(ledger), Arc::clone(ledger), Arc::clone(ledger));
+    WorkQueue::builder("stress")
+        .capacity(capacity)
+        .workers(workers)
+        .full_mode(mode)
+        .drain_on_stop(drain)
+        .on_drop(move |id| l1.record(id, Fate::Dropped))
+        .on_unrun(move |ids| {
+            for id in ids {
+                l2.record(id, Fate::Returned);
+            }
+        })
+        .build(move |id: u64, token: &StopToken| match id % 11 {
+            0 => {
+                l3.record(id, Fate::Failed);
+                Err("failed on purpose".into())
+            }
+            1 => {
+                l3.record(id, Fate::Panicked);
+                panic!("panicked on purpose");
+            }
+            2 | 3 => {
+                // A job that takes a while unless cancelled.
+                if token.sleep(Duration::from_micros(300)).is_err() {
+                    l3.record(id, Fate::Failed);
+                    return Err(threadhost::Stopped.into());
+                }
+                l3.record(id, Fate::Completed);
+                Ok(())
+            }
+            _ => {
+                l3.record(id, Fate::Completed);
+                Ok(())
+            }
+        })
+        .unwrap()
+}
+
+/// `producers` threads, each offering `per_producer` items (`send`, `try_send`, `send_timeout`
+/// in turn) until the queue closes; each returns how many it got in.
+fn spawn_producers(
+    producer: &Producer<u64>,
+    producers: u64,
+    per_producer: u64,
+) -> Vec<std::thread::JoinHandle<u64>> {
+    (0..producers)
+        .map(|p| {
+            let producer = producer.clone();
+            std::thread::Builder::new()
+                .name(format!("producer-{p}"))
+                .spawn(move || {
+                    let mut accepted = 0u64;
+                    for k in 0..per_producer {
+                        let id = (p << 32) | k;
+                        let ok = match k % 3 {
+                            0 => match producer.send(id) {
+                                Ok(()) => true,
+                                Err(_) if producer.is_closed() => break,
+                                Err(_) => false, // Reject mode: full
+                            },
+                            1 => match producer.try_send(id) {
+                                Ok(()) => true,
+                                Err(TrySendError::Full(_)) => false,
+                                Err(TrySendError::Closed(_)) => break,
+                            },
+                            _ => match producer.send_timeout(id, Duration::from_micros(500)) {
+                                Ok(()) => true,
+                                Err(SendTimeoutError::Timeout(_)) => false,
+                                Err(SendTimeoutError::Closed(_)) => break,
+                            },
+                        };
+                        accepted += u64::from(ok);
+                    }
+                    accepted
+                })
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Checks the ledger against what the producers got in and the metrics: every item exactly
+/// once, the metrics equal to the ledger's counts, nothing left queued or in flight.
+fn check_fates(seed: u64, accepted: u64, ledger: &Ledger, producer: &Producer<u64>) -> Round {
+    let fates = ledger.await_count(accepted as usize, Duration::from_secs(10));
+    // A worker bumps its counters just after the job returns (after the job recorded its
+    // fate): nothing signals that last bump, so give it a bounded moment.
+    let mut m = producer.metrics();
+    let settle_by = Instant::now() + Duration::from_secs(10);
+    while m.settled() < accepted && Instant::now() < settle_by {
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(1));
+        m = producer.metrics();
+    }
+    assert_eq!(
+        accepted, m.sent,
+        "seed {seed}: producers counted {accepted} accepted, metrics {m}"
+    );
+    assert_eq!(
+        fates.len() as u64,
+        accepted,
+        "seed {seed}: {} fates for {accepted} items sent; {m}",
+        fates.len()
+    );
+    let mut seen = HashMap::new();
+    let mut by_fate: HashMap<Fate, u64> = HashMap::new();
+    for &(id, fate) in &fates {
+        if let Some(first) = seen.insert(id, fate) {
+            panic!("seed {seed}: item {id:#x} ended twice: {first:?} and {fate:?}");
+        }
+        *by_fate.entry(fate).or_default() += 1;
+    }
+    let count = |f| by_fate.get(&f).copied().unwrap_or(0);
+    assert_eq!(
+        (m.completed, m.failed, m.panicked, m.dropped, m.returned),
+        (
+            count(Fate::Completed),
+            count(Fate::Failed),
+            count(Fate::Panicked),
+            count(Fate::Dropped),
+            count(Fate::Returned),
+        ),
+        "seed {seed}: metrics disagree with the ledger: {m}"
+    );
+    assert_eq!(m.sent, m.settled(), "seed {seed}: {m}");
+    assert!(m.in_flight == 0 && m.depth == 0, "seed {seed}: {m}");
+    Round {
+        sent: accepted,
+        by_fate,
+    }
+}
+
+/// How a queue ends without a stop of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Ending {
+    /// The queue itself is dropped, never added to a host.
+    DroppedQueue,
+    /// The host holding it is dropped, never started.
+    HostNeverStarted,
+    /// Another service, started after the queue, fails its start: the host rolls the queue
+    /// back (its stop hook runs), then is dropped.
+    FailedStartAfterQueue,
+    /// Another service, started before the queue, fails its start: the queue never starts,
+    /// and is dropped with the host.
+    FailedStartBeforeQueue,
+}
+
+const ENDINGS: [Ending; 4] = [
+    Ending::DroppedQueue,
+    Ending::HostNeverStarted,
+    Ending::FailedStartAfterQueue,
+    Ending::FailedStartBeforeQueue,
+];
+
+/// A service whose start fails.
+struct FailsToStart;
+
+impl HostedService for FailsToStart {
+    fn start(&mut self, _: &Context) -> ServiceResult {
+        Err("failed to start on purpose".into())
+    }
+
+    fn stop(&mut self, _: &Context) -> ServiceResult {
+        Ok(())
+    }
+}
+
+/// One round of an ending: producers (some blocked on the full queue) race the end.
+#[allow(clippy::disallowed_methods)] // sleeps pick a random end point; nothing awaits them
+fn ending_round(
+    seed: u64,
+    mode: FullMode,
+    ending: Ending,
+    per_producer: u64,
+    max_after_us: u64,
+) -> Round {
+    let mut rng = Rng(seed | 1);
+    let capacity = 1 + rng.below(16) as usize;
+    let workers = 1 + rng.below(4) as usize;
+    let producers = 2 + rng.below(3);
+    let drain = rng.below(4) != 0;
+    let end_after = Duration::from_micros(rng.below(max_after_us));
+    let ledger = Arc::new(Ledger::default());
+    let (queue, producer) = ledger_queue(&ledger, capacity, workers, mode, drain);
+    let threads = spawn_producers(&producer, producers, per_producer);
+    std::thread::sleep(end_after);
+    match ending {
+        Ending::DroppedQueue => drop(queue),
+        Ending::HostNeverStarted => {
+            let host = HostBuilder::new()
+                .add_service(queue.into_service())
+                .build()
+                .unwrap();
+            drop(host);
+        }
+        Ending::FailedStartAfterQueue | Ending::FailedStartBeforeQueue => {
+            let failing = Service::hosted("fails", FailsToStart);
+            let queue = queue.into_service();
+            let (first, second) = if ending == Ending::FailedStartAfterQueue {
+                (queue, failing)
+            } else {
+                (failing, queue)
+            };
+            let host = HostBuilder::new()
+                .add_service(first)
+                .add_service(second)
+                .build()
+                .unwrap();
+            let deadline = Duration::from_micros(2_000 + rng.below(60_000));
+            assert!(
+                host.start(deadline).is_err(),
+                "seed {seed}: the start succeeded"
+            );
+            drop(host);
+        }
+    }
+    let accepted: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(
+        producer.is_closed(),
+        "seed {seed}: {ending:?} left the queue open"
+    );
+    check_fates(seed, accepted, &ledger, &producer)
+}
+
+/// Every ending × every full mode, `rounds` rounds each.
+fn run_endings(rounds: u64, per_producer: u64, max_after_us: u64) {
+    let base = base_seed();
+    let _quiet = quiet_panics();
+    let t = Instant::now();
+    let mut total = 0u64;
+    let mut fates: HashMap<Fate, u64> = HashMap::new();
+    for (e, ending) in ENDINGS.into_iter().enumerate() {
+        let mut ending_sent = 0;
+        for (i, mode) in MODES.into_iter().enumerate() {
+            for r in 0..rounds {
+                let seed = base
+                    .wrapping_add(((e * 4 + i) as u64) << 40)
+                    .wrapping_add(r.wrapping_mul(0x9E37_79B9));
+                let out = ending_round(seed, mode, ending, per_producer, max_after_us);
+                ending_sent += out.sent;
+                for (f, n) in out.by_fate {
+                    *fates.entry(f).or_default() += n;
+                }
+            }
+        }
+        total += ending_sent;
+        println!("  {ending:?}: 4 modes × {rounds} rounds, {ending_sent} items sent");
+    }
+    println!(
+        "conservation held without a stop: {} rounds (4 endings × 4 modes × {rounds}), {total} items sent, {fates:?}, in {:?} (base seed {base})",
+        16 * rounds,
+        t.elapsed()
+    );
+}
+
+const MODES: [FullMode; 4] = [
+    FullMode::Block,
+    FullMode::DropOldest,
+    FullMode::DropNewest,
+    FullMode::Reject,
+];
+
+/// The base seed: `STRESS_SEED`, or the clock.
+fn base_seed() -> u64 {
+    std::env::var("STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+/// Silences the jobs' deliberate panics (other panics, failed asserts, still print) until the
+/// guard drops.
+fn quiet_panics() -> impl Drop {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"panicked on purpose") {
+            default(info);
+        }
+    }));
+    scopeguard::guard((), |()| drop(std::panic::take_hook()))
+}
+
+#[test]
+fn conservation_when_dropped_never_started_or_failed_start() {
+    run_endings(if cfg!(miri) { 1 } else { 3 }, 2_000, 3_000);
+}
+
+#[test]
+#[ignore = "long: cargo test --release --test queue_stress endings -- --ignored --nocapture"]
+fn conservation_when_dropped_never_started_or_failed_start_endings_full() {
+    run_endings(60, 20_000, 20_000);
 }
 
 fn run(rounds: u64, per_producer: u64, max_stop_after_us: u64) {

@@ -145,7 +145,9 @@ fn update(
     }
 }
 
-/// The number of items the queue holds (at least 1, checked at build). Default 100.
+/// The number of items the queue holds: 1 to 2^20 (`THREADHOST_QUEUE_MAX_CAPACITY`, checked at
+/// build: `THREADHOST_INVALID_CONFIG` naming `capacity`, never an allocation abort). Default
+/// 100.
 ///
 /// # Safety
 ///
@@ -161,7 +163,8 @@ pub unsafe extern "C" fn threadhost_queue_capacity(
     }
 }
 
-/// The number of worker threads (at least 1, checked at build). Default 1.
+/// The number of worker threads: 1 to 1024 (`THREADHOST_QUEUE_MAX_WORKERS`, checked at build).
+/// Default 1.
 ///
 /// # Safety
 ///
@@ -227,7 +230,8 @@ pub unsafe extern "C" fn threadhost_queue_drain_on_stop(
 }
 
 /// How long before the stop deadline the drain gives up and the jobs' token fires. Default:
-/// a fifth of the stop budget, at most 1 s.
+/// a fifth of the stop budget, at most 1 s. A grace at least as long as the budget (up to
+/// `UINT64_MAX`) cancels at once.
 ///
 /// # Safety
 ///
@@ -243,7 +247,7 @@ pub unsafe extern "C" fn threadhost_queue_cancel_grace(
     }
 }
 
-/// The stack size of each worker thread, in bytes (at least 64 KiB, checked at build).
+/// The stack size of each worker thread, in bytes: 64 KiB to 1 GiB (checked at build).
 ///
 /// # Safety
 ///

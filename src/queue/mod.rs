@@ -20,26 +20,35 @@
 //! 1. *Close with drain.* A channel closes for receivers only when its last `Sender` drops, and
 //!    the [`Producer`]s are the user's clones. So producers never own a `Sender`: the only one
 //!    lives in `Core::tx: RwLock<Option<Sender<T>>>`. A send read-locks it just for the
-//!    `closed` check and a `try_send` (two uncontended atomic operations with one producer);
+//!    `closed` check and one `try_send` (two uncontended atomic operations with one producer);
 //!    the stop write-locks it and drops the `Sender` ("seals"), after which the workers drain
-//!    what is queued and their `recv` ends by itself.
-//! 2. *Blocked senders wake on close.* A send that must wait clones the `Sender`, leaves the
-//!    lock, and blocks in a `Select` on its send and on `close_rx`; closing drops `close_tx`,
-//!    which wakes every such sender at once with its item handed back. (A send racing with the
-//!    close may still be accepted: it is then drained or handed back like any queued item.)
-//!    Before it blocks, the sender retries `try_send` through a bounded backoff (spin hints,
-//!    then yields: ten rounds, microseconds, re-checking `closed`), exactly what crossbeam's
-//!    own `send` does before it parks. Measured: without it, a full queue costs a `Select`
-//!    and a park/unpark per item, and one producer → two workers ran 5–10× slower.
+//!    what is queued and their `recv` ends by itself. The seal never gives up: a read section
+//!    is a check and a non-blocking channel call, and parking_lot's writer holds new readers
+//!    back, so the seal waits for the sections in progress only. (A seal bounded by the stop
+//!    deadline once gave up under producer pressure, and the idle workers waited forever.)
+//! 2. *Blocked senders wake on close.* A send that must wait clones the `Sender` (under the read
+//!    lock), leaves the lock, and blocks in a `Select` on its send and on `close_rx`; closing
+//!    drops `close_tx`, which wakes every such sender at once with its item handed back. (A
+//!    send racing with the close may still be accepted: it is then drained or handed back like
+//!    any queued item; see 4.) Before it blocks, the sender retries `try_send` through a
+//!    bounded backoff (spin hints, then yields: ten rounds, microseconds, re-checking
+//!    `closed`), exactly what crossbeam's own `send` does before it parks; the spins and yields
+//!    run outside the lock, each retry takes it anew. Measured: without the backoff, a full
+//!    queue costs a `Select` and a park/unpark per item, and one producer → two workers ran
+//!    5–10× slower.
 //! 3. *Drop modes.* `DropOldest` pops the head with `try_recv` on the queue's own `Receiver`
 //!    (from the sender's side) and retries; `DropNewest` drops the incoming item. Both count
 //!    the dropped item and give it to `on_drop` after the lock is released. (.NET's
 //!    `DropNewest`, evicting the newest *queued* item, cannot be done on a channel; what we call
 //!    `DropNewest` is .NET's `DropWrite`.)
 //! 4. *Nothing is lost at cancel.* Cancelling sets `cancelled`, then sweeps the sealed channel
-//!    with `try_recv` (bounded: nothing can enter a sealed channel). A worker checks
-//!    `cancelled` after each `recv` and hands back, rather than runs, an item it got after the
-//!    flag was set. So every accepted item is run, dropped, or handed back, exactly once.
+//!    until it is disconnected (the blocked senders let go of their clones) or a deadline. A
+//!    worker checks `cancelled` after each `recv` and hands back, rather than runs, an item it
+//!    got after the flag was set; a blocked sender whose send completed checks it too and, if
+//!    set, sweeps the channel itself (its send may have landed after the cancel's sweep, when
+//!    no worker exists: a queue that never started). So every accepted item is run, dropped,
+//!    or handed back, exactly once, in every path: stopped, dropped, never started, failed
+//!    start.
 //!
 //! Counters: each worker counts what it took and how each job ended on its own cache line,
 //! with plain relaxed stores (single writer); drops and hand-backs are rare shared atomics;
@@ -52,11 +61,18 @@
 //!    callbacks) or a blocking wait: the `tx` read lock covers only a check, `try_send` /
 //!    `try_recv` calls and the bounded backoff; evicted items leave it by value before
 //!    `on_drop` runs.
-//! 2. Once `closed` is set (under no lock, before `close_tx` drops), no send starts; once the
-//!    `Sender` in `tx` is dropped and the blocked senders' clones are gone, no item can enter.
-//! 3. `cancelled` is set before the sweep; a worker that received an item checks it before
-//!    running the item. So each item is counted once: in a worker's `taken`, in `dropped`, or
-//!    in `returned`.
+//! 2. Once `closed` is set (under no lock, before `close_tx` drops), no send starts; the seal
+//!    (always after the close) takes the `tx` write lock, so every send that used the core's
+//!    `Sender` did so before it, and no clone of it is made after it. Once the blocked
+//!    senders' clones are gone, the channel is disconnected: no item can enter, and idle
+//!    workers exit.
+//! 3. `cancelled` is set (SeqCst) and a SeqCst fence passed before the cancel's sweep; a
+//!    blocked sender's completed send is followed by a SeqCst fence and a load of `cancelled`
+//!    (Dekker: either that load sees the flag and the sender sweeps, or the cancel's sweep sees
+//!    the item). A worker that received an item checks `cancelled` before running it. So each
+//!    item is counted once: in a worker's `taken`, in `dropped`, or in `returned`. Items handed
+//!    back after the stop's report go to `on_unrun`, or into the report (a new one if it was
+//!    taken).
 //! 4. `Workers::running` counts spawned workers that have not exited; it changes under
 //!    `workers` and is announced on `workers_exited` (`notify_all` under the lock; the stop
 //!    hook re-checks it under the lock in a deadline-bounded loop). A worker is joined only
@@ -72,6 +88,7 @@ mod pool;
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::fence;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -83,7 +100,7 @@ use crate::panic::take_message;
 use crate::service::{Context, HostedService, Service};
 use crate::stop::{StopReason, StopSource, StopToken};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
-use crossbeam_channel::{Receiver, Select, Sender, TrySendError as ChannelError};
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError as ChannelError};
 use pool::WorkerCounters;
 
 /// The handler shared by the workers of a queue.
@@ -296,64 +313,12 @@ enum Refused<T> {
     Closed(T),
 }
 
-/// What a send does after the read-locked section.
-enum Then<T> {
-    Done,
-    /// Wait for room with this clone of the `Sender` (Block mode).
-    Wait(Sender<T>, T),
-}
-
 impl<T: Send + 'static> Core<T> {
     /// Sends `item`; waits for room until `deadline` if `wait` (Block mode only).
     fn send(&self, item: T, wait: bool, deadline: Deadline) -> Result<(), Refused<T>> {
         let mut evicted: Option<T> = None;
         let mut evicted_more: Vec<T> = Vec::new();
-        let then = {
-            // Invariant 1: held for the check and non-blocking channel calls only; the
-            // stop's seal write-locks it, so no send can use the `Sender` after the seal.
-            let guard = self.tx.read();
-            let tx = match guard.as_ref() {
-                Some(tx) if !self.closed.load(Ordering::Acquire) => tx,
-                _ => return Err(Refused::Closed(item)),
-            };
-            match tx.try_send(item) {
-                Ok(()) => Then::Done,
-                // The core holds a receiver: cannot happen, but never lose the item.
-                Err(ChannelError::Disconnected(item)) => return Err(Refused::Closed(item)),
-                Err(ChannelError::Full(item)) => match self.mode {
-                    FullMode::Block if wait => match self.backoff(tx, item) {
-                        Ok(()) => Then::Done,
-                        Err(Refused::Full(item)) => Then::Wait(tx.clone(), item),
-                        Err(refused) => return Err(refused),
-                    },
-                    FullMode::Block | FullMode::Reject => return Err(Refused::Full(item)),
-                    FullMode::DropNewest => {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        evicted = Some(item);
-                        Then::Done
-                    }
-                    FullMode::DropOldest => {
-                        let mut item = item;
-                        loop {
-                            if let Ok(old) = self.rx.try_recv() {
-                                self.dropped.fetch_add(1, Ordering::Relaxed);
-                                match evicted {
-                                    None => evicted = Some(old),
-                                    Some(_) => evicted_more.push(old),
-                                }
-                            }
-                            match tx.try_send(item) {
-                                Ok(()) => break Then::Done,
-                                Err(ChannelError::Full(back)) => item = back,
-                                Err(ChannelError::Disconnected(back)) => {
-                                    return Err(Refused::Closed(back));
-                                }
-                            }
-                        }
-                    }
-                },
-            }
-        };
+        let attempt = self.attempt(item, &mut evicted, &mut evicted_more);
         // Invariant 1: the evicted items (user data) and the callback, outside the lock.
         if let Some(old) = evicted {
             self.hand_dropped(old);
@@ -361,20 +326,70 @@ impl<T: Send + 'static> Core<T> {
         for old in evicted_more {
             self.hand_dropped(old);
         }
-        match then {
-            Then::Done => Ok(()),
-            Then::Wait(tx, item) => self.send_blocking(&tx, item, deadline),
+        match attempt? {
+            None => Ok(()),
+            Some(item) if wait && self.mode == FullMode::Block => self.send_waiting(item, deadline),
+            Some(item) => Err(Refused::Full(item)),
         }
     }
 
-    /// A short, bounded backoff on a full queue, as crossbeam's own `send` does before it
-    /// parks: spin hints, then yields, re-trying `try_send` and re-checking `closed`. A
-    /// worker usually frees a slot within microseconds; without this, a full queue costs a
-    /// `Select` and a park/unpark per item. Runs under the `tx` read lock: bounded (ten
-    /// rounds), never a blocking wait, so a seal waits for it at most microseconds.
-    fn backoff(&self, tx: &Sender<T>, item: T) -> Result<(), Refused<T>> {
+    /// One attempt under the `tx` read lock (invariant 1: a check and non-blocking channel
+    /// calls only): `None` if the item was sent (a drop mode may have evicted one, into
+    /// `evicted`), `Some(item)` if the queue is full (Block and Reject modes).
+    fn attempt(
+        &self,
+        item: T,
+        evicted: &mut Option<T>,
+        evicted_more: &mut Vec<T>,
+    ) -> Result<Option<T>, Refused<T>> {
+        // The seal write-locks `tx` (invariant 2): no send can use the `Sender` after it.
+        let guard = self.tx.read();
+        let tx = match guard.as_ref() {
+            Some(tx) if !self.closed.load(Ordering::Acquire) => tx,
+            _ => return Err(Refused::Closed(item)),
+        };
+        match tx.try_send(item) {
+            Ok(()) => Ok(None),
+            // The core holds a receiver: cannot happen, but never lose the item.
+            Err(ChannelError::Disconnected(item)) => Err(Refused::Closed(item)),
+            Err(ChannelError::Full(item)) => match self.mode {
+                FullMode::Block | FullMode::Reject => Ok(Some(item)),
+                FullMode::DropNewest => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    *evicted = Some(item);
+                    Ok(None)
+                }
+                FullMode::DropOldest => {
+                    let mut item = item;
+                    loop {
+                        if let Ok(old) = self.rx.try_recv() {
+                            self.dropped.fetch_add(1, Ordering::Relaxed);
+                            match evicted {
+                                None => *evicted = Some(old),
+                                Some(_) => evicted_more.push(old),
+                            }
+                        }
+                        match tx.try_send(item) {
+                            Ok(()) => break Ok(None),
+                            Err(ChannelError::Full(back)) => item = back,
+                            Err(ChannelError::Disconnected(back)) => {
+                                break Err(Refused::Closed(back));
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    /// Block mode, full queue: a short, bounded backoff, as crossbeam's own `send` does before
+    /// it parks (spin hints, then yields, re-trying), then a blocking wait. A worker usually
+    /// frees a slot within microseconds; without the backoff, a full queue costs a `Select` and
+    /// a park/unpark per item. The spins and yields run outside the `tx` lock, so that a seal
+    /// waits for one check and one `try_send` at most (invariant 2).
+    fn send_waiting(&self, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
         let mut item = item;
-        for step in 0..BACKOFF_STEPS {
+        for step in 0..=BACKOFF_STEPS {
             if step < SPIN_STEPS {
                 for _ in 0..1u32 << step {
                     std::hint::spin_loop();
@@ -382,16 +397,24 @@ impl<T: Send + 'static> Core<T> {
             } else {
                 std::thread::yield_now();
             }
-            if self.closed.load(Ordering::Acquire) {
-                return Err(Refused::Closed(item));
-            }
+            let guard = self.tx.read();
+            let tx = match guard.as_ref() {
+                Some(tx) if !self.closed.load(Ordering::Acquire) => tx,
+                _ => return Err(Refused::Closed(item)),
+            };
             match tx.try_send(item) {
                 Ok(()) => return Ok(()),
                 Err(ChannelError::Full(back)) => item = back,
                 Err(ChannelError::Disconnected(back)) => return Err(Refused::Closed(back)),
             }
+            if step == BACKOFF_STEPS {
+                // Cloned under the lock: once sealed, no new clone can appear (invariant 2).
+                let tx = tx.clone();
+                drop(guard);
+                return self.send_blocking(&tx, item, deadline);
+            }
         }
-        Err(Refused::Full(item))
+        unreachable!("the last backoff step waits")
     }
 
     /// Waits for room, or for the close (invariant 2: `close_tx` drops after `closed` is
@@ -409,10 +432,32 @@ impl<T: Send + 'static> Core<T> {
         };
         if oper.index() == send {
             oper.send(tx, item)
-                .map_err(|e| Refused::Closed(e.into_inner()))
+                .map_err(|e| Refused::Closed(e.into_inner()))?;
+            // Invariant 3: this send may have landed after a cancel's sweep (woken by the
+            // close, it found the room the sweep made): then nobody else may ever receive it.
+            self.reclaim_if_cancelled();
+            Ok(())
         } else {
             let _ = oper.recv(&self.close_rx);
             Err(Refused::Closed(item))
+        }
+    }
+
+    /// Called by a sender whose blocking send completed: if the queue was cancelled, hands
+    /// back what is queued now (its item among them, unless the sweep or a worker took it).
+    fn reclaim_if_cancelled(&self) {
+        // Invariant 3, with `cancel`: the flag store, a fence, the sweep there; the send, a
+        // fence, this load here. Either this load sees the flag, or that sweep sees the item.
+        fence(Ordering::SeqCst);
+        if !self.is_cancelled() {
+            return;
+        }
+        let mut items = Vec::new();
+        while let Ok(item) = self.rx.try_recv() {
+            items.push(item);
+        }
+        if !items.is_empty() {
+            self.hand_back_late(items);
         }
     }
 
@@ -435,32 +480,51 @@ impl<T: Send + 'static> Core<T> {
         self.cancelled.0.load(Ordering::Relaxed)
     }
 
-    /// A worker received `item` after the cancel: hand it back (invariant 3).
-    pub(crate) fn hand_back_late(&self, item: T) {
-        self.returned.fetch_add(1, Ordering::Relaxed);
-        // `finalized` and the pushed item change together under `late`, so the stop's final
-        // collection (which sets `finalized` under it) either takes this item or we see the
-        // flag and hand it back ourselves: never both, never neither.
+    /// Items received after the cancel (by a worker, or by a sender whose send landed after
+    /// the sweep): hand them back (invariant 3).
+    pub(crate) fn hand_back_late(&self, items: Vec<T>) {
+        self.returned
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        // `finalized` and the pushed items change together under `late`, so the stop's final
+        // collection (which sets `finalized` under it) either takes these items or we see the
+        // flag and hand them back ourselves: never both, never neither.
         let mut late = self.late.lock();
         if !late.finalized {
-            late.items.push(item);
+            late.items.extend(items);
             return;
         }
         drop(late);
-        // The stop has already reported (this worker was preempted past the stop deadline):
-        // hand the item back on its own, outside every lock (invariant 1).
+        // The stop has already reported (this thread was preempted past the stop deadline):
+        // hand the items back on their own, outside every lock (invariant 1).
         log::warn!(
-            "queue `{}`: an item is handed back after the stop's report",
-            self.name
+            "queue `{}`: {} item(s) handed back after the stop's report",
+            self.name,
+            items.len()
         );
-        let rest = self.hand_unrun(vec![item]);
-        // The report is stored before `finalized` is set, so it is there unless taken.
-        if let Some(report) = self.report.lock().as_mut() {
-            report.unrun.extend(rest);
-            return;
+        let rest = self.hand_unrun(items);
+        if !rest.is_empty() {
+            self.report_late(rest);
         }
-        // Reached only if the report was already taken: the item can go nowhere.
-        log::error!("queue `{}`: a late unrun item was dropped", self.name);
+    }
+
+    /// Adds items handed back after the stop's report to that report, or, if it was already
+    /// taken, to a new one (so that [`QueueHandle::take_report`] still returns them).
+    fn report_late(&self, rest: Vec<T>) {
+        let metrics = self.metrics();
+        let cancelled = self.jobs.is_stopped();
+        let mut report = self.report.lock();
+        match report.as_mut() {
+            Some(report) => report.unrun.extend(rest),
+            None => {
+                *report = Some(QueueReport {
+                    metrics,
+                    unrun: rest,
+                    cancelled,
+                    detached_workers: 0,
+                    elapsed: Duration::ZERO,
+                });
+            }
+        }
     }
 
     /// Gives unrun items to `on_unrun`; without it, returns them.
@@ -486,31 +550,43 @@ impl<T: Send + 'static> Core<T> {
         drop(close_tx);
     }
 
-    /// Drops the channel's `Sender` once no send is using it (invariant 2): the workers then
-    /// drain what is queued and exit. `false` if a send held the lock past `deadline`.
-    fn seal(&self, deadline: Deadline) -> bool {
-        // Invariant 2: the write lock waits out every send inside its read section, so after
-        // this no send can use the `Sender`; senders blocked on a clone were woken by `close`.
-        let guard = match deadline.instant() {
-            None => Some(self.tx.write()),
-            Some(at) => self.tx.try_write_until(at),
-        };
-        let Some(mut guard) = guard else {
-            return false;
-        };
-        let tx = guard.take();
-        drop(guard);
+    /// Drops the channel's `Sender` (invariant 2): the workers then drain what is queued and
+    /// exit once the blocked senders' clones are gone too (woken by `close`, they return at
+    /// once). Called after `close`. Never fails: the write lock waits out the read sections in
+    /// progress, each a check and one non-blocking channel call (a send seeing `closed` leaves
+    /// at once; new readers queue behind the writer), so it is held up only while such a
+    /// sender is descheduled. Giving up instead (as a deadline-bounded seal once did) would
+    /// leave the channel open: idle workers would wait for items forever.
+    fn seal(&self) {
+        let tx = self.tx.write().take();
         drop(tx);
-        true
     }
 
-    /// Marks the queue cancelled and takes every queued item (invariant 3). The caller fires
-    /// the jobs' token and hands the items back, outside every lock.
-    fn cancel(&self) -> Vec<T> {
+    /// Marks the queue cancelled and takes every queued item (invariant 3), waiting until
+    /// `until` for the senders still holding a clone of the `Sender` (woken by the close) to
+    /// let go of it, so that an item they got in is taken too. Called after the seal. The
+    /// caller fires the jobs' token and hands the items back, outside every lock.
+    fn cancel(&self, until: Deadline) -> Vec<T> {
         self.cancelled.0.store(true, Ordering::SeqCst);
+        // Invariant 3: pairs with the fence of `reclaim_if_cancelled`.
+        fence(Ordering::SeqCst);
         let mut items = Vec::new();
-        while let Ok(item) = self.rx.try_recv() {
-            items.push(item);
+        loop {
+            match self.rx.try_recv() {
+                Ok(item) => items.push(item),
+                Err(TryRecvError::Disconnected) => break,
+                // Empty, but a blocked sender still holds a clone: its send may land.
+                Err(TryRecvError::Empty) => {
+                    let next = match until.instant() {
+                        None => self.rx.recv().ok(),
+                        Some(at) => self.rx.recv_deadline(at).ok(),
+                    };
+                    match next {
+                        Some(item) => items.push(item),
+                        None => break,
+                    }
+                }
+            }
         }
         self.returned
             .fetch_add(items.len() as u64, Ordering::Relaxed);
@@ -607,8 +683,30 @@ pub struct WorkQueueBuilder<T> {
     on_unrun: Option<OnUnrun<T>>,
 }
 
-/// The smallest worker stack accepted, in bytes (as the host's services).
+/// The largest capacity accepted: 2^20 items. crossbeam's bounded channel allocates every
+/// slot up front (a stamp word and room for one item: 16 bytes for a pointer-sized item, 16 MiB
+/// at this maximum), and an allocation failure aborts the process, past every panic boundary.
+/// A queue that must hold more than a million items in memory is better served by a queue on
+/// disk; see also [`MAX_CHANNEL_BYTES`].
+const MAX_CAPACITY: usize = 1 << 20;
+
+/// The largest memory the channel's slots may take, in bytes (1 GiB): with items bigger than
+/// about 1 KiB, this bounds the capacity below [`MAX_CAPACITY`].
+const MAX_CHANNEL_BYTES: usize = 1 << 30;
+
+/// The largest worker count accepted: 1024. Each worker is an OS thread (2 MiB of reserved
+/// stack by default: 2 GiB of address space at this maximum) and a 128-byte counter line; far
+/// more threads than cores only adds contention, and the OS refuses threads long before
+/// `usize::MAX` (the counters alone would not fit in memory).
+const MAX_WORKERS: usize = 1024;
+
+/// The smallest worker stack accepted, in bytes: 64 KiB, the host's rule for service threads
+/// (a panicking job's unwinding and log line overflow 16 KiB).
 const MIN_STACK_SIZE: usize = 64 * 1024;
+
+/// The largest worker stack accepted, in bytes: 1 GiB, the host's rule for service threads (a
+/// bigger request is a unit mistake; the OS would refuse it at spawn, far from the option).
+const MAX_STACK_SIZE: usize = 1 << 30;
 
 /// Backoff of a sender on a full queue before it blocks: `SPIN_STEPS` rounds of
 /// 1, 2, 4, … spin hints, then yields, `BACKOFF_STEPS` rounds in all (crossbeam's `Backoff`).
@@ -618,20 +716,41 @@ const BACKOFF_STEPS: u32 = 10;
 /// The cap of the default cancel grace (a fifth of the stop budget, at most this).
 const MAX_DEFAULT_GRACE: Duration = Duration::from_secs(1);
 
+/// How long dropping a queue that never stopped waits for the senders woken by its close to
+/// let go of the channel (they return at once: this bounds a descheduled one).
+const DROP_WAIT: Duration = Duration::from_secs(1);
+
+/// `deadline` moved earlier by `by(budget)` (`budget`: the time left until it), saturating:
+/// a shift at least as long as the budget (up to `Duration::MAX`) gives a deadline that has
+/// already passed, never an overflow or a later one. [`Deadline::NEVER`] stays never.
+fn earlier_by(deadline: Deadline, by: impl FnOnce(Duration) -> Duration) -> Deadline {
+    let (Some(at), Some(budget)) = (deadline.instant(), deadline.remaining()) else {
+        return Deadline::NEVER;
+    };
+    let shift = by(budget);
+    if shift >= budget {
+        return Deadline::at(at.min(Instant::now()));
+    }
+    Deadline::at(at.checked_sub(shift).unwrap_or(at))
+}
+
 /// Time kept between the end of the workers' join and the stop deadline (at most a tenth of
 /// the stop budget), so that the stop hook's reply reaches the host before the host's own
 /// deadline check.
 const REPLY_MARGIN: Duration = Duration::from_millis(20);
 
 impl<T: Send + 'static> WorkQueueBuilder<T> {
-    /// The number of items the queue holds (at least 1). The default is 100.
+    /// The number of items the queue holds: from 1 to [`WorkQueue::MAX_CAPACITY`] (2^20),
+    /// and at most 1 GiB of slots (a slot is a word plus the item; checked by
+    /// [`build`](Self::build)). The default is 100.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
         self
     }
 
-    /// The number of worker threads (at least 1). The default is 1: items run one at a
-    /// time, in order, as .NET's `QueuedHostedService`.
+    /// The number of worker threads: from 1 to [`WorkQueue::MAX_WORKERS`] (1024; checked by
+    /// [`build`](Self::build)). The default is 1: items run one at a time, in order, as .NET's
+    /// `QueuedHostedService`.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers;
         self
@@ -651,11 +770,12 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
     }
 
     /// Receives the items a stop hands back unrun (never started), normally in queue order
-    /// (see [`QueueReport::unrun`]), so the
-    /// program can persist them; called once, only if there are such items, on the queue's
-    /// service thread, outside the queue's lock, within the stop (keep it short: it counts
-    /// against the stop deadline). A panic in it is caught and logged. Without it, the items
-    /// are in [`QueueReport::unrun`].
+    /// (see [`QueueReport::unrun`]), so the program can persist them; called only if there are
+    /// such items, outside the queue's lock: once on the queue's service thread (or the thread
+    /// dropping a queue that never stopped), within the stop (keep it short: it counts against
+    /// the stop deadline), and again, rarely, for an item handed back after the stop's report
+    /// (on the worker or the sender that took it back after the cancel). A panic in it is
+    /// caught and logged. Without it, the items are in [`QueueReport::unrun`].
     pub fn on_unrun(mut self, f: impl Fn(Vec<T>) + Send + Sync + 'static) -> Self {
         self.on_unrun = Some(Box::new(f));
         self
@@ -671,13 +791,17 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
 
     /// How long before the stop deadline the drain gives up: then the jobs' token fires,
     /// the queued items are handed back, and running jobs have this long to return before
-    /// their workers are detached. The default is a fifth of the stop budget, at most 1 s.
+    /// their workers are detached. The default is a fifth of the stop budget, at most 1 s. A
+    /// grace at least as long as the stop budget (up to `Duration::MAX`) cancels at once, as
+    /// [`drain_on_stop(false)`](Self::drain_on_stop) does; without a stop deadline the drain
+    /// has no end to be early for, and runs until the queue is empty.
     pub fn cancel_grace(mut self, grace: Duration) -> Self {
         self.cancel_grace = Some(grace);
         self
     }
 
-    /// The stack size of each worker thread, in bytes (at least 64 KiB). The default is
+    /// The stack size of each worker thread, in bytes: from 64 KiB to 1 GiB (checked by
+    /// [`build`](Self::build)), the host's rule for its service threads. The default is
     /// Rust's default.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
@@ -690,8 +814,10 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidOption`] naming the option: a capacity or a worker count of 0, an
-    /// empty name or one with a NUL byte, a stack smaller than 64 KiB.
+    /// [`Error::InvalidOption`] naming the option, its value and the rule: a capacity or a
+    /// worker count of 0, a capacity above [`WorkQueue::MAX_CAPACITY`] or whose slots would
+    /// take more than 1 GiB, more than [`WorkQueue::MAX_WORKERS`] workers, an empty name or
+    /// one with a NUL byte, a stack outside 64 KiB..=1 GiB. Never a panic.
     pub fn build<F>(self, handler: F) -> Result<(WorkQueue<T>, Producer<T>), Error>
     where
         F: Fn(T, &StopToken) -> ServiceResult + Send + Sync + 'static,
@@ -711,6 +837,29 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
                 "a queue must hold at least one item",
             ));
         }
+        if self.capacity > MAX_CAPACITY {
+            return Err(Error::invalid_option(
+                format!("capacity of queue `{name}`"),
+                self.capacity,
+                format!(
+                    "a queue holds at most {MAX_CAPACITY} items (its slots are allocated up front)"
+                ),
+            ));
+        }
+        // crossbeam's slot: a stamp word and the item (the same layout as this pair).
+        let slot = std::mem::size_of::<(usize, T)>();
+        if self.capacity.saturating_mul(slot) > MAX_CHANNEL_BYTES {
+            return Err(Error::invalid_option(
+                format!("capacity of queue `{name}`"),
+                self.capacity,
+                format!(
+                    "{} slots of {slot} bytes would take more than {MAX_CHANNEL_BYTES} bytes \
+                     (allocated up front); at most {} items of this size",
+                    self.capacity,
+                    MAX_CHANNEL_BYTES / slot
+                ),
+            ));
+        }
         if self.workers == 0 {
             return Err(Error::invalid_option(
                 format!("workers of queue `{name}`"),
@@ -718,11 +867,24 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
                 "a queue needs at least one worker",
             ));
         }
-        if let Some(bytes) = self.stack_size.filter(|&b| b < MIN_STACK_SIZE) {
+        if self.workers > MAX_WORKERS {
+            return Err(Error::invalid_option(
+                format!("workers of queue `{name}`"),
+                self.workers,
+                format!("a queue has at most {MAX_WORKERS} worker threads"),
+            ));
+        }
+        if let Some(bytes) = self
+            .stack_size
+            .filter(|&b| !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&b))
+        {
             return Err(Error::invalid_option(
                 format!("stack_size of queue `{name}`"),
                 bytes,
-                format!("a thread stack must be at least {MIN_STACK_SIZE} bytes"),
+                format!(
+                    "a thread stack must be from {MIN_STACK_SIZE} bytes (64 KiB) to \
+                     {MAX_STACK_SIZE} bytes (1 GiB)"
+                ),
             ));
         }
         let (tx, rx) = crossbeam_channel::bounded(self.capacity);
@@ -862,6 +1024,15 @@ pub struct WorkQueue<T: Send + 'static> {
 }
 
 impl<T: Send + 'static> WorkQueue<T> {
+    /// The largest [`capacity`](WorkQueueBuilder::capacity): 2^20 items. The channel's slots
+    /// are allocated up front (16 bytes each for a pointer-sized item: 16 MiB at this
+    /// maximum), and the slots of one queue may take at most 1 GiB, which bounds the capacity
+    /// lower for items bigger than about 1 KiB.
+    pub const MAX_CAPACITY: usize = MAX_CAPACITY;
+
+    /// The largest number of [`workers`](WorkQueueBuilder::workers): 1024 threads.
+    pub const MAX_WORKERS: usize = MAX_WORKERS;
+
     /// A builder for a queue named `name` (also its service name and the prefix of its
     /// worker threads' names).
     pub fn builder(name: &str) -> WorkQueueBuilder<T> {
@@ -911,19 +1082,15 @@ impl<T: Send + 'static> WorkQueue<T> {
 
     /// Refuses new items, wakes blocked senders, and seals the channel so that the workers
     /// exit once it is empty (invariant 2).
-    fn close_and_seal(&self, deadline: Deadline) {
+    fn close_and_seal(&self) {
         self.core.close();
-        if !self.core.seal(deadline) {
-            log::warn!(
-                "queue `{}`: a send still held the queue at the deadline; not sealed",
-                self.core.name
-            );
-        }
+        self.core.seal();
     }
 
-    /// Cancels what is queued, fires the jobs' token, and keeps the items to hand back.
-    fn cancel(&mut self, reason: StopReason) {
-        let items = self.core.cancel();
+    /// Cancels what is queued (waiting until `until` for the senders woken by the close),
+    /// fires the jobs' token, and keeps the items to hand back.
+    fn cancel(&mut self, reason: StopReason, until: Deadline) {
+        let items = self.core.cancel(until);
         if !items.is_empty() {
             log::info!(
                 "queue `{}`: handing back {} item(s) that never ran",
@@ -1019,8 +1186,8 @@ impl<T: Send + 'static> HostedService for WorkQueue<T> {
                     // The host will not stop a service whose start failed: release the
                     // workers already running and hand back what is queued now.
                     self.finished = true;
-                    self.close_and_seal(ctx.deadline());
-                    self.cancel(StopReason::Requested);
+                    self.close_and_seal();
+                    self.cancel(StopReason::Requested, ctx.deadline());
                     let detached = self.join_workers_by(ctx.deadline());
                     self.finish(Instant::now(), detached);
                     return Err(Box::new(Error::Spawn {
@@ -1039,43 +1206,39 @@ impl<T: Send + 'static> HostedService for WorkQueue<T> {
         let began = Instant::now();
         let deadline = ctx.deadline();
         self.finished = true;
-        self.close_and_seal(deadline);
+        self.close_and_seal();
+        // Computed once from the stop deadline: the end of the workers' join leaves the host a
+        // margin for the reply (a tenth of the budget, at most `REPLY_MARGIN`).
+        let join_by = earlier_by(deadline, |budget| REPLY_MARGIN.min(budget / 10));
         if self.drain_on_stop {
             let depth = self.core.len();
             log::info!(
                 "queue `{}` stopping: draining {depth} queued item(s)",
                 self.core.name
             );
-            let drain_until = match (deadline.instant(), deadline.remaining()) {
-                (Some(at), Some(budget)) => {
-                    let grace = self
-                        .cancel_grace
-                        .unwrap_or_else(|| (budget / 5).min(MAX_DEFAULT_GRACE));
-                    Deadline::at(at.checked_sub(grace).unwrap_or(at))
-                }
-                _ => Deadline::NEVER,
-            };
+            // A grace longer than the budget (up to `Duration::MAX`) cancels at once.
+            let grace = self.cancel_grace;
+            let drain_until = earlier_by(deadline, |budget| {
+                grace.unwrap_or_else(|| (budget / 5).min(MAX_DEFAULT_GRACE))
+            });
             if !self.core.await_workers(drain_until) {
                 log::info!(
                     "queue `{}`: the drain ran out of time; cancelling the running jobs",
                     self.core.name
                 );
-                self.cancel(StopReason::Deadline);
+                self.cancel(StopReason::Deadline, join_by);
             }
         } else {
             log::info!("queue `{}` stopping: cancelling at once", self.core.name);
-            self.cancel(StopReason::Requested);
+            self.cancel(StopReason::Requested, join_by);
         }
-        let join_by = match (deadline.instant(), deadline.remaining()) {
-            (Some(at), Some(budget)) => {
-                Deadline::at(at.checked_sub(REPLY_MARGIN.min(budget / 10)).unwrap_or(at))
-            }
-            _ => Deadline::NEVER,
-        };
         let detached = self.join_workers_by(join_by);
-        // Anything still queued (only if the seal failed) is handed back rather than lost.
-        let rest = self.core.cancel();
-        self.unrun.extend(rest);
+        // Nothing is left queued unless a worker is detached or a sender was late: sweep again
+        // (without waiting) so that it is handed back now rather than later.
+        if detached > 0 || self.core.is_cancelled() {
+            let rest = self.core.cancel(Deadline::at(Instant::now()));
+            self.unrun.extend(rest);
+        }
         self.finish(began, detached);
         if detached > 0 {
             return Err(format!(
@@ -1103,8 +1266,8 @@ impl<T: Send + 'static> Drop for WorkQueue<T> {
         // Never stopped (the host never started, or dropped us after an aborted start):
         // refuse new items, wake blocked senders, hand back everything queued.
         let began = Instant::now();
-        self.close_and_seal(Deadline::after(Duration::from_secs(1)));
-        self.cancel(StopReason::Requested);
+        self.close_and_seal();
+        self.cancel(StopReason::Requested, Deadline::after(DROP_WAIT));
         let detached = self.threads.iter().filter(|t| t.is_some()).count();
         // Dropping the handles detaches workers that may still finish a job; never block in
         // a drop.

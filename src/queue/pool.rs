@@ -65,7 +65,7 @@ fn worker_main<T: Send + 'static>(core: &Core<T>, handler: &Handler<T>, index: u
     for item in rx.iter() {
         if core.is_cancelled() {
             // Received after the cancel: hand it back, never start it (invariant 3).
-            core.hand_back_late(item);
+            core.hand_back_late(vec![item]);
             continue;
         }
         bump(&counters.taken);

@@ -351,6 +351,268 @@ static bool queue_bad_input(void) {
     return true;
 }
 
+/* ---- Regressions of the seal, the option bounds and the cancel grace ---------------------- */
+
+typedef struct {
+    threadhost_producer *producer;
+    counter *waited;      /* bumped once, after the first send that waited on a full queue */
+    int base;
+    int accepted;         /* items this sender got in (each must reach on_unrun) */
+    uint64_t timeout_ms;  /* of each send */
+} waiter;
+
+/* Timed sends (even at 0 ms each one waits on the full queue, then times out) until CLOSED. */
+static void *send_until_closed(void *arg) {
+    waiter *w = arg;
+    bool told = false;
+    for (int i = 0;; i++) {
+        int *it = item(w->base + i);
+        threadhost_status st = threadhost_producer_send(w->producer, it, w->timeout_ms);
+        if (st == THREADHOST_OK) {
+            w->accepted++;
+            continue;
+        }
+        free(it); /* refused: still ours */
+        if (st == THREADHOST_CLOSED) break;
+        if (!told) {
+            counter_add(w->waited, 1);
+            told = true;
+        }
+    }
+    threadhost_producer_free(w->producer);
+    return NULL;
+}
+
+/* Regression: freeing a host that never started its queue while senders wait on the full queue
+ * lost an item now and then (a send that completed after the free's sweep returned OK, and the
+ * item reached no callback: "sent 2, queued 1/1, returned 1"). Every accepted item must reach
+ * on_unrun, exactly once (valgrind: each is freed once). */
+static bool host_freed_before_start_loses_no_item_of_waiting_senders(void) {
+    enum { SENDERS = 8 };
+    for (int round = 0; round < 300; round++) {
+        sink s;
+        sink_init(&s);
+        counter waited;
+        counter_init(&waited);
+        threadhost_queue *q = NULL;
+        CHECK_STATUS(threadhost_queue_new("waited", &q), THREADHOST_OK);
+        CHECK_STATUS(threadhost_queue_capacity(q, 1), THREADHOST_OK);
+        threadhost_service *svc = NULL;
+        threadhost_producer *p = NULL;
+        CHECK_STATUS(threadhost_queue_build(q, handler, on_unrun, NULL, &s, on_destroy, &svc, &p),
+                     THREADHOST_OK);
+        threadhost_builder *b = threadhost_builder_new();
+        CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+        threadhost_host *host = NULL;
+        CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
+        CHECK_STATUS(threadhost_producer_send(p, item(0), 0), THREADHOST_OK); /* full */
+        pthread_t threads[SENDERS];
+        waiter waiters[SENDERS];
+        for (int i = 0; i < SENDERS; i++) {
+            waiters[i].timeout_ms = (uint64_t)(i % 2); /* parked for 1 ms, or not parked */
+            waiters[i].waited = &waited;
+            waiters[i].base = (i + 1) * 1000000;
+            waiters[i].accepted = 0;
+            CHECK_STATUS(threadhost_producer_clone(p, &waiters[i].producer), THREADHOST_OK);
+            CHECK(pthread_create(&threads[i], NULL, send_until_closed, &waiters[i]) == 0);
+        }
+        CHECK(counter_wait(&waited, SENDERS, 10000)); /* each has waited on the full queue */
+        threadhost_host_free(host);             /* never started */
+        int accepted = 1;                       /* item 0 */
+        for (int i = 0; i < SENDERS; i++) {
+            pthread_join(threads[i], NULL);
+            accepted += waiters[i].accepted;
+        }
+        threadhost_queue_metrics m;
+        CHECK_STATUS(threadhost_producer_metrics(p, &m), THREADHOST_OK);
+        if (counter_get(&s.unrun) != accepted || m.sent != (uint64_t)accepted ||
+            m.returned != m.sent || m.depth != 0) {
+            fprintf(stderr, "round %d: accepted %d, handed back %d; sent %llu returned %llu depth %llu\n",
+                    round, accepted, counter_get(&s.unrun), (unsigned long long)m.sent,
+                    (unsigned long long)m.returned, (unsigned long long)m.depth);
+            return false;
+        }
+        threadhost_producer_free(p);
+        CHECK(counter_get(&s.destroyed) == 1);
+        counter_destroy(&waited);
+        sink_destroy(&s);
+    }
+    return true;
+}
+
+typedef struct {
+    counter destroyed;
+    counter quit; /* set to 1: the hammers stop */
+} pressure;
+
+static threadhost_status count_only(void *user, void *it, const threadhost_token *token) {
+    (void)user;
+    (void)it;
+    (void)token;
+    return THREADHOST_OK;
+}
+
+static void forget(void *user, void **items, size_t count) {
+    (void)user;
+    (void)items;
+    (void)count; /* the items are not allocated */
+}
+
+static void pressure_destroy(void *user) { counter_add(&((pressure *)user)->destroyed, 1); }
+
+typedef struct {
+    threadhost_producer *producer;
+    pressure *pr;
+    counter *running;
+} hammer;
+
+/* Sends as fast as it can, ignoring every refusal, until told to quit. */
+static void *hammer_main(void *arg) {
+    hammer *h = arg;
+    static int dummy;
+    for (long i = 0; counter_get(&h->pr->quit) == 0; i++) {
+        if (i % 2 == 0) {
+            (void)threadhost_producer_try_send(h->producer, &dummy);
+        } else {
+            (void)threadhost_producer_send(h->producer, &dummy, 0);
+        }
+        if (i == 1000) counter_add(h->running, 1);
+    }
+    threadhost_producer_free(h->producer);
+    return NULL;
+}
+
+/* Regression: a stop with a tiny deadline under producer pressure could fail to seal the queue
+ * (a send held its lock at the deadline): the idle workers then waited forever, and the
+ * queue's destroy never ran. It must run once the host and the producers are freed. */
+static bool tiny_stop_under_pressure_still_runs_destroy(void) {
+    for (int round = 0; round < 80; round++) {
+        pressure pr;
+        counter_init(&pr.destroyed);
+        counter_init(&pr.quit);
+        counter running;
+        counter_init(&running);
+        threadhost_queue *q = NULL;
+        CHECK_STATUS(threadhost_queue_new("pressure", &q), THREADHOST_OK);
+        CHECK_STATUS(threadhost_queue_capacity(q, 4), THREADHOST_OK);
+        CHECK_STATUS(threadhost_queue_workers(q, 2), THREADHOST_OK);
+        CHECK_STATUS(threadhost_queue_full_mode(
+                         q, round % 2 ? THREADHOST_FULL_DROP_OLDEST : THREADHOST_FULL_BLOCK),
+                     THREADHOST_OK);
+        threadhost_service *svc = NULL;
+        threadhost_producer *p = NULL;
+        CHECK_STATUS(threadhost_queue_build(q, count_only, forget, forget, &pr, pressure_destroy,
+                                            &svc, &p),
+                     THREADHOST_OK);
+        if (round % 4 < 2) {
+            /* The queue's stop hook runs with its deadline already passed. */
+            CHECK_STATUS(threadhost_service_stop_timeout(svc, 0), THREADHOST_OK);
+        }
+        threadhost_builder *b = threadhost_builder_new();
+        CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+        threadhost_host *host = NULL;
+        CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
+        CHECK_STATUS(threadhost_host_start(host, 5000), THREADHOST_OK);
+        pthread_t threads[6];
+        hammer hammers[6];
+        for (int i = 0; i < 6; i++) {
+            hammers[i].pr = &pr;
+            hammers[i].running = &running;
+            CHECK_STATUS(threadhost_producer_clone(p, &hammers[i].producer), THREADHOST_OK);
+            CHECK(pthread_create(&threads[i], NULL, hammer_main, &hammers[i]) == 0);
+        }
+        CHECK(counter_wait(&running, 6, 10000));
+        threadhost_status st = threadhost_host_stop(host, 1 + round % 5);
+        CHECK(st == THREADHOST_OK || st == THREADHOST_STOP_TIMEOUT || st == THREADHOST_SERVICE_FAILED);
+        threadhost_host_free(host);
+        counter_add(&pr.quit, 1);
+        for (int i = 0; i < 6; i++) pthread_join(threads[i], NULL);
+        threadhost_producer_free(p);
+        if (!counter_wait(&pr.destroyed, 1, 10000)) {
+            fprintf(stderr, "round %d: the queue's destroy did not run: a worker outlived it\n",
+                    round);
+            return false;
+        }
+        counter_destroy(&running);
+        counter_destroy(&pr.quit);
+        counter_destroy(&pr.destroyed);
+    }
+    return true;
+}
+
+static bool build_status(size_t capacity, size_t workers, size_t stack, threadhost_status expected,
+                         const char *names) {
+    sink s;
+    sink_init(&s);
+    threadhost_queue *q = NULL;
+    CHECK_STATUS(threadhost_queue_new("bounds", &q), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_capacity(q, capacity), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_workers(q, workers), THREADHOST_OK);
+    if (stack != 0) CHECK_STATUS(threadhost_queue_stack_size(q, stack), THREADHOST_OK);
+    threadhost_service *svc = NULL;
+    threadhost_producer *p = NULL;
+    CHECK_STATUS(threadhost_queue_build(q, handler, NULL, NULL, &s, on_destroy, &svc, &p), expected);
+    if (names != NULL) CHECK(last_error_contains(names));
+    threadhost_service_free(svc);
+    threadhost_producer_free(p);
+    CHECK(counter_get(&s.destroyed) == 1);
+    sink_destroy(&s);
+    return true;
+}
+
+/* Capacity, workers and stack size have maxima: at the maximum the queue builds; above it,
+ * THREADHOST_INVALID_CONFIG naming the option; never an abort (capacity 2^28 or 2^40 used to
+ * abort the process allocating its slots) or THREADHOST_PANIC (workers SIZE_MAX). */
+static bool queue_option_bounds(void) {
+    const size_t max_cap = THREADHOST_QUEUE_MAX_CAPACITY, max_workers = THREADHOST_QUEUE_MAX_WORKERS;
+    CHECK(build_status(max_cap, 1, 0, THREADHOST_OK, NULL));
+    CHECK(build_status(1, max_workers, 0, THREADHOST_OK, NULL));
+    CHECK(build_status(1, 1, (size_t)1 << 30, THREADHOST_OK, NULL));
+    CHECK(build_status(1, 1, 64 * 1024, THREADHOST_OK, NULL));
+    const size_t big_caps[] = {max_cap + 1, (size_t)1 << 28, (size_t)1 << 40, SIZE_MAX};
+    for (size_t i = 0; i < sizeof big_caps / sizeof big_caps[0]; i++) {
+        CHECK(build_status(big_caps[i], 1, 0, THREADHOST_INVALID_CONFIG, "capacity"));
+    }
+    CHECK(build_status(1, max_workers + 1, 0, THREADHOST_INVALID_CONFIG, "workers"));
+    CHECK(build_status(1, SIZE_MAX, 0, THREADHOST_INVALID_CONFIG, "workers"));
+    CHECK(build_status(1, 1, 1, THREADHOST_INVALID_CONFIG, "stack_size"));
+    CHECK(build_status(1, 1, ((size_t)1 << 30) + 1, THREADHOST_INVALID_CONFIG, "stack_size"));
+    CHECK(build_status(1, 1, SIZE_MAX, THREADHOST_INVALID_CONFIG, "stack_size"));
+    return true;
+}
+
+/* Regression: a cancel grace longer than the stop budget (UINT64_MAX ms) drained until the full
+ * deadline instead of cancelling at once. */
+static bool cancel_grace_max_cancels_at_once(void) {
+    sink s;
+    sink_init(&s);
+    s.block_first = true; /* item 0 waits for the jobs' token */
+    threadhost_queue *q = NULL;
+    CHECK_STATUS(threadhost_queue_new("grace", &q), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_cancel_grace(q, UINT64_MAX), THREADHOST_OK);
+    threadhost_service *svc = NULL;
+    threadhost_producer *p = NULL;
+    CHECK_STATUS(threadhost_queue_build(q, handler, on_unrun, NULL, &s, on_destroy, &svc, &p),
+                 THREADHOST_OK);
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    threadhost_host *host = NULL;
+    CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_start(host, 5000), THREADHOST_OK);
+    CHECK_STATUS(threadhost_producer_send(p, item(0), 5000), THREADHOST_OK);
+    CHECK(counter_wait(&s.started, 1, 5000));
+    CHECK_STATUS(threadhost_producer_send(p, item(1), 5000), THREADHOST_OK);
+    long long t0 = now_ms();
+    CHECK_STATUS(threadhost_host_stop(host, 2000), THREADHOST_OK);
+    CHECK(now_ms() - t0 < 1000); /* cancelled at once, not drained for 2 s */
+    CHECK(counter_get(&s.unrun) == 1 && s.unrun_ids[0] == 1);
+    threadhost_host_free(host);
+    threadhost_producer_free(p);
+    CHECK(counter_get(&s.destroyed) == 1);
+    sink_destroy(&s);
+    return true;
+}
+
 int main(void) {
     int failures = 0;
     RUN(smoke);
@@ -360,5 +622,9 @@ int main(void) {
     RUN(conservation_across_producer_threads);
     RUN(host_freed_before_start_hands_items_back);
     RUN(queue_bad_input);
+    RUN(host_freed_before_start_loses_no_item_of_waiting_senders);
+    RUN(tiny_stop_under_pressure_still_runs_destroy);
+    RUN(queue_option_bounds);
+    RUN(cancel_grace_max_cancels_at_once);
     return failures == 0 ? 0 : 1;
 }

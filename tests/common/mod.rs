@@ -128,6 +128,21 @@ impl Probe {
             "{what}: probe not set within {PATIENCE:?}"
         );
     }
+
+    /// A value that sets this probe when it is dropped: captured by a closure, it tells when
+    /// the last owner of the closure (e.g. the last worker thread of a queue) let go of it.
+    pub(crate) fn set_on_drop(&self) -> SetOnDrop {
+        SetOnDrop(self.clone())
+    }
+}
+
+/// Sets its [`Probe`] on drop.
+pub(crate) struct SetOnDrop(Probe);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
 }
 
 /// A gate that holds threads until the test opens it: a "hung" service blocks on it, ignoring
