@@ -246,7 +246,10 @@ threadhost_status threadhost_builder_stop_concurrently(threadhost_builder *build
 threadhost_status threadhost_builder_on_failure(threadhost_builder *builder,
                                                 threadhost_policy policy);
 
-/* The stack size of every service thread, in bytes; at least 64 KiB (checked at build). */
+/*
+ * The stack size of every service thread, in bytes: from 64 KiB to 1 GiB. Checked by
+ * threadhost_builder_build (THREADHOST_INVALID_CONFIG, the message names stack_size).
+ */
 threadhost_status threadhost_builder_stack_size(threadhost_builder *builder, size_t bytes);
 
 /*
@@ -292,8 +295,8 @@ threadhost_status threadhost_builder_add_background(threadhost_builder *builder,
 /*
  * Validates the configuration and builds the host into *host_out (owned by the caller; free
  * it with threadhost_host_free). Consumes `builder` whatever the result: never use or free it
- * afterwards. THREADHOST_INVALID_CONFIG: an empty or duplicate service name, a stack under
- * 64 KiB, a bad restart policy, an unknown dependency or a cycle; the services are then freed
+ * afterwards. THREADHOST_INVALID_CONFIG: an empty or duplicate service name, a stack size
+ * outside 64 KiB to 1 GiB, a bad restart policy, an unknown dependency or a cycle; the services are then freed
  * (their destroy runs). No thread starts before threadhost_host_start or threadhost_host_run.
  */
 threadhost_status threadhost_builder_build(threadhost_builder *builder,
@@ -345,7 +348,10 @@ threadhost_status threadhost_service_stop_timeout(threadhost_service *service,
 threadhost_status threadhost_service_start_timeout(threadhost_service *service,
                                                    uint64_t timeout_ms);
 
-/* This service's thread stack size in bytes; at least 64 KiB (checked at build). */
+/*
+ * This service's thread stack size in bytes: from 64 KiB to 1 GiB. Checked by
+ * threadhost_builder_build (THREADHOST_INVALID_CONFIG naming the service's stack_size).
+ */
 threadhost_status threadhost_service_stack_size(threadhost_service *service, size_t bytes);
 
 /*

@@ -293,7 +293,7 @@ pub unsafe extern "C" fn threadhost_service_start_timeout(
     }
 }
 
-/// The stack size of this service's thread, in bytes (at least 64 KiB; checked by
+/// The stack size of this service's thread, in bytes (64 KiB to 1 GiB; checked by
 /// `threadhost_builder_build`).
 ///
 /// # Safety

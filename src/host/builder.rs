@@ -146,8 +146,9 @@ impl HostBuilder {
         self
     }
 
-    /// The stack size of every service thread, in bytes (at least 64 KiB). The default is
-    /// Rust's default; a service may override it with [`Service::stack_size`].
+    /// The stack size of every service thread, in bytes: from 64 KiB to 1 GiB (checked by
+    /// [`build`](HostBuilder::build)). The default is Rust's default; a service may override
+    /// it with [`Service::stack_size`], within the same bounds.
     pub fn stack_size(mut self, bytes: usize) -> HostBuilder {
         self.options.stack_size = Some(bytes);
         self
@@ -241,7 +242,8 @@ impl HostBuilder {
     /// # Errors
     ///
     /// - [`Error::InvalidOption`]: an empty service name or one with a NUL byte, a stack
-    ///   smaller than 64 KiB, a restart policy out of range.
+    ///   (host-wide or a service's) outside 64 KiB to 1 GiB, a restart policy out of range
+    ///   (see [`Policy::Restart`]).
     /// - [`Error::InvalidOption`] naming a `THREADHOST_*` variable and its value
     ///   ([`options_from_env`](HostBuilder::options_from_env)), or `NOTIFY_SOCKET`,
     ///   `WATCHDOG_USEC`, `WATCHDOG_PID` ([`systemd`](HostBuilder::systemd)).

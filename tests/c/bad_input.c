@@ -246,6 +246,19 @@ static bool invalid_config_is_reported_by_build(void) {
     CHECK_STATUS(threadhost_builder_stack_size(b, 1), THREADHOST_OK);
     CHECK(build_fails(b, "stack"));
 
+    /* Absurd sizes are refused by build, naming the option and the value, instead of failing
+     * at spawn: SIZE_MAX, zero, and just past the 1 GiB maximum. */
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_stack_size(b, SIZE_MAX), THREADHOST_OK);
+    CHECK(build_fails(b, "stack_size"));
+    CHECK(last_error_contains("at most 1073741824 bytes"));
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_stack_size(b, 0), THREADHOST_OK);
+    CHECK(build_fails(b, "invalid value `0` for stack_size"));
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_stack_size(b, ((size_t)1 << 30) + 1), THREADHOST_OK);
+    CHECK(build_fails(b, "1073741825"));
+
     threadhost_service *svc = NULL;
     CHECK_STATUS(threadhost_service_new_background("r", body_until_stopped, NULL, NULL, &svc), THREADHOST_OK);
     CHECK_STATUS(threadhost_service_restart(svc, 1, 2, 3, 0), THREADHOST_OK);
@@ -270,6 +283,13 @@ static bool invalid_config_is_reported_by_build(void) {
     b = threadhost_builder_new();
     CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
     CHECK(build_fails(b, "`s`"));
+
+    CHECK_STATUS(threadhost_service_new_background("big", body_until_stopped, NULL, NULL, &svc), THREADHOST_OK);
+    CHECK_STATUS(threadhost_service_stack_size(svc, SIZE_MAX), THREADHOST_OK);
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    CHECK(build_fails(b, "stack_size of service `big`"));
+    CHECK(last_error_contains("1 GiB"));
     return true;
 }
 
