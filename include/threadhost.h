@@ -333,7 +333,10 @@ threadhost_status threadhost_service_on_failure(threadhost_service *service,
 /*
  * Restart this service's body after a failure, waiting a backoff that doubles from
  * initial_backoff_ms up to max_backoff_ms; more than max_restarts restarts within within_ms
- * stop the host. initial <= max and within > 0 are checked at build.
+ * stop the host. Checked at build (THREADHOST_INVALID_CONFIG naming the field): initial <= max,
+ * within > 0, max_restarts at most 100000 or exactly UINT32_MAX (unlimited: never stops the
+ * host). Every wait is at least 1 ms (a zero backoff is raised to it: at most 1000 restarts a
+ * second).
  */
 threadhost_status threadhost_service_restart(threadhost_service *service,
                                              uint64_t initial_backoff_ms,

@@ -272,6 +272,20 @@ static bool invalid_config_is_reported_by_build(void) {
     CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
     CHECK(build_fails(b, "initial backoff"));
 
+    /* max_restarts: at most 100000, or UINT32_MAX for unlimited. */
+    CHECK_STATUS(threadhost_service_new_background("r", body_until_stopped, NULL, NULL, &svc), THREADHOST_OK);
+    CHECK_STATUS(threadhost_service_restart(svc, 0, 1, 100001, 1000), THREADHOST_OK);
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    CHECK(build_fails(b, "max_restarts"));
+    CHECK_STATUS(threadhost_service_new_background("r", body_until_stopped, NULL, NULL, &svc), THREADHOST_OK);
+    CHECK_STATUS(threadhost_service_restart(svc, 0, 1, UINT32_MAX, 1000), THREADHOST_OK);
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    threadhost_host *unlimited = NULL;
+    CHECK_STATUS(threadhost_builder_build(b, &unlimited), THREADHOST_OK);
+    threadhost_host_free(unlimited);
+
     CHECK_STATUS(threadhost_service_new_background("a", body_until_stopped, NULL, NULL, &svc), THREADHOST_OK);
     CHECK_STATUS(threadhost_service_depends_on(svc, "ghost"), THREADHOST_OK);
     b = threadhost_builder_new();
