@@ -131,7 +131,9 @@ threadhost_status threadhost_last_error_message(char *buf, size_t len, size_t *o
  * The exit code for the status of threadhost_host_run (or of a failed
  * threadhost_builder_build): THREADHOST_EXIT_OK for THREADHOST_OK, THREADHOST_EXIT_CONFIG for
  * THREADHOST_INVALID_CONFIG, THREADHOST_EXIT_STOP_TIMEOUT for THREADHOST_STOP_TIMEOUT,
- * THREADHOST_EXIT_FAILURE for anything else. Any thread.
+ * THREADHOST_EXIT_FAILURE for anything else. Any thread. For every outcome of
+ * threadhost_host_run this equals Rust's threadhost::exit_code of Host::run for the same
+ * outcome (tests/c/parity.c).
  */
 int threadhost_exit_code(threadhost_status status);
 
@@ -620,7 +622,9 @@ threadhost_status threadhost_host_start(const threadhost_host *host, uint64_t ti
  * Stops the host: fires each service's token and runs its stop hook, in reverse start order,
  * all within one deadline timeout_ms from now. Returns THREADHOST_OK when every service
  * stopped cleanly, THREADHOST_STOP_TIMEOUT when one overran (its thread is detached; the
- * message names it), THREADHOST_SERVICE_FAILED when one failed. Stop before start is a no-op;
+ * message names it), THREADHOST_SERVICE_FAILED when one failed, whatever its policy (a
+ * summary of the stop's report, not the run's outcome: for an exit code, use the status of
+ * threadhost_host_run). Stop before start is a no-op;
  * stop twice returns the first stop's result. Concurrent callers share one stop.
  */
 threadhost_status threadhost_host_stop(const threadhost_host *host, uint64_t timeout_ms);
@@ -637,8 +641,10 @@ threadhost_status threadhost_host_join(const threadhost_host *host, uint64_t tim
  * Runs the host to completion: installs the console lifetime if the builder asked for it,
  * starts (startup timeout), waits for a stop request, stops (shutdown timeout). Blocks until
  * the host stopped. Returns the start's error, THREADHOST_SERVICE_FAILED (a service failed
- * under THREADHOST_POLICY_STOP_HOST), THREADHOST_STOP_TIMEOUT, or THREADHOST_OK; map it with
- * threadhost_exit_code. Only on a host never started; during and after run, other threads use
+ * under THREADHOST_POLICY_STOP_HOST, or past its restart limit), THREADHOST_STOP_TIMEOUT, or
+ * THREADHOST_OK (also when a service failed under THREADHOST_POLICY_IGNORE: the policy says
+ * the host goes on, so that is not a failure of the run); map it with threadhost_exit_code.
+ * The same outcome, status and exit code as Rust's Host::run and threadhost::exit_code. Only on a host never started; during and after run, other threads use
  * threadhost_host_request_stop, _state and _snapshot (start, stop and join then return
  * THREADHOST_INVALID_STATE).
  */
