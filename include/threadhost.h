@@ -20,8 +20,17 @@
  *   becomes THREADHOST_PANIC (or the NULL / true / EXIT_FAILURE fallback documented on the
  *   function) with a message.
  * - Objects are opaque. Each `_new` / `_build` / `_clone` result is owned by the caller and
- *   released with the matching `_free`; `_free(NULL)` is a no-op; freeing twice, or using an
- *   object after freeing it, is undefined behaviour.
+ *   released with the matching `_free`; `_free(NULL)` is a no-op. Freeing twice, or using an
+ *   object after freeing it or after a call consumed it, is a bug in the caller; threadhost
+ *   guards the common cases: an owned object carries a tag that is checked on every call and
+ *   cleared when it is freed or consumed, and its memory is kept for reuse by a later object
+ *   of its type (up to 1024 per type). So a builder used after threadhost_builder_build, or a
+ *   host, snapshot, service, stop source or token used or freed again, gives
+ *   THREADHOST_INVALID_ARGUMENT with a message naming the type (a second `_free` does
+ *   nothing but record that message and log it), never a write to freed memory. Best effort:
+ *   once a new object of the same type reuses the memory, the stale pointer reaches the new
+ *   object; and a token's uses (as opposed to its free) are not checked, since a borrowed
+ *   token (threadhost_context_token) has no tag.
  * - Timeouts are in milliseconds from the call; 0 means "do not wait";
  *   THREADHOST_NO_DEADLINE means no deadline. Any other huge value (past the clock's range)
  *   also means no deadline. Each call computes its deadline once.
