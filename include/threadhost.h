@@ -266,7 +266,11 @@ threadhost_status threadhost_builder_stack_size(threadhost_builder *builder, siz
 /*
  * Makes threadhost_host_run handle SIGINT, SIGTERM and SIGHUP: the first requests a graceful
  * stop; a second one while stopping exits the process at once with THREADHOST_EXIT_FORCED.
- * Off by default: the library installs no signal handler unless asked.
+ * Off by default: the library installs no signal handler unless asked. A handler the program
+ * installed itself for one of these signals (or an inherited SIG_IGN, e.g. from nohup) is
+ * REPLACED when threadhost_host_run starts, not chained: detected and logged as a warning,
+ * but not restored. A program with its own signal handlers should call
+ * threadhost_host_request_stop from them instead of using this.
  */
 threadhost_status threadhost_builder_console_lifetime(threadhost_builder *builder);
 

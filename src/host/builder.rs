@@ -160,6 +160,15 @@ impl HostBuilder {
     /// handler stays installed for the life of the process: ctrlc allows one). Off by default: the library never installs a
     /// signal handler unless asked. A program with its own signal handling calls
     /// [`HostHandle::request_stop`](crate::HostHandle::request_stop) instead.
+    ///
+    /// A handler the program installed before [`Host::run`] for any of the three signals
+    /// (with `sigaction`/`signal` or another library) is **replaced**, not chained, and so
+    /// is an inherited `SIG_IGN` (`nohup`, a background job). It is detected — through
+    /// ctrlc's `try_set_handler`, which sees that the disposition is not the default — and
+    /// logged as a warning, but it cannot be told apart from `SIG_IGN` nor restored: that
+    /// would need `sigaction` itself (the `libc` crate), which threadhost does not depend on.
+    /// A program with handlers of its own should not use the console lifetime. A ctrlc
+    /// handler of the program's own makes `run` fail with [`Error::Signal`].
     #[cfg(feature = "termination")]
     pub fn console_lifetime(mut self) -> HostBuilder {
         self.console_lifetime = true;
