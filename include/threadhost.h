@@ -20,8 +20,17 @@
  *   becomes THREADHOST_PANIC (or the NULL / true / EXIT_FAILURE fallback documented on the
  *   function) with a message.
  * - Objects are opaque. Each `_new` / `_build` / `_clone` result is owned by the caller and
- *   released with the matching `_free`; `_free(NULL)` is a no-op; freeing twice, or using an
- *   object after freeing it, is undefined behaviour.
+ *   released with the matching `_free`; `_free(NULL)` is a no-op. Freeing twice, or using an
+ *   object after freeing it or after a call consumed it, is a bug in the caller; threadhost
+ *   guards the common cases: an owned object carries a tag that is checked on every call and
+ *   cleared when it is freed or consumed, and its memory is kept for reuse by a later object
+ *   of its type (up to 1024 per type). So a builder used after threadhost_builder_build, or a
+ *   host, snapshot, service, stop source or token used or freed again, gives
+ *   THREADHOST_INVALID_ARGUMENT with a message naming the type (a second `_free` does
+ *   nothing but record that message and log it), never a write to freed memory. Best effort:
+ *   once a new object of the same type reuses the memory, the stale pointer reaches the new
+ *   object; and a token's uses (as opposed to its free) are not checked, since a borrowed
+ *   token (threadhost_context_token) has no tag.
  * - Timeouts are in milliseconds from the call; 0 means "do not wait";
  *   THREADHOST_NO_DEADLINE means no deadline. Any other huge value (past the clock's range)
  *   also means no deadline. Each call computes its deadline once.
@@ -131,7 +140,9 @@ threadhost_status threadhost_last_error_message(char *buf, size_t len, size_t *o
  * The exit code for the status of threadhost_host_run (or of a failed
  * threadhost_builder_build): THREADHOST_EXIT_OK for THREADHOST_OK, THREADHOST_EXIT_CONFIG for
  * THREADHOST_INVALID_CONFIG, THREADHOST_EXIT_STOP_TIMEOUT for THREADHOST_STOP_TIMEOUT,
- * THREADHOST_EXIT_FAILURE for anything else. Any thread.
+ * THREADHOST_EXIT_FAILURE for anything else. Any thread. For every outcome of
+ * threadhost_host_run this equals Rust's threadhost::exit_code of Host::run for the same
+ * outcome (tests/c/parity.c).
  */
 int threadhost_exit_code(threadhost_status status);
 
@@ -246,13 +257,20 @@ threadhost_status threadhost_builder_stop_concurrently(threadhost_builder *build
 threadhost_status threadhost_builder_on_failure(threadhost_builder *builder,
                                                 threadhost_policy policy);
 
-/* The stack size of every service thread, in bytes; at least 64 KiB (checked at build). */
+/*
+ * The stack size of every service thread, in bytes: from 64 KiB to 1 GiB. Checked by
+ * threadhost_builder_build (THREADHOST_INVALID_CONFIG, the message names stack_size).
+ */
 threadhost_status threadhost_builder_stack_size(threadhost_builder *builder, size_t bytes);
 
 /*
  * Makes threadhost_host_run handle SIGINT, SIGTERM and SIGHUP: the first requests a graceful
  * stop; a second one while stopping exits the process at once with THREADHOST_EXIT_FORCED.
- * Off by default: the library installs no signal handler unless asked.
+ * Off by default: the library installs no signal handler unless asked. A handler the program
+ * installed itself for one of these signals (or an inherited SIG_IGN, e.g. from nohup) is
+ * REPLACED when threadhost_host_run starts, not chained: detected and logged as a warning,
+ * but not restored. A program with its own signal handlers should call
+ * threadhost_host_request_stop from them instead of using this.
  */
 threadhost_status threadhost_builder_console_lifetime(threadhost_builder *builder);
 
@@ -292,8 +310,8 @@ threadhost_status threadhost_builder_add_background(threadhost_builder *builder,
 /*
  * Validates the configuration and builds the host into *host_out (owned by the caller; free
  * it with threadhost_host_free). Consumes `builder` whatever the result: never use or free it
- * afterwards. THREADHOST_INVALID_CONFIG: an empty or duplicate service name, a stack under
- * 64 KiB, a bad restart policy, an unknown dependency or a cycle; the services are then freed
+ * afterwards. THREADHOST_INVALID_CONFIG: an empty or duplicate service name, a stack size
+ * outside 64 KiB to 1 GiB, a bad restart policy, an unknown dependency or a cycle; the services are then freed
  * (their destroy runs). No thread starts before threadhost_host_start or threadhost_host_run.
  */
 threadhost_status threadhost_builder_build(threadhost_builder *builder,
@@ -330,7 +348,10 @@ threadhost_status threadhost_service_on_failure(threadhost_service *service,
 /*
  * Restart this service's body after a failure, waiting a backoff that doubles from
  * initial_backoff_ms up to max_backoff_ms; more than max_restarts restarts within within_ms
- * stop the host. initial <= max and within > 0 are checked at build.
+ * stop the host. Checked at build (THREADHOST_INVALID_CONFIG naming the field): initial <= max,
+ * within > 0, max_restarts at most 100000 or exactly UINT32_MAX (unlimited: never stops the
+ * host). Every wait is at least 1 ms (a zero backoff is raised to it: at most 1000 restarts a
+ * second).
  */
 threadhost_status threadhost_service_restart(threadhost_service *service,
                                              uint64_t initial_backoff_ms,
@@ -345,7 +366,10 @@ threadhost_status threadhost_service_stop_timeout(threadhost_service *service,
 threadhost_status threadhost_service_start_timeout(threadhost_service *service,
                                                    uint64_t timeout_ms);
 
-/* This service's thread stack size in bytes; at least 64 KiB (checked at build). */
+/*
+ * This service's thread stack size in bytes: from 64 KiB to 1 GiB. Checked by
+ * threadhost_builder_build (THREADHOST_INVALID_CONFIG naming the service's stack_size).
+ */
 threadhost_status threadhost_service_stack_size(threadhost_service *service, size_t bytes);
 
 /*
@@ -621,7 +645,9 @@ threadhost_status threadhost_host_start(const threadhost_host *host, uint64_t ti
  * Stops the host: fires each service's token and runs its stop hook, in reverse start order,
  * all within one deadline timeout_ms from now. Returns THREADHOST_OK when every service
  * stopped cleanly, THREADHOST_STOP_TIMEOUT when one overran (its thread is detached; the
- * message names it), THREADHOST_SERVICE_FAILED when one failed. Stop before start is a no-op;
+ * message names it), THREADHOST_SERVICE_FAILED when one failed, whatever its policy (a
+ * summary of the stop's report, not the run's outcome: for an exit code, use the status of
+ * threadhost_host_run). Stop before start is a no-op;
  * stop twice returns the first stop's result. Concurrent callers share one stop.
  */
 threadhost_status threadhost_host_stop(const threadhost_host *host, uint64_t timeout_ms);
@@ -638,8 +664,10 @@ threadhost_status threadhost_host_join(const threadhost_host *host, uint64_t tim
  * Runs the host to completion: installs the console lifetime if the builder asked for it,
  * starts (startup timeout), waits for a stop request, stops (shutdown timeout). Blocks until
  * the host stopped. Returns the start's error, THREADHOST_SERVICE_FAILED (a service failed
- * under THREADHOST_POLICY_STOP_HOST), THREADHOST_STOP_TIMEOUT, or THREADHOST_OK; map it with
- * threadhost_exit_code. Only on a host never started; during and after run, other threads use
+ * under THREADHOST_POLICY_STOP_HOST, or past its restart limit), THREADHOST_STOP_TIMEOUT, or
+ * THREADHOST_OK (also when a service failed under THREADHOST_POLICY_IGNORE: the policy says
+ * the host goes on, so that is not a failure of the run); map it with threadhost_exit_code.
+ * The same outcome, status and exit code as Rust's Host::run and threadhost::exit_code. Only on a host never started; during and after run, other threads use
  * threadhost_host_request_stop, _state and _snapshot (start, stop and join then return
  * THREADHOST_INVALID_STATE).
  */

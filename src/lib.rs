@@ -363,4 +363,4 @@ pub use queue::{
 pub use scope::{Registry, RegistryBuilder, Scope};
 pub use service::{BackgroundService, Context, HostedService, Service};
 pub use stop::{Registration, StopGuard, StopReason, StopSource, StopToken, Stopped};
-pub use supervise::{Backoff, Policy};
+pub use supervise::{Backoff, MAX_RESTARTS, MIN_BACKOFF, Policy, UNLIMITED_RESTARTS};

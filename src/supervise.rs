@@ -36,23 +36,60 @@ pub enum Policy {
     /// Restart the body on its thread after a backoff; more than `max_restarts` failures
     /// within `within` escalate to [`Policy::StopHost`] (Erlang/OTP's restart intensity).
     /// A stop during the backoff wait ends it at once.
+    ///
+    /// Checked by [`HostBuilder::build`](crate::HostBuilder::build) (else
+    /// [`Error::InvalidOption`] naming the field): `max_restarts` at most
+    /// [`MAX_RESTARTS`] or exactly [`UNLIMITED_RESTARTS`]; `within` not zero; the backoff's
+    /// `initial` not above its `max`, `multiplier` at least 1.0, `jitter` within 0.0 to 1.0.
+    /// Every wait, jitter included, is at least [`MIN_BACKOFF`] (1 ms): a zero backoff is
+    /// raised to it, so a body that fails at once is restarted at most 1000 times a second
+    /// instead of spinning a core. `Duration::MAX` (for `backoff.max`, `backoff.initial` or
+    /// `within`) means "never": no overflow, no panic.
     Restart {
-        /// The wait before each restart.
+        /// The wait before each restart (at least [`MIN_BACKOFF`]).
         backoff: Backoff,
-        /// How many restarts are allowed within `within`.
+        /// How many restarts are allowed within `within`: at most [`MAX_RESTARTS`], or
+        /// [`UNLIMITED_RESTARTS`] (`u32::MAX`) to never escalate.
         max_restarts: u32,
-        /// The sliding window over which restarts are counted.
+        /// The sliding window over which restarts are counted (not zero).
         within: Duration,
     },
 }
 
+/// The shortest wait before a restart: a smaller backoff (zero included) is raised to it.
+///
+/// 1 ms bounds a body that fails at once to 1000 restarts a second (each logs a line and
+/// updates the host's state): measured 850,000 restarts in 3 s with a zero backoff before the
+/// floor. It is small enough not to delay a deliberate quick retry noticeably.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(1);
+
+/// The largest finite `max_restarts` of [`Policy::Restart`]: the restart intensity keeps one
+/// timestamp per restart within the window, so this bounds that memory (about 1.6 MB).
+pub const MAX_RESTARTS: u32 = 100_000;
+
+/// `max_restarts` of [`Policy::Restart`] that never escalates: restart for ever (with the
+/// backoff, at least [`MIN_BACKOFF`]); no timestamps are kept.
+pub const UNLIMITED_RESTARTS: u32 = u32::MAX;
+
 impl Policy {
     pub(crate) fn validate(&self, service: &str) -> Result<(), Error> {
         if let Policy::Restart {
-            backoff, within, ..
+            backoff,
+            within,
+            max_restarts,
         } = self
         {
             let name = format!("restart policy of service `{service}`");
+            if *max_restarts > MAX_RESTARTS && *max_restarts != UNLIMITED_RESTARTS {
+                return Err(Error::invalid_option(
+                    format!("{name}: max_restarts"),
+                    max_restarts,
+                    format!(
+                        "must be at most {MAX_RESTARTS} (one timestamp is kept per restart in \
+                         the window), or u32::MAX ({UNLIMITED_RESTARTS}) for unlimited restarts"
+                    ),
+                ));
+            }
             if backoff.multiplier.is_nan() || backoff.multiplier < 1.0 {
                 return Err(Error::invalid_option(
                     format!("{name}: multiplier"),
@@ -130,7 +167,8 @@ impl Backoff {
         self
     }
 
-    /// The wait before restart number `attempt` (0 for the first), before jitter.
+    /// The wait before restart number `attempt` (0 for the first), before jitter and before
+    /// the [`MIN_BACKOFF`] floor the host applies.
     #[must_use]
     pub fn delay(&self, attempt: u32) -> Duration {
         let factor = self.multiplier.powi(attempt.min(1024) as i32);
@@ -138,7 +176,7 @@ impl Backoff {
         if !secs.is_finite() || secs >= self.max.as_secs_f64() {
             self.max
         } else {
-            Duration::from_secs_f64(secs)
+            Duration::try_from_secs_f64(secs).map_or(self.max, |d| d.min(self.max))
         }
     }
 }
@@ -146,7 +184,12 @@ impl Backoff {
 /// Tracks the restarts of one service: the intensity window and the backoff attempt.
 #[derive(Debug)]
 pub(crate) struct RestartTracker {
+    /// The restarts within the window (only the last one under `UNLIMITED_RESTARTS`).
     times: VecDeque<Instant>,
+    /// Restarts since the window was last clear (what `restarts` reports when unlimited).
+    streak: usize,
+    /// The last `next` was under `UNLIMITED_RESTARTS`.
+    unlimited: bool,
     attempt: u32,
     seed: u64,
 }
@@ -155,14 +198,16 @@ impl RestartTracker {
     pub(crate) fn new(seed: u64) -> RestartTracker {
         RestartTracker {
             times: VecDeque::new(),
+            streak: 0,
+            unlimited: false,
             attempt: 0,
             // xorshift must not start at zero.
             seed: seed | 1,
         }
     }
 
-    /// Records a failure now; returns the wait before the restart, or `None` when the
-    /// restart intensity is exceeded (escalate).
+    /// Records a failure now; returns the wait before the restart (at least
+    /// [`MIN_BACKOFF`]), or `None` when the restart intensity is exceeded (escalate).
     pub(crate) fn next(
         &mut self,
         backoff: &Backoff,
@@ -177,19 +222,28 @@ impl RestartTracker {
         {
             self.times.pop_front();
         }
-        if self.times.len() >= max_restarts as usize {
+        let unlimited = max_restarts == UNLIMITED_RESTARTS;
+        self.unlimited = unlimited;
+        if !unlimited && self.times.len() >= max_restarts as usize {
             return None;
+        }
+        let window_clear = self.times.is_empty();
+        if unlimited {
+            // Nothing is counted: the last restart alone decides whether the window is clear.
+            self.times.clear();
         }
         self.times.push_back(now);
         // The backoff grows with consecutive failures inside the window and resets once the
         // window is clear.
-        self.attempt = if self.times.len() == 1 {
-            0
+        if window_clear {
+            self.attempt = 0;
+            self.streak = 1;
         } else {
-            self.attempt.saturating_add(1)
-        };
+            self.attempt = self.attempt.saturating_add(1);
+            self.streak = self.streak.saturating_add(1);
+        }
         let wait = backoff.delay(self.attempt);
-        Some(self.jitter(wait, backoff.jitter))
+        Some(self.jitter(wait, backoff.jitter).max(MIN_BACKOFF))
     }
 
     fn jitter(&mut self, wait: Duration, jitter: f64) -> Duration {
@@ -203,10 +257,18 @@ impl RestartTracker {
         x ^= x << 17;
         self.seed = x;
         let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
-        wait.mul_f64(1.0 - jitter * unit)
+        // Not `mul_f64`: it panics when the product rounds past `Duration::MAX` (a
+        // `Duration::MAX` backoff with jitter did).
+        Duration::try_from_secs_f64(wait.as_secs_f64() * (1.0 - jitter * unit))
+            .map_or(wait, |w| w.min(wait))
     }
 
+    /// The restarts counted now: within the window, or (unlimited) since it was last clear.
     pub(crate) fn restarts(&self) -> usize {
-        self.times.len()
+        if self.unlimited {
+            self.streak
+        } else {
+            self.times.len()
+        }
     }
 }

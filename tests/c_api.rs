@@ -16,7 +16,9 @@
 //! header/exports parity, status-code parity, version macros, and the boundary macro on every
 //! exported function.
 
-use std::collections::BTreeSet;
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -133,11 +135,12 @@ fn c_sources(dir: &str) -> Vec<PathBuf> {
     files
 }
 
-fn run_c_test(stem: &str) {
+fn run_c_test(stem: &str) -> Output {
     let source = root().join("tests/c").join(format!("{stem}.c"));
     let bin = compile(&compiler("CC", "cc"), "c99", &source, stem, &shared_link());
     let output = command(&bin, true).output().expect("run C test");
     assert_passed(stem, &output);
+    output
 }
 
 #[test]
@@ -163,6 +166,181 @@ fn c_periodic() {
 #[test]
 fn c_queue() {
     run_c_test("queue");
+}
+
+/// One mapping of outcomes to exit codes across the ABI: every scenario of tests/c/parity.c
+/// (run through `threadhost_host_run` and `threadhost_exit_code`) gives the exit code that
+/// `threadhost::exit_code` gives for the same scenario run with Rust's `Host::run`.
+#[test]
+fn c_parity() {
+    let output = run_c_test("parity");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let c: BTreeMap<String, (String, u8)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("parity: "))
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            let scenario = parts.next().unwrap().to_owned();
+            let status = parts
+                .next()
+                .unwrap()
+                .strip_prefix("status=")
+                .unwrap()
+                .to_owned();
+            let exit = parts
+                .next()
+                .unwrap()
+                .strip_prefix("exit=")
+                .unwrap()
+                .parse()
+                .unwrap();
+            (scenario, (status, exit))
+        })
+        .collect();
+    let rust = parity::rust_outcomes();
+    assert_eq!(
+        c.keys().collect::<Vec<_>>(),
+        rust.keys().collect::<Vec<_>>(),
+        "the C and Rust scenarios differ"
+    );
+    for (scenario, (rust_result, rust_exit)) in &rust {
+        let (status, c_exit) = &c[scenario];
+        assert_eq!(
+            c_exit, rust_exit,
+            "{scenario}: C {status} exits {c_exit}, Rust {rust_result} exits {rust_exit}"
+        );
+    }
+}
+
+/// The Rust side of `c_parity`: the scenarios of tests/c/parity.c with `Host::run`.
+mod parity {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::common::{Action, Events, Gate, Probe, Rec, ms, spawn};
+    use threadhost::{Backoff, Error, HostBuilder, Policy, Service, ServiceState, StopReport};
+
+    /// What `run` returned (for messages) and its exit code, per scenario.
+    pub(super) fn rust_outcomes() -> BTreeMap<String, (String, u8)> {
+        let mut out = BTreeMap::new();
+        let mut record = |name: &str, result: Result<StopReport, Error>| {
+            let shown = match &result {
+                Ok(_) => "Ok".to_owned(),
+                Err(e) => format!("Err({e})"),
+            };
+            out.insert(name.to_owned(), (shown, threadhost::exit_code(&result)));
+        };
+        record(
+            "clean",
+            HostBuilder::new()
+                .background("one-shot", |ctx| {
+                    ctx.host().request_stop();
+                    Ok(())
+                })
+                .build()
+                .and_then(threadhost::Host::run),
+        );
+        record(
+            "failure_stop_host",
+            HostBuilder::new()
+                .background("bad", |_| Err("disk full".into()))
+                .build()
+                .and_then(threadhost::Host::run),
+        );
+        record("failure_ignore", failure_ignore());
+        record(
+            "restart_intensity_exceeded",
+            HostBuilder::new()
+                .add_service(
+                    Service::background_fn("flaky", |_| Err("disk full".into())).on_failure(
+                        Policy::Restart {
+                            backoff: Backoff::fixed(ms(1)),
+                            max_restarts: 2,
+                            within: Duration::from_secs(60),
+                        },
+                    ),
+                )
+                .build()
+                .and_then(threadhost::Host::run),
+        );
+        let events = Events::new();
+        record(
+            "start_failed",
+            HostBuilder::new()
+                .hosted("db", Rec::new("db", &events).on("start", Action::Fail))
+                .build()
+                .and_then(threadhost::Host::run),
+        );
+        let gate = Gate::new();
+        let opener = gate.opener();
+        record(
+            "start_timeout",
+            HostBuilder::new()
+                .startup_timeout(ms(100))
+                .shutdown_timeout(ms(200))
+                .hosted(
+                    "slow",
+                    Rec::new("slow", &events).on("start", Action::Block(gate)),
+                )
+                .build()
+                .and_then(threadhost::Host::run),
+        );
+        drop(opener);
+        record("stop_overrun", stop_overrun(&events));
+        record(
+            "config_error",
+            HostBuilder::new()
+                .background("twin", |_| Ok(()))
+                .background("twin", |_| Ok(()))
+                .build()
+                .and_then(threadhost::Host::run),
+        );
+        out
+    }
+
+    fn failure_ignore() -> Result<StopReport, Error> {
+        let host = HostBuilder::new()
+            .on_failure(Policy::Ignore)
+            .background("bad", |_| Err("disk full".into()))
+            .background("good", |ctx| {
+                ctx.token().wait();
+                Ok(())
+            })
+            .build()?;
+        let handle = host.handle();
+        let stopper = spawn("stop-once-failed", move || {
+            super::common::eventually("`bad` failed", || {
+                handle.snapshot().service("bad").map(|s| s.state) == Some(ServiceState::Failed)
+            });
+            handle.request_stop();
+        });
+        let result = host.run();
+        stopper.join().unwrap();
+        result
+    }
+
+    fn stop_overrun(events: &Events) -> Result<StopReport, Error> {
+        let gate = Gate::new();
+        let _opener = gate.opener();
+        let running = Probe::new();
+        let host = HostBuilder::new()
+            .shutdown_timeout(ms(100))
+            .background_service(
+                "stuck",
+                Rec::new("stuck", events)
+                    .on("run", Action::Signal(running.clone()))
+                    .on("run", Action::Block(gate.clone())),
+            )
+            .build()?;
+        let handle = host.handle();
+        let stopper = spawn("stop-once-running", move || {
+            running.expect("the stuck body runs");
+            handle.request_stop();
+        });
+        let result = host.run();
+        stopper.join().unwrap();
+        result
+    }
 }
 
 /// Every `tests/c/*.c` has its `#[test]` above (a new file cannot be silently skipped).

@@ -116,10 +116,88 @@ fn stack_sizes() {
         ("256KiB", 262_144),
         ("1m", 1 << 20),
         ("2MiB", 2 << 20),
+        // The bounds themselves are accepted.
+        ("64k", 64 << 10),
+        ("1g", 1 << 30),
+        ("1073741824", 1 << 30),
     ] {
         let options = with(&[("THREADHOST_STACK_SIZE", text)]).unwrap();
         assert_eq!(options.stack_size, Some(expected), "{text}");
     }
+}
+
+/// Asserts that `build` rejects the builder with `InvalidOption` whose name contains `name`
+/// and whose value is `value`.
+#[track_caller]
+fn build_rejects(builder: HostBuilder, name: &str, value: usize) {
+    match builder.build() {
+        Err(Error::InvalidOption {
+            name: n,
+            value: v,
+            reason,
+        }) => {
+            assert!(n.contains(name), "{n} lacks {name}");
+            assert_eq!(v, value.to_string());
+            assert!(
+                reason.contains("65536") || reason.contains("1073741824"),
+                "{reason}"
+            );
+        }
+        Err(other) => panic!("{name}={value}: expected InvalidOption, got {other}"),
+        Ok(_) => panic!("{name}={value}: expected InvalidOption, got a host"),
+    }
+}
+
+/// Stack sizes are bounded (64 KiB to 1 GiB) by `build`, host-wide and per service, instead of
+/// failing at spawn (`usize::MAX`: EINVAL from the OS, far from the line that set it).
+#[test]
+fn stack_size_bounds_are_checked_by_build() {
+    use threadhost::Service;
+    let idle = |ctx: &threadhost::Context| -> threadhost::ServiceResult {
+        ctx.token().wait();
+        Ok(())
+    };
+    for bad in [0, 1, 16 * 1024, 64 * 1024 - 1, (1 << 30) + 1, usize::MAX] {
+        build_rejects(
+            HostBuilder::new().stack_size(bad).background("a", idle),
+            "stack_size",
+            bad,
+        );
+        build_rejects(
+            HostBuilder::new().add_service(Service::background_fn("svc", idle).stack_size(bad)),
+            "stack_size of service `svc`",
+            bad,
+        );
+    }
+    let mut options = HostOptions::default();
+    options.stack_size = Some(usize::MAX);
+    build_rejects(
+        HostBuilder::new().options(options),
+        "stack_size",
+        usize::MAX,
+    );
+    // The minimum really runs: threadhost's own code on the service thread (start, body,
+    // a failure and a caught panic with their log lines, the stop) fits in 64 KiB. (At 16 KiB
+    // and 24 KiB the panicking service overflowed its stack and aborted the process.)
+    let _ = env_logger::builder()
+        .is_test(true)
+        .filter_level(log::LevelFilter::Trace)
+        .try_init();
+    let host = HostBuilder::new()
+        .stack_size(64 * 1024)
+        .on_failure(Policy::Ignore)
+        .background("min", idle)
+        .background("min-fails", |_ctx| Err("fails at once".into()))
+        .background("min-panics", |_ctx| panic!("panics at once"))
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(10)).unwrap();
+    let report = host.stop(Duration::from_secs(10));
+    assert_eq!(
+        report.timed_out(),
+        Vec::<std::sync::Arc<str>>::new(),
+        "{report}"
+    );
 }
 
 #[test]
@@ -146,6 +224,9 @@ fn bad_values_name_the_variable_and_the_value() {
         ("THREADHOST_STOP_CONCURRENTLY", "2"),
         ("THREADHOST_STACK_SIZE", "huge"),
         ("THREADHOST_STACK_SIZE", "1k"), // below the 64 KiB minimum
+        ("THREADHOST_STACK_SIZE", "65535"),
+        ("THREADHOST_STACK_SIZE", "2g"), // above the 1 GiB maximum
+        ("THREADHOST_STACK_SIZE", "18446744073709551615"),
         ("THREADHOST_STACK_SIZE", "99999999999999999999"),
         ("THREADHOST_FAILURE_POLICY", "restart"),
     ] {

@@ -1,12 +1,21 @@
 //! `Host::start` when a service thread cannot be created: the error names the service and the
 //! start returns promptly, without waiting for the shutdown timeout.
+//!
+//! `build` refuses stack sizes above 1 GiB, so the spawn failure is provoked with the largest
+//! accepted stack in a child process (this binary, re-run through `sh`) whose address space
+//! is limited below it (`ulimit -v`): `pthread_create` cannot map the stack.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use threadhost::{Error, HostBuilder, HostState, Service, ServiceState};
 
-/// A stack no machine can map: `pthread_create` fails, so `spawn` returns an error.
-const IMPOSSIBLE_STACK: usize = 1 << 50;
+/// The largest stack `build` accepts (1 GiB), unmappable under `ADDRESS_SPACE_KIB`.
+const IMPOSSIBLE_STACK: usize = 1 << 30;
+/// The child's address-space limit (900 MiB), below `IMPOSSIBLE_STACK`.
+const ADDRESS_SPACE_KIB: u64 = 900 * 1024;
+/// Set in the child that runs the scenario.
+const CHILD_ENV: &str = "TH_SPAWN_CHILD";
 
 #[test]
 fn smoke() {
@@ -27,6 +36,35 @@ fn smoke() {
 /// not be created is reported `Failed`, not `Skipped`.
 #[test]
 fn start_spawn_failure_returns_promptly_and_names_service() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v {ADDRESS_SPACE_KIB} && exec \"$0\" \"$@\""
+            ))
+            .arg(exe)
+            .args([
+                "start_spawn_failure_returns_promptly_and_names_service",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, "1")
+            .output()
+            .expect("run the child under ulimit -v");
+        assert!(
+            output.status.success(),
+            "the child failed ({}):\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // The scenario really ran in the child (not filtered out).
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("1 passed"), "{stdout}");
+        return;
+    }
     let host = HostBuilder::new()
         .shutdown_timeout(Duration::from_secs(20))
         .background("first", |ctx| {

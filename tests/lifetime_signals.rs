@@ -142,7 +142,19 @@ struct Proc {
 }
 
 fn spawn_child(mode: &str, env: &[(&str, &str)]) -> Proc {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    spawn(Command::new(std::env::current_exe().unwrap()), mode, env)
+}
+
+/// The child, exec'd by `sh` after `prelude` (e.g. `trap '' INT`: SIG_IGN is inherited).
+fn spawn_child_via_shell(mode: &str, prelude: &str) -> Proc {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+        .arg(std::env::current_exe().unwrap());
+    spawn(cmd, mode, &[])
+}
+
+fn spawn(mut cmd: Command, mode: &str, env: &[(&str, &str)]) -> Proc {
     cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, mode)
         .env("RUST_LOG", "info")
@@ -341,4 +353,30 @@ fn signal_after_the_host_stopped_still_ends_the_process() {
     assert_eq!(code, Some(i32::from(EXIT_FORCED)), "{log}");
     assert_contains(&log, "after the host stopped: exiting at once");
     assert!(!log.contains("CHILD: still alive"), "{log}");
+}
+
+/// An inherited non-default disposition (here SIG_IGN for SIGINT, set by the shell before it
+/// execs the child, as for a background job) is detected and replaced with a warning: SIGINT
+/// then stops the host gracefully. (A handler of the program's own is detected the same way;
+/// the test has no `libc` to install one.)
+#[test]
+fn an_existing_disposition_is_replaced_with_a_warning() {
+    let mut child = spawn_child_via_shell("graceful", "trap '' INT");
+    child.wait_for(STARTED);
+    child.signal("INT");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    assert_contains(&log, "already had a handler or was ignored");
+    assert_contains(&log, "Application stopped");
+}
+
+/// Without one, no warning.
+#[test]
+fn default_dispositions_give_no_warning() {
+    let mut child = spawn_child("graceful", &[]);
+    child.wait_for(STARTED);
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    assert!(!log.contains("already had a handler"), "{log}");
 }

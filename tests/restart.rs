@@ -387,3 +387,117 @@ fn a_body_failing_at_once_is_not_reported_running() {
         );
     }
 }
+
+/// A body that fails at once, under a zero backoff and unlimited restarts, is restarted at
+/// most once per `MIN_BACKOFF` (1 ms): before the floor it spun a core (556,176 restarts in
+/// 500 ms measured here).
+#[test]
+#[allow(clippy::print_stderr)] // the figure, for `--nocapture` and NOTES
+fn zero_backoff_with_unlimited_restarts_is_floored() {
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&runs);
+    let host = HostBuilder::new()
+        .add_service(
+            Service::background_fn("spinner", move |_ctx| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                Err("fails at once".into())
+            })
+            .on_failure(restart(
+                Backoff::fixed(Duration::ZERO),
+                threadhost::UNLIMITED_RESTARTS,
+                Duration::from_secs(1),
+            )),
+        )
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(5)).unwrap();
+    let window = ms(500);
+    let began = Instant::now();
+    let at_start = runs.load(Ordering::Relaxed);
+    // A measurement window, not synchronisation: count what happens in it.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::sleep(window);
+    let counted = runs.load(Ordering::Relaxed) - at_start;
+    let elapsed = began.elapsed();
+    assert!(host.stop(Duration::from_secs(5)).timed_out().is_empty());
+    eprintln!("{counted} restarts in {elapsed:?} with a zero backoff");
+    // At most one per millisecond (plus slack for the window's edges); still restarting.
+    let bound = u32::try_from(elapsed.as_millis()).unwrap() + 10;
+    assert!(
+        counted <= bound,
+        "{counted} restarts in {elapsed:?}: the 1 ms floor allows {bound}"
+    );
+    assert!(counted >= 5, "only {counted} restarts in {elapsed:?}");
+}
+
+#[test]
+fn max_restarts_is_bounded_unless_unlimited() {
+    let build = |max_restarts: u32| {
+        HostBuilder::new()
+            .add_service(
+                Service::background_fn("svc", |_| Ok(())).on_failure(restart(
+                    Backoff::fixed(ms(1)),
+                    max_restarts,
+                    Duration::from_secs(1),
+                )),
+            )
+            .build()
+    };
+    for bad in [threadhost::MAX_RESTARTS + 1, u32::MAX - 1] {
+        let err = build(bad).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidOption { name, value, .. }
+                if name.contains("`svc`") && name.contains("max_restarts") && *value == bad.to_string()),
+            "{err}"
+        );
+    }
+    for good in [
+        0,
+        1,
+        threadhost::MAX_RESTARTS,
+        threadhost::UNLIMITED_RESTARTS,
+    ] {
+        let _host = build(good).unwrap();
+    }
+}
+
+/// `Duration::MAX` means "never" for every duration option: no overflow, no panic, and a
+/// stop still ends a `Duration::MAX` backoff wait at once.
+#[test]
+fn duration_max_everywhere_means_never() {
+    let (tx, rx) = unbounded();
+    let max = Duration::MAX;
+    let host = HostBuilder::new()
+        .shutdown_timeout(max)
+        .startup_timeout(max)
+        .add_service(
+            flaky(1, tx)
+                .start_timeout(max)
+                .stop_timeout(max)
+                .liveness(max)
+                .on_failure(restart(
+                    Backoff::exponential(max, max).with_jitter(0.5),
+                    threadhost::MAX_RESTARTS,
+                    max,
+                )),
+        )
+        .build()
+        .unwrap();
+    let handle = host.handle();
+    host.start(max).unwrap();
+    assert!(matches!(recv(&rx), Event::Began(0, _)));
+    await_state(&handle, "flaky", ServiceState::Restarting);
+    let began = Instant::now();
+    let report = host.stop(max);
+    assert!(report.timed_out().is_empty(), "{report}");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    // The failure before the restart is the service's only one: no panic from an overflow.
+    let snapshot = handle.snapshot();
+    let svc = snapshot.service("flaky").unwrap();
+    let last = svc.last_error.as_ref().map(ToString::to_string);
+    assert_eq!(last.as_deref(), Some("failure 1"), "{svc:?}");
+}

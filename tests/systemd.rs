@@ -105,6 +105,26 @@ fn child() {
             .liveness(ms(300))
             .on_failure(Policy::Ignore),
         ),
+        // Hostile texts: a critical service whose name and error text carry newlines, `\r`,
+        // NUL and assignments of their own (and 10 KB of padding); it beats for 400 ms, then
+        // fails (ignored), so pings must stay withheld.
+        "hostile" => builder
+            .add_service(
+                Service::background_fn(HOSTILE_NAME, |ctx| {
+                    let until = Instant::now() + Duration::from_millis(400);
+                    while Instant::now() < until {
+                        ctx.heartbeat();
+                        ctx.sleep(Duration::from_millis(20))?;
+                    }
+                    Err(hostile_error().into())
+                })
+                .liveness(ms(300))
+                .on_failure(Policy::Ignore),
+            )
+            .background("plain", |ctx| {
+                ctx.token().wait();
+                Ok(())
+            }),
         // A start and a stop of 700 ms each, within a startup timeout.
         "slow" => builder
             .startup_timeout(Duration::from_secs(20))
@@ -116,6 +136,15 @@ fn child() {
         log::error!("child: {e}");
     }
     std::process::exit(i32::from(threadhost::exit_code(&result)));
+}
+
+/// A service name that tries to inject a ping (allowed: only empty names and NUL are refused).
+const HOSTILE_NAME: &str = "evil\nWATCHDOG=1\r";
+
+/// An error text (as built from outside input) that tries every injection, and is long.
+fn hostile_error() -> String {
+    let pad = "A".repeat(10_000);
+    format!("boom\nWATCHDOG=1\nREADY=1\r\nMAINPID=1\0STATUS=forged\u{85}X=1\u{2028}{pad}")
 }
 
 struct Slow;
@@ -143,6 +172,8 @@ struct Socket {
     path: Option<PathBuf>,
     /// Every line received, with the time its datagram arrived.
     lines: Vec<(Instant, String)>,
+    /// Every datagram received, whole.
+    datagrams: Vec<Vec<u8>>,
 }
 
 impl Socket {
@@ -155,6 +186,7 @@ impl Socket {
             name: path.to_str().unwrap().to_owned(),
             path: Some(path),
             lines: Vec::new(),
+            datagrams: Vec::new(),
         }
     }
 
@@ -169,6 +201,7 @@ impl Socket {
             name: format!("@{name}"),
             path: None,
             lines: Vec::new(),
+            datagrams: Vec::new(),
         }
     }
 
@@ -180,10 +213,12 @@ impl Socket {
         self.sock
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .unwrap();
-        let mut buf = [0u8; 4096];
+        // Larger than any datagram threadhost may send, so an oversized one shows whole.
+        let mut buf = vec![0u8; 64 * 1024];
         match self.sock.recv(&mut buf) {
             Ok(n) => {
                 let at = Instant::now();
+                self.datagrams.push(buf[..n].to_vec());
                 let text = String::from_utf8_lossy(&buf[..n]).into_owned();
                 self.lines
                     .extend(text.lines().map(|line| (at, line.to_owned())));
@@ -206,6 +241,27 @@ impl Socket {
             assert!(
                 self.recv_until(deadline),
                 "no `{line}` within {PATIENCE:?}; got {:?}",
+                self.texts()
+            );
+        }
+    }
+
+    /// Receives until a line starting with `prefix` arrived (returns its time), or panics
+    /// after `PATIENCE`.
+    fn wait_for_prefix(&mut self, prefix: &str) -> Instant {
+        let deadline = Instant::now() + PATIENCE;
+        let mut seen = 0;
+        loop {
+            if let Some((at, _)) = self.lines[seen..]
+                .iter()
+                .find(|(_, l)| l.starts_with(prefix))
+            {
+                return *at;
+            }
+            seen = self.lines.len();
+            assert!(
+                self.recv_until(deadline),
+                "no line starting with `{prefix}` within {PATIENCE:?}; got {:?}",
                 self.texts()
             );
         }
@@ -546,4 +602,92 @@ fn without_notify_socket_systemd_is_a_no_op() {
     assert!(threads.contains(&"th:worker"), "{threads:?}");
     assert!(!threads.contains(&"th:systemd"), "{threads:?}");
     assert!(!threads.contains(&"th:host-events"), "{threads:?}");
+}
+
+/// Invariant 5 of src/lifetime/systemd.rs, on a real socket: hostile service names and error
+/// texts (newline + `WATCHDOG=1`, `\r`, NUL, `READY=1`, `MAINPID=`, 10 KB) never add an
+/// assignment, and pings stay withheld while the critical service is not live.
+#[test]
+fn hostile_texts_never_become_assignments() {
+    let mut sock = Socket::path("hostile");
+    let child = spawn_child("hostile", &watchdog_env(&sock));
+    sock.wait_for("READY=1");
+    sock.wait_for_prefix("STATUS=service `evil WATCHDOG=1 ` failed: boom WATCHDOG=1 READY=1");
+    let withheld = sock.wait_for("STATUS=watchdog withheld: not live: `evil WATCHDOG=1 ` (failed)");
+    let quiet = Duration::from_secs(1);
+    sock.drain_until(withheld + quiet);
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    // Every line of every datagram is one of threadhost's own assignments.
+    for datagram in &sock.datagrams {
+        let text = String::from_utf8(datagram.clone()).expect("UTF-8 datagram");
+        assert!(
+            datagram.len() <= 4096,
+            "a {}-byte datagram (systemd drops those over 4096)",
+            datagram.len()
+        );
+        assert!(!text.contains(['\r', '\0']), "{text:?}");
+        for line in text.split('\n') {
+            let own = ["READY=1", "STOPPING=1", "WATCHDOG=1"].contains(&line)
+                || line.starts_with("STATUS=")
+                || line.starts_with("EXTEND_TIMEOUT_USEC=");
+            assert!(own, "an injected line {line:?} in datagram {text:?}");
+        }
+    }
+    let texts = sock.texts();
+    assert_eq!(
+        texts.iter().filter(|l| **l == "READY=1").count(),
+        1,
+        "{texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|l| l.starts_with("MAINPID=")),
+        "{texts:?}"
+    );
+    // The long error text was cut, not sent whole.
+    let failed = texts
+        .iter()
+        .find(|l| l.starts_with("STATUS=service `evil"))
+        .unwrap();
+    assert!(
+        failed.ends_with('…') && failed.len() < 1100,
+        "{} bytes",
+        failed.len()
+    );
+    assert_eq!(
+        sock.count_between("WATCHDOG=1", withheld, withheld + quiet),
+        0,
+        "{texts:?}"
+    );
+}
+
+/// Invariant 6: `WATCHDOG_USEC=1` asks for a ping every 0.5 µs; pings are floored at 10 ms
+/// apart (about 100 a second), with a warning, instead of spinning `th:systemd`.
+#[test]
+fn a_tiny_watchdog_interval_is_floored() {
+    let mut sock = Socket::path("tiny");
+    let child = spawn_child(
+        "normal",
+        &[
+            ("NOTIFY_SOCKET", sock.name.as_str()),
+            ("WATCHDOG_USEC", "1"),
+        ],
+    );
+    let ready = sock.wait_for("READY=1");
+    let window = Duration::from_secs(1);
+    sock.drain_until(ready + window);
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let pings = sock.count_between("WATCHDOG=1", ready, ready + window);
+    eprintln!("WATCHDOG_USEC=1: {pings} pings in {window:?}");
+    // 100 a second at the floor; generous bounds for a loaded machine.
+    assert!((10..=150).contains(&pings), "{pings} pings in {window:?}");
+    assert!(
+        stderr.contains("WATCHDOG_USEC=1 asks for a ping every") && stderr.contains("(the floor)"),
+        "{stderr}"
+    );
 }

@@ -95,42 +95,56 @@ macro_rules! ffi_boundary {
 }
 
 /// `&T` from a `*const threadhost_x`, or `return THREADHOST_NULL_ARGUMENT` naming the
-/// parameter. The pointer must satisfy the entry point's `# Safety` contract.
+/// parameter, or `THREADHOST_INVALID_ARGUMENT` for a freed or consumed handle (handle.rs's
+/// guard). The pointer must satisfy the entry point's `# Safety` contract.
 macro_rules! try_ref {
     ($ptr:ident) => {
-        // SAFETY: `$ptr` is NULL or a live `threadhost_*` pointer of this type handed out by
+        // SAFETY: `$ptr` is NULL or a `threadhost_*` pointer of this type handed out by
         // threadhost (its ownership declared in handle.rs); the entry point's caller
         // guarantees it (its `# Safety` section).
-        match unsafe { $crate::ffi::handle::try_from($ptr) } {
-            Some(value) => value,
-            None => return $crate::ffi::status::null_argument(stringify!($ptr)),
+        match unsafe { $crate::ffi::handle::checked_ref($ptr) } {
+            Ok(value) => value,
+            Err(misuse) => {
+                return $crate::ffi::handle::misuse_of($ptr, stringify!($ptr), &misuse);
+            }
         }
     };
 }
 
-/// `&mut T` from a `*mut threadhost_x` (a Box-owned object), or `return
-/// THREADHOST_NULL_ARGUMENT`.
+/// `&mut T` from a `*mut threadhost_x` (a Box-owned object), or `return` a status as
+/// `try_ref!`.
 macro_rules! try_mut {
     ($ptr:ident) => {
-        // SAFETY: `$ptr` is NULL or a live, Box-owned `threadhost_*` pointer that no other
-        // thread uses during this call; the entry point's caller guarantees it.
-        match unsafe { $crate::ffi::handle::try_from_mut($ptr) } {
-            Some(value) => value,
-            None => return $crate::ffi::status::null_argument(stringify!($ptr)),
+        // SAFETY: `$ptr` is NULL or a Box-owned `threadhost_*` pointer that no other thread
+        // uses during this call; the entry point's caller guarantees it.
+        match unsafe { $crate::ffi::handle::checked_mut($ptr) } {
+            Ok(value) => value,
+            Err(misuse) => {
+                return $crate::ffi::handle::misuse_of(
+                    $ptr.cast_const(),
+                    stringify!($ptr),
+                    &misuse,
+                );
+            }
         }
     };
 }
 
-/// Takes back the `Box` behind a `*mut threadhost_x` (the call consumes it), or `return
-/// THREADHOST_NULL_ARGUMENT`.
+/// Takes back the `Box` behind a `*mut threadhost_x` (the call consumes it), or `return` a
+/// status as `try_ref!`.
 macro_rules! try_box {
     ($ptr:ident) => {
-        // SAFETY: `$ptr` is NULL or a live, Box-owned `threadhost_*` pointer whose ownership
-        // the caller hands over with this call and never uses again; the entry point's caller
-        // guarantees it.
-        match unsafe { $crate::ffi::handle::try_box_from($ptr) } {
-            Some(value) => value,
-            None => return $crate::ffi::status::null_argument(stringify!($ptr)),
+        // SAFETY: `$ptr` is NULL or a Box-owned `threadhost_*` pointer whose ownership the
+        // caller hands over with this call; the entry point's caller guarantees it.
+        match unsafe { $crate::ffi::handle::take_back($ptr) } {
+            Ok(value) => value,
+            Err(misuse) => {
+                return $crate::ffi::handle::misuse_of(
+                    $ptr.cast_const(),
+                    stringify!($ptr),
+                    &misuse,
+                );
+            }
         }
     };
 }

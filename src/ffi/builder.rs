@@ -137,7 +137,7 @@ pub unsafe extern "C" fn threadhost_builder_on_failure(
     }
 }
 
-/// The stack size of every service thread, in bytes (at least 64 KiB; checked by
+/// The stack size of every service thread, in bytes (64 KiB to 1 GiB; checked by
 /// `threadhost_builder_build`).
 ///
 /// # Safety

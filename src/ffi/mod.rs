@@ -40,7 +40,7 @@ use std::ffi::c_char;
 use std::os::raw::c_int;
 use std::time::Duration;
 
-use crate::{Deadline, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_STOP_TIMEOUT};
+use crate::Deadline;
 use status::Status;
 
 /// The crate version as a NUL-terminated C string (static storage).
@@ -89,12 +89,7 @@ pub extern "C" fn threadhost_status_name(status: Status) -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn threadhost_exit_code(status: Status) -> c_int {
     ffi_boundary! {
-        c_int::from(match status {
-            Status::OK => EXIT_OK,
-            Status::INVALID_CONFIG => EXIT_CONFIG,
-            Status::STOP_TIMEOUT => EXIT_STOP_TIMEOUT,
-            _ => EXIT_FAILURE,
-        })
+        c_int::from(status::exit_code(status))
     }
 }
 

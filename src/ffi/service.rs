@@ -238,7 +238,8 @@ pub unsafe extern "C" fn threadhost_service_on_failure(
 
 /// Restarts the service's body after a failure, with a backoff doubling from
 /// `initial_backoff_ms` up to `max_backoff_ms`; more than `max_restarts` restarts within
-/// `within_ms` stop the host. Checked by `threadhost_builder_build`.
+/// `within_ms` stop the host. Checked by `threadhost_builder_build` (see `Policy::Restart`:
+/// `max_restarts` at most 100 000 or `u32::MAX` for unlimited; every wait at least 1 ms).
 ///
 /// # Safety
 ///
@@ -293,7 +294,7 @@ pub unsafe extern "C" fn threadhost_service_start_timeout(
     }
 }
 
-/// The stack size of this service's thread, in bytes (at least 64 KiB; checked by
+/// The stack size of this service's thread, in bytes (64 KiB to 1 GiB; checked by
 /// `threadhost_builder_build`).
 ///
 /// # Safety

@@ -130,7 +130,31 @@ pub(crate) fn from_error(error: &Error) -> Status {
     fail(status, error.to_string())
 }
 
-/// The status of a stop: `STOP_TIMEOUT` if a service overran (or the report is incomplete),
+/// The status of a `Host::run` result: `OK` for `Ok` (also when a service failed under
+/// `Policy::Ignore`, which `run` does not count as a failure), else [`from_error`]. The C
+/// API's one mapping of outcomes: `threadhost_exit_code` of it equals
+/// [`exit_code`](crate::exit_code) of the result (unit test below, and `tests/c_api.rs`
+/// `c_parity` across the ABI).
+pub(crate) fn from_result(result: &Result<StopReport, Error>) -> Status {
+    match result {
+        Ok(_) => Status::OK,
+        Err(error) => from_error(error),
+    }
+}
+
+/// The exit code of a status, as `threadhost_exit_code` returns it: the status-side image of
+/// [`exit_code`](crate::exit_code).
+pub(crate) fn exit_code(status: Status) -> u8 {
+    match status {
+        Status::OK => crate::EXIT_OK,
+        Status::INVALID_CONFIG => crate::EXIT_CONFIG,
+        Status::STOP_TIMEOUT => crate::EXIT_STOP_TIMEOUT,
+        _ => crate::EXIT_FAILURE,
+    }
+}
+
+/// The status of a stop (`threadhost_host_stop`, `_join`): a summary of the report, not
+/// `run`'s outcome. `STOP_TIMEOUT` if a service overran (or the report is incomplete),
 /// else `SERVICE_FAILED` if a service failed, else `OK`. A non-OK status records the report
 /// as the last error.
 pub(crate) fn from_report(report: &StopReport) -> Status {
@@ -191,5 +215,77 @@ pub(crate) unsafe fn copy_str(s: &str, buf: *mut c_char, len: usize, out_n: *mut
         Status::OK
     } else {
         Status::BUFFER_TOO_SMALL
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{Status, exit_code, from_result};
+    use crate::{Error, Failure, HostState, StopReport};
+
+    /// Every `Error` variant (and `Ok`) maps to the same exit code through the C status as
+    /// through Rust's `exit_code`: one mapping, two doors.
+    #[test]
+    fn status_exit_codes_agree_with_rust_exit_code() {
+        let name: Arc<str> = Arc::from("svc");
+        let failure = Failure::Panic(Arc::from("boom"));
+        let results: Vec<Result<StopReport, Error>> = vec![
+            Ok(StopReport::empty()),
+            Err(Error::invalid_option("x", 1, "bad")),
+            Err(Error::InvalidState {
+                operation: "start",
+                state: HostState::Running,
+            }),
+            Err(Error::DuplicateService {
+                service: name.clone(),
+            }),
+            Err(Error::UnknownDependency {
+                service: name.clone(),
+                dependency: name.clone(),
+            }),
+            Err(Error::DependencyCycle {
+                services: vec![name.clone()],
+            }),
+            Err(Error::Spawn {
+                service: name.clone(),
+                source: std::io::Error::other("no"),
+            }),
+            Err(Error::StartFailed {
+                service: name.clone(),
+                failure: failure.clone(),
+            }),
+            Err(Error::StartTimeout {
+                service: name.clone(),
+            }),
+            Err(Error::ServiceFailed {
+                service: name.clone(),
+                failure: failure.clone(),
+                report: Box::new(StopReport::empty()),
+            }),
+            Err(Error::StopTimeout {
+                services: vec![name.clone()],
+                report: Box::new(StopReport::empty()),
+            }),
+            Err(Error::JoinTimeout {
+                state: HostState::Running,
+            }),
+            Err(Error::UnregisteredType { type_name: "T" }),
+            Err(Error::FactoryFailed {
+                type_name: "T",
+                failure,
+            }),
+            Err(Error::ScopedType { type_name: "T" }),
+        ];
+        for result in &results {
+            let status = from_result(result);
+            assert_eq!(
+                exit_code(status),
+                crate::exit_code(result),
+                "{result:?} -> {status:?}"
+            );
+        }
+        assert_eq!(from_result(&Ok(StopReport::empty())), Status::OK);
     }
 }

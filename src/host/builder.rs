@@ -146,8 +146,9 @@ impl HostBuilder {
         self
     }
 
-    /// The stack size of every service thread, in bytes (at least 64 KiB). The default is
-    /// Rust's default; a service may override it with [`Service::stack_size`].
+    /// The stack size of every service thread, in bytes: from 64 KiB to 1 GiB (checked by
+    /// [`build`](HostBuilder::build)). The default is Rust's default; a service may override
+    /// it with [`Service::stack_size`], within the same bounds.
     pub fn stack_size(mut self, bytes: usize) -> HostBuilder {
         self.options.stack_size = Some(bytes);
         self
@@ -159,6 +160,15 @@ impl HostBuilder {
     /// handler stays installed for the life of the process: ctrlc allows one). Off by default: the library never installs a
     /// signal handler unless asked. A program with its own signal handling calls
     /// [`HostHandle::request_stop`](crate::HostHandle::request_stop) instead.
+    ///
+    /// A handler the program installed before [`Host::run`] for any of the three signals
+    /// (with `sigaction`/`signal` or another library) is **replaced**, not chained, and so
+    /// is an inherited `SIG_IGN` (`nohup`, a background job). It is detected — through
+    /// ctrlc's `try_set_handler`, which sees that the disposition is not the default — and
+    /// logged as a warning, but it cannot be told apart from `SIG_IGN` nor restored: that
+    /// would need `sigaction` itself (the `libc` crate), which threadhost does not depend on.
+    /// A program with handlers of its own should not use the console lifetime. A ctrlc
+    /// handler of the program's own makes `run` fail with [`Error::Signal`].
     #[cfg(feature = "termination")]
     pub fn console_lifetime(mut self) -> HostBuilder {
         self.console_lifetime = true;
@@ -241,7 +251,8 @@ impl HostBuilder {
     /// # Errors
     ///
     /// - [`Error::InvalidOption`]: an empty service name or one with a NUL byte, a stack
-    ///   smaller than 64 KiB, a restart policy out of range.
+    ///   (host-wide or a service's) outside 64 KiB to 1 GiB, a restart policy out of range
+    ///   (see [`Policy::Restart`]).
     /// - [`Error::InvalidOption`] naming a `THREADHOST_*` variable and its value
     ///   ([`options_from_env`](HostBuilder::options_from_env)), or `NOTIFY_SOCKET`,
     ///   `WATCHDOG_USEC`, `WATCHDOG_PID` ([`systemd`](HostBuilder::systemd)).

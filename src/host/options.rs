@@ -6,8 +6,16 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::supervise::Policy;
 
-/// The smallest thread stack accepted, in bytes.
+/// The smallest thread stack accepted, in bytes: 64 KiB. Measured (tests/config.rs,
+/// `stack_size_bounds_are_checked_by_build`): a service that panics overflows a 16 KiB or
+/// 24 KiB stack (debug and release: the panic machinery and the failure's log line run on the
+/// service thread) and aborts the whole process; 32 KiB is the smallest that passed. 64 KiB
+/// keeps twice that margin.
 pub(crate) const MIN_STACK_SIZE: usize = 64 * 1024;
+/// The largest thread stack accepted, in bytes (1 GiB). A bigger request is a mistake (a
+/// count of kilobytes passed as bytes times 1024, `usize::MAX` as "unlimited"): the OS would
+/// refuse it at spawn, far from the line that set it, or reserve an absurd mapping.
+pub(crate) const MAX_STACK_SIZE: usize = 1024 * 1024 * 1024;
 
 /// Host-wide settings, as .NET's `HostOptions`. Set them through [`HostBuilder`]'s methods or
 /// all at once with [`HostBuilder::options`].
@@ -37,7 +45,8 @@ pub struct HostOptions {
     pub stop_concurrently: bool,
     /// The failure policy of services that set none. Default [`Policy::StopHost`].
     pub failure_policy: Policy,
-    /// The stack size of service threads, in bytes. Default `None`: Rust's default.
+    /// The stack size of service threads, in bytes: from 64 KiB to 1 GiB, checked by
+    /// [`HostBuilder::build`](crate::HostBuilder::build). Default `None`: Rust's default.
     pub stack_size: Option<usize>,
 }
 
@@ -86,7 +95,7 @@ impl HostOptions {
     /// | `THREADHOST_STARTUP_TIMEOUT` | `startup_timeout` | a duration, or `none` |
     /// | `THREADHOST_START_CONCURRENTLY` | `start_concurrently` | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` |
     /// | `THREADHOST_STOP_CONCURRENTLY` | `stop_concurrently` | as above |
-    /// | `THREADHOST_STACK_SIZE` | `stack_size` | bytes, optionally `k`/`KiB`, `m`/`MiB`; at least 64 KiB |
+    /// | `THREADHOST_STACK_SIZE` | `stack_size` | bytes, optionally `k`/`KiB`, `m`/`MiB`, `g`/`GiB`; 64 KiB to 1 GiB |
     /// | `THREADHOST_FAILURE_POLICY` | `failure_policy` | `stop-host` or `ignore` |
     ///
     /// # Errors
@@ -159,13 +168,7 @@ impl HostOptions {
         }
         if let Some(v) = get(stack)? {
             let bytes = parse_size(stack, &v)?;
-            if bytes < MIN_STACK_SIZE {
-                return Err(Error::invalid_option(
-                    stack,
-                    v,
-                    format!("a thread stack must be at least {MIN_STACK_SIZE} bytes"),
-                ));
-            }
+            check_stack_size(bytes).map_err(|reason| Error::invalid_option(stack, &v, reason))?;
             self.stack_size = Some(bytes);
         }
         if let Some(v) = get(policy)? {
@@ -190,14 +193,28 @@ impl HostOptions {
     }
 }
 
+/// Checks a stack size option named `name` (`None`: Rust's default, always fine).
 pub(crate) fn validate_stack_size(name: &str, size: Option<usize>) -> Result<(), Error> {
     match size {
-        Some(bytes) if bytes < MIN_STACK_SIZE => Err(Error::invalid_option(
-            name,
-            bytes,
-            format!("a thread stack must be at least {MIN_STACK_SIZE} bytes"),
-        )),
-        _ => Ok(()),
+        Some(bytes) => {
+            check_stack_size(bytes).map_err(|reason| Error::invalid_option(name, bytes, reason))
+        }
+        None => Ok(()),
+    }
+}
+
+/// `Err(reason)` when `bytes` is outside `MIN_STACK_SIZE..=MAX_STACK_SIZE`.
+fn check_stack_size(bytes: usize) -> Result<(), String> {
+    if bytes < MIN_STACK_SIZE {
+        Err(format!(
+            "a thread stack must be at least {MIN_STACK_SIZE} bytes (64 KiB)"
+        ))
+    } else if bytes > MAX_STACK_SIZE {
+        Err(format!(
+            "a thread stack must be at most {MAX_STACK_SIZE} bytes (1 GiB)"
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -233,7 +250,7 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
     }
 }
 
-/// Bytes, with an optional binary suffix: `262144`, `256k`, `256KiB`, `1m`, `1MiB`.
+/// Bytes, with an optional binary suffix: `262144`, `256k`, `256KiB`, `1m`, `1MiB`, `1g`.
 fn parse_size(name: &str, value: &str) -> Result<usize, Error> {
     let split = value
         .find(|c: char| !c.is_ascii_digit())
@@ -243,6 +260,7 @@ fn parse_size(name: &str, value: &str) -> Result<usize, Error> {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
         _ => {
             return Err(Error::invalid_option(
                 name,

@@ -28,10 +28,25 @@ pub(crate) fn install(host: &HostHandle) -> Result<(), Error> {
     }
     let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
     if !*installed {
-        // `set_handler` also replaces an inherited SIG_IGN (a background job of a
-        // non-interactive shell, `nohup`): the program asked for the console lifetime.
-        // It fails with `MultipleHandlers` if the program installed its own ctrlc handler.
-        ctrlc::set_handler(on_signal).map_err(Error::Signal)?;
+        // First ask politely: `try_set_handler` refuses (and restores what was there) when
+        // SIGINT, SIGTERM or SIGHUP does not have its default disposition — a handler the
+        // program installed itself (sigaction, signal, another library), or SIG_IGN
+        // inherited from `nohup` or a background job of a non-interactive shell. ctrlc does
+        // not say which, and threadhost has no `libc` to ask: say both, loudly, then replace
+        // it (the program asked for the console lifetime). `set_handler` fails with
+        // `MultipleHandlers` only if the program installed its own ctrlc handler.
+        match ctrlc::try_set_handler(on_signal) {
+            Ok(()) => {}
+            Err(ctrlc::Error::MultipleHandlers) => {
+                ctrlc::set_handler(on_signal).map_err(Error::Signal)?;
+                log::warn!(
+                    "console lifetime: {SIGNALS} already had a handler or was ignored (the \
+                     program's own handler, or SIG_IGN from nohup or a background shell); \
+                     it was replaced: these signals now request a graceful stop"
+                );
+            }
+            Err(e) => return Err(Error::Signal(e)),
+        }
         *installed = true;
     }
     Ok(())

@@ -19,6 +19,13 @@
 //!    host's own deadline for it (`startup_timeout`, `shutdown_timeout`): an extension never
 //!    reaches further than that deadline plus one tick. A start without a startup timeout
 //!    is not extended (systemd's `TimeoutStartSec=` stays in charge).
+//! 5. One message is one datagram of fixed keys, and a value can never add an assignment:
+//!    [`Notifier::send`] is the only writer, and it passes every value through [`sanitize`]
+//!    (control characters, newlines first, become spaces; at most [`MAX_VALUE_BYTES`]), so
+//!    a service name or error text (often built from outside input) cannot inject
+//!    `WATCHDOG=1`, `READY=1` or `MAINPID=` — nor defeat the liveness rule of invariant 3.
+//! 6. Pings are at least [`MIN_PING_INTERVAL`] apart, whatever `WATCHDOG_USEC` says (a
+//!    warning is logged when the floor applies): `WATCHDOG_USEC=1` must not spin a core.
 //!
 //! [`HostBuilder::on_state_change`]: crate::HostBuilder::on_state_change
 
@@ -37,6 +44,41 @@ use crate::sync::Mutex;
 /// The longest interval between two `EXTEND_TIMEOUT_USEC` messages.
 const EXTEND_TICK: Duration = Duration::from_secs(1);
 
+/// The shortest interval between two watchdog pings (invariant 6). Half of `WATCHDOG_USEC` is
+/// the normal interval; below 10 ms (a `WatchdogSec=` under 20 ms) it is raised to this.
+/// Why 10 ms: each ping takes a snapshot and a `sendto`, so 100 a second stay well under 1 %
+/// of a core, while `WATCHDOG_USEC=1` (a ping every 0.5 µs) kept `th:systemd` busy for all of
+/// its CPU time; and a thread on a loaded machine cannot keep a deadline under ~10 ms anyway
+/// (scheduling latency), so a shorter watchdog could not be honoured by pinging faster.
+pub(crate) const MIN_PING_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The longest value of one assignment, in bytes (invariant 5): systemd reads a notify
+/// datagram into a buffer of `PIPE_BUF` (4096) bytes and drops a longer one whole, and every
+/// message here has at most two text values.
+pub(crate) const MAX_VALUE_BYTES: usize = 1024;
+
+/// The value of one assignment made safe (invariant 5): every control character (`\n`, `\r`,
+/// NUL, tab, DEL, the C1 range) and the Unicode line and paragraph separators become a
+/// space, and text longer than [`MAX_VALUE_BYTES`] is cut at a character boundary and ends
+/// with `…`.
+pub(crate) fn sanitize(value: &str) -> String {
+    const ELLIPSIS: char = '…';
+    let mut out = String::with_capacity(value.len().min(MAX_VALUE_BYTES));
+    for c in value.chars() {
+        let c = if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            ' '
+        } else {
+            c
+        };
+        if out.len() + c.len_utf8() > MAX_VALUE_BYTES - ELLIPSIS.len_utf8() {
+            out.push(ELLIPSIS);
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Where the notify datagrams go: `$NOTIFY_SOCKET`.
 #[derive(Debug)]
 struct Notifier {
@@ -47,13 +89,31 @@ struct Notifier {
 }
 
 impl Notifier {
-    /// Sends one datagram (invariant 1): never blocks; a failure is logged, not fatal.
-    fn send(&self, message: &str) {
-        log::trace!("systemd notify: {}", message.replace('\n', " "));
+    /// Sends one datagram of `fields`, `KEY=value` lines (invariant 1): never blocks; a
+    /// failure is logged, not fatal. The only writer of the protocol: every value goes
+    /// through [`sanitize`] here (invariant 5); keys are constants of this module.
+    fn send(&self, fields: &[(&'static str, &str)]) {
+        let message = compose(fields);
+        log::trace!("systemd notify: {}", message.replace('\n', " | "));
         if let Err(e) = self.socket.send_to_addr(message.as_bytes(), &self.addr) {
             log::debug!("systemd notify to `{}` failed: {e}", self.name);
         }
     }
+}
+
+/// `KEY=value` lines, one per field, each value sanitised.
+fn compose(fields: &[(&'static str, &str)]) -> String {
+    let mut message = String::new();
+    for (key, value) in fields {
+        debug_assert!(key.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
+        if !message.is_empty() {
+            message.push('\n');
+        }
+        message.push_str(key);
+        message.push('=');
+        message.push_str(&sanitize(value));
+    }
+    message
 }
 
 /// The settings read from the environment.
@@ -75,7 +135,19 @@ fn listener_with(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Option<Lis
         return Ok(None);
     };
     if let Some(w) = settings.watchdog {
-        log::debug!("systemd watchdog: every {w:?}; pinging every {:?}", w / 2);
+        let every = ping_interval(w);
+        if every > w / 2 {
+            log::warn!(
+                "systemd watchdog: WATCHDOG_USEC={} asks for a ping every {:?}; pinging every \
+                 {every:?} instead (the floor): systemd may take the service for hung, raise \
+                 WatchdogSec= to at least {:?}",
+                w.as_micros(),
+                w / 2,
+                2 * MIN_PING_INTERVAL
+            );
+        } else {
+            log::debug!("systemd watchdog: every {w:?}; pinging every {every:?}");
+        }
     }
     let state = StdArc::new(Link {
         settings,
@@ -192,13 +264,16 @@ fn on_event(link: &StdArc<Link>, event: &HostEvent) {
                 link.progress.lock().start_deadline = options
                     .startup_timeout
                     .and_then(|t| event.at.checked_add(t));
-                notifier.send("STATUS=starting");
+                notifier.send(&[("STATUS", "starting")]);
                 spawn_helper(link, event.host());
             }
             HostState::Running => {
                 let n = event.host().snapshot().services.len();
                 let plural = if n == 1 { "" } else { "s" };
-                notifier.send(&format!("READY=1\nSTATUS=running ({n} service{plural})"));
+                notifier.send(&[
+                    ("READY", "1"),
+                    ("STATUS", &format!("running ({n} service{plural})")),
+                ]);
             }
             HostState::Stopping => {
                 let timeout = event.host().options().shutdown_timeout;
@@ -207,10 +282,10 @@ fn on_event(link: &StdArc<Link>, event: &HostEvent) {
                 let why = reason
                     .as_ref()
                     .map_or_else(String::new, |r| format!(": {r}"));
-                notifier.send(&format!("STOPPING=1\nSTATUS=stopping{why}"));
+                notifier.send(&[("STOPPING", "1"), ("STATUS", &format!("stopping{why}"))]);
             }
-            HostState::Stopped => notifier.send("STATUS=stopped"),
-            HostState::Failed => notifier.send("STATUS=failed to start"),
+            HostState::Stopped => notifier.send(&[("STATUS", "stopped")]),
+            HostState::Failed => notifier.send(&[("STATUS", "failed to start")]),
             HostState::Created => {}
         },
         StateChange::Service { to, .. } => {
@@ -221,7 +296,7 @@ fn on_event(link: &StdArc<Link>, event: &HostEvent) {
                     | ServiceState::TimedOut
                     | ServiceState::Completed
             ) {
-                notifier.send(&format!("STATUS={}", event.change));
+                notifier.send(&[("STATUS", &event.change.to_string())]);
             }
         }
     }
@@ -239,7 +314,7 @@ fn spawn_helper(link: &StdArc<Link>, host: &HostHandle) {
 /// The helper thread: watchdog pings and timeout extensions, until the host stopped.
 fn helper(link: &Link, host: &HostHandle) {
     let notifier = &link.settings.notifier;
-    let ping_every = link.settings.watchdog.map(|w| w / 2);
+    let ping_every = link.settings.watchdog.map(ping_interval);
     let extend_every = ping_every.map_or(EXTEND_TICK, |p| p.min(EXTEND_TICK));
     let stopped = host.stopped();
     let began = Instant::now();
@@ -269,11 +344,11 @@ fn helper(link: &Link, host: &HostHandle) {
                 };
                 if not_live.is_empty() {
                     // Invariant 3.
-                    notifier.send("WATCHDOG=1");
+                    notifier.send(&[("WATCHDOG", "1")]);
                     if withheld {
                         withheld = false;
                         log::info!("systemd watchdog: every critical service is live again");
-                        notifier.send("STATUS=running");
+                        notifier.send(&[("STATUS", "running")]);
                     }
                 } else if !withheld {
                     withheld = true;
@@ -281,7 +356,7 @@ fn helper(link: &Link, host: &HostHandle) {
                     log::error!(
                         "systemd watchdog: not pinging, critical service(s) not live: {names}"
                     );
-                    notifier.send(&format!("STATUS=watchdog withheld: not live: {names}"));
+                    notifier.send(&[("STATUS", &format!("watchdog withheld: not live: {names}"))]);
                 }
             }
         }
@@ -299,10 +374,16 @@ fn helper(link: &Link, host: &HostHandle) {
             // Invariant 4.
             if let Some(deadline) = deadline.filter(|&d| d > now) {
                 let window = (3 * extend_every).min(deadline - now + extend_every);
-                notifier.send(&format!("EXTEND_TIMEOUT_USEC={}", window.as_micros()));
+                let usec = window.as_micros().to_string();
+                notifier.send(&[("EXTEND_TIMEOUT_USEC", &usec)]);
             }
         }
     }
+}
+
+/// Half the watchdog interval, at least [`MIN_PING_INTERVAL`] (invariant 6).
+fn ping_interval(watchdog: Duration) -> Duration {
+    (watchdog / 2).max(MIN_PING_INTERVAL)
 }
 
 /// The first instant `at + k·every` after `now` (missed ticks are skipped, not bunched).
@@ -313,4 +394,35 @@ fn next_after(at: Instant, every: Duration, now: Instant) -> Instant {
         next += every * u32::try_from(behind).unwrap_or(u32::MAX);
     }
     next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_VALUE_BYTES, compose, sanitize};
+
+    #[test]
+    fn a_value_never_adds_an_assignment() {
+        for hostile in [
+            "boom\nWATCHDOG=1",
+            "boom\r\nREADY=1",
+            "boom\0MAINPID=1",
+            "a\u{85}b\u{2028}c\u{2029}d\u{7f}e\tf",
+        ] {
+            let message = compose(&[("STATUS", hostile)]);
+            assert_eq!(message.lines().count(), 1, "{message:?}");
+            assert!(!message.chars().any(|c| c.is_control()), "{message:?}");
+            assert!(message.starts_with("STATUS="));
+        }
+        assert_eq!(sanitize("x\ny"), "x y");
+    }
+
+    #[test]
+    fn a_long_value_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(10 * MAX_VALUE_BYTES);
+        let cut = sanitize(&long);
+        assert!(cut.len() <= MAX_VALUE_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        let short = "x".repeat(MAX_VALUE_BYTES - 3);
+        assert_eq!(sanitize(&short), short);
+    }
 }

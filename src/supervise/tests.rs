@@ -39,3 +39,49 @@ fn jitter_stays_within_its_range_and_varies() {
     assert!(waits.iter().any(|w| *w != waits[0]), "jitter never varied");
     assert!(waits.iter().any(|w| *w < ms(75)) && waits.iter().any(|w| *w > ms(75)));
 }
+
+#[test]
+fn a_zero_backoff_is_raised_to_the_floor() {
+    let mut t = RestartTracker::new(7);
+    let b = Backoff::fixed(Duration::ZERO);
+    for _ in 0..5 {
+        assert_eq!(t.next(&b, 10, ms(60_000)), Some(super::MIN_BACKOFF));
+    }
+    // Jitter never takes a wait below the floor either.
+    let b = Backoff::fixed(super::MIN_BACKOFF).with_jitter(1.0);
+    for _ in 0..100 {
+        let w = t.next(&b, super::UNLIMITED_RESTARTS, ms(60_000)).unwrap();
+        assert!(w >= super::MIN_BACKOFF, "{w:?}");
+    }
+}
+
+#[test]
+fn duration_max_backoff_with_jitter_does_not_overflow() {
+    // `Duration::mul_f64` panics when the product rounds to 2^64 s (MAX as f64 rounds up to
+    // it, so a factor of 1.0 does); the jitter is now computed with `try_from_secs_f64`.
+    let mut t = RestartTracker::new(99);
+    let b = Backoff::fixed(Duration::MAX).with_jitter(0.5);
+    for _ in 0..50 {
+        let w = t.next(&b, 100, Duration::MAX).unwrap();
+        assert!(w >= Duration::MAX / 4, "{w:?}");
+    }
+    let b = Backoff::exponential(Duration::from_secs(u64::MAX / 2), Duration::MAX);
+    assert_eq!(b.delay(40), Duration::MAX);
+    assert!(b.delay(0) <= Duration::MAX);
+}
+
+#[test]
+fn unlimited_restarts_never_escalate_and_keep_one_timestamp() {
+    let mut t = RestartTracker::new(3);
+    let b = Backoff::exponential(ms(1), ms(8));
+    let waits: Vec<Duration> = (0..10_000)
+        .map(|_| {
+            t.next(&b, super::UNLIMITED_RESTARTS, Duration::MAX)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(t.times.len(), 1);
+    assert_eq!(t.restarts(), 10_000);
+    // The backoff still grows while the window is not clear.
+    assert_eq!(&waits[..5], &[ms(1), ms(2), ms(4), ms(8), ms(8)]);
+}

@@ -246,6 +246,19 @@ static bool invalid_config_is_reported_by_build(void) {
     CHECK_STATUS(threadhost_builder_stack_size(b, 1), THREADHOST_OK);
     CHECK(build_fails(b, "stack"));
 
+    /* Absurd sizes are refused by build, naming the option and the value, instead of failing
+     * at spawn: SIZE_MAX, zero, and just past the 1 GiB maximum. */
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_stack_size(b, SIZE_MAX), THREADHOST_OK);
+    CHECK(build_fails(b, "stack_size"));
+    CHECK(last_error_contains("at most 1073741824 bytes"));
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_stack_size(b, 0), THREADHOST_OK);
+    CHECK(build_fails(b, "invalid value `0` for stack_size"));
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_stack_size(b, ((size_t)1 << 30) + 1), THREADHOST_OK);
+    CHECK(build_fails(b, "1073741825"));
+
     threadhost_service *svc = NULL;
     CHECK_STATUS(threadhost_service_new_background("r", body_until_stopped, NULL, NULL, &svc), THREADHOST_OK);
     CHECK_STATUS(threadhost_service_restart(svc, 1, 2, 3, 0), THREADHOST_OK);
@@ -259,6 +272,20 @@ static bool invalid_config_is_reported_by_build(void) {
     CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
     CHECK(build_fails(b, "initial backoff"));
 
+    /* max_restarts: at most 100000, or UINT32_MAX for unlimited. */
+    CHECK_STATUS(threadhost_service_new_background("r", body_until_stopped, NULL, NULL, &svc), THREADHOST_OK);
+    CHECK_STATUS(threadhost_service_restart(svc, 0, 1, 100001, 1000), THREADHOST_OK);
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    CHECK(build_fails(b, "max_restarts"));
+    CHECK_STATUS(threadhost_service_new_background("r", body_until_stopped, NULL, NULL, &svc), THREADHOST_OK);
+    CHECK_STATUS(threadhost_service_restart(svc, 0, 1, UINT32_MAX, 1000), THREADHOST_OK);
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    threadhost_host *unlimited = NULL;
+    CHECK_STATUS(threadhost_builder_build(b, &unlimited), THREADHOST_OK);
+    threadhost_host_free(unlimited);
+
     CHECK_STATUS(threadhost_service_new_background("a", body_until_stopped, NULL, NULL, &svc), THREADHOST_OK);
     CHECK_STATUS(threadhost_service_depends_on(svc, "ghost"), THREADHOST_OK);
     b = threadhost_builder_new();
@@ -270,6 +297,13 @@ static bool invalid_config_is_reported_by_build(void) {
     b = threadhost_builder_new();
     CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
     CHECK(build_fails(b, "`s`"));
+
+    CHECK_STATUS(threadhost_service_new_background("big", body_until_stopped, NULL, NULL, &svc), THREADHOST_OK);
+    CHECK_STATUS(threadhost_service_stack_size(svc, SIZE_MAX), THREADHOST_OK);
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    CHECK(build_fails(b, "stack_size of service `big`"));
+    CHECK(last_error_contains("1 GiB"));
     return true;
 }
 
@@ -345,6 +379,72 @@ static bool zero_and_huge_timeouts(void) {
     return true;
 }
 
+/* Handle misuse: a builder used after build, and double frees / uses after free, are a
+ * status naming the type (the freed object's memory is kept for reuse, so these reads are
+ * defined; no object of the same type is made in between). */
+static bool handle_misuse_is_a_status(void) {
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_background(b, "w", body_until_stopped, NULL, NULL),
+                 THREADHOST_OK);
+    threadhost_host *host = NULL;
+    CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
+    /* b was consumed by build. */
+    CHECK_FAILS(threadhost_builder_stack_size(b, 1 << 20), THREADHOST_INVALID_ARGUMENT,
+                "`builder` is not a live threadhost_builder");
+    CHECK_FAILS(threadhost_builder_on_failure(b, THREADHOST_POLICY_IGNORE),
+                THREADHOST_INVALID_ARGUMENT, "consumed");
+    CHECK_FAILS(threadhost_builder_add_background(b, "late", body_until_stopped, NULL, NULL),
+                THREADHOST_INVALID_ARGUMENT, "threadhost_builder");
+    threadhost_host *again = NULL;
+    CHECK_FAILS(threadhost_builder_build(b, &again), THREADHOST_INVALID_ARGUMENT,
+                "threadhost_builder");
+    CHECK(again == NULL);
+    threadhost_builder_free(b); /* a no-op: recorded, nothing freed twice */
+    CHECK(last_error_contains("threadhost_builder"));
+
+    /* The host still works; then freed twice and used after free. */
+    CHECK_STATUS(threadhost_host_start(host, 5000), THREADHOST_OK);
+    threadhost_snapshot *snap = NULL;
+    CHECK_STATUS(threadhost_host_snapshot(host, &snap), THREADHOST_OK);
+    threadhost_host_free(host);
+    threadhost_host_free(host);
+    CHECK(last_error_contains("not a live threadhost_host"));
+    CHECK_FAILS(threadhost_host_request_stop(host), THREADHOST_INVALID_ARGUMENT,
+                "threadhost_host");
+    threadhost_host_state state = -1;
+    CHECK_FAILS(threadhost_host_get_state(host, &state), THREADHOST_INVALID_ARGUMENT,
+                "threadhost_host");
+    CHECK(state == -1);
+    threadhost_snapshot_free(snap);
+    size_t count = 0;
+    CHECK_FAILS(threadhost_snapshot_service_count(snap, &count), THREADHOST_INVALID_ARGUMENT,
+                "threadhost_snapshot");
+    threadhost_snapshot_free(snap);
+    CHECK(last_error_contains("threadhost_snapshot"));
+
+    /* A service consumed by add_service, and a stop source and token freed twice. */
+    threadhost_service *svc = NULL;
+    CHECK_STATUS(threadhost_service_new_background("s", body_until_stopped, NULL, NULL, &svc),
+                 THREADHOST_OK);
+    b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    CHECK_FAILS(threadhost_service_liveness(svc, 100), THREADHOST_INVALID_ARGUMENT,
+                "threadhost_service");
+    threadhost_builder_free(b);
+    threadhost_stop_source *src = NULL;
+    threadhost_token *token = NULL;
+    CHECK_STATUS(threadhost_stop_source_new(&src), THREADHOST_OK);
+    CHECK_STATUS(threadhost_stop_source_token(src, &token), THREADHOST_OK);
+    threadhost_token_free(token);
+    threadhost_token_free(token);
+    CHECK(last_error_contains("threadhost_token"));
+    threadhost_stop_source_free(src);
+    CHECK_FAILS(threadhost_stop_source_stop(src), THREADHOST_INVALID_ARGUMENT,
+                "threadhost_stop_source");
+    threadhost_stop_source_free(src);
+    return true;
+}
+
 static bool panic_becomes_status(void) {
     CHECK_FAILS(threadhost_test_panic(), THREADHOST_PANIC, "threadhost_test_panic");
     CHECK(last_error_contains("deliberate panic"));
@@ -390,6 +490,7 @@ int main(void) {
     RUN(invalid_utf8_is_invalid_argument);
     RUN(wrong_states);
     RUN(zero_and_huge_timeouts);
+    RUN(handle_misuse_is_a_status);
     RUN(panic_becomes_status);
     RUN(last_error_message_buffers);
     return failures == 0 ? 0 : 1;
