@@ -649,6 +649,12 @@ threadhost_status threadhost_host_start(const threadhost_host *host, uint64_t ti
  * summary of the stop's report, not the run's outcome: for an exit code, use the status of
  * threadhost_host_run). Stop before start is a no-op;
  * stop twice returns the first stop's result. Concurrent callers share one stop.
+ * Called on one of the host's own threads (a service's body or hook, a queue job, a token
+ * callback), it cannot wait for the stop, which may be waiting for that very thread: it
+ * requests the stop and returns THREADHOST_OK at once; the stop goes on (on a thread of its
+ * own if no other thread stops or joins the host), the caller's service stops when it
+ * returns, and threadhost_host_join from another thread or THREADHOST_EVENT_STOPPED tell the
+ * outcome.
  */
 threadhost_status threadhost_host_stop(const threadhost_host *host, uint64_t timeout_ms);
 
@@ -656,7 +662,9 @@ threadhost_status threadhost_host_stop(const threadhost_host *host, uint64_t tim
  * Waits until a stop was requested (threadhost_host_request_stop, a service's
  * threadhost_context_request_host_stop, a failure under THREADHOST_POLICY_STOP_HOST, a
  * signal) and the stop finished; runs the stop itself if no one else does. THREADHOST_TIMEOUT
- * if timeout_ms passed first; otherwise the statuses of threadhost_host_stop.
+ * if timeout_ms passed first; otherwise the statuses of threadhost_host_stop. On one of the
+ * host's own threads it would wait for itself: THREADHOST_INVALID_STATE at once (unless the
+ * stop has finished).
  */
 threadhost_status threadhost_host_join(const threadhost_host *host, uint64_t timeout_ms);
 

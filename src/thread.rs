@@ -25,6 +25,32 @@ thread_local! {
     static HOSTS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The smallest thread stack accepted, in bytes: 64 KiB. Measured (tests/config.rs,
+/// `stack_size_bounds_are_checked_by_build`): a service that panics overflows a 16 KiB or
+/// 24 KiB stack (debug and release: the panic machinery and the failure's log line run on the
+/// service thread) and aborts the whole process; 32 KiB is the smallest that passed. 64 KiB
+/// keeps twice that margin.
+pub(crate) const MIN_STACK_SIZE: usize = 64 * 1024;
+/// The largest thread stack accepted, in bytes (1 GiB). A bigger request is a mistake (a
+/// count of kilobytes passed as bytes times 1024, `usize::MAX` as "unlimited"): the OS would
+/// refuse it at spawn, far from the line that set it, or reserve an absurd mapping.
+pub(crate) const MAX_STACK_SIZE: usize = 1024 * 1024 * 1024;
+
+/// `Err(reason)` when `bytes` is outside `MIN_STACK_SIZE..=MAX_STACK_SIZE`.
+pub(crate) fn check_stack_size(bytes: usize) -> Result<(), String> {
+    if bytes < MIN_STACK_SIZE {
+        Err(format!(
+            "a thread stack must be at least {MIN_STACK_SIZE} bytes (64 KiB)"
+        ))
+    } else if bytes > MAX_STACK_SIZE {
+        Err(format!(
+            "a thread stack must be at most {MAX_STACK_SIZE} bytes (1 GiB)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// A new host id, unique for the life of the process.
 pub(crate) fn new_host_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);

@@ -168,6 +168,12 @@ fn c_queue() {
     run_c_test("queue");
 }
 
+/// `threadhost_host_stop` / `_join` called on one of the host's own threads.
+#[test]
+fn c_self_stop() {
+    run_c_test("self_stop");
+}
+
 /// One mapping of outcomes to exit codes across the ABI: every scenario of tests/c/parity.c
 /// (run through `threadhost_host_run` and `threadhost_exit_code`) gives the exit code that
 /// `threadhost::exit_code` gives for the same scenario run with Rust's `Host::run`.

@@ -2,7 +2,7 @@
 //! a service token's `on_stop` callback, the lifetime events' callbacks, the last `Host`
 //! dropped by a service. Such a `stop` cannot wait for the stop sequence (which may be
 //! waiting for its caller): it requests the stop, makes sure it runs, and returns at once with
-//! an incomplete report. The host then stops completely: `stopped` fires, the host ends
+//! a report in progress. The host then stops completely: `stopped` fires, the host ends
 //! `Stopped`, and the calling service is reported stopped, never timed out. `join` on such a
 //! thread is refused.
 //!
@@ -73,9 +73,11 @@ impl Case {
         let returned = self.returned.lock().unwrap().take();
         let returned = returned.expect("the service's `stop` call returned");
         assert!(
-            !returned.is_complete() || returned.timed_out().is_empty(),
-            "the caller is never reported as an overrun: {returned}"
+            returned.is_in_progress() && !returned.is_complete(),
+            "a stop on the host's own thread returns at once, in progress: {returned}"
         );
+        assert!(returned.timed_out().is_empty(), "{returned}");
+        assert!(returned.into_result().is_ok(), "nothing failed yet");
         report
     }
 }

@@ -26,10 +26,10 @@ pub(crate) struct CHost {
     /// `None` once `threadhost_host_run` took it. Lock discipline: `start`, `stop` and `join`
     /// hold a *recursive* read lock across their blocking call, so they run concurrently
     /// (and a service hook may call them on its own host without deadlocking against a
-    /// queued writer); `run` only `try_write`s to take the host, failing with
-    /// `INVALID_STATE` instead of waiting if another call is in progress. So no one ever
-    /// blocks on this lock. No user code runs on a thread while it holds it (hooks run on
-    /// service threads).
+    /// queued writer: there `stop` returns at once and `join` is refused, host invariant 8,
+    /// tested by tests/c/self_stop.c); `run` only `try_write`s to take the host, failing
+    /// with `INVALID_STATE` instead of waiting if another call is in progress. So no one
+    /// ever blocks on this lock.
     host: RwLock<Option<Host>>,
     handle: HostHandle,
 }

@@ -158,6 +158,10 @@ pub(crate) fn exit_code(status: Status) -> u8 {
 /// else `SERVICE_FAILED` if a service failed, else `OK`. A non-OK status records the report
 /// as the last error.
 pub(crate) fn from_report(report: &StopReport) -> Status {
+    if report.is_in_progress() {
+        // A stop on one of the host's own threads: requested, and going on without its caller.
+        return Status::OK;
+    }
     if !report.is_complete() || !report.timed_out().is_empty() {
         return fail(Status::STOP_TIMEOUT, report.to_string());
     }

@@ -205,8 +205,8 @@ pub(crate) struct Shared {
 /// a queue job, a token or lifetime callback, any thread threadhost spawned for the host),
 /// `stop` cannot wait for the stop, which may be waiting for that very thread: it requests
 /// the stop, makes sure it runs (on a thread `th:host-stop` if no other caller is running
-/// it), and returns at once an incomplete report ([`StopReport::is_complete`] is `false`);
-/// the caller's service then stops like the others, when it returns. `join` there returns
+/// it), and returns at once a report [in progress](StopReport::is_in_progress); the
+/// caller's service then stops like the others, when it returns. `join` there returns
 /// [`Error::InvalidState`]. Most services just call [`HostHandle::request_stop`] through
 /// [`Context::host`].
 #[must_use = "a Host does nothing until started; dropping it stops its services"]
@@ -1173,6 +1173,7 @@ impl Shared {
         StopReport {
             reason,
             complete: false,
+            in_progress: true,
             ..StopReport::default()
         }
     }

@@ -6,17 +6,6 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::supervise::Policy;
 
-/// The smallest thread stack accepted, in bytes: 64 KiB. Measured (tests/config.rs,
-/// `stack_size_bounds_are_checked_by_build`): a service that panics overflows a 16 KiB or
-/// 24 KiB stack (debug and release: the panic machinery and the failure's log line run on the
-/// service thread) and aborts the whole process; 32 KiB is the smallest that passed. 64 KiB
-/// keeps twice that margin.
-pub(crate) const MIN_STACK_SIZE: usize = 64 * 1024;
-/// The largest thread stack accepted, in bytes (1 GiB). A bigger request is a mistake (a
-/// count of kilobytes passed as bytes times 1024, `usize::MAX` as "unlimited"): the OS would
-/// refuse it at spawn, far from the line that set it, or reserve an absurd mapping.
-pub(crate) const MAX_STACK_SIZE: usize = 1024 * 1024 * 1024;
-
 /// Host-wide settings, as .NET's `HostOptions`. Set them through [`HostBuilder`]'s methods or
 /// all at once with [`HostBuilder::options`].
 ///
@@ -168,7 +157,8 @@ impl HostOptions {
         }
         if let Some(v) = get(stack)? {
             let bytes = parse_size(stack, &v)?;
-            check_stack_size(bytes).map_err(|reason| Error::invalid_option(stack, &v, reason))?;
+            crate::thread::check_stack_size(bytes)
+                .map_err(|reason| Error::invalid_option(stack, &v, reason))?;
             self.stack_size = Some(bytes);
         }
         if let Some(v) = get(policy)? {
@@ -196,25 +186,9 @@ impl HostOptions {
 /// Checks a stack size option named `name` (`None`: Rust's default, always fine).
 pub(crate) fn validate_stack_size(name: &str, size: Option<usize>) -> Result<(), Error> {
     match size {
-        Some(bytes) => {
-            check_stack_size(bytes).map_err(|reason| Error::invalid_option(name, bytes, reason))
-        }
+        Some(bytes) => crate::thread::check_stack_size(bytes)
+            .map_err(|reason| Error::invalid_option(name, bytes, reason)),
         None => Ok(()),
-    }
-}
-
-/// `Err(reason)` when `bytes` is outside `MIN_STACK_SIZE..=MAX_STACK_SIZE`.
-fn check_stack_size(bytes: usize) -> Result<(), String> {
-    if bytes < MIN_STACK_SIZE {
-        Err(format!(
-            "a thread stack must be at least {MIN_STACK_SIZE} bytes (64 KiB)"
-        ))
-    } else if bytes > MAX_STACK_SIZE {
-        Err(format!(
-            "a thread stack must be at most {MAX_STACK_SIZE} bytes (1 GiB)"
-        ))
-    } else {
-        Ok(())
     }
 }
 

@@ -48,6 +48,8 @@ pub struct StopReport {
     pub(crate) reason: Option<StopReason>,
     pub(crate) failure: Option<(Arc<str>, Failure)>,
     pub(crate) complete: bool,
+    /// Returned to a `stop` on one of the host's own threads, which does not wait.
+    pub(crate) in_progress: bool,
 }
 
 impl StopReport {
@@ -114,6 +116,17 @@ impl StopReport {
         self.complete
     }
 
+    /// `true` when this report was returned by a [`Host::stop`](crate::Host::stop) called on
+    /// one of the host's own threads (a hook, a body, a queue job, a callback): such a call
+    /// requests the stop and returns at once, as the stop may be waiting for its caller. The
+    /// stop goes on; [`Host::join`](crate::Host::join) from another thread, or the
+    /// [`stopped`](crate::HostHandle::stopped) event, tell its outcome. Such a report is
+    /// incomplete, and [`into_result`](StopReport::into_result) is `Ok`: nothing failed yet.
+    #[must_use]
+    pub fn is_in_progress(&self) -> bool {
+        self.in_progress
+    }
+
     /// `true` when the stop completed, every service stopped by the deadline, and none failed.
     #[must_use]
     pub fn is_clean(&self) -> bool {
@@ -125,7 +138,8 @@ impl StopReport {
     }
 
     /// `Err` when a service failed under `Policy::StopHost` (`Error::ServiceFailed`) or the
-    /// stop overran (`Error::StopTimeout`); `Ok` otherwise, with the report.
+    /// stop overran (`Error::StopTimeout`); `Ok` otherwise (also while
+    /// [in progress](StopReport::is_in_progress)), with the report.
     ///
     /// # Errors
     ///
@@ -138,6 +152,9 @@ impl StopReport {
                 failure,
                 report: Box::new(self),
             });
+        }
+        if self.in_progress {
+            return Ok(self);
         }
         let late = self.timed_out();
         if !late.is_empty() || !self.complete {
@@ -153,7 +170,9 @@ impl StopReport {
 impl fmt::Display for StopReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "stopped in {:?}", self.elapsed)?;
-        if !self.complete {
+        if self.in_progress {
+            f.write_str(" (in progress: requested from one of the host's own threads)")?;
+        } else if !self.complete {
             f.write_str(" (incomplete: the stop sequence is still running)")?;
         }
         for s in &self.services {

@@ -700,14 +700,6 @@ const MAX_CHANNEL_BYTES: usize = 1 << 30;
 /// `usize::MAX` (the counters alone would not fit in memory).
 const MAX_WORKERS: usize = 1024;
 
-/// The smallest worker stack accepted, in bytes: 64 KiB, the host's rule for service threads
-/// (a panicking job's unwinding and log line overflow 16 KiB).
-const MIN_STACK_SIZE: usize = 64 * 1024;
-
-/// The largest worker stack accepted, in bytes: 1 GiB, the host's rule for service threads (a
-/// bigger request is a unit mistake; the OS would refuse it at spawn, far from the option).
-const MAX_STACK_SIZE: usize = 1 << 30;
-
 /// Backoff of a sender on a full queue before it blocks: `SPIN_STEPS` rounds of
 /// 1, 2, 4, … spin hints, then yields, `BACKOFF_STEPS` rounds in all (crossbeam's `Backoff`).
 const SPIN_STEPS: u32 = 6;
@@ -874,18 +866,11 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
                 format!("a queue has at most {MAX_WORKERS} worker threads"),
             ));
         }
-        if let Some(bytes) = self
-            .stack_size
-            .filter(|&b| !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&b))
-        {
-            return Err(Error::invalid_option(
-                format!("stack_size of queue `{name}`"),
-                bytes,
-                format!(
-                    "a thread stack must be from {MIN_STACK_SIZE} bytes (64 KiB) to \
-                     {MAX_STACK_SIZE} bytes (1 GiB)"
-                ),
-            ));
+        if let Some(bytes) = self.stack_size {
+            // The host's rule for every thread threadhost spawns.
+            crate::thread::check_stack_size(bytes).map_err(|reason| {
+                Error::invalid_option(format!("stack_size of queue `{name}`"), bytes, reason)
+            })?;
         }
         let (tx, rx) = crossbeam_channel::bounded(self.capacity);
         let (close_tx, close_rx) = crossbeam_channel::bounded(0);
