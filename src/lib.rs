@@ -341,6 +341,7 @@ mod service;
 mod stop;
 mod supervise;
 mod sync;
+mod text;
 mod thread;
 
 /// Compiles and runs every Rust block of PORTING.md (the .NET porting guide) as a doctest.

@@ -2,12 +2,13 @@
 
 use std::any::Any;
 
-/// The message of a caught panic: the payload as `&str`, then `String`, else a placeholder.
+/// The message of a caught panic: the payload as `&str`, then `String`, else a placeholder;
+/// on one line (`crate::text`), as it goes to log lines and reports.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
+        crate::text::one_line(s)
     } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
+        crate::text::one_line(s)
     } else {
         "<non-string panic payload>".to_owned()
     }
@@ -27,13 +28,19 @@ pub(crate) fn take_message(payload: Box<dyn Any + Send>) -> String {
     message
 }
 
-/// Displays `value` (a user's error: its `Display` is user code), writing a placeholder
-/// instead if it panics, so that logging a failure cannot unwind the thread that logs it.
+/// Displays `value` (a user's error: its `Display` is user code) on one line, writing a
+/// placeholder instead if it panics, so that logging a failure cannot unwind the thread that
+/// logs it.
 pub(crate) struct Guarded<'a>(pub(crate) &'a (dyn std::fmt::Display + 'a));
 
 impl std::fmt::Display for Guarded<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.fmt(f))) {
+        // On one line (`crate::text`): the text goes to log lines and reports.
+        let write = || {
+            use std::fmt::Write;
+            write!(crate::text::Escaping(&mut *f), "{}", self.0)
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(write)) {
             Ok(result) => result,
             Err(payload) => {
                 let message = take_message(payload);

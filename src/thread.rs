@@ -51,6 +51,29 @@ pub(crate) fn check_stack_size(bytes: usize) -> Result<(), String> {
     }
 }
 
+/// The longest service or queue name accepted, in bytes. A name is in every log line, report
+/// entry and status message about its service; a longer one is a mistake (a file's content
+/// passed as a name).
+pub(crate) const MAX_NAME_BYTES: usize = 256;
+
+/// `Err(reason)` unless `name` is fit to name a service or queue (and its thread `th:<name>`):
+/// not empty, at most [`MAX_NAME_BYTES`], and on one line (no control character: a newline
+/// in a name would forge log lines; a NUL cannot name a thread).
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("a name must not be empty".to_owned())
+    } else if name.len() > MAX_NAME_BYTES {
+        Err(format!(
+            "a name must be at most {MAX_NAME_BYTES} bytes (it is {})",
+            name.len()
+        ))
+    } else if name.contains(crate::text::breaks_line) {
+        Err("a name must not contain control characters (newline, NUL, ...)".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
 /// A new host id, unique for the life of the process.
 pub(crate) fn new_host_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);

@@ -148,6 +148,76 @@ fn build_rejects(builder: HostBuilder, name: &str, value: usize) {
     }
 }
 
+/// Service and queue names are one line and bounded: a name is in every log line, report and
+/// systemd status about its service, and a newline in it would forge lines there.
+#[test]
+fn names_are_one_line_and_bounded() {
+    let idle = |ctx: &threadhost::Context| -> threadhost::ServiceResult {
+        ctx.token().wait();
+        Ok(())
+    };
+    let long = "n".repeat(257);
+    for bad in [
+        "",
+        "evil\nWATCHDOG=1",
+        "cr\r",
+        "nul\0",
+        "esc\u{1b}[2J",
+        "ls\u{2028}",
+        &long,
+    ] {
+        let reason = match HostBuilder::new().background(bad, idle).build() {
+            Err(Error::InvalidOption {
+                name,
+                value,
+                reason,
+            }) => {
+                assert_eq!(name, "name of service #0");
+                assert_eq!(value, bad.escape_debug().to_string());
+                assert!(!value.contains('\n'), "{value}");
+                reason
+            }
+            Err(other) => panic!("{bad:?}: expected InvalidOption, got {other}"),
+            Ok(_) => panic!("{bad:?}: expected InvalidOption, got a host"),
+        };
+        assert!(reason.contains("name must"), "{reason}");
+        let queue = threadhost::TaskQueue::builder(bad).build_tasks();
+        assert!(
+            matches!(queue, Err(Error::InvalidOption { ref name, .. }) if name == "name of a queue"),
+            "{bad:?}: {:?}",
+            queue.err()
+        );
+    }
+    let longest = "n".repeat(256);
+    let host = HostBuilder::new()
+        .background(&longest, idle)
+        .background("ünïcode names are fine", idle)
+        .build()
+        .expect("a 256-byte name is accepted");
+    drop(host);
+}
+
+/// A failure's text reaches log lines and reports on one line, whatever the error (or panic)
+/// message holds: control characters are escaped.
+#[test]
+fn failure_texts_are_one_line() {
+    let host = HostBuilder::new()
+        .on_failure(Policy::Ignore)
+        .background("err", |_| Err("peer said: ok\nINFO forged line\r".into()))
+        .background("panics", |_| panic!("boom\nforged"))
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(10)).unwrap();
+    let report = host.stop(Duration::from_secs(10));
+    let text = report.to_string();
+    assert!(!text.contains(['\n', '\r']), "{text:?}");
+    assert!(
+        text.contains("peer said: ok\\nINFO forged line\\r"),
+        "{text}"
+    );
+    assert!(text.contains("boom\\nforged"), "{text}");
+}
+
 /// Stack sizes are bounded (64 KiB to 1 GiB) by `build`, host-wide and per service, instead of
 /// failing at spawn (`usize::MAX`: EINVAL from the OS, far from the line that set it).
 #[test]

@@ -250,7 +250,8 @@ impl HostBuilder {
     ///
     /// # Errors
     ///
-    /// - [`Error::InvalidOption`]: an empty service name or one with a NUL byte, a stack
+    /// - [`Error::InvalidOption`]: an empty service name, one over 256 bytes or with a
+    ///   control character (a newline, a NUL), a stack
     ///   (host-wide or a service's) outside 64 KiB to 1 GiB, a restart policy out of range
     ///   (see [`Policy::Restart`]).
     /// - [`Error::InvalidOption`] naming a `THREADHOST_*` variable and its value
@@ -271,20 +272,13 @@ impl HostBuilder {
         }
         let mut index: HashMap<Arc<str>, usize> = HashMap::new();
         for (i, s) in self.services.iter().enumerate() {
-            if s.name.is_empty() {
-                return Err(Error::invalid_option(
-                    format!("name of service #{i}"),
-                    "",
-                    "a service name must not be empty",
-                ));
-            }
-            if s.name.contains('\0') {
-                return Err(Error::invalid_option(
+            crate::thread::check_name(&s.name).map_err(|reason| {
+                Error::invalid_option(
                     format!("name of service #{i}"),
                     s.name.escape_debug(),
-                    "a service name must not contain a NUL byte",
-                ));
-            }
+                    reason,
+                )
+            })?;
             if index.insert(Arc::clone(&s.name), i).is_some() {
                 return Err(Error::DuplicateService {
                     service: Arc::clone(&s.name),

@@ -65,11 +65,7 @@ pub(crate) fn sanitize(value: &str) -> String {
     const ELLIPSIS: char = '…';
     let mut out = String::with_capacity(value.len().min(MAX_VALUE_BYTES));
     for c in value.chars() {
-        let c = if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
-            ' '
-        } else {
-            c
-        };
+        let c = if crate::text::breaks_line(c) { ' ' } else { c };
         if out.len() + c.len_utf8() > MAX_VALUE_BYTES - ELLIPSIS.len_utf8() {
             out.push(ELLIPSIS);
             break;

@@ -808,20 +808,17 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
     ///
     /// [`Error::InvalidOption`] naming the option, its value and the rule: a capacity or a
     /// worker count of 0, a capacity above [`WorkQueue::MAX_CAPACITY`] or whose slots would
-    /// take more than 1 GiB, more than [`WorkQueue::MAX_WORKERS`] workers, an empty name or
-    /// one with a NUL byte, a stack outside 64 KiB..=1 GiB. Never a panic.
+    /// take more than 1 GiB, more than [`WorkQueue::MAX_WORKERS`] workers, an empty name, one
+    /// over 256 bytes or with a control character, a stack outside 64 KiB..=1 GiB. Never a
+    /// panic.
     pub fn build<F>(self, handler: F) -> Result<(WorkQueue<T>, Producer<T>), Error>
     where
         F: Fn(T, &StopToken) -> ServiceResult + Send + Sync + 'static,
     {
         let name = &self.name;
-        if name.is_empty() || name.contains('\0') {
-            return Err(Error::invalid_option(
-                "name of a queue",
-                name.escape_debug(),
-                "a queue name must be non-empty and contain no NUL byte",
-            ));
-        }
+        crate::thread::check_name(name).map_err(|reason| {
+            Error::invalid_option("name of a queue", name.escape_debug(), reason)
+        })?;
         if self.capacity == 0 {
             return Err(Error::invalid_option(
                 format!("capacity of queue `{name}`"),
