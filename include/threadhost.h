@@ -310,8 +310,9 @@ threadhost_status threadhost_builder_add_background(threadhost_builder *builder,
 /*
  * Validates the configuration and builds the host into *host_out (owned by the caller; free
  * it with threadhost_host_free). Consumes `builder` whatever the result: never use or free it
- * afterwards. THREADHOST_INVALID_CONFIG: an empty, duplicate, over-256-byte or multi-line service name (control characters are refused), a stack size
- * outside 64 KiB to 1 GiB, a bad restart policy, an unknown dependency or a cycle; the services are then freed
+ * afterwards. THREADHOST_INVALID_CONFIG: an empty or duplicate service name, one over 256
+ * bytes or with a control character (newline, NUL, ...), a stack size outside 64 KiB to
+ * 1 GiB, a bad restart policy, an unknown dependency or a cycle; the services are then freed
  * (their destroy runs). No thread starts before threadhost_host_start or threadhost_host_run.
  */
 threadhost_status threadhost_builder_build(threadhost_builder *builder,
