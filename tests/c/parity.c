@@ -6,6 +6,7 @@
 
 typedef struct {
     counter runs;
+    counter released;       /* a hung hook or body returned from its wait on `gate` */
     threadhost_token *gate; /* a hung hook or body waits on it, ignoring its own token */
     threadhost_host *host;  /* for the helper thread */
 } shared;
@@ -42,6 +43,7 @@ static threadhost_status hung(void *user, const threadhost_context *ctx) {
     (void)ctx;
     counter_add(&s->runs, 1);
     threadhost_token_wait(s->gate, THREADHOST_NO_DEADLINE);
+    counter_add(&s->released, 1);
     return THREADHOST_OK;
 }
 
@@ -178,6 +180,7 @@ static bool start_timeout(void) {
     shared s;
     memset(&s, 0, sizeof s);
     counter_init(&s.runs);
+    counter_init(&s.released);
     threadhost_stop_source *gate = NULL;
     CHECK_STATUS(threadhost_stop_source_new(&gate), THREADHOST_OK);
     CHECK_STATUS(threadhost_stop_source_token(gate, &s.gate), THREADHOST_OK);
@@ -189,12 +192,16 @@ static bool start_timeout(void) {
     CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
     threadhost_status st = run_scenario("start_timeout", b, &s);
     CHECK_STATUS(threadhost_stop_source_stop(gate), THREADHOST_OK);
+    /* The detached thread is still inside threadhost_token_wait(s.gate): free the token only
+     * once it returned. */
+    CHECK(counter_wait(&s.released, 1, 10000));
     threadhost_host_free(s.host);
     CHECK_STATUS(st, THREADHOST_START_TIMEOUT);
     CHECK(threadhost_exit_code(st) == THREADHOST_EXIT_FAILURE);
     threadhost_token_free(s.gate);
     threadhost_stop_source_free(gate);
     counter_destroy(&s.runs);
+    counter_destroy(&s.released);
     return true;
 }
 
@@ -202,6 +209,7 @@ static bool stop_overrun(void) {
     shared s;
     memset(&s, 0, sizeof s);
     counter_init(&s.runs);
+    counter_init(&s.released);
     threadhost_stop_source *gate = NULL;
     CHECK_STATUS(threadhost_stop_source_new(&gate), THREADHOST_OK);
     CHECK_STATUS(threadhost_stop_source_token(gate, &s.gate), THREADHOST_OK);
@@ -217,12 +225,14 @@ static bool stop_overrun(void) {
     pthread_join(t, NULL);
     report("stop_overrun", st);
     CHECK_STATUS(threadhost_stop_source_stop(gate), THREADHOST_OK);
+    CHECK(counter_wait(&s.released, 1, 10000));
     threadhost_host_free(host);
     CHECK_STATUS(st, THREADHOST_STOP_TIMEOUT);
     CHECK(threadhost_exit_code(st) == THREADHOST_EXIT_STOP_TIMEOUT);
     threadhost_token_free(s.gate);
     threadhost_stop_source_free(gate);
     counter_destroy(&s.runs);
+    counter_destroy(&s.released);
     return true;
 }
 
