@@ -329,8 +329,6 @@
 
 mod deadline;
 mod error;
-#[allow(unsafe_code)] // the C ABI: raw pointers, contained in src/ffi/handle.rs
-mod ffi;
 mod host;
 mod lifetime;
 mod panic;

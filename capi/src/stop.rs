@@ -3,7 +3,7 @@
 use super::deadline_ms;
 use super::handle::{self, write_out};
 use super::status::{self, Status};
-use crate::{StopSource, StopToken};
+use threadhost::{StopSource, StopToken};
 
 /// Opaque: a stop source (`StopSource`), owned by C.
 pub struct threadhost_stop_source {

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::ffi::c_char;
 
-use crate::{Error, StopReport};
+use threadhost::{Error, StopReport};
 
 /// `threadhost_status`: an `int32_t`, `THREADHOST_OK` (0) or one of the codes below.
 ///
@@ -69,7 +69,7 @@ pub(crate) fn name(status: Status) -> &'static str {
 }
 
 thread_local! {
-    /// The calling thread's last error message. Read with `try_with` (STYLE.md §2.3): a
+    /// The calling thread's last error message. Read with `try_with`: a
     /// call during thread teardown must not touch a destroyed slot.
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
@@ -133,7 +133,7 @@ pub(crate) fn from_error(error: &Error) -> Status {
 /// The status of a `Host::run` result: `OK` for `Ok` (also when a service failed under
 /// `Policy::Ignore`, which `run` does not count as a failure), else [`from_error`]. The C
 /// API's one mapping of outcomes: `threadhost_exit_code` of it equals
-/// [`exit_code`](crate::exit_code) of the result (unit test below, and `tests/c_api.rs`
+/// [`exit_code`](threadhost::exit_code) of the result (unit test below, and `tests/c_api.rs`
 /// `c_parity` across the ABI).
 pub(crate) fn from_result(result: &Result<StopReport, Error>) -> Status {
     match result {
@@ -143,13 +143,13 @@ pub(crate) fn from_result(result: &Result<StopReport, Error>) -> Status {
 }
 
 /// The exit code of a status, as `threadhost_exit_code` returns it: the status-side image of
-/// [`exit_code`](crate::exit_code).
+/// [`exit_code`](threadhost::exit_code).
 pub(crate) fn exit_code(status: Status) -> u8 {
     match status {
-        Status::OK => crate::EXIT_OK,
-        Status::INVALID_CONFIG => crate::EXIT_CONFIG,
-        Status::STOP_TIMEOUT => crate::EXIT_STOP_TIMEOUT,
-        _ => crate::EXIT_FAILURE,
+        Status::OK => threadhost::EXIT_OK,
+        Status::INVALID_CONFIG => threadhost::EXIT_CONFIG,
+        Status::STOP_TIMEOUT => threadhost::EXIT_STOP_TIMEOUT,
+        _ => threadhost::EXIT_FAILURE,
     }
 }
 
@@ -227,7 +227,14 @@ mod tests {
     use std::sync::Arc;
 
     use super::{Status, exit_code, from_result};
-    use crate::{Error, Failure, HostState, StopReport};
+    use threadhost::{Error, Failure, HostBuilder, HostState, StopReport};
+
+    /// A complete, clean report: the stop of a host with no service.
+    fn clean_report() -> StopReport {
+        let host = HostBuilder::new().build().unwrap();
+        host.start(std::time::Duration::from_secs(5)).unwrap();
+        host.stop(std::time::Duration::from_secs(5))
+    }
 
     /// Every `Error` variant (and `Ok`) maps to the same exit code through the C status as
     /// through Rust's `exit_code`: one mapping, two doors.
@@ -236,8 +243,12 @@ mod tests {
         let name: Arc<str> = Arc::from("svc");
         let failure = Failure::Panic(Arc::from("boom"));
         let results: Vec<Result<StopReport, Error>> = vec![
-            Ok(StopReport::empty()),
-            Err(Error::invalid_option("x", 1, "bad")),
+            Ok(clean_report()),
+            Err(Error::InvalidOption {
+                name: "x".to_owned(),
+                value: "1".to_owned(),
+                reason: "bad".to_owned(),
+            }),
             Err(Error::InvalidState {
                 operation: "start",
                 state: HostState::Running,
@@ -266,11 +277,11 @@ mod tests {
             Err(Error::ServiceFailed {
                 service: name.clone(),
                 failure: failure.clone(),
-                report: Box::new(StopReport::empty()),
+                report: Box::new(clean_report()),
             }),
             Err(Error::StopTimeout {
                 services: vec![name.clone()],
-                report: Box::new(StopReport::empty()),
+                report: Box::new(clean_report()),
             }),
             Err(Error::JoinTimeout {
                 state: HostState::Running,
@@ -286,10 +297,10 @@ mod tests {
             let status = from_result(result);
             assert_eq!(
                 exit_code(status),
-                crate::exit_code(result),
+                threadhost::exit_code(result),
                 "{result:?} -> {status:?}"
             );
         }
-        assert_eq!(from_result(&Ok(StopReport::empty())), Status::OK);
+        assert_eq!(from_result(&Ok(clean_report())), Status::OK);
     }
 }

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use super::handle;
 use super::status::{self, Status};
 use super::stop::threadhost_token;
-use crate::{Context, ServiceResult, Stopped};
+use threadhost::{Context, ServiceResult, Stopped};
 
 /// Opaque: a service's context, lent to a callback.
 pub struct threadhost_context {

@@ -8,7 +8,7 @@ use super::context::{CContext, threadhost_context};
 use super::handle::{self, write_out};
 use super::service::{DestroyFn, UserData, threadhost_service};
 use super::status::{self, Status};
-use crate::{FirstTick, MissedTick, Periodic, PeriodicStats, Tick, TickFailure};
+use threadhost::{FirstTick, MissedTick, Periodic, PeriodicStats, Tick, TickFailure};
 
 /// Opaque: a periodic schedule being configured, owned by C until
 /// `threadhost_periodic_build` consumes it.
@@ -56,7 +56,7 @@ struct CTickFn {
 }
 
 impl CTickFn {
-    fn call(&self, tick: &Tick<'_>) -> crate::ServiceResult {
+    fn call(&self, tick: &Tick<'_>) -> threadhost::ServiceResult {
         let ctick = CTick {
             tick,
             ctx: CContext::new(tick.ctx()),

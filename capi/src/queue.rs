@@ -11,7 +11,7 @@ use super::handle::{self, write_out};
 use super::service::{DestroyFn, UserData, threadhost_service};
 use super::status::{self, Status};
 use super::stop::threadhost_token;
-use crate::{
+use threadhost::{
     FullMode, Producer, QueueMetrics, SendTimeoutError, StopToken, TrySendError, WorkQueue,
     WorkQueueBuilder,
 };

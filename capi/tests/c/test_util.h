@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "threadhost.h"
+#include "internal.h"
 
 static inline void print_last_error(void) {
     char buf[512];

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 
 use super::handle::{self, write_out};
 use super::status::{self, Status};
-use crate::{HostSnapshot, ServiceState, ServiceStatus};
+use threadhost::{HostSnapshot, ServiceState, ServiceStatus};
 
 /// Opaque: a snapshot, owned by C until `threadhost_snapshot_free`.
 pub struct threadhost_snapshot {

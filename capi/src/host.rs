@@ -7,7 +7,7 @@ use super::handle::{self, write_out};
 use super::snapshot::threadhost_snapshot;
 use super::status::{self, Status};
 use super::stop::threadhost_token;
-use crate::{Host, HostHandle, HostState};
+use threadhost::{Host, HostHandle, HostState};
 
 /// Opaque: a built host, owned by C until `threadhost_host_free`.
 pub struct threadhost_host {

@@ -1,4 +1,9 @@
-//! The C ABI: `include/threadhost.h` is its hand-written header.
+//! The C library of threadhost: `libthreadhost.so` / `libthreadhost.a` and
+//! `include/threadhost.h`, the hand-written header, over the Rust library `threadhost`.
+//!
+//! C and C++ programs include `threadhost.h` and link `-lthreadhost` (pkg-config name
+//! `threadhost`); Rust programs depend on the `threadhost` crate, not on this one. The header
+//! is the documentation of every function: ownership, threads, statuses.
 //!
 //! Layout, one file per C object:
 //!
@@ -6,18 +11,18 @@
 //!   catches unwinds and returns `THREADHOST_PANIC` or the type's fallback value), and the
 //!   pointer-checking macros `try_ref!`, `try_mut!`, `try_box!`, `try_str!`, `try_out!`.
 //! - `handle.rs`: the only place raw pointers become `Box`es or references and back; each
-//!   opaque C type declares there whether C owns a `Box` of it or borrows it.
-//! - `status.rs`: the status codes, the thread-local last error and string copies into
-//!   caller buffers.
-//! - `builder.rs`, `service.rs`, `host.rs`, `context.rs`, `stop.rs`, `snapshot.rs`: one C
-//!   object each.
+//!   opaque C type declares there whether C owns a `Box` of it or borrows it, and owned
+//!   handles carry a tag that catches the common misuses (use after free, double free).
+//! - `status.rs`: the status codes, the thread-local last error, string copies into caller
+//!   buffers, and the one mapping of Rust outcomes to statuses and exit codes.
+//! - `builder.rs`, `service.rs`, `host.rs`, `context.rs`, `stop.rs`, `snapshot.rs`,
+//!   `queue.rs`, `periodic.rs`: one C object each.
 //!
-//! Only the public Rust API is used here (DESIGN.md layering). Every exported function is
+//! Only the public Rust API of `threadhost` is used here. Every exported function is
 //! `#[unsafe(no_mangle)] pub [unsafe] extern "C" fn` and its body is one `ffi_boundary!`;
 //! `tests/c_api.rs` checks both, and that the header declares exactly the exported names.
 
-// The exported functions are reached through the C ABI, not through Rust paths: `pub` in a
-// private module is what the C export needs, so `unreachable_pub` does not apply here.
+// The exported functions are reached through the C ABI, not through Rust paths.
 #![allow(unreachable_pub)]
 // The C names are the C API's names (`threadhost_host`, …), not Rust's CamelCase.
 #![allow(non_camel_case_types)]
@@ -40,8 +45,8 @@ use std::ffi::c_char;
 use std::os::raw::c_int;
 use std::time::Duration;
 
-use crate::Deadline;
 use status::Status;
+use threadhost::Deadline;
 
 /// The crate version as a NUL-terminated C string (static storage).
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");

@@ -7,7 +7,7 @@ use super::handle::{self, write_out};
 use super::host::{CHost, threadhost_host};
 use super::service::{self, DestroyFn, RunFn, threadhost_service};
 use super::status::{self, Status};
-use crate::HostBuilder;
+use threadhost::HostBuilder;
 
 /// Opaque: a host builder, owned by C until `threadhost_builder_build` consumes it.
 pub struct threadhost_builder {

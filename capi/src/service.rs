@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::context::{CContext, ms, threadhost_context};
 use super::handle::{self, write_out};
 use super::status::{self, Status};
-use crate::{BackgroundService, Backoff, Context, HostedService, Policy, Service, ServiceResult};
+use threadhost::{
+    BackgroundService, Backoff, Context, HostedService, Policy, Service, ServiceResult,
+};
 
 /// Opaque: a service not yet added to a builder.
 pub struct threadhost_service {

@@ -5,7 +5,7 @@
 //! executable (`current_exe().parent()`, i.e. `target/<profile>/deps`), and run with
 //! `LD_LIBRARY_PATH` set explicitly to that directory: cargo puts `target/<profile>` first on
 //! the test's library path, where a stale copy from an earlier `cargo build` would otherwise
-//! win (STYLE.md §3). Each C program prints `name: ok|FAILED` lines and exits 1 on failure.
+//! win. Each C program prints `name: ok|FAILED` lines and exits 1 on failure.
 //!
 //! With `VALGRIND=1` in the environment, each C test binary runs under
 //! `valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite`.
@@ -16,6 +16,8 @@
 //! header/exports parity, status-code parity, version macros, and the boundary macro on every
 //! exported function.
 
+// The Rust side of the parity scenarios uses the library's shared test helpers.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -491,7 +493,8 @@ fn c_worker_example_stops_on_sigint() {
 #[test]
 fn c_hello_example_from_readme() {
     let hello = std::fs::read_to_string(root().join("examples/c/hello.c")).expect("hello.c");
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let readme =
+        std::fs::read_to_string(root().join("../README.md")).expect("the repository's README.md");
     let section = readme
         .split("## Using threadhost from C")
         .nth(1)
@@ -518,42 +521,41 @@ fn c_hello_example_from_readme() {
     assert_eq!(stdout, "tick 1\ntick 2\ntick 3\n");
 }
 
-/// `threadhost.pc.in`, installed as the README says into a scratch prefix, gives pkg-config
-/// flags that build and run `examples/c/hello.c`. Returns early (passing) on a machine
-/// without `pkg-config`.
+/// `capi/install.sh` (the install steps of the README for machines without cargo-c) puts the
+/// freshly built library, the header and a generated `threadhost.pc` into a scratch prefix;
+/// pkg-config's flags from that `.pc` build `examples/c/hello.c`, which runs against the
+/// installed library. pkg-config is part of the machine image this project builds on.
 #[test]
-fn pkg_config_file_builds_hello() {
-    if Command::new("pkg-config")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return;
-    }
+fn install_script_gives_a_working_pkg_config_file() {
     let prefix = out_dir().join("prefix");
-    let (include, lib) = (prefix.join("include"), prefix.join("lib"));
-    std::fs::create_dir_all(&include).unwrap();
-    std::fs::create_dir_all(lib.join("pkgconfig")).unwrap();
-    std::fs::copy(
-        root().join("include/threadhost.h"),
-        include.join("threadhost.h"),
-    )
-    .unwrap();
-    std::fs::copy(
-        deps_dir().join("libthreadhost.so"),
+    let _ = std::fs::remove_dir_all(&prefix);
+    let lib = prefix.join("lib");
+    let install = Command::new("sh")
+        .arg(root().join("install.sh"))
+        .arg("--prefix")
+        .arg(&prefix)
+        .arg("--from")
+        .arg(deps_dir())
+        .output()
+        .expect("run capi/install.sh");
+    assert!(
+        install.status.success(),
+        "install.sh: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    for file in [
         lib.join("libthreadhost.so"),
-    )
-    .unwrap();
-    let pc = std::fs::read_to_string(root().join("threadhost.pc.in"))
-        .unwrap()
-        .replace("@PREFIX@", &prefix.display().to_string())
-        .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
-    std::fs::write(lib.join("pkgconfig/threadhost.pc"), pc).unwrap();
+        lib.join("libthreadhost.a"),
+        lib.join("pkgconfig/threadhost.pc"),
+        prefix.join("include/threadhost.h"),
+    ] {
+        assert!(file.is_file(), "{} not installed", file.display());
+    }
     let flags = Command::new("pkg-config")
         .args(["--cflags", "--libs", "threadhost"])
         .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
         .output()
-        .expect("pkg-config");
+        .expect("pkg-config (Debian package pkg-config) is needed by this test");
     assert!(
         flags.status.success(),
         "{}",
@@ -591,10 +593,10 @@ fn pkg_config_file_builds_hello() {
 
 // ---- source checks ------------------------------------------------------------------------
 
-/// `src/ffi/*.rs` concatenated with file names, in a stable order.
+/// `src/*.rs` of this crate concatenated with file names, in a stable order.
 fn ffi_sources() -> Vec<(String, String)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("src/ffi"))
-        .expect("read src/ffi")
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("src"))
+        .expect("read capi/src")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
         .collect();
@@ -689,9 +691,15 @@ fn header() -> String {
     std::fs::read_to_string(root().join("include/threadhost.h")).expect("read threadhost.h")
 }
 
-/// Function names the header declares: `threadhost_x(` outside comments.
+/// The test-only declarations (`tests/c/internal.h`): exported, but not public.
+fn internal_header() -> String {
+    std::fs::read_to_string(root().join("tests/c/internal.h")).expect("read internal.h")
+}
+
+/// Function names the public header and the tests' internal header declare: `threadhost_x(`
+/// outside comments.
 fn header_functions() -> BTreeSet<String> {
-    let code = strip_c_comments(&header());
+    let code = strip_c_comments(&(header() + &internal_header()));
     let mut names = BTreeSet::new();
     let mut rest = code.as_str();
     while let Some(at) = rest.find("threadhost_") {
@@ -778,7 +786,7 @@ fn header_status_codes_match_rust() {
     }
     assert_eq!(
         rust, c,
-        "status codes differ between src/ffi and threadhost.h"
+        "status codes differ between capi/src and threadhost.h"
     );
     assert!(c.contains(&("THREADHOST_OK".to_owned(), "0".to_owned())));
 }

@@ -7,7 +7,7 @@
 //! type's [`PanicValue`]: `THREADHOST_PANIC` for a status, NULL for a pointer, `true` for
 //! `is_stopped` queries (so a loop polling it ends), `EXIT_FAILURE` for an exit code.
 //!
-//! `tests/c_api.rs` reads every file of `src/ffi/` and fails if an exported function's body
+//! `tests/c_api.rs` reads every file of `src/` and fails if an exported function's body
 //! does not begin with `ffi_boundary!`.
 
 use std::any::Any;
@@ -15,7 +15,7 @@ use std::ffi::c_char;
 use std::os::raw::c_int;
 
 use super::status::{self, Status};
-use crate::EXIT_FAILURE;
+use threadhost::EXIT_FAILURE;
 
 /// What an entry point returns when its body panicked.
 pub(crate) trait PanicValue {
@@ -86,7 +86,7 @@ macro_rules! ffi_boundary {
         fn __threadhost_entry() {}
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| { $($body)* })) {
             Ok(value) => value,
-            Err(payload) => $crate::ffi::boundary::on_panic(
+            Err(payload) => $crate::boundary::on_panic(
                 ::std::any::type_name_of_val(&__threadhost_entry),
                 payload.as_ref(),
             ),
@@ -102,10 +102,10 @@ macro_rules! try_ref {
         // SAFETY: `$ptr` is NULL or a `threadhost_*` pointer of this type handed out by
         // threadhost (its ownership declared in handle.rs); the entry point's caller
         // guarantees it (its `# Safety` section).
-        match unsafe { $crate::ffi::handle::checked_ref($ptr) } {
+        match unsafe { $crate::handle::checked_ref($ptr) } {
             Ok(value) => value,
             Err(misuse) => {
-                return $crate::ffi::handle::misuse_of($ptr, stringify!($ptr), &misuse);
+                return $crate::handle::misuse_of($ptr, stringify!($ptr), &misuse);
             }
         }
     };
@@ -117,14 +117,10 @@ macro_rules! try_mut {
     ($ptr:ident) => {
         // SAFETY: `$ptr` is NULL or a Box-owned `threadhost_*` pointer that no other thread
         // uses during this call; the entry point's caller guarantees it.
-        match unsafe { $crate::ffi::handle::checked_mut($ptr) } {
+        match unsafe { $crate::handle::checked_mut($ptr) } {
             Ok(value) => value,
             Err(misuse) => {
-                return $crate::ffi::handle::misuse_of(
-                    $ptr.cast_const(),
-                    stringify!($ptr),
-                    &misuse,
-                );
+                return $crate::handle::misuse_of($ptr.cast_const(), stringify!($ptr), &misuse);
             }
         }
     };
@@ -136,14 +132,10 @@ macro_rules! try_box {
     ($ptr:ident) => {
         // SAFETY: `$ptr` is NULL or a Box-owned `threadhost_*` pointer whose ownership the
         // caller hands over with this call; the entry point's caller guarantees it.
-        match unsafe { $crate::ffi::handle::take_back($ptr) } {
+        match unsafe { $crate::handle::take_back($ptr) } {
             Ok(value) => value,
             Err(misuse) => {
-                return $crate::ffi::handle::misuse_of(
-                    $ptr.cast_const(),
-                    stringify!($ptr),
-                    &misuse,
-                );
+                return $crate::handle::misuse_of($ptr.cast_const(), stringify!($ptr), &misuse);
             }
         }
     };
@@ -155,11 +147,11 @@ macro_rules! try_str {
     ($ptr:ident) => {
         // SAFETY: `$ptr` is NULL or a NUL-terminated string readable for this call; the
         // entry point's caller guarantees it.
-        match unsafe { $crate::ffi::boundary::c_str($ptr) } {
-            None => return $crate::ffi::status::null_argument(stringify!($ptr)),
+        match unsafe { $crate::boundary::c_str($ptr) } {
+            None => return $crate::status::null_argument(stringify!($ptr)),
             Some(Err(_)) => {
-                return $crate::ffi::status::fail(
-                    $crate::ffi::status::Status::INVALID_ARGUMENT,
+                return $crate::status::fail(
+                    $crate::status::Status::INVALID_ARGUMENT,
                     concat!("`", stringify!($ptr), "` is not valid UTF-8"),
                 );
             }
@@ -173,7 +165,7 @@ macro_rules! try_str {
 macro_rules! try_out {
     ($ptr:ident) => {
         if $ptr.is_null() {
-            return $crate::ffi::status::null_argument(stringify!($ptr));
+            return $crate::status::null_argument(stringify!($ptr));
         }
     };
 }

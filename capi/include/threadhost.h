@@ -103,7 +103,7 @@ typedef int32_t threadhost_status;
 #define THREADHOST_START_TIMEOUT 9
 /* The stop deadline passed with services still running (their threads were detached). */
 #define THREADHOST_STOP_TIMEOUT 10
-/* A Rust panic was caught at the boundary (a bug in threadhost, or threadhost_test_panic). */
+/* A Rust panic was caught at the boundary (a bug in threadhost). */
 #define THREADHOST_PANIC 11
 /* The OS refused to create a service thread. */
 #define THREADHOST_SPAWN_FAILED 12
@@ -146,12 +146,6 @@ threadhost_status threadhost_last_error_message(char *buf, size_t len, size_t *o
  */
 int threadhost_exit_code(threadhost_status status);
 
-/*
- * TEST ONLY: panics inside the boundary and returns THREADHOST_PANIC with a last error
- * message, proving that a Rust panic never aborts the C caller. No other effect; the default
- * Rust panic hook prints the panic to stderr.
- */
-threadhost_status threadhost_test_panic(void);
 
 /* ---- Enumerations (int32_t values) ------------------------------------------------------ */
 

@@ -1,5 +1,5 @@
-//! The only place raw pointers become Rust values and back (STYLE.md rule 23, after
-//! rustls-ffi's `Castable`).
+//! The only place raw pointers become Rust values and back (after rustls-ffi's
+//! `Castable`).
 //!
 //! Each opaque C type (`threadhost_host`, …) is a zero-sized Rust struct that is never
 //! instantiated; a `*const threadhost_x` really points to its [`Castable::Rust`] value. Each
@@ -303,38 +303,38 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) {
 /// Declares the ownership of an opaque C type (see the table in the module docs).
 macro_rules! castable {
     ($c:ident => $rust:ty, box) => {
-        impl $crate::ffi::handle::Castable for $c {
+        impl $crate::handle::Castable for $c {
             type Rust = $rust;
             const NAME: &'static str = stringify!($c);
             const TAGGED: bool = true;
         }
-        impl $crate::ffi::handle::BoxCastable for $c {
-            fn pool() -> &'static $crate::ffi::handle::Pool {
-                static POOL: $crate::ffi::handle::Pool = $crate::ffi::handle::Pool::new();
+        impl $crate::handle::BoxCastable for $c {
+            fn pool() -> &'static $crate::handle::Pool {
+                static POOL: $crate::handle::Pool = $crate::handle::Pool::new();
                 &POOL
             }
         }
     };
     ($c:ident => $rust:ty, ref) => {
-        impl $crate::ffi::handle::Castable for $c {
+        impl $crate::handle::Castable for $c {
             type Rust = $rust;
             const NAME: &'static str = stringify!($c);
             const TAGGED: bool = false;
         }
-        impl $crate::ffi::handle::RefCastable for $c {}
+        impl $crate::handle::RefCastable for $c {}
     };
     ($c:ident => $rust:ty, box + ref) => {
-        impl $crate::ffi::handle::Castable for $c {
+        impl $crate::handle::Castable for $c {
             type Rust = $rust;
             const NAME: &'static str = stringify!($c);
             const TAGGED: bool = false;
         }
-        impl $crate::ffi::handle::BoxCastable for $c {
-            fn pool() -> &'static $crate::ffi::handle::Pool {
-                static POOL: $crate::ffi::handle::Pool = $crate::ffi::handle::Pool::new();
+        impl $crate::handle::BoxCastable for $c {
+            fn pool() -> &'static $crate::handle::Pool {
+                static POOL: $crate::handle::Pool = $crate::handle::Pool::new();
                 &POOL
             }
         }
-        impl $crate::ffi::handle::RefCastable for $c {}
+        impl $crate::handle::RefCastable for $c {}
     };
 }
