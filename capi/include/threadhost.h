@@ -60,6 +60,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * THREADHOST_MUST_USE marks the functions whose status a caller must look at: ignoring it
+ * draws a compiler warning (C23 and C++17: [[nodiscard]]; GCC and Clang otherwise:
+ * warn_unused_result, which GCC does not let a (void) cast silence: assign the status to a
+ * variable). Not marked: the calls whose only failure is a NULL argument or whose status is
+ * a courtesy (threadhost_last_error_message, threadhost_context_set_error,
+ * threadhost_context_heartbeat, threadhost_host_request_stop,
+ * threadhost_context_request_host_stop, threadhost_stop_source_stop). Define
+ * THREADHOST_NO_MUST_USE before including this header to turn the warnings off.
+ */
+#ifndef THREADHOST_MUST_USE
+#if defined(THREADHOST_NO_MUST_USE)
+#define THREADHOST_MUST_USE
+#elif defined(__cplusplus) && __cplusplus >= 201703L
+#define THREADHOST_MUST_USE [[nodiscard]]
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L
+#define THREADHOST_MUST_USE [[nodiscard]]
+#elif defined(__GNUC__) || defined(__clang__)
+#define THREADHOST_MUST_USE __attribute__((warn_unused_result))
+#else
+#define THREADHOST_MUST_USE
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -231,31 +255,31 @@ void threadhost_builder_free(threadhost_builder *builder);
  * The stop deadline of threadhost_host_run, of threadhost_host_join after a stop request, and
  * of freeing a running host. Default 30000 ms.
  */
-threadhost_status threadhost_builder_shutdown_timeout(threadhost_builder *builder,
+THREADHOST_MUST_USE threadhost_status threadhost_builder_shutdown_timeout(threadhost_builder *builder,
                                                       uint64_t timeout_ms);
 
 /* The start deadline of threadhost_host_run. Default: none. */
-threadhost_status threadhost_builder_startup_timeout(threadhost_builder *builder,
+THREADHOST_MUST_USE threadhost_status threadhost_builder_startup_timeout(threadhost_builder *builder,
                                                      uint64_t timeout_ms);
 
 /* Start services concurrently where no dependency forbids it. Default false. */
-threadhost_status threadhost_builder_start_concurrently(threadhost_builder *builder, bool yes);
+THREADHOST_MUST_USE threadhost_status threadhost_builder_start_concurrently(threadhost_builder *builder, bool yes);
 
 /* Stop services concurrently where no dependency forbids it. Default false. */
-threadhost_status threadhost_builder_stop_concurrently(threadhost_builder *builder, bool yes);
+THREADHOST_MUST_USE threadhost_status threadhost_builder_stop_concurrently(threadhost_builder *builder, bool yes);
 
 /*
  * The failure policy of services that set none, a THREADHOST_POLICY_* value (others:
  * THREADHOST_INVALID_ARGUMENT). Default THREADHOST_POLICY_STOP_HOST.
  */
-threadhost_status threadhost_builder_on_failure(threadhost_builder *builder,
+THREADHOST_MUST_USE threadhost_status threadhost_builder_on_failure(threadhost_builder *builder,
                                                 threadhost_policy policy);
 
 /*
  * The stack size of every service thread, in bytes: from 64 KiB to 1 GiB. Checked by
  * threadhost_builder_build (THREADHOST_INVALID_CONFIG, the message names stack_size).
  */
-threadhost_status threadhost_builder_stack_size(threadhost_builder *builder, size_t bytes);
+THREADHOST_MUST_USE threadhost_status threadhost_builder_stack_size(threadhost_builder *builder, size_t bytes);
 
 /*
  * Makes threadhost_host_run handle SIGINT, SIGTERM and SIGHUP: the first requests a graceful
@@ -266,7 +290,7 @@ threadhost_status threadhost_builder_stack_size(threadhost_builder *builder, siz
  * but not restored. A program with its own signal handlers should call
  * threadhost_host_request_stop from them instead of using this.
  */
-threadhost_status threadhost_builder_console_lifetime(threadhost_builder *builder);
+THREADHOST_MUST_USE threadhost_status threadhost_builder_console_lifetime(threadhost_builder *builder);
 
 /*
  * Applies the THREADHOST_* environment variables (shutdown/startup timeouts, concurrency,
@@ -274,7 +298,7 @@ threadhost_status threadhost_builder_console_lifetime(threadhost_builder *builde
  * options set after this call win. A bad value is reported by threadhost_builder_build as
  * THREADHOST_INVALID_CONFIG naming the variable.
  */
-threadhost_status threadhost_builder_options_from_env(threadhost_builder *builder);
+THREADHOST_MUST_USE threadhost_status threadhost_builder_options_from_env(threadhost_builder *builder);
 
 /*
  * Speaks systemd's notify protocol when run by systemd (Type=notify): READY=1 once started,
@@ -282,14 +306,14 @@ threadhost_status threadhost_builder_options_from_env(threadhost_builder *builde
  * WatchdogSec= a WATCHDOG=1 ping while every critical service (threadhost_service_liveness) is
  * live. A no-op when NOTIFY_SOCKET is unset.
  */
-threadhost_status threadhost_builder_systemd(threadhost_builder *builder);
+THREADHOST_MUST_USE threadhost_status threadhost_builder_systemd(threadhost_builder *builder);
 
 /*
  * Adds `service` and consumes it, also when the call fails (then it is freed and its destroy
  * runs). Services start in the order they are added (after their dependencies) and stop in
  * reverse.
  */
-threadhost_status threadhost_builder_add_service(threadhost_builder *builder,
+THREADHOST_MUST_USE threadhost_status threadhost_builder_add_service(threadhost_builder *builder,
                                                  threadhost_service *service);
 
 /*
@@ -297,7 +321,7 @@ threadhost_status threadhost_builder_add_service(threadhost_builder *builder,
  * threadhost_service_new_background + threadhost_builder_add_service. Ownership of `user`
  * passes to threadhost whatever the result (destroy, if not NULL, is called exactly once).
  */
-threadhost_status threadhost_builder_add_background(threadhost_builder *builder,
+THREADHOST_MUST_USE threadhost_status threadhost_builder_add_background(threadhost_builder *builder,
                                                     const char *name, threadhost_run_fn run,
                                                     void *user, threadhost_destroy_fn destroy);
 
@@ -309,7 +333,7 @@ threadhost_status threadhost_builder_add_background(threadhost_builder *builder,
  * 1 GiB, a bad restart policy, an unknown dependency or a cycle; the services are then freed
  * (their destroy runs). No thread starts before threadhost_host_start or threadhost_host_run.
  */
-threadhost_status threadhost_builder_build(threadhost_builder *builder,
+THREADHOST_MUST_USE threadhost_status threadhost_builder_build(threadhost_builder *builder,
                                            threadhost_host **host_out);
 
 /* ---- Services ----------------------------------------------------------------------------- */
@@ -321,7 +345,7 @@ threadhost_status threadhost_builder_build(threadhost_builder *builder,
  * (threadhost_service_free). Ownership of `user` passes to threadhost whatever the result.
  * Not thread-safe.
  */
-threadhost_status threadhost_service_new_background(const char *name, threadhost_run_fn run,
+THREADHOST_MUST_USE threadhost_status threadhost_service_new_background(const char *name, threadhost_run_fn run,
                                                     void *user, threadhost_destroy_fn destroy,
                                                     threadhost_service **service_out);
 
@@ -331,13 +355,13 @@ threadhost_status threadhost_service_new_background(const char *name, threadhost
  * host's start), `stop` after the service's token fired, under the stop deadline. Ownership
  * as threadhost_service_new_background.
  */
-threadhost_status threadhost_service_new_hosted(const char *name, threadhost_run_fn start,
+THREADHOST_MUST_USE threadhost_status threadhost_service_new_hosted(const char *name, threadhost_run_fn start,
                                                 threadhost_run_fn stop, void *user,
                                                 threadhost_destroy_fn destroy,
                                                 threadhost_service **service_out);
 
 /* This service's failure policy (THREADHOST_POLICY_*). Default: the builder's. */
-threadhost_status threadhost_service_on_failure(threadhost_service *service,
+THREADHOST_MUST_USE threadhost_status threadhost_service_on_failure(threadhost_service *service,
                                                 threadhost_policy policy);
 
 /*
@@ -348,30 +372,30 @@ threadhost_status threadhost_service_on_failure(threadhost_service *service,
  * host). Every wait is at least 1 ms (a zero backoff is raised to it: at most 1000 restarts a
  * second).
  */
-threadhost_status threadhost_service_restart(threadhost_service *service,
+THREADHOST_MUST_USE threadhost_status threadhost_service_restart(threadhost_service *service,
                                              uint64_t initial_backoff_ms,
                                              uint64_t max_backoff_ms, uint32_t max_restarts,
                                              uint64_t within_ms);
 
 /* A stop budget for this service alone, within the host's stop deadline. */
-threadhost_status threadhost_service_stop_timeout(threadhost_service *service,
+THREADHOST_MUST_USE threadhost_status threadhost_service_stop_timeout(threadhost_service *service,
                                                   uint64_t timeout_ms);
 
 /* A start budget for this service alone, within the host's start deadline. */
-threadhost_status threadhost_service_start_timeout(threadhost_service *service,
+THREADHOST_MUST_USE threadhost_status threadhost_service_start_timeout(threadhost_service *service,
                                                    uint64_t timeout_ms);
 
 /*
  * This service's thread stack size in bytes: from 64 KiB to 1 GiB. Checked by
  * threadhost_builder_build (THREADHOST_INVALID_CONFIG naming the service's stack_size).
  */
-threadhost_status threadhost_service_stack_size(threadhost_service *service, size_t bytes);
+THREADHOST_MUST_USE threadhost_status threadhost_service_stack_size(threadhost_service *service, size_t bytes);
 
 /*
  * Start this service after the service named `dependency` (copied), and stop it before.
  * Unknown names and cycles are reported by threadhost_builder_build.
  */
-threadhost_status threadhost_service_depends_on(threadhost_service *service,
+THREADHOST_MUST_USE threadhost_status threadhost_service_depends_on(threadhost_service *service,
                                                 const char *dependency);
 
 /*
@@ -379,7 +403,7 @@ threadhost_status threadhost_service_depends_on(threadhost_service *service,
  * threadhost_context_heartbeat at least every timeout_ms (the systemd watchdog is pinged only
  * while every critical service is live).
  */
-threadhost_status threadhost_service_liveness(threadhost_service *service, uint64_t timeout_ms);
+THREADHOST_MUST_USE threadhost_status threadhost_service_liveness(threadhost_service *service, uint64_t timeout_ms);
 
 /* Frees a service never added to a builder (its destroy runs). */
 void threadhost_service_free(threadhost_service *service);
@@ -423,14 +447,14 @@ typedef int32_t threadhost_first_tick;
  * at once, missed slots skipped, failing ticks counted. Owned by the caller until
  * threadhost_periodic_build consumes it, or threadhost_periodic_free.
  */
-threadhost_status threadhost_periodic_new(uint64_t period_ms, threadhost_periodic **periodic_out);
+THREADHOST_MUST_USE threadhost_status threadhost_periodic_new(uint64_t period_ms, threadhost_periodic **periodic_out);
 
 /* The missed-tick policy (THREADHOST_MISSED_*); burst_max is used by _BURST (>= 1 at build). */
-threadhost_status threadhost_periodic_missed(threadhost_periodic *periodic,
+THREADHOST_MUST_USE threadhost_status threadhost_periodic_missed(threadhost_periodic *periodic,
                                              threadhost_missed_tick missed, uint32_t burst_max);
 
 /* When the first tick is due (THREADHOST_FIRST_TICK_*); delay_ms is used by _AFTER_DELAY. */
-threadhost_status threadhost_periodic_first_tick(threadhost_periodic *periodic,
+THREADHOST_MUST_USE threadhost_status threadhost_periodic_first_tick(threadhost_periodic *periodic,
                                                  threadhost_first_tick first, uint64_t delay_ms);
 
 /*
@@ -438,7 +462,7 @@ threadhost_status threadhost_periodic_first_tick(threadhost_periodic *periodic,
  * failing ticks in a row end the body with the last failure, handled by the service's failure
  * policy (THREADHOST_POLICY_*: stop the host, ignore, or restart keeping the phase).
  */
-threadhost_status threadhost_periodic_escalate_after(threadhost_periodic *periodic,
+THREADHOST_MUST_USE threadhost_status threadhost_periodic_escalate_after(threadhost_periodic *periodic,
                                                      uint32_t consecutive);
 
 /*
@@ -446,11 +470,11 @@ threadhost_status threadhost_periodic_escalate_after(threadhost_periodic *period
  * caller (threadhost_periodic_stats_free), readable from any thread, valid after the host is
  * freed.
  */
-threadhost_status threadhost_periodic_get_stats(const threadhost_periodic *periodic,
+THREADHOST_MUST_USE threadhost_status threadhost_periodic_get_stats(const threadhost_periodic *periodic,
                                             threadhost_periodic_stats **stats_out);
 
 /* Reads ticks run, failing ticks, panicking ticks, missed slots; each output may be NULL. */
-threadhost_status threadhost_periodic_stats_read(const threadhost_periodic_stats *stats,
+THREADHOST_MUST_USE threadhost_status threadhost_periodic_stats_read(const threadhost_periodic_stats *stats,
                                                  uint64_t *ticks_out, uint64_t *failures_out,
                                                  uint64_t *panics_out, uint64_t *missed_out);
 
@@ -463,7 +487,7 @@ void threadhost_periodic_stats_free(threadhost_periodic_stats *stats);
  * `periodic` whatever the result; ownership of `user` passes to threadhost whatever the
  * result (destroy runs exactly once). THREADHOST_INVALID_CONFIG: a zero period, a burst of 0.
  */
-threadhost_status threadhost_periodic_build(threadhost_periodic *periodic, const char *name,
+THREADHOST_MUST_USE threadhost_status threadhost_periodic_build(threadhost_periodic *periodic, const char *name,
                                             threadhost_tick_fn tick, void *user,
                                             threadhost_destroy_fn destroy,
                                             threadhost_service **service_out);
@@ -482,7 +506,7 @@ const threadhost_context *threadhost_tick_context(const threadhost_tick *tick);
  * after its slot), the slots skipped since the previous tick, the failing ticks before it.
  * Each output may be NULL.
  */
-threadhost_status threadhost_tick_info(const threadhost_tick *tick, uint64_t *index_out,
+THREADHOST_MUST_USE threadhost_status threadhost_tick_info(const threadhost_tick *tick, uint64_t *index_out,
                                        uint64_t *lateness_us_out, uint64_t *missed_out,
                                        uint64_t *failures_out);
 
@@ -553,28 +577,28 @@ typedef struct threadhost_queue_metrics {
  * worker, THREADHOST_FULL_BLOCK, draining on stop. Owned by the caller until
  * threadhost_queue_build consumes it, or threadhost_queue_free.
  */
-threadhost_status threadhost_queue_new(const char *name, threadhost_queue **queue_out);
+THREADHOST_MUST_USE threadhost_status threadhost_queue_new(const char *name, threadhost_queue **queue_out);
 
 /* The number of items the queue holds: 1 to THREADHOST_QUEUE_MAX_CAPACITY (checked at build;
  * the slots, 16 bytes each, are allocated up front). Default 100. */
-threadhost_status threadhost_queue_capacity(threadhost_queue *queue, size_t capacity);
+THREADHOST_MUST_USE threadhost_status threadhost_queue_capacity(threadhost_queue *queue, size_t capacity);
 
 /* The number of worker threads: 1 to THREADHOST_QUEUE_MAX_WORKERS (checked at build). Default 1:
  * items run in order. */
-threadhost_status threadhost_queue_workers(threadhost_queue *queue, size_t workers);
+THREADHOST_MUST_USE threadhost_status threadhost_queue_workers(threadhost_queue *queue, size_t workers);
 
 /* The full mode (THREADHOST_FULL_*; others: THREADHOST_INVALID_ARGUMENT). */
-threadhost_status threadhost_queue_full_mode(threadhost_queue *queue, threadhost_full_mode mode);
+THREADHOST_MUST_USE threadhost_status threadhost_queue_full_mode(threadhost_queue *queue, threadhost_full_mode mode);
 
 /* true (default): a stop drains until shortly before its deadline; false: it cancels at once. */
-threadhost_status threadhost_queue_drain_on_stop(threadhost_queue *queue, bool drain);
+THREADHOST_MUST_USE threadhost_status threadhost_queue_drain_on_stop(threadhost_queue *queue, bool drain);
 
 /* How long before the stop deadline draining gives up (default: a fifth of the budget, <= 1 s).
  * A grace at least as long as the stop budget (up to UINT64_MAX) cancels at once. */
-threadhost_status threadhost_queue_cancel_grace(threadhost_queue *queue, uint64_t grace_ms);
+THREADHOST_MUST_USE threadhost_status threadhost_queue_cancel_grace(threadhost_queue *queue, uint64_t grace_ms);
 
 /* The stack size of each worker thread, in bytes: 64 KiB to 1 GiB (checked at build). */
-threadhost_status threadhost_queue_stack_size(threadhost_queue *queue, size_t bytes);
+THREADHOST_MUST_USE threadhost_status threadhost_queue_stack_size(threadhost_queue *queue, size_t bytes);
 
 /*
  * Builds the queue: its service in *service_out (owned by the caller until added to a builder)
@@ -587,7 +611,7 @@ threadhost_status threadhost_queue_stack_size(threadhost_queue *queue, size_t by
  * capacity or worker count of 0 or above its maximum, an empty name, a stack outside
  * 64 KiB..1 GiB. Never an abort: the bounds keep the up-front allocation small.
  */
-threadhost_status threadhost_queue_build(threadhost_queue *queue, threadhost_item_fn handler,
+THREADHOST_MUST_USE threadhost_status threadhost_queue_build(threadhost_queue *queue, threadhost_item_fn handler,
                                          threadhost_items_fn on_unrun,
                                          threadhost_items_fn on_dropped, void *user,
                                          threadhost_destroy_fn destroy,
@@ -603,18 +627,18 @@ void threadhost_queue_free(threadhost_queue *queue);
  * THREADHOST_TIMEOUT (still full at the timeout), THREADHOST_FULL (THREADHOST_FULL_REJECT),
  * THREADHOST_CLOSED (the queue stopped: send after stop). Any thread.
  */
-threadhost_status threadhost_producer_send(const threadhost_producer *producer, void *item,
+THREADHOST_MUST_USE threadhost_status threadhost_producer_send(const threadhost_producer *producer, void *item,
                                            uint64_t timeout_ms);
 
 /* Sends `item` only if there is room now: THREADHOST_OK, THREADHOST_FULL or THREADHOST_CLOSED. */
-threadhost_status threadhost_producer_try_send(const threadhost_producer *producer, void *item);
+THREADHOST_MUST_USE threadhost_status threadhost_producer_try_send(const threadhost_producer *producer, void *item);
 
 /* The queue's figures in *metrics_out. Any thread. */
-threadhost_status threadhost_producer_metrics(const threadhost_producer *producer,
+THREADHOST_MUST_USE threadhost_status threadhost_producer_metrics(const threadhost_producer *producer,
                                               threadhost_queue_metrics *metrics_out);
 
 /* Another producer of the same queue, owned by the caller. */
-threadhost_status threadhost_producer_clone(const threadhost_producer *producer,
+THREADHOST_MUST_USE threadhost_status threadhost_producer_clone(const threadhost_producer *producer,
                                             threadhost_producer **producer_out);
 
 /* Frees a producer (the queue and its other producers are unaffected). */
@@ -634,7 +658,7 @@ void threadhost_producer_free(threadhost_producer *producer);
  * stopped; the message names the service), THREADHOST_INVALID_STATE if the host was already
  * started. A stop requested during the start ends it early with THREADHOST_OK.
  */
-threadhost_status threadhost_host_start(const threadhost_host *host, uint64_t timeout_ms);
+THREADHOST_MUST_USE threadhost_status threadhost_host_start(const threadhost_host *host, uint64_t timeout_ms);
 
 /*
  * Stops the host: fires each service's token and runs its stop hook, in reverse start order,
@@ -651,7 +675,7 @@ threadhost_status threadhost_host_start(const threadhost_host *host, uint64_t ti
  * returns, and threadhost_host_join from another thread or THREADHOST_EVENT_STOPPED tell the
  * outcome.
  */
-threadhost_status threadhost_host_stop(const threadhost_host *host, uint64_t timeout_ms);
+THREADHOST_MUST_USE threadhost_status threadhost_host_stop(const threadhost_host *host, uint64_t timeout_ms);
 
 /*
  * Waits until a stop was requested (threadhost_host_request_stop, a service's
@@ -661,7 +685,7 @@ threadhost_status threadhost_host_stop(const threadhost_host *host, uint64_t tim
  * host's own threads it would wait for itself: THREADHOST_INVALID_STATE at once (unless the
  * stop has finished).
  */
-threadhost_status threadhost_host_join(const threadhost_host *host, uint64_t timeout_ms);
+THREADHOST_MUST_USE threadhost_status threadhost_host_join(const threadhost_host *host, uint64_t timeout_ms);
 
 /*
  * Runs the host to completion: installs the console lifetime if the builder asked for it,
@@ -674,20 +698,20 @@ threadhost_status threadhost_host_join(const threadhost_host *host, uint64_t tim
  * threadhost_host_request_stop, _state and _snapshot (start, stop and join then return
  * THREADHOST_INVALID_STATE).
  */
-threadhost_status threadhost_host_run(const threadhost_host *host);
+THREADHOST_MUST_USE threadhost_status threadhost_host_run(const threadhost_host *host);
 
 /* Asks the host to stop and returns at once; idempotent. Before start: start starts nothing. */
 threadhost_status threadhost_host_request_stop(const threadhost_host *host);
 
 /* The host's state (THREADHOST_HOST_*) in *state_out. One atomic load. */
-threadhost_status threadhost_host_get_state(const threadhost_host *host,
+THREADHOST_MUST_USE threadhost_status threadhost_host_get_state(const threadhost_host *host,
                                         threadhost_host_state *state_out);
 
 /*
  * A snapshot of the host's and its services' states in *snapshot_out, owned by the caller
  * (free it with threadhost_snapshot_free; it stays valid after the host is freed).
  */
-threadhost_status threadhost_host_snapshot(const threadhost_host *host,
+THREADHOST_MUST_USE threadhost_status threadhost_host_snapshot(const threadhost_host *host,
                                            threadhost_snapshot **snapshot_out);
 
 /*
@@ -696,7 +720,7 @@ threadhost_status threadhost_host_snapshot(const threadhost_host *host,
  * have started, or to be stopping. It stays valid after the host is freed; free it with
  * threadhost_token_free.
  */
-threadhost_status threadhost_host_event_token(const threadhost_host *host, threadhost_event event,
+THREADHOST_MUST_USE threadhost_status threadhost_host_event_token(const threadhost_host *host, threadhost_event event,
                                               threadhost_token **token_out);
 
 /*
@@ -710,37 +734,37 @@ void threadhost_host_free(threadhost_host *host);
 /* Immutable; may be read from any thread. Indexes are in registration order. */
 
 /* The host's state (THREADHOST_HOST_*) when the snapshot was taken. */
-threadhost_status threadhost_snapshot_host_state(const threadhost_snapshot *snapshot,
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_host_state(const threadhost_snapshot *snapshot,
                                                  threadhost_host_state *state_out);
 
 /* The number of services. */
-threadhost_status threadhost_snapshot_service_count(const threadhost_snapshot *snapshot,
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_service_count(const threadhost_snapshot *snapshot,
                                                     size_t *count_out);
 
 /* The state of service `index` (THREADHOST_SERVICE_*); THREADHOST_INVALID_ARGUMENT if out of
  * range. */
-threadhost_status threadhost_snapshot_service_state(const threadhost_snapshot *snapshot,
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_service_state(const threadhost_snapshot *snapshot,
                                                     size_t index,
                                                     threadhost_service_state *state_out);
 
 /* How often service `index`'s body was restarted. */
-threadhost_status threadhost_snapshot_service_restarts(const threadhost_snapshot *snapshot,
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_service_restarts(const threadhost_snapshot *snapshot,
                                                        size_t index, uint32_t *restarts_out);
 
 /*
  * Whether service `index` is live: true without a liveness setting; for a critical service
  * (threadhost_service_liveness), true while it runs with a heartbeat recent enough.
  */
-threadhost_status threadhost_snapshot_service_live(const threadhost_snapshot *snapshot,
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_service_live(const threadhost_snapshot *snapshot,
                                                    size_t index, bool *live_out);
 
 /* Copies service `index`'s name into buf (string rules above). */
-threadhost_status threadhost_snapshot_service_name(const threadhost_snapshot *snapshot,
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_service_name(const threadhost_snapshot *snapshot,
                                                    size_t index, char *buf, size_t len,
                                                    size_t *out_n);
 
 /* Copies service `index`'s last error message into buf ("" if it never failed). */
-threadhost_status threadhost_snapshot_service_last_error(const threadhost_snapshot *snapshot,
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_service_last_error(const threadhost_snapshot *snapshot,
                                                          size_t index, char *buf, size_t len,
                                                          size_t *out_n);
 
@@ -751,7 +775,7 @@ void threadhost_snapshot_free(threadhost_snapshot *snapshot);
 /* A context is valid only during the callback it was passed to, on that callback's thread. */
 
 /* Copies the service's name into buf (string rules above). */
-threadhost_status threadhost_context_name(const threadhost_context *ctx, char *buf, size_t len,
+THREADHOST_MUST_USE threadhost_status threadhost_context_name(const threadhost_context *ctx, char *buf, size_t len,
                                           size_t *out_n);
 
 /*
@@ -767,7 +791,7 @@ bool threadhost_context_is_stopped(const threadhost_context *ctx);
  * Sleeps timeout_ms, or until the service's token fires: THREADHOST_OK after the full sleep,
  * THREADHOST_STOPPED if the token fired first (return it from a body: a clean exit).
  */
-threadhost_status threadhost_context_sleep(const threadhost_context *ctx, uint64_t timeout_ms);
+THREADHOST_MUST_USE threadhost_status threadhost_context_sleep(const threadhost_context *ctx, uint64_t timeout_ms);
 
 /* Asks the host running this service to stop; returns at once. */
 threadhost_status threadhost_context_request_host_stop(const threadhost_context *ctx);
@@ -786,20 +810,20 @@ threadhost_status threadhost_context_set_error(const threadhost_context *ctx,
 /* Sources and tokens may be used from any thread at once. */
 
 /* A new stop source, not stopped, owned by the caller (threadhost_stop_source_free). */
-threadhost_status threadhost_stop_source_new(threadhost_stop_source **source_out);
+THREADHOST_MUST_USE threadhost_status threadhost_stop_source_new(threadhost_stop_source **source_out);
 
 /* Stops the source: its tokens fire and every waiter wakes. Idempotent. */
 threadhost_status threadhost_stop_source_stop(const threadhost_stop_source *source);
 
 /* A new token of the source, owned by the caller (threadhost_token_free). */
-threadhost_status threadhost_stop_source_token(const threadhost_stop_source *source,
+THREADHOST_MUST_USE threadhost_status threadhost_stop_source_token(const threadhost_stop_source *source,
                                                threadhost_token **token_out);
 
 /* Frees the source; its tokens stay valid (and are never stopped by it again). */
 void threadhost_stop_source_free(threadhost_stop_source *source);
 
 /* An owned copy of `token` (the same token), freed with threadhost_token_free. */
-threadhost_status threadhost_token_clone(const threadhost_token *token,
+THREADHOST_MUST_USE threadhost_status threadhost_token_clone(const threadhost_token *token,
                                          threadhost_token **token_out);
 
 /* true once the token fired (one atomic load). NULL: true, so a polling loop ends. */
@@ -809,13 +833,13 @@ bool threadhost_token_is_stopped(const threadhost_token *token);
  * Blocks until the token fires (THREADHOST_OK) or timeout_ms passed (THREADHOST_TIMEOUT);
  * THREADHOST_NO_DEADLINE waits without a deadline. Wakes within microseconds of the stop.
  */
-threadhost_status threadhost_token_wait(const threadhost_token *token, uint64_t timeout_ms);
+THREADHOST_MUST_USE threadhost_status threadhost_token_wait(const threadhost_token *token, uint64_t timeout_ms);
 
 /*
  * Sleeps timeout_ms, or until the token fires: THREADHOST_OK after the full sleep,
  * THREADHOST_STOPPED if the token fired first (at once if it already had).
  */
-threadhost_status threadhost_token_sleep(const threadhost_token *token, uint64_t timeout_ms);
+THREADHOST_MUST_USE threadhost_status threadhost_token_sleep(const threadhost_token *token, uint64_t timeout_ms);
 
 /* Frees an owned token (from _clone or _stop_source_token); never a context's token. */
 void threadhost_token_free(threadhost_token *token);

@@ -398,6 +398,50 @@ fn c_static_link() {
     assert_passed("token.c (static)", &output);
 }
 
+/// Ignoring a status the caller must look at is a compiler warning (`THREADHOST_MUST_USE`),
+/// and `THREADHOST_NO_MUST_USE` turns it off.
+#[test]
+fn ignoring_a_status_warns() {
+    let source = out_dir().join("ignores_status.c");
+    std::fs::write(
+        &source,
+        "#include \"threadhost.h\"\n\
+         void f(const threadhost_host *host) { threadhost_host_start(host, 10); }\n",
+    )
+    .unwrap();
+    let compile = |extra: &[&str]| {
+        Command::new(compiler("CC", "cc"))
+            .args([
+                "-std=c99",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-c",
+                "-o",
+                "/dev/null",
+            ])
+            .args(extra)
+            .arg("-I")
+            .arg(root().join("include"))
+            .arg(&source)
+            .output()
+            .expect("run the C compiler")
+    };
+    let warned = compile(&[]);
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(
+        !warned.status.success(),
+        "an ignored status compiled cleanly"
+    );
+    assert!(stderr.contains("threadhost_host_start"), "{stderr}");
+    let quiet = compile(&["-DTHREADHOST_NO_MUST_USE"]);
+    assert!(
+        quiet.status.success(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+}
+
 /// The fuzz driver builds (it is run by hand; see its header comment).
 #[test]
 fn fuzz_driver_compiles() {

@@ -15,12 +15,18 @@ static threadhost_status tick(void *user, const threadhost_context *ctx) {
 int main(void) {
     int ticks = 0;
     threadhost_builder *builder = threadhost_builder_new();
-    threadhost_builder_console_lifetime(builder); /* Ctrl-C, SIGTERM: a graceful stop */
-    threadhost_builder_shutdown_timeout(builder, 5000);
-    threadhost_builder_add_background(builder, "ticker", tick, &ticks, NULL);
+    /* Ctrl-C, SIGTERM: a graceful stop. Each call returns a status (the header makes the
+     * compiler warn when one is ignored); the first error skips the rest. */
+    threadhost_status status = threadhost_builder_console_lifetime(builder);
+    if (status == THREADHOST_OK) status = threadhost_builder_shutdown_timeout(builder, 5000);
+    if (status == THREADHOST_OK)
+        status = threadhost_builder_add_background(builder, "ticker", tick, &ticks, NULL);
 
     threadhost_host *host = NULL;
-    threadhost_status status = threadhost_builder_build(builder, &host); /* consumes builder */
+    if (status == THREADHOST_OK)
+        status = threadhost_builder_build(builder, &host); /* consumes builder */
+    else
+        threadhost_builder_free(builder);
     if (status == THREADHOST_OK) status = threadhost_host_run(host); /* start, wait, stop */
     if (status != THREADHOST_OK) {
         char message[256];

@@ -80,7 +80,7 @@ static threadhost_status body_hung(void *user, const threadhost_context *ctx) {
     shared *s = user;
     (void)ctx;
     counter_add(&s->runs, 1);
-    threadhost_token_wait(s->gate, THREADHOST_NO_DEADLINE);
+    IGNORE_STATUS(threadhost_token_wait(s->gate, THREADHOST_NO_DEADLINE));
     counter_add(&s->exits, 1);
     return THREADHOST_OK;
 }
@@ -127,7 +127,7 @@ static threadhost_status hook_start_hangs(void *user, const threadhost_context *
     shared *s = user;
     (void)ctx;
     counter_add(&s->runs, 1);
-    threadhost_token_wait(s->gate, THREADHOST_NO_DEADLINE);
+    IGNORE_STATUS(threadhost_token_wait(s->gate, THREADHOST_NO_DEADLINE));
     return THREADHOST_OK;
 }
 

@@ -42,7 +42,7 @@ static threadhost_status hung(void *user, const threadhost_context *ctx) {
     shared *s = user;
     (void)ctx;
     counter_add(&s->runs, 1);
-    threadhost_token_wait(s->gate, THREADHOST_NO_DEADLINE);
+    IGNORE_STATUS(threadhost_token_wait(s->gate, THREADHOST_NO_DEADLINE));
     counter_add(&s->released, 1);
     return THREADHOST_OK;
 }
@@ -74,18 +74,20 @@ static void *stop_once_failed(void *arg) {
     shared *s = arg;
     threadhost_stop_source *src = NULL;
     threadhost_token *pause = NULL;
-    threadhost_stop_source_new(&src);
-    threadhost_stop_source_token(src, &pause);
+    if (threadhost_stop_source_new(&src) != THREADHOST_OK ||
+        threadhost_stop_source_token(src, &pause) != THREADHOST_OK) {
+        return NULL;
+    }
     long long until = now_ms() + 10000;
     while (now_ms() < until) {
         threadhost_snapshot *snap = NULL;
         threadhost_service_state state = -1;
         if (threadhost_host_snapshot(s->host, &snap) == THREADHOST_OK) {
-            threadhost_snapshot_service_state(snap, 0, &state);
+            IGNORE_STATUS(threadhost_snapshot_service_state(snap, 0, &state));
             threadhost_snapshot_free(snap);
         }
         if (state == THREADHOST_SERVICE_FAILED) break;
-        threadhost_token_sleep(pause, 5);
+        IGNORE_STATUS(threadhost_token_sleep(pause, 5));
     }
     threadhost_host_request_stop(s->host);
     threadhost_token_free(pause);

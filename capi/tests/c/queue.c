@@ -48,7 +48,7 @@ static threadhost_status handler(void *user, void *it, const threadhost_token *t
     free(it);
     counter_add(&s->started, 1);
     if (s->block_first && value == 0) {
-        threadhost_token_wait(token, THREADHOST_NO_DEADLINE); /* until the stop cancels */
+        IGNORE_STATUS(threadhost_token_wait(token, THREADHOST_NO_DEADLINE)); /* until cancelled */
         return THREADHOST_STOPPED;
     }
     pthread_mutex_lock(&s->lock);
@@ -472,9 +472,9 @@ static void *hammer_main(void *arg) {
     static int dummy;
     for (long i = 0; counter_get(&h->pr->quit) == 0; i++) {
         if (i % 2 == 0) {
-            (void)threadhost_producer_try_send(h->producer, &dummy);
+            IGNORE_STATUS(threadhost_producer_try_send(h->producer, &dummy));
         } else {
-            (void)threadhost_producer_send(h->producer, &dummy, 0);
+            IGNORE_STATUS(threadhost_producer_send(h->producer, &dummy, 0));
         }
         if (i == 1000) counter_add(h->running, 1);
     }

@@ -56,6 +56,14 @@ static inline bool last_error_contains(const char *needle) {
     return true;
 }
 
+/* Calls `call` and drops its status on purpose (a (void) cast does not silence GCC's
+ * warn_unused_result, which the header puts on most functions). */
+#define IGNORE_STATUS(call)                       \
+    do {                                          \
+        threadhost_status ignored_status_ = call; \
+        (void)ignored_status_;                    \
+    } while (0)
+
 #define RUN(test)                                           \
     do {                                                    \
         bool ok_ = test();                                  \

@@ -82,7 +82,7 @@ static threadhost_status hook(void *user, const threadhost_context *ctx) {
 static threadhost_status tick(void *user, const threadhost_tick *t) {
     (void)user;
     uint64_t index = 0;
-    threadhost_tick_info(t, &index, NULL, NULL, NULL);
+    if (threadhost_tick_info(t, &index, NULL, NULL, NULL) != THREADHOST_OK) return THREADHOST_OK;
     switch (pick(8)) {
     case 0: return threadhost_context_request_host_stop(threadhost_tick_context(t));
     case 1: return THREADHOST_SERVICE_FAILED;
