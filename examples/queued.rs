@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     let mut builder = HostBuilder::new()
         .console_lifetime()
         .shutdown_timeout(Duration::from_secs(10))
-        .add_service(queue.into_service());
+        .add_service(queue);
     if let Some(seconds) = run_for {
         builder = builder.add_service(Service::background_fn("run-for", move |ctx| {
             log::info!("will stop by itself in {seconds:?} (--run-for)");

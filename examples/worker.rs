@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         .console_lifetime()
         .systemd() // a no-op unless run by systemd (NOTIFY_SOCKET set)
         .shutdown_timeout(Duration::from_secs(10))
-        .add_service(readings.into_service())
+        .add_service(readings)
         // The template's Worker: do a unit of work, then wait a second, until stopped. It is
         // critical: each round beats, and a worker stuck for 10 s stops the watchdog pings.
         .add_service(

@@ -149,7 +149,7 @@
 //!         Ok(())
 //!     })?;
 //! let metrics = queue.handle();
-//! let host = HostBuilder::new().add_service(queue.into_service()).build()?;
+//! let host = HostBuilder::new().add_service(queue).build()?;
 //! host.start(Duration::from_secs(5))?;
 //! for i in 0..10 {
 //!     producer.send(format!("reading {i}"))?; // blocks while the queue is full

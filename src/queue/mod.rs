@@ -127,7 +127,7 @@ pub type Task = Box<dyn FnOnce(&StopToken) -> ServiceResult + Send + 'static>;
 /// use threadhost::{HostBuilder, TaskQueue};
 ///
 /// let (queue, producer) = TaskQueue::builder("jobs").workers(2).build_tasks()?;
-/// let host = HostBuilder::new().add_service(queue.into_service()).build()?;
+/// let host = HostBuilder::new().add_service(queue).build()?; // or `queue.into_service()`
 /// host.start(Duration::from_secs(5))?;
 /// producer.send_task(|token| {
 ///     token.sleep(Duration::from_millis(1))?; // interruptible by the stop
@@ -1056,7 +1056,8 @@ impl<T: Send + 'static> WorkQueue<T> {
     /// The queue as a [`Service`] named after it, ready for
     /// [`HostBuilder::add_service`](crate::HostBuilder::add_service) (set a
     /// [`stop_timeout`](Service::stop_timeout) or [`depends_on`](Service::depends_on) on it
-    /// as for any service).
+    /// as for any service). Without such a setting, `add_service(queue)` does the same
+    /// (`Service: From<WorkQueue<T>>`).
     pub fn into_service(self) -> Service {
         let name = Arc::clone(&self.core.name);
         Service::hosted(&name, self)
@@ -1155,6 +1156,14 @@ impl<T: Send + 'static> WorkQueue<T> {
                 report.unrun.extend(rest);
             }
         }
+    }
+}
+
+/// [`WorkQueue::into_service`], so that a queue (or a [`TaskQueue`]) can be given to
+/// [`HostBuilder::add_service`](crate::HostBuilder::add_service) as is.
+impl<T: Send + 'static> From<WorkQueue<T>> for Service {
+    fn from(queue: WorkQueue<T>) -> Service {
+        queue.into_service()
     }
 }
 
