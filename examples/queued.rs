@@ -15,7 +15,7 @@
 //!   Exit code 0. A second Ctrl-C exits at once with code 130.
 //! - `--run-for <seconds>`: stops by itself after that long.
 //!
-//! The last line logs what was completed, cancelled and handed back.
+//! The last line logs what was completed, cancelled (by the stop), failed and handed back.
 
 mod common;
 
@@ -98,9 +98,10 @@ fn main() -> ExitCode {
     if let Some(q) = queue_handle.take_report() {
         let m = q.metrics;
         log::info!(
-            "work items: {} completed, {} cancelled, {} handed back (never started)",
+            "work items: {} completed, {} cancelled, {} failed, {} handed back (never started)",
             m.completed,
-            m.failed,
+            m.cancelled,
+            m.failed + m.panicked,
             m.returned
         );
     }

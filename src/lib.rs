@@ -128,7 +128,9 @@
 //! callback. On stop the queue stops accepting, drains until shortly before the stop
 //! deadline, then cancels the running jobs (their token fires) and hands back the items that
 //! never started, so the program can persist them:
-//! `sent = completed + failed + panicked + dropped + returned`, exactly.
+//! `sent = completed + failed + cancelled + panicked + dropped + returned`, exactly (a job
+//! that returns [`Stopped`] once its token fired is [cancelled](QueueMetrics::cancelled), not
+//! failed).
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -156,7 +158,7 @@
 //! }
 //! assert!(host.stop(Duration::from_secs(5)).is_clean()); // drains what is queued
 //! let m = metrics.metrics();
-//! assert_eq!(m.sent, m.completed + m.failed + m.panicked + m.dropped + m.returned);
+//! assert_eq!(m.sent, m.completed + m.failed + m.cancelled + m.panicked + m.dropped + m.returned);
 //! assert_eq!((m.completed, unrun.lock().unwrap().len()), (10, 0));
 //! assert!(producer.send("too late".into()).is_err()); // closed: the item comes back
 //! # Ok::<(), Box<dyn std::error::Error>>(())
