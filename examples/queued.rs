@@ -83,18 +83,11 @@ fn main() -> ExitCode {
     }
     let host = match builder.build() {
         Ok(host) => host,
-        Err(error) => {
-            log::error!("{error}");
-            return ExitCode::from(threadhost::exit_code(&Err(error)));
-        }
+        Err(error) => return common::exit(&Err(error)),
     };
     start_monitor_loop(producer, host.handle());
 
     let result = host.run();
-    match &result {
-        Ok(report) => log::info!("graceful stop: {report}"),
-        Err(error) => log::error!("{error}"),
-    }
     if let Some(q) = queue_handle.take_report() {
         let m = q.metrics;
         log::info!(
@@ -105,7 +98,7 @@ fn main() -> ExitCode {
             m.returned
         );
     }
-    ExitCode::from(threadhost::exit_code(&result))
+    common::exit(&result)
 }
 
 /// The work items not finished yet, so that end of input can wait for them.

@@ -48,7 +48,6 @@ fn main() -> ExitCode {
             return ExitCode::from(threadhost::EXIT_CONFIG);
         }
     };
-    let readings_handle = readings.handle();
 
     let mut builder = HostBuilder::new()
         .console_lifetime()
@@ -102,10 +101,5 @@ fn main() -> ExitCode {
     // Last, so that the environment overrides the options set in code.
     builder = builder.options_from_env();
     let result = builder.build().and_then(|host| host.run());
-    match &result {
-        Ok(report) => log::info!("graceful stop: {report}"),
-        Err(error) => log::error!("{error}"),
-    }
-    log::info!("readings queue: {}", readings_handle.metrics());
-    ExitCode::from(threadhost::exit_code(&result))
+    common::exit(&result)
 }
