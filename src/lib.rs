@@ -351,6 +351,12 @@ mod thread;
 #[doc = include_str!("../PORTING.md")]
 pub struct PortingGuide;
 
+/// Compiles every Rust block of README.md as a doctest (they are `no_run`: they run until
+/// Ctrl-C), so that the README's code keeps up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct Readme;
+
 pub use deadline::Deadline;
 pub use error::{BoxError, Error, Failure, ServiceResult};
 pub use host::{
