@@ -141,8 +141,9 @@ impl Drop for DoneGuard {
     }
 }
 
-/// The seed's `MonitorLoop`: reads lines from standard input on a plain named thread (a read
-/// cannot be interrupted, so it is not a hosted service the host would wait for).
+/// The .NET documentation sample's `MonitorLoop`: reads lines from standard input on a plain
+/// named thread (a read cannot be interrupted, so it is not a hosted service the host would
+/// wait for).
 fn start_monitor_loop(producer: Producer<Task>, host: HostHandle) {
     let outstanding = Arc::new(Outstanding::default());
     let o = Arc::clone(&outstanding);
@@ -181,12 +182,13 @@ fn start_monitor_loop(producer: Producer<Task>, host: HostHandle) {
         .expect("spawn the monitor-loop thread");
 }
 
-/// The seed's `BuildWorkItemAsync`: three 5-second steps, each interrupted by the jobs' token.
+/// The .NET documentation sample's `BuildWorkItemAsync`: three 5-second steps, each
+/// interrupted by the jobs' token.
 fn build_work_item(id: &str, token: &StopToken) -> threadhost::ServiceResult {
     log::info!("Queued work item {id} is starting.");
     let mut delay_loop = 0;
     while !token.is_stopped() && delay_loop < 3 {
-        // Returns early (Err) when the stop cancels the job; as the seed, go on to log.
+        // Returns early (Err) when the stop cancels the job; go on to log, as the .NET sample.
         let _ = token.sleep(STEP);
         delay_loop += 1;
         log::info!("Queued work item {id} is running. {delay_loop}/3");

@@ -120,14 +120,15 @@
 //!
 //! [`WorkQueue`] carries typed items to a handler run by N worker threads (`th:<queue>/<n>`);
 //! it is a hosted service like any other, built on the same public traits, that starts and
-//! stops with the host. [`TaskQueue`] is the case of boxed closures ([`Task`]), the seeds'
-//! `IBackgroundTaskQueue`. Producers ([`Producer`]: `Clone + Send + Sync`, usable before the
-//! host starts) `send` (waits while full: backpressure), `send_timeout`, `send_deadline` or
-//! `try_send`; every failure hands the item back. A full queue blocks, drops the oldest or
-//! the newest item, or rejects ([`FullMode`]); a dropped item is counted and given to a
-//! callback. On stop the queue stops accepting, drains until shortly before the stop
-//! deadline, then cancels the running jobs (their token fires) and hands back the items that
-//! never started, so the program can persist them:
+//! stops with the host. [`TaskQueue`] is the case of boxed closures ([`Task`]), the .NET
+//! documentation samples' `IBackgroundTaskQueue`. Producers ([`Producer`]:
+//! `Clone + Send + Sync`, usable before the host starts) `send` (waits while full:
+//! backpressure), `send_timeout`, `send_deadline` or `try_send`; every failure hands the item
+//! back. A full queue blocks, drops the oldest or the newest item, or rejects
+//! ([`FullMode`]); a dropped item is counted and given to a callback. On stop the queue stops
+//! accepting, drains until shortly before the stop deadline, then cancels the running jobs
+//! (their token fires) and hands back the items that never started, so the program can
+//! persist them:
 //! `sent = completed + failed + cancelled + panicked + dropped + returned`, exactly (a job
 //! that returns [`Stopped`] once its token fired is [cancelled](QueueMetrics::cancelled), not
 //! failed).
