@@ -15,7 +15,7 @@
 //!   Exit code 0. A second Ctrl-C exits at once with code 130.
 //! - `--run-for <seconds>`: stops by itself after that long.
 //!
-//! The last line logs what was completed, cancelled and handed back.
+//! The last line logs what was completed, cancelled (by the stop), failed and handed back.
 
 mod common;
 
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     let mut builder = HostBuilder::new()
         .console_lifetime()
         .shutdown_timeout(Duration::from_secs(10))
-        .add_service(queue.into_service());
+        .add_service(queue);
     if let Some(seconds) = run_for {
         builder = builder.add_service(Service::background_fn("run-for", move |ctx| {
             log::info!("will stop by itself in {seconds:?} (--run-for)");
@@ -83,28 +83,22 @@ fn main() -> ExitCode {
     }
     let host = match builder.build() {
         Ok(host) => host,
-        Err(error) => {
-            log::error!("{error}");
-            return ExitCode::from(threadhost::exit_code(&Err(error)));
-        }
+        Err(error) => return common::exit(&Err(error)),
     };
     start_monitor_loop(producer, host.handle());
 
     let result = host.run();
-    match &result {
-        Ok(report) => log::info!("graceful stop: {report}"),
-        Err(error) => log::error!("{error}"),
-    }
     if let Some(q) = queue_handle.take_report() {
         let m = q.metrics;
         log::info!(
-            "work items: {} completed, {} cancelled, {} handed back (never started)",
+            "work items: {} completed, {} cancelled, {} failed, {} handed back (never started)",
             m.completed,
-            m.failed,
+            m.cancelled,
+            m.failed + m.panicked,
             m.returned
         );
     }
-    ExitCode::from(threadhost::exit_code(&result))
+    common::exit(&result)
 }
 
 /// The work items not finished yet, so that end of input can wait for them.
@@ -147,8 +141,9 @@ impl Drop for DoneGuard {
     }
 }
 
-/// The seed's `MonitorLoop`: reads lines from standard input on a plain named thread (a read
-/// cannot be interrupted, so it is not a hosted service the host would wait for).
+/// The .NET documentation sample's `MonitorLoop`: reads lines from standard input on a plain
+/// named thread (a read cannot be interrupted, so it is not a hosted service the host would
+/// wait for).
 fn start_monitor_loop(producer: Producer<Task>, host: HostHandle) {
     let outstanding = Arc::new(Outstanding::default());
     let o = Arc::clone(&outstanding);
@@ -187,12 +182,13 @@ fn start_monitor_loop(producer: Producer<Task>, host: HostHandle) {
         .expect("spawn the monitor-loop thread");
 }
 
-/// The seed's `BuildWorkItemAsync`: three 5-second steps, each interrupted by the jobs' token.
+/// The .NET documentation sample's `BuildWorkItemAsync`: three 5-second steps, each
+/// interrupted by the jobs' token.
 fn build_work_item(id: &str, token: &StopToken) -> threadhost::ServiceResult {
     log::info!("Queued work item {id} is starting.");
     let mut delay_loop = 0;
     while !token.is_stopped() && delay_loop < 3 {
-        // Returns early (Err) when the stop cancels the job; as the seed, go on to log.
+        // Returns early (Err) when the stop cancels the job; go on to log, as the .NET sample.
         let _ = token.sleep(STEP);
         delay_loop += 1;
         log::info!("Queued work item {id} is running. {delay_loop}/3");

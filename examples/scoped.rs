@@ -99,9 +99,5 @@ fn main() -> ExitCode {
     }
 
     let result = builder.build().and_then(|host| host.run());
-    match &result {
-        Ok(report) => log::info!("graceful stop: {report}"),
-        Err(error) => log::error!("{error}"),
-    }
-    ExitCode::from(threadhost::exit_code(&result))
+    common::exit(&result)
 }

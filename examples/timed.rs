@@ -36,11 +36,7 @@ fn main() -> ExitCode {
             .on_stop(|_| log::info!("Timed Hosted Service is stopping."));
         host.run()
     });
-    match &result {
-        Ok(report) => log::info!("graceful stop: {report}"),
-        Err(error) => log::error!("{error}"),
-    }
-    ExitCode::from(threadhost::exit_code(&result))
+    common::exit(&result)
 }
 
 fn build(run_for: Option<Duration>) -> Result<threadhost::Host, threadhost::Error> {

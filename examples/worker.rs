@@ -48,13 +48,12 @@ fn main() -> ExitCode {
             return ExitCode::from(threadhost::EXIT_CONFIG);
         }
     };
-    let readings_handle = readings.handle();
 
     let mut builder = HostBuilder::new()
         .console_lifetime()
         .systemd() // a no-op unless run by systemd (NOTIFY_SOCKET set)
         .shutdown_timeout(Duration::from_secs(10))
-        .add_service(readings.into_service())
+        .add_service(readings)
         // The template's Worker: do a unit of work, then wait a second, until stopped. It is
         // critical: each round beats, and a worker stuck for 10 s stops the watchdog pings.
         .add_service(
@@ -102,10 +101,5 @@ fn main() -> ExitCode {
     // Last, so that the environment overrides the options set in code.
     builder = builder.options_from_env();
     let result = builder.build().and_then(|host| host.run());
-    match &result {
-        Ok(report) => log::info!("graceful stop: {report}"),
-        Err(error) => log::error!("{error}"),
-    }
-    log::info!("readings queue: {}", readings_handle.metrics());
-    ExitCode::from(threadhost::exit_code(&result))
+    common::exit(&result)
 }

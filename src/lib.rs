@@ -31,13 +31,17 @@
 //! ```
 //!
 //! A real program lets [`Host::run`] do all of it — start, wait for Ctrl-C / SIGTERM, stop —
-//! and turns the result into its exit code with [`exit_code`]:
+//! and turns the result into its exit code with [`exit_code`] (see
+//! [Console lifetime and exit codes](#console-lifetime-and-exit-codes)). threadhost logs
+//! through the `log` facade: install a logger (here `env_logger`, which prints only errors
+//! unless run with `RUST_LOG=info`), or the program prints nothing.
 //!
 //! ```no_run
 //! use std::process::ExitCode;
 //! use threadhost::HostBuilder;
 //!
 //! fn main() -> ExitCode {
+//!     env_logger::init();
 //!     let result = HostBuilder::new()
 //!         .console_lifetime()
 //!         .background("worker", |ctx| { ctx.token().wait(); Ok(()) })
@@ -120,15 +124,18 @@
 //!
 //! [`WorkQueue`] carries typed items to a handler run by N worker threads (`th:<queue>/<n>`);
 //! it is a hosted service like any other, built on the same public traits, that starts and
-//! stops with the host. [`TaskQueue`] is the case of boxed closures ([`Task`]), the seeds'
-//! `IBackgroundTaskQueue`. Producers ([`Producer`]: `Clone + Send + Sync`, usable before the
-//! host starts) `send` (waits while full: backpressure), `send_timeout`, `send_deadline` or
-//! `try_send`; every failure hands the item back. A full queue blocks, drops the oldest or
-//! the newest item, or rejects ([`FullMode`]); a dropped item is counted and given to a
-//! callback. On stop the queue stops accepting, drains until shortly before the stop
-//! deadline, then cancels the running jobs (their token fires) and hands back the items that
-//! never started, so the program can persist them:
-//! `sent = completed + failed + panicked + dropped + returned`, exactly.
+//! stops with the host. [`TaskQueue`] is the case of boxed closures ([`Task`]), the .NET
+//! documentation samples' `IBackgroundTaskQueue`. Producers ([`Producer`]:
+//! `Clone + Send + Sync`, usable before the host starts) `send` (waits while full:
+//! backpressure), `send_timeout`, `send_deadline` or `try_send`; every failure hands the item
+//! back. A full queue blocks, drops the oldest or the newest item, or rejects
+//! ([`FullMode`]); a dropped item is counted and given to a callback. On stop the queue stops
+//! accepting, drains until shortly before the stop deadline, then cancels the running jobs
+//! (their token fires) and hands back the items that never started, so the program can
+//! persist them:
+//! `sent = completed + failed + cancelled + panicked + dropped + returned`, exactly (a job
+//! that returns [`Stopped`] once its token fired is [cancelled](QueueMetrics::cancelled), not
+//! failed).
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -149,14 +156,14 @@
 //!         Ok(())
 //!     })?;
 //! let metrics = queue.handle();
-//! let host = HostBuilder::new().add_service(queue.into_service()).build()?;
+//! let host = HostBuilder::new().add_service(queue).build()?;
 //! host.start(Duration::from_secs(5))?;
 //! for i in 0..10 {
 //!     producer.send(format!("reading {i}"))?; // blocks while the queue is full
 //! }
 //! assert!(host.stop(Duration::from_secs(5)).is_clean()); // drains what is queued
 //! let m = metrics.metrics();
-//! assert_eq!(m.sent, m.completed + m.failed + m.panicked + m.dropped + m.returned);
+//! assert_eq!(m.sent, m.completed + m.failed + m.cancelled + m.panicked + m.dropped + m.returned);
 //! assert_eq!((m.completed, unrun.lock().unwrap().len()), (10, 0));
 //! assert!(producer.send("too late".into()).is_err()); // closed: the item comes back
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -291,6 +298,140 @@
 //! # Ok::<(), threadhost::Error>(())
 //! ```
 //!
+//! # Console lifetime and exit codes
+//!
+//! [`HostBuilder::console_lifetime`] (opt-in; feature `termination`, on by default) makes
+//! [`Host::run`] install a handler for SIGINT, SIGTERM and SIGHUP: the first signal requests a
+//! graceful stop ([`StopReason::Signal`]); a second one while the host is stopping exits the
+//! process at once with [`EXIT_FORCED`] (130), as does one after the host stopped. The handler
+//! replaces any the program had for these signals; a program with its own signal handling
+//! leaves the console lifetime off and calls [`HostHandle::request_stop`].
+//!
+//! [`exit_code`] maps what [`Host::run`] returned to the process exit code:
+//!
+//! | code | constant | when |
+//! | --- | --- | --- |
+//! | 0 | [`EXIT_OK`] | a graceful stop (also after a signal) |
+//! | 1 | [`EXIT_FAILURE`] | a start failed, or a service failed under [`Policy::StopHost`] |
+//! | 2 | [`EXIT_CONFIG`] | the host could not be built: a bad option, a duplicate name, a dependency error |
+//! | 3 | [`EXIT_STOP_TIMEOUT`] | the stop overran its deadline ([`Error::StopTimeout`] names the services) |
+//! | 130 | [`EXIT_FORCED`] | a second signal (the console lifetime exits by itself) |
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//! use std::time::Duration;
+//! use threadhost::HostBuilder;
+//!
+//! fn main() -> ExitCode {
+//!     env_logger::init();
+//!     let result = HostBuilder::new()
+//!         .console_lifetime() // Ctrl-C, SIGTERM, SIGHUP: a graceful stop
+//!         .shutdown_timeout(Duration::from_secs(10))
+//!         .background("worker", |ctx| {
+//!             while ctx.sleep(Duration::from_secs(1)).is_ok() {
+//!                 log::info!("working");
+//!             }
+//!             Ok(())
+//!         })
+//!         .build()
+//!         .and_then(|host| host.run()); // blocks until a signal, then stops
+//!     ExitCode::from(threadhost::exit_code(&result))
+//! }
+//! ```
+//!
+//! The same mapping without signals:
+//!
+//! ```
+//! use threadhost::{EXIT_CONFIG, EXIT_OK, HostBuilder};
+//!
+//! // A service stops its own host: a graceful stop.
+//! let result = HostBuilder::new()
+//!     .background("once", |ctx| { ctx.host().request_stop(); Ok(()) })
+//!     .build()
+//!     .and_then(|host| host.run());
+//! assert_eq!(threadhost::exit_code(&result), EXIT_OK);
+//!
+//! // Two services with one name: the host cannot be built.
+//! let result = HostBuilder::new()
+//!     .background("twin", |_ctx| Ok(()))
+//!     .background("twin", |_ctx| Ok(()))
+//!     .build()
+//!     .and_then(|host| host.run());
+//! assert_eq!(threadhost::exit_code(&result), EXIT_CONFIG);
+//! ```
+//!
+//! # Configuration from the environment
+//!
+//! Every [`HostOptions`] field can come from a `THREADHOST_*` variable
+//! (`THREADHOST_SHUTDOWN_TIMEOUT=15s`, `THREADHOST_STARTUP_TIMEOUT`,
+//! `THREADHOST_START_CONCURRENTLY`, `THREADHOST_STOP_CONCURRENTLY`, `THREADHOST_STACK_SIZE`,
+//! `THREADHOST_FAILURE_POLICY`; [`HostOptions::apply_env`] lists the values).
+//! [`HostBuilder::options_from_env`] applies the variables that are set over the options set
+//! before it; options set after it win. Call it last to let operators override the code.
+//! Without it the environment is never read. A bad value makes [`build`](HostBuilder::build)
+//! fail with [`Error::InvalidOption`] naming the variable and the value ([`EXIT_CONFIG`]).
+//! [`HostOptions::from_env`] and [`HostOptions::apply_env_with`] (your own lookup) do the
+//! same on plain options.
+//!
+//! ```
+//! use std::time::Duration;
+//! use threadhost::{Error, HostBuilder, HostOptions};
+//!
+//! let host = HostBuilder::new()
+//!     .shutdown_timeout(Duration::from_secs(10)) // the code's default
+//!     .options_from_env() // last: THREADHOST_SHUTDOWN_TIMEOUT, if set, wins
+//!     .build()?;
+//! # drop(host);
+//!
+//! // The same rules, reading from a closure instead of the process environment:
+//! let var = "THREADHOST_SHUTDOWN_TIMEOUT";
+//! let mut options = HostOptions::default();
+//! options.apply_env_with(|name| (name == var).then(|| "15s".into()))?;
+//! assert_eq!(options.shutdown_timeout, Duration::from_secs(15));
+//! let err = options.apply_env_with(|name| (name == var).then(|| "15".into())).unwrap_err();
+//! assert!(matches!(err, Error::InvalidOption { ref name, .. } if name == var)); // no unit
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! # Running under systemd
+//!
+//! [`HostBuilder::systemd`] (opt-in) speaks systemd's notify protocol for `Type=notify`
+//! units: `READY=1` once every service started, `STOPPING=1` and `STATUS=` lines as the host
+//! changes state, `EXTEND_TIMEOUT_USEC=` while a start or stop is within its own deadline,
+//! and, with `WatchdogSec=`, `WATCHDOG=1` pings only while every *critical* service is live.
+//! A service becomes critical with [`Service::liveness`] and proves it is live with
+//! [`Context::heartbeat`]; [`HostSnapshot::not_live`] names the ones that are not. It is a
+//! no-op when `NOTIFY_SOCKET` is unset (or off Unix), so the same binary runs anywhere. It is
+//! built on the public state listeners ([`HostBuilder::on_state_change`]).
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//! use std::time::Duration;
+//! use threadhost::{HostBuilder, Service};
+//!
+//! fn main() -> ExitCode {
+//!     env_logger::init();
+//!     let worker = Service::background_fn("worker", |ctx| {
+//!         while ctx.sleep(Duration::from_secs(1)).is_ok() {
+//!             ctx.heartbeat(); // live: the watchdog pings go on
+//!         }
+//!         Ok(())
+//!     })
+//!     .liveness(Duration::from_secs(10)); // critical: no beat for 10 s withholds the pings
+//!     let result = HostBuilder::new()
+//!         .console_lifetime() // systemd stops the unit with SIGTERM
+//!         .systemd()
+//!         .add_service(worker)
+//!         .options_from_env() // e.g. Environment=THREADHOST_SHUTDOWN_TIMEOUT=15s
+//!         .build()
+//!         .and_then(|host| host.run());
+//!     ExitCode::from(threadhost::exit_code(&result))
+//! }
+//! ```
+//!
+//! The README's "Running under systemd" has a unit file and a way to watch the messages
+//! without systemd.
+//!
 //! # C API
 //!
 //! The library is also built as a cdylib and a staticlib with a hand-written header,
@@ -346,6 +487,12 @@ mod thread;
 #[cfg(doctest)]
 #[doc = include_str!("../PORTING.md")]
 pub struct PortingGuide;
+
+/// Compiles every Rust block of README.md as a doctest (they are `no_run`: they run until
+/// Ctrl-C), so that the README's code keeps up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct Readme;
 
 pub use deadline::Deadline;
 pub use error::{BoxError, Error, Failure, ServiceResult};

@@ -8,6 +8,8 @@
 // Plain threads read the child's stderr and wait for its exit; the slow hooks really sleep.
 #![allow(clippy::disallowed_methods, clippy::print_stderr)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -265,6 +267,16 @@ fn graceful_on(sig: &str) {
         &log,
         "Termination signal (SIGINT, SIGTERM or SIGHUP) received; requesting a graceful stop",
     );
+    // The line the README quotes ("... is logged as "Termination signal ..."") is this one.
+    let readme = common::doc_file("README.md");
+    let quoted = common::doc_quotes(&readme, "Termination signal", "\"");
+    assert!(
+        !quoted.is_empty(),
+        "the README no longer quotes the signal's log line"
+    );
+    for quote in quoted {
+        assert_contains(&log, &quote);
+    }
     assert_contains(&log, "Application is shutting down... (termination signal)");
     for hook in [
         "hook: stopping ran (stopping event fired: true)",

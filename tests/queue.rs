@@ -360,6 +360,85 @@ fn failing_and_panicking_jobs_are_counted_and_logged_worker_survives() {
     ]));
 }
 
+/// A job is cancelled (not failed) when it returns `Stopped` after the jobs' token fired;
+/// another error after the token fired is still a failure (logged as an error), and `Ok` after
+/// it is a completion. Each is its own outcome in the metrics, and the invariant holds.
+#[test]
+fn a_job_cancelled_by_the_stop_is_counted_as_cancelled_not_failed() {
+    capture::install();
+    let (started_tx, started) = mpsc::channel::<u64>();
+    let started_tx = Mutex::new(started_tx);
+    let (queue, producer) = WorkQueue::builder("cancel-outcomes")
+        .workers(3)
+        .drain_on_stop(false)
+        .build(move |x: u64, token: &StopToken| {
+            started_tx.lock().unwrap().send(x).unwrap();
+            token.wait(); // until the stop cancels the jobs
+            match x {
+                0 => Err(threadhost::Stopped.into()),
+                1 => Err("disk full while stopping".into()),
+                _ => Ok(()),
+            }
+        })
+        .unwrap();
+    let handle = queue.handle();
+    let host = HostBuilder::new().add_service(queue).build().unwrap();
+    host.start(PATIENCE).unwrap();
+    for x in 0..3 {
+        producer.send(x).unwrap();
+    }
+    // All three jobs run (one per worker) before the stop.
+    let mut running: Vec<u64> = (0..3).map(|_| started.recv().unwrap()).collect();
+    running.sort_unstable();
+    assert_eq!(running, [0, 1, 2]);
+    assert!(host.stop(PATIENCE).is_clean());
+    let q = handle.take_report().unwrap();
+    assert!(q.cancelled);
+    let m = q.metrics;
+    assert_eq!(
+        (m.completed, m.failed, m.cancelled, m.panicked, m.returned),
+        (1, 1, 1, 0, 0),
+        "{m}"
+    );
+    assert_eq!(m.sent, m.settled(), "{m}");
+    assert_eq!(
+        m.sent,
+        m.completed + m.failed + m.cancelled + m.panicked + m.dropped + m.returned
+    );
+    assert!(m.to_string().contains("failed 1, cancelled 1,"), "{m}");
+    assert!(capture::contains(&[
+        "INFO",
+        "queue `cancel-outcomes`: a job was cancelled by the stop"
+    ]));
+    assert!(capture::contains(&[
+        "ERROR",
+        "queue `cancel-outcomes`: a job failed: disk full while stopping"
+    ]));
+}
+
+/// `Stopped` returned while the jobs' token has not fired (the queue did not cancel the job:
+/// e.g. a token of the job's own) is a failure.
+#[test]
+fn stopped_returned_without_a_cancellation_is_a_failure() {
+    let (queue, producer) = WorkQueue::builder("own-token")
+        .build(|x: u64, _: &StopToken| match x {
+            0 => Err(threadhost::Stopped.into()),
+            _ => Ok(()),
+        })
+        .unwrap();
+    let handle = queue.handle();
+    let host = HostBuilder::new().add_service(queue).build().unwrap();
+    host.start(PATIENCE).unwrap();
+    producer.send(0).unwrap();
+    producer.send(1).unwrap();
+    assert!(host.stop(PATIENCE).is_clean()); // drains both: the token never fires
+    let q = handle.take_report().unwrap();
+    assert!(!q.cancelled);
+    let m = q.metrics;
+    assert_eq!((m.completed, m.failed, m.cancelled), (1, 1, 0), "{m}");
+    assert_eq!(m.sent, m.settled(), "{m}");
+}
+
 #[test]
 fn worker_threads_are_named_after_the_queue() {
     let names = Arc::new(Mutex::new(Vec::new()));
@@ -454,7 +533,12 @@ fn stop_cancels_at_the_deadline_and_hands_back_unrun_items() {
     assert_eq!(q.detached_workers, 0);
     assert!(q.unrun.is_empty(), "on_unrun took them");
     let m = q.metrics;
-    assert_eq!((m.sent, m.failed, m.returned), (5, 1, 4), "{m}");
+    // The job returned `Stopped` after the token fired: cancelled, not failed.
+    assert_eq!(
+        (m.sent, m.failed, m.cancelled, m.returned),
+        (5, 0, 1, 4),
+        "{m}"
+    );
     assert_eq!(m.sent, m.settled());
 }
 
@@ -996,7 +1080,8 @@ fn a_cancel_grace_longer_than_the_budget_cancels_at_once() {
         let q = handle.take_report().unwrap();
         assert!(q.cancelled);
         assert_eq!(q.unrun, [1, 2]);
-        assert_eq!((q.metrics.failed, q.metrics.returned), (1, 2));
+        let m = q.metrics;
+        assert_eq!((m.failed, m.cancelled, m.returned), (0, 1, 2), "{m}");
     }
 }
 

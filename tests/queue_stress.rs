@@ -1,6 +1,6 @@
 //! Conservation under stress: several producers, every full mode, stops at random points with
 //! random deadlines, drain or cancel; every item sent ends exactly once as completed, failed,
-//! panicked, dropped or returned.
+//! cancelled, panicked, dropped or returned.
 //!
 //! CI runs a reduced version (`conservation_every_full_mode`). The full version is ignored by
 //! default; run it with:
@@ -42,6 +42,8 @@ impl Rng {
 enum Fate {
     Completed,
     Failed,
+    /// Returned `Stopped` after the jobs' token fired.
+    Cancelled,
     Panicked,
     Dropped,
     Returned,
@@ -146,6 +148,7 @@ fn round(seed: u64, mode: FullMode, per_producer: u64, max_stop_after_us: u64) -
         (
             m_now.completed,
             m_now.failed,
+            m_now.cancelled,
             m_now.panicked,
             m_now.dropped,
             m_now.returned,
@@ -153,6 +156,7 @@ fn round(seed: u64, mode: FullMode, per_producer: u64, max_stop_after_us: u64) -
         (
             count(Fate::Completed),
             count(Fate::Failed),
+            count(Fate::Cancelled),
             count(Fate::Panicked),
             count(Fate::Dropped),
             count(Fate::Returned),
@@ -182,7 +186,8 @@ fn round(seed: u64, mode: FullMode, per_producer: u64, max_stop_after_us: u64) -
 }
 
 /// A queue whose handler and callbacks record every item's fate in `ledger`: ids ≡ 0 (mod 11)
-/// fail, ≡ 1 panic, ≡ 2 or 3 take 300 µs unless cancelled, the others complete.
+/// fail, ≡ 1 panic, ≡ 2 or 3 take 300 µs unless cancelled (then they return `Stopped`: a
+/// cancelled job), the others complete.
 fn ledger_queue(
     ledger: &Arc<Ledger>,
     capacity: usize,
@@ -214,7 +219,7 @@ fn ledger_queue(
             2 | 3 => {
                 // A job that takes a while unless cancelled.
                 if token.sleep(Duration::from_micros(300)).is_err() {
-                    l3.record(id, Fate::Failed);
+                    l3.record(id, Fate::Cancelled);
                     return Err(threadhost::Stopped.into());
                 }
                 l3.record(id, Fate::Completed);
@@ -303,10 +308,18 @@ fn check_fates(seed: u64, accepted: u64, ledger: &Ledger, producer: &Producer<u6
     }
     let count = |f| by_fate.get(&f).copied().unwrap_or(0);
     assert_eq!(
-        (m.completed, m.failed, m.panicked, m.dropped, m.returned),
+        (
+            m.completed,
+            m.failed,
+            m.cancelled,
+            m.panicked,
+            m.dropped,
+            m.returned,
+        ),
         (
             count(Fate::Completed),
             count(Fate::Failed),
+            count(Fate::Cancelled),
             count(Fate::Panicked),
             count(Fate::Dropped),
             count(Fate::Returned),

@@ -1,6 +1,9 @@
-//! What the examples share: the `--run-for <seconds>` argument.
+//! What the examples share: the `--run-for <seconds>` argument, and the exit code.
 
+use std::process::ExitCode;
 use std::time::Duration;
+
+use threadhost::{Error, StopReport};
 
 /// Parses `--run-for <seconds>` (fractions allowed) from the program's arguments; any other
 /// argument is an error naming it.
@@ -24,4 +27,18 @@ pub(crate) fn parse_run_for(
         }
     }
     Ok(run_for)
+}
+
+/// The process exit code for `Host::run`'s result ([`threadhost::exit_code`]), logged once.
+///
+/// The host itself already logged the stop report ("Application stopped: ...") and each
+/// service failure; this adds only what it does not say: the exit code, and the error for a
+/// host that could not be built or run.
+pub(crate) fn exit(result: &Result<StopReport, Error>) -> ExitCode {
+    let code = threadhost::exit_code(result);
+    match result {
+        Ok(_) => log::info!("exit code {code}"),
+        Err(error) => log::error!("exit code {code}: {error}"),
+    }
+    ExitCode::from(code)
 }

@@ -64,8 +64,30 @@ impl HostBuilder {
 
     /// Adds a service (see [`Service`] for per-service settings). Services start in the order
     /// they are added, after the services they [depend on](Service::depends_on).
-    pub fn add_service(mut self, service: Service) -> HostBuilder {
-        self.services.push(service);
+    ///
+    /// Takes anything that converts into a [`Service`]: a `Service`, or a
+    /// [`WorkQueue`](crate::WorkQueue) / [`TaskQueue`](crate::TaskQueue) directly (the same as
+    /// its [`into_service`](crate::WorkQueue::into_service); call that instead to set a
+    /// per-service option on it first). A [`Periodic`](crate::Periodic) service's `build`
+    /// already returns a `Service`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::{HostBuilder, Service, TaskQueue};
+    ///
+    /// let (queue, producer) = TaskQueue::builder("jobs").build_tasks()?;
+    /// let host = HostBuilder::new()
+    ///     .add_service(queue) // a queue, as is
+    ///     .add_service(Service::background_fn("idle", |ctx| { ctx.token().wait(); Ok(()) }))
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// producer.send_task(|_token| Ok(()))?;
+    /// assert!(host.stop(Duration::from_secs(5)).is_clean());
+    /// assert_eq!(producer.metrics().completed, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_service(mut self, service: impl Into<Service>) -> HostBuilder {
+        self.services.push(service.into());
         self
     }
 

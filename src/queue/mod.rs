@@ -50,10 +50,12 @@
 //!    or handed back, exactly once, in every path: stopped, dropped, never started, failed
 //!    start.
 //!
-//! Counters: each worker counts what it took and how each job ended on its own cache line,
-//! with plain relaxed stores (single writer); drops and hand-backs are rare shared atomics;
-//! `sent` is derived (`depth + taken + dropped + returned`), so a send touches no counter. No
-//! clock is read per job. See `benches/queue.rs` for the figures.
+//! Counters: each worker counts what it took and how each job ended (completed, failed,
+//! cancelled — `Stopped` returned after the jobs' token fired —, panicked) on its own cache
+//! line, with plain relaxed stores (single writer); drops and hand-backs are rare shared
+//! atomics; `sent` is derived (`depth + taken + dropped + returned`), so a send touches no
+//! counter. No clock is read per job. See `benches/queue.rs` for the figures. At rest,
+//! `sent = completed + failed + cancelled + panicked + dropped + returned` (invariant 3).
 //!
 //! # Invariants
 //!
@@ -114,12 +116,13 @@ type OnUnrun<T> = Box<dyn Fn(Vec<T>) + Send + Sync + 'static>;
 ///
 /// The token fires when the queue's stop gives up draining (the stop deadline is near) or
 /// cancels at once ([`WorkQueueBuilder::drain_on_stop`]). Returning an error counts the job
-/// as failed; `token.sleep(d)?` after a cancellation is counted as failed too, but logged as a
-/// cancellation, not as an error.
+/// as failed; returning [`Stopped`](crate::Stopped) once the token fired (what
+/// `token.sleep(d)?` does after a cancellation) counts it as
+/// [cancelled](QueueMetrics::cancelled), logged as a cancellation, not as an error.
 pub type Task = Box<dyn FnOnce(&StopToken) -> ServiceResult + Send + 'static>;
 
-/// A [`WorkQueue`] of boxed closures ([`Task`]s): the seeds' `IBackgroundTaskQueue` with its
-/// `QueuedHostedService`. Build it with [`WorkQueueBuilder::build_tasks`] and send with
+/// A [`WorkQueue`] of boxed closures ([`Task`]s): the .NET documentation samples'
+/// `IBackgroundTaskQueue` with its `QueuedHostedService`. Build it with [`WorkQueueBuilder::build_tasks`] and send with
 /// [`Producer::send_task`].
 ///
 /// ```
@@ -127,7 +130,7 @@ pub type Task = Box<dyn FnOnce(&StopToken) -> ServiceResult + Send + 'static>;
 /// use threadhost::{HostBuilder, TaskQueue};
 ///
 /// let (queue, producer) = TaskQueue::builder("jobs").workers(2).build_tasks()?;
-/// let host = HostBuilder::new().add_service(queue.into_service()).build()?;
+/// let host = HostBuilder::new().add_service(queue).build()?; // or `queue.into_service()`
 /// host.start(Duration::from_secs(5))?;
 /// producer.send_task(|token| {
 ///     token.sleep(Duration::from_millis(1))?; // interruptible by the stop
@@ -171,7 +174,7 @@ pub enum FullMode {
 /// Taking one reads a few atomics per worker; no lock, no clock. The figures are read one
 /// after another, so while items move they may disagree by the few items in motion; at rest
 /// (e.g. after a stop whose workers all finished: `in_flight` and `depth` are 0) they are
-/// exact, and `sent = completed + failed + panicked + dropped + returned`.
+/// exact, and `sent = completed + failed + cancelled + panicked + dropped + returned`.
 ///
 /// `sent` is derived (`depth` + items taken by workers + `dropped` + `returned`), so that a
 /// send touches no shared counter; `tests/queue_stress.rs` checks it against what the
@@ -189,8 +192,13 @@ pub struct QueueMetrics {
     pub in_flight: u64,
     /// Jobs that returned `Ok`.
     pub completed: u64,
-    /// Jobs that returned an error (including cancelled jobs that returned `Stopped`).
+    /// Jobs that returned an error, other than the cancelled ones.
     pub failed: u64,
+    /// Jobs cancelled by the stop: they returned [`Stopped`](crate::Stopped) (e.g. from
+    /// `token.sleep(d)?`) after the jobs' token fired. A job that returns another error, or
+    /// `Stopped` while the token has not fired, is [`failed`](QueueMetrics::failed); one that
+    /// returns `Ok` after the token fired is [`completed`](QueueMetrics::completed).
+    pub cancelled: u64,
     /// Jobs that panicked.
     pub panicked: u64,
     /// Items dropped by `DropOldest` / `DropNewest`.
@@ -204,10 +212,11 @@ pub struct QueueMetrics {
 }
 
 impl QueueMetrics {
-    /// `completed + failed + panicked + dropped + returned`: the items whose fate is settled.
+    /// `completed + failed + cancelled + panicked + dropped + returned`: the items whose fate
+    /// is settled.
     #[must_use]
     pub fn settled(&self) -> u64 {
-        self.completed + self.failed + self.panicked + self.dropped + self.returned
+        self.completed + self.failed + self.cancelled + self.panicked + self.dropped + self.returned
     }
 }
 
@@ -215,13 +224,14 @@ impl fmt::Display for QueueMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "sent {}, queued {}/{}, in flight {}, completed {}, failed {}, panicked {}, dropped {}, returned {}",
+            "sent {}, queued {}/{}, in flight {}, completed {}, failed {}, cancelled {}, panicked {}, dropped {}, returned {}",
             self.sent,
             self.depth,
             self.capacity,
             self.in_flight,
             self.completed,
             self.failed,
+            self.cancelled,
             self.panicked,
             self.dropped,
             self.returned
@@ -651,10 +661,11 @@ impl<T: Send + 'static> Core<T> {
             // `finished` before `taken`: a worker bumps `taken` before it runs the job.
             m.completed += c.completed.load(Ordering::Relaxed);
             m.failed += c.failed.load(Ordering::Relaxed);
+            m.cancelled += c.cancelled.load(Ordering::Relaxed);
             m.panicked += c.panicked.load(Ordering::Relaxed);
             taken += c.taken.load(Ordering::Relaxed);
         }
-        m.in_flight = taken.saturating_sub(m.completed + m.failed + m.panicked);
+        m.in_flight = taken.saturating_sub(m.completed + m.failed + m.cancelled + m.panicked);
         m.sent = m.depth as u64 + taken + m.dropped + m.returned;
         m
     }
@@ -1056,7 +1067,8 @@ impl<T: Send + 'static> WorkQueue<T> {
     /// The queue as a [`Service`] named after it, ready for
     /// [`HostBuilder::add_service`](crate::HostBuilder::add_service) (set a
     /// [`stop_timeout`](Service::stop_timeout) or [`depends_on`](Service::depends_on) on it
-    /// as for any service).
+    /// as for any service). Without such a setting, `add_service(queue)` does the same
+    /// (`Service: From<WorkQueue<T>>`).
     pub fn into_service(self) -> Service {
         let name = Arc::clone(&self.core.name);
         Service::hosted(&name, self)
@@ -1155,6 +1167,14 @@ impl<T: Send + 'static> WorkQueue<T> {
                 report.unrun.extend(rest);
             }
         }
+    }
+}
+
+/// [`WorkQueue::into_service`], so that a queue (or a [`TaskQueue`]) can be given to
+/// [`HostBuilder::add_service`](crate::HostBuilder::add_service) as is.
+impl<T: Send + 'static> From<WorkQueue<T>> for Service {
+    fn from(queue: WorkQueue<T>) -> Service {
+        queue.into_service()
     }
 }
 

@@ -22,6 +22,7 @@ pub(crate) struct WorkerCounters {
     pub(crate) taken: AtomicU64,
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
     pub(crate) panicked: AtomicU64,
 }
 
@@ -72,8 +73,19 @@ fn worker_main<T: Send + 'static>(core: &Core<T>, handler: &Handler<T>, index: u
         match catch_unwind(AssertUnwindSafe(|| handler(item, &token))) {
             Ok(Ok(())) => bump(&counters.completed),
             Ok(Err(error)) => {
-                log_failure(&core.name, &error, &token);
-                bump(&counters.failed);
+                if is_cancellation(&error, &token) {
+                    // The job gave up because the stop cancelled it: expected, not an error.
+                    log::info!("queue `{}`: a job was cancelled by the stop", core.name);
+                    bump(&counters.cancelled);
+                } else {
+                    // The error's `Display` is user code: guarded, so the worker survives it.
+                    let shown = crate::panic::Guarded(&*error);
+                    log::error!(
+                        "queue `{}`: a job failed: {shown}; the worker goes on",
+                        core.name
+                    );
+                    bump(&counters.failed);
+                }
                 // The error is user data: a panicking `Drop` must not end the worker.
                 if let Err(nested) = catch_unwind(AssertUnwindSafe(move || drop(error))) {
                     let _ = take_message(nested);
@@ -93,13 +105,10 @@ fn worker_main<T: Send + 'static>(core: &Core<T>, handler: &Handler<T>, index: u
     }
 }
 
-fn log_failure(queue: &str, error: &BoxError, token: &StopToken) {
-    if error.is::<Stopped>() && token.is_stopped() {
-        // The job gave up because the stop cancelled it: expected, not an error.
-        log::info!("queue `{queue}`: a job was cancelled by the stop");
-    } else {
-        // The error's `Display` is user code: guarded, so the worker survives it.
-        let error = crate::panic::Guarded(&**error);
-        log::error!("queue `{queue}`: a job failed: {error}; the worker goes on");
-    }
+/// A job is *cancelled*, not failed, when it returned [`Stopped`] and the jobs' token had
+/// fired by then: it gave up because the stop cancelled it. Any other error is a failure, even
+/// after the token fired (a real error during the stop must not be hidden), and so is a
+/// `Stopped` while the token has not fired (the job was not cancelled by the queue).
+fn is_cancellation(error: &BoxError, token: &StopToken) -> bool {
+    error.is::<Stopped>() && token.is_stopped()
 }

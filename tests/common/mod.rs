@@ -471,3 +471,27 @@ pub(crate) fn hooks_of(log: &Events, name: &str) -> Vec<String> {
         .filter_map(|w| w.strip_prefix(&prefix).map(str::to_owned))
         .collect()
 }
+
+/// The text of a documentation file at the root of the repository (`README.md`, ...).
+pub(crate) fn doc_file(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Every quote in `text` that begins with `start` and ends at the next `end`, with `start`
+/// kept and `end` left out, and each run of whitespace (a line break in Markdown prose) made
+/// one space: what a reader sees.
+pub(crate) fn doc_quotes(text: &str, start: &str, end: &str) -> Vec<String> {
+    let mut quotes = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(start) {
+        let from = &rest[at..];
+        let len = from[start.len()..]
+            .find(end)
+            .unwrap_or_else(|| panic!("a quote `{start}...` is not closed by `{end}`"))
+            + start.len();
+        quotes.push(from[..len].split_whitespace().collect::<Vec<_>>().join(" "));
+        rest = &from[len + end.len()..];
+    }
+    quotes
+}
