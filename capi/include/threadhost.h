@@ -556,12 +556,13 @@ typedef int32_t threadhost_full_mode;
 /* Refuse at once: every send returns THREADHOST_FULL and the caller keeps the item. */
 #define THREADHOST_FULL_REJECT 3
 
-/* A snapshot of a queue's figures. While it runs, sent = completed + failed + panicked +
- * dropped + returned + in_flight + depth. */
+/* A snapshot of a queue's figures. While it runs, sent = completed + failed + cancelled +
+ * panicked + dropped + returned + in_flight + depth. */
 typedef struct threadhost_queue_metrics {
     uint64_t sent;      /* items accepted by a send */
     uint64_t completed; /* handler returned THREADHOST_OK */
-    uint64_t failed;    /* handler returned another status */
+    uint64_t failed;    /* handler returned another status (not a cancellation) */
+    uint64_t cancelled; /* handler returned THREADHOST_STOPPED after the stop fired its token */
     uint64_t panicked;  /* reserved for Rust handlers (a C handler cannot panic) */
     uint64_t dropped;   /* evicted by a drop mode (given to on_dropped) */
     uint64_t returned;  /* handed back unrun (given to on_unrun) */

@@ -165,6 +165,9 @@ struct Ctl {
     reached_running: bool,
     /// Invariant 9: the thread that fired `stopping` has run its callbacks.
     stopping_done: bool,
+    /// Invariant 9: a thread claimed the firing of `stopping` (it logs, fires, then sets
+    /// `stopping_done`).
+    stopping_claimed: bool,
     /// Invariant 8: a `th:host-stop` thread was spawned to run the stop sequence.
     stopper_spawned: bool,
     records: Vec<Record>,
@@ -276,6 +279,7 @@ impl Host {
                     host_failure: None,
                     reached_running: false,
                     stopping_done: false,
+                    stopping_claimed: false,
                     stopper_spawned: false,
                     records,
                 }),
@@ -720,7 +724,6 @@ impl Shared {
             fire.then_some(ctl.reached_running)
         };
         if let Some(reached_running) = fire {
-            log::info!("Application is shutting down... ({reason})");
             // Lifetime callbacks are user code: run with no lock held (invariant 1).
             self.fire_stopping(reached_running, reason);
         }
@@ -737,11 +740,17 @@ impl Shared {
             if reached_running {
                 shared.started_event.stop();
             }
-            if shared.stopping_event.stop_with(reason) {
-                let mut ctl = shared.ctl.lock();
-                ctl.stopping_done = true;
-                shared.cond.notify_all();
+            // One caller claims the firing; it logs, then runs the callbacks, then lets the
+            // sequence go on (`stopping_done`): the line always precedes the first stop hook
+            // (and the end of the process), whichever thread runs the sequence.
+            if std::mem::replace(&mut shared.ctl.lock().stopping_claimed, true) {
+                return;
             }
+            log::info!("Application is shutting down... ({reason})");
+            shared.stopping_event.stop_with(reason);
+            let mut ctl = shared.ctl.lock();
+            ctl.stopping_done = true;
+            shared.cond.notify_all();
         });
     }
 
