@@ -59,8 +59,9 @@ pub enum Policy {
 /// The shortest wait before a restart: a smaller backoff (zero included) is raised to it.
 ///
 /// 1 ms bounds a body that fails at once to 1000 restarts a second (each logs a line and
-/// updates the host's state): measured 850,000 restarts in 3 s with a zero backoff before the
-/// floor. It is small enough not to delay a deliberate quick retry noticeably.
+/// updates the host's state); without the floor a zero backoff spun a core on restarts
+/// (RELIABILITY.md, "Sizes and outside text"). It is small enough not to delay a deliberate
+/// quick retry noticeably.
 pub const MIN_BACKOFF: Duration = Duration::from_millis(1);
 
 /// The largest finite `max_restarts` of [`Policy::Restart`]: the restart intensity keeps one

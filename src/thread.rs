@@ -25,11 +25,11 @@ thread_local! {
     static HOSTS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The smallest thread stack accepted, in bytes: 64 KiB. Measured (tests/config.rs,
-/// `stack_size_bounds_are_checked_by_build`): a service that panics overflows a 16 KiB or
-/// 24 KiB stack (debug and release: the panic machinery and the failure's log line run on the
-/// service thread) and aborts the whole process; 32 KiB is the smallest that passed. 64 KiB
-/// keeps twice that margin.
+/// The smallest thread stack accepted, in bytes: 64 KiB. A service that panics runs the panic
+/// machinery and the failure's log line on its own thread: on too small a stack it overflows
+/// and aborts the whole process (tests/config.rs, `stack_size_bounds_are_checked_by_build`;
+/// the sizes tried are in RELIABILITY.md, "Sizes and outside text"). This floor keeps twice
+/// the smallest stack that passed.
 pub(crate) const MIN_STACK_SIZE: usize = 64 * 1024;
 /// The largest thread stack accepted, in bytes (1 GiB). A bigger request is a mistake (a
 /// count of kilobytes passed as bytes times 1024, `usize::MAX` as "unlimited"): the OS would

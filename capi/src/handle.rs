@@ -1,24 +1,32 @@
-//! The only place raw pointers become Rust values and back (after rustls-ffi's
-//! `Castable`).
+//! The only place handle pointers from C become Rust values again, and where Box-owned
+//! handles are made and freed (after rustls-ffi's `Castable`).
 //!
 //! Each opaque C type (`threadhost_host`, …) is a zero-sized Rust struct that is never
 //! instantiated; a `*const threadhost_x` really points to its [`Castable::Rust`] value. Each
-//! declares how C holds it:
+//! declares how C holds it with `castable!` (in the file of its C object):
 //!
 //! - [`BoxCastable`]: C owns a `Box` made by [`to_box_ptr`] and gives it back exactly once
 //!   (a `_free` function, or a call documented as consuming it).
 //! - [`RefCastable`]: C borrows a value owned by Rust for a documented span (a context
-//!   during a callback); [`to_ref_ptr`] makes the pointer, and C never frees it.
+//!   during a callback); C never frees it. [`to_ref_ptr`] makes the pointer for a borrowed
+//!   token; a context and a tick live on the callback's stack frame, and
+//!   `CContext::as_ptr` (context.rs) and `CTickFn::call` (periodic.rs) cast a reference to
+//!   them the same way.
 //!
-//! | C type | Rust value | ownership |
-//! | --- | --- | --- |
-//! | `threadhost_builder` | `Option<HostBuilder>` | Box |
-//! | `threadhost_service` | `Service` | Box |
-//! | `threadhost_host` | `CHost` | Box |
-//! | `threadhost_snapshot` | `HostSnapshot` | Box |
-//! | `threadhost_stop_source` | `StopSource` | Box |
-//! | `threadhost_token` | `StopToken` | Box (clones) or borrowed (a context's token) |
-//! | `threadhost_context` | `CContext` | borrowed during a callback |
+//! | C type | Rust value | ownership | declared in |
+//! | --- | --- | --- | --- |
+//! | `threadhost_builder` | `Option<HostBuilder>` | Box | builder.rs |
+//! | `threadhost_service` | `Service` | Box | service.rs |
+//! | `threadhost_host` | `CHost` | Box | host.rs |
+//! | `threadhost_snapshot` | `HostSnapshot` | Box | snapshot.rs |
+//! | `threadhost_stop_source` | `StopSource` | Box | stop.rs |
+//! | `threadhost_token` | `StopToken` | Box (clones) or borrowed (a context's token, a queue job's token) | stop.rs |
+//! | `threadhost_context` | `CContext` | borrowed during a callback | context.rs |
+//! | `threadhost_queue` | `CQueue` | Box, until `threadhost_queue_build` consumes it | queue.rs |
+//! | `threadhost_producer` | `CProducer` | Box | queue.rs |
+//! | `threadhost_periodic` | `Periodic` | Box, until `threadhost_periodic_build` consumes it | periodic.rs |
+//! | `threadhost_tick` | `CTick` | borrowed during a tick callback | periodic.rs |
+//! | `threadhost_periodic_stats` | `PeriodicStats` | Box | periodic.rs |
 //!
 //! Box-owned handles carry a tag checked on entry (see "the misuse guard" below): a freed or
 //! consumed handle (double free, use after free, a builder used after

@@ -5,18 +5,25 @@
 //! `threadhost`); Rust programs depend on the `threadhost` crate, not on this one. The header
 //! is the documentation of every function: ownership, threads, statuses.
 //!
-//! Layout, one file per C object:
+//! Layout, one file per C object or family of objects:
 //!
 //! - `boundary.rs`: the `ffi_boundary!` macro every exported function body starts with (it
 //!   catches unwinds and returns `THREADHOST_PANIC` or the type's fallback value), and the
 //!   pointer-checking macros `try_ref!`, `try_mut!`, `try_box!`, `try_str!`, `try_out!`.
-//! - `handle.rs`: the only place raw pointers become `Box`es or references and back; each
-//!   opaque C type declares there whether C owns a `Box` of it or borrows it, and owned
-//!   handles carry a tag that catches the common misuses (use after free, double free).
+//! - `handle.rs`: the only place handle pointers from C become `Box`es or references again,
+//!   and where Box-owned handles are made and freed; its `castable!` macro, used in the file
+//!   of each C object, declares whether C owns a `Box` of it or borrows it (the table is in
+//!   `handle.rs`), and owned handles carry a tag that catches the common misuses (use after
+//!   free, double free).
 //! - `status.rs`: the status codes, the thread-local last error, string copies into caller
 //!   buffers, and the one mapping of Rust outcomes to statuses and exit codes.
-//! - `builder.rs`, `service.rs`, `host.rs`, `context.rs`, `stop.rs`, `snapshot.rs`,
-//!   `queue.rs`, `periodic.rs`: one C object each.
+//! - `builder.rs` (`threadhost_builder`), `service.rs` (`threadhost_service`), `host.rs`
+//!   (`threadhost_host`), `context.rs` (`threadhost_context`), `snapshot.rs`
+//!   (`threadhost_snapshot`), `stop.rs` (`threadhost_stop_source`, `threadhost_token`),
+//!   `queue.rs` (`threadhost_queue`, `threadhost_producer`), `periodic.rs`
+//!   (`threadhost_periodic`, `threadhost_tick`, `threadhost_periodic_stats`).
+//! - `lib.rs` (this file): the version, the last error message, status names, exit codes,
+//!   `threadhost_test_panic`, and millisecond timeouts as deadlines.
 //!
 //! Only the public Rust API of `threadhost` is used here. Every exported function is
 //! `#[unsafe(no_mangle)] pub [unsafe] extern "C" fn` and its body is one `ffi_boundary!`;

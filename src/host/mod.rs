@@ -1572,8 +1572,7 @@ impl Shared {
     /// the same critical section: it cannot change afterwards for a service that replied, as
     /// the host abandons only services it still awaits (`abandon_start`). This spares the
     /// background runner a second lock of `ctl` right after it woke the host, where it often
-    /// contended with the host (`strace -f -c` of a one-by-one start of 100 services: about
-    /// 400 futex calls before, 370 after).
+    /// contended with the host (the futex count is in RELIABILITY.md, "Speed").
     pub(crate) fn reply(&self, i: usize, phase: Phase, result: Result<(), Failure>) -> bool {
         let mut ctl = self.ctl.lock();
         let r = &mut ctl.records[i];

@@ -46,10 +46,11 @@ const EXTEND_TICK: Duration = Duration::from_secs(1);
 
 /// The shortest interval between two watchdog pings (invariant 6). Half of `WATCHDOG_USEC` is
 /// the normal interval; below 10 ms (a `WatchdogSec=` under 20 ms) it is raised to this.
-/// Why 10 ms: each ping takes a snapshot and a `sendto`, so 100 a second stay well under 1 %
-/// of a core, while `WATCHDOG_USEC=1` (a ping every 0.5 µs) kept `th:systemd` busy for all of
-/// its CPU time; and a thread on a loaded machine cannot keep a deadline under ~10 ms anyway
-/// (scheduling latency), so a shorter watchdog could not be honoured by pinging faster.
+/// Why this floor: each ping takes a snapshot and a `sendto`; at this rate they cost a small
+/// fraction of a core, while `WATCHDOG_USEC=1` (a ping every half microsecond) kept
+/// `th:systemd` busy all the time (both measured in RELIABILITY.md, "Sizes and outside text");
+/// and on a loaded machine a thread cannot keep a deadline much finer than the scheduling
+/// latency anyway, so a shorter watchdog could not be honoured by pinging faster.
 pub(crate) const MIN_PING_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The longest value of one assignment, in bytes (invariant 5): systemd reads a notify

@@ -12,8 +12,9 @@
 //! the producer and the workers on different cache lines, and its blocking `recv` is what the
 //! workers wait on: an idle worker is parked inside `recv` and woken by the next send or by
 //! the seal (below); it never polls, sleeps or spins on `try_recv`. A first version used
-//! a `Mutex<VecDeque>` with condvars; with one producer and two workers it was 3–4× slower
-//! than a plain crossbeam pool (the three threads fought over one lock), so it was replaced.
+//! a `Mutex<VecDeque>` with condvars; with one producer and two workers it was several times
+//! slower than a plain crossbeam pool (the three threads fought over one lock), so it was
+//! replaced (the figure is in RELIABILITY.md, "Speed").
 //!
 //! A channel alone cannot give four contracts; each gets one small mechanism:
 //!
@@ -33,9 +34,9 @@
 //!    any queued item; see 4.) Before it blocks, the sender retries `try_send` through a
 //!    bounded backoff (spin hints, then yields: ten rounds, microseconds, re-checking
 //!    `closed`), exactly what crossbeam's own `send` does before it parks; the spins and yields
-//!    run outside the lock, each retry takes it anew. Measured: without the backoff, a full
-//!    queue costs a `Select` and a park/unpark per item, and one producer → two workers ran
-//!    5–10× slower.
+//!    run outside the lock, each retry takes it anew. Without the backoff, a full queue costs
+//!    a `Select` and a park/unpark per item, which made one producer → two workers several
+//!    times slower (RELIABILITY.md, "Speed").
 //! 3. *Drop modes.* `DropOldest` pops the head with `try_recv` on the queue's own `Receiver`
 //!    (from the sender's side) and retries; `DropNewest` drops the incoming item. Both count
 //!    the dropped item and give it to `on_drop` after the lock is released. (.NET's
