@@ -15,8 +15,8 @@
 //!
 //! | C type | Rust value | ownership | declared in |
 //! | --- | --- | --- | --- |
-//! | `threadhost_builder` | `Option<HostBuilder>` | Box | builder.rs |
-//! | `threadhost_service` | `Service` | Box | service.rs |
+//! | `threadhost_builder` | `Option<HostBuilder>` | Box, until `threadhost_builder_build` consumes it | builder.rs |
+//! | `threadhost_service` | `Service` | Box, until `threadhost_builder_add_service` consumes it | service.rs |
 //! | `threadhost_host` | `CHost` | Box | host.rs |
 //! | `threadhost_snapshot` | `HostSnapshot` | Box | snapshot.rs |
 //! | `threadhost_stop_source` | `StopSource` | Box | stop.rs |
