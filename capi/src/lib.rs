@@ -17,6 +17,9 @@
 //!   buffers, and the one mapping of Rust outcomes to statuses and exit codes.
 //! - `builder.rs`, `service.rs`, `host.rs`, `context.rs`, `stop.rs`, `snapshot.rs`,
 //!   `queue.rs`, `periodic.rs`: one C object each.
+//! - `off.rs`: the same exports as `queue.rs` / `periodic.rs` in a build without that Cargo
+//!   feature, each returning `THREADHOST_INVALID_STATE` (so the header is one file for every
+//!   build). The builder's feature-gated setters do the same in `builder.rs`.
 //!
 //! Only the public Rust API of `threadhost` is used here. Every exported function is
 //! `#[unsafe(no_mangle)] pub [unsafe] extern "C" fn` and its body is one `ffi_boundary!`;
@@ -34,7 +37,11 @@ mod handle;
 mod builder;
 mod context;
 mod host;
+#[cfg(not(all(feature = "queue", feature = "periodic")))]
+mod off;
+#[cfg(feature = "periodic")]
 mod periodic;
+#[cfg(feature = "queue")]
 mod queue;
 mod service;
 mod snapshot;
