@@ -149,6 +149,7 @@ pub enum Error {
     },
     /// Installing the termination-signal handler failed.
     #[cfg(feature = "termination")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "termination")))]
     Signal(ctrlc::Error),
 }
 

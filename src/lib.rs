@@ -32,11 +32,13 @@
 //!
 //! A real program lets [`Host::run`] do all of it — start, wait for Ctrl-C / SIGTERM, stop —
 //! and turns the result into its exit code with [`exit_code`] (see
-//! [Console lifetime and exit codes](#console-lifetime-and-exit-codes)). threadhost logs
+//! [Console lifetime and exit codes](#console-lifetime-and-exit-codes); the console lifetime
+//! needs the `termination` feature, on by default). threadhost logs
 //! through the `log` facade: install a logger (here `env_logger`, which prints only errors
 //! unless run with `RUST_LOG=info`), or the program prints nothing.
 //!
-//! ```no_run
+#![cfg_attr(feature = "termination", doc = "```no_run")]
+#![cfg_attr(not(feature = "termination"), doc = "```ignore")]
 //! use std::process::ExitCode;
 //! use threadhost::HostBuilder;
 //!
@@ -137,7 +139,8 @@
 //! that returns [`Stopped`] once its token fired is [cancelled](QueueMetrics::cancelled), not
 //! failed).
 //!
-//! ```
+#![cfg_attr(feature = "queue", doc = "```")]
+#![cfg_attr(not(feature = "queue"), doc = "```ignore")]
 //! use std::sync::{Arc, Mutex};
 //! use std::time::Duration;
 //! use threadhost::{FullMode, HostBuilder, WorkQueue};
@@ -189,7 +192,8 @@
 //! The [`Tick`] tells each call its index, the time it was due, its lateness, and how many
 //! slots were missed before it.
 //!
-//! ```
+#![cfg_attr(feature = "periodic", doc = "```")]
+#![cfg_attr(not(feature = "periodic"), doc = "```ignore")]
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //! use std::time::Duration;
@@ -464,16 +468,39 @@
 //! - Restart policies and declared dependencies exist; .NET has neither.
 //! - The `stopping` event fires when a stop is requested, before any `stopping` hook, on
 //!   every path (in .NET the order depends on who triggered the stop).
+//!
+//! # Cargo features
+//!
+//! Every feature is on by default. `default-features = false` keeps the core — [`Host`],
+//! [`HostBuilder`], stop tokens, [`Deadline`]s, hosted and background services, failure
+//! policies and restarts, the scoped services registry, snapshots and heartbeats, exit codes —
+//! and each feature named adds back one part:
+//!
+//! | feature | what it adds | default |
+//! | --- | --- | --- |
+//! | `termination` | [`HostBuilder::console_lifetime`]: SIGINT, SIGTERM, SIGHUP handled by [`Host::run`] (the `ctrlc` dependency) | on |
+//! | `systemd` | [`HostBuilder::systemd`]: systemd's notify protocol and watchdog (turns on `listeners`) | on |
+//! | `env` | the `THREADHOST_*` variables: [`HostOptions::from_env`], [`apply_env`](HostOptions::apply_env), [`apply_env_with`](HostOptions::apply_env_with), [`HostBuilder::options_from_env`] | on |
+//! | `listeners` | [`HostBuilder::on_state_change`], [`HostEvent`], [`StateChange`] and the listeners' thread (the `crossbeam-channel` dependency) | on |
+//! | `queue` | [`WorkQueue`], [`TaskQueue`], [`Producer`] and the rest of the work queue (the `crossbeam-channel` dependency) | on |
+//! | `periodic` | [`Periodic`], [`Tick`], [`MissedTick`] and the rest of the periodic services | on |
+//!
+//! The C library (`threadhost-capi`) has the same features but `listeners` (no C function
+//! uses it; `systemd` turns it on); its functions exist in every build, and one whose feature
+//! was left out returns `THREADHOST_INVALID_STATE`, saying which feature it needs.
 
 #![doc(test(no_crate_inject, attr(deny(warnings))))]
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod deadline;
 mod error;
 mod host;
 mod lifetime;
 mod panic;
+#[cfg(feature = "periodic")]
 mod periodic;
+#[cfg(feature = "queue")]
 mod queue;
 mod scope;
 mod service;
@@ -483,8 +510,17 @@ mod sync;
 mod text;
 mod thread;
 
-/// Compiles and runs every Rust block of PORTING.md (the .NET porting guide) as a doctest.
-#[cfg(doctest)]
+/// Compiles and runs every Rust block of PORTING.md (the .NET porting guide) as a doctest
+/// (with every feature on: the guide uses them all).
+#[cfg(all(
+    doctest,
+    feature = "termination",
+    feature = "systemd",
+    feature = "env",
+    feature = "listeners",
+    feature = "queue",
+    feature = "periodic"
+))]
 #[doc = include_str!("../PORTING.md")]
 pub struct PortingGuide;
 
@@ -497,11 +533,18 @@ pub struct Readme;
 pub use deadline::Deadline;
 pub use error::{BoxError, Error, Failure, ServiceResult};
 pub use host::{
-    Host, HostBuilder, HostEvent, HostHandle, HostOptions, HostSnapshot, HostState, Outcome,
-    ServiceReport, ServiceState, ServiceStatus, StateChange, StopReport,
+    Host, HostBuilder, HostHandle, HostOptions, HostSnapshot, HostState, Outcome, ServiceReport,
+    ServiceState, ServiceStatus, StopReport,
 };
+#[cfg(feature = "listeners")]
+#[cfg_attr(docsrs, doc(cfg(feature = "listeners")))]
+pub use host::{HostEvent, StateChange};
 pub use lifetime::{EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, exit_code};
+#[cfg(feature = "periodic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "periodic")))]
 pub use periodic::{FirstTick, MissedTick, Periodic, PeriodicStats, Tick, TickFailure};
+#[cfg(feature = "queue")]
+#[cfg_attr(docsrs, doc(cfg(feature = "queue")))]
 pub use queue::{
     FullMode, Producer, QueueHandle, QueueMetrics, QueueReport, SendError, SendTimeoutError, Task,
     TaskQueue, TrySendError, WorkQueue, WorkQueueBuilder,

@@ -9,6 +9,7 @@
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
 // Not modelled under loom (the queue's sender slot; loom has no RwLock worth modelling here).
+#[cfg(feature = "queue")]
 pub(crate) use parking_lot::RwLock;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};

@@ -4,6 +4,7 @@
 //!
 //! The environment is process-global, so this process never changes its own: the real-env
 //! tests re-run this binary's `child` test with the variables set on the child only.
+#![cfg(feature = "env")]
 #![allow(clippy::print_stderr)]
 
 use std::ffi::OsString;
@@ -181,12 +182,15 @@ fn names_are_one_line_and_bounded() {
             Ok(_) => panic!("{bad:?}: expected InvalidOption, got a host"),
         };
         assert!(reason.contains("name must"), "{reason}");
-        let queue = threadhost::TaskQueue::builder(bad).build_tasks();
-        assert!(
-            matches!(queue, Err(Error::InvalidOption { ref name, .. }) if name == "name of a queue"),
-            "{bad:?}: {:?}",
-            queue.err()
-        );
+        #[cfg(feature = "queue")]
+        {
+            let queue = threadhost::TaskQueue::builder(bad).build_tasks();
+            assert!(
+                matches!(queue, Err(Error::InvalidOption { ref name, .. }) if name == "name of a queue"),
+                "{bad:?}: {:?}",
+                queue.err()
+            );
+        }
     }
     let longest = "n".repeat(256);
     let host = HostBuilder::new()

@@ -6,6 +6,7 @@
 //! ctrlc's handler is once-per-process; every scenario is its own process, and the parent
 //! (this harness) never installs one, so the default harness is safe here.
 // Plain threads read the child's stderr and wait for its exit; the slow hooks really sleep.
+#![cfg(all(feature = "termination", feature = "env"))]
 #![allow(clippy::disallowed_methods, clippy::print_stderr)]
 
 mod common;

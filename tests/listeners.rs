@@ -1,5 +1,6 @@
 //! State-change listeners (`HostBuilder::on_state_change`) and the liveness part of
 //! `HostHandle::snapshot` (heartbeats, `Service::liveness`).
+#![cfg(feature = "listeners")]
 #![allow(clippy::disallowed_methods)] // the liveness tests let real time pass
 
 use std::sync::mpsc;

@@ -1,5 +1,6 @@
 //! Periodic services: fixed rate on absolute deadlines, no overlap, missed-tick policies,
 //! first-tick modes, failing ticks that never end the schedule, stop that interrupts the wait.
+#![cfg(feature = "periodic")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

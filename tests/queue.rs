@@ -3,6 +3,7 @@
 //! and the regressions of the seal (items lost by blocked senders, workers leaked by a failed
 //! seal, stop time under producer pressure).
 
+#![cfg(feature = "queue")]
 #![allow(clippy::print_stdout)] // the timing tests print their figures (`--nocapture`)
 
 mod common;

@@ -11,6 +11,7 @@
 //!
 //! `STRESS_SEED=<n>` replays a seed (each failure prints its seed).
 
+#![cfg(feature = "queue")]
 #![allow(clippy::print_stdout)]
 
 use std::collections::HashMap;

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::{Action, Events, PATIENCE, Probe, Rec, within};
-use threadhost::{
-    Deadline, Error, Host, HostBuilder, HostHandle, HostState, Outcome, StopReport, TaskQueue,
-};
+#[cfg(feature = "queue")]
+use threadhost::TaskQueue;
+use threadhost::{Deadline, Error, Host, HostBuilder, HostHandle, HostState, Outcome, StopReport};
 
 /// The host, reachable from its own services.
 type Slot = Arc<OnceLock<Host>>;
@@ -166,6 +166,7 @@ fn a_start_hook_stops_its_own_host() {
     ));
 }
 
+#[cfg(feature = "queue")]
 #[test]
 fn a_queue_job_stops_its_own_host() {
     let case = Case::new();

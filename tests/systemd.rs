@@ -4,7 +4,7 @@
 //!
 //! The child is the `child` test of this binary, selected by `TH_SYSTEMD_CHILD=<mode>`; run
 //! normally, it does nothing.
-#![cfg(unix)]
+#![cfg(all(unix, feature = "systemd", feature = "termination"))]
 // Plain threads drain the child's stderr and wait for its exit; the slow hooks really sleep;
 // the child prints to stderr.
 #![allow(clippy::disallowed_methods, clippy::print_stderr)]

@@ -222,6 +222,7 @@ fn an_on_stop_callback_panic_with_a_panicking_payload_stays_inside_stop() {
     assert_eq!(ran.load(Ordering::SeqCst), 1, "the other callback ran");
 }
 
+#[cfg(feature = "listeners")]
 #[test]
 fn a_listener_panic_with_a_panicking_payload_keeps_the_listener_thread() {
     let (tx, rx) = unbounded();
@@ -265,8 +266,9 @@ impl fmt::Display for PanickyDisplay {
 
 impl std::error::Error for PanickyDisplay {}
 
-/// An error whose `Drop` panics.
+/// An error whose `Drop` panics (used by the queue's test).
 #[derive(Debug)]
+#[cfg_attr(not(feature = "queue"), allow(dead_code))]
 struct PanickyDrop;
 
 impl fmt::Display for PanickyDrop {
@@ -304,6 +306,7 @@ fn a_failure_whose_display_panics_is_still_handled() {
     );
 }
 
+#[cfg(feature = "queue")]
 #[test]
 fn a_queue_worker_survives_a_job_error_that_panics_in_display_or_drop() {
     install_logger();
@@ -331,6 +334,7 @@ fn a_queue_worker_survives_a_job_error_that_panics_in_display_or_drop() {
     );
 }
 
+#[cfg(feature = "periodic")]
 #[test]
 fn a_periodic_tick_panic_with_a_panicking_payload_does_not_end_the_schedule() {
     // TickFailure::Continue (the default): the schedule goes on after a panicking tick, even

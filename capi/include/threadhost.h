@@ -47,6 +47,17 @@
  *   Ownership of `user` passes to threadhost at the registering call whatever its result.
  *   `user` must be usable from the service's thread and from the thread that frees the host.
  *   Callbacks must not unwind (no C++ exception or longjmp may leave them).
+ * - Build features: the library may be built without some of its parts (Cargo features, all
+ *   on by default): `termination` (threadhost_builder_console_lifetime), `systemd`
+ *   (threadhost_builder_systemd), `env` (threadhost_builder_options_from_env), `queue`
+ *   (threadhost_queue_*, threadhost_producer_*) and `periodic` (threadhost_periodic_*,
+ *   threadhost_tick_*). This header and the exported functions are the same in every build:
+ *   a function whose feature was left out returns THREADHOST_INVALID_STATE with the message
+ *   "threadhost was built without its `<feature>` feature: ...". It writes no output; the
+ *   builder setters check their builder first (NULL gives THREADHOST_NULL_ARGUMENT); the
+ *   others read no argument, and those that take `user` still run destroy(user) at once;
+ *   threadhost_tick_context returns NULL, and the `_free` functions do nothing (no such object
+ *   can exist: its `_new` failed).
  *
  * Thread safety: hosts, stop sources, tokens and snapshots may be used from any thread at
  * once (a host must not be freed while another thread uses it). Builders and services are not
@@ -413,7 +424,7 @@ void threadhost_service_free(threadhost_service *service);
  * A tick callback run at a fixed rate on the service's own thread, on an absolute schedule
  * (first + k * period): no drift, ticks never overlap, a stop interrupts the wait at once.
  * Configure a schedule (not thread-safe), build it into a threadhost_service (which consumes
- * it), then add the service to a builder like any other.
+ * it), then add the service to a builder like any other. Build feature `periodic`.
  */
 
 typedef struct threadhost_periodic threadhost_periodic;
@@ -519,6 +530,7 @@ THREADHOST_MUST_USE threadhost_status threadhost_tick_info(const threadhost_tick
  * (evicted by a drop mode) or on_unrun (handed back by a stop, or by freeing a host that never
  * stopped the queue). Configure a queue (not thread-safe), build it into a service and a first
  * producer, add the service to a builder; producers may be used from any thread at once.
+ * Build feature `queue`.
  */
 
 typedef struct threadhost_queue threadhost_queue;

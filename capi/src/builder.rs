@@ -171,10 +171,7 @@ pub unsafe extern "C" fn threadhost_builder_console_lifetime(
         #[cfg(not(feature = "termination"))]
         return {
             let _ = builder;
-            status::fail(
-                Status::INVALID_STATE,
-                "threadhost was built without its `termination` feature: no console lifetime",
-            )
+            status::without_feature("termination", "no console lifetime")
         };
     }
 }
@@ -191,7 +188,13 @@ pub unsafe extern "C" fn threadhost_builder_options_from_env(
 ) -> Status {
     ffi_boundary! {
         let builder = try_mut!(builder);
-        update(builder, HostBuilder::options_from_env)
+        #[cfg(feature = "env")]
+        return update(builder, HostBuilder::options_from_env);
+        #[cfg(not(feature = "env"))]
+        return {
+            let _ = builder;
+            status::without_feature("env", "no THREADHOST_* options")
+        };
     }
 }
 
@@ -205,7 +208,13 @@ pub unsafe extern "C" fn threadhost_builder_options_from_env(
 pub unsafe extern "C" fn threadhost_builder_systemd(builder: *mut threadhost_builder) -> Status {
     ffi_boundary! {
         let builder = try_mut!(builder);
-        update(builder, HostBuilder::systemd)
+        #[cfg(feature = "systemd")]
+        return update(builder, HostBuilder::systemd);
+        #[cfg(not(feature = "systemd"))]
+        return {
+            let _ = builder;
+            status::without_feature("systemd", "no systemd notify")
+        };
     }
 }
 

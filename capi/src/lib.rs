@@ -24,6 +24,9 @@
 //!   (`threadhost_periodic`, `threadhost_tick`, `threadhost_periodic_stats`).
 //! - `lib.rs` (this file): the version, the last error message, status names, exit codes,
 //!   `threadhost_test_panic`, and millisecond timeouts as deadlines.
+//! - `off.rs`: the same exports as `queue.rs` / `periodic.rs` in a build without that Cargo
+//!   feature, each returning `THREADHOST_INVALID_STATE` (so the header is one file for every
+//!   build). The builder's feature-gated setters do the same in `builder.rs`.
 //!
 //! Only the public Rust API of `threadhost` is used here. Every exported function is
 //! `#[unsafe(no_mangle)] pub [unsafe] extern "C" fn` and its body is one `ffi_boundary!`;
@@ -41,7 +44,11 @@ mod handle;
 mod builder;
 mod context;
 mod host;
+#[cfg(not(all(feature = "queue", feature = "periodic")))]
+mod off;
+#[cfg(feature = "periodic")]
 mod periodic;
+#[cfg(feature = "queue")]
 mod queue;
 mod service;
 mod snapshot;

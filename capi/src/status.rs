@@ -19,7 +19,9 @@ impl Status {
     pub(crate) const INVALID_ARGUMENT: Status = Status(2);
     pub(crate) const INVALID_STATE: Status = Status(3);
     pub(crate) const TIMEOUT: Status = Status(4);
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     pub(crate) const FULL: Status = Status(5);
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     pub(crate) const CLOSED: Status = Status(6);
     pub(crate) const SERVICE_FAILED: Status = Status(7);
     pub(crate) const START_FAILED: Status = Status(8);
@@ -96,6 +98,17 @@ pub(crate) fn fail(status: Status, message: impl Into<String>) -> Status {
     log::debug!("threadhost C API: {}: {message}", name(status));
     set_last_error(message);
     status
+}
+
+/// `THREADHOST_INVALID_STATE` from a function whose Cargo feature was left out of this build
+/// (see `off.rs`): `what` says what is missing.
+#[cold]
+#[allow(dead_code)] // unused in the build with every feature on
+pub(crate) fn without_feature(feature: &str, what: &str) -> Status {
+    fail(
+        Status::INVALID_STATE,
+        format!("threadhost was built without its `{feature}` feature: {what}"),
+    )
 }
 
 /// `THREADHOST_NULL_ARGUMENT` naming the parameter.

@@ -1,11 +1,17 @@
 //! The C API from real C and C++ programs, run by plain `cargo test`.
 //!
 //! Each `tests/c/*.c` is compiled with `$CC` (default `cc`) as C99 with `-Wall -Wextra
-//! -Werror`, linked against the `libthreadhost.so` cargo just built next to this test
-//! executable (`current_exe().parent()`, i.e. `target/<profile>/deps`), and run with
+//! -Werror`, linked against the `libthreadhost.so` next to this test executable
+//! (`current_exe().parent()`, i.e. `target/<profile>/deps`), and run with
 //! `LD_LIBRARY_PATH` set explicitly to that directory: cargo puts `target/<profile>` first on
 //! the test's library path, where a stale copy from an earlier `cargo build` would otherwise
 //! win. Each C program prints `name: ok|FAILED` lines and exits 1 on failure.
+//!
+//! `cargo test` does not build a library that is only a cdylib and a staticlib for the
+//! integration tests (it builds it only when it can link it, as an rlib), so the first use of
+//! `deps_dir()` runs `cargo build` of this package with this test's own profile and Cargo
+//! features, into the same target directory: the library tested is always this build's, never
+//! one left there by a build with other features (cargo rebuilds it when the features differ).
 //!
 //! With `VALGRIND=1` in the environment, each C test binary runs under
 //! `valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite`.
@@ -27,10 +33,70 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Where cargo put the freshly built `libthreadhost.so` / `.a`: next to this test executable.
+/// Where the freshly built `libthreadhost.so` / `.a` are: next to this test executable, after
+/// `build_library` (once per test process).
 fn deps_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().expect("deps dir").to_path_buf()
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("current_exe");
+            let deps = exe.parent().expect("deps dir").to_path_buf();
+            build_library(&deps);
+            deps
+        })
+        .clone()
+}
+
+/// `cargo build --lib -p threadhost-capi` with this test's profile, target and features, into
+/// the target directory `deps` is in (`<target>/[<triple>/]<profile>/deps`).
+fn build_library(deps: &Path) {
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir");
+    let below: Vec<String> = deps
+        .strip_prefix(target_dir)
+        .expect("deps dir inside the target dir")
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--lib", "-p", "threadhost-capi", "--target-dir"])
+        .arg(target_dir);
+    match below.as_slice() {
+        [triple, profile, _deps] => {
+            cmd.args(["--target", triple]);
+            cmd.args(["--profile", profile_name(profile)]);
+        }
+        [profile, _deps] => {
+            cmd.args(["--profile", profile_name(profile)]);
+        }
+        other => panic!("unexpected deps dir layout {other:?}"),
+    }
+    let features: Vec<&str> = [
+        ("termination", cfg!(feature = "termination")),
+        ("systemd", cfg!(feature = "systemd")),
+        ("env", cfg!(feature = "env")),
+        ("queue", cfg!(feature = "queue")),
+        ("periodic", cfg!(feature = "periodic")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    cmd.arg("--no-default-features");
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    let output = cmd.current_dir(root()).output().expect("run cargo build");
+    assert!(
+        output.status.success(),
+        "building libthreadhost failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The profile whose output directory is `dir` (`debug` is the `dev` profile's).
+fn profile_name(dir: &str) -> &str {
+    if dir == "debug" { "dev" } else { dir }
 }
 
 fn root() -> &'static Path {

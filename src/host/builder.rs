@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::error::{BoxError, Error, ServiceResult};
 use crate::host::options::{HostOptions, validate_stack_size};
-use crate::host::{Host, HostEvent, Listener, Listeners, Plan};
+use crate::host::{Host, Plan};
+#[cfg(feature = "listeners")]
+use crate::host::{HostEvent, Listener, Listeners};
 use crate::scope::{RegistryBuilder, Scope};
 use crate::service::{BackgroundService, Context, HostedService, Service};
 use crate::supervise::Policy;
@@ -36,9 +38,12 @@ pub struct HostBuilder {
     services: Vec<Service>,
     console_lifetime: bool,
     registry: RegistryBuilder,
+    #[cfg(feature = "listeners")]
     listeners: Vec<Listener>,
+    #[cfg(feature = "systemd")]
     systemd: bool,
     /// The first error of `options_from_env`, returned by `build`.
+    #[cfg(feature = "env")]
     env_error: Option<Error>,
 }
 
@@ -56,8 +61,11 @@ impl HostBuilder {
             services: Vec::new(),
             console_lifetime: false,
             registry: RegistryBuilder::new(),
+            #[cfg(feature = "listeners")]
             listeners: Vec::new(),
+            #[cfg(feature = "systemd")]
             systemd: false,
+            #[cfg(feature = "env")]
             env_error: None,
         }
     }
@@ -191,7 +199,10 @@ impl HostBuilder {
     /// would need `sigaction` itself (the `libc` crate), which threadhost does not depend on.
     /// A program with handlers of its own should not use the console lifetime. A ctrlc
     /// handler of the program's own makes `run` fail with [`Error::Signal`].
+    ///
+    /// Needs the `termination` feature (on by default).
     #[cfg(feature = "termination")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "termination")))]
     pub fn console_lifetime(mut self) -> HostBuilder {
         self.console_lifetime = true;
         self
@@ -204,6 +215,8 @@ impl HostBuilder {
     ///
     /// A bad value is reported by [`build`](HostBuilder::build) as
     /// [`Error::InvalidOption`] naming the variable and the value.
+    #[cfg(feature = "env")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "env")))]
     pub fn options_from_env(mut self) -> HostBuilder {
         if self.env_error.is_none() {
             if let Err(error) = self.options.apply_env() {
@@ -245,6 +258,8 @@ impl HostBuilder {
     /// assert_eq!(seen, [Starting, Running, Stopping, Stopped]);
     /// # Ok::<(), threadhost::Error>(())
     /// ```
+    #[cfg(feature = "listeners")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "listeners")))]
     pub fn on_state_change<F>(mut self, listener: F) -> HostBuilder
     where
         F: Fn(&HostEvent) + Send + Sync + 'static,
@@ -262,6 +277,8 @@ impl HostBuilder {
     /// Opt-in, as the console lifetime: the library never talks to a service manager unless
     /// asked. Built on [`on_state_change`](HostBuilder::on_state_change). The variables are
     /// read by [`build`](HostBuilder::build), and left in the environment.
+    #[cfg(feature = "systemd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "systemd")))]
     pub fn systemd(mut self) -> HostBuilder {
         self.systemd = true;
         self
@@ -277,16 +294,20 @@ impl HostBuilder {
     ///   (host-wide or a service's) outside 64 KiB to 1 GiB, a restart policy out of range
     ///   (see [`Policy::Restart`]).
     /// - [`Error::InvalidOption`] naming a `THREADHOST_*` variable and its value
-    ///   ([`options_from_env`](HostBuilder::options_from_env)), or `NOTIFY_SOCKET`,
-    ///   `WATCHDOG_USEC`, `WATCHDOG_PID` ([`systemd`](HostBuilder::systemd)).
+    ///   (`options_from_env`, feature `env`), or `NOTIFY_SOCKET`, `WATCHDOG_USEC`,
+    ///   `WATCHDOG_PID` (`systemd`, feature `systemd`).
     /// - [`Error::DuplicateService`]: two services with one name, or a type registered twice
     ///   with [`singleton`](HostBuilder::singleton) / [`scoped`](HostBuilder::scoped).
     /// - [`Error::UnknownDependency`], [`Error::DependencyCycle`]: bad `depends_on`.
+    // `mut`: `build` takes the environment's error and adds the systemd listener.
+    #[cfg_attr(not(any(feature = "env", feature = "systemd")), allow(unused_mut))]
     pub fn build(mut self) -> Result<Host, Error> {
+        #[cfg(feature = "env")]
         if let Some(error) = self.env_error.take() {
             return Err(error);
         }
         self.options.validate()?;
+        #[cfg(feature = "systemd")]
         if self.systemd {
             if let Some(listener) = crate::lifetime::systemd_listener()? {
                 self.listeners.push(listener);
@@ -332,6 +353,7 @@ impl HostBuilder {
             levels,
             console_lifetime: self.console_lifetime,
             services: Arc::new(self.registry.build()?),
+            #[cfg(feature = "listeners")]
             listeners: Listeners(self.listeners),
         };
         Ok(Host::new(self.options, self.services, plan))
@@ -401,13 +423,15 @@ fn find_cycle(names: &[Arc<str>], deps: &[Vec<usize>], indegree: &[usize]) -> Ve
 
 impl fmt::Debug for HostBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HostBuilder")
-            .field("options", &self.options)
+        let mut f = f.debug_struct("HostBuilder");
+        f.field("options", &self.options)
             .field("services", &self.services)
             .field("console_lifetime", &self.console_lifetime)
-            .field("registry", &self.registry)
-            .field("listeners", &self.listeners.len())
-            .field("systemd", &self.systemd)
-            .finish()
+            .field("registry", &self.registry);
+        #[cfg(feature = "listeners")]
+        f.field("listeners", &self.listeners.len());
+        #[cfg(feature = "systemd")]
+        f.field("systemd", &self.systemd);
+        f.finish()
     }
 }

@@ -1,4 +1,4 @@
-//! State-change listeners ([`HostEvent`], [`StateChange`]) and service heartbeats.
+//! State-change listeners ([`HostEvent`], [`StateChange`]): the `listeners` feature.
 //!
 //! # Invariants
 //!
@@ -27,7 +27,7 @@ use crate::error::Failure;
 use crate::host::{HostHandle, HostState, ServiceState};
 use crate::panic::take_message;
 use crate::stop::StopReason;
-use crate::sync::{AtomicU64, Condvar, Mutex, Ordering};
+use crate::sync::{Condvar, Mutex};
 
 /// A state listener, as registered with
 /// [`HostBuilder::on_state_change`](crate::HostBuilder::on_state_change).
@@ -274,42 +274,6 @@ fn deliver(
         delivered();
         if terminal {
             return;
-        }
-    }
-}
-
-/// A service's heartbeat: the time of its last [`Context::heartbeat`](crate::Context::heartbeat),
-/// one atomic store per beat, read by [`HostHandle::snapshot`].
-#[derive(Debug)]
-pub(crate) struct Heartbeat {
-    epoch: Instant,
-    /// Nanoseconds since `epoch` of the last beat, plus one; 0 = never.
-    last: AtomicU64,
-}
-
-impl Heartbeat {
-    pub(crate) fn new() -> Heartbeat {
-        Heartbeat {
-            epoch: Instant::now(),
-            last: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn beat(&self) {
-        let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
-        // Relaxed: a lone timestamp, read only to compare ages; no other data hangs on it.
-        self.last.store(nanos + 1, Ordering::Relaxed);
-    }
-
-    /// The time since the last beat, or `None` if it never beat.
-    pub(crate) fn age(&self) -> Option<Duration> {
-        match self.last.load(Ordering::Relaxed) {
-            0 => None,
-            n => Some(
-                self.epoch
-                    .elapsed()
-                    .saturating_sub(Duration::from_nanos(n - 1)),
-            ),
         }
     }
 }

@@ -43,7 +43,9 @@
 //!    (so before `stop`, `join` or `run` return it to anyone).
 
 mod builder;
+#[cfg(feature = "listeners")]
 mod events;
+mod heartbeat;
 mod options;
 mod report;
 mod runner;
@@ -55,6 +57,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use builder::HostBuilder;
+#[cfg(feature = "listeners")]
 pub use events::{HostEvent, StateChange};
 pub use options::HostOptions;
 pub use report::{Outcome, ServiceReport, StopReport};
@@ -66,8 +69,11 @@ use crate::service::{Context, Kind, Service};
 use crate::stop::{StopReason, StopSource, StopToken};
 use crate::supervise::Policy;
 use crate::sync::{Arc, AtomicU8, Condvar, Mutex, MutexGuard, Ordering};
+#[cfg(feature = "listeners")]
 use events::Events;
-pub(crate) use events::{Heartbeat, Listener, Listeners};
+#[cfg(feature = "listeners")]
+pub(crate) use events::{Listener, Listeners};
+pub(crate) use heartbeat::Heartbeat;
 
 /// A lifecycle phase; the first three start a service, the last three stop it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +116,7 @@ pub(crate) struct Plan {
     pub(crate) console_lifetime: bool,
     /// The typed service registry, shared with every service's `Context`.
     pub(crate) services: StdArc<crate::scope::Registry>,
+    #[cfg(feature = "listeners")]
     pub(crate) listeners: Listeners,
 }
 
@@ -147,6 +154,7 @@ struct Record {
     liveness: Option<Duration>,
     heartbeat: StdArc<Heartbeat>,
     /// State changes go to the listeners (events.rs, invariant 1).
+    #[cfg(feature = "listeners")]
     events: Option<crossbeam_channel::Sender<(StateChange, Instant)>>,
     metrics: Option<crate::service::MetricsFn>,
 }
@@ -188,6 +196,7 @@ pub(crate) struct Shared {
     started_event: StopSource,
     stopping_event: StopSource,
     stopped_event: StopSource,
+    #[cfg(feature = "listeners")]
     events: StdArc<Events>,
 }
 
@@ -227,7 +236,10 @@ pub struct HostHandle {
 }
 
 impl Host {
+    // `plan` gives its listeners to the event thread (`listeners` feature).
+    #[cfg_attr(not(feature = "listeners"), allow(unused_mut))]
     pub(crate) fn new(options: HostOptions, services: Vec<Service>, mut plan: Plan) -> Host {
+        #[cfg(feature = "listeners")]
         let events = StdArc::new(Events::new(std::mem::take(&mut plan.listeners.0)));
         let records: Vec<Record> = services
             .into_iter()
@@ -259,6 +271,7 @@ impl Host {
                 liveness: s.liveness,
                 metrics: s.metrics,
                 heartbeat: StdArc::new(Heartbeat::new()),
+                #[cfg(feature = "listeners")]
                 events: events.sender(),
             })
             .collect();
@@ -288,6 +301,7 @@ impl Host {
                 started_event: StopSource::new(),
                 stopping_event: StopSource::new(),
                 stopped_event: StopSource::new(),
+                #[cfg(feature = "listeners")]
                 events,
             }),
         }
@@ -430,16 +444,18 @@ impl Host {
         self.shared.join(deadline.into())
     }
 
-    /// Runs the host to completion: installs the console lifetime if the builder asked for it,
-    /// starts (under [`HostOptions::startup_timeout`]), waits for a stop request, and stops
-    /// (under [`HostOptions::shutdown_timeout`], counted from the request).
+    /// Runs the host to completion: installs the console lifetime if the builder asked for it
+    /// (`HostBuilder::console_lifetime`, which needs the `termination` feature), starts (under
+    /// [`HostOptions::startup_timeout`]), waits for a stop request, and stops (under
+    /// [`HostOptions::shutdown_timeout`], counted from the request). Without the console
+    /// lifetime, something else requests the stop: a service, or a [`HostHandle`].
     ///
     /// Blocks until the host has stopped.
     ///
     /// # Errors
     ///
-    /// - Any error of [`start`](Host::start), and [`Error::Signal`] if the signal handler
-    ///   could not be installed.
+    /// - Any error of [`start`](Host::start), and `Error::Signal` (feature `termination`) if
+    ///   the signal handler could not be installed.
     /// - [`Error::ServiceFailed`]: a service failed under [`Policy::StopHost`] (with the
     ///   stop report).
     /// - [`Error::StopTimeout`]: a service did not stop by the deadline (with the report).
@@ -479,6 +495,7 @@ impl Host {
             });
         // The last state change reaches the listeners (e.g. systemd's STATUS) before the
         // program goes on to exit.
+        #[cfg(feature = "listeners")]
         self.shared.events.flush();
         result?.into_result()
     }
@@ -603,8 +620,10 @@ impl Record {
 
     /// Changes the service's state and tells the listeners (events.rs, invariant 1).
     fn set_state(&mut self, to: ServiceState) {
+        #[cfg(feature = "listeners")]
         let from = self.state;
         self.state = to;
+        #[cfg(feature = "listeners")]
         if from != to {
             let error = match to {
                 ServiceState::Failed | ServiceState::Restarting | ServiceState::TimedOut => {
@@ -681,9 +700,11 @@ impl Shared {
 
     /// Invariant 2.
     fn set_state(&self, ctl: &mut Ctl, state: HostState) {
+        #[cfg(feature = "listeners")]
         let from = ctl.state;
         ctl.state = state;
         self.state.store(state as u8, Ordering::Release);
+        #[cfg(feature = "listeners")]
         if from != state {
             // Under `ctl`, so listeners see host and service changes in the order made.
             self.events.emit(StateChange::Host {
@@ -800,10 +821,10 @@ impl Shared {
         // Invariant 8: token and lifetime callbacks fired by the start run on this thread.
         let _working = crate::thread::work_for(self.id);
         // Listeners run from the first `start` on (also a stop-before-start's last event).
-        let handle = HostHandle {
+        #[cfg(feature = "listeners")]
+        if let Err(source) = self.events.spawn(HostHandle {
             shared: Arc::clone(self),
-        };
-        if let Err(source) = self.events.spawn(handle) {
+        }) {
             // Listeners are part of what the program asked for: not a silent loss.
             log::error!("could not spawn the state-listener thread `th:host-events`: {source}");
         }

@@ -1,5 +1,7 @@
-//! [`HostOptions`]: the host-wide settings.
+//! [`HostOptions`]: the host-wide settings, and (the `env` feature) their `THREADHOST_*`
+//! environment variables.
 
+#[cfg(feature = "env")]
 use std::ffi::OsString;
 use std::time::Duration;
 
@@ -53,6 +55,7 @@ impl Default for HostOptions {
 }
 
 /// The environment variables [`HostOptions::apply_env`] reads, one per field.
+#[cfg(feature = "env")]
 pub(crate) const ENV_VARS: [&str; 6] = [
     "THREADHOST_SHUTDOWN_TIMEOUT",
     "THREADHOST_STARTUP_TIMEOUT",
@@ -69,6 +72,8 @@ impl HostOptions {
     /// # Errors
     ///
     /// [`Error::InvalidOption`] naming the variable and its value.
+    #[cfg(feature = "env")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "env")))]
     pub fn from_env() -> Result<HostOptions, Error> {
         let mut options = HostOptions::default();
         options.apply_env()?;
@@ -91,6 +96,8 @@ impl HostOptions {
     ///
     /// [`Error::InvalidOption`] naming the variable and its value (also for a value that is
     /// not UTF-8). On error, the fields applied before the bad one keep their new values.
+    #[cfg(feature = "env")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "env")))]
     pub fn apply_env(&mut self) -> Result<(), Error> {
         self.apply_env_with(|name| std::env::var_os(name))
     }
@@ -120,6 +127,8 @@ impl HostOptions {
     ///     if name == "THREADHOST_STACK_SIZE" && value == "huge"));
     /// # Ok::<(), Error>(())
     /// ```
+    #[cfg(feature = "env")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "env")))]
     pub fn apply_env_with(
         &mut self,
         lookup: impl Fn(&str) -> Option<OsString>,
@@ -193,6 +202,7 @@ pub(crate) fn validate_stack_size(name: &str, size: Option<usize>) -> Result<(),
 }
 
 /// A duration with a unit: `500ms`, `30s`, `2m`, `1h`; a decimal number is allowed (`1.5s`).
+#[cfg(feature = "env")]
 fn parse_duration(name: &str, value: &str) -> Result<Duration, Error> {
     let bad = |reason: &str| Error::invalid_option(name, value, reason);
     let split = value
@@ -212,6 +222,7 @@ fn parse_duration(name: &str, value: &str) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(number * scale).map_err(|_| bad("the duration is out of range"))
 }
 
+#[cfg(feature = "env")]
 fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -225,6 +236,7 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
 }
 
 /// Bytes, with an optional binary suffix: `262144`, `256k`, `256KiB`, `1m`, `1MiB`, `1g`.
+#[cfg(feature = "env")]
 fn parse_size(name: &str, value: &str) -> Result<usize, Error> {
     let split = value
         .find(|c: char| !c.is_ascii_digit())

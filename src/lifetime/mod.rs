@@ -1,9 +1,9 @@
-//! Process lifetime: exit codes, the console lifetime (termination signals), and systemd's
-//! notify protocol and watchdog.
+//! Process lifetime: exit codes, the console lifetime (termination signals, the `termination`
+//! feature), and systemd's notify protocol and watchdog (the `systemd` feature).
 
 #[cfg(feature = "termination")]
 mod console;
-#[cfg(unix)]
+#[cfg(all(unix, feature = "systemd"))]
 mod systemd;
 
 #[cfg(feature = "termination")]
@@ -16,6 +16,7 @@ pub(crate) use console::install;
 ///
 /// [`Error::InvalidOption`] naming `NOTIFY_SOCKET`, `WATCHDOG_USEC` or `WATCHDOG_PID` when one
 /// is set to something unusable.
+#[cfg(feature = "systemd")]
 pub(crate) fn systemd_listener() -> Result<Option<crate::host::Listener>, Error> {
     #[cfg(unix)]
     return systemd::listener();
@@ -43,7 +44,10 @@ pub const EXIT_FORCED: u8 = 130;
 /// Maps the result of [`Host::run`](crate::Host::run) to a process exit code:
 /// [`EXIT_OK`], [`EXIT_FAILURE`], [`EXIT_CONFIG`] or [`EXIT_STOP_TIMEOUT`].
 ///
-/// ```no_run
+/// The example needs the `termination` feature (on by default), for the console lifetime:
+///
+#[cfg_attr(feature = "termination", doc = "```no_run")]
+#[cfg_attr(not(feature = "termination"), doc = "```ignore")]
 /// use std::process::ExitCode;
 /// use threadhost::HostBuilder;
 ///
