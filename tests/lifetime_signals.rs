@@ -16,6 +16,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::{ENV_VARS, idle};
 use threadhost::{
     Context, EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, HostBuilder,
     HostedService, ServiceResult,
@@ -67,10 +68,7 @@ fn child() {
     let mut builder = HostBuilder::new()
         .console_lifetime()
         .shutdown_timeout(Duration::from_secs(20))
-        .background("worker", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        });
+        .background("worker", idle);
     builder = match mode.as_str() {
         "graceful" => builder.hosted(
             "hooks",
@@ -164,14 +162,7 @@ fn spawn(mut cmd: Command, mode: &str, env: &[(&str, &str)]) -> Proc {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for name in [
-        "THREADHOST_SHUTDOWN_TIMEOUT",
-        "THREADHOST_STARTUP_TIMEOUT",
-        "THREADHOST_START_CONCURRENTLY",
-        "THREADHOST_STOP_CONCURRENTLY",
-        "THREADHOST_STACK_SIZE",
-        "THREADHOST_FAILURE_POLICY",
-    ] {
+    for name in ENV_VARS {
         cmd.env_remove(name);
     }
     for (k, v) in env {
@@ -223,11 +214,7 @@ impl Proc {
     }
 
     fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args(["-s", sig, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -s {sig} failed");
+        common::kill(self.child.id(), sig);
     }
 
     /// Reads stderr to its end (the child exited) and returns the exit code and all of it.

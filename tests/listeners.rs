@@ -2,16 +2,16 @@
 //! `HostHandle::snapshot` (heartbeats, `Service::liveness`).
 #![allow(clippy::disallowed_methods)] // the liveness tests let real time pass
 
+mod common;
+
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{Noop, PATIENCE, idle};
 use threadhost::{
-    Context, HostBuilder, HostEvent, HostState, HostedService, Policy, Service, ServiceResult,
-    ServiceState, StateChange, StopReason,
+    HostBuilder, HostEvent, HostState, Policy, Service, ServiceState, StateChange, StopReason,
 };
-
-const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A listener that records every change as text.
 fn recorder() -> (
@@ -25,17 +25,6 @@ fn recorder() -> (
             .unwrap_or_else(|e| e.into_inner())
             .push(event.change.to_string());
     })
-}
-
-struct Noop;
-
-impl HostedService for Noop {
-    fn start(&mut self, _ctx: &Context) -> ServiceResult {
-        Ok(())
-    }
-    fn stop(&mut self, _ctx: &Context) -> ServiceResult {
-        Ok(())
-    }
 }
 
 #[test]
@@ -171,10 +160,7 @@ fn listener_runs_outside_every_lock() {
                 let _ = tx.lock().unwrap().send(snapshot.services.len());
             }
         })
-        .background("worker", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("worker", idle)
         .build()
         .unwrap();
     host.start(PATIENCE).unwrap();
@@ -195,10 +181,7 @@ fn slow_listener_never_blocks_the_host() {
             let _ = release_rx.lock().unwrap().recv_timeout(PATIENCE);
             let _ = seen_tx.lock().unwrap().send(event.change.to_string());
         })
-        .background("worker", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("worker", idle)
         .build()
         .unwrap();
     let handle = host.handle();
@@ -251,10 +234,7 @@ fn snapshot_liveness_follows_heartbeats() {
             })
             .liveness(Duration::from_millis(200)),
         )
-        .background("plain", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("plain", idle)
         .build()
         .unwrap();
     let handle = host.handle();
@@ -317,27 +297,15 @@ fn snapshot_metrics_run_outside_the_lock() {
     let handle_slot: Arc<Mutex<Option<threadhost::HostHandle>>> = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&handle_slot);
     let host = HostBuilder::new()
-        .add_service(
-            Service::background_fn("queue", |ctx| {
-                ctx.token().wait();
-                Ok(())
-            })
-            .metrics(move || {
-                // Takes the lifecycle lock: would deadlock if called under it.
-                let reason = slot.lock().unwrap().as_ref().map(|h| h.stop_reason());
-                vec![
-                    ("sent", 7),
-                    ("stopping", u64::from(reason.flatten().is_some())),
-                ]
-            }),
-        )
-        .add_service(
-            Service::background_fn("broken", |ctx| {
-                ctx.token().wait();
-                Ok(())
-            })
-            .metrics(|| panic!("metrics bug")),
-        )
+        .add_service(Service::background_fn("queue", idle).metrics(move || {
+            // Takes the lifecycle lock: would deadlock if called under it.
+            let reason = slot.lock().unwrap().as_ref().map(|h| h.stop_reason());
+            vec![
+                ("sent", 7),
+                ("stopping", u64::from(reason.flatten().is_some())),
+            ]
+        }))
+        .add_service(Service::background_fn("broken", idle).metrics(|| panic!("metrics bug")))
         .build()
         .unwrap();
     *handle_slot.lock().unwrap() = Some(host.handle());

@@ -14,7 +14,7 @@ mod common;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::{Action, Events, PATIENCE, Probe, Rec, within};
+use common::{Action, Events, PATIENCE, Probe, Rec, idle, within};
 use threadhost::{
     Deadline, Error, Host, HostBuilder, HostHandle, HostState, Outcome, StopReport, TaskQueue,
 };
@@ -98,10 +98,7 @@ fn a_background_body_stops_its_own_host_with_no_deadline() {
     let case = Case::new();
     let stop = case.stopper(Deadline::NEVER);
     let host = HostBuilder::new()
-        .background("other", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("other", idle)
         .background("quitter", move |_| {
             stop();
             Ok(())
@@ -143,10 +140,7 @@ fn a_start_hook_stops_its_own_host() {
     let case = Case::new();
     let stop = case.stopper(Deadline::NEVER);
     let host = HostBuilder::new()
-        .background("first", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("first", idle)
         .hosted(
             "starter",
             Rec::new("starter", &Events::new()).on("start", Action::Call(Arc::new(stop))),
@@ -219,10 +213,7 @@ fn lifetime_callbacks_stop_their_own_host() {
         let case = Case::new();
         let stop = case.stopper(Deadline::NEVER);
         let host = HostBuilder::new()
-            .background("worker", |ctx| {
-                ctx.token().wait();
-                Ok(())
-            })
+            .background("worker", idle)
             .build()
             .unwrap();
         let handle = case.install(host);

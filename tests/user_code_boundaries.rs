@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use common::{PATIENCE, ms};
+use common::{PATIENCE, idle, ms};
 use crossbeam_channel::{Sender, unbounded};
 use threadhost::{
     Backoff, Context, HostBuilder, HostHandle, HostedService, Policy, Service, ServiceResult,
@@ -231,10 +231,7 @@ fn a_listener_panic_with_a_panicking_payload_keeps_the_listener_thread() {
         .on_state_change(move |event| {
             let _ = tx.lock().unwrap().send(event.change.clone());
         })
-        .background("quiet", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("quiet", idle)
         .build()
         .unwrap();
     host.start(PATIENCE).unwrap();
