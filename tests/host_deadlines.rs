@@ -7,18 +7,13 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Action, Events, Gate, MARGIN, PATIENCE, Rec, hooks_of, ms, spawn, within};
+use common::{
+    Action, Events, Gate, MARGIN, PATIENCE, Rec, SECS5, hooks_of, idle, ms, spawn, within,
+};
 use threadhost::{
     Context, Error, HostBuilder, HostState, HostedService, Outcome, Service, ServiceResult,
     ServiceState, StopReason,
 };
-
-const SECS5: Duration = Duration::from_secs(5);
-
-fn idle(ctx: &Context) -> ServiceResult {
-    ctx.token().wait();
-    Ok(())
-}
 
 /// A background body that ignores its token and blocks until `gate` opens.
 fn hung(gate: &Gate) -> impl FnMut(&Context) -> ServiceResult + Send + 'static {
@@ -614,4 +609,73 @@ fn huge_deadlines_mean_never() {
     let report = host.join(Duration::MAX).unwrap();
     assert!(report.is_clean());
     assert!(host.stop(Duration::MAX).is_clean());
+}
+
+#[test]
+fn start_overrun_returns_by_deadline_with_start_timeout() {
+    let log = Events::new();
+    let gate = Gate::new();
+    let _release = gate.opener();
+    let host = HostBuilder::new()
+        .hosted("a", Rec::new("a", &log))
+        .hosted(
+            "slow",
+            Rec::new("slow", &log).on("start", Action::Block(gate.clone())),
+        )
+        .hosted("c", Rec::new("c", &log))
+        .build()
+        .unwrap();
+    let handle = host.handle();
+    // The default 30 s shutdown timeout must not stretch the start's 300 ms deadline.
+    let err = within(ms(300) + MARGIN, "start(300 ms) with a hung start", || {
+        host.start(ms(300))
+    })
+    .unwrap_err();
+    match &err {
+        Error::StartTimeout { service } => assert_eq!(&**service, "slow"),
+        other => panic!("expected StartTimeout, got {other:?}"),
+    }
+    assert!(err.to_string().contains("`slow`"), "{err}");
+    assert_eq!(host.state(), HostState::Failed);
+    assert!(log.contains("a:stop"), "the started service is stopped");
+    assert!(!log.contains("c:start"));
+    assert!(handle.stopped().is_stopped());
+    let snap = handle.snapshot();
+    assert_eq!(snap.service("slow").unwrap().state, ServiceState::TimedOut);
+    assert_eq!(snap.service("a").unwrap().state, ServiceState::Stopped);
+    gate.open();
+}
+
+#[test]
+fn join_with_deadline_times_out_when_nobody_stops() {
+    let host = HostBuilder::new().background("w", idle).build().unwrap();
+    host.start(SECS5).unwrap();
+    let err = within(ms(100) + MARGIN, "join(100 ms)", || host.join(ms(100))).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::JoinTimeout {
+                state: HostState::Running
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        host.state(),
+        HostState::Running,
+        "join's timeout does not stop"
+    );
+    assert!(host.stop(SECS5).is_clean());
+}
+
+#[test]
+fn join_on_never_started_host_times_out() {
+    let host = HostBuilder::new().background("w", idle).build().unwrap();
+    let err = host.join(ms(50)).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::JoinTimeout {
+            state: HostState::Created
+        }
+    ));
 }

@@ -4,20 +4,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::{Action, Events, PATIENCE, Probe, Rec, eventually, ms, spawn, within};
+use common::{Action, Events, PATIENCE, Probe, Rec, SECS5, eventually, idle, ms, spawn, within};
 use threadhost::{
     Context, Error, HostBuilder, HostState, Outcome, Policy, Service, ServiceResult, ServiceState,
     StopReason,
 };
-
-const SECS5: Duration = Duration::from_secs(5);
-
-fn idle(ctx: &Context) -> ServiceResult {
-    ctx.token().wait();
-    Ok(())
-}
 
 fn boom(_ctx: &Context) -> ServiceResult {
     Err("boom".into())
@@ -387,4 +379,65 @@ fn failure_while_stopping_is_recorded_not_escalated() {
         handle.snapshot().service("sloppy").unwrap().state,
         ServiceState::Failed
     );
+}
+
+#[test]
+fn run_returns_service_failed_when_a_worker_fails() {
+    let host = HostBuilder::new()
+        .background("ok", idle)
+        .background("bad", |_ctx| Err("boom".into()))
+        .build()
+        .unwrap();
+    let result = within(PATIENCE, "run", || host.run());
+    assert_eq!(threadhost::exit_code(&result), threadhost::EXIT_FAILURE);
+    match result {
+        Err(Error::ServiceFailed {
+            service,
+            failure,
+            report,
+        }) => {
+            assert_eq!(&*service, "bad");
+            assert_eq!(failure.to_string(), "boom");
+            assert!(matches!(
+                report.service("ok").unwrap().outcome,
+                Outcome::Stopped
+            ));
+        }
+        other => panic!("expected ServiceFailed, got {other:?}"),
+    }
+}
+
+#[test]
+fn failing_stop_hooks_are_reported_and_the_stop_goes_on() {
+    let log = Events::new();
+    let host = HostBuilder::new()
+        .hosted("a", Rec::new("a", &log).on("stop", Action::Fail))
+        .hosted("b", Rec::new("b", &log).on("stopping", Action::Panic))
+        .hosted("c", Rec::new("c", &log))
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let report = host.stop(SECS5);
+    assert!(report.is_complete());
+    assert!(!report.is_clean());
+    let failures: Vec<(String, bool)> = report
+        .failures()
+        .map(|(n, f)| (n.to_owned(), f.is_panic()))
+        .collect();
+    assert_eq!(failures, [("b".to_owned(), true), ("a".to_owned(), false)]);
+    assert!(matches!(
+        report.service("c").unwrap().outcome,
+        Outcome::Stopped
+    ));
+    // Every later phase still ran, for the failed services too.
+    for name in ["a", "b", "c"] {
+        assert!(
+            log.contains(&format!("{name}:stopped")),
+            "{name}:stopped missing"
+        );
+    }
+    assert!(log.contains("b:stop"));
+    assert_eq!(host.state(), HostState::Stopped);
+    let snap = host.handle().snapshot();
+    assert_eq!(snap.service("a").unwrap().state, ServiceState::Failed);
 }
