@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ENV_VARS, idle};
+use common::{child_env, idle};
 use threadhost::{Error, HostBuilder, HostOptions, Policy};
 
 const CHILD_ENV: &str = "TH_CONFIG_CHILD";
@@ -389,12 +389,7 @@ fn run_child(mode: &str, vars: &[(&str, &str)]) -> String {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for var in ENV_VARS {
-        cmd.env_remove(var);
-    }
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
+    child_env(&mut cmd, vars);
     let out = cmd.output().expect("run the child");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");

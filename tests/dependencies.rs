@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Action, Events, PATIENCE, Rec, Rendezvous, SECS5, assert_before, hosted, idle, ms, who, within,
+    Action, Events, PATIENCE, Rec, Rendezvous, SECS5, assert_before, background, clean_stop_report,
+    hosted, idle, ms, outcome_of, start_host, stop_clean, who, within,
 };
 use threadhost::{Error, HostBuilder, Outcome, Service, ServiceState};
 
@@ -51,13 +52,12 @@ fn assert_in_order(log: &Events, a: &str, b: &str) {
 #[test]
 fn smoke() {
     let log = Events::new();
-    let host = HostBuilder::new()
-        .add_service(recorder(&log, "api", ms(0)).depends_on("db"))
-        .add_service(recorder(&log, "db", ms(0)))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    assert!(host.stop(SECS5).is_clean());
+    let host = start_host(
+        HostBuilder::new()
+            .add_service(recorder(&log, "api", ms(0)).depends_on("db"))
+            .add_service(recorder(&log, "db", ms(0))),
+    );
+    stop_clean(&host);
     assert_eq!(who(&log, "start"), ["db", "api"]);
     assert_eq!(who(&log, "stop"), ["api", "db"]);
 }
@@ -66,20 +66,18 @@ fn smoke() {
 fn dependent_starts_after_its_dependencies_started_and_stops_before_them() {
     let log = Events::new();
     // Registered before what it depends on; its dependencies start slowly.
-    let host = HostBuilder::new()
-        .add_service(
-            recorder(&log, "api", ms(0))
-                .depends_on("db")
-                .depends_on("cache"),
-        )
-        .add_service(recorder(&log, "db", ms(40)))
-        .add_service(recorder(&log, "cache", ms(20)))
-        .add_service(recorder(&log, "worker", ms(0)))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
+    let host = start_host(
+        HostBuilder::new()
+            .add_service(
+                recorder(&log, "api", ms(0))
+                    .depends_on("db")
+                    .depends_on("cache"),
+            )
+            .add_service(recorder(&log, "db", ms(40)))
+            .add_service(recorder(&log, "cache", ms(20)))
+            .add_service(recorder(&log, "worker", ms(0))),
+    );
+    let report = clean_stop_report(&host);
     for dep in ["db", "cache"] {
         // Each hook ran on its service's own thread; the order is the one they were called in.
         assert_in_order(&log, &format!("{dep}:start:done"), "api:start");
@@ -101,7 +99,7 @@ fn independent_services_keep_registration_order() {
     }
     let host = builder.build().unwrap();
     host.start(SECS5).unwrap();
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     assert_eq!(who(&log, "start"), ["d", "b", "a", "c"]);
     assert_eq!(who(&log, "stop"), ["c", "a", "b", "d"]);
 }
@@ -150,15 +148,14 @@ fn without_start_concurrently_independent_starts_do_not_overlap() {
 #[test]
 fn background_dependent_runs_only_after_its_dependency_started() {
     let log = Events::new();
-    let host = HostBuilder::new()
-        .add_service(
-            Service::background("consumer", Rec::new("consumer", &log)).depends_on("broker"),
-        )
-        .add_service(recorder(&log, "broker", ms(30)))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    assert!(host.stop(SECS5).is_clean());
+    let host = start_host(
+        HostBuilder::new()
+            .add_service(
+                Service::background("consumer", Rec::new("consumer", &log)).depends_on("broker"),
+            )
+            .add_service(recorder(&log, "broker", ms(30))),
+    );
+    stop_clean(&host);
     assert_in_order(&log, "broker:start:done", "consumer:run");
     assert_in_order(&log, "consumer:exit", "broker:stop");
 }
@@ -193,7 +190,7 @@ fn a_failed_dependency_start_never_starts_its_dependents() {
 }
 
 #[test]
-fn unknown_dependency_is_an_error_naming_both_services() {
+fn misspelt_dependency_is_an_error_naming_both_services() {
     let log = Events::new();
     let err = HostBuilder::new()
         .add_service(recorder(&log, "api", ms(0)).depends_on("dbx"))
@@ -216,7 +213,7 @@ fn unknown_dependency_is_an_error_naming_both_services() {
 }
 
 #[test]
-fn cycle_is_an_error_naming_the_services_on_it() {
+fn dependency_cycle_message_names_every_service_on_it() {
     let log = Events::new();
     let err = HostBuilder::new()
         .add_service(recorder(&log, "free", ms(0)))
@@ -259,12 +256,11 @@ fn self_dependency_is_a_cycle() {
 #[test]
 fn a_stopped_report_lists_dependents_first() {
     let log = Events::new();
-    let host = HostBuilder::new()
-        .add_service(recorder(&log, "db", ms(0)))
-        .add_service(recorder(&log, "api", ms(0)).depends_on("db"))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .add_service(recorder(&log, "db", ms(0)))
+            .add_service(recorder(&log, "api", ms(0)).depends_on("db")),
+    );
     let report = host.stop(SECS5);
     let outcomes: Vec<(&str, bool)> = report
         .services()
@@ -279,7 +275,7 @@ fn hook_phases_complete_across_services_in_order() {
     let log = Events::new();
     let host = hosted(&["a", "b", "c"], &log).build().unwrap();
     host.start(SECS5).unwrap();
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     let expected: Vec<String> = [
         "a:starting",
         "b:starting",
@@ -309,17 +305,10 @@ fn hook_phases_complete_across_services_in_order() {
 #[test]
 fn background_services_start_in_order_and_stop_in_reverse() {
     let log = Events::new();
-    let host = ["a", "b", "c"]
-        .iter()
-        .fold(HostBuilder::new(), |b, n| {
-            b.background_service(n, Rec::new(n, &log))
-        })
-        .build()
-        .unwrap();
+    let host = background(&["a", "b", "c"], &log).build().unwrap();
     host.start(SECS5).unwrap();
     assert_eq!(who(&log, "start"), ["a", "b", "c"]);
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
+    let report = clean_stop_report(&host);
     assert_eq!(who(&log, "exit"), ["c", "b", "a"]);
     let order: Vec<&str> = report.services().iter().map(|s| &*s.name).collect();
     assert_eq!(order, ["c", "b", "a"]);
@@ -328,19 +317,18 @@ fn background_services_start_in_order_and_stop_in_reverse() {
 #[test]
 fn depends_on_starts_dependencies_first() {
     let log = Events::new();
-    let host = HostBuilder::new()
-        .add_service(Service::hosted("api", Rec::new("api", &log)).depends_on("db"))
-        .hosted("db", Rec::new("db", &log))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    assert!(host.stop(SECS5).is_clean());
+    let host = start_host(
+        HostBuilder::new()
+            .add_service(Service::hosted("api", Rec::new("api", &log)).depends_on("db"))
+            .hosted("db", Rec::new("db", &log)),
+    );
+    stop_clean(&host);
     assert_eq!(who(&log, "start"), ["db", "api"]);
     assert_eq!(who(&log, "stop"), ["api", "db"]);
 }
 
 #[test]
-fn start_concurrently_overlaps_starts() {
+fn start_concurrently_overlaps_two_independent_starts() {
     // Each start waits for the other: succeeds only if both run at once.
     let log = Events::new();
     let meet = Rendezvous::new(2);
@@ -357,7 +345,7 @@ fn start_concurrently_overlaps_starts() {
         .build()
         .unwrap();
     within(PATIENCE, "concurrent start", || host.start(PATIENCE)).unwrap();
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -388,19 +376,18 @@ fn start_without_concurrency_is_sequential() {
 fn stop_concurrently_overlaps_stops() {
     let log = Events::new();
     let meet = Rendezvous::new(2);
-    let host = HostBuilder::new()
-        .stop_concurrently(true)
-        .hosted(
-            "a",
-            Rec::new("a", &log).on("stop", Action::Meet(meet.clone(), PATIENCE)),
-        )
-        .hosted(
-            "b",
-            Rec::new("b", &log).on("stop", Action::Meet(meet, PATIENCE)),
-        )
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .stop_concurrently(true)
+            .hosted(
+                "a",
+                Rec::new("a", &log).on("stop", Action::Meet(meet.clone(), PATIENCE)),
+            )
+            .hosted(
+                "b",
+                Rec::new("b", &log).on("stop", Action::Meet(meet, PATIENCE)),
+            ),
+    );
     let report = within(PATIENCE, "concurrent stop", || host.stop(PATIENCE));
     assert!(report.is_clean(), "{report}");
 }
@@ -409,46 +396,41 @@ fn stop_concurrently_overlaps_stops() {
 fn stop_without_concurrency_is_sequential() {
     let log = Events::new();
     let meet = Rendezvous::new(2);
-    let host = HostBuilder::new()
-        .hosted(
-            "a",
-            Rec::new("a", &log).on("stop", Action::Meet(meet.clone(), ms(200))),
-        )
-        .hosted(
-            "b",
-            Rec::new("b", &log).on("stop", Action::Meet(meet, ms(200))),
-        )
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .hosted(
+                "a",
+                Rec::new("a", &log).on("stop", Action::Meet(meet.clone(), ms(200))),
+            )
+            .hosted(
+                "b",
+                Rec::new("b", &log).on("stop", Action::Meet(meet, ms(200))),
+            ),
+    );
     let report = host.stop(SECS5);
     assert!(!report.is_clean(), "sequential stops cannot meet: {report}");
-    assert!(matches!(
-        report.service("b").unwrap().outcome,
-        Outcome::Failed(_)
-    ));
+    assert!(matches!(outcome_of(&report, "b"), Outcome::Failed(_)));
 }
 
 #[test]
-fn start_concurrently_still_waits_for_dependencies() {
+fn start_and_stop_concurrently_keep_a_slow_dependency_first() {
     // `api` depends on `db`: even with concurrent starts, db's start completes first.
     let log = Events::new();
-    let host = HostBuilder::new()
-        .start_concurrently(true)
-        .stop_concurrently(true)
-        .add_service(Service::hosted("api", Rec::new("api", &log)).depends_on("db"))
-        .hosted(
-            "db",
-            Rec::new("db", &log)
-                .on("start", Action::Busy(ms(100)))
-                .on("start", Action::RecordState)
-                .on("stop", Action::Busy(ms(100)))
-                .on("stop", Action::RecordState),
-        )
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    assert!(host.stop(SECS5).is_clean());
+    let host = start_host(
+        HostBuilder::new()
+            .start_concurrently(true)
+            .stop_concurrently(true)
+            .add_service(Service::hosted("api", Rec::new("api", &log)).depends_on("db"))
+            .hosted(
+                "db",
+                Rec::new("db", &log)
+                    .on("start", Action::Busy(ms(100)))
+                    .on("start", Action::RecordState)
+                    .on("stop", Action::Busy(ms(100)))
+                    .on("stop", Action::RecordState),
+            ),
+    );
+    stop_clean(&host);
     let names = log.names();
     common::assert_before(
         &names,
@@ -459,7 +441,7 @@ fn start_concurrently_still_waits_for_dependencies() {
 }
 
 #[test]
-fn unknown_dependency_is_an_error() {
+fn unknown_dependency_of_a_background_service_is_an_error() {
     let err = HostBuilder::new()
         .add_service(Service::background_fn("api", idle).depends_on("db"))
         .build()
@@ -478,7 +460,7 @@ fn unknown_dependency_is_an_error() {
 }
 
 #[test]
-fn dependency_cycle_is_an_error_naming_the_services() {
+fn dependency_cycle_error_is_closed_and_leaves_out_the_free_service() {
     let err = HostBuilder::new()
         .background("free", idle)
         .add_service(Service::background_fn("a", idle).depends_on("b"))

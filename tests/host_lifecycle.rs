@@ -7,8 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{
-    Action, Events, MARGIN, PATIENCE, Probe, Rec, SECS5, eventually, hooks_of, hosted, idle, ms,
-    spawn, who, within,
+    Action, Events, MARGIN, PATIENCE, Probe, Rec, SECS5, clean_stop_report, eventually, hooks_of,
+    hosted, idle, ms, outcome_of, reason_seen, spawn, start_host, stop_clean, stop_own_host, who,
+    within,
 };
 use threadhost::{
     Error, Host, HostBuilder, HostHandle, HostState, Outcome, Service, ServiceState, StopReason,
@@ -23,35 +24,30 @@ fn smoke() {
     assert_eq!(host.state(), HostState::Created);
     host.start(SECS5).unwrap();
     assert_eq!(host.state(), HostState::Running);
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
-    assert!(matches!(
-        report.service("worker").unwrap().outcome,
-        Outcome::Stopped
-    ));
+    let report = clean_stop_report(&host);
+    assert!(matches!(outcome_of(&report, "worker"), Outcome::Stopped));
     assert_eq!(host.state(), HostState::Stopped);
 }
 
 #[test]
 fn services_run_on_their_own_named_threads() {
     let log = Events::new();
-    let host = HostBuilder::new()
-        .hosted("web", Rec::new("web", &log))
-        .background_service("pump", Rec::new("pump", &log))
-        .background("closure", {
-            let log = log.clone();
-            move |ctx| {
-                log.push("closure:run");
-                ctx.token().wait();
-                Ok(())
-            }
-        })
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .hosted("web", Rec::new("web", &log))
+            .background_service("pump", Rec::new("pump", &log))
+            .background("closure", {
+                let log = log.clone();
+                move |ctx| {
+                    log.push("closure:run");
+                    ctx.token().wait();
+                    Ok(())
+                }
+            }),
+    );
     log.wait_for("pump:run");
     log.wait_for("closure:run");
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     let events = log.all();
     // Every hook, including starting / start / started, and every body.
     for hook in [
@@ -93,42 +89,40 @@ fn stack_size_host_wide_is_applied() {
     // thread stack, fits in the 16 MiB asked for.
     let done = Probe::new();
     let d = done.clone();
-    let host = HostBuilder::new()
-        .stack_size(16 << 20)
-        .background("deep", move |ctx| {
-            assert!(deep(6 << 10) > 0);
-            d.set();
-            ctx.token().wait();
-            Ok(())
-        })
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .stack_size(16 << 20)
+            .background("deep", move |ctx| {
+                assert!(deep(6 << 10) > 0);
+                d.set();
+                ctx.token().wait();
+                Ok(())
+            }),
+    );
     done.expect("deep recursion on a 16 MiB stack");
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
 fn stack_size_per_service_is_applied() {
     let done = Probe::new();
     let d = done.clone();
-    let host = HostBuilder::new()
-        .stack_size(128 * 1024)
-        .add_service(
-            Service::background_fn("deep", move |ctx| {
-                assert!(deep(6 << 10) > 0);
-                d.set();
-                ctx.token().wait();
-                Ok(())
-            })
-            .stack_size(16 << 20),
-        )
-        .background("small", idle)
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .stack_size(128 * 1024)
+            .add_service(
+                Service::background_fn("deep", move |ctx| {
+                    assert!(deep(6 << 10) > 0);
+                    d.set();
+                    ctx.token().wait();
+                    Ok(())
+                })
+                .stack_size(16 << 20),
+            )
+            .background("small", idle),
+    );
     done.expect("deep recursion on a per-service 16 MiB stack");
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -326,14 +320,8 @@ fn stop_requested_inside_start_hook_skips_later_services() {
         "c must never start or stop"
     );
     assert!(hooks_of(&log, "d").is_empty(), "d must never start or stop");
-    assert!(matches!(
-        report.service("a").unwrap().outcome,
-        Outcome::Stopped
-    ));
-    assert!(matches!(
-        report.service("c").unwrap().outcome,
-        Outcome::NotStarted
-    ));
+    assert!(matches!(outcome_of(&report, "a"), Outcome::Stopped));
+    assert!(matches!(outcome_of(&report, "c"), Outcome::NotStarted));
     assert!(!handle.started().is_stopped());
     assert_eq!(host.state(), HostState::Stopped);
     assert_eq!(
@@ -343,7 +331,7 @@ fn stop_requested_inside_start_hook_skips_later_services() {
 }
 
 #[test]
-fn stop_requested_from_another_thread_during_start() {
+fn request_stop_from_another_thread_during_start_then_join() {
     let log = Events::new();
     let in_start = Probe::new();
     let host = HostBuilder::new()
@@ -378,14 +366,11 @@ fn stop_requested_from_another_thread_during_start() {
     );
     // b's start returned Ok (after its token fired): it started, so it is stopped, first.
     assert!(
-        matches!(report.service("b").unwrap().outcome, Outcome::Stopped),
+        matches!(outcome_of(&report, "b"), Outcome::Stopped),
         "{report}"
     );
     assert_eq!(who(&log, "stop"), ["b", "a"]);
-    assert!(matches!(
-        report.service("a").unwrap().outcome,
-        Outcome::Stopped
-    ));
+    assert!(matches!(outcome_of(&report, "a"), Outcome::Stopped));
     assert_eq!(host.state(), HostState::Stopped);
 }
 
@@ -402,10 +387,7 @@ fn stop_before_start_is_a_noop() {
     host.start(SECS5).unwrap();
     assert_eq!(host.state(), HostState::Running);
     let report = host.stop(SECS5);
-    assert!(matches!(
-        report.service("a").unwrap().outcome,
-        Outcome::Stopped
-    ));
+    assert!(matches!(outcome_of(&report, "a"), Outcome::Stopped));
     assert!(log.contains("a:stop"));
 }
 
@@ -492,10 +474,7 @@ fn run_returns_ok_for_a_clean_stop() {
     let log = Events::new();
     let host = HostBuilder::new()
         .hosted("a", Rec::new("a", &log))
-        .background("job", |ctx| {
-            ctx.host().request_stop();
-            Ok(())
-        })
+        .background("job", stop_own_host)
         .build()
         .unwrap();
     let result = within(PATIENCE, "run", || host.run());
@@ -545,7 +524,7 @@ fn stop_hook_runs_after_the_token_fired() {
             .build()
             .unwrap();
         host.start(SECS5).unwrap();
-        assert!(host.stop(SECS5).is_clean());
+        stop_clean(&host);
     }
     let names = log.names();
     assert_eq!(names.len(), 80);
@@ -557,19 +536,17 @@ fn stop_hook_runs_after_the_token_fired() {
 #[test]
 fn host_states_seen_from_hooks() {
     let log = Events::new();
-    let host = HostBuilder::new()
-        .hosted(
+    let host = start_host(
+        HostBuilder::new().hosted(
             "a",
             Rec::new("a", &log)
                 .on("start", Action::RecordState)
                 .on("started", Action::RecordState)
                 .on("stop", Action::RecordState),
-        )
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+        ),
+    );
     assert_eq!(host.state(), HostState::Running);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     assert!(log.contains("a:start:starting"), "{:?}", log.names());
     assert!(log.contains("a:started:starting"), "{:?}", log.names());
     assert!(log.contains("a:stop:stopping"), "{:?}", log.names());
@@ -606,8 +583,7 @@ fn body_returning_ok_early_does_not_stop_the_host() {
             handle.snapshot().service("w").unwrap().state,
             ServiceState::Running
         );
-        let report = host.stop(SECS5);
-        assert!(report.is_clean(), "{report}");
+        stop_clean(&host);
     }
 }
 
@@ -623,12 +599,8 @@ fn body_returning_stopped_after_stop_is_clean() {
         .unwrap();
     let handle = host.handle();
     host.start(SECS5).unwrap();
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
-    assert!(matches!(
-        report.service("sleeper").unwrap().outcome,
-        Outcome::Stopped
-    ));
+    let report = clean_stop_report(&host);
+    assert!(matches!(outcome_of(&report, "sleeper"), Outcome::Stopped));
     assert_eq!(report.failures().count(), 0);
     let status = handle.snapshot();
     let s = status.service("sleeper").unwrap();
@@ -684,8 +656,7 @@ fn request_stop_before_start_starts_nothing() {
 
 #[test]
 fn start_twice_is_invalid_state() {
-    let host = HostBuilder::new().background("w", idle).build().unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(HostBuilder::new().background("w", idle));
     let err = host.start(SECS5).unwrap_err();
     assert!(
         matches!(
@@ -697,7 +668,7 @@ fn start_twice_is_invalid_state() {
         ),
         "{err:?}"
     );
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     assert!(matches!(host.start(SECS5), Err(Error::InvalidState { .. })));
 }
 
@@ -736,7 +707,7 @@ fn snapshot_shows_states_and_durations() {
         assert_eq!(s.restarts, 0);
     }
     assert!(snap.service("slow").unwrap().start_duration.unwrap() >= ms(30));
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     let snap = handle.snapshot();
     assert_eq!(snap.state, HostState::Stopped);
     for s in &snap.services {
@@ -778,22 +749,21 @@ fn host_and_handle_are_send_and_sync() {
 }
 
 #[test]
-fn service_requesting_stop_in_its_start_is_started_and_stopped_in_order() {
+fn stop_requested_inside_start_hook_stops_the_requester_first_phase_by_phase() {
     // Its start returned Ok, so it counts as started: it is stopped with the others, in
     // reverse order and phase by phase, and reported as stopped — whatever the timing of
     // the request and the reply.
     for round in 0..20 {
         let log = Events::new();
-        let host = HostBuilder::new()
-            .hosted("a", Rec::new("a", &log))
-            .hosted("b", Rec::new("b", &log).on("start", Action::RequestStop))
-            .hosted("c", Rec::new("c", &log))
-            .build()
-            .unwrap();
-        host.start(SECS5).unwrap();
+        let host = start_host(
+            HostBuilder::new()
+                .hosted("a", Rec::new("a", &log))
+                .hosted("b", Rec::new("b", &log).on("start", Action::RequestStop))
+                .hosted("c", Rec::new("c", &log)),
+        );
         let report = host.join(SECS5).unwrap();
         assert!(
-            matches!(report.service("b").unwrap().outcome, Outcome::Stopped),
+            matches!(outcome_of(&report, "b"), Outcome::Stopped),
             "round {round}: {report}"
         );
         let stops: Vec<String> = log
@@ -817,7 +787,7 @@ fn service_requesting_stop_in_its_start_is_started_and_stopped_in_order() {
 }
 
 #[test]
-fn stop_from_another_thread_during_start() {
+fn stop_from_another_thread_during_start_returns_a_clean_report() {
     let log = Events::new();
     let in_start = Probe::new();
     let host = Arc::new(
@@ -924,22 +894,20 @@ fn stop_waits_for_bodies_and_hooks_to_return() {
     // The stop is over only when the service code is: a body's clean-up after its token
     // fired, and every stop hook, have finished when `stop` returns.
     let log = Events::new();
-    let host = HostBuilder::new()
-        .hosted("h", Rec::new("h", &log).on("stopped", Action::Busy(ms(50))))
-        .background("body", {
-            let log = log.clone();
-            move |ctx| {
-                ctx.token().wait();
-                common::busy(ms(50));
-                log.push("body:cleaned-up");
-                Ok(())
-            }
-        })
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
+    let host = start_host(
+        HostBuilder::new()
+            .hosted("h", Rec::new("h", &log).on("stopped", Action::Busy(ms(50))))
+            .background("body", {
+                let log = log.clone();
+                move |ctx| {
+                    ctx.token().wait();
+                    common::busy(ms(50));
+                    log.push("body:cleaned-up");
+                    Ok(())
+                }
+            }),
+    );
+    let report = clean_stop_report(&host);
     assert!(log.contains("body:cleaned-up"));
     assert!(log.contains("h:stopped"));
     assert!(
@@ -959,15 +927,14 @@ fn no_service_thread_outlives_a_clean_stop() {
             .filter(|comm| comm.trim_end() == name)
             .count()
     }
-    let host = HostBuilder::new()
-        .background("leakchk1", idle)
-        .hosted("leakchk2", Rec::new("leakchk2", &Events::new()))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .background("leakchk1", idle)
+            .hosted("leakchk2", Rec::new("leakchk2", &Events::new())),
+    );
     assert_eq!(threads_named("th:leakchk1"), 1);
     assert_eq!(threads_named("th:leakchk2"), 1);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     // Joined threads are gone (the kernel may take a moment to drop the task entry).
     eventually("service threads gone", || {
         threads_named("th:leakchk1") == 0 && threads_named("th:leakchk2") == 0
@@ -976,16 +943,8 @@ fn no_service_thread_outlives_a_clean_stop() {
 
 #[test]
 fn request_stop_with_reason_reaches_services_and_report() {
-    let seen = Arc::new(std::sync::Mutex::new(None));
-    let s = Arc::clone(&seen);
-    let host = HostBuilder::new()
-        .background("w", move |ctx| {
-            ctx.token().wait();
-            *s.lock().unwrap() = ctx.token().reason();
-            Ok(())
-        })
-        .build()
-        .unwrap();
+    let (seen, body) = reason_seen();
+    let host = HostBuilder::new().background("w", body).build().unwrap();
     let handle = host.handle();
     host.start(SECS5).unwrap();
     handle.request_stop_with(StopReason::Signal);
@@ -1012,21 +971,20 @@ impl threadhost::HostedService for Owns {
 #[test]
 fn service_values_are_dropped_by_the_stop() {
     let drops = common::DropCounter::new();
-    let host = HostBuilder::new()
-        .hosted("h", Owns(drops.token()))
-        .background("b", {
-            let owned = drops.token();
-            move |ctx| {
-                let _keep = &owned;
-                ctx.token().wait();
-                Ok(())
-            }
-        })
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .hosted("h", Owns(drops.token()))
+            .background("b", {
+                let owned = drops.token();
+                move |ctx| {
+                    let _keep = &owned;
+                    ctx.token().wait();
+                    Ok(())
+                }
+            }),
+    );
     assert_eq!(drops.drops(), 0);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     // Dropped on their threads before the stop returned, not when the host goes away.
     assert_eq!(drops.drops(), 2);
 }
@@ -1086,12 +1044,7 @@ fn context_names_the_service_and_the_phase_deadline() {
         }
     }
     let ran = Probe::new();
-    let host = HostBuilder::new()
-        .background_service("checker", Checks(ran.clone()))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(HostBuilder::new().background_service("checker", Checks(ran.clone())));
     ran.expect("body checked its context");
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
+    stop_clean(&host);
 }

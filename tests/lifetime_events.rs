@@ -15,9 +15,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    Action, Events, PATIENCE, Probe, Rec, SECS5, assert_before, busy, eventually, hosted, ms, spawn,
+    Action, Events, PATIENCE, Probe, Rec, SECS5, assert_before, busy, eventually, hosted, ms,
+    spawn, stop_clean,
 };
 use threadhost::{Deadline, Host, HostBuilder, HostState, StopReason};
+
+/// Registers on `token` a callback that records `<name>-begin`, works `d`, then records
+/// `<name>-end`.
+fn slow_callback(token: &threadhost::StopToken, log: &Events, name: &str, d: Duration) {
+    let (log, name) = (log.clone(), name.to_owned());
+    token
+        .on_stop(move |_| {
+            log.push(format!("{name}-begin"));
+            busy(d);
+            log.push(format!("{name}-end"));
+        })
+        .forget();
+}
 
 /// Who asks for the stop.
 #[derive(Clone, Copy, Debug)]
@@ -52,23 +66,8 @@ fn host(log: &Events, trigger: Trigger) -> (Host, Probe) {
         .build()
         .unwrap();
     let handle = host.handle();
-    let (on_stopping, on_stopped) = (log.clone(), log.clone());
-    handle
-        .stopping()
-        .on_stop(move |_| {
-            on_stopping.push("stopping-begin");
-            busy(ms(300));
-            on_stopping.push("stopping-end");
-        })
-        .forget();
-    handle
-        .stopped()
-        .on_stop(move |_| {
-            on_stopped.push("stopped-begin");
-            busy(ms(200));
-            on_stopped.push("stopped-end");
-        })
-        .forget();
+    slow_callback(&handle.stopping(), log, "stopping", ms(300));
+    slow_callback(&handle.stopped(), log, "stopped", ms(200));
     (host, started)
 }
 
@@ -300,8 +299,7 @@ fn panicking_lifetime_callback_does_not_break_the_sequence() {
     handle.stopped().on_stop(move |_| a.set()).forget();
     host.start(SECS5).unwrap();
     assert_eq!(host.state(), HostState::Running);
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
+    stop_clean(&host);
     assert!(log.contains("a:stopped"));
     assert!(after.is_set(), "the other callbacks still ran");
     assert_eq!(host.state(), HostState::Stopped);

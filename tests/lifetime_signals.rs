@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{ENV_VARS, idle};
+use common::{child_env, idle, stop_own_host};
 use threadhost::{
     Context, EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, HostBuilder,
     HostedService, ServiceResult,
@@ -103,10 +103,7 @@ fn child() {
             Err("disk full".into())
         }),
         // Stops by itself at once; the program then goes on (see below).
-        "after-run" => builder.background("one-shot", |ctx| {
-            ctx.host().request_stop();
-            Ok(())
-        }),
+        "after-run" => builder.background("one-shot", stop_own_host),
         // The environment sets a bad option (THREADHOST_SHUTDOWN_TIMEOUT from the parent).
         "config" => builder.options_from_env(),
         other => panic!("unknown child mode {other}"),
@@ -162,12 +159,7 @@ fn spawn(mut cmd: Command, mode: &str, env: &[(&str, &str)]) -> Proc {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for name in ENV_VARS {
-        cmd.env_remove(name);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    child_env(&mut cmd, env);
     let mut child = cmd.spawn().expect("spawn the child");
     let stderr = child.stderr.take().unwrap();
     let (tx, lines) = mpsc::channel();

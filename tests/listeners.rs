@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Noop, PATIENCE, idle};
+use common::{Noop, PATIENCE, idle, stop_own_host};
 use threadhost::{
     HostBuilder, HostEvent, HostState, Policy, Service, ServiceState, StateChange, StopReason,
 };
@@ -129,10 +129,7 @@ fn panicking_listener_does_not_stop_the_others() {
     let result = HostBuilder::new()
         .on_state_change(|_event| panic!("listener bug"))
         .on_state_change(listener)
-        .background("one-shot", |ctx| {
-            ctx.host().request_stop();
-            Ok(())
-        })
+        .background("one-shot", stop_own_host)
         .build()
         .unwrap()
         .run();
@@ -367,10 +364,7 @@ fn run_does_not_wait_for_a_stuck_listener() {
                     .recv_timeout(Duration::from_secs(60));
             }
         })
-        .background("one-shot", |ctx| {
-            ctx.host().request_stop();
-            Ok(())
-        })
+        .background("one-shot", stop_own_host)
         .build()
         .unwrap()
         .run();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, SECS5, ms};
+use common::{PATIENCE, SECS5, ms, start_host, stop_clean};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use threadhost::{
     Error, Failure, FirstTick, Host, HostBuilder, HostState, MissedTick, Periodic, Policy,
@@ -26,7 +26,7 @@ fn run_ticks(
     let host = host_with(periodic, reporting(tx, slow));
     host.start(SECS5).unwrap();
     let t = take(&rx, n);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     t
 }
 
@@ -113,8 +113,7 @@ fn smoke() {
     host.start(SECS5).unwrap();
     let ticks = take(&rx, 3);
     assert_eq!(ticks.iter().map(|t| t.index).collect::<Vec<_>>(), [0, 1, 2]);
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
+    stop_clean(&host);
 }
 
 #[test]
@@ -221,7 +220,7 @@ fn ticks_never_overlap_and_run_on_one_thread() {
     );
     host.start(SECS5).unwrap();
     let ticks = take(&rx, 8);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     assert_eq!(overlaps.load(Ordering::SeqCst), 0);
     assert!(ticks.iter().all(|t| t.thread == ticks[0].thread));
     for w in ticks.windows(2) {
@@ -305,7 +304,7 @@ fn first_tick_immediately() {
     let t = take(&rx, 1);
     assert!(t[0].scheduled >= before);
     assert!(t[0].scheduled.duration_since(before) < SECS5);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -322,7 +321,7 @@ fn first_tick_after_one_period() {
     assert!(t[0].scheduled >= before + period);
     assert!(t[0].started() >= before + period);
     assert_eq!(t[1].scheduled, t[0].scheduled + period);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -337,7 +336,7 @@ fn first_tick_at_an_instant() {
     let t = take(&rx, 1);
     assert_eq!(t[0].scheduled, at);
     assert!(t[0].started() >= at);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 
     // An instant already past: the first tick runs at once, late.
     let (tx, rx) = unbounded();
@@ -352,7 +351,7 @@ fn first_tick_at_an_instant() {
     let t = take(&rx, 1);
     assert_eq!(t[0].scheduled, past);
     assert!(t[0].lateness >= ms(500), "{:?}", t[0]);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -382,7 +381,7 @@ fn failing_and_panicking_ticks_do_not_end_the_schedule() {
     let status = handle.snapshot().service("timer").unwrap().clone();
     assert_eq!(status.state, ServiceState::Running);
     assert!(status.last_error.is_none());
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -474,7 +473,7 @@ fn escalation_under_restart_resumes_the_schedule_in_phase() {
     assert!(t[2].missed >= 2, "{:?}", t[2]);
     assert_eq!(n as u64, 2 + t[2].missed);
     assert_eq!(t[2].index, 2);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -487,8 +486,7 @@ fn stop_interrupts_a_long_period_at_once() {
     host.start(SECS5).unwrap();
     let _first = take(&rx, 1); // now waiting an hour for the next slot
     let began = Instant::now();
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
+    stop_clean(&host);
     assert!(began.elapsed() < ms(500), "stop took {:?}", began.elapsed());
 }
 
@@ -508,8 +506,7 @@ fn tick_in_progress_sees_its_token_fire() {
     host.start(SECS5).unwrap();
     entered_rx.recv_timeout(PATIENCE).unwrap();
     let began = Instant::now();
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
+    stop_clean(&host);
     assert!(saw_stop.load(Ordering::SeqCst));
     assert!(began.elapsed() < ms(500), "stop took {:?}", began.elapsed());
 }
@@ -526,8 +523,7 @@ fn ticks_keep_a_critical_periodic_service_live() {
         })
         .unwrap()
         .liveness(ms(150));
-    let host = HostBuilder::new().add_service(service).build().unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(HostBuilder::new().add_service(service));
     let began = Instant::now();
     while began.elapsed() < ms(600) {
         rx.recv_timeout(PATIENCE).unwrap();
@@ -535,5 +531,5 @@ fn ticks_keep_a_critical_periodic_service_live() {
     let snapshot = host.handle().snapshot();
     let status = snapshot.service("ticker").unwrap();
     assert!(status.is_live(), "heartbeat age {:?}", status.heartbeat_age);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }

@@ -12,7 +12,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{JobGate, PATIENCE, Probe, SECS5, ms, poll, start_one};
+use common::{
+    JobGate, PATIENCE, Probe, SECS5, ms, poll, start_host, start_host_around, stop_clean,
+};
 
 use threadhost::{
     Error, FullMode, HostBuilder, Outcome, Producer, QueueMetrics, SendError, SendTimeoutError,
@@ -78,11 +80,11 @@ mod capture {
 fn smoke() {
     let seen = seen();
     let (queue, producer) = WorkQueue::builder("smoke").build(recorder(&seen)).unwrap();
-    let host = start_one(queue);
+    let host = start_host_around(queue);
     for i in 0..10 {
         producer.send(i).unwrap();
     }
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     // One worker: in order.
     assert_eq!(*seen.lock().unwrap(), (0..10).collect::<Vec<_>>());
     let m = producer.metrics();
@@ -99,8 +101,8 @@ fn items_sent_before_start_run_after_start() {
     producer.send_timeout(3, ms(10)).unwrap();
     assert_eq!(producer.len(), 3);
     assert!(seen.lock().unwrap().is_empty());
-    let host = start_one(queue);
-    assert!(host.stop(SECS5).is_clean());
+    let host = start_host_around(queue);
+    stop_clean(&host);
     assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
 }
 
@@ -111,7 +113,7 @@ fn send_blocks_while_full_and_send_timeout_returns_item() {
         .capacity(2)
         .build(handler)
         .unwrap();
-    let host = start_one(queue);
+    let host = start_host_around(queue);
     producer.send(1).unwrap();
     assert_eq!(gate.started(), 1); // the worker holds item 1
     producer.send(2).unwrap();
@@ -132,7 +134,7 @@ fn send_blocks_while_full_and_send_timeout_returns_item() {
     gate.release(1); // item 1 done; the worker takes item 2, making room
     assert_eq!(blocked.join().unwrap(), Ok(()));
     gate.release(4);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     let m = producer.metrics();
     assert_eq!((m.sent, m.completed), (4, 4), "{m}");
 }
@@ -144,7 +146,7 @@ fn blocked_sender_wakes_on_close_with_its_item() {
         .capacity(1)
         .build(handler)
         .unwrap();
-    let host = start_one(queue);
+    let host = start_host_around(queue);
     producer.send(1).unwrap();
     assert_eq!(gate.started(), 1);
     producer.send(2).unwrap(); // full
@@ -189,8 +191,8 @@ fn drop_mode_case(mode: FullMode) -> (Vec<u64>, Vec<u64>, QueueMetrics) {
     for i in 1..=4 {
         producer.send(i).unwrap();
     }
-    let host = start_one(queue);
-    assert!(host.stop(SECS5).is_clean());
+    let host = start_host_around(queue);
+    stop_clean(&host);
     let ran = seen.lock().unwrap().clone();
     let dropped = dropped.lock().unwrap().clone();
     (ran, dropped, producer.metrics())
@@ -289,11 +291,11 @@ fn failing_and_panicking_jobs_are_counted_and_logged_worker_survives() {
             }
         })
         .unwrap();
-    let host = start_one(queue);
+    let host = start_host_around(queue);
     for x in [0, 1, 2, 3] {
         producer.send(x).unwrap();
     }
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     // The single worker survived the error and the panic and ran item 3.
     assert_eq!(*seen.lock().unwrap(), [0, 3]);
     let m = producer.metrics();
@@ -406,7 +408,7 @@ fn worker_threads_are_named_after_the_queue() {
             Ok(())
         })
         .unwrap();
-    let host = start_one(queue);
+    let host = start_host_around(queue);
     for i in 0..3 {
         producer.send(i).unwrap();
     }
@@ -461,7 +463,7 @@ fn stop_cancels_at_the_deadline_and_hands_back_unrun_items() {
         })
         .unwrap();
     let handle = queue.handle();
-    let host = start_one(queue);
+    let host = start_host_around(queue);
     for i in 1..=5 {
         producer.send(i).unwrap();
     }
@@ -495,7 +497,7 @@ fn drain_on_stop_false_cancels_at_once() {
         })
         .unwrap();
     let handle = queue.handle();
-    let host = start_one(queue);
+    let host = start_host_around(queue);
     for i in 0..10 {
         producer.send(i).unwrap();
     }
@@ -523,7 +525,7 @@ fn stop_detaches_and_counts_a_worker_that_ignores_its_token() {
     let (gate, handler) = JobGate::new();
     let (queue, producer) = WorkQueue::builder("stuck").build(handler).unwrap();
     let handle = queue.handle();
-    let host = start_one(queue);
+    let host = start_host_around(queue);
     producer.send(1).unwrap();
     producer.send(2).unwrap();
     assert_eq!(gate.started(), 1);
@@ -558,7 +560,7 @@ fn idle_workers_wake_on_stop() {
         .build(|_: u64, _| Ok(()))
         .unwrap();
     let handle = queue.handle();
-    let host = start_one(queue);
+    let host = start_host_around(queue);
     let t = Instant::now();
     assert!(host.stop(Duration::from_secs(30)).is_clean());
     // Well before any drain deadline or cancel grace: the idle workers were woken.
@@ -575,7 +577,7 @@ fn metrics_show_depth_and_in_flight() {
         .capacity(8)
         .build(handler)
         .unwrap();
-    let host = start_one(queue);
+    let host = start_host_around(queue);
     for i in 0..4 {
         producer.send(i).unwrap();
     }
@@ -587,7 +589,7 @@ fn metrics_show_depth_and_in_flight() {
         "{m}"
     );
     gate.release(4);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     let m = producer.metrics();
     assert_eq!((m.depth, m.in_flight, m.completed), (0, 0, 4));
 }
@@ -631,7 +633,7 @@ fn task_queue_runs_closures_with_the_jobs_token() {
         .cancel_grace(ms(300))
         .build_tasks()
         .unwrap();
-    let host = start_one(queue);
+    let host = start_host_around(queue);
     let done = Arc::new(AtomicU64::new(0));
     for _ in 0..10 {
         let d = Arc::clone(&done);
@@ -713,7 +715,7 @@ fn jobs_token_is_not_the_service_token() {
         producer.send(i).unwrap();
     }
     host.start(SECS5).unwrap();
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     assert_eq!(fired_during_job.load(Ordering::Relaxed), 0);
     assert_eq!(producer.metrics().completed, 20);
 }
@@ -829,8 +831,7 @@ fn a_tiny_stop_under_producer_pressure_releases_every_worker() {
             // The queue's stop hook runs with its deadline already passed.
             service = service.stop_timeout(Duration::ZERO);
         }
-        let host = HostBuilder::new().add_service(service).build().unwrap();
-        host.start(SECS5).unwrap();
+        let host = start_host(HostBuilder::new().add_service(service));
         let (quit, producers) = hammer(&producer, 6);
         let deadline = Duration::from_micros(1_000 + 500 * (round % 8));
         let report = host.stop(deadline);
@@ -970,7 +971,7 @@ fn a_cancel_grace_longer_than_the_budget_cancels_at_once() {
             })
             .unwrap();
         let handle = queue.handle();
-        let host = start_one(queue);
+        let host = start_host_around(queue);
         for i in 0..3 {
             producer.send(i).unwrap();
         }
@@ -1013,7 +1014,7 @@ fn a_short_stop_under_producer_pressure_returns_by_its_deadline() {
             .build(|_: u64, _| Ok(()))
             .unwrap();
         let handle = queue.handle();
-        let host = start_one(queue);
+        let host = start_host_around(queue);
         let (quit, producers) = hammer(&producer, 2);
         let t = Instant::now();
         let report = host.stop(deadline);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Noop, PATIENCE, SECS5, await_state, idle, ms};
+use common::{Noop, PATIENCE, SECS5, await_state, idle, ms, outcome_of, start_host, stop_clean};
 use crossbeam_channel::{Receiver, unbounded};
 use threadhost::{
     Backoff, Error, Failure, HostBuilder, HostState, Outcome, Policy, Service, ServiceState,
@@ -51,15 +51,17 @@ fn flaky(failures: u32, tx: crossbeam_channel::Sender<Event>) -> Service {
 #[test]
 fn smoke() {
     let (tx, rx) = unbounded();
-    let host = HostBuilder::new()
-        .add_service(flaky(1, tx).on_failure(restart(Backoff::fixed(ms(1)), 3, ms(60_000))))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new().add_service(flaky(1, tx).on_failure(restart(
+            Backoff::fixed(ms(1)),
+            3,
+            ms(60_000),
+        ))),
+    );
     assert!(matches!(recv(&rx), Event::Began(0, _)));
     assert!(matches!(recv(&rx), Event::Failing(0, _)));
     assert!(matches!(recv(&rx), Event::Began(1, _)));
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -93,7 +95,7 @@ fn fails_twice_then_runs_after_exactly_two_restarts_with_backoff_respected() {
         Some("failure 2")
     );
     assert_eq!(handle.state(), HostState::Running);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     assert!(rx.try_recv().is_err(), "no further run after the stop");
 }
 
@@ -123,10 +125,7 @@ fn always_failing_service_escalates_to_stop_host() {
         }) => {
             assert_eq!(&**service, "doomed");
             assert_eq!(failure.to_string(), "cannot connect");
-            assert!(matches!(
-                report.service("steady").unwrap().outcome,
-                Outcome::Stopped
-            ));
+            assert!(matches!(outcome_of(report, "steady"), Outcome::Stopped));
         }
         other => panic!("expected ServiceFailed, got {other:?}"),
     }
@@ -158,7 +157,7 @@ fn failures_spread_beyond_the_window_never_escalate() {
     assert_eq!(status.restarts, 4);
     assert_eq!(status.state, ServiceState::Running);
     assert_eq!(handle.state(), HostState::Running);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -225,7 +224,7 @@ fn panics_count_as_failures() {
         Some(Failure::Panic(message)) => assert_eq!(&*message, "index out of bounds"),
         other => panic!("expected a panic failure, got {other:?}"),
     }
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -269,15 +268,13 @@ fn backoff_grows_by_the_multiplier_up_to_the_max() {
 fn jittered_backoff_stays_within_its_range() {
     // Jitter 0.5 on a fixed 80 ms backoff: each wait is in [40 ms, 80 ms].
     let (tx, rx) = unbounded();
-    let host = HostBuilder::new()
-        .add_service(flaky(3, tx).on_failure(restart(
+    let host = start_host(
+        HostBuilder::new().add_service(flaky(3, tx).on_failure(restart(
             Backoff::fixed(ms(80)).with_jitter(0.5),
             5,
             Duration::from_secs(60),
-        )))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+        ))),
+    );
     let mut failed = None;
     let mut gaps = Vec::new();
     while gaps.len() < 3 {
@@ -290,7 +287,7 @@ fn jittered_backoff_stays_within_its_range() {
             }
         }
     }
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     for gap in gaps {
         assert!(
             gap >= ms(40),
@@ -329,7 +326,7 @@ fn snapshot_shows_a_started_hosted_service_running() {
     host.start(SECS5).unwrap();
     let status = handle.snapshot().service("listener").unwrap().clone();
     assert_eq!(status.state, ServiceState::Running);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     let status = handle.snapshot().service("listener").unwrap().clone();
     assert_eq!(status.state, ServiceState::Stopped);
 }
@@ -353,10 +350,7 @@ fn a_body_failing_at_once_is_not_reported_running() {
         let status = handle.snapshot().service("brittle").unwrap().clone();
         assert_eq!(status.state, ServiceState::Failed, "round {round}");
         assert!(
-            matches!(
-                report.service("brittle").unwrap().outcome,
-                Outcome::Failed(_)
-            ),
+            matches!(outcome_of(&report, "brittle"), Outcome::Failed(_)),
             "round {round}: {report}"
         );
     }
@@ -370,8 +364,8 @@ fn a_body_failing_at_once_is_not_reported_running() {
 fn zero_backoff_with_unlimited_restarts_is_floored() {
     let runs = Arc::new(AtomicU32::new(0));
     let counted = Arc::clone(&runs);
-    let host = HostBuilder::new()
-        .add_service(
+    let host = start_host(
+        HostBuilder::new().add_service(
             Service::background_fn("spinner", move |_ctx| {
                 counted.fetch_add(1, Ordering::Relaxed);
                 Err("fails at once".into())
@@ -381,10 +375,8 @@ fn zero_backoff_with_unlimited_restarts_is_floored() {
                 threadhost::UNLIMITED_RESTARTS,
                 Duration::from_secs(1),
             )),
-        )
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+        ),
+    );
     let window = ms(500);
     let began = Instant::now();
     let at_start = runs.load(Ordering::Relaxed);

@@ -14,7 +14,7 @@ mod common;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::{Action, Events, PATIENCE, Probe, Rec, idle, within};
+use common::{Action, Events, PATIENCE, Probe, Rec, idle, outcome_of, within};
 use threadhost::{
     Deadline, Error, Host, HostBuilder, HostHandle, HostState, Outcome, StopReport, TaskQueue,
 };
@@ -154,10 +154,7 @@ fn a_start_hook_stops_its_own_host() {
     let report = case.finish(&handle);
     assert_stopped(&report, "first");
     assert_stopped(&report, "starter");
-    assert!(matches!(
-        report.service("never").unwrap().outcome,
-        Outcome::NotStarted
-    ));
+    assert!(matches!(outcome_of(&report, "never"), Outcome::NotStarted));
 }
 
 #[test]

@@ -553,16 +553,79 @@ impl HostedService for Noop {
 
 /// Builds `builder` and starts the host (deadline [`SECS5`]); panics if either fails.
 #[track_caller]
-pub(crate) fn start(builder: HostBuilder) -> Host {
+pub(crate) fn start_host(builder: HostBuilder) -> Host {
     let host = builder.build().expect("build the host");
     host.start(SECS5).expect("start the host");
     host
 }
 
-/// A started host around one service (e.g. a queue's `into_service()`).
+/// A started host around one service (e.g. a queue: `start_host_around(queue)`).
 #[track_caller]
-pub(crate) fn start_one(service: impl Into<Service>) -> Host {
-    start(HostBuilder::new().add_service(service))
+pub(crate) fn start_host_around(service: impl Into<Service>) -> Host {
+    start_host(HostBuilder::new().add_service(service))
+}
+
+/// Stops `host` (deadline [`SECS5`]) and asserts the stop was clean.
+#[track_caller]
+pub(crate) fn stop_clean(host: &Host) {
+    let _report = clean_stop_report(host);
+}
+
+/// Stops `host` (deadline [`SECS5`]), asserts the stop was clean, and returns the report.
+#[track_caller]
+pub(crate) fn clean_stop_report(host: &Host) -> StopReport {
+    let report = host.stop(SECS5);
+    assert!(report.is_clean(), "{report}");
+    report
+}
+
+/// The outcome of service `name` in `report`; panics naming it if it is missing.
+#[track_caller]
+pub(crate) fn outcome_of<'a>(report: &'a StopReport, name: &str) -> &'a threadhost::Outcome {
+    &report
+        .service(name)
+        .unwrap_or_else(|| panic!("{name} missing from {report}"))
+        .outcome
+}
+
+/// A background body that requests the stop of its host and returns: a one-shot job that
+/// ends the host.
+pub(crate) fn stop_own_host(ctx: &Context) -> ServiceResult {
+    ctx.host().request_stop();
+    Ok(())
+}
+
+/// A background body that waits for its token, then stores the token's stop reason in the
+/// returned slot.
+pub(crate) fn reason_seen() -> (
+    Arc<Mutex<Option<threadhost::StopReason>>>,
+    impl FnMut(&Context) -> ServiceResult + Send + 'static,
+) {
+    let seen = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&seen);
+    let body = move |ctx: &Context| {
+        ctx.token().wait();
+        *slot.lock().unwrap() = ctx.token().reason();
+        Ok(())
+    };
+    (seen, body)
+}
+
+/// A builder with one recording background service ([`Rec`]) per name, in order.
+pub(crate) fn background(names: &[&str], log: &Events) -> HostBuilder {
+    names.iter().fold(HostBuilder::new(), |b, n| {
+        b.background_service(n, Rec::new(n, log))
+    })
+}
+
+/// Prepares the command of a child process: none of [`ENV_VARS`] but those in `vars`.
+pub(crate) fn child_env(cmd: &mut std::process::Command, vars: &[(&str, &str)]) {
+    for var in ENV_VARS {
+        cmd.env_remove(var);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
 }
 
 /// A builder with one recording hosted service ([`Rec`]) per name, in order.
