@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use threadhost::{
-    BackgroundService, Context, Error, Failure, Host, HostBuilder, HostHandle, HostedService,
-    Service, ServiceResult, ServiceState, StopReport,
+    BackgroundService, Context, Host, HostBuilder, HostHandle, HostedService, Service,
+    ServiceResult, ServiceState, StopReport,
 };
 
 /// `Duration::from_millis(n)`.
@@ -643,22 +643,6 @@ pub(crate) fn who(log: &Events, hook: &str) -> Vec<String> {
         .filter_map(|w| w.strip_suffix(&suffix).map(str::to_owned))
         .filter(|w| !w.contains(':'))
         .collect()
-}
-
-/// The parts of an `Error::ServiceFailed` (service, failure, stop report); panics on any
-/// other result.
-#[track_caller]
-pub(crate) fn service_failed(
-    result: Result<StopReport, Error>,
-) -> (std::sync::Arc<str>, Failure, StopReport) {
-    match result {
-        Err(Error::ServiceFailed {
-            service,
-            failure,
-            report,
-        }) => (service, failure, *report),
-        other => panic!("expected ServiceFailed, got {other:?}"),
-    }
 }
 
 /// A tiny deterministic PRNG (xorshift64*), so that a failing trial can be replayed from its
