@@ -7,22 +7,16 @@
 #![cfg(feature = "env")]
 #![allow(clippy::print_stderr)]
 
+mod common;
+
 use std::ffi::OsString;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{child_env, idle};
 use threadhost::{Error, HostBuilder, HostOptions, Policy};
 
 const CHILD_ENV: &str = "TH_CONFIG_CHILD";
-
-const VARS: [&str; 6] = [
-    "THREADHOST_SHUTDOWN_TIMEOUT",
-    "THREADHOST_STARTUP_TIMEOUT",
-    "THREADHOST_START_CONCURRENTLY",
-    "THREADHOST_STOP_CONCURRENTLY",
-    "THREADHOST_STACK_SIZE",
-    "THREADHOST_FAILURE_POLICY",
-];
 
 /// Options from the default with `vars` as the only environment.
 fn with(vars: &[(&str, &str)]) -> Result<HostOptions, Error> {
@@ -153,10 +147,6 @@ fn build_rejects(builder: HostBuilder, name: &str, value: usize) {
 /// systemd status about its service, and a newline in it would forge lines there.
 #[test]
 fn names_are_one_line_and_bounded() {
-    let idle = |ctx: &threadhost::Context| -> threadhost::ServiceResult {
-        ctx.token().wait();
-        Ok(())
-    };
     let long = "n".repeat(257);
     for bad in [
         "",
@@ -227,10 +217,6 @@ fn failure_texts_are_one_line() {
 #[test]
 fn stack_size_bounds_are_checked_by_build() {
     use threadhost::Service;
-    let idle = |ctx: &threadhost::Context| -> threadhost::ServiceResult {
-        ctx.token().wait();
-        Ok(())
-    };
     for bad in [0, 1, 16 * 1024, 64 * 1024 - 1, (1 << 30) + 1, usize::MAX] {
         build_rejects(
             HostBuilder::new().stack_size(bad).background("a", idle),
@@ -407,12 +393,7 @@ fn run_child(mode: &str, vars: &[(&str, &str)]) -> String {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for var in VARS {
-        cmd.env_remove(var);
-    }
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
+    child_env(&mut cmd, vars);
     let out = cmd.output().expect("run the child");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");

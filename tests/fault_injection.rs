@@ -14,6 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::{Rng, idle};
 use threadhost::{
     Backoff, Context, Error, HostBuilder, HostedService, Outcome, Policy, Service, ServiceResult,
     StopSource, StopToken,
@@ -131,10 +132,7 @@ fn service(i: usize, fault: Fault, release: &StopToken) -> Service {
         | Fault::HangStopHook
         | Fault::HangStopping
         | Fault::SlowHooks => Service::hosted(&name, Faulty { fault, release }),
-        Fault::None => Service::background_fn(&name, |ctx| {
-            ctx.token().wait();
-            Ok(())
-        }),
+        Fault::None => Service::background_fn(&name, idle),
         Fault::HangBody => Service::background_fn(&name, move |_ctx| {
             release.wait();
             Ok(())
@@ -165,21 +163,6 @@ fn service(i: usize, fault: Fault, release: &StopToken) -> Service {
     }
 }
 
-/// A tiny deterministic PRNG (xorshift64*), so that a failing trial can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Worst overruns seen: of `start` past its deadline (plus the rollback's), of `stop` past its.
 #[derive(Default)]
 struct Worst {
@@ -189,10 +172,10 @@ struct Worst {
 
 fn trial(seed: u64, d: Deadlines, worst: &mut Worst, margin: Duration) {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let n = 1 + rng.below(5);
-    let faults: Vec<Fault> = (0..n).map(|_| FAULTS[rng.below(FAULTS.len())]).collect();
-    let start_concurrently = rng.below(2) == 0;
-    let stop_concurrently = rng.below(2) == 0;
+    let n = 1 + rng.index(5);
+    let faults: Vec<Fault> = (0..n).map(|_| FAULTS[rng.index(FAULTS.len())]).collect();
+    let start_concurrently = rng.index(2) == 0;
+    let stop_concurrently = rng.index(2) == 0;
     let context = format!(
         "seed {seed}: {faults:?}, start_concurrently {start_concurrently}, stop_concurrently {stop_concurrently}"
     );
@@ -330,16 +313,16 @@ fn stop_returns_by_deadline_plus_20ms_over_300_trials() {
 /// reported timed out.
 fn late_trial(seed: u64, deadline: Duration) -> (Duration, usize) {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let n = 5 + rng.below(26);
+    let n = 5 + rng.index(26);
     let release = StopSource::new();
     let mut builder = HostBuilder::new()
         .shutdown_timeout(deadline)
-        .stop_concurrently(rng.below(2) == 0);
+        .stop_concurrently(rng.index(2) == 0);
     let mut prompt = Vec::new();
     for i in 0..n {
-        let fault = [Fault::None, Fault::SlowHooks, Fault::SlowStop][rng.below(3)];
+        let fault = [Fault::None, Fault::SlowHooks, Fault::SlowStop][rng.index(3)];
         let name = format!("s{i}-{fault:?}");
-        builder = builder.add_service(if fault == Fault::None && rng.below(2) == 0 {
+        builder = builder.add_service(if fault == Fault::None && rng.index(2) == 0 {
             // A prompt hosted service (no hooks at all).
             prompt.push(name.clone());
             Service::hosted(

@@ -7,18 +7,14 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Action, Events, Gate, MARGIN, PATIENCE, Rec, hooks_of, ms, spawn, within};
+use common::{
+    Action, Events, Gate, MARGIN, PATIENCE, Rec, SECS5, hooks_of, idle, ms, outcome_of, spawn,
+    start_host, stop_clean, stop_own_host, within,
+};
 use threadhost::{
     Context, Error, HostBuilder, HostState, HostedService, Outcome, Service, ServiceResult,
     ServiceState, StopReason,
 };
-
-const SECS5: Duration = Duration::from_secs(5);
-
-fn idle(ctx: &Context) -> ServiceResult {
-    ctx.token().wait();
-    Ok(())
-}
 
 /// A background body that ignores its token and blocks until `gate` opens.
 fn hung(gate: &Gate) -> impl FnMut(&Context) -> ServiceResult + Send + 'static {
@@ -29,21 +25,13 @@ fn hung(gate: &Gate) -> impl FnMut(&Context) -> ServiceResult + Send + 'static {
     }
 }
 
-fn outcome_of<'a>(report: &'a threadhost::StopReport, name: &str) -> &'a Outcome {
-    &report
-        .service(name)
-        .unwrap_or_else(|| panic!("{name} missing from {report}"))
-        .outcome
-}
-
 #[test]
 fn smoke() {
-    let host = HostBuilder::new()
-        .background("a", idle)
-        .background("b", idle)
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .background("a", idle)
+            .background("b", idle),
+    );
     let report = within(MARGIN, "stop of two polite services", || host.stop(SECS5));
     assert!(report.is_clean(), "{report}");
     assert!(report.elapsed() < SECS5);
@@ -91,15 +79,14 @@ fn stop_reports_hung_stop_hook() {
     let log = Events::new();
     let gate = Gate::new();
     let _release = gate.opener();
-    let host = HostBuilder::new()
-        .hosted(
-            "stuck",
-            Rec::new("stuck", &log).on("stop", Action::Block(gate.clone())),
-        )
-        .hosted("a", Rec::new("a", &log))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .hosted(
+                "stuck",
+                Rec::new("stuck", &log).on("stop", Action::Block(gate.clone())),
+            )
+            .hosted("a", Rec::new("a", &log)),
+    );
     let report = within(
         ms(300) + MARGIN,
         "stop(300 ms) with a hung stop hook",
@@ -124,19 +111,18 @@ fn hung_hosted_service_with_stop_timeout_leaves_others_stopped() {
     let log = Events::new();
     let gate = Gate::new();
     let _release = gate.opener();
-    let host = HostBuilder::new()
-        .hosted("a", Rec::new("a", &log))
-        .add_service(
-            Service::hosted(
-                "stuck",
-                Rec::new("stuck", &log).on("stop", Action::Block(gate.clone())),
+    let host = start_host(
+        HostBuilder::new()
+            .hosted("a", Rec::new("a", &log))
+            .add_service(
+                Service::hosted(
+                    "stuck",
+                    Rec::new("stuck", &log).on("stop", Action::Block(gate.clone())),
+                )
+                .stop_timeout(ms(150)),
             )
-            .stop_timeout(ms(150)),
-        )
-        .hosted("c", Rec::new("c", &log))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+            .hosted("c", Rec::new("c", &log)),
+    );
     let report = within(
         ms(150) + MARGIN,
         "stop, hung hook with 150 ms timeout",
@@ -163,15 +149,10 @@ fn stop_reports_hung_stopping_hook() {
     let log = Events::new();
     let gate = Gate::new();
     let _release = gate.opener();
-    let host = HostBuilder::new()
-        .hosted("a", Rec::new("a", &log))
-        .hosted(
-            "stuck",
-            Rec::new("stuck", &log).on("stopping", Action::Block(gate.clone())),
-        )
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(HostBuilder::new().hosted("a", Rec::new("a", &log)).hosted(
+        "stuck",
+        Rec::new("stuck", &log).on("stopping", Action::Block(gate.clone())),
+    ));
     let report = within(ms(300) + MARGIN, "stop(300 ms), hung stopping hook", || {
         host.stop(ms(300))
     });
@@ -185,13 +166,12 @@ fn stop_reports_hung_stopping_hook() {
 fn per_service_stop_timeout_shortens_its_share() {
     let gate = Gate::new();
     let _release = gate.opener();
-    let host = HostBuilder::new()
-        .background("first", idle)
-        .add_service(Service::background_fn("slowpoke", hung(&gate)).stop_timeout(ms(150)))
-        .background("last", idle)
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .background("first", idle)
+            .add_service(Service::background_fn("slowpoke", hung(&gate)).stop_timeout(ms(150)))
+            .background("last", idle),
+    );
     // The host's deadline is 10 s; the slow service's own 150 ms is what bounds this stop.
     let report = within(
         ms(150) + MARGIN,
@@ -209,11 +189,10 @@ fn per_service_stop_timeout_shortens_its_share() {
 fn per_service_stop_timeout_never_extends_the_host_deadline() {
     let gate = Gate::new();
     let _release = gate.opener();
-    let host = HostBuilder::new()
-        .add_service(Service::background_fn("slowpoke", hung(&gate)).stop_timeout(SECS5 * 6))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .add_service(Service::background_fn("slowpoke", hung(&gate)).stop_timeout(SECS5 * 6)),
+    );
     let report = within(
         ms(200) + MARGIN,
         "stop(200 ms), 30 s service timeout",
@@ -299,12 +278,10 @@ fn stop_hook_sees_the_stop_deadline() {
         }
     }
     let seen = Arc::new(Mutex::new(None));
-    let host = HostBuilder::new()
-        .add_service(Service::hosted("svc", SeesDeadline(Arc::clone(&seen))).stop_timeout(ms(800)))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    assert!(host.stop(SECS5).is_clean());
+    let host = start_host(HostBuilder::new().add_service(
+        Service::hosted("svc", SeesDeadline(Arc::clone(&seen))).stop_timeout(ms(800)),
+    ));
+    stop_clean(&host);
     let left = seen.lock().unwrap().expect("a finite stop deadline");
     assert!(
         left <= ms(800),
@@ -313,7 +290,7 @@ fn stop_hook_sees_the_stop_deadline() {
 }
 
 #[test]
-fn start_deadline_bounds_a_hung_start() {
+fn start_deadline_bounds_a_hung_background_start() {
     let log = Events::new();
     let gate = Gate::new();
     let _release = gate.opener();
@@ -418,13 +395,12 @@ fn one_start_deadline_is_shared_by_all_services() {
 fn join_deadline_is_capped_by_shutdown_timeout() {
     let gate = Gate::new();
     let _release = gate.opener();
-    let host = HostBuilder::new()
-        .shutdown_timeout(ms(200))
-        .background("hung", hung(&gate))
-        .background("ok", idle)
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .shutdown_timeout(ms(200))
+            .background("hung", hung(&gate))
+            .background("ok", idle),
+    );
     host.handle().request_stop();
     let report = within(
         ms(200) + MARGIN,
@@ -441,11 +417,7 @@ fn join_deadline_is_capped_by_shutdown_timeout() {
 fn join_deadline_bounds_the_stop_it_runs() {
     let gate = Gate::new();
     let _release = gate.opener();
-    let host = HostBuilder::new()
-        .background("hung", hung(&gate))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(HostBuilder::new().background("hung", hung(&gate)));
     host.handle().request_stop();
     // The 30 s shutdown timeout is longer: the join's own deadline bounds the stop.
     let report = within(ms(200) + MARGIN, "join(200 ms)", || host.join(ms(200))).unwrap();
@@ -460,10 +432,7 @@ fn run_returns_stop_timeout_when_a_service_overruns() {
     let host = HostBuilder::new()
         .shutdown_timeout(ms(200))
         .background("hung", hung(&gate))
-        .background("job", |ctx| {
-            ctx.host().request_stop();
-            Ok(())
-        })
+        .background("job", stop_own_host)
         .build()
         .unwrap();
     let result = within(PATIENCE, "run with a hung service", || host.run());
@@ -614,4 +583,72 @@ fn huge_deadlines_mean_never() {
     let report = host.join(Duration::MAX).unwrap();
     assert!(report.is_clean());
     assert!(host.stop(Duration::MAX).is_clean());
+}
+
+#[test]
+fn start_deadline_bounds_a_hung_hosted_start_and_names_it() {
+    let log = Events::new();
+    let gate = Gate::new();
+    let _release = gate.opener();
+    let host = HostBuilder::new()
+        .hosted("a", Rec::new("a", &log))
+        .hosted(
+            "slow",
+            Rec::new("slow", &log).on("start", Action::Block(gate.clone())),
+        )
+        .hosted("c", Rec::new("c", &log))
+        .build()
+        .unwrap();
+    let handle = host.handle();
+    // The default 30 s shutdown timeout must not stretch the start's 300 ms deadline.
+    let err = within(ms(300) + MARGIN, "start(300 ms) with a hung start", || {
+        host.start(ms(300))
+    })
+    .unwrap_err();
+    match &err {
+        Error::StartTimeout { service } => assert_eq!(&**service, "slow"),
+        other => panic!("expected StartTimeout, got {other:?}"),
+    }
+    assert!(err.to_string().contains("`slow`"), "{err}");
+    assert_eq!(host.state(), HostState::Failed);
+    assert!(log.contains("a:stop"), "the started service is stopped");
+    assert!(!log.contains("c:start"));
+    assert!(handle.stopped().is_stopped());
+    let snap = handle.snapshot();
+    assert_eq!(snap.service("slow").unwrap().state, ServiceState::TimedOut);
+    assert_eq!(snap.service("a").unwrap().state, ServiceState::Stopped);
+    gate.open();
+}
+
+#[test]
+fn join_with_deadline_times_out_when_nobody_stops() {
+    let host = start_host(HostBuilder::new().background("w", idle));
+    let err = within(ms(100) + MARGIN, "join(100 ms)", || host.join(ms(100))).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::JoinTimeout {
+                state: HostState::Running
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        host.state(),
+        HostState::Running,
+        "join's timeout does not stop"
+    );
+    stop_clean(&host);
+}
+
+#[test]
+fn join_on_never_started_host_times_out() {
+    let host = HostBuilder::new().background("w", idle).build().unwrap();
+    let err = host.join(ms(50)).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::JoinTimeout {
+            state: HostState::Created
+        }
+    ));
 }

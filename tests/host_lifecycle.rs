@@ -1,42 +1,19 @@
-//! Host lifecycle: service threads, hook order, start/stop/join/run, failed and interrupted
-//! starts, lifetime events, drop, snapshots and builder errors.
+//! Host lifecycle: service threads, start/stop/join/run, failed and interrupted starts, drop,
+//! snapshots and builder errors. (Order and dependencies: `dependencies.rs`; lifetime events:
+//! `lifetime_events.rs`; deadlines: `host_deadlines.rs`; failure policies: `supervise.rs`.)
 
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{
-    Action, Events, Gate, MARGIN, PATIENCE, Probe, Rec, Rendezvous, eventually, hooks_of, ms,
-    spawn, within,
+    Action, Events, MARGIN, PATIENCE, Probe, Rec, SECS5, clean_stop_report, eventually, hooks_of,
+    hosted, idle, ms, outcome_of, reason_seen, spawn, start_host, stop_clean, stop_own_host, who,
+    within,
 };
 use threadhost::{
     Error, Host, HostBuilder, HostHandle, HostState, Outcome, Service, ServiceState, StopReason,
 };
-
-const SECS5: Duration = Duration::from_secs(5);
-
-/// A background body that waits for its token.
-fn idle(ctx: &threadhost::Context) -> threadhost::ServiceResult {
-    ctx.token().wait();
-    Ok(())
-}
-
-fn hosted(names: &[&str], log: &Events) -> HostBuilder {
-    names
-        .iter()
-        .fold(HostBuilder::new(), |b, n| b.hosted(n, Rec::new(n, log)))
-}
-
-/// The names in `log` whose hook part is `hook`, e.g. all "…:start".
-fn who(log: &Events, hook: &str) -> Vec<String> {
-    let suffix = format!(":{hook}");
-    log.names()
-        .into_iter()
-        .filter_map(|w| w.strip_suffix(&suffix).map(str::to_owned))
-        .filter(|w| !w.contains(':'))
-        .collect()
-}
 
 #[test]
 fn smoke() {
@@ -47,35 +24,30 @@ fn smoke() {
     assert_eq!(host.state(), HostState::Created);
     host.start(SECS5).unwrap();
     assert_eq!(host.state(), HostState::Running);
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
-    assert!(matches!(
-        report.service("worker").unwrap().outcome,
-        Outcome::Stopped
-    ));
+    let report = clean_stop_report(&host);
+    assert!(matches!(outcome_of(&report, "worker"), Outcome::Stopped));
     assert_eq!(host.state(), HostState::Stopped);
 }
 
 #[test]
 fn services_run_on_their_own_named_threads() {
     let log = Events::new();
-    let host = HostBuilder::new()
-        .hosted("web", Rec::new("web", &log))
-        .background_service("pump", Rec::new("pump", &log))
-        .background("closure", {
-            let log = log.clone();
-            move |ctx| {
-                log.push("closure:run");
-                ctx.token().wait();
-                Ok(())
-            }
-        })
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .hosted("web", Rec::new("web", &log))
+            .background_service("pump", Rec::new("pump", &log))
+            .background("closure", {
+                let log = log.clone();
+                move |ctx| {
+                    log.push("closure:run");
+                    ctx.token().wait();
+                    Ok(())
+                }
+            }),
+    );
     log.wait_for("pump:run");
     log.wait_for("closure:run");
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     let events = log.all();
     // Every hook, including starting / start / started, and every body.
     for hook in [
@@ -117,42 +89,40 @@ fn stack_size_host_wide_is_applied() {
     // thread stack, fits in the 16 MiB asked for.
     let done = Probe::new();
     let d = done.clone();
-    let host = HostBuilder::new()
-        .stack_size(16 << 20)
-        .background("deep", move |ctx| {
-            assert!(deep(6 << 10) > 0);
-            d.set();
-            ctx.token().wait();
-            Ok(())
-        })
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .stack_size(16 << 20)
+            .background("deep", move |ctx| {
+                assert!(deep(6 << 10) > 0);
+                d.set();
+                ctx.token().wait();
+                Ok(())
+            }),
+    );
     done.expect("deep recursion on a 16 MiB stack");
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
 fn stack_size_per_service_is_applied() {
     let done = Probe::new();
     let d = done.clone();
-    let host = HostBuilder::new()
-        .stack_size(128 * 1024)
-        .add_service(
-            Service::background_fn("deep", move |ctx| {
-                assert!(deep(6 << 10) > 0);
-                d.set();
-                ctx.token().wait();
-                Ok(())
-            })
-            .stack_size(16 << 20),
-        )
-        .background("small", idle)
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .stack_size(128 * 1024)
+            .add_service(
+                Service::background_fn("deep", move |ctx| {
+                    assert!(deep(6 << 10) > 0);
+                    d.set();
+                    ctx.token().wait();
+                    Ok(())
+                })
+                .stack_size(16 << 20),
+            )
+            .background("small", idle),
+    );
     done.expect("deep recursion on a per-service 16 MiB stack");
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -186,161 +156,6 @@ fn stack_size_too_small_is_invalid_option() {
         }
         other => panic!("expected InvalidOption, got {other:?}"),
     }
-}
-
-#[test]
-fn hook_phases_complete_across_services_in_order() {
-    let log = Events::new();
-    let host = hosted(&["a", "b", "c"], &log).build().unwrap();
-    host.start(SECS5).unwrap();
-    assert!(host.stop(SECS5).is_clean());
-    let expected: Vec<String> = [
-        "a:starting",
-        "b:starting",
-        "c:starting", //
-        "a:start",
-        "b:start",
-        "c:start", //
-        "a:started",
-        "b:started",
-        "c:started", //
-        "c:stopping",
-        "b:stopping",
-        "a:stopping", //
-        "c:stop",
-        "b:stop",
-        "a:stop", //
-        "c:stopped",
-        "b:stopped",
-        "a:stopped",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    assert_eq!(log.names(), expected);
-}
-
-#[test]
-fn background_services_start_in_order_and_stop_in_reverse() {
-    let log = Events::new();
-    let host = ["a", "b", "c"]
-        .iter()
-        .fold(HostBuilder::new(), |b, n| {
-            b.background_service(n, Rec::new(n, &log))
-        })
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    assert_eq!(who(&log, "start"), ["a", "b", "c"]);
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
-    assert_eq!(who(&log, "exit"), ["c", "b", "a"]);
-    let order: Vec<&str> = report.services().iter().map(|s| &*s.name).collect();
-    assert_eq!(order, ["c", "b", "a"]);
-}
-
-#[test]
-fn depends_on_starts_dependencies_first() {
-    let log = Events::new();
-    let host = HostBuilder::new()
-        .add_service(Service::hosted("api", Rec::new("api", &log)).depends_on("db"))
-        .hosted("db", Rec::new("db", &log))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    assert!(host.stop(SECS5).is_clean());
-    assert_eq!(who(&log, "start"), ["db", "api"]);
-    assert_eq!(who(&log, "stop"), ["api", "db"]);
-}
-
-#[test]
-fn start_concurrently_overlaps_starts() {
-    // Each start waits for the other: succeeds only if both run at once.
-    let log = Events::new();
-    let meet = Rendezvous::new(2);
-    let host = HostBuilder::new()
-        .start_concurrently(true)
-        .hosted(
-            "a",
-            Rec::new("a", &log).on("start", Action::Meet(meet.clone(), PATIENCE)),
-        )
-        .hosted(
-            "b",
-            Rec::new("b", &log).on("start", Action::Meet(meet, PATIENCE)),
-        )
-        .build()
-        .unwrap();
-    within(PATIENCE, "concurrent start", || host.start(PATIENCE)).unwrap();
-    assert!(host.stop(SECS5).is_clean());
-}
-
-#[test]
-fn start_without_concurrency_is_sequential() {
-    // The control for the test above: without the option the same rendezvous fails.
-    let log = Events::new();
-    let meet = Rendezvous::new(2);
-    let host = HostBuilder::new()
-        .hosted(
-            "a",
-            Rec::new("a", &log).on("start", Action::Meet(meet.clone(), ms(200))),
-        )
-        .hosted(
-            "b",
-            Rec::new("b", &log).on("start", Action::Meet(meet, ms(200))),
-        )
-        .build()
-        .unwrap();
-    let err = host.start(SECS5).unwrap_err();
-    assert!(
-        matches!(&err, Error::StartFailed { service, .. } if &**service == "a"),
-        "{err}"
-    );
-    assert!(!log.contains("b:start"));
-}
-
-#[test]
-fn stop_concurrently_overlaps_stops() {
-    let log = Events::new();
-    let meet = Rendezvous::new(2);
-    let host = HostBuilder::new()
-        .stop_concurrently(true)
-        .hosted(
-            "a",
-            Rec::new("a", &log).on("stop", Action::Meet(meet.clone(), PATIENCE)),
-        )
-        .hosted(
-            "b",
-            Rec::new("b", &log).on("stop", Action::Meet(meet, PATIENCE)),
-        )
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    let report = within(PATIENCE, "concurrent stop", || host.stop(PATIENCE));
-    assert!(report.is_clean(), "{report}");
-}
-
-#[test]
-fn stop_without_concurrency_is_sequential() {
-    let log = Events::new();
-    let meet = Rendezvous::new(2);
-    let host = HostBuilder::new()
-        .hosted(
-            "a",
-            Rec::new("a", &log).on("stop", Action::Meet(meet.clone(), ms(200))),
-        )
-        .hosted(
-            "b",
-            Rec::new("b", &log).on("stop", Action::Meet(meet, ms(200))),
-        )
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    let report = host.stop(SECS5);
-    assert!(!report.is_clean(), "sequential stops cannot meet: {report}");
-    assert!(matches!(
-        report.service("b").unwrap().outcome,
-        Outcome::Failed(_)
-    ));
 }
 
 fn assert_rolled_back(log: &Events, host: &Host, handle: &HostHandle) {
@@ -477,41 +292,6 @@ fn starting_hook_failure_fails_the_start() {
 }
 
 #[test]
-fn start_overrun_returns_by_deadline_with_start_timeout() {
-    let log = Events::new();
-    let gate = Gate::new();
-    let _release = gate.opener();
-    let host = HostBuilder::new()
-        .hosted("a", Rec::new("a", &log))
-        .hosted(
-            "slow",
-            Rec::new("slow", &log).on("start", Action::Block(gate.clone())),
-        )
-        .hosted("c", Rec::new("c", &log))
-        .build()
-        .unwrap();
-    let handle = host.handle();
-    // The default 30 s shutdown timeout must not stretch the start's 300 ms deadline.
-    let err = within(ms(300) + MARGIN, "start(300 ms) with a hung start", || {
-        host.start(ms(300))
-    })
-    .unwrap_err();
-    match &err {
-        Error::StartTimeout { service } => assert_eq!(&**service, "slow"),
-        other => panic!("expected StartTimeout, got {other:?}"),
-    }
-    assert!(err.to_string().contains("`slow`"), "{err}");
-    assert_eq!(host.state(), HostState::Failed);
-    assert!(log.contains("a:stop"), "the started service is stopped");
-    assert!(!log.contains("c:start"));
-    assert!(handle.stopped().is_stopped());
-    let snap = handle.snapshot();
-    assert_eq!(snap.service("slow").unwrap().state, ServiceState::TimedOut);
-    assert_eq!(snap.service("a").unwrap().state, ServiceState::Stopped);
-    gate.open();
-}
-
-#[test]
 fn stop_requested_inside_start_hook_skips_later_services() {
     let log = Events::new();
     let host = HostBuilder::new()
@@ -540,14 +320,8 @@ fn stop_requested_inside_start_hook_skips_later_services() {
         "c must never start or stop"
     );
     assert!(hooks_of(&log, "d").is_empty(), "d must never start or stop");
-    assert!(matches!(
-        report.service("a").unwrap().outcome,
-        Outcome::Stopped
-    ));
-    assert!(matches!(
-        report.service("c").unwrap().outcome,
-        Outcome::NotStarted
-    ));
+    assert!(matches!(outcome_of(&report, "a"), Outcome::Stopped));
+    assert!(matches!(outcome_of(&report, "c"), Outcome::NotStarted));
     assert!(!handle.started().is_stopped());
     assert_eq!(host.state(), HostState::Stopped);
     assert_eq!(
@@ -557,7 +331,7 @@ fn stop_requested_inside_start_hook_skips_later_services() {
 }
 
 #[test]
-fn stop_requested_from_another_thread_during_start() {
+fn request_stop_from_another_thread_during_start_then_join() {
     let log = Events::new();
     let in_start = Probe::new();
     let host = HostBuilder::new()
@@ -592,14 +366,11 @@ fn stop_requested_from_another_thread_during_start() {
     );
     // b's start returned Ok (after its token fired): it started, so it is stopped, first.
     assert!(
-        matches!(report.service("b").unwrap().outcome, Outcome::Stopped),
+        matches!(outcome_of(&report, "b"), Outcome::Stopped),
         "{report}"
     );
     assert_eq!(who(&log, "stop"), ["b", "a"]);
-    assert!(matches!(
-        report.service("a").unwrap().outcome,
-        Outcome::Stopped
-    ));
+    assert!(matches!(outcome_of(&report, "a"), Outcome::Stopped));
     assert_eq!(host.state(), HostState::Stopped);
 }
 
@@ -616,10 +387,7 @@ fn stop_before_start_is_a_noop() {
     host.start(SECS5).unwrap();
     assert_eq!(host.state(), HostState::Running);
     let report = host.stop(SECS5);
-    assert!(matches!(
-        report.service("a").unwrap().outcome,
-        Outcome::Stopped
-    ));
+    assert!(matches!(outcome_of(&report, "a"), Outcome::Stopped));
     assert!(log.contains("a:stop"));
 }
 
@@ -702,48 +470,11 @@ fn join_waits_for_request_stop() {
 }
 
 #[test]
-fn join_with_deadline_times_out_when_nobody_stops() {
-    let host = HostBuilder::new().background("w", idle).build().unwrap();
-    host.start(SECS5).unwrap();
-    let err = within(ms(100) + MARGIN, "join(100 ms)", || host.join(ms(100))).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::JoinTimeout {
-                state: HostState::Running
-            }
-        ),
-        "{err:?}"
-    );
-    assert_eq!(
-        host.state(),
-        HostState::Running,
-        "join's timeout does not stop"
-    );
-    assert!(host.stop(SECS5).is_clean());
-}
-
-#[test]
-fn join_on_never_started_host_times_out() {
-    let host = HostBuilder::new().background("w", idle).build().unwrap();
-    let err = host.join(ms(50)).unwrap_err();
-    assert!(matches!(
-        err,
-        Error::JoinTimeout {
-            state: HostState::Created
-        }
-    ));
-}
-
-#[test]
 fn run_returns_ok_for_a_clean_stop() {
     let log = Events::new();
     let host = HostBuilder::new()
         .hosted("a", Rec::new("a", &log))
-        .background("job", |ctx| {
-            ctx.host().request_stop();
-            Ok(())
-        })
+        .background("job", stop_own_host)
         .build()
         .unwrap();
     let result = within(PATIENCE, "run", || host.run());
@@ -751,32 +482,6 @@ fn run_returns_ok_for_a_clean_stop() {
     let report = result.unwrap();
     assert!(report.is_clean(), "{report}");
     assert!(log.contains("a:stop"));
-}
-
-#[test]
-fn run_returns_service_failed_when_a_worker_fails() {
-    let host = HostBuilder::new()
-        .background("ok", idle)
-        .background("bad", |_ctx| Err("boom".into()))
-        .build()
-        .unwrap();
-    let result = within(PATIENCE, "run", || host.run());
-    assert_eq!(threadhost::exit_code(&result), threadhost::EXIT_FAILURE);
-    match result {
-        Err(Error::ServiceFailed {
-            service,
-            failure,
-            report,
-        }) => {
-            assert_eq!(&*service, "bad");
-            assert_eq!(failure.to_string(), "boom");
-            assert!(matches!(
-                report.service("ok").unwrap().outcome,
-                Outcome::Stopped
-            ));
-        }
-        other => panic!("expected ServiceFailed, got {other:?}"),
-    }
 }
 
 #[test]
@@ -789,161 +494,6 @@ fn run_returns_the_start_error() {
     let result = host.run();
     assert!(matches!(&result, Err(Error::StartFailed { service, .. }) if &**service == "a"));
     assert_eq!(threadhost::exit_code(&result), threadhost::EXIT_FAILURE);
-}
-
-#[test]
-fn lifetime_events_fire_in_order() {
-    let log = Events::new();
-    let host = hosted(&["a", "b"], &log).build().unwrap();
-    let handle = host.handle();
-    for (name, token) in [
-        ("event:started", handle.started()),
-        ("event:stopping", handle.stopping()),
-        ("event:stopped", handle.stopped()),
-    ] {
-        let log = log.clone();
-        token.on_stop(move |_| log.push(name)).forget();
-    }
-    assert!(!handle.started().is_stopped());
-    host.start(SECS5).unwrap();
-    assert!(handle.started().wait_timeout(PATIENCE));
-    assert!(!handle.stopping().is_stopped());
-    assert!(!handle.stopped().is_stopped());
-    let waiter = {
-        let handle = handle.clone();
-        spawn("stopped-waiter", move || {
-            handle.stopped().wait_timeout(PATIENCE)
-        })
-    };
-    handle.request_stop();
-    assert!(handle.stopping().wait_timeout(PATIENCE));
-    let report = host.join(SECS5).unwrap();
-    assert!(report.is_clean());
-    assert!(waiter.join().unwrap(), "a waiter on `stopped` must wake");
-    let names = log.names();
-    let pos = |w: &str| {
-        names
-            .iter()
-            .position(|n| n == w)
-            .unwrap_or_else(|| panic!("{w} missing: {names:?}"))
-    };
-    assert!(pos("b:started") < pos("event:started"));
-    assert!(pos("event:started") < pos("event:stopping"));
-    assert!(pos("event:stopping") < pos("b:stopping"));
-    assert!(pos("a:stopped") < pos("event:stopped"));
-    assert_eq!(handle.stopping().reason(), Some(StopReason::Requested));
-}
-
-/// A logger that stalls two test threads at lines the host logs inside race windows, to
-/// widen those windows to 300 ms:
-/// - `test:stalled-requester` at "shutting down": `request_stop` logs it between the stop
-///   request and the firing of the `stopping` event;
-/// - `test:stalled-starter` at "Hosting started": `start` logs it between entering
-///   `Running` and firing the `started` event.
-struct StallingLogger;
-
-impl log::Log for StallingLogger {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let message = record.args().to_string();
-        let stall = match std::thread::current().name() {
-            Some("test:stalled-requester") => message.contains("shutting down"),
-            Some("test:stalled-starter") => message.contains("Hosting started"),
-            _ => false,
-        };
-        if stall {
-            common::busy(ms(300));
-        }
-    }
-    fn flush(&self) {}
-}
-
-/// Installs [`StallingLogger`] once for this test binary.
-fn install_stalling_logger() {
-    static LOGGER: StallingLogger = StallingLogger;
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        log::set_logger(&LOGGER).expect("only this helper installs a logger");
-        log::set_max_level(log::LevelFilter::Debug);
-    });
-}
-
-#[test]
-fn stopping_event_fires_before_stopping_hooks_when_requested_concurrently() {
-    // Regression: the stop sequence (run by `join` on another thread) could run the
-    // `stopping` hooks before the requesting thread had fired the `stopping` event.
-    install_stalling_logger();
-    let log = Events::new();
-    let host = HostBuilder::new()
-        .hosted(
-            "a",
-            Rec::new("a", &log).on("stopping", Action::RecordStoppingEvent),
-        )
-        .build()
-        .unwrap();
-    let handle = host.handle();
-    host.start(SECS5).unwrap();
-    let requester = spawn("stalled-requester", move || handle.request_stop());
-    let report = host.join(SECS5).unwrap();
-    requester.join().unwrap();
-    assert!(report.is_clean(), "{report}");
-    assert!(
-        log.contains("a:stopping:stopping-event=true"),
-        "{:?}",
-        log.names()
-    );
-}
-
-#[test]
-fn started_event_fires_before_stopping_when_a_stop_races_the_start() {
-    // Regression: a stop requested just as the start completed could fire `stopping` before
-    // the starting thread fired `started`.
-    install_stalling_logger();
-    let log = Events::new();
-    let host = Arc::new(hosted(&["a"], &log).build().unwrap());
-    let handle = host.handle();
-    for (name, token) in [
-        ("event:started", handle.started()),
-        ("event:stopping", handle.stopping()),
-    ] {
-        let log = log.clone();
-        token.on_stop(move |_| log.push(name)).forget();
-    }
-    let starter = {
-        let host = Arc::clone(&host);
-        spawn("stalled-starter", move || host.start(SECS5))
-    };
-    eventually("host running", || handle.state() == HostState::Running);
-    handle.request_stop();
-    let report = host.join(SECS5).unwrap();
-    starter.join().unwrap().unwrap();
-    assert!(report.is_clean(), "{report}");
-    let events = log.with_prefix("event:");
-    assert_eq!(events, ["event:started", "event:stopping"]);
-}
-
-#[test]
-fn panicking_lifetime_callback_does_not_break_the_sequence() {
-    let log = Events::new();
-    let host = hosted(&["a"], &log).build().unwrap();
-    let handle = host.handle();
-    for token in [handle.started(), handle.stopping(), handle.stopped()] {
-        token
-            .on_stop(|_| panic!("lifetime callback panics on purpose"))
-            .forget();
-    }
-    let after = Probe::new();
-    let a = after.clone();
-    handle.stopped().on_stop(move |_| a.set()).forget();
-    host.start(SECS5).unwrap();
-    assert_eq!(host.state(), HostState::Running);
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
-    assert!(log.contains("a:stopped"));
-    assert!(after.is_set(), "the other callbacks still ran");
-    assert_eq!(host.state(), HostState::Stopped);
 }
 
 #[test]
@@ -974,7 +524,7 @@ fn stop_hook_runs_after_the_token_fired() {
             .build()
             .unwrap();
         host.start(SECS5).unwrap();
-        assert!(host.stop(SECS5).is_clean());
+        stop_clean(&host);
     }
     let names = log.names();
     assert_eq!(names.len(), 80);
@@ -986,19 +536,17 @@ fn stop_hook_runs_after_the_token_fired() {
 #[test]
 fn host_states_seen_from_hooks() {
     let log = Events::new();
-    let host = HostBuilder::new()
-        .hosted(
+    let host = start_host(
+        HostBuilder::new().hosted(
             "a",
             Rec::new("a", &log)
                 .on("start", Action::RecordState)
                 .on("started", Action::RecordState)
                 .on("stop", Action::RecordState),
-        )
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+        ),
+    );
     assert_eq!(host.state(), HostState::Running);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     assert!(log.contains("a:start:starting"), "{:?}", log.names());
     assert!(log.contains("a:started:starting"), "{:?}", log.names());
     assert!(log.contains("a:stop:stopping"), "{:?}", log.names());
@@ -1035,8 +583,7 @@ fn body_returning_ok_early_does_not_stop_the_host() {
             handle.snapshot().service("w").unwrap().state,
             ServiceState::Running
         );
-        let report = host.stop(SECS5);
-        assert!(report.is_clean(), "{report}");
+        stop_clean(&host);
     }
 }
 
@@ -1052,12 +599,8 @@ fn body_returning_stopped_after_stop_is_clean() {
         .unwrap();
     let handle = host.handle();
     host.start(SECS5).unwrap();
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
-    assert!(matches!(
-        report.service("sleeper").unwrap().outcome,
-        Outcome::Stopped
-    ));
+    let report = clean_stop_report(&host);
+    assert!(matches!(outcome_of(&report, "sleeper"), Outcome::Stopped));
     assert_eq!(report.failures().count(), 0);
     let status = handle.snapshot();
     let s = status.service("sleeper").unwrap();
@@ -1113,8 +656,7 @@ fn request_stop_before_start_starts_nothing() {
 
 #[test]
 fn start_twice_is_invalid_state() {
-    let host = HostBuilder::new().background("w", idle).build().unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(HostBuilder::new().background("w", idle));
     let err = host.start(SECS5).unwrap_err();
     assert!(
         matches!(
@@ -1126,7 +668,7 @@ fn start_twice_is_invalid_state() {
         ),
         "{err:?}"
     );
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     assert!(matches!(host.start(SECS5), Err(Error::InvalidState { .. })));
 }
 
@@ -1165,7 +707,7 @@ fn snapshot_shows_states_and_durations() {
         assert_eq!(s.restarts, 0);
     }
     assert!(snap.service("slow").unwrap().start_duration.unwrap() >= ms(30));
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     let snap = handle.snapshot();
     assert_eq!(snap.state, HostState::Stopped);
     for s in &snap.services {
@@ -1196,50 +738,6 @@ fn duplicate_service_name_is_an_error() {
 }
 
 #[test]
-fn unknown_dependency_is_an_error() {
-    let err = HostBuilder::new()
-        .add_service(Service::background_fn("api", idle).depends_on("db"))
-        .build()
-        .unwrap_err();
-    match &err {
-        Error::UnknownDependency {
-            service,
-            dependency,
-        } => {
-            assert_eq!((&**service, &**dependency), ("api", "db"));
-        }
-        other => panic!("expected UnknownDependency, got {other:?}"),
-    }
-    let text = err.to_string();
-    assert!(text.contains("`api`") && text.contains("`db`"), "{text}");
-}
-
-#[test]
-fn dependency_cycle_is_an_error_naming_the_services() {
-    let err = HostBuilder::new()
-        .background("free", idle)
-        .add_service(Service::background_fn("a", idle).depends_on("b"))
-        .add_service(Service::background_fn("b", idle).depends_on("c"))
-        .add_service(Service::background_fn("c", idle).depends_on("a"))
-        .build()
-        .unwrap_err();
-    match &err {
-        Error::DependencyCycle { services } => {
-            let names: Vec<&str> = services.iter().map(|s| &**s).collect();
-            for n in ["a", "b", "c"] {
-                assert!(names.contains(&n), "{names:?}");
-            }
-            assert!(!names.contains(&"free"), "{names:?}");
-            assert_eq!(names.first(), names.last(), "the cycle closes: {names:?}");
-        }
-        other => panic!("expected DependencyCycle, got {other:?}"),
-    }
-    let text = err.to_string();
-    assert!(text.contains("cycle") && text.contains("`a`"), "{text}");
-    assert_eq!(threadhost::exit_code(&Err(err)), threadhost::EXIT_CONFIG);
-}
-
-#[test]
 fn host_and_handle_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     fn assert_clone<T: Clone>() {}
@@ -1251,22 +749,21 @@ fn host_and_handle_are_send_and_sync() {
 }
 
 #[test]
-fn service_requesting_stop_in_its_start_is_started_and_stopped_in_order() {
+fn stop_requested_inside_start_hook_stops_the_requester_first_phase_by_phase() {
     // Its start returned Ok, so it counts as started: it is stopped with the others, in
     // reverse order and phase by phase, and reported as stopped — whatever the timing of
     // the request and the reply.
     for round in 0..20 {
         let log = Events::new();
-        let host = HostBuilder::new()
-            .hosted("a", Rec::new("a", &log))
-            .hosted("b", Rec::new("b", &log).on("start", Action::RequestStop))
-            .hosted("c", Rec::new("c", &log))
-            .build()
-            .unwrap();
-        host.start(SECS5).unwrap();
+        let host = start_host(
+            HostBuilder::new()
+                .hosted("a", Rec::new("a", &log))
+                .hosted("b", Rec::new("b", &log).on("start", Action::RequestStop))
+                .hosted("c", Rec::new("c", &log)),
+        );
         let report = host.join(SECS5).unwrap();
         assert!(
-            matches!(report.service("b").unwrap().outcome, Outcome::Stopped),
+            matches!(outcome_of(&report, "b"), Outcome::Stopped),
             "round {round}: {report}"
         );
         let stops: Vec<String> = log
@@ -1290,36 +787,7 @@ fn service_requesting_stop_in_its_start_is_started_and_stopped_in_order() {
 }
 
 #[test]
-fn start_concurrently_still_waits_for_dependencies() {
-    // `api` depends on `db`: even with concurrent starts, db's start completes first.
-    let log = Events::new();
-    let host = HostBuilder::new()
-        .start_concurrently(true)
-        .stop_concurrently(true)
-        .add_service(Service::hosted("api", Rec::new("api", &log)).depends_on("db"))
-        .hosted(
-            "db",
-            Rec::new("db", &log)
-                .on("start", Action::Busy(ms(100)))
-                .on("start", Action::RecordState)
-                .on("stop", Action::Busy(ms(100)))
-                .on("stop", Action::RecordState),
-        )
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    assert!(host.stop(SECS5).is_clean());
-    let names = log.names();
-    common::assert_before(
-        &names,
-        &"db:start:starting".to_owned(),
-        &"api:start".to_owned(),
-    );
-    common::assert_before(&names, &"api:stop".to_owned(), &"db:stop".to_owned());
-}
-
-#[test]
-fn stop_from_another_thread_during_start() {
+fn stop_from_another_thread_during_start_returns_a_clean_report() {
     let log = Events::new();
     let in_start = Probe::new();
     let host = Arc::new(
@@ -1426,22 +894,20 @@ fn stop_waits_for_bodies_and_hooks_to_return() {
     // The stop is over only when the service code is: a body's clean-up after its token
     // fired, and every stop hook, have finished when `stop` returns.
     let log = Events::new();
-    let host = HostBuilder::new()
-        .hosted("h", Rec::new("h", &log).on("stopped", Action::Busy(ms(50))))
-        .background("body", {
-            let log = log.clone();
-            move |ctx| {
-                ctx.token().wait();
-                common::busy(ms(50));
-                log.push("body:cleaned-up");
-                Ok(())
-            }
-        })
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
+    let host = start_host(
+        HostBuilder::new()
+            .hosted("h", Rec::new("h", &log).on("stopped", Action::Busy(ms(50))))
+            .background("body", {
+                let log = log.clone();
+                move |ctx| {
+                    ctx.token().wait();
+                    common::busy(ms(50));
+                    log.push("body:cleaned-up");
+                    Ok(())
+                }
+            }),
+    );
+    let report = clean_stop_report(&host);
     assert!(log.contains("body:cleaned-up"));
     assert!(log.contains("h:stopped"));
     assert!(
@@ -1461,15 +927,14 @@ fn no_service_thread_outlives_a_clean_stop() {
             .filter(|comm| comm.trim_end() == name)
             .count()
     }
-    let host = HostBuilder::new()
-        .background("leakchk1", idle)
-        .hosted("leakchk2", Rec::new("leakchk2", &Events::new()))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .background("leakchk1", idle)
+            .hosted("leakchk2", Rec::new("leakchk2", &Events::new())),
+    );
     assert_eq!(threads_named("th:leakchk1"), 1);
     assert_eq!(threads_named("th:leakchk2"), 1);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     // Joined threads are gone (the kernel may take a moment to drop the task entry).
     eventually("service threads gone", || {
         threads_named("th:leakchk1") == 0 && threads_named("th:leakchk2") == 0
@@ -1477,52 +942,9 @@ fn no_service_thread_outlives_a_clean_stop() {
 }
 
 #[test]
-fn failing_stop_hooks_are_reported_and_the_stop_goes_on() {
-    let log = Events::new();
-    let host = HostBuilder::new()
-        .hosted("a", Rec::new("a", &log).on("stop", Action::Fail))
-        .hosted("b", Rec::new("b", &log).on("stopping", Action::Panic))
-        .hosted("c", Rec::new("c", &log))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    let report = host.stop(SECS5);
-    assert!(report.is_complete());
-    assert!(!report.is_clean());
-    let failures: Vec<(String, bool)> = report
-        .failures()
-        .map(|(n, f)| (n.to_owned(), f.is_panic()))
-        .collect();
-    assert_eq!(failures, [("b".to_owned(), true), ("a".to_owned(), false)]);
-    assert!(matches!(
-        report.service("c").unwrap().outcome,
-        Outcome::Stopped
-    ));
-    // Every later phase still ran, for the failed services too.
-    for name in ["a", "b", "c"] {
-        assert!(
-            log.contains(&format!("{name}:stopped")),
-            "{name}:stopped missing"
-        );
-    }
-    assert!(log.contains("b:stop"));
-    assert_eq!(host.state(), HostState::Stopped);
-    let snap = host.handle().snapshot();
-    assert_eq!(snap.service("a").unwrap().state, ServiceState::Failed);
-}
-
-#[test]
 fn request_stop_with_reason_reaches_services_and_report() {
-    let seen = Arc::new(std::sync::Mutex::new(None));
-    let s = Arc::clone(&seen);
-    let host = HostBuilder::new()
-        .background("w", move |ctx| {
-            ctx.token().wait();
-            *s.lock().unwrap() = ctx.token().reason();
-            Ok(())
-        })
-        .build()
-        .unwrap();
+    let (seen, body) = reason_seen();
+    let host = HostBuilder::new().background("w", body).build().unwrap();
     let handle = host.handle();
     host.start(SECS5).unwrap();
     handle.request_stop_with(StopReason::Signal);
@@ -1549,21 +971,20 @@ impl threadhost::HostedService for Owns {
 #[test]
 fn service_values_are_dropped_by_the_stop() {
     let drops = common::DropCounter::new();
-    let host = HostBuilder::new()
-        .hosted("h", Owns(drops.token()))
-        .background("b", {
-            let owned = drops.token();
-            move |ctx| {
-                let _keep = &owned;
-                ctx.token().wait();
-                Ok(())
-            }
-        })
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .hosted("h", Owns(drops.token()))
+            .background("b", {
+                let owned = drops.token();
+                move |ctx| {
+                    let _keep = &owned;
+                    ctx.token().wait();
+                    Ok(())
+                }
+            }),
+    );
     assert_eq!(drops.drops(), 0);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     // Dropped on their threads before the stop returned, not when the host goes away.
     assert_eq!(drops.drops(), 2);
 }
@@ -1623,12 +1044,7 @@ fn context_names_the_service_and_the_phase_deadline() {
         }
     }
     let ran = Probe::new();
-    let host = HostBuilder::new()
-        .background_service("checker", Checks(ran.clone()))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(HostBuilder::new().background_service("checker", Checks(ran.clone())));
     ran.expect("body checked its context");
-    let report = host.stop(SECS5);
-    assert!(report.is_clean(), "{report}");
+    stop_clean(&host);
 }

@@ -5,9 +5,12 @@
 //! accepted stack in a child process (this binary, re-run through `sh`) whose address space
 //! is limited below it (`ulimit -v`): `pthread_create` cannot map the stack.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::idle;
 use threadhost::{Error, HostBuilder, HostState, Service, ServiceState};
 
 /// The largest stack `build` accepts (1 GiB), unmappable under `ADDRESS_SPACE_KIB`.
@@ -19,13 +22,7 @@ const CHILD_ENV: &str = "TH_SPAWN_CHILD";
 
 #[test]
 fn smoke() {
-    let host = HostBuilder::new()
-        .background("ok", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
-        .build()
-        .unwrap();
+    let host = HostBuilder::new().background("ok", idle).build().unwrap();
     host.start(Duration::from_secs(10)).unwrap();
     assert!(host.stop(Duration::from_secs(10)).is_clean());
 }
@@ -67,21 +64,9 @@ fn start_spawn_failure_returns_promptly_and_names_service() {
     }
     let host = HostBuilder::new()
         .shutdown_timeout(Duration::from_secs(20))
-        .background("first", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
-        .add_service(
-            Service::background_fn("huge", |ctx| {
-                ctx.token().wait();
-                Ok(())
-            })
-            .stack_size(IMPOSSIBLE_STACK),
-        )
-        .background("last", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("first", idle)
+        .add_service(Service::background_fn("huge", idle).stack_size(IMPOSSIBLE_STACK))
+        .background("last", idle)
         .build()
         .unwrap();
     let began = Instant::now();

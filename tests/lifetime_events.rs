@@ -3,6 +3,9 @@
 //! service is stopped, `stopped` fires after every service, and its callbacks have returned
 //! before `run` (or `join`, or `stop`) returns.
 //!
+//! The events fire in order (`started`, `stopping`, `stopped`), also when a stop races the
+//! start or the stop request, and a panicking callback does not break the sequence.
+//!
 //! The callbacks below are slow on purpose (`busy`: work that ignores every token), so that
 //! a sequence that did not wait for them would overtake them.
 
@@ -11,8 +14,24 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Action, Events, PATIENCE, Probe, Rec, assert_before, busy, ms, spawn};
-use threadhost::{Deadline, Host, HostBuilder};
+use common::{
+    Action, Events, PATIENCE, Probe, Rec, SECS5, assert_before, busy, eventually, hosted, ms,
+    spawn, stop_clean,
+};
+use threadhost::{Deadline, Host, HostBuilder, HostState, StopReason};
+
+/// Registers on `token` a callback that records `<name>-begin`, works `d`, then records
+/// `<name>-end`.
+fn slow_callback(token: &threadhost::StopToken, log: &Events, name: &str, d: Duration) {
+    let (log, name) = (log.clone(), name.to_owned());
+    token
+        .on_stop(move |_| {
+            log.push(format!("{name}-begin"));
+            busy(d);
+            log.push(format!("{name}-end"));
+        })
+        .forget();
+}
 
 /// Who asks for the stop.
 #[derive(Clone, Copy, Debug)]
@@ -47,23 +66,8 @@ fn host(log: &Events, trigger: Trigger) -> (Host, Probe) {
         .build()
         .unwrap();
     let handle = host.handle();
-    let (on_stopping, on_stopped) = (log.clone(), log.clone());
-    handle
-        .stopping()
-        .on_stop(move |_| {
-            on_stopping.push("stopping-begin");
-            busy(ms(300));
-            on_stopping.push("stopping-end");
-        })
-        .forget();
-    handle
-        .stopped()
-        .on_stop(move |_| {
-            on_stopped.push("stopped-begin");
-            busy(ms(200));
-            on_stopped.push("stopped-end");
-        })
-        .forget();
+    slow_callback(&handle.stopping(), log, "stopping", ms(300));
+    slow_callback(&handle.stopped(), log, "stopped", ms(200));
     (host, started)
 }
 
@@ -145,4 +149,158 @@ fn a_stopping_callback_longer_than_the_deadline_does_not_hold_the_stop_past_it()
     common::assert_within(took, ms(300) + common::MARGIN, "join with a hung callback");
     gate.open();
     requester.join().unwrap();
+}
+
+#[test]
+fn lifetime_events_fire_in_order() {
+    let log = Events::new();
+    let host = hosted(&["a", "b"], &log).build().unwrap();
+    let handle = host.handle();
+    for (name, token) in [
+        ("event:started", handle.started()),
+        ("event:stopping", handle.stopping()),
+        ("event:stopped", handle.stopped()),
+    ] {
+        let log = log.clone();
+        token.on_stop(move |_| log.push(name)).forget();
+    }
+    assert!(!handle.started().is_stopped());
+    host.start(SECS5).unwrap();
+    assert!(handle.started().wait_timeout(PATIENCE));
+    assert!(!handle.stopping().is_stopped());
+    assert!(!handle.stopped().is_stopped());
+    let waiter = {
+        let handle = handle.clone();
+        spawn("stopped-waiter", move || {
+            handle.stopped().wait_timeout(PATIENCE)
+        })
+    };
+    handle.request_stop();
+    assert!(handle.stopping().wait_timeout(PATIENCE));
+    let report = host.join(SECS5).unwrap();
+    assert!(report.is_clean());
+    assert!(waiter.join().unwrap(), "a waiter on `stopped` must wake");
+    let names = log.names();
+    let pos = |w: &str| {
+        names
+            .iter()
+            .position(|n| n == w)
+            .unwrap_or_else(|| panic!("{w} missing: {names:?}"))
+    };
+    assert!(pos("b:started") < pos("event:started"));
+    assert!(pos("event:started") < pos("event:stopping"));
+    assert!(pos("event:stopping") < pos("b:stopping"));
+    assert!(pos("a:stopped") < pos("event:stopped"));
+    assert_eq!(handle.stopping().reason(), Some(StopReason::Requested));
+}
+
+/// A logger that stalls two test threads at lines the host logs inside race windows, to
+/// widen those windows to 300 ms:
+/// - `test:stalled-requester` at "shutting down": `request_stop` logs it between the stop
+///   request and the firing of the `stopping` event;
+/// - `test:stalled-starter` at "Hosting started": `start` logs it between entering
+///   `Running` and firing the `started` event.
+struct StallingLogger;
+
+impl log::Log for StallingLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let message = record.args().to_string();
+        let stall = match std::thread::current().name() {
+            Some("test:stalled-requester") => message.contains("shutting down"),
+            Some("test:stalled-starter") => message.contains("Hosting started"),
+            _ => false,
+        };
+        if stall {
+            common::busy(ms(300));
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Installs [`StallingLogger`] once for this test binary.
+fn install_stalling_logger() {
+    static LOGGER: StallingLogger = StallingLogger;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        log::set_logger(&LOGGER).expect("only this helper installs a logger");
+        log::set_max_level(log::LevelFilter::Debug);
+    });
+}
+
+#[test]
+fn stopping_event_fires_before_stopping_hooks_when_requested_concurrently() {
+    // Regression: the stop sequence (run by `join` on another thread) could run the
+    // `stopping` hooks before the requesting thread had fired the `stopping` event.
+    install_stalling_logger();
+    let log = Events::new();
+    let host = HostBuilder::new()
+        .hosted(
+            "a",
+            Rec::new("a", &log).on("stopping", Action::RecordStoppingEvent),
+        )
+        .build()
+        .unwrap();
+    let handle = host.handle();
+    host.start(SECS5).unwrap();
+    let requester = spawn("stalled-requester", move || handle.request_stop());
+    let report = host.join(SECS5).unwrap();
+    requester.join().unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert!(
+        log.contains("a:stopping:stopping-event=true"),
+        "{:?}",
+        log.names()
+    );
+}
+
+#[test]
+fn started_event_fires_before_stopping_when_a_stop_races_the_start() {
+    // Regression: a stop requested just as the start completed could fire `stopping` before
+    // the starting thread fired `started`.
+    install_stalling_logger();
+    let log = Events::new();
+    let host = Arc::new(hosted(&["a"], &log).build().unwrap());
+    let handle = host.handle();
+    for (name, token) in [
+        ("event:started", handle.started()),
+        ("event:stopping", handle.stopping()),
+    ] {
+        let log = log.clone();
+        token.on_stop(move |_| log.push(name)).forget();
+    }
+    let starter = {
+        let host = Arc::clone(&host);
+        spawn("stalled-starter", move || host.start(SECS5))
+    };
+    eventually("host running", || handle.state() == HostState::Running);
+    handle.request_stop();
+    let report = host.join(SECS5).unwrap();
+    starter.join().unwrap().unwrap();
+    assert!(report.is_clean(), "{report}");
+    let events = log.with_prefix("event:");
+    assert_eq!(events, ["event:started", "event:stopping"]);
+}
+
+#[test]
+fn panicking_lifetime_callback_does_not_break_the_sequence() {
+    let log = Events::new();
+    let host = hosted(&["a"], &log).build().unwrap();
+    let handle = host.handle();
+    for token in [handle.started(), handle.stopping(), handle.stopped()] {
+        token
+            .on_stop(|_| panic!("lifetime callback panics on purpose"))
+            .forget();
+    }
+    let after = Probe::new();
+    let a = after.clone();
+    handle.stopped().on_stop(move |_| a.set()).forget();
+    host.start(SECS5).unwrap();
+    assert_eq!(host.state(), HostState::Running);
+    stop_clean(&host);
+    assert!(log.contains("a:stopped"));
+    assert!(after.is_set(), "the other callbacks still ran");
+    assert_eq!(host.state(), HostState::Stopped);
 }

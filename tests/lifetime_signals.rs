@@ -17,6 +17,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::{child_env, idle, stop_own_host};
 use threadhost::{
     Context, EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, HostBuilder,
     HostedService, ServiceResult,
@@ -68,10 +69,7 @@ fn child() {
     let mut builder = HostBuilder::new()
         .console_lifetime()
         .shutdown_timeout(Duration::from_secs(20))
-        .background("worker", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        });
+        .background("worker", idle);
     builder = match mode.as_str() {
         "graceful" => builder.hosted(
             "hooks",
@@ -106,10 +104,7 @@ fn child() {
             Err("disk full".into())
         }),
         // Stops by itself at once; the program then goes on (see below).
-        "after-run" => builder.background("one-shot", |ctx| {
-            ctx.host().request_stop();
-            Ok(())
-        }),
+        "after-run" => builder.background("one-shot", stop_own_host),
         // The environment sets a bad option (THREADHOST_SHUTDOWN_TIMEOUT from the parent).
         "config" => builder.options_from_env(),
         other => panic!("unknown child mode {other}"),
@@ -165,19 +160,7 @@ fn spawn(mut cmd: Command, mode: &str, env: &[(&str, &str)]) -> Proc {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for name in [
-        "THREADHOST_SHUTDOWN_TIMEOUT",
-        "THREADHOST_STARTUP_TIMEOUT",
-        "THREADHOST_START_CONCURRENTLY",
-        "THREADHOST_STOP_CONCURRENTLY",
-        "THREADHOST_STACK_SIZE",
-        "THREADHOST_FAILURE_POLICY",
-    ] {
-        cmd.env_remove(name);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    child_env(&mut cmd, env);
     let mut child = cmd.spawn().expect("spawn the child");
     let stderr = child.stderr.take().unwrap();
     let (tx, lines) = mpsc::channel();
@@ -224,11 +207,7 @@ impl Proc {
     }
 
     fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args(["-s", sig, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -s {sig} failed");
+        common::kill(self.child.id(), sig);
     }
 
     /// Reads stderr to its end (the child exited) and returns the exit code and all of it.

@@ -3,16 +3,16 @@
 #![cfg(feature = "listeners")]
 #![allow(clippy::disallowed_methods)] // the liveness tests let real time pass
 
+mod common;
+
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{Noop, PATIENCE, idle, stop_own_host};
 use threadhost::{
-    Context, HostBuilder, HostEvent, HostState, HostedService, Policy, Service, ServiceResult,
-    ServiceState, StateChange, StopReason,
+    HostBuilder, HostEvent, HostState, Policy, Service, ServiceState, StateChange, StopReason,
 };
-
-const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A listener that records every change as text.
 fn recorder() -> (
@@ -26,17 +26,6 @@ fn recorder() -> (
             .unwrap_or_else(|e| e.into_inner())
             .push(event.change.to_string());
     })
-}
-
-struct Noop;
-
-impl HostedService for Noop {
-    fn start(&mut self, _ctx: &Context) -> ServiceResult {
-        Ok(())
-    }
-    fn stop(&mut self, _ctx: &Context) -> ServiceResult {
-        Ok(())
-    }
 }
 
 #[test]
@@ -141,10 +130,7 @@ fn panicking_listener_does_not_stop_the_others() {
     let result = HostBuilder::new()
         .on_state_change(|_event| panic!("listener bug"))
         .on_state_change(listener)
-        .background("one-shot", |ctx| {
-            ctx.host().request_stop();
-            Ok(())
-        })
+        .background("one-shot", stop_own_host)
         .build()
         .unwrap()
         .run();
@@ -172,10 +158,7 @@ fn listener_runs_outside_every_lock() {
                 let _ = tx.lock().unwrap().send(snapshot.services.len());
             }
         })
-        .background("worker", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("worker", idle)
         .build()
         .unwrap();
     host.start(PATIENCE).unwrap();
@@ -196,10 +179,7 @@ fn slow_listener_never_blocks_the_host() {
             let _ = release_rx.lock().unwrap().recv_timeout(PATIENCE);
             let _ = seen_tx.lock().unwrap().send(event.change.to_string());
         })
-        .background("worker", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("worker", idle)
         .build()
         .unwrap();
     let handle = host.handle();
@@ -252,10 +232,7 @@ fn snapshot_liveness_follows_heartbeats() {
             })
             .liveness(Duration::from_millis(200)),
         )
-        .background("plain", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("plain", idle)
         .build()
         .unwrap();
     let handle = host.handle();
@@ -318,27 +295,15 @@ fn snapshot_metrics_run_outside_the_lock() {
     let handle_slot: Arc<Mutex<Option<threadhost::HostHandle>>> = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&handle_slot);
     let host = HostBuilder::new()
-        .add_service(
-            Service::background_fn("queue", |ctx| {
-                ctx.token().wait();
-                Ok(())
-            })
-            .metrics(move || {
-                // Takes the lifecycle lock: would deadlock if called under it.
-                let reason = slot.lock().unwrap().as_ref().map(|h| h.stop_reason());
-                vec![
-                    ("sent", 7),
-                    ("stopping", u64::from(reason.flatten().is_some())),
-                ]
-            }),
-        )
-        .add_service(
-            Service::background_fn("broken", |ctx| {
-                ctx.token().wait();
-                Ok(())
-            })
-            .metrics(|| panic!("metrics bug")),
-        )
+        .add_service(Service::background_fn("queue", idle).metrics(move || {
+            // Takes the lifecycle lock: would deadlock if called under it.
+            let reason = slot.lock().unwrap().as_ref().map(|h| h.stop_reason());
+            vec![
+                ("sent", 7),
+                ("stopping", u64::from(reason.flatten().is_some())),
+            ]
+        }))
+        .add_service(Service::background_fn("broken", idle).metrics(|| panic!("metrics bug")))
         .build()
         .unwrap();
     *handle_slot.lock().unwrap() = Some(host.handle());
@@ -400,10 +365,7 @@ fn run_does_not_wait_for_a_stuck_listener() {
                     .recv_timeout(Duration::from_secs(60));
             }
         })
-        .background("one-shot", |ctx| {
-            ctx.host().request_stop();
-            Ok(())
-        })
+        .background("one-shot", stop_own_host)
         .build()
         .unwrap()
         .run();

@@ -2,19 +2,33 @@
 //! first-tick modes, failing ticks that never end the schedule, stop that interrupts the wait.
 #![cfg(feature = "periodic")]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use common::{PATIENCE, SECS5, ms, start_host, stop_clean};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use threadhost::{
     Error, Failure, FirstTick, Host, HostBuilder, HostState, MissedTick, Periodic, Policy,
     ServiceResult, ServiceState, Tick, TickFailure,
 };
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
+/// Runs a host with a `periodic` service whose ticks report themselves after `slow(index)` of
+/// work; returns the first `n` ticks, after a clean stop.
+fn run_ticks(
+    periodic: Periodic,
+    slow: impl Fn(u64) -> Duration + Send + 'static,
+    n: usize,
+) -> Vec<Seen> {
+    let (tx, rx) = unbounded();
+    let host = host_with(periodic, reporting(tx, slow));
+    host.start(SECS5).unwrap();
+    let t = take(&rx, n);
+    stop_clean(&host);
+    t
 }
 
 /// What a test learns about one tick.
@@ -65,7 +79,7 @@ fn host_with(
 fn take(rx: &Receiver<Seen>, n: usize) -> Vec<Seen> {
     (0..n)
         .map(|i| {
-            rx.recv_timeout(Duration::from_secs(10))
+            rx.recv_timeout(PATIENCE)
                 .unwrap_or_else(|_| panic!("tick {i} of {n} never came"))
         })
         .collect()
@@ -97,11 +111,10 @@ fn period_between(a: Instant, b: Instant, period: Duration) -> (u128, u128) {
 fn smoke() {
     let (tx, rx) = unbounded();
     let host = host_with(Periodic::every(ms(5)), reporting(tx, |_| Duration::ZERO));
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     let ticks = take(&rx, 3);
     assert_eq!(ticks.iter().map(|t| t.index).collect::<Vec<_>>(), [0, 1, 2]);
-    let report = host.stop(Duration::from_secs(5));
-    assert!(report.is_clean(), "{report}");
+    stop_clean(&host);
 }
 
 #[test]
@@ -146,14 +159,11 @@ fn schedule_is_absolute_so_slow_ticks_do_not_drift() {
     // would begin tick 50 at >= 50 * 16 ms = 800 ms; on absolute deadlines it begins at
     // 500 ms plus one wake-up's lateness.
     let period = ms(10);
-    let (tx, rx) = unbounded();
-    let host = host_with(
+    let ticks = run_ticks(
         Periodic::every(period).missed(MissedTick::Burst { max: 1000 }),
-        reporting(tx, |_| ms(6)),
+        |_| ms(6),
+        51,
     );
-    host.start(Duration::from_secs(5)).unwrap();
-    let ticks = take(&rx, 51);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
     let origin = ticks[0].scheduled;
     for (k, t) in ticks.iter().enumerate() {
         assert_eq!(t.index, k as u64);
@@ -171,11 +181,7 @@ fn schedule_is_absolute_so_slow_ticks_do_not_drift() {
 #[test]
 fn skip_keeps_the_phase_over_a_window() {
     let period = ms(10);
-    let (tx, rx) = unbounded();
-    let host = host_with(Periodic::every(period), reporting(tx, |_| ms(2)));
-    host.start(Duration::from_secs(5)).unwrap();
-    let ticks = take(&rx, 30);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let ticks = run_ticks(Periodic::every(period), |_| ms(2), 30);
     let origin = ticks[0].scheduled;
     let mut slot = 0u64;
     for t in &ticks {
@@ -213,9 +219,9 @@ fn ticks_never_overlap_and_run_on_one_thread() {
             r
         },
     );
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     let ticks = take(&rx, 8);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
     assert_eq!(overlaps.load(Ordering::SeqCst), 0);
     assert!(ticks.iter().all(|t| t.thread == ticks[0].thread));
     for w in ticks.windows(2) {
@@ -231,15 +237,12 @@ fn ticks_never_overlap_and_run_on_one_thread() {
 #[test]
 fn missed_skip_waits_for_the_next_slot_ahead() {
     let period = ms(20);
-    let (tx, rx) = unbounded();
     // Tick 0 lasts 70 ms: slots 20, 40, 60 pass while it runs.
-    let host = host_with(
+    let t = run_ticks(
         Periodic::every(period).missed(MissedTick::Skip),
-        reporting(tx, |i| if i == 0 { ms(70) } else { Duration::ZERO }),
+        |i| if i == 0 { ms(70) } else { Duration::ZERO },
+        3,
     );
-    host.start(Duration::from_secs(5)).unwrap();
-    let t = take(&rx, 3);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
     let origin = t[0].scheduled;
     assert!(t[1].missed >= 3, "{:?}", t[1]);
     let (n, rest) = period_between(origin, t[1].scheduled, period);
@@ -253,14 +256,11 @@ fn missed_skip_waits_for_the_next_slot_ahead() {
 #[test]
 fn missed_burst_catches_up_at_most_max_in_a_row() {
     let period = ms(20);
-    let (tx, rx) = unbounded();
-    let host = host_with(
+    let t = run_ticks(
         Periodic::every(period).missed(MissedTick::Burst { max: 2 }),
-        reporting(tx, |i| if i == 0 { ms(70) } else { Duration::ZERO }),
+        |i| if i == 0 { ms(70) } else { Duration::ZERO },
+        4,
     );
-    host.start(Duration::from_secs(5)).unwrap();
-    let t = take(&rx, 4);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
     let origin = t[0].scheduled;
     // Slots 20 and 40 run late, back-to-back, each with its own scheduled time.
     assert_eq!(t[1].scheduled, origin + period);
@@ -277,14 +277,11 @@ fn missed_burst_catches_up_at_most_max_in_a_row() {
 #[test]
 fn missed_delay_reschedules_from_the_late_tick() {
     let period = ms(20);
-    let (tx, rx) = unbounded();
-    let host = host_with(
+    let t = run_ticks(
         Periodic::every(period).missed(MissedTick::Delay),
-        reporting(tx, |i| if i == 0 { ms(70) } else { Duration::ZERO }),
+        |i| if i == 0 { ms(70) } else { Duration::ZERO },
+        4,
     );
-    host.start(Duration::from_secs(5)).unwrap();
-    let t = take(&rx, 4);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
     let origin = t[0].scheduled;
     // The oldest overdue slot runs at once; the other overdue ones are counted as missed.
     assert_eq!(t[1].scheduled, origin + period);
@@ -304,11 +301,11 @@ fn first_tick_immediately() {
         reporting(tx, |_| Duration::ZERO),
     );
     let before = Instant::now();
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     let t = take(&rx, 1);
     assert!(t[0].scheduled >= before);
-    assert!(t[0].scheduled.duration_since(before) < Duration::from_secs(5));
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    assert!(t[0].scheduled.duration_since(before) < SECS5);
+    stop_clean(&host);
 }
 
 #[test]
@@ -320,12 +317,12 @@ fn first_tick_after_one_period() {
         reporting(tx, |_| Duration::ZERO),
     );
     let before = Instant::now();
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     let t = take(&rx, 2);
     assert!(t[0].scheduled >= before + period);
     assert!(t[0].started() >= before + period);
     assert_eq!(t[1].scheduled, t[0].scheduled + period);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -336,11 +333,11 @@ fn first_tick_at_an_instant() {
         Periodic::every(Duration::from_secs(3600)).first_tick(FirstTick::At(at)),
         reporting(tx, |_| Duration::ZERO),
     );
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     let t = take(&rx, 1);
     assert_eq!(t[0].scheduled, at);
     assert!(t[0].started() >= at);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
 
     // An instant already past: the first tick runs at once, late.
     let (tx, rx) = unbounded();
@@ -351,11 +348,11 @@ fn first_tick_at_an_instant() {
         Periodic::every(Duration::from_secs(3600)).first_tick(FirstTick::At(past)),
         reporting(tx, |_| Duration::ZERO),
     );
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     let t = take(&rx, 1);
     assert_eq!(t[0].scheduled, past);
     assert!(t[0].lateness >= ms(500), "{:?}", t[0]);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -373,7 +370,7 @@ fn failing_and_panicking_ticks_do_not_end_the_schedule() {
         }
     });
     let handle = host.handle();
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     let t = take(&rx, 6);
     assert_eq!(t[1].failures, 1);
     assert_eq!(t[5].failures, 2);
@@ -385,7 +382,7 @@ fn failing_and_panicking_ticks_do_not_end_the_schedule() {
     let status = handle.snapshot().service("timer").unwrap().clone();
     assert_eq!(status.state, ServiceState::Running);
     assert!(status.last_error.is_none());
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -401,7 +398,7 @@ fn escalated_tick_failure_stops_the_host_naming_the_service() {
         })
         .unwrap();
     let result = HostBuilder::new()
-        .shutdown_timeout(Duration::from_secs(5))
+        .shutdown_timeout(SECS5)
         .add_service(service)
         .build()
         .unwrap()
@@ -462,7 +459,7 @@ fn escalation_under_restart_resumes_the_schedule_in_phase() {
         });
     let host = HostBuilder::new().add_service(service).build().unwrap();
     let handle = host.handle();
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     let t = take(&rx, 4);
     let status = handle.snapshot().service("timer").unwrap().clone();
     assert_eq!(status.restarts, 1);
@@ -477,7 +474,7 @@ fn escalation_under_restart_resumes_the_schedule_in_phase() {
     assert!(t[2].missed >= 2, "{:?}", t[2]);
     assert_eq!(n as u64, 2 + t[2].missed);
     assert_eq!(t[2].index, 2);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -487,11 +484,10 @@ fn stop_interrupts_a_long_period_at_once() {
         Periodic::every(Duration::from_secs(3600)),
         reporting(tx, |_| Duration::ZERO),
     );
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     let _first = take(&rx, 1); // now waiting an hour for the next slot
     let began = Instant::now();
-    let report = host.stop(Duration::from_secs(5));
-    assert!(report.is_clean(), "{report}");
+    stop_clean(&host);
     assert!(began.elapsed() < ms(500), "stop took {:?}", began.elapsed());
 }
 
@@ -508,11 +504,10 @@ fn tick_in_progress_sees_its_token_fire() {
         }
         Ok(())
     });
-    host.start(Duration::from_secs(5)).unwrap();
-    entered_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    host.start(SECS5).unwrap();
+    entered_rx.recv_timeout(PATIENCE).unwrap();
     let began = Instant::now();
-    let report = host.stop(Duration::from_secs(5));
-    assert!(report.is_clean(), "{report}");
+    stop_clean(&host);
     assert!(saw_stop.load(Ordering::SeqCst));
     assert!(began.elapsed() < ms(500), "stop took {:?}", began.elapsed());
 }
@@ -529,14 +524,13 @@ fn ticks_keep_a_critical_periodic_service_live() {
         })
         .unwrap()
         .liveness(ms(150));
-    let host = HostBuilder::new().add_service(service).build().unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host(HostBuilder::new().add_service(service));
     let began = Instant::now();
     while began.elapsed() < ms(600) {
-        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        rx.recv_timeout(PATIENCE).unwrap();
     }
     let snapshot = host.handle().snapshot();
     let status = snapshot.service("ticker").unwrap();
     assert!(status.is_live(), "heartbeat age {:?}", status.heartbeat_age);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
 }

@@ -13,16 +13,14 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, Probe};
+use common::{
+    JobGate, PATIENCE, Probe, SECS5, ms, poll, start_host, start_host_around, stop_clean,
+};
 
 use threadhost::{
     Error, FullMode, HostBuilder, Outcome, Producer, QueueMetrics, SendError, SendTimeoutError,
     StopToken, TaskQueue, TrySendError, WorkQueue,
 };
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 /// A generous bound for "returns promptly" on a loaded 2-core machine.
 const SLACK: Duration = Duration::from_millis(500);
@@ -83,15 +81,11 @@ mod capture {
 fn smoke() {
     let seen = seen();
     let (queue, producer) = WorkQueue::builder("smoke").build(recorder(&seen)).unwrap();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host_around(queue);
     for i in 0..10 {
         producer.send(i).unwrap();
     }
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
     // One worker: in order.
     assert_eq!(*seen.lock().unwrap(), (0..10).collect::<Vec<_>>());
     let m = producer.metrics();
@@ -108,47 +102,21 @@ fn items_sent_before_start_run_after_start() {
     producer.send_timeout(3, ms(10)).unwrap();
     assert_eq!(producer.len(), 3);
     assert!(seen.lock().unwrap().is_empty());
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let host = start_host_around(queue);
+    stop_clean(&host);
     assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
-}
-
-/// A handler that blocks each job until the test releases it (or the jobs' token fires).
-fn gate() -> (
-    mpsc::SyncSender<()>,
-    impl Fn(u64, &StopToken) -> threadhost::ServiceResult,
-    mpsc::Receiver<u64>,
-) {
-    let (release, released) = mpsc::sync_channel::<()>(1000);
-    let released = Mutex::new(released);
-    let (started_tx, started) = mpsc::channel::<u64>();
-    let started_tx = Mutex::new(started_tx);
-    let handler = move |x: u64, _token: &StopToken| {
-        started_tx.lock().unwrap().send(x).unwrap();
-        released.lock().unwrap().recv().unwrap();
-        Ok(())
-    };
-    (release, handler, started)
 }
 
 #[test]
 fn send_blocks_while_full_and_send_timeout_returns_item() {
-    let (release, handler, started) = gate();
+    let (gate, handler) = JobGate::new();
     let (queue, producer) = WorkQueue::builder("full")
         .capacity(2)
         .build(handler)
         .unwrap();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host_around(queue);
     producer.send(1).unwrap();
-    assert_eq!(started.recv().unwrap(), 1); // the worker holds item 1
+    assert_eq!(gate.started(), 1); // the worker holds item 1
     producer.send(2).unwrap();
     producer.send(3).unwrap(); // the queue is now full
 
@@ -164,30 +132,24 @@ fn send_blocks_while_full_and_send_timeout_returns_item() {
     let blocked = std::thread::Builder::new()
         .spawn(move || p.send(6))
         .unwrap();
-    release.send(()).unwrap(); // item 1 done; the worker takes item 2, making room
+    gate.release(1); // item 1 done; the worker takes item 2, making room
     assert_eq!(blocked.join().unwrap(), Ok(()));
-    for _ in 0..4 {
-        release.send(()).unwrap();
-    }
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    gate.release(4);
+    stop_clean(&host);
     let m = producer.metrics();
     assert_eq!((m.sent, m.completed), (4, 4), "{m}");
 }
 
 #[test]
 fn blocked_sender_wakes_on_close_with_its_item() {
-    let (release, handler, started) = gate();
+    let (gate, handler) = JobGate::new();
     let (queue, producer) = WorkQueue::builder("closing")
         .capacity(1)
         .build(handler)
         .unwrap();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host_around(queue);
     producer.send(1).unwrap();
-    assert_eq!(started.recv().unwrap(), 1);
+    assert_eq!(gate.started(), 1);
     producer.send(2).unwrap(); // full
     let p = producer.clone();
     let (entered_tx, entered) = mpsc::channel();
@@ -205,8 +167,7 @@ fn blocked_sender_wakes_on_close_with_its_item() {
     let t = Instant::now();
     assert_eq!(blocked.join().unwrap(), Err(SendError(3)));
     assert!(t.elapsed() < SLACK + SLACK, "{:?}", t.elapsed());
-    release.send(()).unwrap();
-    release.send(()).unwrap();
+    gate.release(2);
     assert!(stopper.join().unwrap().is_clean());
     let m = producer.metrics();
     assert_eq!((m.sent, m.completed, m.returned), (2, 2, 0), "{m}");
@@ -231,12 +192,8 @@ fn drop_mode_case(mode: FullMode) -> (Vec<u64>, Vec<u64>, QueueMetrics) {
     for i in 1..=4 {
         producer.send(i).unwrap();
     }
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    let host = start_host_around(queue);
+    stop_clean(&host);
     let ran = seen.lock().unwrap().clone();
     let dropped = dropped.lock().unwrap().clone();
     (ran, dropped, producer.metrics())
@@ -335,15 +292,11 @@ fn failing_and_panicking_jobs_are_counted_and_logged_worker_survives() {
             }
         })
         .unwrap();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host_around(queue);
     for x in [0, 1, 2, 3] {
         producer.send(x).unwrap();
     }
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
     // The single worker survived the error and the panic and ran item 3.
     assert_eq!(*seen.lock().unwrap(), [0, 3]);
     let m = producer.metrics();
@@ -456,11 +409,7 @@ fn worker_threads_are_named_after_the_queue() {
             Ok(())
         })
         .unwrap();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host_around(queue);
     for i in 0..3 {
         producer.send(i).unwrap();
     }
@@ -490,7 +439,7 @@ fn stop_drains_what_is_queued() {
     for i in 0..50 {
         producer.send(i).unwrap();
     }
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     assert!(host.stop(Duration::from_secs(20)).is_clean());
     assert_eq!(count.load(Ordering::Relaxed), 50);
     let report = handle.take_report().unwrap();
@@ -515,11 +464,7 @@ fn stop_cancels_at_the_deadline_and_hands_back_unrun_items() {
         })
         .unwrap();
     let handle = queue.handle();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host_around(queue);
     for i in 1..=5 {
         producer.send(i).unwrap();
     }
@@ -553,11 +498,7 @@ fn drain_on_stop_false_cancels_at_once() {
         })
         .unwrap();
     let handle = queue.handle();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host_around(queue);
     for i in 0..10 {
         producer.send(i).unwrap();
     }
@@ -582,17 +523,13 @@ fn drain_on_stop_false_cancels_at_once() {
 
 #[test]
 fn stop_detaches_and_counts_a_worker_that_ignores_its_token() {
-    let (release, handler, started) = gate();
+    let (gate, handler) = JobGate::new();
     let (queue, producer) = WorkQueue::builder("stuck").build(handler).unwrap();
     let handle = queue.handle();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host_around(queue);
     producer.send(1).unwrap();
     producer.send(2).unwrap();
-    assert_eq!(started.recv().unwrap(), 1);
+    assert_eq!(gate.started(), 1);
     let t = Instant::now();
     let report = host.stop(ms(400));
     assert!(t.elapsed() < ms(400) + SLACK, "{:?}", t.elapsed());
@@ -607,25 +544,14 @@ fn stop_detaches_and_counts_a_worker_that_ignores_its_token() {
         "{report}"
     );
     let q = if late {
-        let waited = Instant::now();
-        loop {
-            if let Some(q) = handle.take_report() {
-                break q;
-            }
-            assert!(
-                waited.elapsed() < Duration::from_secs(10),
-                "no queue report"
-            );
-            #[allow(clippy::disallowed_methods)]
-            std::thread::sleep(ms(5));
-        }
+        poll("the queue's report", || handle.take_report())
     } else {
         handle.take_report().unwrap()
     };
     assert_eq!(q.detached_workers, 1);
     assert_eq!(q.unrun, [2]);
     assert_eq!(q.metrics.in_flight, 1);
-    release.send(()).unwrap(); // let the detached worker finish
+    gate.release(1); // let the detached worker finish
 }
 
 #[test]
@@ -635,11 +561,7 @@ fn idle_workers_wake_on_stop() {
         .build(|_: u64, _| Ok(()))
         .unwrap();
     let handle = queue.handle();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host_around(queue);
     let t = Instant::now();
     assert!(host.stop(Duration::from_secs(30)).is_clean());
     // Well before any drain deadline or cancel grace: the idle workers were woken.
@@ -651,30 +573,24 @@ fn idle_workers_wake_on_stop() {
 
 #[test]
 fn metrics_show_depth_and_in_flight() {
-    let (release, handler, started) = gate();
+    let (gate, handler) = JobGate::new();
     let (queue, producer) = WorkQueue::builder("metrics")
         .capacity(8)
         .build(handler)
         .unwrap();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host_around(queue);
     for i in 0..4 {
         producer.send(i).unwrap();
     }
-    started.recv().unwrap();
+    gate.started();
     let m = producer.metrics();
     assert_eq!(
         (m.sent, m.depth, m.capacity, m.in_flight, m.workers),
         (4, 3, 8, 1, 1),
         "{m}"
     );
-    for _ in 0..4 {
-        release.send(()).unwrap();
-    }
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    gate.release(4);
+    stop_clean(&host);
     let m = producer.metrics();
     assert_eq!((m.depth, m.in_flight, m.completed), (0, 0, 4));
 }
@@ -718,11 +634,7 @@ fn task_queue_runs_closures_with_the_jobs_token() {
         .cancel_grace(ms(300))
         .build_tasks()
         .unwrap();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host_around(queue);
     let done = Arc::new(AtomicU64::new(0));
     for _ in 0..10 {
         let d = Arc::clone(&done);
@@ -803,8 +715,8 @@ fn jobs_token_is_not_the_service_token() {
     for i in 0..20 {
         producer.send(i).unwrap();
     }
-    host.start(Duration::from_secs(5)).unwrap();
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    host.start(SECS5).unwrap();
+    stop_clean(&host);
     assert_eq!(fired_during_job.load(Ordering::Relaxed), 0);
     assert_eq!(producer.metrics().completed, 20);
 }
@@ -920,8 +832,7 @@ fn a_tiny_stop_under_producer_pressure_releases_every_worker() {
             // The queue's stop hook runs with its deadline already passed.
             service = service.stop_timeout(Duration::ZERO);
         }
-        let host = HostBuilder::new().add_service(service).build().unwrap();
-        host.start(Duration::from_secs(5)).unwrap();
+        let host = start_host(HostBuilder::new().add_service(service));
         let (quit, producers) = hammer(&producer, 6);
         let deadline = Duration::from_micros(1_000 + 500 * (round % 8));
         let report = host.stop(deadline);
@@ -1061,11 +972,7 @@ fn a_cancel_grace_longer_than_the_budget_cancels_at_once() {
             })
             .unwrap();
         let handle = queue.handle();
-        let host = HostBuilder::new()
-            .add_service(queue.into_service())
-            .build()
-            .unwrap();
-        host.start(Duration::from_secs(5)).unwrap();
+        let host = start_host_around(queue);
         for i in 0..3 {
             producer.send(i).unwrap();
         }
@@ -1108,11 +1015,7 @@ fn a_short_stop_under_producer_pressure_returns_by_its_deadline() {
             .build(|_: u64, _| Ok(()))
             .unwrap();
         let handle = queue.handle();
-        let host = HostBuilder::new()
-            .add_service(queue.into_service())
-            .build()
-            .unwrap();
-        host.start(Duration::from_secs(5)).unwrap();
+        let host = start_host_around(queue);
         let (quit, producers) = hammer(&producer, 2);
         let t = Instant::now();
         let report = host.stop(deadline);
@@ -1127,14 +1030,7 @@ fn a_short_stop_under_producer_pressure_returns_by_its_deadline() {
         );
         took.push(elapsed);
         // The queue's own stop hook (it may finish after the host gave up on it).
-        let waited = Instant::now();
-        let q = loop {
-            if let Some(q) = handle.take_report() {
-                break q;
-            }
-            assert!(waited.elapsed() < PATIENCE, "no queue report");
-            common::busy(ms(1));
-        };
+        let q = poll("the queue's report", || handle.take_report());
         hook.push(q.elapsed);
     }
     took.sort_unstable();

@@ -14,30 +14,17 @@
 #![cfg(feature = "queue")]
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use common::Rng;
 use threadhost::{
     Context, FullMode, HostBuilder, HostedService, Outcome, Producer, SendTimeoutError, Service,
     ServiceResult, StopToken, TrySendError, WorkQueue,
 };
-
-/// xorshift64*: deterministic per seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Fate {
@@ -116,59 +103,8 @@ fn round(seed: u64, mode: FullMode, per_producer: u64, max_stop_after_us: u64) -
     let accepted: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     // Jobs of detached workers still finish (they were cancelled), and a queue whose stop
     // hook overran its (tiny) deadline still hands back its items: await every fate.
-    let fates = ledger.await_count(accepted as usize, Duration::from_secs(10));
-    // A worker bumps its counters just after the job returns (after the job recorded its
-    // fate): when the host detached a worker or gave up on the queue service, nothing
-    // signals that last bump, so give it a bounded moment.
-    let mut m_now = producer.metrics();
-    let settle_by = Instant::now() + Duration::from_secs(10);
-    while m_now.settled() < accepted && Instant::now() < settle_by {
-        std::thread::sleep(Duration::from_millis(1));
-        m_now = producer.metrics();
-    }
-    assert_eq!(
-        accepted, m_now.sent,
-        "seed {seed}: producers counted {accepted} accepted, metrics {m_now}; {report}"
-    );
-    assert_eq!(
-        fates.len() as u64,
-        accepted,
-        "seed {seed}: {} fates for {accepted} items sent; {m_now}",
-        fates.len()
-    );
-    let mut seen = HashMap::new();
-    let mut by_fate: HashMap<Fate, u64> = HashMap::new();
-    for &(id, fate) in &fates {
-        if let Some(first) = seen.insert(id, fate) {
-            panic!("seed {seed}: item {id:#x} ended twice: {first:?} and {fate:?}");
-        }
-        *by_fate.entry(fate).or_default() += 1;
-    }
-    let count = |f| by_fate.get(&f).copied().unwrap_or(0);
-    assert_eq!(
-        (
-            m_now.completed,
-            m_now.failed,
-            m_now.cancelled,
-            m_now.panicked,
-            m_now.dropped,
-            m_now.returned,
-        ),
-        (
-            count(Fate::Completed),
-            count(Fate::Failed),
-            count(Fate::Cancelled),
-            count(Fate::Panicked),
-            count(Fate::Dropped),
-            count(Fate::Returned),
-        ),
-        "seed {seed}: metrics disagree with the ledger: {m_now}"
-    );
-    assert_eq!(m_now.sent, m_now.settled(), "seed {seed}: {m_now}");
-    assert!(
-        m_now.in_flight == 0 && m_now.depth == 0,
-        "seed {seed}: {m_now}"
-    );
+    let checked = check_fates(seed, accepted, &ledger, &producer, &format!("; {report}"));
+    let m_now = producer.metrics();
     // With a deadline of a few milliseconds the host may give up on the queue service
     // before its stop hook ran (it then runs later, alone): only then may it still be open.
     let queue_timed_out = matches!(report.services()[0].outcome, Outcome::TimedOut);
@@ -178,12 +114,10 @@ fn round(seed: u64, mode: FullMode, per_producer: u64, max_stop_after_us: u64) -
     );
     drop(handle.take_report());
     if mode != FullMode::DropOldest && mode != FullMode::DropNewest {
-        assert_eq!(count(Fate::Dropped), 0, "seed {seed}");
+        let dropped = checked.by_fate.get(&Fate::Dropped).copied().unwrap_or(0);
+        assert_eq!(dropped, 0, "seed {seed}");
     }
-    Round {
-        sent: accepted,
-        by_fate,
-    }
+    checked
 }
 
 /// A queue whose handler and callbacks record every item's fate in `ledger`: ids ≡ 0 (mod 11)
@@ -278,7 +212,14 @@ fn spawn_producers(
 
 /// Checks the ledger against what the producers got in and the metrics: every item exactly
 /// once, the metrics equal to the ledger's counts, nothing left queued or in flight.
-fn check_fates(seed: u64, accepted: u64, ledger: &Ledger, producer: &Producer<u64>) -> Round {
+/// `context` ends the message of a count that disagrees (e.g. the host's stop report).
+fn check_fates(
+    seed: u64,
+    accepted: u64,
+    ledger: &Ledger,
+    producer: &Producer<u64>,
+    context: &str,
+) -> Round {
     let fates = ledger.await_count(accepted as usize, Duration::from_secs(10));
     // A worker bumps its counters just after the job returns (after the job recorded its
     // fate): nothing signals that last bump, so give it a bounded moment.
@@ -291,7 +232,7 @@ fn check_fates(seed: u64, accepted: u64, ledger: &Ledger, producer: &Producer<u6
     }
     assert_eq!(
         accepted, m.sent,
-        "seed {seed}: producers counted {accepted} accepted, metrics {m}"
+        "seed {seed}: producers counted {accepted} accepted, metrics {m}{context}"
     );
     assert_eq!(
         fates.len() as u64,
@@ -424,7 +365,7 @@ fn ending_round(
         producer.is_closed(),
         "seed {seed}: {ending:?} left the queue open"
     );
-    check_fates(seed, accepted, &ledger, &producer)
+    check_fates(seed, accepted, &ledger, &producer, "")
 }
 
 /// Every ending × every full mode, `rounds` rounds each.

@@ -1,19 +1,17 @@
 //! Restart supervision: `Policy::Restart` restarts a failed body on its thread after a backoff,
 //! escalates to StopHost past the intensity limit, and a stop during the backoff returns at once.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{Noop, PATIENCE, SECS5, await_state, idle, ms, outcome_of, start_host, stop_clean};
 use crossbeam_channel::{Receiver, unbounded};
 use threadhost::{
-    Backoff, Error, Failure, HostBuilder, HostHandle, HostState, Outcome, Policy, Service,
-    ServiceState,
+    Backoff, Error, Failure, HostBuilder, HostState, Outcome, Policy, Service, ServiceState,
 };
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn restart(backoff: Backoff, max_restarts: u32, within: Duration) -> Policy {
     Policy::Restart {
@@ -31,8 +29,8 @@ enum Event {
 }
 
 fn recv(rx: &Receiver<Event>) -> Event {
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("the service reports within 10 s")
+    rx.recv_timeout(PATIENCE)
+        .expect("the service reports within PATIENCE")
 }
 
 /// A body that fails (error) on its first `failures` runs, then waits for its token.
@@ -50,28 +48,20 @@ fn flaky(failures: u32, tx: crossbeam_channel::Sender<Event>) -> Service {
     })
 }
 
-/// Waits (bounded) until the snapshot shows `state` for `name`. The host offers no event for
-/// a service's state change, so this re-reads the snapshot, yielding in between.
-fn await_state(handle: &HostHandle, name: &str, state: ServiceState) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while handle.snapshot().service(name).map(|s| s.state) != Some(state) {
-        assert!(Instant::now() < deadline, "{name} never became {state}");
-        std::thread::yield_now();
-    }
-}
-
 #[test]
 fn smoke() {
     let (tx, rx) = unbounded();
-    let host = HostBuilder::new()
-        .add_service(flaky(1, tx).on_failure(restart(Backoff::fixed(ms(1)), 3, ms(60_000))))
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+    let host = start_host(
+        HostBuilder::new().add_service(flaky(1, tx).on_failure(restart(
+            Backoff::fixed(ms(1)),
+            3,
+            ms(60_000),
+        ))),
+    );
     assert!(matches!(recv(&rx), Event::Began(0, _)));
     assert!(matches!(recv(&rx), Event::Failing(0, _)));
     assert!(matches!(recv(&rx), Event::Began(1, _)));
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -83,7 +73,7 @@ fn fails_twice_then_runs_after_exactly_two_restarts_with_backoff_respected() {
         .build()
         .unwrap();
     let handle = host.handle();
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     let mut began = Vec::new();
     let mut failed = Vec::new();
     while began.len() < 3 {
@@ -105,7 +95,7 @@ fn fails_twice_then_runs_after_exactly_two_restarts_with_backoff_respected() {
         Some("failure 2")
     );
     assert_eq!(handle.state(), HostState::Running);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
     assert!(rx.try_recv().is_err(), "no further run after the stop");
 }
 
@@ -114,11 +104,8 @@ fn always_failing_service_escalates_to_stop_host() {
     let runs = Arc::new(AtomicU32::new(0));
     let r = Arc::clone(&runs);
     let host = HostBuilder::new()
-        .shutdown_timeout(Duration::from_secs(5))
-        .background("steady", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .shutdown_timeout(SECS5)
+        .background("steady", idle)
         .add_service(
             Service::background_fn("doomed", move |_ctx| {
                 r.fetch_add(1, Ordering::SeqCst);
@@ -138,10 +125,7 @@ fn always_failing_service_escalates_to_stop_host() {
         }) => {
             assert_eq!(&**service, "doomed");
             assert_eq!(failure.to_string(), "cannot connect");
-            assert!(matches!(
-                report.service("steady").unwrap().outcome,
-                Outcome::Stopped
-            ));
+            assert!(matches!(outcome_of(report, "steady"), Outcome::Stopped));
         }
         other => panic!("expected ServiceFailed, got {other:?}"),
     }
@@ -163,7 +147,7 @@ fn failures_spread_beyond_the_window_never_escalate() {
         .build()
         .unwrap();
     let handle = host.handle();
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     loop {
         if let Event::Began(4, _) = recv(&rx) {
             break;
@@ -173,7 +157,7 @@ fn failures_spread_beyond_the_window_never_escalate() {
     assert_eq!(status.restarts, 4);
     assert_eq!(status.state, ServiceState::Running);
     assert_eq!(handle.state(), HostState::Running);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -188,7 +172,7 @@ fn stop_during_a_long_backoff_returns_at_once() {
         .build()
         .unwrap();
     let handle = host.handle();
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     assert!(matches!(recv(&rx), Event::Began(0, _)));
     await_state(&handle, "flaky", ServiceState::Restarting);
     let status = handle.snapshot().service("flaky").unwrap().clone();
@@ -199,7 +183,7 @@ fn stop_during_a_long_backoff_returns_at_once() {
     // No restart happened yet: the body is waiting out its backoff.
     assert_eq!(status.restarts, 0);
     let began = Instant::now();
-    let report = host.stop(Duration::from_secs(5));
+    let report = host.stop(SECS5);
     assert!(began.elapsed() < ms(500), "stop took {:?}", began.elapsed());
     assert!(report.is_clean(), "{report}");
     assert!(matches!(recv(&rx), Event::Failing(0, _)));
@@ -230,7 +214,7 @@ fn panics_count_as_failures() {
         .build()
         .unwrap();
     let handle = host.handle();
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     assert!(matches!(recv(&rx), Event::Began(0, _)));
     assert!(matches!(recv(&rx), Event::Began(1, _)));
     let status = handle.snapshot().service("panicky").unwrap().clone();
@@ -240,7 +224,7 @@ fn panics_count_as_failures() {
         Some(Failure::Panic(message)) => assert_eq!(&*message, "index out of bounds"),
         other => panic!("expected a panic failure, got {other:?}"),
     }
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
 }
 
 #[test]
@@ -284,15 +268,13 @@ fn backoff_grows_by_the_multiplier_up_to_the_max() {
 fn jittered_backoff_stays_within_its_range() {
     // Jitter 0.5 on a fixed 80 ms backoff: each wait is in [40 ms, 80 ms].
     let (tx, rx) = unbounded();
-    let host = HostBuilder::new()
-        .add_service(flaky(3, tx).on_failure(restart(
+    let host = start_host(
+        HostBuilder::new().add_service(flaky(3, tx).on_failure(restart(
             Backoff::fixed(ms(80)).with_jitter(0.5),
             5,
             Duration::from_secs(60),
-        )))
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+        ))),
+    );
     let mut failed = None;
     let mut gaps = Vec::new();
     while gaps.len() < 3 {
@@ -305,7 +287,7 @@ fn jittered_backoff_stays_within_its_range() {
             }
         }
     }
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
     for gap in gaps {
         assert!(
             gap >= ms(40),
@@ -336,26 +318,15 @@ fn restart_policy_out_of_range_is_an_invalid_option() {
     );
 }
 
-struct Idle;
-
-impl threadhost::HostedService for Idle {
-    fn start(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
-        Ok(())
-    }
-    fn stop(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
-        Ok(())
-    }
-}
-
 #[test]
 fn snapshot_shows_a_started_hosted_service_running() {
     // Regression: the `started` phase put a hosted service back to `Starting` for good.
-    let host = HostBuilder::new().hosted("listener", Idle).build().unwrap();
+    let host = HostBuilder::new().hosted("listener", Noop).build().unwrap();
     let handle = host.handle();
-    host.start(Duration::from_secs(5)).unwrap();
+    host.start(SECS5).unwrap();
     let status = handle.snapshot().service("listener").unwrap().clone();
     assert_eq!(status.state, ServiceState::Running);
-    assert!(host.stop(Duration::from_secs(5)).is_clean());
+    stop_clean(&host);
     let status = handle.snapshot().service("listener").unwrap().clone();
     assert_eq!(status.state, ServiceState::Stopped);
 }
@@ -374,15 +345,12 @@ fn a_body_failing_at_once_is_not_reported_running() {
             .build()
             .unwrap();
         let handle = host.handle();
-        host.start(Duration::from_secs(5)).unwrap();
-        let report = host.stop(Duration::from_secs(5));
+        host.start(SECS5).unwrap();
+        let report = host.stop(SECS5);
         let status = handle.snapshot().service("brittle").unwrap().clone();
         assert_eq!(status.state, ServiceState::Failed, "round {round}");
         assert!(
-            matches!(
-                report.service("brittle").unwrap().outcome,
-                Outcome::Failed(_)
-            ),
+            matches!(outcome_of(&report, "brittle"), Outcome::Failed(_)),
             "round {round}: {report}"
         );
     }
@@ -396,8 +364,8 @@ fn a_body_failing_at_once_is_not_reported_running() {
 fn zero_backoff_with_unlimited_restarts_is_floored() {
     let runs = Arc::new(AtomicU32::new(0));
     let counted = Arc::clone(&runs);
-    let host = HostBuilder::new()
-        .add_service(
+    let host = start_host(
+        HostBuilder::new().add_service(
             Service::background_fn("spinner", move |_ctx| {
                 counted.fetch_add(1, Ordering::Relaxed);
                 Err("fails at once".into())
@@ -407,10 +375,8 @@ fn zero_backoff_with_unlimited_restarts_is_floored() {
                 threadhost::UNLIMITED_RESTARTS,
                 Duration::from_secs(1),
             )),
-        )
-        .build()
-        .unwrap();
-    host.start(Duration::from_secs(5)).unwrap();
+        ),
+    );
     let window = ms(500);
     let began = Instant::now();
     let at_start = runs.load(Ordering::Relaxed);
@@ -419,7 +385,7 @@ fn zero_backoff_with_unlimited_restarts_is_floored() {
     std::thread::sleep(window);
     let counted = runs.load(Ordering::Relaxed) - at_start;
     let elapsed = began.elapsed();
-    assert!(host.stop(Duration::from_secs(5)).timed_out().is_empty());
+    assert!(host.stop(SECS5).timed_out().is_empty());
     eprintln!("{counted} restarts in {elapsed:?} with a zero backoff");
     // At most one per millisecond (plus slack for the window's edges); still restarting.
     let bound = u32::try_from(elapsed.as_millis()).unwrap() + 10;
@@ -490,11 +456,7 @@ fn duration_max_everywhere_means_never() {
     let began = Instant::now();
     let report = host.stop(max);
     assert!(report.timed_out().is_empty(), "{report}");
-    assert!(
-        began.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        began.elapsed()
-    );
+    assert!(began.elapsed() < SECS5, "{:?}", began.elapsed());
     // The failure before the restart is the service's only one: no panic from an overflow.
     let snapshot = handle.snapshot();
     let svc = snapshot.service("flaky").unwrap();

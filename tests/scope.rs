@@ -3,14 +3,15 @@
 // The memory test prints its VmRSS figures (visible with `--nocapture`).
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{SECS5, start_host, stop_clean};
 use threadhost::{Error, Failure, HostBuilder, Registry, Scope};
-
-const SECS5: Duration = Duration::from_secs(5);
 
 /// Records events ("new A", "drop A") in order; shared by the values under test.
 #[derive(Clone, Default)]
@@ -400,7 +401,7 @@ fn singleton_is_shared_across_services_and_threads() {
     }
     threads.sort();
     assert_eq!(threads, ["th:one", "th:three", "th:two"]);
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     assert_eq!(counter.0.load(Ordering::SeqCst), 3);
 }
 
@@ -449,26 +450,25 @@ fn create_scope_values_live_on_the_service_thread() {
     let j = journal.clone();
     let done = threadhost::StopSource::new();
     let done_token = done.token();
-    let host = HostBuilder::new()
-        .scoped(move |_| {
-            let name = std::thread::current().name().unwrap_or("").to_owned();
-            j.push(format!("new on {name}"));
-            Ok(OnThread { journal: j.clone() })
-        })
-        .background("unit", move |ctx| {
-            for _ in 0..2 {
-                let scope = ctx.create_scope();
-                scope.get::<OnThread>()?;
-            }
-            done.stop();
-            ctx.token().wait();
-            Ok(())
-        })
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let host = start_host(
+        HostBuilder::new()
+            .scoped(move |_| {
+                let name = std::thread::current().name().unwrap_or("").to_owned();
+                j.push(format!("new on {name}"));
+                Ok(OnThread { journal: j.clone() })
+            })
+            .background("unit", move |ctx| {
+                for _ in 0..2 {
+                    let scope = ctx.create_scope();
+                    scope.get::<OnThread>()?;
+                }
+                done.stop();
+                ctx.token().wait();
+                Ok(())
+            }),
+    );
     assert!(done_token.wait_timeout(SECS5));
-    assert!(host.stop(SECS5).is_clean());
+    stop_clean(&host);
     assert_eq!(
         journal.events(),
         [
@@ -551,48 +551,47 @@ fn create_scope_10000_times_leaves_memory_flat_and_drops_every_value() {
     type Measured = Result<(Option<u64>, Option<u64>), String>;
     let result: Arc<Mutex<Option<Measured>>> = Arc::default();
     let r = Arc::clone(&result);
-    let host = HostBuilder::new()
-        .scoped(|_| Ok(Inner(Payload::new())))
-        .scoped(|scope| {
-            scope.get::<Inner>()?;
-            Ok(Outer(Payload::new()))
-        })
-        .background("units", move |ctx| {
-            let check = || -> Measured {
-                // Warm up the allocator so the "before" figure is representative.
-                for _ in 0..100 {
-                    ctx.create_scope()
-                        .get::<Outer>()
-                        .map_err(|e| e.to_string())?;
-                }
-                let before = vm_rss_kib();
-                for n in 0..SCOPES {
-                    {
-                        let scope = ctx.create_scope();
-                        scope.get::<Outer>().map_err(|e| e.to_string())?;
-                        if LIVE.load(Ordering::SeqCst) != 2 {
+    let host = start_host(
+        HostBuilder::new()
+            .scoped(|_| Ok(Inner(Payload::new())))
+            .scoped(|scope| {
+                scope.get::<Inner>()?;
+                Ok(Outer(Payload::new()))
+            })
+            .background("units", move |ctx| {
+                let check = || -> Measured {
+                    // Warm up the allocator so the "before" figure is representative.
+                    for _ in 0..100 {
+                        ctx.create_scope()
+                            .get::<Outer>()
+                            .map_err(|e| e.to_string())?;
+                    }
+                    let before = vm_rss_kib();
+                    for n in 0..SCOPES {
+                        {
+                            let scope = ctx.create_scope();
+                            scope.get::<Outer>().map_err(|e| e.to_string())?;
+                            if LIVE.load(Ordering::SeqCst) != 2 {
+                                return Err(format!(
+                                    "scope {n}: {} live inside",
+                                    LIVE.load(Ordering::SeqCst)
+                                ));
+                            }
+                        }
+                        if LIVE.load(Ordering::SeqCst) != 0 {
                             return Err(format!(
-                                "scope {n}: {} live inside",
+                                "scope {n}: {} live after",
                                 LIVE.load(Ordering::SeqCst)
                             ));
                         }
                     }
-                    if LIVE.load(Ordering::SeqCst) != 0 {
-                        return Err(format!(
-                            "scope {n}: {} live after",
-                            LIVE.load(Ordering::SeqCst)
-                        ));
-                    }
-                }
-                Ok((before, vm_rss_kib()))
-            };
-            *r.lock().unwrap() = Some(check());
-            ctx.host().request_stop();
-            Ok(())
-        })
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+                    Ok((before, vm_rss_kib()))
+                };
+                *r.lock().unwrap() = Some(check());
+                ctx.host().request_stop();
+                Ok(())
+            }),
+    );
     let report = host.join(Duration::from_secs(120)).unwrap();
     assert!(report.is_clean(), "{report}");
     let (before, after) = result.lock().unwrap().take().unwrap().unwrap();

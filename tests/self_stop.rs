@@ -14,7 +14,7 @@ mod common;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::{Action, Events, PATIENCE, Probe, Rec, within};
+use common::{Action, Events, PATIENCE, Probe, Rec, idle, outcome_of, within};
 #[cfg(feature = "queue")]
 use threadhost::TaskQueue;
 use threadhost::{Deadline, Error, Host, HostBuilder, HostHandle, HostState, Outcome, StopReport};
@@ -98,10 +98,7 @@ fn a_background_body_stops_its_own_host_with_no_deadline() {
     let case = Case::new();
     let stop = case.stopper(Deadline::NEVER);
     let host = HostBuilder::new()
-        .background("other", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("other", idle)
         .background("quitter", move |_| {
             stop();
             Ok(())
@@ -143,10 +140,7 @@ fn a_start_hook_stops_its_own_host() {
     let case = Case::new();
     let stop = case.stopper(Deadline::NEVER);
     let host = HostBuilder::new()
-        .background("first", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("first", idle)
         .hosted(
             "starter",
             Rec::new("starter", &Events::new()).on("start", Action::Call(Arc::new(stop))),
@@ -160,10 +154,7 @@ fn a_start_hook_stops_its_own_host() {
     let report = case.finish(&handle);
     assert_stopped(&report, "first");
     assert_stopped(&report, "starter");
-    assert!(matches!(
-        report.service("never").unwrap().outcome,
-        Outcome::NotStarted
-    ));
+    assert!(matches!(outcome_of(&report, "never"), Outcome::NotStarted));
 }
 
 #[cfg(feature = "queue")]
@@ -220,10 +211,7 @@ fn lifetime_callbacks_stop_their_own_host() {
         let case = Case::new();
         let stop = case.stopper(Deadline::NEVER);
         let host = HostBuilder::new()
-            .background("worker", |ctx| {
-                ctx.token().wait();
-                Ok(())
-            })
+            .background("worker", idle)
             .build()
             .unwrap();
         let handle = case.install(host);

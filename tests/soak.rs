@@ -6,10 +6,13 @@
 // The soak reports its figures on stderr (shown with --nocapture).
 #![allow(clippy::print_stderr)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::idle;
 use threadhost::{Backoff, Context, HostBuilder, HostedService, Policy, Service, ServiceResult};
 
 fn count_dir(path: &str) -> usize {
@@ -69,10 +72,7 @@ fn cycle(hooks: &Arc<AtomicUsize>, concurrent: bool) {
         .start_concurrently(concurrent)
         .stop_concurrently(concurrent)
         .hosted("hooks", Hooks(Arc::clone(hooks)))
-        .background("waiter", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("waiter", idle)
         .background("sleeper", |ctx| {
             while ctx.sleep(Duration::from_micros(50)).is_ok() {}
             Ok(())

@@ -540,14 +540,9 @@ fn child_callbacks_run_when_parent_stops() {
 fn concurrent_stops_run_callbacks_once() {
     for _ in 0..50 {
         let source = StopSource::new();
-        let ran = Arc::new(AtomicUsize::new(0));
-        let r = Arc::clone(&ran);
-        source
-            .token()
-            .on_stop(move |_| {
-                r.fetch_add(1, Ordering::SeqCst);
-            })
-            .forget();
+        let ran = Probe::new();
+        let r = ran.clone();
+        source.token().on_stop(move |_| r.set()).forget();
         let barrier = Arc::new(Barrier::new(4));
         let stoppers: Vec<_> = (0..4)
             .map(|i| {
@@ -564,7 +559,7 @@ fn concurrent_stops_run_callbacks_once() {
             .filter(|&won| won)
             .count();
         assert_eq!(winners, 1, "exactly one stop() must report that it stopped");
-        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        assert_eq!(ran.count(), 1);
     }
 }
 

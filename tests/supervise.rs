@@ -4,20 +4,15 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::{Action, Events, PATIENCE, Probe, Rec, eventually, ms, spawn, within};
+use common::{
+    Action, Events, PATIENCE, Probe, Rec, SECS5, await_state, eventually, idle, ms, outcome_of,
+    reason_seen, spawn, start_host, within,
+};
 use threadhost::{
     Context, Error, HostBuilder, HostState, Outcome, Policy, Service, ServiceResult, ServiceState,
     StopReason,
 };
-
-const SECS5: Duration = Duration::from_secs(5);
-
-fn idle(ctx: &Context) -> ServiceResult {
-    ctx.token().wait();
-    Ok(())
-}
 
 fn boom(_ctx: &Context) -> ServiceResult {
     Err("boom".into())
@@ -72,14 +67,9 @@ fn stop_host_is_the_default_and_stops_the_host() {
     let (name, failure) = report.host_failure().expect("the report names the failure");
     assert_eq!(name, "bad");
     assert_eq!(failure.to_string(), "boom");
-    assert!(
-        matches!(&report.service("bad").unwrap().outcome, Outcome::Failed(f) if f.to_string() == "boom")
-    );
+    assert!(matches!(outcome_of(&report, "bad"), Outcome::Failed(f) if f.to_string() == "boom"));
     // The other service was stopped gracefully, not failed.
-    assert!(matches!(
-        report.service("ok").unwrap().outcome,
-        Outcome::Stopped
-    ));
+    assert!(matches!(outcome_of(&report, "ok"), Outcome::Stopped));
     assert!(log.contains("ok:exit"));
     assert_eq!(host.state(), HostState::Stopped);
     let snap = handle.snapshot();
@@ -89,24 +79,18 @@ fn stop_host_is_the_default_and_stops_the_host() {
 
 #[test]
 fn other_services_see_the_failure_as_their_stop_reason() {
-    let seen = Arc::new(std::sync::Mutex::new(None));
-    let s = Arc::clone(&seen);
-    let host = HostBuilder::new()
-        .background("watcher", move |ctx| {
-            ctx.token().wait();
-            *s.lock().unwrap() = ctx.token().reason();
-            Ok(())
-        })
-        .background("bad", boom)
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let (seen, watcher) = reason_seen();
+    let host = start_host(
+        HostBuilder::new()
+            .background("watcher", watcher)
+            .background("bad", boom),
+    );
     let _report = host.join(SECS5).unwrap();
     assert_eq!(*seen.lock().unwrap(), Some(failure_reason("bad")));
 }
 
 #[test]
-fn run_returns_service_failed_naming_the_service_with_the_report() {
+fn run_returns_service_failed_whose_message_and_source_name_the_failure() {
     let host = HostBuilder::new()
         .background("ok", idle)
         .background("bad", boom)
@@ -122,14 +106,8 @@ fn run_returns_service_failed_naming_the_service_with_the_report() {
     assert_eq!(source.to_string(), "boom");
     let report = err.report().expect("ServiceFailed carries the stop report");
     assert!(report.is_complete());
-    assert!(matches!(
-        report.service("ok").unwrap().outcome,
-        Outcome::Stopped
-    ));
-    assert!(matches!(
-        report.service("bad").unwrap().outcome,
-        Outcome::Failed(_)
-    ));
+    assert!(matches!(outcome_of(report, "ok"), Outcome::Stopped));
+    assert!(matches!(outcome_of(report, "bad"), Outcome::Failed(_)));
 }
 
 #[test]
@@ -154,10 +132,7 @@ fn panic_in_body_is_a_failure_with_its_message() {
                 assert_eq!(&*service, name);
                 assert!(failure.is_panic());
                 assert!(failure.to_string().contains(message), "{failure}");
-                assert!(matches!(
-                    report.service("ok").unwrap().outcome,
-                    Outcome::Stopped
-                ));
+                assert!(matches!(outcome_of(&report, "ok"), Outcome::Stopped));
             }
             other => panic!("expected ServiceFailed, got {other:?}"),
         }
@@ -165,7 +140,7 @@ fn panic_in_body_is_a_failure_with_its_message() {
 }
 
 #[test]
-fn ignore_keeps_the_host_running() {
+fn ignore_an_error_keeps_the_host_running() {
     let beats = Probe::new();
     let host = HostBuilder::new()
         .background("beat", heartbeat(&beats))
@@ -174,12 +149,7 @@ fn ignore_keeps_the_host_running() {
         .unwrap();
     let handle = host.handle();
     let runner = spawn("runner", move || host.run());
-    eventually("bad failed", || {
-        handle
-            .snapshot()
-            .service("bad")
-            .is_some_and(|s| s.state == ServiceState::Failed)
-    });
+    await_state(&handle, "bad", ServiceState::Failed);
     // Still running, the other service still beating after the failure.
     let before = beats.count();
     eventually("beat goes on", || beats.count() > before + 3);
@@ -198,14 +168,8 @@ fn ignore_keeps_the_host_running() {
         .unwrap()
         .expect("an ignored failure does not fail run");
     assert!(report.host_failure().is_none());
-    assert!(matches!(
-        report.service("beat").unwrap().outcome,
-        Outcome::Stopped
-    ));
-    assert!(matches!(
-        report.service("bad").unwrap().outcome,
-        Outcome::Failed(_)
-    ));
+    assert!(matches!(outcome_of(&report, "beat"), Outcome::Stopped));
+    assert!(matches!(outcome_of(&report, "bad"), Outcome::Failed(_)));
 }
 
 #[test]
@@ -219,12 +183,7 @@ fn ignore_a_panic_keeps_the_host_running() {
         .unwrap();
     let handle = host.handle();
     host.start(SECS5).unwrap();
-    eventually("bad failed", || {
-        handle
-            .snapshot()
-            .service("bad")
-            .is_some_and(|s| s.state == ServiceState::Failed)
-    });
+    await_state(&handle, "bad", ServiceState::Failed);
     let snap = handle.snapshot();
     let failure = snap.service("bad").unwrap().last_error.clone().unwrap();
     assert!(failure.is_panic());
@@ -233,10 +192,7 @@ fn ignore_a_panic_keeps_the_host_running() {
     eventually("beat goes on", || beats.count() > before + 3);
     assert_eq!(host.state(), HostState::Running);
     let report = host.stop(SECS5);
-    assert!(matches!(
-        report.service("beat").unwrap().outcome,
-        Outcome::Stopped
-    ));
+    assert!(matches!(outcome_of(&report, "beat"), Outcome::Stopped));
 }
 
 #[test]
@@ -291,14 +247,8 @@ fn failing_service_never_takes_down_another() {
         Err(Error::ServiceFailed { report, .. }) => report,
         other => panic!("expected ServiceFailed, got {other:?}"),
     };
-    assert!(matches!(
-        report.service("hooks").unwrap().outcome,
-        Outcome::Stopped
-    ));
-    assert!(matches!(
-        report.service("body").unwrap().outcome,
-        Outcome::Stopped
-    ));
+    assert!(matches!(outcome_of(&report, "hooks"), Outcome::Stopped));
+    assert!(matches!(outcome_of(&report, "body"), Outcome::Stopped));
     assert_eq!(report.failures().count(), 1, "{report}");
     for hook in ["stopping", "stop", "stopped"] {
         assert!(log.contains(&format!("hooks:{hook}")));
@@ -361,7 +311,7 @@ fn failure_during_start_skips_later_services() {
 }
 
 #[test]
-fn failure_while_stopping_is_recorded_not_escalated() {
+fn body_failure_while_stopping_is_recorded_not_escalated() {
     // An error returned after the token fired (not `Stopped`) is reported, but no policy
     // applies: the stop reason stays the request, and run does not turn it into
     // ServiceFailed (documented: "failing on the way out").
@@ -387,4 +337,58 @@ fn failure_while_stopping_is_recorded_not_escalated() {
         handle.snapshot().service("sloppy").unwrap().state,
         ServiceState::Failed
     );
+}
+
+#[test]
+fn run_returns_service_failed_carrying_the_failure() {
+    let host = HostBuilder::new()
+        .background("ok", idle)
+        .background("bad", |_ctx| Err("boom".into()))
+        .build()
+        .unwrap();
+    let result = within(PATIENCE, "run", || host.run());
+    assert_eq!(threadhost::exit_code(&result), threadhost::EXIT_FAILURE);
+    match result {
+        Err(Error::ServiceFailed {
+            service,
+            failure,
+            report,
+        }) => {
+            assert_eq!(&*service, "bad");
+            assert_eq!(failure.to_string(), "boom");
+            assert!(matches!(outcome_of(&report, "ok"), Outcome::Stopped));
+        }
+        other => panic!("expected ServiceFailed, got {other:?}"),
+    }
+}
+
+#[test]
+fn failing_stop_hooks_are_reported_and_the_stop_goes_on() {
+    let log = Events::new();
+    let host = start_host(
+        HostBuilder::new()
+            .hosted("a", Rec::new("a", &log).on("stop", Action::Fail))
+            .hosted("b", Rec::new("b", &log).on("stopping", Action::Panic))
+            .hosted("c", Rec::new("c", &log)),
+    );
+    let report = host.stop(SECS5);
+    assert!(report.is_complete());
+    assert!(!report.is_clean());
+    let failures: Vec<(String, bool)> = report
+        .failures()
+        .map(|(n, f)| (n.to_owned(), f.is_panic()))
+        .collect();
+    assert_eq!(failures, [("b".to_owned(), true), ("a".to_owned(), false)]);
+    assert!(matches!(outcome_of(&report, "c"), Outcome::Stopped));
+    // Every later phase still ran, for the failed services too.
+    for name in ["a", "b", "c"] {
+        assert!(
+            log.contains(&format!("{name}:stopped")),
+            "{name}:stopped missing"
+        );
+    }
+    assert!(log.contains("b:stop"));
+    assert_eq!(host.state(), HostState::Stopped);
+    let snap = host.handle().snapshot();
+    assert_eq!(snap.service("a").unwrap().state, ServiceState::Failed);
 }

@@ -9,6 +9,8 @@
 // the child prints to stderr.
 #![allow(clippy::disallowed_methods, clippy::print_stderr)]
 
+mod common;
+
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::idle;
 use threadhost::{HostBuilder, Policy, Service};
 
 const CHILD_ENV: &str = "TH_SYSTEMD_CHILD";
@@ -41,10 +44,7 @@ fn child() {
         // No NOTIFY_SOCKET: `.systemd()` must add nothing, not even a thread.
         let host = HostBuilder::new()
             .systemd()
-            .background("worker", |ctx| {
-                ctx.token().wait();
-                Ok(())
-            })
+            .background("worker", idle)
             .build()
             .unwrap();
         host.start(Duration::from_secs(10)).unwrap();
@@ -75,10 +75,7 @@ fn child() {
                 // Generous: a loaded machine must not make it look stuck.
                 .liveness(ms(3000)),
             )
-            .background("plain", |ctx| {
-                ctx.token().wait();
-                Ok(())
-            }),
+            .background("plain", idle),
         // Beats for 400 ms, then hangs: still running, no more heartbeats.
         "hang" => builder.add_service(
             Service::background_fn("critical", |ctx| {
@@ -121,10 +118,7 @@ fn child() {
                 .liveness(ms(300))
                 .on_failure(Policy::Ignore),
             )
-            .background("plain", |ctx| {
-                ctx.token().wait();
-                Ok(())
-            }),
+            .background("plain", idle),
         // A start and a stop of 700 ms each, within a startup timeout.
         "slow" => builder
             .startup_timeout(Duration::from_secs(20))
@@ -347,11 +341,7 @@ fn spawn_child(mode: &str, env: &[(&str, &str)]) -> Proc {
 
 impl Proc {
     fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args(["-s", sig, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -s {sig} failed");
+        common::kill(self.child.id(), sig);
     }
 
     /// Waits for the exit (killing the child after `PATIENCE`); returns the status and stderr.

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use common::{PATIENCE, ms};
+use common::{PATIENCE, Probe, ms};
 use crossbeam_channel::{Sender, unbounded};
 use threadhost::{
     Backoff, Context, HostBuilder, HostHandle, HostedService, Policy, Service, ServiceResult,
@@ -209,17 +209,12 @@ fn an_on_stop_callback_panic_with_a_panicking_payload_stays_inside_stop() {
         .token()
         .on_stop(|_| std::panic::panic_any(Bomb))
         .forget();
-    let ran = Arc::new(AtomicUsize::new(0));
-    let after = Arc::clone(&ran);
-    source
-        .token()
-        .on_stop(move |_| {
-            after.fetch_add(1, Ordering::SeqCst);
-        })
-        .forget();
+    let ran = Probe::new();
+    let after = ran.clone();
+    source.token().on_stop(move |_| after.set()).forget();
     let result = catch_unwind(AssertUnwindSafe(|| source.stop()));
     assert!(result.is_ok(), "a callback's panic escaped `stop`");
-    assert_eq!(ran.load(Ordering::SeqCst), 1, "the other callback ran");
+    assert_eq!(ran.count(), 1, "the other callback ran");
 }
 
 #[cfg(feature = "listeners")]
@@ -232,10 +227,7 @@ fn a_listener_panic_with_a_panicking_payload_keeps_the_listener_thread() {
         .on_state_change(move |event| {
             let _ = tx.lock().unwrap().send(event.change.clone());
         })
-        .background("quiet", |ctx| {
-            ctx.token().wait();
-            Ok(())
-        })
+        .background("quiet", common::idle)
         .build()
         .unwrap();
     host.start(PATIENCE).unwrap();

@@ -11,7 +11,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use threadhost::{BackgroundService, Context, HostedService, ServiceResult};
+use threadhost::{
+    BackgroundService, Context, Host, HostBuilder, HostHandle, HostedService, Service,
+    ServiceResult, ServiceState, StopReport,
+};
 
 /// `Duration::from_millis(n)`.
 pub(crate) fn ms(n: u64) -> Duration {
@@ -24,6 +27,10 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The slack allowed past a deadline on a loaded machine.
 pub(crate) const MARGIN: Duration = Duration::from_millis(700);
+
+/// The deadline a test gives a `start` or `stop` of well-behaved services: far more than
+/// they need, so reaching it means a bug (it is also the bound some tests check against).
+pub(crate) const SECS5: Duration = Duration::from_secs(5);
 
 /// Spawns a named test thread (the library's own threads are `th:`-prefixed; these are not).
 #[allow(clippy::disallowed_methods)]
@@ -81,6 +88,33 @@ pub(crate) fn eventually(what: &str, mut pred: impl FnMut() -> bool) {
         );
         busy(ms(2));
     }
+}
+
+/// Calls `f` every 2 ms until it returns `Some`, and returns that; like [`eventually`], only
+/// for what no event signals (e.g. a queue's report, ready once its stop hook returned).
+/// Panics after [`PATIENCE`].
+#[track_caller]
+pub(crate) fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let began = Instant::now();
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(
+            began.elapsed() < PATIENCE,
+            "{what}: not reached within {PATIENCE:?}"
+        );
+        busy(ms(2));
+    }
+}
+
+/// Waits until the host's snapshot shows service `name` in `state` (the host offers no
+/// event for a service's state change). Panics after [`PATIENCE`].
+#[track_caller]
+pub(crate) fn await_state(handle: &HostHandle, name: &str, state: ServiceState) {
+    eventually(&format!("{name} becomes {state}"), || {
+        handle.snapshot().service(name).map(|s| s.state) == Some(state)
+    });
 }
 
 /// A settable flag that can be waited on: set by the code under test, awaited by the test.
@@ -353,6 +387,8 @@ pub(crate) enum Action {
     RecordStoppingEvent,
     /// Call this (e.g. stop the host from its own thread).
     Call(Arc<dyn Fn() + Send + Sync>),
+    /// Record `<name>:<hook>:done`: the actions before it have finished (a hook's end).
+    Done,
 }
 
 /// A recording service: every hook (hosted or background) records `<name>:<hook>` in the
@@ -414,6 +450,7 @@ impl Rec {
                         .push(format!("{}:{hook}:{}", self.name, ctx.host().state()))
                 }
                 Action::Call(f) => f(),
+                Action::Done => self.events.push(format!("{}:{hook}:done", self.name)),
                 Action::RecordStoppingEvent => self.events.push(format!(
                     "{}:{hook}:stopping-event={}",
                     self.name,
@@ -494,4 +531,201 @@ pub(crate) fn doc_quotes(text: &str, start: &str, end: &str) -> Vec<String> {
         rest = &from[len + end.len()..];
     }
     quotes
+}
+
+/// A background body that waits for its token, then returns `Ok`: a well-behaved service.
+pub(crate) fn idle(ctx: &Context) -> ServiceResult {
+    ctx.token().wait();
+    Ok(())
+}
+
+/// A hosted service whose hooks all succeed at once.
+pub(crate) struct Noop;
+
+impl HostedService for Noop {
+    fn start(&mut self, _ctx: &Context) -> ServiceResult {
+        Ok(())
+    }
+    fn stop(&mut self, _ctx: &Context) -> ServiceResult {
+        Ok(())
+    }
+}
+
+/// Builds `builder` and starts the host (deadline [`SECS5`]); panics if either fails.
+#[track_caller]
+pub(crate) fn start_host(builder: HostBuilder) -> Host {
+    let host = builder.build().expect("build the host");
+    host.start(SECS5).expect("start the host");
+    host
+}
+
+/// A started host around one service (e.g. a queue: `start_host_around(queue)`).
+#[track_caller]
+pub(crate) fn start_host_around(service: impl Into<Service>) -> Host {
+    start_host(HostBuilder::new().add_service(service))
+}
+
+/// Stops `host` (deadline [`SECS5`]) and asserts the stop was clean.
+#[track_caller]
+pub(crate) fn stop_clean(host: &Host) {
+    let _report = clean_stop_report(host);
+}
+
+/// Stops `host` (deadline [`SECS5`]), asserts the stop was clean, and returns the report.
+#[track_caller]
+pub(crate) fn clean_stop_report(host: &Host) -> StopReport {
+    let report = host.stop(SECS5);
+    assert!(report.is_clean(), "{report}");
+    report
+}
+
+/// The outcome of service `name` in `report`; panics naming it if it is missing.
+#[track_caller]
+pub(crate) fn outcome_of<'a>(report: &'a StopReport, name: &str) -> &'a threadhost::Outcome {
+    &report
+        .service(name)
+        .unwrap_or_else(|| panic!("{name} missing from {report}"))
+        .outcome
+}
+
+/// A background body that requests the stop of its host and returns: a one-shot job that
+/// ends the host.
+pub(crate) fn stop_own_host(ctx: &Context) -> ServiceResult {
+    ctx.host().request_stop();
+    Ok(())
+}
+
+/// A background body that waits for its token, then stores the token's stop reason in the
+/// returned slot.
+pub(crate) fn reason_seen() -> (
+    Arc<Mutex<Option<threadhost::StopReason>>>,
+    impl FnMut(&Context) -> ServiceResult + Send + 'static,
+) {
+    let seen = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&seen);
+    let body = move |ctx: &Context| {
+        ctx.token().wait();
+        *slot.lock().unwrap() = ctx.token().reason();
+        Ok(())
+    };
+    (seen, body)
+}
+
+/// A builder with one recording background service ([`Rec`]) per name, in order.
+pub(crate) fn background(names: &[&str], log: &Events) -> HostBuilder {
+    names.iter().fold(HostBuilder::new(), |b, n| {
+        b.background_service(n, Rec::new(n, log))
+    })
+}
+
+/// Prepares the command of a child process: none of [`ENV_VARS`] but those in `vars`.
+pub(crate) fn child_env(cmd: &mut std::process::Command, vars: &[(&str, &str)]) {
+    for var in ENV_VARS {
+        cmd.env_remove(var);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+}
+
+/// A builder with one recording hosted service ([`Rec`]) per name, in order.
+pub(crate) fn hosted(names: &[&str], log: &Events) -> HostBuilder {
+    names
+        .iter()
+        .fold(HostBuilder::new(), |b, n| b.hosted(n, Rec::new(n, log)))
+}
+
+/// The services in `log` that recorded `hook` (e.g. every `…:start`), in order.
+pub(crate) fn who(log: &Events, hook: &str) -> Vec<String> {
+    let suffix = format!(":{hook}");
+    log.names()
+        .into_iter()
+        .filter_map(|w| w.strip_suffix(&suffix).map(str::to_owned))
+        .filter(|w| !w.contains(':'))
+        .collect()
+}
+
+/// A tiny deterministic PRNG (xorshift64*), so that a failing trial can be replayed from its
+/// seed.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// An index in `0..len`.
+    pub(crate) fn index(&mut self, len: usize) -> usize {
+        self.below(len as u64) as usize
+    }
+}
+
+/// Every environment variable `HostOptions::from_env` reads: a child process is spawned
+/// without them unless the test sets them.
+pub(crate) const ENV_VARS: [&str; 6] = [
+    "THREADHOST_SHUTDOWN_TIMEOUT",
+    "THREADHOST_STARTUP_TIMEOUT",
+    "THREADHOST_START_CONCURRENTLY",
+    "THREADHOST_STOP_CONCURRENTLY",
+    "THREADHOST_STACK_SIZE",
+    "THREADHOST_FAILURE_POLICY",
+];
+
+/// Sends signal `sig` (a name: `TERM`, `INT`, …) to process `pid` with `kill -s`.
+#[track_caller]
+pub(crate) fn kill(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -s {sig} {pid} failed");
+}
+
+/// A handler for a `WorkQueue<u64>` that holds each job until the test lets one go:
+/// [`JobGate::started`] tells which job began, [`JobGate::release`] ends one job (those not
+/// yet begun included: releases are counted). Jobs ignore their token.
+pub(crate) struct JobGate {
+    release: std::sync::mpsc::SyncSender<()>,
+    started: std::sync::mpsc::Receiver<u64>,
+}
+
+impl JobGate {
+    /// The gate and the handler to build the queue with.
+    pub(crate) fn new() -> (
+        JobGate,
+        impl Fn(u64, &threadhost::StopToken) -> ServiceResult,
+    ) {
+        let (release, released) = std::sync::mpsc::sync_channel::<()>(1000);
+        let released = Mutex::new(released);
+        let (started_tx, started) = std::sync::mpsc::channel::<u64>();
+        let started_tx = Mutex::new(started_tx);
+        let handler = move |x: u64, _token: &threadhost::StopToken| {
+            started_tx.lock().unwrap().send(x).unwrap();
+            released.lock().unwrap().recv().unwrap();
+            Ok(())
+        };
+        (JobGate { release, started }, handler)
+    }
+
+    /// Waits for the next job to begin and returns its item.
+    pub(crate) fn started(&self) -> u64 {
+        self.started
+            .recv_timeout(PATIENCE)
+            .expect("a job begins within PATIENCE")
+    }
+
+    /// Lets `n` jobs finish.
+    pub(crate) fn release(&self, n: usize) {
+        for _ in 0..n {
+            self.release.send(()).unwrap();
+        }
+    }
 }
