@@ -321,7 +321,8 @@
 //! | 3 | [`EXIT_STOP_TIMEOUT`] | the stop overran its deadline ([`Error::StopTimeout`] names the services) |
 //! | 130 | [`EXIT_FORCED`] | a second signal (the console lifetime exits by itself) |
 //!
-//! ```no_run
+#![cfg_attr(feature = "termination", doc = "```no_run")]
+#![cfg_attr(not(feature = "termination"), doc = "```ignore")]
 //! use std::process::ExitCode;
 //! use std::time::Duration;
 //! use threadhost::HostBuilder;
@@ -377,7 +378,8 @@
 //! [`HostOptions::from_env`] and [`HostOptions::apply_env_with`] (your own lookup) do the
 //! same on plain options.
 //!
-//! ```
+#![cfg_attr(feature = "env", doc = "```")]
+#![cfg_attr(not(feature = "env"), doc = "```ignore")]
 //! use std::time::Duration;
 //! use threadhost::{Error, HostBuilder, HostOptions};
 //!
@@ -408,7 +410,8 @@
 //! no-op when `NOTIFY_SOCKET` is unset (or off Unix), so the same binary runs anywhere. It is
 //! built on the public state listeners ([`HostBuilder::on_state_change`]).
 //!
-//! ```no_run
+#![cfg_attr(feature = "systemd", doc = "```no_run")]
+#![cfg_attr(not(feature = "systemd"), doc = "```ignore")]
 //! use std::process::ExitCode;
 //! use std::time::Duration;
 //! use threadhost::{HostBuilder, Service};
@@ -525,8 +528,17 @@ mod thread;
 pub struct PortingGuide;
 
 /// Compiles every Rust block of README.md as a doctest (they are `no_run`: they run until
-/// Ctrl-C), so that the README's code keeps up with the API.
-#[cfg(doctest)]
+/// Ctrl-C), so that the README's code keeps up with the API (with every feature, as the
+/// README shows them).
+#[cfg(all(
+    doctest,
+    feature = "termination",
+    feature = "systemd",
+    feature = "env",
+    feature = "listeners",
+    feature = "queue",
+    feature = "periodic"
+))]
 #[doc = include_str!("../README.md")]
 pub struct Readme;
 

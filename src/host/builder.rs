@@ -79,7 +79,8 @@ impl HostBuilder {
     /// per-service option on it first). A [`Periodic`](crate::Periodic) service's `build`
     /// already returns a `Service`.
     ///
-    /// ```
+    #[cfg_attr(feature = "queue", doc = "```")]
+    #[cfg_attr(not(feature = "queue"), doc = "```ignore")]
     /// use std::time::Duration;
     /// use threadhost::{HostBuilder, Service, TaskQueue};
     ///
