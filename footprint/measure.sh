@@ -4,7 +4,7 @@
 #   footprint/measure.sh            # the table (about 4 release builds with fat LTO)
 #   footprint/measure.sh --bloat    # and, after it, cargo-bloat's breakdown by crate
 #
-# Builds in release (the root Cargo.toml's profile: fat LTO, one codegen unit, unwinding kept)
+# Builds in release (the root Cargo.toml's profile: fat LTO, one codegen unit, opt-level "s", unwinding kept)
 # the floor (footprint/floor) and threadhost-capi in each feature configuration, strips a copy
 # of each libthreadhost.so and prints a Markdown table. Honours CARGO_TARGET_DIR (the target
 # directory is asked of cargo); the stripped copies are left in <target>/footprint/.
