@@ -418,7 +418,7 @@
 //!
 //! fn main() -> ExitCode {
 //!     env_logger::init();
-//!     let worker = Service::background_fn("worker", |ctx| {
+//!     let worker = Service::background("worker", |ctx| {
 //!         while ctx.sleep(Duration::from_secs(1)).is_ok() {
 //!             ctx.heartbeat(); // live: the watchdog pings go on
 //!         }

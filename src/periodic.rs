@@ -346,7 +346,7 @@ impl Periodic {
                 "must be at least 1",
             ));
         }
-        Ok(Service::background(
+        Ok(Service::background_service(
             name,
             PeriodicService {
                 config: self,
