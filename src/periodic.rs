@@ -20,7 +20,8 @@ use crate::error::{Error, ServiceResult};
 use crate::panic::panic_message;
 use crate::service::{BackgroundService, Context, Service};
 use crate::stop::{StopToken, Stopped};
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What a periodic service does with slots that passed while a tick was still running (or
 /// while the thread was not scheduled).

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc as StdArc;
+use std::sync::Arc;
 
 use crate::error::{BoxError, Error, Failure};
 use crate::panic::take_message;
@@ -43,7 +43,7 @@ struct Factory {
 /// What a type is registered as.
 enum Entry {
     Singleton {
-        value: StdArc<dyn Any + Send + Sync>,
+        value: Arc<dyn Any + Send + Sync>,
         type_name: &'static str,
     },
     /// Index into `Registry::factories` and into each scope's slots.
@@ -78,7 +78,7 @@ enum Entry {
 #[derive(Default)]
 #[must_use = "a RegistryBuilder does nothing until `build` is called"]
 pub struct RegistryBuilder {
-    singletons: Vec<(TypeId, &'static str, StdArc<dyn Any + Send + Sync>)>,
+    singletons: Vec<(TypeId, &'static str, Arc<dyn Any + Send + Sync>)>,
     factories: Vec<(TypeId, Factory)>,
 }
 
@@ -90,7 +90,7 @@ impl RegistryBuilder {
 
     /// Registers `value` as the one instance of `T`, shared by every scope and thread.
     /// [`Scope::get::<T>`](Scope::get) borrows it; [`Registry::singleton`] clones the `Arc`.
-    pub fn singleton<T: Send + Sync + 'static>(mut self, value: StdArc<T>) -> RegistryBuilder {
+    pub fn singleton<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> RegistryBuilder {
         self.singletons
             .push((TypeId::of::<T>(), type_name::<T>(), value));
         self
@@ -131,7 +131,7 @@ impl RegistryBuilder {
     pub fn build(self) -> Result<Registry, Error> {
         let mut entries = HashMap::with_capacity(self.singletons.len() + self.factories.len());
         let duplicate = |type_name: &str| Error::DuplicateService {
-            service: StdArc::from(type_name),
+            service: Arc::from(type_name),
         };
         for (id, type_name, value) in self.singletons {
             match entries.entry(id) {
@@ -222,9 +222,9 @@ impl Registry {
     ///
     /// - [`Error::UnregisteredType`] if no `T` is registered.
     /// - [`Error::ScopedType`] if `T` is registered as scoped: get it from a [`Scope`].
-    pub fn singleton<T: Send + Sync + 'static>(&self) -> Result<StdArc<T>, Error> {
+    pub fn singleton<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, Error> {
         match self.entries.get(&TypeId::of::<T>()) {
-            Some(Entry::Singleton { value, .. }) => StdArc::clone(value)
+            Some(Entry::Singleton { value, .. }) => Arc::clone(value)
                 .downcast::<T>()
                 .map_err(|_| unregistered::<T>()),
             Some(Entry::Scoped(_)) => Err(Error::ScopedType {
@@ -392,7 +392,7 @@ impl Scope<'_> {
     /// # Errors
     ///
     /// As [`Registry::singleton`].
-    pub fn singleton<T: Send + Sync + 'static>(&self) -> Result<StdArc<T>, Error> {
+    pub fn singleton<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, Error> {
         self.registry.singleton::<T>()
     }
 
@@ -414,11 +414,11 @@ impl Scope<'_> {
         {
             let mut resolving = self.resolving.borrow_mut();
             if let Some(pos) = resolving.iter().position(|&r| r == i) {
-                let mut services: Vec<StdArc<str>> = resolving[pos..]
+                let mut services: Vec<Arc<str>> = resolving[pos..]
                     .iter()
-                    .map(|&r| StdArc::from(self.registry.factories[r].type_name))
+                    .map(|&r| Arc::from(self.registry.factories[r].type_name))
                     .collect();
-                services.push(StdArc::from(factory.type_name));
+                services.push(Arc::from(factory.type_name));
                 return Err(Error::DependencyCycle { services });
             }
             resolving.push(i);

@@ -10,7 +10,7 @@ use crate::panic::take_message;
 use crate::service::{BackgroundService, Context, HostedService, Kind};
 use crate::stop::Stopped;
 use crate::supervise::{Policy, RestartTracker};
-use crate::sync::Arc;
+use std::sync::Arc;
 
 /// The top frame of a service thread.
 pub(crate) fn service_main(

@@ -91,6 +91,7 @@ mod pool;
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::fence;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -102,7 +103,7 @@ use crate::error::{Error, ServiceResult};
 use crate::panic::take_message;
 use crate::service::{Context, HostedService, Service};
 use crate::stop::{StopReason, StopSource, StopToken};
-use crate::sync::{Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
+use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError as ChannelError};
 use pool::WorkerCounters;
 

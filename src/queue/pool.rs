@@ -9,7 +9,8 @@ use crate::error::BoxError;
 use crate::panic::take_message;
 use crate::queue::{Core, Handler};
 use crate::stop::{StopToken, Stopped};
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What one worker has taken and finished, on its own cache line, so that workers never
 /// contend on a counter and the producer's lock word stays out of their lines.

@@ -32,7 +32,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::deadline::Deadline;
 use crate::panic::take_message;
-use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering, Weak};
+use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
+use std::sync::{Arc, Weak};
 
 use super::StopReason;
 
