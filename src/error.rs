@@ -31,6 +31,24 @@ impl Failure {
         matches!(self, Failure::Panic(_))
     }
 
+    /// The failure of a panic caught with [`std::panic::catch_unwind`]: a
+    /// [`Failure::Panic`] with the payload's message (the payload as `&str` or `String`, else
+    /// a placeholder), on one line, as threadhost reports its own caught panics. The payload
+    /// is dropped here; a panic in its own `Drop` is swallowed.
+    ///
+    /// ```
+    /// use threadhost::Failure;
+    ///
+    /// let payload = std::panic::catch_unwind(|| panic!("disk {}", "full")).unwrap_err();
+    /// let failure = Failure::from_panic(payload);
+    /// assert!(failure.is_panic());
+    /// assert_eq!(failure.to_string(), "panicked: disk full");
+    /// ```
+    #[must_use]
+    pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Failure {
+        Failure::Panic(crate::panic::take_message(payload).into())
+    }
+
     pub(crate) fn from_box(error: BoxError) -> Failure {
         Failure::Error(Arc::from(error))
     }

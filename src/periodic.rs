@@ -505,7 +505,7 @@ where
                     // The schedule goes on: a panic payload is user data whose `Drop` may
                     // panic; dropped under `catch_unwind`, it cannot end the schedule.
                     if let Err(payload) = failure {
-                        let _ = crate::panic::take_message(payload);
+                        crate::panic::drop_quietly(payload);
                     }
                     log::error!(
                         "periodic service `{}`: tick {index} failed: {message}; {} failure(s) \

@@ -26,11 +26,9 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::error::{BoxError, Error, Failure};
-use crate::panic::take_message;
 
 type ErasedFactory = Box<dyn Fn(&Scope<'_>) -> Result<Box<dyn Any>, BoxError> + Send + Sync>;
 
@@ -429,7 +427,7 @@ impl Scope<'_> {
         });
         // The factory is user code: a panic becomes an error, as everywhere in threadhost.
         // No `RefCell` borrow is held across it (it may re-enter `get`).
-        let value = match catch_unwind(AssertUnwindSafe(|| (factory.make)(self))) {
+        let value = match crate::panic::catch(|| (factory.make)(self)) {
             Ok(Ok(value)) => value,
             Ok(Err(error)) => {
                 return Err(match error.downcast::<Error>() {
@@ -440,10 +438,10 @@ impl Scope<'_> {
                     },
                 });
             }
-            Err(payload) => {
+            Err(message) => {
                 return Err(Error::FactoryFailed {
                     type_name: factory.type_name,
-                    failure: Failure::Panic(take_message(payload).into()),
+                    failure: Failure::Panic(message.into()),
                 });
             }
         };
@@ -463,13 +461,10 @@ impl Drop for Scope<'_> {
                 continue;
             };
             // A value's `Drop` is user code: a panic in one must not leak the others.
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
-                let message = take_message(payload);
-                log::error!(
-                    "dropping scoped `{}` panicked: {message}",
-                    self.registry.factories[i].type_name,
-                );
-            }
+            let type_name = self.registry.factories[i].type_name;
+            crate::panic::log_panic(format_args!("dropping scoped `{type_name}`"), move || {
+                drop(value);
+            });
         }
     }
 }

@@ -17,7 +17,6 @@
 //!    mutex) never misses the end.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +24,6 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::Failure;
 use crate::host::{HostHandle, HostState, ServiceState};
-use crate::panic::take_message;
 use crate::stop::StopReason;
 use crate::sync::{Condvar, Mutex};
 
@@ -265,11 +263,10 @@ fn deliver(
             host: host.clone(),
         };
         for listener in listeners {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(&event))) {
-                // Before the macro, which skips its arguments at a disabled level.
-                let message = take_message(payload);
-                log::error!("a state listener panicked on `{}`: {message}", event.change,);
-            }
+            crate::panic::log_panic(
+                format_args!("a state listener on `{}`", event.change),
+                || listener(&event),
+            );
         }
         delivered();
         if terminal {

@@ -567,15 +567,9 @@ impl HostHandle {
         // Invariant 1: metrics callbacks are user code, called with no lock held.
         for (status, f) in snapshot.services.iter_mut().zip(metrics) {
             let Some(f) = f else { continue };
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f())) {
-                Ok(figures) => status.metrics = figures,
-                Err(payload) => {
-                    let message = crate::panic::take_message(payload);
-                    log::error!(
-                        "the metrics callback of service `{}` panicked: {message}",
-                        status.name,
-                    );
-                }
+            let what = format_args!("the metrics callback of service `{}`", status.name);
+            if let Some(figures) = crate::panic::log_panic(what, || f()) {
+                status.metrics = figures;
             }
         }
         snapshot

@@ -90,7 +90,6 @@ mod error;
 mod pool;
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::fence;
 use std::thread::JoinHandle;
@@ -100,7 +99,6 @@ pub use error::{SendError, SendTimeoutError, TrySendError};
 
 use crate::deadline::Deadline;
 use crate::error::{Error, ServiceResult};
-use crate::panic::take_message;
 use crate::service::{Context, HostedService, Service};
 use crate::stop::{StopReason, StopSource, StopToken};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
@@ -486,17 +484,11 @@ impl<T: Send + 'static> Core<T> {
     }
 
     fn hand_dropped(&self, item: T) {
-        let result = catch_unwind(AssertUnwindSafe(|| match &self.on_drop {
+        let what = format_args!("queue `{}`: the on_drop callback", self.name);
+        crate::panic::log_panic(what, || match &self.on_drop {
             Some(on_drop) => on_drop(item),
             None => drop(item),
-        }));
-        if let Err(payload) = result {
-            let message = take_message(payload);
-            log::error!(
-                "queue `{}`: the on_drop callback panicked: {message}",
-                self.name,
-            );
-        }
+        });
     }
 
     /// `true` once the queue is cancelled: a worker hands back what it receives then.
@@ -556,13 +548,8 @@ impl<T: Send + 'static> Core<T> {
         let Some(on_unrun) = &self.on_unrun else {
             return items;
         };
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| on_unrun(items))) {
-            let message = take_message(payload);
-            log::error!(
-                "queue `{}`: the on_unrun callback panicked: {message}",
-                self.name,
-            );
-        }
+        let what = format_args!("queue `{}`: the on_unrun callback", self.name);
+        crate::panic::log_panic(what, || on_unrun(items));
         Vec::new()
     }
 
