@@ -116,7 +116,8 @@ pub(crate) fn policy(value: i32) -> Option<Policy> {
     match value {
         POLICY_STOP_HOST => Some(Policy::StopHost),
         POLICY_IGNORE => Some(Policy::Ignore),
-        POLICY_RESTART => Some(restart(100, 30_000, 5, 60_000)),
+        // The header's comment on THREADHOST_POLICY_RESTART states its values.
+        POLICY_RESTART => Some(Policy::restart()),
         _ => None,
     }
 }
