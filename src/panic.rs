@@ -35,6 +35,7 @@ pub(crate) fn log_panic<R>(what: fmt::Arguments<'_>, f: impl FnOnce() -> R) -> O
 }
 
 /// Drops `value`, user data whose `Drop` may panic, swallowing such a panic.
+#[cfg(any(feature = "queue", feature = "periodic"))]
 pub(crate) fn drop_quietly<T>(value: T) {
     let _ = catch(move || drop(value));
 }

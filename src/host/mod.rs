@@ -1682,14 +1682,28 @@ impl fmt::Debug for HostHandle {
     }
 }
 
+/// A [`HostHandle`] that does not keep the host alive: what the console lifetime keeps for
+/// each host that asked for it, so that it never reaches into `Shared`.
+#[cfg(feature = "termination")]
+#[derive(Clone, Debug)]
+pub(crate) struct WeakHostHandle(std::sync::Weak<Shared>);
+
+#[cfg(feature = "termination")]
 impl HostHandle {
-    #[cfg(feature = "termination")]
-    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
-        Arc::downgrade(&self.shared)
+    pub(crate) fn downgrade(&self) -> WeakHostHandle {
+        WeakHostHandle(Arc::downgrade(&self.shared))
+    }
+}
+
+#[cfg(feature = "termination")]
+impl WeakHostHandle {
+    /// The handle, if the host still exists.
+    pub(crate) fn upgrade(&self) -> Option<HostHandle> {
+        self.0.upgrade().map(|shared| HostHandle { shared })
     }
 
-    #[cfg(feature = "termination")]
-    pub(crate) fn upgrade(weak: &std::sync::Weak<Shared>) -> Option<HostHandle> {
-        weak.upgrade().map(|shared| HostHandle { shared })
+    /// `true` once the host is gone.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.0.strong_count() == 0
     }
 }
