@@ -28,7 +28,8 @@ use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::{BoxError, Error, Failure};
+use crate::error::{BoxError, Error};
+use crate::failure::Failure;
 
 type ErasedFactory = Box<dyn Fn(&Scope<'_>) -> Result<Box<dyn Any>, BoxError> + Send + Sync>;
 

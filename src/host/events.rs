@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::error::Failure;
+use crate::failure::Failure;
 use crate::host::{HostHandle, HostState, ServiceState};
 use crate::stop::StopReason;
 use crate::sync::{Condvar, Mutex};

@@ -47,9 +47,7 @@ mod builder;
 mod events;
 mod heartbeat;
 mod options;
-mod report;
 mod runner;
-mod state;
 
 use std::fmt;
 use std::sync::Arc;
@@ -60,12 +58,13 @@ pub use builder::HostBuilder;
 #[cfg(feature = "listeners")]
 pub use events::{HostEvent, StateChange};
 pub use options::HostOptions;
-pub use report::{Outcome, ServiceReport, StopReport};
-pub use state::{HostSnapshot, HostState, ServiceState, ServiceStatus};
 
 use crate::deadline::Deadline;
-use crate::error::{Error, Failure};
+use crate::error::Error;
+use crate::failure::Failure;
+use crate::report::{Outcome, ServiceReport, StopReport};
 use crate::service::{Context, Kind, Service};
+use crate::state::{HostSnapshot, HostState, ServiceState, ServiceStatus};
 use crate::stop::{StopReason, StopSource, StopToken};
 use crate::supervise::Policy;
 use crate::sync::{AtomicU8, Condvar, Mutex, MutexGuard, Ordering};

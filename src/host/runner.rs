@@ -2,7 +2,8 @@
 //! loop with its failure policy. Every call into user code is wrapped in `catch_unwind`.
 
 use crate::deadline::Deadline;
-use crate::error::{Failure, ServiceResult};
+use crate::error::ServiceResult;
+use crate::failure::Failure;
 use crate::host::{Cmd, Phase, ServiceState, Shared};
 use crate::service::{BackgroundService, Context, HostedService, Kind};
 use crate::stop::Stopped;

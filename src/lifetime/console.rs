@@ -9,8 +9,9 @@
 use std::sync::Mutex;
 
 use crate::error::Error;
-use crate::host::{HostHandle, HostState, WeakHostHandle};
+use crate::host::{HostHandle, WeakHostHandle};
 use crate::lifetime::EXIT_FORCED;
+use crate::state::HostState;
 use crate::stop::StopReason;
 
 /// Hosts that asked for the console lifetime. A std mutex: never contended, and usable from

@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::host::{HostEvent, HostHandle, HostState, Listener, ServiceState, StateChange};
+use crate::host::{HostEvent, HostHandle, Listener, StateChange};
+use crate::state::{HostState, ServiceState};
 use crate::sync::Mutex;
 
 /// The longest interval between two `EXTEND_TIMEOUT_USEC` messages.
