@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         .shutdown_timeout(Duration::from_secs(10))
         .add_service(queue);
     if let Some(seconds) = run_for {
-        builder = builder.add_service(Service::background_fn("run-for", move |ctx| {
+        builder = builder.add_service(Service::background("run-for", move |ctx| {
             log::info!("will stop by itself in {seconds:?} (--run-for)");
             if ctx.sleep(seconds).is_ok() {
                 ctx.host().request_stop();

@@ -89,7 +89,7 @@ fn main() -> ExitCode {
         .scoped(ScopedProcessingService::create)
         .background("consume-scoped", consume_scoped_service);
     if let Some(seconds) = run_for {
-        builder = builder.add_service(Service::background_fn("run-for", move |ctx| {
+        builder = builder.add_service(Service::background("run-for", move |ctx| {
             log::info!("will stop by itself in {seconds:?} (--run-for)");
             if ctx.sleep(seconds).is_ok() {
                 ctx.host().request_stop();

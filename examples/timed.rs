@@ -74,7 +74,7 @@ fn build(run_for: Option<Duration>) -> Result<threadhost::Host, threadhost::Erro
         .add_service(timed)
         .add_service(periodic);
     if let Some(seconds) = run_for {
-        builder = builder.add_service(Service::background_fn("run-for", move |ctx| {
+        builder = builder.add_service(Service::background("run-for", move |ctx| {
             log::info!("will stop by itself in {seconds:?} (--run-for)");
             if ctx.sleep(seconds).is_ok() {
                 ctx.host().request_stop();

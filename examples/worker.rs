@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         // The template's Worker: do a unit of work, then wait a second, until stopped. It is
         // critical: each round beats, and a worker stuck for 10 s stops the watchdog pings.
         .add_service(
-            Service::background_fn("worker", move |ctx| {
+            Service::background("worker", move |ctx| {
                 let began = Instant::now();
                 let mut rounds = 0u64;
                 loop {
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
             Ok(())
         });
     if let Some(seconds) = run_for {
-        builder = builder.add_service(Service::background_fn("run-for", move |ctx| {
+        builder = builder.add_service(Service::background("run-for", move |ctx| {
             log::info!("will stop by itself in {seconds:?} (--run-for)");
             if ctx.sleep(seconds).is_ok() {
                 ctx.host().request_stop();

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 /// let at: Deadline = (Instant::now() + Duration::from_secs(1)).into();
 /// assert!(soon < at);
 /// assert!(at < Deadline::NEVER);
+/// // `Ord`: `min` is the earlier of two deadlines.
+/// assert_eq!(soon.min(Deadline::NEVER), soon);
 /// assert_eq!(Deadline::NEVER.remaining(), None);
 /// // A duration too large to add to `now` means never, not a panic.
 /// assert_eq!(Deadline::from(Duration::MAX), Deadline::NEVER);
@@ -77,20 +79,6 @@ impl Deadline {
     #[must_use]
     pub fn is_expired(self) -> bool {
         self.0.is_some_and(|at| Instant::now() >= at)
-    }
-
-    /// The earlier of two deadlines.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use threadhost::Deadline;
-    ///
-    /// let d = Deadline::after(Duration::from_secs(1));
-    /// assert_eq!(d.min(Deadline::NEVER), d);
-    /// ```
-    #[must_use]
-    pub fn min(self, other: Deadline) -> Deadline {
-        std::cmp::min(self, other)
     }
 
     /// This deadline, or `timeout` from now if that is earlier; `None` leaves it unchanged.

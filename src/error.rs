@@ -1,50 +1,23 @@
-//! [`Error`], the crate's error type, and [`Failure`], how a service failed.
+//! [`Error`], the crate's error type, and what a service returns ([`BoxError`],
+//! [`ServiceResult`]).
+//!
+//! Error knows the data types it carries (`failure`, `state`, `report`), none of which knows
+//! it back; the host, which makes errors, is not among them. The one conversion from a data
+//! type into an `Error`, [`StopReport::into_result`], is here for that reason.
 
 use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use crate::host::{HostState, StopReport};
+use crate::failure::Failure;
+use crate::report::StopReport;
+use crate::state::HostState;
 
 /// The boxed error a service hook or body returns.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What a service hook or body returns: `Ok(())`, or the error that made it fail.
 pub type ServiceResult = Result<(), BoxError>;
-
-/// How a service failed: an error it returned, or a panic (with its message).
-///
-/// Panics are data: a panic in a service is caught on the service's own thread and becomes a
-/// `Failure::Panic`; it never crosses to another thread or over the C boundary.
-#[derive(Clone, Debug)]
-pub enum Failure {
-    /// The hook or body returned this error.
-    Error(Arc<dyn std::error::Error + Send + Sync + 'static>),
-    /// The hook or body panicked with this message.
-    Panic(Arc<str>),
-}
-
-impl Failure {
-    /// `true` for a panic.
-    #[must_use]
-    pub fn is_panic(&self) -> bool {
-        matches!(self, Failure::Panic(_))
-    }
-
-    pub(crate) fn from_box(error: BoxError) -> Failure {
-        Failure::Error(Arc::from(error))
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            // A user's `Display`: guarded, as a failure is logged on threadhost threads.
-            Failure::Error(e) => write!(f, "{}", crate::panic::Guarded(&**e)),
-            Failure::Panic(message) => write!(f, "panicked: {message}"),
-        }
-    }
-}
 
 /// Everything that can go wrong in threadhost.
 ///
@@ -187,6 +160,37 @@ impl Error {
             value: value.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+impl StopReport {
+    /// `Err` when a service failed under `Policy::StopHost` (`Error::ServiceFailed`) or the
+    /// stop overran (`Error::StopTimeout`); `Ok` otherwise (also while
+    /// [in progress](StopReport::is_in_progress)), with the report.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ServiceFailed`](Error::ServiceFailed) first, then
+    /// [`Error::StopTimeout`](Error::StopTimeout).
+    pub fn into_result(self) -> Result<StopReport, Error> {
+        if let Some((service, failure)) = self.failure.clone() {
+            return Err(Error::ServiceFailed {
+                service,
+                failure,
+                report: Box::new(self),
+            });
+        }
+        if self.in_progress {
+            return Ok(self);
+        }
+        let late = self.timed_out();
+        if !late.is_empty() || !self.complete {
+            return Err(Error::StopTimeout {
+                services: late,
+                report: Box::new(self),
+            });
+        }
+        Ok(self)
     }
 }
 

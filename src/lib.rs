@@ -418,7 +418,7 @@
 //!
 //! fn main() -> ExitCode {
 //!     env_logger::init();
-//!     let worker = Service::background_fn("worker", |ctx| {
+//!     let worker = Service::background("worker", |ctx| {
 //!         while ctx.sleep(Duration::from_secs(1)).is_ok() {
 //!             ctx.heartbeat(); // live: the watchdog pings go on
 //!         }
@@ -498,6 +498,7 @@
 
 mod deadline;
 mod error;
+mod failure;
 mod host;
 mod lifetime;
 mod panic;
@@ -505,8 +506,10 @@ mod panic;
 mod periodic;
 #[cfg(feature = "queue")]
 mod queue;
+mod report;
 mod scope;
 mod service;
+mod state;
 mod stop;
 mod supervise;
 mod sync;
@@ -543,11 +546,9 @@ pub struct PortingGuide;
 pub struct Readme;
 
 pub use deadline::Deadline;
-pub use error::{BoxError, Error, Failure, ServiceResult};
-pub use host::{
-    Host, HostBuilder, HostHandle, HostOptions, HostSnapshot, HostState, Outcome, ServiceReport,
-    ServiceState, ServiceStatus, StopReport,
-};
+pub use error::{BoxError, Error, ServiceResult};
+pub use failure::Failure;
+pub use host::{Host, HostBuilder, HostHandle, HostOptions};
 #[cfg(feature = "listeners")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listeners")))]
 pub use host::{HostEvent, StateChange};
@@ -561,7 +562,9 @@ pub use queue::{
     FullMode, Producer, QueueHandle, QueueMetrics, QueueReport, SendError, SendTimeoutError, Task,
     TaskQueue, TrySendError, WorkQueue, WorkQueueBuilder,
 };
+pub use report::{Outcome, ServiceReport, StopReport};
 pub use scope::{Registry, RegistryBuilder, Scope};
 pub use service::{BackgroundService, Context, HostedService, Service};
+pub use state::{HostSnapshot, HostState, ServiceState, ServiceStatus};
 pub use stop::{Registration, StopGuard, StopReason, StopSource, StopToken, Stopped};
 pub use supervise::{Backoff, MAX_RESTARTS, MIN_BACKOFF, Policy, UNLIMITED_RESTARTS};

@@ -20,7 +20,8 @@ use crate::error::{Error, ServiceResult};
 use crate::panic::panic_message;
 use crate::service::{BackgroundService, Context, Service};
 use crate::stop::{StopToken, Stopped};
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What a periodic service does with slots that passed while a tick was still running (or
 /// while the thread was not scheduled).
@@ -346,7 +347,7 @@ impl Periodic {
                 "must be at least 1",
             ));
         }
-        Ok(Service::background(
+        Ok(Service::background_service(
             name,
             PeriodicService {
                 config: self,
@@ -504,7 +505,7 @@ where
                     // The schedule goes on: a panic payload is user data whose `Drop` may
                     // panic; dropped under `catch_unwind`, it cannot end the schedule.
                     if let Err(payload) = failure {
-                        let _ = crate::panic::take_message(payload);
+                        crate::panic::drop_quietly(payload);
                     }
                     log::error!(
                         "periodic service `{}`: tick {index} failed: {message}; {} failure(s) \

@@ -26,11 +26,10 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc as StdArc;
+use std::sync::Arc;
 
-use crate::error::{BoxError, Error, Failure};
-use crate::panic::take_message;
+use crate::error::{BoxError, Error};
+use crate::failure::Failure;
 
 type ErasedFactory = Box<dyn Fn(&Scope<'_>) -> Result<Box<dyn Any>, BoxError> + Send + Sync>;
 
@@ -43,7 +42,7 @@ struct Factory {
 /// What a type is registered as.
 enum Entry {
     Singleton {
-        value: StdArc<dyn Any + Send + Sync>,
+        value: Arc<dyn Any + Send + Sync>,
         type_name: &'static str,
     },
     /// Index into `Registry::factories` and into each scope's slots.
@@ -78,7 +77,7 @@ enum Entry {
 #[derive(Default)]
 #[must_use = "a RegistryBuilder does nothing until `build` is called"]
 pub struct RegistryBuilder {
-    singletons: Vec<(TypeId, &'static str, StdArc<dyn Any + Send + Sync>)>,
+    singletons: Vec<(TypeId, &'static str, Arc<dyn Any + Send + Sync>)>,
     factories: Vec<(TypeId, Factory)>,
 }
 
@@ -90,7 +89,7 @@ impl RegistryBuilder {
 
     /// Registers `value` as the one instance of `T`, shared by every scope and thread.
     /// [`Scope::get::<T>`](Scope::get) borrows it; [`Registry::singleton`] clones the `Arc`.
-    pub fn singleton<T: Send + Sync + 'static>(mut self, value: StdArc<T>) -> RegistryBuilder {
+    pub fn singleton<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> RegistryBuilder {
         self.singletons
             .push((TypeId::of::<T>(), type_name::<T>(), value));
         self
@@ -131,7 +130,7 @@ impl RegistryBuilder {
     pub fn build(self) -> Result<Registry, Error> {
         let mut entries = HashMap::with_capacity(self.singletons.len() + self.factories.len());
         let duplicate = |type_name: &str| Error::DuplicateService {
-            service: StdArc::from(type_name),
+            service: Arc::from(type_name),
         };
         for (id, type_name, value) in self.singletons {
             match entries.entry(id) {
@@ -222,9 +221,9 @@ impl Registry {
     ///
     /// - [`Error::UnregisteredType`] if no `T` is registered.
     /// - [`Error::ScopedType`] if `T` is registered as scoped: get it from a [`Scope`].
-    pub fn singleton<T: Send + Sync + 'static>(&self) -> Result<StdArc<T>, Error> {
+    pub fn singleton<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, Error> {
         match self.entries.get(&TypeId::of::<T>()) {
-            Some(Entry::Singleton { value, .. }) => StdArc::clone(value)
+            Some(Entry::Singleton { value, .. }) => Arc::clone(value)
                 .downcast::<T>()
                 .map_err(|_| unregistered::<T>()),
             Some(Entry::Scoped(_)) => Err(Error::ScopedType {
@@ -392,7 +391,7 @@ impl Scope<'_> {
     /// # Errors
     ///
     /// As [`Registry::singleton`].
-    pub fn singleton<T: Send + Sync + 'static>(&self) -> Result<StdArc<T>, Error> {
+    pub fn singleton<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, Error> {
         self.registry.singleton::<T>()
     }
 
@@ -414,11 +413,11 @@ impl Scope<'_> {
         {
             let mut resolving = self.resolving.borrow_mut();
             if let Some(pos) = resolving.iter().position(|&r| r == i) {
-                let mut services: Vec<StdArc<str>> = resolving[pos..]
+                let mut services: Vec<Arc<str>> = resolving[pos..]
                     .iter()
-                    .map(|&r| StdArc::from(self.registry.factories[r].type_name))
+                    .map(|&r| Arc::from(self.registry.factories[r].type_name))
                     .collect();
-                services.push(StdArc::from(factory.type_name));
+                services.push(Arc::from(factory.type_name));
                 return Err(Error::DependencyCycle { services });
             }
             resolving.push(i);
@@ -429,7 +428,7 @@ impl Scope<'_> {
         });
         // The factory is user code: a panic becomes an error, as everywhere in threadhost.
         // No `RefCell` borrow is held across it (it may re-enter `get`).
-        let value = match catch_unwind(AssertUnwindSafe(|| (factory.make)(self))) {
+        let value = match crate::panic::catch(|| (factory.make)(self)) {
             Ok(Ok(value)) => value,
             Ok(Err(error)) => {
                 return Err(match error.downcast::<Error>() {
@@ -440,10 +439,10 @@ impl Scope<'_> {
                     },
                 });
             }
-            Err(payload) => {
+            Err(message) => {
                 return Err(Error::FactoryFailed {
                     type_name: factory.type_name,
-                    failure: Failure::Panic(take_message(payload).into()),
+                    failure: Failure::Panic(message.into()),
                 });
             }
         };
@@ -463,13 +462,10 @@ impl Drop for Scope<'_> {
                 continue;
             };
             // A value's `Drop` is user code: a panic in one must not leak the others.
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
-                let message = take_message(payload);
-                log::error!(
-                    "dropping scoped `{}` panicked: {message}",
-                    self.registry.factories[i].type_name,
-                );
-            }
+            let type_name = self.registry.factories[i].type_name;
+            crate::panic::log_panic(format_args!("dropping scoped `{type_name}`"), move || {
+                drop(value);
+            });
         }
     }
 }

@@ -118,8 +118,11 @@ pub trait HostedService: Send + 'static {
 /// handled by the service's [`Policy`]. A [`Stopped`] error returned after the token fired is a
 /// clean exit, so `ctx.sleep(d)?` is idiomatic.
 ///
-/// Closures `FnMut(&Context) -> ServiceResult` are background services
-/// ([`HostBuilder::background`](crate::HostBuilder::background) takes one).
+/// Closures `FnMut(&Context) -> ServiceResult` are background services too. One naming rule
+/// holds on [`HostBuilder`](crate::HostBuilder) and [`Service`] alike: `background(name,
+/// closure)` takes a closure (what most services are), `background_service(name, value)` a
+/// type of yours implementing this trait, and `hosted(name, value)` a [`HostedService`]
+/// (which has no closure form: it is several hooks).
 ///
 /// [`start`]: BackgroundService::start
 ///
@@ -289,7 +292,7 @@ impl Context {
     ///
     /// let host = HostBuilder::new()
     ///     .add_service(
-    ///         Service::background_fn("poller", |ctx| {
+    ///         Service::background("poller", |ctx| {
     ///             while ctx.sleep(Duration::from_millis(10)).is_ok() {
     ///                 ctx.heartbeat(); // one round of work done
     ///             }
@@ -332,12 +335,12 @@ pub(crate) enum Kind {
 /// use threadhost::{HostBuilder, Policy, Service};
 ///
 /// let host = HostBuilder::new()
-///     .add_service(Service::background_fn("db", |ctx| {
+///     .add_service(Service::background("db", |ctx| {
 ///         ctx.token().wait();
 ///         Ok(())
 ///     }))
 ///     .add_service(
-///         Service::background_fn("api", |ctx| {
+///         Service::background("api", |ctx| {
 ///             ctx.token().wait();
 ///             Ok(())
 ///         })
@@ -386,17 +389,20 @@ impl Service {
         Service::new(name, Kind::Hosted(Box::new(service)))
     }
 
-    /// A [`BackgroundService`] (a body that runs until stopped).
-    pub fn background(name: &str, service: impl BackgroundService) -> Service {
-        Service::new(name, Kind::Background(Box::new(service)))
-    }
-
-    /// A background service whose body is the closure `body`.
-    pub fn background_fn<F>(name: &str, body: F) -> Service
+    /// A background service whose body is the closure `body` (the same as
+    /// [`HostBuilder::background`](crate::HostBuilder::background), with per-service
+    /// settings).
+    pub fn background<F>(name: &str, body: F) -> Service
     where
         F: FnMut(&Context) -> ServiceResult + Send + 'static,
     {
-        Service::background(name, body)
+        Service::background_service(name, body)
+    }
+
+    /// A [`BackgroundService`] (a body that runs until stopped): a type of yours, where
+    /// [`background`](Service::background) takes a closure.
+    pub fn background_service(name: &str, service: impl BackgroundService) -> Service {
+        Service::new(name, Kind::Background(Box::new(service)))
     }
 
     /// What happens when the body fails. The default is the host's
@@ -459,7 +465,7 @@ impl Service {
     /// let counter = Arc::clone(&done);
     /// let host = HostBuilder::new()
     ///     .add_service(
-    ///         Service::background_fn("jobs", move |ctx| {
+    ///         Service::background("jobs", move |ctx| {
     ///             counter.fetch_add(1, Ordering::Relaxed);
     ///             ctx.token().wait();
     ///             Ok(())

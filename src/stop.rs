@@ -5,11 +5,10 @@
 mod tree;
 
 use std::fmt;
-use std::sync::Arc as StdArc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::deadline::Deadline;
-use crate::sync::{Arc, Weak};
 
 #[cfg(all(test, loom))]
 mod loom;
@@ -39,7 +38,7 @@ pub enum StopReason {
     /// Another service failed under the `StopHost` policy.
     Failure {
         /// The service that failed.
-        service: StdArc<str>,
+        service: Arc<str>,
     },
     /// The process received a termination signal (SIGINT, SIGTERM, SIGHUP).
     Signal,

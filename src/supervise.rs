@@ -73,6 +73,32 @@ pub const MAX_RESTARTS: u32 = 100_000;
 pub const UNLIMITED_RESTARTS: u32 = u32::MAX;
 
 impl Policy {
+    /// The default restart policy: [`Backoff::default`] (doubling from 100 ms to 30 s), at
+    /// most 5 restarts within 60 s, then [`Policy::StopHost`]. (`THREADHOST_POLICY_RESTART`
+    /// in C.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::{Backoff, Policy};
+    ///
+    /// assert_eq!(
+    ///     Policy::restart(),
+    ///     Policy::Restart {
+    ///         backoff: Backoff::exponential(Duration::from_millis(100), Duration::from_secs(30)),
+    ///         max_restarts: 5,
+    ///         within: Duration::from_secs(60),
+    ///     }
+    /// );
+    /// ```
+    #[must_use]
+    pub fn restart() -> Policy {
+        Policy::Restart {
+            backoff: Backoff::default(),
+            max_restarts: 5,
+            within: Duration::from_secs(60),
+        }
+    }
+
     pub(crate) fn validate(&self, service: &str) -> Result<(), Error> {
         if let Policy::Restart {
             backoff,
@@ -136,6 +162,13 @@ pub struct Backoff {
     /// The fraction (0.0 to 1.0) of each wait that is randomised: a wait `w` becomes a
     /// uniform value in `[w·(1−jitter), w]`.
     pub jitter: f64,
+}
+
+impl Default for Backoff {
+    /// Doubling from 100 ms up to 30 s, no jitter (the backoff of [`Policy::restart`]).
+    fn default() -> Backoff {
+        Backoff::exponential(Duration::from_millis(100), Duration::from_secs(30))
+    }
 }
 
 impl Backoff {

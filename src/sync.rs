@@ -1,10 +1,15 @@
-//! The one place concurrency primitives come from.
+//! The one place the locks and atomics of shared state come from.
 //!
-//! Every concurrent module imports `Mutex`, `Condvar`, `MutexGuard` and the atomics from here.
-//! Normally these are parking_lot's and std's; under `--cfg loom` they are loom's, behind the
-//! same (parking_lot-shaped) API, so that the stop tree can be model-checked unchanged
-//! (`src/stop/loom.rs`; see ARCHITECTURE.md for the command). `Arc`/`Weak` are std's in both
-//! cases (loom has no `Weak`): reference counting is not what the models check.
+//! Every concurrent module imports `Mutex`, `Condvar`, `MutexGuard`, `RwLock` and the atomics
+//! from here. Normally these are parking_lot's and std's; under `--cfg loom` they are loom's,
+//! behind the same (parking_lot-shaped) API, so that the stop tree can be model-checked
+//! unchanged (`src/stop/loom.rs`; see ARCHITECTURE.md for the command). A process-wide
+//! `static` (a counter, a registry) keeps std's types: loom's exist only inside a model.
+//!
+//! **`Arc` and `Weak` are not here.** Every module uses `std::sync::Arc` and
+//! `std::sync::Weak` directly, under those names (never renamed, never re-exported): loom has
+//! no `Weak`, and reference counting is not what the models check, so there is no second
+//! `Arc` to choose between.
 
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -18,8 +23,6 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use shim::{Condvar, Mutex, MutexGuard};
-
-pub(crate) use std::sync::{Arc, Weak};
 
 /// loom's `Mutex`/`Condvar` behind parking_lot's API (guards by `&mut`, no poisoning).
 #[cfg(loom)]

@@ -224,7 +224,7 @@ fn stack_size_bounds_are_checked_by_build() {
             bad,
         );
         build_rejects(
-            HostBuilder::new().add_service(Service::background_fn("svc", idle).stack_size(bad)),
+            HostBuilder::new().add_service(Service::background("svc", idle).stack_size(bad)),
             "stack_size of service `svc`",
             bad,
         );

@@ -151,7 +151,8 @@ fn background_dependent_runs_only_after_its_dependency_started() {
     let host = start_host(
         HostBuilder::new()
             .add_service(
-                Service::background("consumer", Rec::new("consumer", &log)).depends_on("broker"),
+                Service::background_service("consumer", Rec::new("consumer", &log))
+                    .depends_on("broker"),
             )
             .add_service(recorder(&log, "broker", ms(30))),
     );
@@ -443,7 +444,7 @@ fn start_and_stop_concurrently_keep_a_slow_dependency_first() {
 #[test]
 fn unknown_dependency_of_a_background_service_is_an_error() {
     let err = HostBuilder::new()
-        .add_service(Service::background_fn("api", idle).depends_on("db"))
+        .add_service(Service::background("api", idle).depends_on("db"))
         .build()
         .unwrap_err();
     match &err {
@@ -463,9 +464,9 @@ fn unknown_dependency_of_a_background_service_is_an_error() {
 fn dependency_cycle_error_is_closed_and_leaves_out_the_free_service() {
     let err = HostBuilder::new()
         .background("free", idle)
-        .add_service(Service::background_fn("a", idle).depends_on("b"))
-        .add_service(Service::background_fn("b", idle).depends_on("c"))
-        .add_service(Service::background_fn("c", idle).depends_on("a"))
+        .add_service(Service::background("a", idle).depends_on("b"))
+        .add_service(Service::background("b", idle).depends_on("c"))
+        .add_service(Service::background("c", idle).depends_on("a"))
         .build()
         .unwrap_err();
     match &err {

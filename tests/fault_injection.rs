@@ -132,34 +132,31 @@ fn service(i: usize, fault: Fault, release: &StopToken) -> Service {
         | Fault::HangStopHook
         | Fault::HangStopping
         | Fault::SlowHooks => Service::hosted(&name, Faulty { fault, release }),
-        Fault::None => Service::background_fn(&name, idle),
-        Fault::HangBody => Service::background_fn(&name, move |_ctx| {
+        Fault::None => Service::background(&name, idle),
+        Fault::HangBody => Service::background(&name, move |_ctx| {
             release.wait();
             Ok(())
         }),
-        Fault::SlowStop => Service::background_fn(&name, move |ctx| {
+        Fault::SlowStop => Service::background(&name, move |ctx| {
             ctx.token().wait();
             // Cleanup that takes 30 ms (a timed wait on a token that only the test fires).
             let _ = release.wait_timeout(Duration::from_millis(30));
             Ok(())
         }),
-        Fault::PanicBody => Service::background_fn(&name, |_ctx| panic!("injected panic in body")),
-        Fault::PanicCallback => Service::background_fn(&name, |ctx| {
+        Fault::PanicBody => Service::background(&name, |_ctx| panic!("injected panic in body")),
+        Fault::PanicCallback => Service::background(&name, |ctx| {
             ctx.token()
                 .on_stop(|_| panic!("injected panic in an on_stop callback"))
                 .forget();
             ctx.token().wait();
             Ok(())
         }),
-        Fault::FailRepeatedly => {
-            Service::background_fn(&name, |_ctx| Err("injected failure".into())).on_failure(
-                Policy::Restart {
-                    backoff: Backoff::fixed(Duration::from_millis(1)),
-                    max_restarts: 3,
-                    within: Duration::from_secs(60),
-                },
-            )
-        }
+        Fault::FailRepeatedly => Service::background(&name, |_ctx| Err("injected failure".into()))
+            .on_failure(Policy::Restart {
+                backoff: Backoff::fixed(Duration::from_millis(1)),
+                max_restarts: 3,
+                within: Duration::from_secs(60),
+            }),
     }
 }
 

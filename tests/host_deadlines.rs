@@ -169,7 +169,7 @@ fn per_service_stop_timeout_shortens_its_share() {
     let host = start_host(
         HostBuilder::new()
             .background("first", idle)
-            .add_service(Service::background_fn("slowpoke", hung(&gate)).stop_timeout(ms(150)))
+            .add_service(Service::background("slowpoke", hung(&gate)).stop_timeout(ms(150)))
             .background("last", idle),
     );
     // The host's deadline is 10 s; the slow service's own 150 ms is what bounds this stop.
@@ -191,7 +191,7 @@ fn per_service_stop_timeout_never_extends_the_host_deadline() {
     let _release = gate.opener();
     let host = start_host(
         HostBuilder::new()
-            .add_service(Service::background_fn("slowpoke", hung(&gate)).stop_timeout(SECS5 * 6)),
+            .add_service(Service::background("slowpoke", hung(&gate)).stop_timeout(SECS5 * 6)),
     );
     let report = within(
         ms(200) + MARGIN,

@@ -111,7 +111,7 @@ fn stack_size_per_service_is_applied() {
         HostBuilder::new()
             .stack_size(128 * 1024)
             .add_service(
-                Service::background_fn("deep", move |ctx| {
+                Service::background("deep", move |ctx| {
                     assert!(deep(6 << 10) > 0);
                     d.set();
                     ctx.token().wait();
@@ -143,7 +143,7 @@ fn stack_size_too_small_is_invalid_option() {
     assert!(err.to_string().contains("1024"), "{err}");
 
     let err = HostBuilder::new()
-        .add_service(Service::background_fn("tiny", idle).stack_size(4096))
+        .add_service(Service::background("tiny", idle).stack_size(4096))
         .build()
         .unwrap_err();
     match &err {

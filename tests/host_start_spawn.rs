@@ -65,7 +65,7 @@ fn start_spawn_failure_returns_promptly_and_names_service() {
     let host = HostBuilder::new()
         .shutdown_timeout(Duration::from_secs(20))
         .background("first", idle)
-        .add_service(Service::background_fn("huge", idle).stack_size(IMPOSSIBLE_STACK))
+        .add_service(Service::background("huge", idle).stack_size(IMPOSSIBLE_STACK))
         .background("last", idle)
         .build()
         .unwrap();

@@ -112,8 +112,7 @@ fn failure_event_carries_the_error() {
             }
         })
         .add_service(
-            Service::background_fn("flaky", |_ctx| Err("disk full".into()))
-                .on_failure(Policy::Ignore),
+            Service::background("flaky", |_ctx| Err("disk full".into())).on_failure(Policy::Ignore),
         )
         .build()
         .unwrap();
@@ -220,7 +219,7 @@ fn snapshot_liveness_follows_heartbeats() {
     let stall_rx = Mutex::new(stall_rx);
     let host = HostBuilder::new()
         .add_service(
-            Service::background_fn("critical", move |ctx| {
+            Service::background("critical", move |ctx| {
                 // Beat every 10 ms until told to stall, then hang without beating.
                 let stall = stall_rx.lock().unwrap();
                 while stall.try_recv().is_err() {
@@ -273,7 +272,7 @@ fn failed_critical_service_is_not_live() {
             }
         })
         .add_service(
-            Service::background_fn("critical", |_ctx| Err("boom".into()))
+            Service::background("critical", |_ctx| Err("boom".into()))
                 .liveness(Duration::from_secs(60))
                 .on_failure(Policy::Ignore),
         )
@@ -295,7 +294,7 @@ fn snapshot_metrics_run_outside_the_lock() {
     let handle_slot: Arc<Mutex<Option<threadhost::HostHandle>>> = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&handle_slot);
     let host = HostBuilder::new()
-        .add_service(Service::background_fn("queue", idle).metrics(move || {
+        .add_service(Service::background("queue", idle).metrics(move || {
             // Takes the lifecycle lock: would deadlock if called under it.
             let reason = slot.lock().unwrap().as_ref().map(|h| h.stop_reason());
             vec![
@@ -303,7 +302,7 @@ fn snapshot_metrics_run_outside_the_lock() {
                 ("stopping", u64::from(reason.flatten().is_some())),
             ]
         }))
-        .add_service(Service::background_fn("broken", idle).metrics(|| panic!("metrics bug")))
+        .add_service(Service::background("broken", idle).metrics(|| panic!("metrics bug")))
         .build()
         .unwrap();
     *handle_slot.lock().unwrap() = Some(host.handle());

@@ -18,8 +18,8 @@ use common::{
 };
 
 use threadhost::{
-    Error, FullMode, HostBuilder, Outcome, Producer, QueueMetrics, SendError, SendTimeoutError,
-    StopToken, TaskQueue, TrySendError, WorkQueue,
+    Deadline, Error, FullMode, HostBuilder, Outcome, Producer, QueueMetrics, SendError,
+    SendTimeoutError, StopToken, TaskQueue, TrySendError, WorkQueue,
 };
 
 /// A generous bound for "returns promptly" on a loaded 2-core machine.
@@ -245,7 +245,13 @@ fn reject_hands_the_item_back_at_once() {
     assert_eq!(producer.send(3), Err(SendError(3)));
     assert_eq!(
         producer.send_timeout(4, Duration::from_secs(10)),
-        Err(SendTimeoutError::Timeout(4))
+        Err(SendTimeoutError::Full(4))
+    );
+    assert!(
+        producer
+            .send_deadline(5, Deadline::NEVER)
+            .unwrap_err()
+            .is_full()
     );
     assert!(t.elapsed() < SLACK);
     let m = producer.metrics();
@@ -677,10 +683,11 @@ fn producer_is_clone_send_sync_and_errors_hide_payloads() {
         format!("{:?}", SendTimeoutError::Timeout(Secret)),
         "Timeout(..)"
     );
+    assert_eq!(format!("{:?}", SendTimeoutError::Full(Secret)), "Full(..)");
     let e: TrySendError<u8> = SendError(7).into();
     assert!(e.is_closed() && !e.is_full());
     let e: SendTimeoutError<u8> = SendError(8).into();
-    assert!(e.is_closed() && !e.is_timeout());
+    assert!(e.is_closed() && !e.is_timeout() && !e.is_full());
     assert_eq!(e.into_inner(), 8);
     let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(TrySendError::Full(1u8));
     assert_eq!(boxed.to_string(), "sending on a full queue");
@@ -762,6 +769,7 @@ fn dropping_a_queue_that_never_started_hands_back_what_blocked_senders_got_in() 
                                 let _ = entered_tx.send(());
                             }
                             Err(SendTimeoutError::Closed(_)) => return accepted,
+                            Err(SendTimeoutError::Full(_)) => unreachable!("Block mode waits"),
                         }
                     }
                 })

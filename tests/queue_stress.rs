@@ -197,7 +197,10 @@ fn spawn_producers(
                             },
                             _ => match producer.send_timeout(id, Duration::from_micros(500)) {
                                 Ok(()) => true,
-                                Err(SendTimeoutError::Timeout(_)) => false,
+                                // Full: Reject mode.
+                                Err(SendTimeoutError::Timeout(_) | SendTimeoutError::Full(_)) => {
+                                    false
+                                }
                                 Err(SendTimeoutError::Closed(_)) => break,
                             },
                         };

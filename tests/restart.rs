@@ -36,7 +36,7 @@ fn recv(rx: &Receiver<Event>) -> Event {
 /// A body that fails (error) on its first `failures` runs, then waits for its token.
 fn flaky(failures: u32, tx: crossbeam_channel::Sender<Event>) -> Service {
     let attempts = AtomicU32::new(0);
-    Service::background_fn("flaky", move |ctx| {
+    Service::background("flaky", move |ctx| {
         let attempt = attempts.fetch_add(1, Ordering::SeqCst);
         let _ = tx.send(Event::Began(attempt, Instant::now()));
         if attempt < failures {
@@ -107,7 +107,7 @@ fn always_failing_service_escalates_to_stop_host() {
         .shutdown_timeout(SECS5)
         .background("steady", idle)
         .add_service(
-            Service::background_fn("doomed", move |_ctx| {
+            Service::background("doomed", move |_ctx| {
                 r.fetch_add(1, Ordering::SeqCst);
                 Err("cannot connect".into())
             })
@@ -200,7 +200,7 @@ fn panics_count_as_failures() {
     let attempts = AtomicU32::new(0);
     let host = HostBuilder::new()
         .add_service(
-            Service::background_fn("panicky", move |ctx| {
+            Service::background("panicky", move |ctx| {
                 let attempt = attempts.fetch_add(1, Ordering::SeqCst);
                 let _ = tx.send(Event::Began(attempt, Instant::now()));
                 if attempt == 0 {
@@ -231,7 +231,7 @@ fn panics_count_as_failures() {
 fn panics_escalate_past_the_limit() {
     let result = HostBuilder::new()
         .add_service(
-            Service::background_fn("panicky", |_ctx| panic!("always")).on_failure(restart(
+            Service::background("panicky", |_ctx| panic!("always")).on_failure(restart(
                 Backoff::fixed(ms(1)),
                 1,
                 Duration::from_secs(60),
@@ -303,13 +303,11 @@ fn restart_policy_out_of_range_is_an_invalid_option() {
         ..Backoff::fixed(ms(1))
     };
     let err = HostBuilder::new()
-        .add_service(
-            Service::background_fn("svc", |_| Ok(())).on_failure(restart(
-                bad,
-                1,
-                Duration::from_secs(1),
-            )),
-        )
+        .add_service(Service::background("svc", |_| Ok(())).on_failure(restart(
+            bad,
+            1,
+            Duration::from_secs(1),
+        )))
         .build()
         .unwrap_err();
     assert!(
@@ -339,7 +337,7 @@ fn a_body_failing_at_once_is_not_reported_running() {
     for round in 0..200 {
         let host = HostBuilder::new()
             .add_service(
-                Service::background_fn("brittle", |_ctx| Err("bad config".into()))
+                Service::background("brittle", |_ctx| Err("bad config".into()))
                     .on_failure(Policy::Ignore),
             )
             .build()
@@ -366,7 +364,7 @@ fn zero_backoff_with_unlimited_restarts_is_floored() {
     let counted = Arc::clone(&runs);
     let host = start_host(
         HostBuilder::new().add_service(
-            Service::background_fn("spinner", move |_ctx| {
+            Service::background("spinner", move |_ctx| {
                 counted.fetch_add(1, Ordering::Relaxed);
                 Err("fails at once".into())
             })
@@ -400,13 +398,11 @@ fn zero_backoff_with_unlimited_restarts_is_floored() {
 fn max_restarts_is_bounded_unless_unlimited() {
     let build = |max_restarts: u32| {
         HostBuilder::new()
-            .add_service(
-                Service::background_fn("svc", |_| Ok(())).on_failure(restart(
-                    Backoff::fixed(ms(1)),
-                    max_restarts,
-                    Duration::from_secs(1),
-                )),
-            )
+            .add_service(Service::background("svc", |_| Ok(())).on_failure(restart(
+                Backoff::fixed(ms(1)),
+                max_restarts,
+                Duration::from_secs(1),
+            )))
             .build()
     };
     for bad in [threadhost::MAX_RESTARTS + 1, u32::MAX - 1] {

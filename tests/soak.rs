@@ -79,7 +79,7 @@ fn cycle(hooks: &Arc<AtomicUsize>, concurrent: bool) {
         })
         .background("one-shot", |_ctx| Ok(()))
         .add_service(
-            Service::background_fn("flaky", move |ctx| {
+            Service::background("flaky", move |ctx| {
                 if !failed_once {
                     failed_once = true;
                     return Err("first run fails".into());

@@ -144,7 +144,7 @@ fn ignore_an_error_keeps_the_host_running() {
     let beats = Probe::new();
     let host = HostBuilder::new()
         .background("beat", heartbeat(&beats))
-        .add_service(Service::background_fn("bad", boom).on_failure(Policy::Ignore))
+        .add_service(Service::background("bad", boom).on_failure(Policy::Ignore))
         .build()
         .unwrap();
     let handle = host.handle();
@@ -202,7 +202,7 @@ fn host_default_policy_applies_unless_the_service_overrides_it() {
         .on_failure(Policy::Ignore)
         .background("ignored", boom)
         .add_service(
-            Service::background_fn("strict", |ctx| {
+            Service::background("strict", |ctx| {
                 // Fail only after `ignored` has failed and been ignored.
                 let me = ctx.host().clone();
                 let wait_for_ignored = || {

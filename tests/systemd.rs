@@ -66,7 +66,7 @@ fn child() {
         // A critical service that beats every 20 ms, and a plain one.
         "normal" => builder
             .add_service(
-                Service::background_fn("critical", |ctx| {
+                Service::background("critical", |ctx| {
                     while ctx.sleep(Duration::from_millis(20)).is_ok() {
                         ctx.heartbeat();
                     }
@@ -78,7 +78,7 @@ fn child() {
             .background("plain", idle),
         // Beats for 400 ms, then hangs: still running, no more heartbeats.
         "hang" => builder.add_service(
-            Service::background_fn("critical", |ctx| {
+            Service::background("critical", |ctx| {
                 let until = Instant::now() + Duration::from_millis(400);
                 while Instant::now() < until {
                     ctx.heartbeat();
@@ -91,7 +91,7 @@ fn child() {
         ),
         // Beats for 400 ms, then fails; the host ignores it and goes on.
         "fail" => builder.add_service(
-            Service::background_fn("critical", |ctx| {
+            Service::background("critical", |ctx| {
                 let until = Instant::now() + Duration::from_millis(400);
                 while Instant::now() < until {
                     ctx.heartbeat();
@@ -107,7 +107,7 @@ fn child() {
         // fails (ignored), so pings must stay withheld.
         "hostile" => builder
             .add_service(
-                Service::background_fn(HOSTILE_NAME, |ctx| {
+                Service::background(HOSTILE_NAME, |ctx| {
                     let until = Instant::now() + Duration::from_millis(400);
                     while Instant::now() < until {
                         ctx.heartbeat();

@@ -90,7 +90,7 @@ fn a_replaced_failure_is_dropped_with_no_lock_held() {
     let runs = Arc::new(AtomicUsize::new(0));
     let host = HostBuilder::new()
         .add_service(
-            Service::background_fn("flaky", move |ctx| {
+            Service::background("flaky", move |ctx| {
                 match runs.fetch_add(1, Ordering::SeqCst) {
                     0 => Err(Box::new(ProbedDrop {
                         host: ctx.host().clone(),

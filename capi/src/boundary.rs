@@ -15,7 +15,7 @@ use std::ffi::c_char;
 use std::os::raw::c_int;
 
 use super::status::{self, Status};
-use threadhost::EXIT_FAILURE;
+use threadhost::{EXIT_FAILURE, Failure};
 
 /// What an entry point returns when its body panicked.
 pub(crate) trait PanicValue {
@@ -60,15 +60,14 @@ impl PanicValue for c_int {
 }
 
 /// Records a caught panic of entry point `function` (a `type_name` path ending in the
-/// marker fn's name) as the last error, and returns the fallback value.
+/// marker fn's name) as the last error, and returns the fallback value. The message is
+/// threadhost's own ([`Failure::from_panic`]), which also drops the payload where a panic in
+/// its `Drop` cannot cross the boundary.
 #[cold]
-pub(crate) fn on_panic<T: PanicValue>(function: &str, payload: &(dyn Any + Send)) -> T {
-    let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_owned()
+pub(crate) fn on_panic<T: PanicValue>(function: &str, payload: Box<dyn Any + Send>) -> T {
+    let message = match Failure::from_panic(payload) {
+        Failure::Panic(message) => message,
+        other => other.to_string().into(),
     };
     let entry = function
         .strip_suffix("::__threadhost_entry")
@@ -88,7 +87,7 @@ macro_rules! ffi_boundary {
             Ok(value) => value,
             Err(payload) => $crate::boundary::on_panic(
                 ::std::any::type_name_of_val(&__threadhost_entry),
-                payload.as_ref(),
+                payload,
             ),
         }
     }};

@@ -95,15 +95,11 @@ impl QueueUser {
 pub(crate) struct CQueue {
     /// `None` only after a panic in the middle of an update.
     builder: Option<WorkQueueBuilder<CItem>>,
-    /// The full mode is `Reject` (then a refused timed send is `FULL`, not `TIMEOUT`).
-    reject: bool,
 }
 
 /// The Rust side of `threadhost_producer`.
 pub(crate) struct CProducer {
     producer: Producer<CItem>,
-    /// `FullMode::Reject`: a refused send is `FULL`, not `TIMEOUT`.
-    reject: bool,
 }
 
 /// A new queue named `name` (copied; also its service's name and its workers' thread-name
@@ -120,7 +116,7 @@ pub unsafe extern "C" fn threadhost_queue_new(
     ffi_boundary! {
         try_out!(queue_out);
         let name = try_str!(name);
-        let queue = CQueue { builder: Some(WorkQueue::<CItem>::builder(name)), reject: false };
+        let queue = CQueue { builder: Some(WorkQueue::<CItem>::builder(name)) };
         let queue = handle::to_box_ptr::<threadhost_queue>(queue);
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_out(queue_out, queue) };
@@ -207,7 +203,6 @@ pub unsafe extern "C" fn threadhost_queue_full_mode(
                 );
             }
         };
-        queue.reject = mode == FullMode::Reject;
         update(queue, |q| q.full_mode(mode))
     }
 }
@@ -289,7 +284,7 @@ pub unsafe extern "C" fn threadhost_queue_build(
         let Some(handler) = handler else { return status::null_argument("handler") };
         try_out!(service_out);
         try_out!(producer_out);
-        let CQueue { builder, reject } = *queue;
+        let CQueue { builder } = *queue;
         let Some(builder) = builder else {
             return status::fail(Status::INVALID_STATE, "this queue was left unusable by an earlier panic");
         };
@@ -312,7 +307,7 @@ pub unsafe extern "C" fn threadhost_queue_build(
         match built {
             Ok((queue, producer)) => {
                 let service = handle::to_box_ptr::<threadhost_service>(queue.into_service());
-                let producer = handle::to_box_ptr::<threadhost_producer>(CProducer { producer, reject });
+                let producer = handle::to_box_ptr::<threadhost_producer>(CProducer { producer });
                 // SAFETY: checked non-NULL above; writable by the caller's contract.
                 unsafe { write_out(service_out, service) };
                 // SAFETY: checked non-NULL above; writable by the caller's contract.
@@ -337,25 +332,18 @@ pub unsafe extern "C" fn threadhost_queue_free(queue: *mut threadhost_queue) {
     }
 }
 
-/// The status of a refused send; `item` stays the caller's.
-fn refused(p: &CProducer, timed_out: bool, timeout_ms: u64) -> Status {
+/// The status of a refused send (`CLOSED`, `FULL` or `TIMEOUT`, as the Rust error says);
+/// `item` stays the caller's.
+fn refused(p: &CProducer, refusal: Status, timeout_ms: u64) -> Status {
     let name = p.producer.name();
-    if p.producer.is_closed() {
-        status::fail(
-            Status::CLOSED,
-            format!("queue `{name}` is closed (stopped): the item was not sent"),
-        )
-    } else if p.reject || !timed_out {
-        status::fail(
-            Status::FULL,
-            format!("queue `{name}` is full: the item was not sent"),
-        )
-    } else {
-        status::fail(
-            Status::TIMEOUT,
-            format!("queue `{name}` stayed full for {timeout_ms} ms: the item was not sent"),
-        )
-    }
+    let message = match refusal {
+        Status::CLOSED => format!("queue `{name}` is closed (stopped): the item was not sent"),
+        Status::TIMEOUT => {
+            format!("queue `{name}` stayed full for {timeout_ms} ms: the item was not sent")
+        }
+        _ => format!("queue `{name}` is full: the item was not sent"),
+    };
+    status::fail(refusal, message)
 }
 
 /// Sends `item`, waiting up to `timeout_ms` for room (`THREADHOST_NO_DEADLINE`: as long as it
@@ -374,8 +362,9 @@ pub unsafe extern "C" fn threadhost_producer_send(
         let p = try_ref!(producer);
         match p.producer.send_deadline(CItem(item), deadline_ms(timeout_ms)) {
             Ok(()) => Status::OK,
-            Err(SendTimeoutError::Timeout(_)) => refused(p, true, timeout_ms),
-            Err(_) => refused(p, false, timeout_ms),
+            Err(SendTimeoutError::Timeout(_)) => refused(p, Status::TIMEOUT, timeout_ms),
+            Err(SendTimeoutError::Full(_)) => refused(p, Status::FULL, timeout_ms),
+            Err(SendTimeoutError::Closed(_)) => refused(p, Status::CLOSED, timeout_ms),
         }
     }
 }
@@ -395,7 +384,8 @@ pub unsafe extern "C" fn threadhost_producer_try_send(
         let p = try_ref!(producer);
         match p.producer.try_send(CItem(item)) {
             Ok(()) => Status::OK,
-            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => refused(p, false, 0),
+            Err(TrySendError::Full(_)) => refused(p, Status::FULL, 0),
+            Err(TrySendError::Closed(_)) => refused(p, Status::CLOSED, 0),
         }
     }
 }
@@ -471,7 +461,7 @@ pub unsafe extern "C" fn threadhost_producer_clone(
     ffi_boundary! {
         let p = try_ref!(producer);
         try_out!(producer_out);
-        let clone = CProducer { producer: p.producer.clone(), reject: p.reject };
+        let clone = CProducer { producer: p.producer.clone() };
         let clone = handle::to_box_ptr::<threadhost_producer>(clone);
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_out(producer_out, clone) };

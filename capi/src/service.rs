@@ -116,7 +116,8 @@ pub(crate) fn policy(value: i32) -> Option<Policy> {
     match value {
         POLICY_STOP_HOST => Some(Policy::StopHost),
         POLICY_IGNORE => Some(Policy::Ignore),
-        POLICY_RESTART => Some(restart(100, 30_000, 5, 60_000)),
+        // The header's comment on THREADHOST_POLICY_RESTART states its values.
+        POLICY_RESTART => Some(Policy::restart()),
         _ => None,
     }
 }
@@ -180,7 +181,7 @@ pub unsafe extern "C" fn threadhost_service_new_background(
         // SAFETY: the caller's contract on `name` and `service_out` is `new_service`'s.
         unsafe {
             new_service(name, service_out, |name| {
-                Service::background(name, CBackground { run, user })
+                Service::background_service(name, CBackground { run, user })
             })
         }
     }
@@ -214,7 +215,7 @@ pub unsafe extern "C" fn threadhost_service_new_hosted(
 /// Applies a by-value `Service` setter to the Box behind `service`.
 fn update(service: &mut Service, f: impl FnOnce(Service) -> Service) {
     // `Service` setters consume and return it; swap a placeholder in for the call.
-    let placeholder = Service::background_fn("\0placeholder", |_| Ok(()));
+    let placeholder = Service::background("\0placeholder", |_| Ok(()));
     let taken = std::mem::replace(service, placeholder);
     *service = f(taken);
 }

@@ -326,7 +326,7 @@ mod parity {
             "restart_intensity_exceeded",
             HostBuilder::new()
                 .add_service(
-                    Service::background_fn("flaky", |_| Err("disk full".into())).on_failure(
+                    Service::background("flaky", |_| Err("disk full".into())).on_failure(
                         Policy::Restart {
                             backoff: Backoff::fixed(ms(1)),
                             max_restarts: 2,

@@ -87,7 +87,7 @@ impl HostBuilder {
     /// let (queue, producer) = TaskQueue::builder("jobs").build_tasks()?;
     /// let host = HostBuilder::new()
     ///     .add_service(queue) // a queue, as is
-    ///     .add_service(Service::background_fn("idle", |ctx| { ctx.token().wait(); Ok(()) }))
+    ///     .add_service(Service::background("idle", |ctx| { ctx.token().wait(); Ok(()) }))
     ///     .build()?;
     /// host.start(Duration::from_secs(5))?;
     /// producer.send_task(|_token| Ok(()))?;
@@ -105,12 +105,12 @@ impl HostBuilder {
     where
         F: FnMut(&Context) -> ServiceResult + Send + 'static,
     {
-        self.add_service(Service::background_fn(name, body))
+        self.add_service(Service::background(name, body))
     }
 
     /// Adds a [`BackgroundService`] with default settings.
     pub fn background_service(self, name: &str, service: impl BackgroundService) -> HostBuilder {
-        self.add_service(Service::background(name, service))
+        self.add_service(Service::background_service(name, service))
     }
 
     /// Adds a hosted service (lifecycle hooks) with default settings.

@@ -17,21 +17,19 @@
 //!    mutex) never misses the end.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc as StdArc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::error::Failure;
+use crate::failure::Failure;
 use crate::host::{HostHandle, HostState, ServiceState};
-use crate::panic::take_message;
 use crate::stop::StopReason;
 use crate::sync::{Condvar, Mutex};
 
 /// A state listener, as registered with
 /// [`HostBuilder::on_state_change`](crate::HostBuilder::on_state_change).
-pub(crate) type Listener = StdArc<dyn Fn(&HostEvent) + Send + Sync + 'static>;
+pub(crate) type Listener = Arc<dyn Fn(&HostEvent) + Send + Sync + 'static>;
 
 /// The listeners a builder collected (a newtype for `Debug`).
 #[derive(Default)]
@@ -64,7 +62,7 @@ pub enum StateChange {
     /// A service moved from one [`ServiceState`] to another.
     Service {
         /// The service's name.
-        name: StdArc<str>,
+        name: Arc<str>,
         /// The state before.
         from: ServiceState,
         /// The state after.
@@ -129,7 +127,7 @@ pub(crate) struct Events {
     tx: Option<Sender<(StateChange, Instant)>>,
     /// Taken by the event thread when `start` spawns it.
     rx: Mutex<Option<Receiver<(StateChange, Instant)>>>,
-    listeners: StdArc<[Listener]>,
+    listeners: Arc<[Listener]>,
     /// The event thread's progress, for `flush` (invariant 5).
     progress: Mutex<Progress>,
     /// Signalled on every change of `progress`.
@@ -172,12 +170,12 @@ impl Events {
     }
 
     /// Starts the event thread, once, if there are listeners.
-    pub(crate) fn spawn(self: &StdArc<Self>, host: HostHandle) -> std::io::Result<()> {
+    pub(crate) fn spawn(self: &Arc<Self>, host: HostHandle) -> std::io::Result<()> {
         // Taken once: a second `start` (an error anyway) does not spawn a second thread.
         let Some(rx) = self.rx.lock().take() else {
             return Ok(());
         };
-        let events = StdArc::clone(self);
+        let events = Arc::clone(self);
         let spawned = crate::thread::spawn_named("th:host-events", None, move || {
             // Invariant 5: whatever happens, a flush waiting for this thread is released.
             let _finished = scopeguard::guard((), |()| events.advance(true));
@@ -265,11 +263,10 @@ fn deliver(
             host: host.clone(),
         };
         for listener in listeners {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(&event))) {
-                // Before the macro, which skips its arguments at a disabled level.
-                let message = take_message(payload);
-                log::error!("a state listener panicked on `{}`: {message}", event.change,);
-            }
+            crate::panic::log_panic(
+                format_args!("a state listener on `{}`", event.change),
+                || listener(&event),
+            );
         }
         delivered();
         if terminal {

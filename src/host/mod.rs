@@ -47,12 +47,10 @@ mod builder;
 mod events;
 mod heartbeat;
 mod options;
-mod report;
 mod runner;
-mod state;
 
 use std::fmt;
-use std::sync::Arc as StdArc;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -60,15 +58,16 @@ pub use builder::HostBuilder;
 #[cfg(feature = "listeners")]
 pub use events::{HostEvent, StateChange};
 pub use options::HostOptions;
-pub use report::{Outcome, ServiceReport, StopReport};
-pub use state::{HostSnapshot, HostState, ServiceState, ServiceStatus};
 
 use crate::deadline::Deadline;
-use crate::error::{Error, Failure};
+use crate::error::Error;
+use crate::failure::Failure;
+use crate::report::{Outcome, ServiceReport, StopReport};
 use crate::service::{Context, Kind, Service};
+use crate::state::{HostSnapshot, HostState, ServiceState, ServiceStatus};
 use crate::stop::{StopReason, StopSource, StopToken};
 use crate::supervise::Policy;
-use crate::sync::{Arc, AtomicU8, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU8, Condvar, Mutex, MutexGuard, Ordering};
 #[cfg(feature = "listeners")]
 use events::Events;
 #[cfg(feature = "listeners")]
@@ -115,14 +114,14 @@ pub(crate) struct Plan {
     pub(crate) levels: Vec<Vec<usize>>,
     pub(crate) console_lifetime: bool,
     /// The typed service registry, shared with every service's `Context`.
-    pub(crate) services: StdArc<crate::scope::Registry>,
+    pub(crate) services: Arc<crate::scope::Registry>,
     #[cfg(feature = "listeners")]
     pub(crate) listeners: Listeners,
 }
 
 /// One service's lifecycle record, in `Ctl::records` (registration order).
 struct Record {
-    name: StdArc<str>,
+    name: Arc<str>,
     hosted: bool,
     /// The service value until its thread is spawned (then the thread owns it).
     service: Option<Kind>,
@@ -152,7 +151,7 @@ struct Record {
     stop_deadline: Option<Deadline>,
     /// How stale its heartbeat may be for it to count as live (a critical service).
     liveness: Option<Duration>,
-    heartbeat: StdArc<Heartbeat>,
+    heartbeat: Arc<Heartbeat>,
     /// State changes go to the listeners (events.rs, invariant 1).
     #[cfg(feature = "listeners")]
     events: Option<crossbeam_channel::Sender<(StateChange, Instant)>>,
@@ -167,7 +166,7 @@ struct Ctl {
     /// Set at the first stop request: then + `shutdown_timeout`.
     stop_deadline: Deadline,
     report: Option<StopReport>,
-    host_failure: Option<(StdArc<str>, Failure)>,
+    host_failure: Option<(Arc<str>, Failure)>,
     /// The start completed (the host was `Running`): the `started` event is due, and must
     /// fire before `stopping` whichever thread gets there first.
     reached_running: bool,
@@ -197,7 +196,7 @@ pub(crate) struct Shared {
     stopping_event: StopSource,
     stopped_event: StopSource,
     #[cfg(feature = "listeners")]
-    events: StdArc<Events>,
+    events: Arc<Events>,
 }
 
 /// A set of hosted services with one lifecycle. Made by [`HostBuilder::build`].
@@ -240,7 +239,7 @@ impl Host {
     #[cfg_attr(not(feature = "listeners"), allow(unused_mut))]
     pub(crate) fn new(options: HostOptions, services: Vec<Service>, mut plan: Plan) -> Host {
         #[cfg(feature = "listeners")]
-        let events = StdArc::new(Events::new(std::mem::take(&mut plan.listeners.0)));
+        let events = Arc::new(Events::new(std::mem::take(&mut plan.listeners.0)));
         let records: Vec<Record> = services
             .into_iter()
             .map(|s| Record {
@@ -270,7 +269,7 @@ impl Host {
                 stop_deadline: None,
                 liveness: s.liveness,
                 metrics: s.metrics,
-                heartbeat: StdArc::new(Heartbeat::new()),
+                heartbeat: Arc::new(Heartbeat::new()),
                 #[cfg(feature = "listeners")]
                 events: events.sender(),
             })
@@ -567,15 +566,9 @@ impl HostHandle {
         // Invariant 1: metrics callbacks are user code, called with no lock held.
         for (status, f) in snapshot.services.iter_mut().zip(metrics) {
             let Some(f) = f else { continue };
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f())) {
-                Ok(figures) => status.metrics = figures,
-                Err(payload) => {
-                    let message = crate::panic::take_message(payload);
-                    log::error!(
-                        "the metrics callback of service `{}` panicked: {message}",
-                        status.name,
-                    );
-                }
+            let what = format_args!("the metrics callback of service `{}`", status.name);
+            if let Some(figures) = crate::panic::log_panic(what, || f()) {
+                status.metrics = figures;
             }
         }
         snapshot
@@ -606,7 +599,7 @@ impl HostHandle {
 impl Record {
     fn status(&self) -> ServiceStatus {
         ServiceStatus {
-            name: StdArc::clone(&self.name),
+            name: Arc::clone(&self.name),
             state: self.state,
             restarts: self.restarts,
             last_error: self.last_error.clone(),
@@ -632,7 +625,7 @@ impl Record {
                 _ => None,
             };
             let change = StateChange::Service {
-                name: StdArc::clone(&self.name),
+                name: Arc::clone(&self.name),
                 from,
                 to,
                 error,
@@ -791,7 +784,7 @@ impl Shared {
         let done = StopSource::new();
         let token = done.token();
         // Taken by whichever thread runs it: `th:lifetime`, or this one if the spawn fails.
-        let job = StdArc::new(Mutex::new(Some((fire, done))));
+        let job = Arc::new(Mutex::new(Some((fire, done))));
         fn run<F: FnOnce(&Shared)>(shared: &Shared, job: &Mutex<Option<(F, StopSource)>>) {
             let taken = job.lock().take();
             if let Some((fire, done)) = taken {
@@ -801,7 +794,7 @@ impl Shared {
             }
         }
         if watched {
-            let (shared, theirs) = (Arc::clone(self), StdArc::clone(&job));
+            let (shared, theirs) = (Arc::clone(self), Arc::clone(&job));
             let spawned = crate::thread::spawn_named("th:lifetime", None, move || {
                 run(&shared, &theirs);
             });
@@ -969,7 +962,7 @@ impl Shared {
                             r.last_error = Some(failure.clone());
                             r.set_state(ServiceState::Failed);
                             error.get_or_insert(Error::StartFailed {
-                                service: StdArc::clone(&r.name),
+                                service: Arc::clone(&r.name),
                                 failure,
                             });
                         }
@@ -980,7 +973,7 @@ impl Shared {
                             r.timed_out = true;
                             r.set_state(ServiceState::TimedOut);
                             error.get_or_insert(Error::StartTimeout {
-                                service: StdArc::clone(&r.name),
+                                service: Arc::clone(&r.name),
                             });
                         }
                         Resolution::Interrupted => {}
@@ -1053,23 +1046,23 @@ impl Shared {
                 return Ok(());
             };
             (
-                StdArc::clone(&r.name),
+                Arc::clone(&r.name),
                 kind,
                 r.stack_size,
                 r.token.token(),
                 r.policy.clone(),
             )
         };
-        let heartbeat = StdArc::clone(&self.ctl.lock().records[i].heartbeat);
+        let heartbeat = Arc::clone(&self.ctl.lock().records[i].heartbeat);
         let ctx = Context {
             heartbeat,
-            name: StdArc::clone(&name),
+            name: Arc::clone(&name),
             token,
             deadline: Deadline::NEVER,
             host: HostHandle {
                 shared: Arc::clone(self),
             },
-            services: StdArc::clone(&self.plan.services),
+            services: Arc::clone(&self.plan.services),
         };
         let shared = Arc::clone(self);
         let spawned = crate::thread::spawn_named(&format!("th:{name}"), stack, move || {
@@ -1516,7 +1509,7 @@ impl Shared {
                 .stop_began
                 .map_or(Duration::ZERO, |t| r.stop_duration.unwrap_or(t.elapsed()));
             report.services.push(ServiceReport {
-                name: StdArc::clone(&r.name),
+                name: Arc::clone(&r.name),
                 outcome,
                 duration,
             });
@@ -1540,7 +1533,7 @@ impl Shared {
                     let r = &mut ctl.records[i];
                     r.stop_duration = r.stop_began.map(|t| t.elapsed());
                     if let Err(failure) = result {
-                        let name = StdArc::clone(&r.name);
+                        let name = Arc::clone(&r.name);
                         let old = r.last_error.replace(failure.clone());
                         r.set_state(ServiceState::Failed);
                         // Invariant 1: the logger and the error's `Display` and `Drop` are
@@ -1563,7 +1556,7 @@ impl Shared {
             r.timed_out = true;
             r.set_state(ServiceState::TimedOut);
             r.stop_duration = r.stop_began.map(|t| t.elapsed());
-            (r.token.clone(), StdArc::clone(&r.name))
+            (r.token.clone(), Arc::clone(&r.name))
         };
         self.send(ctl, i, Cmd::Finish);
         // Invariant 1: the logger and the token's callbacks are user code.
@@ -1658,11 +1651,11 @@ impl Shared {
     pub(crate) fn fail_host(self: &Arc<Self>, i: usize, failure: Failure) {
         let (name, old) = {
             let mut ctl = self.ctl.lock();
-            let name = StdArc::clone(&ctl.records[i].name);
+            let name = Arc::clone(&ctl.records[i].name);
             let old = ctl.records[i].last_error.replace(failure.clone());
             ctl.records[i].set_state(ServiceState::Failed);
             if ctl.host_failure.is_none() {
-                ctl.host_failure = Some((StdArc::clone(&name), failure));
+                ctl.host_failure = Some((Arc::clone(&name), failure));
             }
             (name, old)
         };
@@ -1688,14 +1681,28 @@ impl fmt::Debug for HostHandle {
     }
 }
 
+/// A [`HostHandle`] that does not keep the host alive: what the console lifetime keeps for
+/// each host that asked for it, so that it never reaches into `Shared`.
+#[cfg(feature = "termination")]
+#[derive(Clone, Debug)]
+pub(crate) struct WeakHostHandle(std::sync::Weak<Shared>);
+
+#[cfg(feature = "termination")]
 impl HostHandle {
-    #[cfg(feature = "termination")]
-    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
-        Arc::downgrade(&self.shared)
+    pub(crate) fn downgrade(&self) -> WeakHostHandle {
+        WeakHostHandle(Arc::downgrade(&self.shared))
+    }
+}
+
+#[cfg(feature = "termination")]
+impl WeakHostHandle {
+    /// The handle, if the host still exists.
+    pub(crate) fn upgrade(&self) -> Option<HostHandle> {
+        self.0.upgrade().map(|shared| HostHandle { shared })
     }
 
-    #[cfg(feature = "termination")]
-    pub(crate) fn upgrade(weak: &std::sync::Weak<Shared>) -> Option<HostHandle> {
-        weak.upgrade().map(|shared| HostHandle { shared })
+    /// `true` once the host is gone.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.0.strong_count() == 0
     }
 }

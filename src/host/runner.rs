@@ -1,16 +1,14 @@
 //! What runs on each service thread: the hosted-service command loop and the background body
 //! loop with its failure policy. Every call into user code is wrapped in `catch_unwind`.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use crate::deadline::Deadline;
-use crate::error::{Failure, ServiceResult};
+use crate::error::ServiceResult;
+use crate::failure::Failure;
 use crate::host::{Cmd, Phase, ServiceState, Shared};
-use crate::panic::take_message;
 use crate::service::{BackgroundService, Context, HostedService, Kind};
 use crate::stop::Stopped;
 use crate::supervise::{Policy, RestartTracker};
-use crate::sync::Arc;
+use std::sync::Arc;
 
 /// The top frame of a service thread.
 pub(crate) fn service_main(
@@ -31,10 +29,10 @@ pub(crate) fn service_main(
 
 /// Calls user code, turning an error or a panic into a `Failure`.
 pub(crate) fn call(f: impl FnOnce() -> ServiceResult) -> Result<(), Failure> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match crate::panic::catch(f) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(Failure::from_box(error)),
-        Err(payload) => Err(Failure::Panic(take_message(payload).into())),
+        Err(message) => Err(Failure::Panic(message.into())),
     }
 }
 

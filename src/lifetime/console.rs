@@ -6,16 +6,17 @@
 //! with `EXIT_FORCED`: for a second signal while a host is stopping, and for a signal when
 //! every registered host has stopped (nothing is left to stop gracefully).
 
-use std::sync::{Mutex, Weak};
+use std::sync::Mutex;
 
 use crate::error::Error;
-use crate::host::{HostHandle, HostState};
+use crate::host::{HostHandle, WeakHostHandle};
 use crate::lifetime::EXIT_FORCED;
+use crate::state::HostState;
 use crate::stop::StopReason;
 
 /// Hosts that asked for the console lifetime. A std mutex: never contended, and usable from
 /// the signal thread.
-static HOSTS: Mutex<Vec<Weak<crate::host::Shared>>> = Mutex::new(Vec::new());
+static HOSTS: Mutex<Vec<WeakHostHandle>> = Mutex::new(Vec::new());
 /// Whether ctrlc's handler is installed (ctrlc takes one per process).
 static INSTALLED: Mutex<bool> = Mutex::new(false);
 
@@ -23,7 +24,7 @@ static INSTALLED: Mutex<bool> = Mutex::new(false);
 pub(crate) fn install(host: &HostHandle) -> Result<(), Error> {
     {
         let mut hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
-        hosts.retain(|w| w.strong_count() > 0);
+        hosts.retain(|w| !w.is_gone());
         hosts.push(host.downgrade());
     }
     let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
@@ -59,7 +60,7 @@ const SIGNALS: &str = "SIGINT, SIGTERM or SIGHUP";
 fn on_signal() {
     let hosts: Vec<HostHandle> = {
         let hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
-        hosts.iter().filter_map(HostHandle::upgrade).collect()
+        hosts.iter().filter_map(WeakHostHandle::upgrade).collect()
     };
     let stopping = hosts.iter().any(|h| {
         h.stop_reason().is_some() && !h.state().is_terminal() && h.state() != HostState::Created

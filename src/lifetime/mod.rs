@@ -25,7 +25,7 @@ pub(crate) fn systemd_listener() -> Result<Option<crate::host::Listener>, Error>
 }
 
 use crate::error::Error;
-use crate::host::StopReport;
+use crate::report::StopReport;
 
 /// Exit code of a graceful stop.
 pub const EXIT_OK: u8 = 0;

@@ -33,12 +33,13 @@ use std::ffi::OsString;
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::Path;
-use std::sync::Arc as StdArc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::host::{HostEvent, HostHandle, HostState, Listener, ServiceState, StateChange};
+use crate::host::{HostEvent, HostHandle, Listener, StateChange};
+use crate::state::{HostState, ServiceState};
 use crate::sync::Mutex;
 
 /// The longest interval between two `EXTEND_TIMEOUT_USEC` messages.
@@ -146,11 +147,11 @@ fn listener_with(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Option<Lis
             log::debug!("systemd watchdog: every {w:?}; pinging every {every:?}");
         }
     }
-    let state = StdArc::new(Link {
+    let state = Arc::new(Link {
         settings,
         progress: Mutex::new(Progress::default()),
     });
-    Ok(Some(StdArc::new(move |event: &HostEvent| {
+    Ok(Some(Arc::new(move |event: &HostEvent| {
         on_event(&state, event);
     })))
 }
@@ -252,7 +253,7 @@ struct Progress {
 }
 
 /// The listener: runs on the host's event thread, never under a threadhost lock.
-fn on_event(link: &StdArc<Link>, event: &HostEvent) {
+fn on_event(link: &Arc<Link>, event: &HostEvent) {
     let notifier = &link.settings.notifier;
     match &event.change {
         StateChange::Host { to, reason, .. } => match to {
@@ -299,8 +300,8 @@ fn on_event(link: &StdArc<Link>, event: &HostEvent) {
     }
 }
 
-fn spawn_helper(link: &StdArc<Link>, host: &HostHandle) {
-    let link = StdArc::clone(link);
+fn spawn_helper(link: &Arc<Link>, host: &HostHandle) {
+    let link = Arc::clone(link);
     let host = host.clone();
     let spawned = crate::thread::spawn_named("th:systemd", None, move || helper(&link, &host));
     if let Err(e) = spawned {

@@ -33,11 +33,28 @@ pub enum TrySendError<T> {
 
 /// [`Producer::send_timeout`](crate::Producer::send_timeout) or
 /// [`Producer::send_deadline`](crate::Producer::send_deadline) failed; the item is handed back.
+///
+/// ```
+/// use std::time::Duration;
+/// use threadhost::{FullMode, SendTimeoutError, WorkQueue};
+///
+/// let (_queue, producer) = WorkQueue::builder("reject")
+///     .capacity(1)
+///     .full_mode(FullMode::Reject)
+///     .build(|_: u32, _| Ok(()))?;
+/// producer.send(1)?;
+/// let refused = producer.send_timeout(2, Duration::from_secs(10)); // returns at once
+/// assert_eq!(refused, Err(SendTimeoutError::Full(2)));
+/// assert!(refused.unwrap_err().is_full());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy)]
 pub enum SendTimeoutError<T> {
-    /// The deadline passed while the queue was full (at once in
-    /// [`FullMode::Reject`](crate::FullMode::Reject)).
+    /// The deadline passed while the queue was full ([`FullMode::Block`](crate::FullMode::Block)).
     Timeout(T),
+    /// The queue was full and the send does not wait:
+    /// [`FullMode::Reject`](crate::FullMode::Reject), refused at once whatever the deadline.
+    Full(T),
     /// The queue is closed: it is stopping or stopped.
     Closed(T),
 }
@@ -72,13 +89,20 @@ impl<T> SendTimeoutError<T> {
     /// The item that was not sent.
     pub fn into_inner(self) -> T {
         match self {
-            SendTimeoutError::Timeout(item) | SendTimeoutError::Closed(item) => item,
+            SendTimeoutError::Timeout(item)
+            | SendTimeoutError::Full(item)
+            | SendTimeoutError::Closed(item) => item,
         }
     }
 
     /// `true` if the deadline passed while the queue was full.
     pub fn is_timeout(&self) -> bool {
         matches!(self, SendTimeoutError::Timeout(_))
+    }
+
+    /// `true` if the queue was full and the send did not wait (Reject mode).
+    pub fn is_full(&self) -> bool {
+        matches!(self, SendTimeoutError::Full(_))
     }
 
     /// `true` if the queue was closed.
@@ -118,6 +142,7 @@ impl<T> fmt::Debug for SendTimeoutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Full(_) => f.write_str("Full(..)"),
             SendTimeoutError::Closed(_) => f.write_str("Closed(..)"),
         }
     }
@@ -142,6 +167,7 @@ impl<T> fmt::Display for SendTimeoutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SendTimeoutError::Timeout(_) => f.write_str("timed out sending on a full queue"),
+            SendTimeoutError::Full(_) => f.write_str("sending on a full queue"),
             SendTimeoutError::Closed(_) => f.write_str("sending on a closed queue"),
         }
     }

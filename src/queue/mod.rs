@@ -90,7 +90,7 @@ mod error;
 mod pool;
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::fence;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -99,10 +99,9 @@ pub use error::{SendError, SendTimeoutError, TrySendError};
 
 use crate::deadline::Deadline;
 use crate::error::{Error, ServiceResult};
-use crate::panic::take_message;
 use crate::service::{Context, HostedService, Service};
 use crate::stop::{StopReason, StopSource, StopToken};
-use crate::sync::{Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
+use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError as ChannelError};
 use pool::WorkerCounters;
 
@@ -151,7 +150,7 @@ pub type TaskQueue = WorkQueue<Task>;
 /// | `Block` | waits for room (backpressure); `try_send` returns `Full(item)`; a timed send returns `Timeout(item)` at its deadline | — |
 /// | `DropOldest` | evicts the oldest queued item (the head), enqueues the new one, succeeds | evicted item: dropped |
 /// | `DropNewest` | drops the new item itself (.NET's `DropWrite`), succeeds | new item: dropped |
-/// | `Reject` | never waits: every send form hands the item back at once (`Full`, `SendError`, `Timeout`) | not sent |
+/// | `Reject` | never waits: every send form hands the item back at once (`TrySendError::Full`, `SendTimeoutError::Full`, `SendError`) | not sent |
 ///
 /// A dropped item is counted in [`QueueMetrics::dropped`] and passed to the
 /// [`on_drop`](WorkQueueBuilder::on_drop) callback if there is one: never silently lost.
@@ -319,14 +318,27 @@ pub(crate) struct Core<T> {
 
 /// How a send failed, before it is shaped into the caller's error type.
 enum Refused<T> {
+    /// Full and not waiting: `try_send`, or any send in Reject mode.
     Full(T),
+    /// Full until the deadline (Block mode).
     Timeout(T),
     Closed(T),
 }
 
 impl<T: Send + 'static> Core<T> {
-    /// Sends `item`; waits for room until `deadline` if `wait` (Block mode only).
-    fn send(&self, item: T, wait: bool, deadline: Deadline) -> Result<(), Refused<T>> {
+    /// Sends `item`, waiting for room until `deadline` in Block mode; the other modes never
+    /// wait (Reject refuses with `Full`, the drop modes make room).
+    fn send(&self, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
+        match self.try_send(item) {
+            Err(Refused::Full(item)) if self.mode == FullMode::Block => {
+                self.send_waiting(item, deadline)
+            }
+            result => result,
+        }
+    }
+
+    /// Sends `item` if there is room now (a drop mode makes room); never waits.
+    fn try_send(&self, item: T) -> Result<(), Refused<T>> {
         let mut evicted: Option<T> = None;
         let mut evicted_more: Vec<T> = Vec::new();
         let attempt = self.attempt(item, &mut evicted, &mut evicted_more);
@@ -339,7 +351,6 @@ impl<T: Send + 'static> Core<T> {
         }
         match attempt? {
             None => Ok(()),
-            Some(item) if wait && self.mode == FullMode::Block => self.send_waiting(item, deadline),
             Some(item) => Err(Refused::Full(item)),
         }
     }
@@ -473,17 +484,11 @@ impl<T: Send + 'static> Core<T> {
     }
 
     fn hand_dropped(&self, item: T) {
-        let result = catch_unwind(AssertUnwindSafe(|| match &self.on_drop {
+        let what = format_args!("queue `{}`: the on_drop callback", self.name);
+        crate::panic::log_panic(what, || match &self.on_drop {
             Some(on_drop) => on_drop(item),
             None => drop(item),
-        }));
-        if let Err(payload) = result {
-            let message = take_message(payload);
-            log::error!(
-                "queue `{}`: the on_drop callback panicked: {message}",
-                self.name,
-            );
-        }
+        });
     }
 
     /// `true` once the queue is cancelled: a worker hands back what it receives then.
@@ -543,13 +548,8 @@ impl<T: Send + 'static> Core<T> {
         let Some(on_unrun) = &self.on_unrun else {
             return items;
         };
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| on_unrun(items))) {
-            let message = take_message(payload);
-            log::error!(
-                "queue `{}`: the on_unrun callback panicked: {message}",
-                self.name,
-            );
-        }
+        let what = format_args!("queue `{}`: the on_unrun callback", self.name);
+        crate::panic::log_panic(what, || on_unrun(items));
         Vec::new()
     }
 
@@ -1298,7 +1298,7 @@ impl<T: Send + 'static> fmt::Debug for WorkQueue<T> {
 /// | method | full queue | closed queue |
 /// | --- | --- | --- |
 /// | [`send`](Producer::send) | waits for room | `SendError(item)` |
-/// | [`send_timeout`](Producer::send_timeout) / [`send_deadline`](Producer::send_deadline) | waits until the deadline, then `Timeout(item)` | `Closed(item)` |
+/// | [`send_timeout`](Producer::send_timeout) / [`send_deadline`](Producer::send_deadline) | waits until the deadline, then `Timeout(item)` (`Full(item)` at once in `Reject`) | `Closed(item)` |
 /// | [`try_send`](Producer::try_send) | `Full(item)` | `Closed(item)` |
 ///
 /// A sender blocked on a full queue wakes when the queue closes and gets its item back.
@@ -1320,9 +1320,12 @@ impl<T: Send + 'static> Producer<T> {
     /// # Errors
     ///
     /// [`SendError`] with the item: the queue is closed, or (in [`FullMode::Reject`]) full.
+    /// `SendError` has one form, as crossbeam's; in Reject mode, where `send` never waits,
+    /// [`try_send`](Producer::try_send) or [`send_deadline`](Producer::send_deadline) tell
+    /// the two apart.
     pub fn send(&self, item: T) -> Result<(), SendError<T>> {
         self.core
-            .send(item, true, Deadline::NEVER)
+            .send(item, Deadline::NEVER)
             .map_err(|refused| match refused {
                 Refused::Full(item) | Refused::Timeout(item) | Refused::Closed(item) => {
                     SendError(item)
@@ -1345,16 +1348,18 @@ impl<T: Send + 'static> Producer<T> {
     /// # Errors
     ///
     /// [`SendTimeoutError::Timeout`] with the item if the deadline passed with the queue full
-    /// (at once in [`FullMode::Reject`]); [`SendTimeoutError::Closed`] if the queue is closed.
+    /// ([`FullMode::Block`]); [`SendTimeoutError::Full`] at once if the queue is full in
+    /// [`FullMode::Reject`]; [`SendTimeoutError::Closed`] if the queue is closed.
     pub fn send_deadline(
         &self,
         item: T,
         deadline: impl Into<Deadline>,
     ) -> Result<(), SendTimeoutError<T>> {
         self.core
-            .send(item, true, deadline.into())
+            .send(item, deadline.into())
             .map_err(|refused| match refused {
-                Refused::Full(item) | Refused::Timeout(item) => SendTimeoutError::Timeout(item),
+                Refused::Full(item) => SendTimeoutError::Full(item),
+                Refused::Timeout(item) => SendTimeoutError::Timeout(item),
                 Refused::Closed(item) => SendTimeoutError::Closed(item),
             })
     }
@@ -1366,12 +1371,11 @@ impl<T: Send + 'static> Producer<T> {
     /// [`TrySendError::Full`] with the item if the queue is full (in [`FullMode::Block`] or
     /// [`FullMode::Reject`]); [`TrySendError::Closed`] if it is closed.
     pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
-        self.core
-            .send(item, false, Deadline::NEVER)
-            .map_err(|refused| match refused {
-                Refused::Full(item) | Refused::Timeout(item) => TrySendError::Full(item),
-                Refused::Closed(item) => TrySendError::Closed(item),
-            })
+        self.core.try_send(item).map_err(|refused| match refused {
+            // `Timeout` cannot happen: `try_send` never waits.
+            Refused::Full(item) | Refused::Timeout(item) => TrySendError::Full(item),
+            Refused::Closed(item) => TrySendError::Closed(item),
+        })
     }
 
     /// The number of items waiting in the queue.

@@ -2,14 +2,13 @@
 //! counters that keep the metrics cheap.
 
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::JoinHandle;
 
 use crate::error::BoxError;
-use crate::panic::take_message;
 use crate::queue::{Core, Handler};
 use crate::stop::{StopToken, Stopped};
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What one worker has taken and finished, on its own cache line, so that workers never
 /// contend on a counter and the producer's lock word stays out of their lines.
@@ -70,7 +69,7 @@ fn worker_main<T: Send + 'static>(core: &Core<T>, handler: &Handler<T>, index: u
             continue;
         }
         bump(&counters.taken);
-        match catch_unwind(AssertUnwindSafe(|| handler(item, &token))) {
+        match crate::panic::catch(|| handler(item, &token)) {
             Ok(Ok(())) => bump(&counters.completed),
             Ok(Err(error)) => {
                 if is_cancellation(&error, &token) {
@@ -87,14 +86,11 @@ fn worker_main<T: Send + 'static>(core: &Core<T>, handler: &Handler<T>, index: u
                     bump(&counters.failed);
                 }
                 // The error is user data: a panicking `Drop` must not end the worker.
-                if let Err(nested) = catch_unwind(AssertUnwindSafe(move || drop(error))) {
-                    let _ = take_message(nested);
-                }
+                crate::panic::drop_quietly(error);
             }
-            Err(payload) => {
-                // The payload is user data: dropped here, outside any lock, surviving a
-                // panicking drop (`take_message`).
-                let message = take_message(payload);
+            Err(message) => {
+                // The payload (user data) was dropped by `catch`, outside any lock, surviving
+                // a panicking drop.
                 log::error!(
                     "queue `{}`: a job panicked: {message}; the worker goes on",
                     core.name,

@@ -28,11 +28,10 @@
 //! only after the lock is released).
 
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::deadline::Deadline;
-use crate::panic::take_message;
-use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering, Weak};
+use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
+use std::sync::{Arc, Weak};
 
 use super::StopReason;
 
@@ -185,12 +184,7 @@ fn stop_node(
 
 /// Runs one callback, catching and logging a panic.
 pub(crate) fn run_callback(cb: Callback, reason: &StopReason) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| cb(reason))) {
-        // Before the macro: a disabled log level would skip the argument, and the payload
-        // would then be dropped here, unguarded.
-        let message = take_message(payload);
-        log::error!("an on_stop callback panicked: {message}");
-    }
+    crate::panic::log_panic(format_args!("an on_stop callback"), || cb(reason));
 }
 
 /// Whether stopping `node` would run user code: it has callbacks, or children (whose

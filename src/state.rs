@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Failure;
+use crate::failure::Failure;
 
 /// The lifecycle state of a host.
 ///

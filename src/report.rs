@@ -1,10 +1,15 @@
 //! [`StopReport`]: the outcome of a stop, per service.
+//!
+//! Data only, as `state`: it knows [`Failure`], not the host that fills it in, nor [`Error`]
+//! (whose [`into_result`](StopReport::into_result) lives in `error`).
+//!
+//! [`Error`]: crate::Error
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Failure;
+use crate::failure::Failure;
 use crate::stop::StopReason;
 
 /// How one service came out of a stop.
@@ -135,35 +140,6 @@ impl StopReport {
                 .services
                 .iter()
                 .all(|s| matches!(s.outcome, Outcome::Stopped | Outcome::NotStarted))
-    }
-
-    /// `Err` when a service failed under `Policy::StopHost` (`Error::ServiceFailed`) or the
-    /// stop overran (`Error::StopTimeout`); `Ok` otherwise (also while
-    /// [in progress](StopReport::is_in_progress)), with the report.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::ServiceFailed`](crate::Error::ServiceFailed) first, then
-    /// [`Error::StopTimeout`](crate::Error::StopTimeout).
-    pub fn into_result(self) -> Result<StopReport, crate::Error> {
-        if let Some((service, failure)) = self.failure.clone() {
-            return Err(crate::Error::ServiceFailed {
-                service,
-                failure,
-                report: Box::new(self),
-            });
-        }
-        if self.in_progress {
-            return Ok(self);
-        }
-        let late = self.timed_out();
-        if !late.is_empty() || !self.complete {
-            return Err(crate::Error::StopTimeout {
-                services: late,
-                report: Box::new(self),
-            });
-        }
-        Ok(self)
     }
 }
 
