@@ -55,6 +55,6 @@ Description: Hosted services on OS threads with a graceful, deadline-bounded lif
 Version: $version
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -lthreadhost
-Libs.private: -lpthread -ldl -lm
+Libs.private: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 PC
 echo "installed threadhost $version: $destdir$libdir/libthreadhost.{so,a}, $destdir$prefix/include/threadhost.h, $destdir$libdir/pkgconfig/threadhost.pc"
