@@ -32,7 +32,7 @@
 //!    drops `close_tx`, which wakes every such sender at once with its item handed back. (A
 //!    send racing with the close may still be accepted: it is then drained or handed back like
 //!    any queued item; see 4.) Before it blocks, the sender retries `try_send` through a
-//!    bounded backoff (spin hints, then yields: ten rounds, microseconds, re-checking
+//!    bounded backoff (spin hints, then yields: eleven tries, microseconds, re-checking
 //!    `closed`), exactly what crossbeam's own `send` does before it parks; the spins and yields
 //!    run outside the lock, each retry takes it anew. Without the backoff, a full queue costs
 //!    a `Select` and a park/unpark per item, which made one producer → two workers several
