@@ -5,8 +5,8 @@
 //! # Host membership
 //!
 //! A thread *works for* a host while it runs code on that host's behalf: a service thread for
-//! its whole life, any thread threadhost spawns from it (queue workers: the
-//! membership is inherited at spawn), and a caller's thread while it runs the host's start or
+//! its whole life, any thread threadhost spawns from it (queue workers: the membership is
+//! inherited at spawn), and a caller's thread while it runs the host's start or
 //! stop sequence or fires its lifetime events (token and lifetime callbacks run there). Such a
 //! thread must never wait for the host's stop to finish: the stop may be waiting for it.
 //! `Host::stop` and `Host::join` ask [`works_for`] and, on such a thread, request the stop and
