@@ -188,6 +188,10 @@
 //!   [`TickFailure::Escalate`] hands it to the service's [`Policy`] instead.
 //! - The wait is `token.wait_until(next_slot)`: a stop interrupts it at once, and a tick in
 //!   progress sees its token fire.
+//! - A final flush: a [`PeriodicService`] (a type with `tick` and `stop`, built with
+//!   [`Periodic::build_service`]) has a stop hook that runs after the last tick, on the same
+//!   thread, within the stop deadline ([`Context::deadline`]); an error, a panic or an
+//!   overrun is reported like any service's.
 //!
 //! The [`Tick`] tells each call its index, the time it was due, its lateness, and how many
 //! slots were missed before it.
@@ -547,7 +551,9 @@ pub use host::{HostEvent, StateChange};
 pub use lifetime::{EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, exit_code};
 #[cfg(feature = "periodic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "periodic")))]
-pub use periodic::{FirstTick, MissedTick, Periodic, PeriodicStats, Tick, TickFailure};
+pub use periodic::{
+    FirstTick, MissedTick, Periodic, PeriodicService, PeriodicStats, Tick, TickFailure,
+};
 #[cfg(feature = "queue")]
 #[cfg_attr(docsrs, doc(cfg(feature = "queue")))]
 pub use queue::{

@@ -11,6 +11,19 @@
 //! lateness of one wake-up never shifts the next, so no drift accumulates. The one thread of
 //! the service waits for each slot with `token.wait_until(slot)` (a condition variable, never
 //! `thread::sleep`), so a stop interrupts the wait at once and ticks can never overlap.
+//!
+//! # Stop hook
+//!
+//! A [`PeriodicService`] may have a [`stop`](PeriodicService::stop) hook (a flush of what the
+//! ticks hold). It runs in the body, on the same thread as the ticks, so it can never overlap
+//! one: the body leaves the schedule (a stop woke the wait, or the tick running when the stop
+//! came returned), then calls the hook and returns its result. The host learns nothing new:
+//! to it the body is just returning late, so the stop deadline, the one late grace, the
+//! detached `TimedOut` thread of an overrun and the `Failed` outcome of an error or a panic
+//! are those of any background service. The hook reads the deadline from
+//! [`Context::deadline`], which in a body reports the service's stop deadline once the host
+//! has set it (before it fires the token). An escalated tick failure also ends the schedule,
+//! so the hook runs there too, before the failure goes to the service's policy.
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -238,7 +251,118 @@ impl fmt::Debug for Tick<'_> {
     }
 }
 
-/// Builds a periodic service: a tick closure run at a fixed rate, on one thread.
+/// A periodic service with state: a [`tick`](PeriodicService::tick) run on the schedule, and
+/// a [`stop`](PeriodicService::stop) hook run once the schedule ended, e.g. to flush what
+/// the ticks gathered. Both run on the service's own thread, never at the same time, and
+/// share `&mut self`. Build one with [`Periodic::build_service`]; a closure
+/// `FnMut(&Tick<'_>) -> ServiceResult` is a `PeriodicService` with no stop hook
+/// ([`Periodic::build`]).
+///
+/// # When the stop hook runs
+///
+/// - **At a stop** (the host stops, or the service is stopped): after the last tick. A tick
+///   running when the stop came finishes first (it can watch [`Tick::token`] to return
+///   early); then the hook runs, with the stop deadline in [`Context::deadline`], by which it
+///   must return: the host waits for it until that deadline (plus the host's one late grace)
+///   like for any background service, then detaches the thread and reports the service
+///   [`TimedOut`](crate::Outcome::TimedOut). The token has already fired, so waits on it
+///   return at once: bound the hook's work by the deadline, not by the token. An error or a
+///   panic is logged and is the service's [`Failed`](crate::Outcome::Failed) outcome in the
+///   [`StopReport`](crate::StopReport) (an `Err(Stopped)` too: here it cannot mean a clean
+///   exit, as the token fired before the hook began).
+/// - **When an escalated tick failure ends the schedule** ([`TickFailure::Escalate`]): after
+///   the failing tick, before the failure goes to the service's [`Policy`](crate::Policy),
+///   so what the service holds is flushed whether the policy then ends the service, stops
+///   the host, or restarts the body (then the hook runs again when the restarted schedule
+///   ends). No stop is underway: [`Context::deadline`] is [`Deadline::NEVER`] (and the token
+///   has not fired) unless a stop begins meanwhile. The tick's failure is what the policy
+///   sees; an error or a panic of the hook there is only logged.
+/// - **Never** for a service that never started (its start failed or never came: the body,
+///   hence the schedule, never began), nor during a restart backoff. It runs also for a
+///   service stopped before its first tick.
+///
+/// [`Deadline::NEVER`]: crate::Deadline::NEVER
+///
+/// ```
+/// use std::time::Duration;
+/// use threadhost::{Context, HostBuilder, Periodic, PeriodicService, ServiceResult, Tick};
+///
+/// /// Gathers a reading each tick; uploads the batch every 10 readings and on the way out.
+/// struct Uploader {
+///     batch: Vec<u64>,
+///     uploaded: std::sync::mpsc::Sender<Vec<u64>>,
+/// }
+///
+/// impl Uploader {
+///     fn upload(&mut self) {
+///         let _ = self.uploaded.send(std::mem::take(&mut self.batch));
+///     }
+/// }
+///
+/// impl PeriodicService for Uploader {
+///     fn tick(&mut self, tick: &Tick<'_>) -> ServiceResult {
+///         self.batch.push(tick.index());
+///         if self.batch.len() == 10 {
+///             self.upload();
+///         }
+///         Ok(())
+///     }
+///
+///     fn stop(&mut self, ctx: &Context) -> ServiceResult {
+///         // After the last tick, by the stop deadline.
+///         assert!(ctx.deadline().remaining().is_some());
+///         self.upload();
+///         Ok(())
+///     }
+/// }
+///
+/// let (uploaded, batches) = std::sync::mpsc::channel();
+/// let uploader = Uploader { batch: Vec::new(), uploaded };
+/// let service = Periodic::every(Duration::from_millis(5)).build_service("uploader", uploader)?;
+/// let host = HostBuilder::new().add_service(service).build()?;
+/// host.start(Duration::from_secs(5))?;
+/// assert_eq!(batches.recv().unwrap(), (0..10).collect::<Vec<_>>());
+/// assert!(host.stop(Duration::from_secs(5)).is_clean());
+/// // The stop hook flushed the rest: every reading was uploaded, in order, exactly once.
+/// let all: Vec<u64> = std::iter::once((0..10).collect()).chain(batches.iter()).flatten().collect();
+/// assert_eq!(all, (0..all.len() as u64).collect::<Vec<_>>());
+/// # Ok::<(), threadhost::Error>(())
+/// ```
+pub trait PeriodicService: Send + 'static {
+    /// One tick, at its slot on the schedule.
+    ///
+    /// # Errors
+    ///
+    /// An error (or a panic) is logged and counted, and handled by the [`TickFailure`]
+    /// setting. `Err(Stopped)` after the token fired (`tick.token().sleep(d)?`) is a clean
+    /// end of the schedule.
+    fn tick(&mut self, tick: &Tick<'_>) -> ServiceResult;
+
+    /// Runs once the schedule ended, after the last tick: at a stop, under the stop deadline
+    /// ([`Context::deadline`]), or after an escalated tick failure (see the [trait
+    /// docs](PeriodicService#when-the-stop-hook-runs)). The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// At a stop, an error or a panic is the service's failure in the `StopReport`; after an
+    /// escalated tick failure, it is logged.
+    #[allow(unused_variables)]
+    fn stop(&mut self, ctx: &Context) -> ServiceResult {
+        Ok(())
+    }
+}
+
+impl<F> PeriodicService for F
+where
+    F: FnMut(&Tick<'_>) -> ServiceResult + Send + 'static,
+{
+    fn tick(&mut self, tick: &Tick<'_>) -> ServiceResult {
+        self(tick)
+    }
+}
+
+/// Builds a periodic service: a tick closure (or a [`PeriodicService`]) run at a fixed rate,
+/// on one thread.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -325,6 +449,21 @@ impl Periodic {
     where
         F: FnMut(&Tick<'_>) -> ServiceResult + Send + 'static,
     {
+        self.build_service(name, tick)
+    }
+
+    /// Builds the service named `name`, which runs `service`'s [`tick`](PeriodicService::tick)
+    /// on the schedule until stopped, then its [`stop`](PeriodicService::stop) hook (a final
+    /// flush). As [`build`](Periodic::build) otherwise.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Periodic::build).
+    pub fn build_service(
+        self,
+        name: &str,
+        service: impl PeriodicService,
+    ) -> Result<Service, Error> {
         let option = |what: &str| format!("{what} of periodic service `{name}`");
         if self.period.is_zero() {
             return Err(Error::invalid_option(
@@ -349,9 +488,9 @@ impl Periodic {
         }
         Ok(Service::background_service(
             name,
-            PeriodicService {
+            Schedule {
                 config: self,
-                tick,
+                service,
                 resume: None,
                 index: 0,
                 failures: 0,
@@ -361,9 +500,9 @@ impl Periodic {
 }
 
 /// The background service a [`Periodic`] builds.
-struct PeriodicService<F> {
+struct Schedule<S> {
     config: Periodic,
-    tick: F,
+    service: S,
     /// The last slot that ran, kept across a restart of the body so the phase is kept.
     resume: Option<Instant>,
     index: u64,
@@ -384,10 +523,7 @@ fn slots_through(first: Instant, now: Instant, period: Duration) -> u128 {
     now.duration_since(first).as_nanos() / period.as_nanos() + 1
 }
 
-impl<F> PeriodicService<F>
-where
-    F: FnMut(&Tick<'_>) -> ServiceResult + Send + 'static,
-{
+impl<S: PeriodicService> Schedule<S> {
     /// The first slot after `now` that is `last + k·period` (k ≥ 1), and how many
     /// slots before it are past.
     fn skip_to_ahead(&self, last: Instant, now: Instant) -> (Option<Instant>, u64) {
@@ -404,12 +540,45 @@ where
             u64::try_from(n).unwrap_or(u64::MAX),
         )
     }
+
+    /// The schedule ended by a stop, after the last tick: the stop hook, whose result is the
+    /// body's (a panic goes on to the host's boundary, which records it).
+    fn stopped(&mut self, ctx: &Context) -> ServiceResult {
+        match self.service.stop(ctx) {
+            // The runner would take it for a clean exit (`ctx.sleep(d)?`), but the token
+            // fired before the hook began: a wait on it cut the flush short.
+            Err(e) if e.is::<Stopped>() => Err(format!(
+                "the stop hook returned `{e}`: the token had fired before the hook ran, so \
+                 waits on it return at once (bound the hook's work by ctx.deadline())"
+            )
+            .into()),
+            other => other,
+        }
+    }
+
+    /// The schedule ended by an escalated tick failure: the stop hook, whose failure is only
+    /// logged (the tick's failure is what goes to the service's policy).
+    fn escalated(&mut self, ctx: &Context) {
+        let service = &mut self.service;
+        let message = match catch_unwind(AssertUnwindSafe(|| service.stop(ctx))) {
+            Ok(Ok(())) => return,
+            // The error's `Display` is user code: guarded.
+            Ok(Err(e)) => crate::panic::Guarded(&*e).to_string(),
+            Err(payload) => {
+                let message = format!("panicked: {}", panic_message(payload.as_ref()));
+                crate::panic::drop_quietly(payload);
+                message
+            }
+        };
+        log::error!(
+            "periodic service `{}`: the stop hook failed after the escalated tick failure: \
+             {message}",
+            ctx.name()
+        );
+    }
 }
 
-impl<F> BackgroundService for PeriodicService<F>
-where
-    F: FnMut(&Tick<'_>) -> ServiceResult + Send + 'static,
-{
+impl<S: PeriodicService> BackgroundService for Schedule<S> {
     fn run(&mut self, ctx: &Context) -> ServiceResult {
         let period = self.config.period;
         let counters = Arc::clone(&self.config.stats.counters);
@@ -433,12 +602,12 @@ where
             let Some(slot) = due else {
                 // The schedule ran past what an Instant can hold: no tick is ever due again.
                 token.wait();
-                return Ok(());
+                return self.stopped(ctx);
             };
             // The only wait: a condition variable wait on the stop token, until an absolute
             // deadline. A stop wakes it at once; a due slot makes it return at once.
             if token.wait_until(slot) {
-                return Ok(());
+                return self.stopped(ctx);
             }
             let started = Instant::now();
             let tick = Tick {
@@ -449,8 +618,8 @@ where
                 missed,
                 failures: self.failures,
             };
-            let tick_fn = &mut self.tick;
-            let outcome = catch_unwind(AssertUnwindSafe(|| tick_fn(&tick)));
+            let service = &mut self.service;
+            let outcome = catch_unwind(AssertUnwindSafe(|| service.tick(&tick)));
             if matches!(outcome, Ok(Ok(()))) {
                 // A periodic service is live while it ticks: each successful tick is a
                 // heartbeat (the systemd watchdog and `HostSnapshot::not_live` read it).
@@ -464,7 +633,9 @@ where
             let failed = match outcome {
                 Ok(Ok(())) => None,
                 // `tick.token().sleep(d)?` interrupted by the stop: a clean end.
-                Ok(Err(e)) if e.is::<Stopped>() && token.is_stopped() => return Ok(()),
+                Ok(Err(e)) if e.is::<Stopped>() && token.is_stopped() => {
+                    return self.stopped(ctx);
+                }
                 Ok(Err(e)) => {
                     // The error's `Display` is user code: guarded.
                     let message = crate::panic::Guarded(&*e).to_string();
@@ -495,6 +666,9 @@ where
                              service's failure policy",
                             ctx.name()
                         );
+                        // The schedule ends here: what the service holds is flushed before the
+                        // policy decides (it may end the service, stop the host, or restart).
+                        self.escalated(ctx);
                         match failure {
                             Ok(error) => return Err(error),
                             // The host's own boundary catches it again and records the

@@ -187,6 +187,25 @@ pub struct Context {
     /// The host's service registry (singletons, scoped factories).
     pub(crate) services: Arc<Registry>,
     pub(crate) heartbeat: Arc<crate::host::Heartbeat>,
+    /// A background service's stop deadline, set by the host before it fires the token to
+    /// stop the service; what [`deadline`](Context::deadline) reports in a body.
+    pub(crate) stop_deadline: Arc<StopDeadline>,
+}
+
+/// The stop deadline of a background service, shared by the host (which sets it, under
+/// `ctl`, before it fires the service's token for a stop) and the service's thread (which
+/// reads it in its body). Set before the token fires, so a body woken by the token reads it.
+#[derive(Debug, Default)]
+pub(crate) struct StopDeadline(crate::sync::Mutex<Option<Deadline>>);
+
+impl StopDeadline {
+    pub(crate) fn set(&self, deadline: Deadline) {
+        *self.0.lock() = Some(deadline);
+    }
+
+    fn get(&self) -> Option<Deadline> {
+        *self.0.lock()
+    }
 }
 
 impl Context {
@@ -219,10 +238,19 @@ impl Context {
     }
 
     /// The deadline of the current phase: the start deadline inside start hooks, the stop
-    /// deadline inside stop hooks, [`Deadline::NEVER`] in a body.
+    /// deadline inside stop hooks. In a background service's body, [`Deadline::NEVER`] until
+    /// the host stops the service, then (once [`token`](Context::token) fired for the stop)
+    /// the service's stop deadline: the host waits for the body to return until then, after
+    /// which it detaches the thread and reports the service
+    /// [`TimedOut`](crate::Outcome::TimedOut). A body that flushes what it holds on its way
+    /// out bounds that work by this deadline.
     #[must_use]
     pub fn deadline(&self) -> Deadline {
-        self.deadline
+        if self.deadline.is_never() {
+            self.stop_deadline.get().unwrap_or(Deadline::NEVER)
+        } else {
+            self.deadline
+        }
     }
 
     /// A handle to the host, e.g. to [`request_stop`](HostHandle::request_stop) it.

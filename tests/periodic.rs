@@ -1,5 +1,6 @@
 //! Periodic services: fixed rate on absolute deadlines, no overlap, missed-tick policies,
-//! first-tick modes, failing ticks that never end the schedule, stop that interrupts the wait.
+//! first-tick modes, failing ticks that never end the schedule, stop that interrupts the wait,
+//! and the stop hook of a `PeriodicService` (after the last tick, within the stop deadline).
 #![cfg(feature = "periodic")]
 
 mod common;
@@ -9,11 +10,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, SECS5, ms, start_host, stop_clean};
+use common::{
+    Events, Gate, MARGIN, PATIENCE, Probe, SECS5, ms, outcome_of, start_host, stop_clean, within,
+};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use threadhost::{
-    Error, Failure, FirstTick, Host, HostBuilder, HostState, MissedTick, Periodic, Policy,
-    ServiceResult, ServiceState, Tick, TickFailure,
+    Context, Deadline, Error, Failure, FirstTick, Host, HostBuilder, HostState, MissedTick,
+    Outcome, Periodic, PeriodicService, Policy, ServiceResult, ServiceState, Tick, TickFailure,
 };
 
 /// Runs a host with a `periodic` service whose ticks report themselves after `slow(index)` of
@@ -533,4 +536,376 @@ fn ticks_keep_a_critical_periodic_service_live() {
     let status = snapshot.service("ticker").unwrap();
     assert!(status.is_live(), "heartbeat age {:?}", status.heartbeat_age);
     stop_clean(&host);
+}
+
+// ---- The stop hook (PeriodicService::stop) ----
+
+/// A periodic service that logs each tick's start and end and its stop hook's start and end
+/// to `events` (`tick N start`, `tick N end`, `stop start`, `stop end`), with the hook's
+/// context seen by `stop`.
+struct Logged<T, S> {
+    events: Events,
+    tick: T,
+    stop: S,
+}
+
+/// What the stop hook saw.
+#[derive(Clone, Debug)]
+struct HookSaw {
+    deadline: Deadline,
+    stopped: bool,
+    thread: Option<String>,
+}
+
+fn logged<T, S>(events: &Events, tick: T, stop: S) -> Logged<T, S>
+where
+    T: FnMut(&Tick<'_>) -> ServiceResult + Send + 'static,
+    S: FnMut(&Context) -> ServiceResult + Send + 'static,
+{
+    Logged {
+        events: events.clone(),
+        tick,
+        stop,
+    }
+}
+
+impl<T, S> PeriodicService for Logged<T, S>
+where
+    T: FnMut(&Tick<'_>) -> ServiceResult + Send + 'static,
+    S: FnMut(&Context) -> ServiceResult + Send + 'static,
+{
+    fn tick(&mut self, tick: &Tick<'_>) -> ServiceResult {
+        self.events.push(format!("tick {} start", tick.index()));
+        let result = (self.tick)(tick);
+        self.events.push(format!("tick {} end", tick.index()));
+        result
+    }
+
+    fn stop(&mut self, ctx: &Context) -> ServiceResult {
+        self.events.push("stop start");
+        let result = (self.stop)(ctx);
+        self.events.push("stop end");
+        result
+    }
+}
+
+/// A stop hook that records what it saw in `saw`.
+fn recording(
+    saw: &Arc<std::sync::Mutex<Vec<HookSaw>>>,
+) -> impl FnMut(&Context) -> ServiceResult + Send + use<> {
+    let saw = Arc::clone(saw);
+    move |ctx| {
+        saw.lock().unwrap().push(HookSaw {
+            deadline: ctx.deadline(),
+            stopped: ctx.is_stopped(),
+            thread: std::thread::current().name().map(str::to_owned),
+        });
+        Ok(())
+    }
+}
+
+fn ok_tick(_: &Tick<'_>) -> ServiceResult {
+    Ok(())
+}
+
+/// Asserts that every tick in `log` ended before the first `stop start`, that each tick that
+/// started ended, and that the hook ran exactly once; returns the number of ticks.
+#[track_caller]
+fn assert_hook_after_every_tick(log: &[String]) -> usize {
+    let hooks: Vec<usize> = (0..log.len()).filter(|&i| log[i] == "stop start").collect();
+    assert_eq!(hooks.len(), 1, "the hook should run once: {log:?}");
+    let hook = hooks[0];
+    assert_eq!(
+        log.get(hook + 1).map(String::as_str),
+        Some("stop end"),
+        "{log:?}"
+    );
+    let starts = log
+        .iter()
+        .filter(|w| w.ends_with(" start") && w.starts_with("tick"))
+        .count();
+    let ends: Vec<usize> = (0..log.len())
+        .filter(|&i| log[i].starts_with("tick") && log[i].ends_with(" end"))
+        .collect();
+    assert_eq!(starts, ends.len(), "every tick that started ended: {log:?}");
+    assert!(
+        ends.iter().all(|&e| e < hook),
+        "a tick ended after the hook began: {log:?}"
+    );
+    ends.len()
+}
+
+#[test]
+fn stop_hook_runs_once_after_the_last_tick_with_the_stop_deadline() {
+    let events = Events::new();
+    let saw = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let periodic = Periodic::every(ms(2));
+    let stats = periodic.stats();
+    let service = periodic
+        .build_service("flusher", logged(&events, ok_tick, recording(&saw)))
+        .unwrap();
+    let host = start_host(HostBuilder::new().add_service(service));
+    events.wait_for("tick 3 end");
+    let deadline = Instant::now() + SECS5;
+    let report = host.stop(deadline);
+    assert!(report.is_clean(), "{report}");
+    let log = events.names();
+    let ticks = assert_hook_after_every_tick(&log);
+    assert!(ticks >= 4);
+    // Stats count the ticks alone: the hook is not a tick.
+    assert_eq!(stats.ticks(), ticks as u64);
+    assert_eq!((stats.failures(), stats.panics()), (0, 0));
+    let saw = saw.lock().unwrap().clone();
+    assert_eq!(saw.len(), 1);
+    assert_eq!(saw[0].deadline, Deadline::at(deadline), "{saw:?}");
+    assert!(saw[0].stopped, "the token fired before the hook");
+    // On the service's own thread, as the ticks.
+    assert_eq!(saw[0].thread.as_deref(), Some("th:flusher"));
+    assert!(
+        events
+            .all()
+            .iter()
+            .all(|e| e.thread.as_deref() == Some("th:flusher"))
+    );
+}
+
+#[test]
+fn stop_hook_deadline_is_shortened_by_the_service_stop_timeout() {
+    let saw = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let events = Events::new();
+    let service = Periodic::every(ms(5))
+        .build_service("flusher", logged(&events, ok_tick, recording(&saw)))
+        .unwrap()
+        .stop_timeout(ms(800));
+    let host = start_host(HostBuilder::new().add_service(service));
+    events.wait_for("tick 0 end");
+    let began = Instant::now();
+    let report = host.stop(SECS5);
+    assert!(report.is_clean(), "{report}");
+    let deadline = saw.lock().unwrap()[0]
+        .deadline
+        .instant()
+        .expect("a stop deadline");
+    assert!(deadline >= began + ms(800) && deadline <= Instant::now() + ms(800));
+}
+
+#[test]
+fn tick_in_progress_finishes_before_the_stop_hook() {
+    let events = Events::new();
+    let gate = Gate::new();
+    let _release = gate.opener();
+    let tick_gate = gate.clone();
+    let tick_events = events.clone();
+    let service = Periodic::every(ms(2))
+        .build_service(
+            "flusher",
+            logged(
+                &events,
+                move |tick: &Tick<'_>| {
+                    if tick.index() == 1 {
+                        // In progress when the stop comes: it sees the token, then finishes
+                        // its work (held until the test checked the hook has not begun).
+                        tick.token().wait();
+                        tick_events.push("tick 1 saw the stop");
+                        tick_gate.wait();
+                    }
+                    Ok(())
+                },
+                |_: &Context| Ok(()),
+            ),
+        )
+        .unwrap();
+    let host = start_host(HostBuilder::new().add_service(service));
+    events.wait_for("tick 1 start");
+    let stopper = common::spawn("stopper", move || host.stop(SECS5));
+    events.wait_for("tick 1 saw the stop");
+    assert!(!events.contains("stop start"), "{:?}", events.names());
+    gate.open();
+    let report = stopper.join().unwrap();
+    assert!(report.is_clean(), "{report}");
+    let log = events.names();
+    assert_eq!(assert_hook_after_every_tick(&log), 2, "{log:?}");
+    common::assert_before(&log, &"tick 1 end".to_owned(), &"stop start".to_owned());
+}
+
+#[test]
+fn overrunning_stop_hook_is_timed_out_by_the_deadline() {
+    let events = Events::new();
+    let gate = Gate::new();
+    let _release = gate.opener();
+    let hook_gate = gate.clone();
+    let service = Periodic::every(ms(5))
+        .build_service(
+            "flusher",
+            logged(&events, ok_tick, move |_: &Context| {
+                // Ignores the deadline and the token: a hung upload.
+                hook_gate.wait();
+                Ok(())
+            }),
+        )
+        .unwrap();
+    let host = HostBuilder::new()
+        .background("other", |ctx: &Context| {
+            ctx.token().wait();
+            Ok(())
+        })
+        .add_service(service)
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    events.wait_for("tick 0 end");
+    let report = within(
+        ms(300) + MARGIN,
+        "stop(300 ms) with a hung stop hook",
+        || host.stop(ms(300)),
+    );
+    assert!(report.is_complete());
+    assert_eq!(report.timed_out(), [Arc::<str>::from("flusher")]);
+    assert!(matches!(outcome_of(&report, "flusher"), Outcome::TimedOut));
+    assert!(matches!(outcome_of(&report, "other"), Outcome::Stopped));
+    assert!(
+        report.to_string().contains("`flusher` TIMED OUT"),
+        "{report}"
+    );
+    assert!(events.contains("stop start"));
+    assert!(!events.contains("stop end"));
+    // Released, the detached thread finishes its hook.
+    gate.open();
+    events.wait_for("stop end");
+}
+
+#[test]
+fn failing_or_panicking_stop_hook_is_the_service_failure() {
+    let events = Events::new();
+    let build = |name: &str, hook: fn(&Context) -> ServiceResult| {
+        Periodic::every(ms(5))
+            .build_service(name, logged(&events, ok_tick, hook))
+            .unwrap()
+    };
+    let host = HostBuilder::new()
+        .add_service(build("errs", |_| Err("upload failed".into())))
+        .add_service(build("panics", |_| panic!("flush exploded")))
+        // `ctx.sleep(d)?` in a hook returns at once (the token fired): not a clean exit.
+        .add_service(build("sleeps", |ctx| Ok(ctx.sleep(ms(10))?)))
+        .add_service(build("clean", |_| Ok(())))
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let report = within(SECS5, "stop with failing stop hooks", || host.stop(SECS5));
+    assert!(report.is_complete());
+    assert!(!report.is_clean());
+    assert!(report.timed_out().is_empty());
+    match outcome_of(&report, "errs") {
+        Outcome::Failed(f) => assert_eq!(f.to_string(), "upload failed"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    match outcome_of(&report, "panics") {
+        Outcome::Failed(Failure::Panic(message)) => assert_eq!(&**message, "flush exploded"),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    match outcome_of(&report, "sleeps") {
+        Outcome::Failed(f) => assert!(f.to_string().contains("stop hook returned"), "{f}"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert!(matches!(outcome_of(&report, "clean"), Outcome::Stopped));
+    assert_eq!(
+        events.with_prefix("stop end").len(),
+        3,
+        "the panicking hook never ended"
+    );
+}
+
+#[test]
+fn no_stop_hook_for_a_service_that_never_started() {
+    let events = Events::new();
+    let service = Periodic::every(ms(5))
+        .build_service("flusher", logged(&events, ok_tick, |_: &Context| Ok(())))
+        .unwrap()
+        .depends_on("broken");
+    let other = Events::new();
+    let host = HostBuilder::new()
+        .hosted(
+            "broken",
+            common::Rec::new("broken", &other).on("start", common::Action::Fail),
+        )
+        .add_service(service)
+        .build()
+        .unwrap();
+    assert!(host.start(SECS5).is_err());
+    let report = host.stop(SECS5);
+    assert!(matches!(
+        outcome_of(&report, "flusher"),
+        Outcome::NotStarted
+    ));
+    drop(host);
+    assert!(events.names().is_empty(), "{:?}", events.names());
+}
+
+#[test]
+fn stop_hook_runs_for_a_service_stopped_before_its_first_tick() {
+    let events = Events::new();
+    let service = Periodic::every(Duration::from_secs(3600))
+        .first_tick(FirstTick::AfterPeriod)
+        .build_service("flusher", logged(&events, ok_tick, |_: &Context| Ok(())))
+        .unwrap();
+    let host = start_host(HostBuilder::new().add_service(service));
+    let report = within(MARGIN, "stop during the first wait", || host.stop(SECS5));
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(events.names(), ["stop start", "stop end"]);
+}
+
+#[test]
+fn escalated_failure_runs_the_stop_hook_before_the_policy() {
+    let events = Events::new();
+    let saw = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ended = Probe::new();
+    let policy_saw = ended.clone();
+    let service = Periodic::every(ms(2))
+        .on_tick_failure(TickFailure::Escalate { consecutive: 1 })
+        .build_service(
+            "flusher",
+            logged(
+                &events,
+                |tick: &Tick<'_>| match tick.index() {
+                    2 => Err("sensor gone".into()),
+                    _ => Ok(()),
+                },
+                {
+                    let mut record = recording(&saw);
+                    move |ctx: &Context| {
+                        record(ctx)?;
+                        policy_saw.set();
+                        Err("upload failed too".into())
+                    }
+                },
+            ),
+        )
+        .unwrap()
+        .on_failure(Policy::Ignore);
+    let host = start_host(HostBuilder::new().add_service(service));
+    let handle = host.handle();
+    ended.expect("the stop hook after the escalated failure");
+    common::await_state(&handle, "flusher", ServiceState::Failed);
+    let status = handle.snapshot().service("flusher").unwrap().clone();
+    // The policy saw the tick's failure, not the hook's.
+    assert_eq!(
+        status.last_error.map(|f| f.to_string()).as_deref(),
+        Some("sensor gone")
+    );
+    assert_eq!(handle.state(), HostState::Running);
+    let saw_then = saw.lock().unwrap().clone();
+    assert_eq!(saw_then.len(), 1);
+    assert!(!saw_then[0].stopped);
+    assert!(
+        saw_then[0].deadline.is_never(),
+        "no stop underway: {saw_then:?}"
+    );
+    let report = host.stop(SECS5);
+    match outcome_of(&report, "flusher") {
+        Outcome::Failed(f) => assert_eq!(f.to_string(), "sensor gone"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    // Ended already: the stop runs no second hook.
+    let log = events.names();
+    assert_eq!(assert_hook_after_every_tick(&log), 3, "{log:?}");
 }

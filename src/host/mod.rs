@@ -152,6 +152,9 @@ struct Record {
     /// How stale its heartbeat may be for it to count as live (a critical service).
     liveness: Option<Duration>,
     heartbeat: Arc<Heartbeat>,
+    /// A background service's stop deadline as its body reads it (`Context::deadline`): set
+    /// before its token fires for a stop.
+    body_deadline: Arc<crate::service::StopDeadline>,
     /// State changes go to the listeners (events.rs, invariant 1).
     #[cfg(feature = "listeners")]
     events: Option<crossbeam_channel::Sender<(StateChange, Instant)>>,
@@ -270,6 +273,7 @@ impl Host {
                 liveness: s.liveness,
                 metrics: s.metrics,
                 heartbeat: Arc::new(Heartbeat::new()),
+                body_deadline: Arc::default(),
                 #[cfg(feature = "listeners")]
                 events: events.sender(),
             })
@@ -1053,9 +1057,14 @@ impl Shared {
                 r.policy.clone(),
             )
         };
-        let heartbeat = Arc::clone(&self.ctl.lock().records[i].heartbeat);
+        let (heartbeat, stop_deadline) = {
+            let ctl = self.ctl.lock();
+            let r = &ctl.records[i];
+            (Arc::clone(&r.heartbeat), Arc::clone(&r.body_deadline))
+        };
         let ctx = Context {
             heartbeat,
+            stop_deadline,
             name: Arc::clone(&name),
             token,
             deadline: Deadline::NEVER,
@@ -1415,6 +1424,11 @@ impl Shared {
                     let d = late(r.stop_deadline(deadline));
                     r.enter_stopping();
                     if phase == Phase::Stop {
+                        if !r.hosted {
+                            // What its body reads from `Context::deadline`, before the token
+                            // fires (so a body woken by the token reads it).
+                            r.body_deadline.set(d);
+                        }
                         fire.push(r.token.clone());
                     }
                     if r.hosted {
@@ -1455,8 +1469,12 @@ impl Shared {
         for &i in &reverse {
             let r = &mut ctl.records[i];
             if r.thread.is_some() && !r.exited && !r.timed_out {
-                fire.push(r.token.clone());
                 let d = late(r.stop_deadline(deadline));
+                if !r.hosted {
+                    // As in the ordered phases: set before the token fires.
+                    r.body_deadline.set(d);
+                }
+                fire.push(r.token.clone());
                 if r.is_live() {
                     r.enter_stopping();
                     if r.hosted {
