@@ -422,7 +422,8 @@ void threadhost_service_free(threadhost_service *service);
 /* ---- Periodic services -------------------------------------------------------------------- */
 /*
  * A tick callback run at a fixed rate on the service's own thread, on an absolute schedule
- * (first + k * period): no drift, ticks never overlap, a stop interrupts the wait at once.
+ * (first + k * period): no drift, ticks never overlap, a stop interrupts the wait at once; an
+ * optional stop hook (threadhost_periodic_on_stop) flushes after the last tick.
  * Configure a schedule (not thread-safe), build it into a threadhost_service (which consumes
  * it), then add the service to a builder like any other. Build feature `periodic`.
  */
@@ -493,8 +494,23 @@ THREADHOST_MUST_USE threadhost_status threadhost_periodic_stats_read(const threa
 void threadhost_periodic_stats_free(threadhost_periodic_stats *stats);
 
 /*
- * Builds the service named `name` (copied) running `tick` (required) on the schedule, in
- * *service_out (set its policy, dependencies, ... then threadhost_builder_add_service). Consumes
+ * The stop hook (NULL: none, the default): on_stop(user, ctx), with the `user` given to
+ * threadhost_periodic_build, runs on the service's thread once the schedule ended, after the
+ * last tick (a tick in progress finishes first), never beside a tick: at a stop, under the
+ * stop deadline (threadhost_context_remaining_ms; the token has already fired, so
+ * threadhost_context_sleep returns at once), e.g. to flush what the ticks gathered. A failing
+ * status is the service's failure in the stop report (THREADHOST_STOPPED too); one that
+ * overruns the deadline is reported timed out and its thread left running. It also runs when
+ * an escalated tick failure (threadhost_periodic_escalate_after) ends the schedule, before the
+ * failure policy applies, with no deadline (its failure is then only logged). Never for a
+ * service that did not start.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_periodic_on_stop(threadhost_periodic *periodic,
+                                              threadhost_run_fn on_stop);
+
+/*
+ * Builds the service named `name` (copied) running `tick` (required) on the schedule, and the
+ * stop hook of threadhost_periodic_on_stop with the same `user`, in *service_out (set its policy, dependencies, ... then threadhost_builder_add_service). Consumes
  * `periodic` whatever the result; ownership of `user` passes to threadhost whatever the
  * result (destroy runs exactly once). THREADHOST_INVALID_CONFIG: a zero period, a burst of 0.
  */
@@ -808,6 +824,15 @@ THREADHOST_MUST_USE threadhost_status threadhost_context_sleep(const threadhost_
 
 /* Asks the host running this service to stop; returns at once. */
 threadhost_status threadhost_context_request_host_stop(const threadhost_context *ctx);
+
+/*
+ * The time left, in whole milliseconds (0 once passed), until the deadline of the current
+ * phase, in *remaining_ms_out: the start deadline in a start hook, the stop deadline in a stop
+ * hook, and in a body (a periodic stop hook included) the service's stop deadline once its
+ * stop began. THREADHOST_NO_DEADLINE when there is none (a body before any stop).
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_context_remaining_ms(const threadhost_context *ctx,
+                                                  uint64_t *remaining_ms_out);
 
 /* Says "this service is alive and making progress" (one atomic store). */
 threadhost_status threadhost_context_heartbeat(const threadhost_context *ctx);

@@ -202,6 +202,36 @@ pub unsafe extern "C" fn threadhost_context_request_host_stop(
     }
 }
 
+/// The time left, in whole milliseconds (0 once passed), until the deadline of the current
+/// phase: the start deadline in a start hook, the stop deadline in a stop hook, and in a body
+/// (a periodic service's stop hook included) the service's stop deadline once its stop began;
+/// `THREADHOST_NO_DEADLINE` when there is none (a body before any stop).
+///
+/// # Safety
+///
+/// `ctx` is NULL or the context passed to the running callback; `remaining_ms_out` is NULL
+/// or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_context_remaining_ms(
+    ctx: *const threadhost_context,
+    remaining_ms_out: *mut u64,
+) -> Status {
+    ffi_boundary! {
+        let ctx = try_ref!(ctx);
+        try_out!(remaining_ms_out);
+        let remaining = match ctx.ctx.deadline().remaining() {
+            None => crate::NO_DEADLINE,
+            // A real deadline stays distinct from "none", however far.
+            Some(d) => u64::try_from(d.as_millis()).map_or(crate::NO_DEADLINE - 1, |n| {
+                n.min(crate::NO_DEADLINE - 1)
+            }),
+        };
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { handle::write_out(remaining_ms_out, remaining) };
+        Status::OK
+    }
+}
+
 /// Says "this service is alive and making progress" (one atomic store): see
 /// `threadhost_service_liveness`.
 ///

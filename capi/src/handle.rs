@@ -24,7 +24,7 @@
 //! | `threadhost_context` | `CContext` | borrowed during a callback | context.rs |
 //! | `threadhost_queue` | `CQueue` | Box, until `threadhost_queue_build` consumes it | queue.rs |
 //! | `threadhost_producer` | `CProducer` | Box | queue.rs |
-//! | `threadhost_periodic` | `Periodic` | Box, until `threadhost_periodic_build` consumes it | periodic.rs |
+//! | `threadhost_periodic` | `CPeriodic` | Box, until `threadhost_periodic_build` consumes it | periodic.rs |
 //! | `threadhost_tick` | `CTick` | borrowed during a tick callback | periodic.rs |
 //! | `threadhost_periodic_stats` | `PeriodicStats` | Box | periodic.rs |
 //!

@@ -275,6 +275,19 @@ mod periodic {
     ///
     /// None needed: no argument is read.
     #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn threadhost_periodic_on_stop(
+        _periodic: *mut c_void,
+        _on_stop: Option<Callback>,
+    ) -> Status {
+        ffi_boundary! { off() }
+    }
+
+    /// Without `periodic`: `THREADHOST_INVALID_STATE`.
+    ///
+    /// # Safety
+    ///
+    /// None needed: no argument is read.
+    #[unsafe(no_mangle)]
     pub unsafe extern "C" fn threadhost_periodic_get_stats(
         _periodic: *const c_void,
         _stats_out: *mut *mut c_void,

@@ -1,14 +1,18 @@
 //! `threadhost_periodic`: a periodic service from C, a tick callback run at a fixed rate on
-//! the service's own thread (see the Rust `Periodic`).
+//! the service's own thread, and an optional stop hook run after the last tick (see the Rust
+//! `Periodic` and `PeriodicService`).
 
 use std::ffi::{c_char, c_void};
 use std::time::{Duration, Instant};
 
 use super::context::{CContext, threadhost_context};
 use super::handle::{self, write_out};
-use super::service::{DestroyFn, UserData, threadhost_service};
+use super::service::{DestroyFn, RunFn, UserData, threadhost_service};
 use super::status::{self, Status};
-use threadhost::{FirstTick, MissedTick, Periodic, PeriodicStats, Tick, TickFailure};
+use threadhost::{
+    Context, FirstTick, MissedTick, Periodic, PeriodicService, PeriodicStats, ServiceResult, Tick,
+    TickFailure,
+};
 
 /// Opaque: a periodic schedule being configured, owned by C until
 /// `threadhost_periodic_build` consumes it.
@@ -26,7 +30,7 @@ pub struct threadhost_periodic_stats {
     _private: [u8; 0],
 }
 
-castable!(threadhost_periodic => Periodic, box);
+castable!(threadhost_periodic => CPeriodic, box);
 castable!(threadhost_tick => CTick<'static>, ref);
 castable!(threadhost_periodic_stats => PeriodicStats, box);
 
@@ -43,20 +47,46 @@ const FIRST_IMMEDIATELY: i32 = 0;
 const FIRST_AFTER_PERIOD: i32 = 1;
 const FIRST_AFTER_DELAY: i32 = 2;
 
+/// A schedule being configured from C, and the stop hook it will build with (given the same
+/// `user` as the tick, which only `threadhost_periodic_build` brings).
+pub(crate) struct CPeriodic {
+    periodic: Periodic,
+    on_stop: Option<RunFn>,
+}
+
 /// A tick and the C context of its service, lent to the tick callback.
 pub(crate) struct CTick<'a> {
     tick: &'a Tick<'a>,
     ctx: CContext<'a>,
 }
 
-/// A C tick callback and its user data.
+/// A C tick callback, its optional stop hook, and their user data.
 struct CTickFn {
     tick: TickFn,
+    on_stop: Option<RunFn>,
     user: UserData,
 }
 
+impl PeriodicService for CTickFn {
+    fn tick(&mut self, tick: &Tick<'_>) -> ServiceResult {
+        self.call(tick)
+    }
+
+    fn stop(&mut self, ctx: &Context) -> ServiceResult {
+        let Some(on_stop) = self.on_stop else {
+            return Ok(());
+        };
+        let user = self.user.as_ptr();
+        CContext::call(ctx, |c| {
+            // SAFETY: `on_stop` is the caller's hook; `user` is its data, usable on this
+            // thread (header contract); `c` is valid during the call.
+            unsafe { on_stop(user, c) }
+        })
+    }
+}
+
 impl CTickFn {
-    fn call(&self, tick: &Tick<'_>) -> threadhost::ServiceResult {
+    fn call(&self, tick: &Tick<'_>) -> ServiceResult {
         let ctick = CTick {
             tick,
             ctx: CContext::new(tick.ctx()),
@@ -84,7 +114,10 @@ pub unsafe extern "C" fn threadhost_periodic_new(
 ) -> Status {
     ffi_boundary! {
         try_out!(periodic_out);
-        let periodic = Periodic::every(Duration::from_millis(period_ms));
+        let periodic = CPeriodic {
+            periodic: Periodic::every(Duration::from_millis(period_ms)),
+            on_stop: None,
+        };
         let periodic = handle::to_box_ptr::<threadhost_periodic>(periodic);
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_out(periodic_out, periodic) };
@@ -93,8 +126,8 @@ pub unsafe extern "C" fn threadhost_periodic_new(
 }
 
 /// Applies a by-value `Periodic` setter.
-fn update(periodic: &mut Periodic, f: impl FnOnce(Periodic) -> Periodic) {
-    *periodic = f(periodic.clone());
+fn update(periodic: &mut CPeriodic, f: impl FnOnce(Periodic) -> Periodic) {
+    periodic.periodic = f(periodic.periodic.clone());
 }
 
 /// What to do with slots that passed (`THREADHOST_MISSED_*`); `burst_max` is the most
@@ -193,6 +226,26 @@ pub unsafe extern "C" fn threadhost_periodic_escalate_after(
     }
 }
 
+/// The stop hook of the service this schedule will build: `on_stop(user, ctx)`, with the
+/// `user` given to `threadhost_periodic_build`, runs once the schedule ended, after the last
+/// tick, on the service's thread: at a stop, under the stop deadline; or after an escalated
+/// tick failure (see the Rust `PeriodicService`). NULL removes it.
+///
+/// # Safety
+///
+/// `periodic` is NULL or a live schedule, not used by another thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_periodic_on_stop(
+    periodic: *mut threadhost_periodic,
+    on_stop: Option<RunFn>,
+) -> Status {
+    ffi_boundary! {
+        let periodic = try_mut!(periodic);
+        periodic.on_stop = on_stop;
+        Status::OK
+    }
+}
+
 /// A handle on the counters of the service this schedule will build, in `*stats_out`; read
 /// it from any thread with `threadhost_periodic_stats_read`, free it with
 /// `threadhost_periodic_stats_free`.
@@ -208,7 +261,7 @@ pub unsafe extern "C" fn threadhost_periodic_get_stats(
     ffi_boundary! {
         let periodic = try_ref!(periodic);
         try_out!(stats_out);
-        let stats = handle::to_box_ptr::<threadhost_periodic_stats>(periodic.stats());
+        let stats = handle::to_box_ptr::<threadhost_periodic_stats>(periodic.periodic.stats());
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_out(stats_out, stats) };
         Status::OK
@@ -259,8 +312,8 @@ pub unsafe extern "C" fn threadhost_periodic_stats_free(stats: *mut threadhost_p
     }
 }
 
-/// Builds the periodic service named `name` running `tick` on the schedule, in
-/// `*service_out` (configure it like any service, then `threadhost_builder_add_service`).
+/// Builds the periodic service named `name` running `tick` on the schedule (and the stop
+/// hook set by `threadhost_periodic_on_stop`, with the same `user`), in `*service_out` (configure it like any service, then `threadhost_builder_add_service`).
 /// Consumes `periodic` whatever the result. `THREADHOST_INVALID_CONFIG`: a zero period, a
 /// burst of 0, an empty name. Ownership of `user` passes to threadhost whatever the result.
 ///
@@ -284,8 +337,9 @@ pub unsafe extern "C" fn threadhost_periodic_build(
         let Some(tick) = tick else { return status::null_argument("tick") };
         try_out!(service_out);
         let name = try_str!(name);
-        let callback = CTickFn { tick, user };
-        match (*periodic).build(name, move |t: &Tick<'_>| callback.call(t)) {
+        let CPeriodic { periodic, on_stop } = *periodic;
+        let callback = CTickFn { tick, on_stop, user };
+        match periodic.build_service(name, callback) {
             Ok(service) => {
                 let service = handle::to_box_ptr::<threadhost_service>(service);
                 // SAFETY: checked non-NULL above; writable by the caller's contract.

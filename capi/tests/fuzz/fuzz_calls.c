@@ -200,6 +200,7 @@ int main(int argc, char **argv) {
                 check(threadhost_periodic_missed(p, (int32_t)pick(5) - 1, pick(3)), "periodic_missed");
                 check(threadhost_periodic_first_tick(p, (int32_t)pick(5) - 1, pick(5)), "first_tick");
                 check(threadhost_periodic_escalate_after(p, pick(3)), "escalate_after");
+                check(threadhost_periodic_on_stop(p, pick(2) ? hook : NULL), "periodic_on_stop");
                 check(threadhost_periodic_build(p, names[pick(5)], pick(10) ? tick : NULL, new_user(),
                                                 on_destroy, &services[i]),
                       "periodic_build");
