@@ -652,3 +652,36 @@ fn join_on_never_started_host_times_out() {
         }
     ));
 }
+
+#[test]
+fn a_background_body_reads_its_stop_deadline_once_stopped() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let running = common::Probe::new();
+    let ran = running.clone();
+    let host = start_host(
+        HostBuilder::new().add_service(
+            Service::background("flusher", move |ctx: &Context| {
+                record.lock().unwrap().push(ctx.deadline());
+                ran.set();
+                ctx.token().wait();
+                // On its way out: the stop deadline, shortened by the service's stop timeout.
+                record.lock().unwrap().push(ctx.deadline());
+                Ok(())
+            })
+            .stop_timeout(SECS5),
+        ),
+    );
+    running.expect("the body runs");
+    let began = std::time::Instant::now();
+    let report = host.stop(Duration::from_secs(60));
+    assert!(report.is_clean(), "{report}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[0].is_never(), "no stop underway: {seen:?}");
+    let at = seen[1].instant().expect("the stop deadline");
+    assert!(
+        at >= began + SECS5 && at <= std::time::Instant::now() + SECS5,
+        "{seen:?}"
+    );
+}
