@@ -113,7 +113,9 @@ pub trait HostedService: Send + 'static {
 /// first, under the start deadline, for initialisation whose failure should fail the host's
 /// start.
 ///
-/// The body should return soon after [`Context::token`] fires. Returning `Ok(())` early ends
+/// The body should return soon after [`Context::token`] fires, and by the stop deadline, which
+/// [`Context::deadline`] reports from then on (work on the way out, such as a flush, is
+/// bounded by it). Returning `Ok(())` early ends
 /// the service ("completed") but not the host. Returning an error or panicking is a failure,
 /// handled by the service's [`Policy`]. A [`Stopped`] error returned after the token fired is a
 /// clean exit, so `ctx.sleep(d)?` is idiomatic.
