@@ -203,7 +203,16 @@ fn join_names(names: &[Arc<str>], sep: &str) -> String {
 }
 
 impl fmt::Display for Error {
+    /// One line: names and values that came from outside (an environment variable's value, a
+    /// dependency's name, a stop reason) have their control characters escaped
+    /// (`crate::text`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_line(&mut crate::text::Escaping(f))
+    }
+}
+
+impl Error {
+    fn write_line(&self, f: &mut impl fmt::Write) -> fmt::Result {
         match self {
             Error::InvalidOption {
                 name,

@@ -49,7 +49,11 @@ impl fmt::Display for StopReason {
         match self {
             StopReason::Requested => f.write_str("stop requested"),
             StopReason::Deadline => f.write_str("deadline passed"),
-            StopReason::Failure { service } => write!(f, "service `{service}` failed"),
+            // The name may come from outside (`request_stop_with`): on one line.
+            StopReason::Failure { service } => {
+                use fmt::Write as _;
+                write!(crate::text::Escaping(&mut *f), "service `{service}` failed")
+            }
             StopReason::Signal => f.write_str("termination signal"),
         }
     }
@@ -142,6 +146,15 @@ impl StopSource {
     /// observing two nodes during the call may see one stopped and the other not yet.
     pub fn stop_with(&self, reason: StopReason) -> bool {
         tree::stop_tree(&self.node, reason)
+    }
+
+    /// Stops this source and its subtree like [`stop_with`](StopSource::stop_with), waking
+    /// every waiter before it returns, but hands the callbacks back instead of running them:
+    /// the caller runs them (`PendingCallbacks::run`) where their time cannot hold it up.
+    /// `None` if it was already stopped.
+    pub(crate) fn stop_deferred(&self, reason: StopReason) -> Option<PendingCallbacks> {
+        let callbacks = tree::mark_tree(&self.node, &reason)?;
+        Some(PendingCallbacks { callbacks, reason })
     }
 
     /// Whether a stop now would run user code (callbacks, here or in a child).
@@ -450,5 +463,23 @@ impl fmt::Debug for StopGuard {
         f.debug_struct("StopGuard")
             .field("armed", &self.armed)
             .finish()
+    }
+}
+
+/// The callbacks of a stop made with [`StopSource::stop_deferred`], still to run.
+pub(crate) struct PendingCallbacks {
+    callbacks: Vec<tree::Callback>,
+    reason: StopReason,
+}
+
+impl PendingCallbacks {
+    /// Whether there is anything to run.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.callbacks.is_empty()
+    }
+
+    /// Runs the callbacks (a panicking one is logged and the others still run).
+    pub(crate) fn run(self) {
+        tree::run_callbacks(self.callbacks, &self.reason);
     }
 }

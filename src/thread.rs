@@ -17,6 +17,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{Builder, JoinHandle};
 
@@ -96,6 +97,30 @@ pub(crate) fn work_for(id: u64) -> impl Drop {
             }
         });
     })
+}
+
+/// Runs `f` on a new thread named `name`, or, if that thread cannot be spawned, on this one
+/// (after logging why). For user code that must not hold up the caller but must run.
+pub(crate) fn spawn_or_run<F>(name: &str, f: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    // Taken by whichever thread runs it: a failed spawn drops its closure, not `f`.
+    let slot = Arc::new(parking_lot::Mutex::new(Some(f)));
+    let theirs = Arc::clone(&slot);
+    let spawned = spawn_named(name, None, move || {
+        let f = theirs.lock().take();
+        if let Some(f) = f {
+            f();
+        }
+    });
+    if let Err(source) = spawned {
+        log::error!("could not spawn `{name}` ({source}); running its work on this thread");
+        let f = slot.lock().take();
+        if let Some(f) = f {
+            f();
+        }
+    }
 }
 
 /// Spawns a thread named `name`, with `stack_size` bytes of stack if given. The new thread

@@ -212,6 +212,32 @@ fn failure_texts_are_one_line() {
     assert!(text.contains("boom\\nforged"), "{text}");
 }
 
+/// Text from outside in errors and stop reasons stays on one line: an environment value, a
+/// dependency's name, a stop reason's service name.
+#[test]
+fn outside_text_in_errors_and_reasons_is_one_line() {
+    let bad_env = HostOptions::default()
+        .apply_env_with(|var| {
+            (var == "THREADHOST_SHUTDOWN_TIMEOUT").then(|| OsString::from("5x\nERROR forged line"))
+        })
+        .unwrap_err();
+    let bad_dependency = HostBuilder::new()
+        .add_service(threadhost::Service::background("a", idle).depends_on("b\nERROR forged"))
+        .build()
+        .unwrap_err();
+    let reason = threadhost::StopReason::Failure {
+        service: "x\nERROR forged line".into(),
+    };
+    for text in [
+        bad_env.to_string(),
+        bad_dependency.to_string(),
+        reason.to_string(),
+    ] {
+        assert!(!text.contains(['\n', '\r']), "{text:?}");
+        assert!(text.contains("\\nERROR forged"), "{text}");
+    }
+}
+
 /// Stack sizes are bounded (64 KiB to 1 GiB) by `build`, host-wide and per service, instead of
 /// failing at spawn (`usize::MAX`: EINVAL from the OS, far from the line that set it).
 #[test]

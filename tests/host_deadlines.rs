@@ -685,3 +685,71 @@ fn a_background_body_reads_its_stop_deadline_once_stopped() {
         "{seen:?}"
     );
 }
+
+/// A service token's `on_stop` callback is user code: a hung one holds neither the stop past
+/// its deadline nor the report's honesty (the service is named as timed out).
+#[test]
+fn a_hung_on_stop_callback_neither_holds_the_stop_nor_hides() {
+    let gate = Gate::new();
+    let _opener = gate.opener();
+    let held = gate.clone();
+    let host = start_host(HostBuilder::new().background("cb", move |ctx| {
+        let held = held.clone();
+        let _registration = ctx.token().on_stop(move |_| held.wait());
+        ctx.token().wait();
+        Ok(())
+    }));
+    let report = within(
+        ms(200) + MARGIN,
+        "stop with a hung on_stop callback",
+        || host.stop(ms(200)),
+    );
+    assert!(
+        matches!(outcome_of(&report, "cb"), Outcome::TimedOut),
+        "{report}"
+    );
+}
+
+/// Slow `on_stop` callbacks of many services reached late run side by side, not one after
+/// another on the stopping thread (20 × 30 ms would be 600 ms past the deadline).
+#[test]
+fn slow_on_stop_callbacks_of_late_services_do_not_add_up() {
+    let gate = Gate::new();
+    let _opener = gate.opener();
+    let mut builder = HostBuilder::new();
+    for i in 0..20 {
+        builder = builder.background(&format!("slow-cb-{i}"), |ctx| {
+            let _registration = ctx.token().on_stop(|_| common::busy(ms(30)));
+            ctx.token().wait();
+            Ok(())
+        });
+    }
+    let held = gate.clone();
+    let host = start_host(builder.hosted(
+        "hung",
+        Rec::new("hung", &Events::new()).on("stopping", Action::Block(held)),
+    ));
+    let (report, took) = common::timed(|| host.stop(ms(100)));
+    common::assert_within(took, ms(100) + ms(300), "stop with 20 slow late callbacks");
+    assert!(
+        matches!(outcome_of(&report, "hung"), Outcome::TimedOut),
+        "{report}"
+    );
+}
+
+/// With `stop_concurrently`, a phase is a barrier across a dependency level: a prompt service
+/// with a short `stop_timeout` waiting there for a slow sibling is not reported timed out.
+#[test]
+fn a_prompt_service_with_a_short_stop_timeout_is_not_late_because_of_a_slow_sibling() {
+    let host = start_host(
+        HostBuilder::new()
+            .stop_concurrently(true)
+            .add_service(Service::hosted("prompt", common::Noop).stop_timeout(ms(20)))
+            .hosted(
+                "slow-but-fine",
+                Rec::new("slow", &Events::new()).on("stopping", Action::Busy(ms(100))),
+            ),
+    );
+    let report = host.stop(SECS5);
+    assert!(report.is_clean(), "{report}");
+}

@@ -157,6 +157,54 @@ fn a_start_hook_stops_its_own_host() {
     assert!(matches!(outcome_of(&report, "never"), Outcome::NotStarted));
 }
 
+#[test]
+fn hooks_stopping_with_a_deadline_already_passed_still_stop_the_host() {
+    // `stop(0)` from a start hook runs while the start is still active: the stop cannot run
+    // yet, and its deadline has passed when it can. It must still run (once the start ends),
+    // and the caller must not be reported as an overrun. From the `started` hook too.
+    for hook in ["start", "started"] {
+        for round in 0..20 {
+            let case = Case::new();
+            let stop = case.stopper(Deadline::after(Duration::ZERO));
+            let host = HostBuilder::new()
+                .background("other", idle)
+                .hosted(
+                    "caller",
+                    Rec::new("caller", &Events::new()).on(hook, Action::Call(Arc::new(stop))),
+                )
+                .build()
+                .unwrap();
+            let handle = case.install(host);
+            case.slot.get().unwrap().start(PATIENCE).unwrap();
+            let report = case.finish(&handle);
+            assert_stopped(&report, "caller");
+            assert!(report.is_clean(), "{hook}, round {round}: {report}");
+        }
+    }
+}
+
+#[test]
+fn a_body_stopping_at_once_is_never_reported_as_an_overrun() {
+    // `stop(0)`: the sequence runs on `th:host-stop`, maybe well after the call; its deadline
+    // counts from when it runs, so the caller, returning at once, is reported stopped.
+    for round in 0..20 {
+        let case = Case::new();
+        let stop = case.stopper(Deadline::after(Duration::ZERO));
+        let host = HostBuilder::new()
+            .background("other", idle)
+            .background("caller", move |_| {
+                stop();
+                Ok(())
+            })
+            .build()
+            .unwrap();
+        let handle = case.install(host);
+        case.slot.get().unwrap().start(PATIENCE).unwrap();
+        let report = case.finish(&handle);
+        assert!(report.is_clean(), "round {round}: {report}");
+    }
+}
+
 #[cfg(feature = "queue")]
 #[test]
 fn a_queue_job_stops_its_own_host() {

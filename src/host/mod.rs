@@ -152,6 +152,12 @@ struct Record {
     /// How stale its heartbeat may be for it to count as live (a critical service).
     liveness: Option<Duration>,
     heartbeat: Arc<Heartbeat>,
+    /// When it last replied or exited: a concurrent stop's phase is a barrier, and the time a
+    /// service then waits for slower ones does not count against its own stop timeout.
+    done_at: Option<Instant>,
+    /// Fires when the `on_stop` callbacks of its token, run on a thread of their own, have
+    /// returned (`Shared::fire_tokens`); awaited before the report.
+    callbacks: Option<StopToken>,
     /// A background service's stop deadline as its body reads it (`Context::deadline`): set
     /// before its token fires for a stop.
     body_deadline: Arc<crate::service::StopDeadline>,
@@ -273,6 +279,8 @@ impl Host {
                 liveness: s.liveness,
                 metrics: s.metrics,
                 heartbeat: Arc::new(Heartbeat::new()),
+                done_at: None,
+                callbacks: None,
                 body_deadline: Arc::default(),
                 #[cfg(feature = "listeners")]
                 events: events.sender(),
@@ -683,6 +691,19 @@ enum Resolution {
     Interrupted,
 }
 
+/// Who calls `await_or_run_sequence`: what its deadline bounds.
+#[derive(Clone, Copy, Debug)]
+enum Caller {
+    /// `stop(deadline)`: waits for, or runs, the sequence under `deadline`.
+    Stop,
+    /// `join(deadline)`: the same, the sequence capped by the shutdown timeout from the
+    /// request.
+    Join,
+    /// `th:host-stop` (invariant 8): waits without a bound for its turn, then runs the
+    /// sequence under the self-stop's deadline, capped as `Join`.
+    Stopper,
+}
+
 /// What to wait for from one service.
 #[derive(Clone, Copy, Debug)]
 enum Await {
@@ -787,31 +808,58 @@ impl Shared {
     ) -> StopToken {
         let done = StopSource::new();
         let token = done.token();
-        // Taken by whichever thread runs it: `th:lifetime`, or this one if the spawn fails.
-        let job = Arc::new(Mutex::new(Some((fire, done))));
-        fn run<F: FnOnce(&Shared)>(shared: &Shared, job: &Mutex<Option<(F, StopSource)>>) {
-            let taken = job.lock().take();
-            if let Some((fire, done)) = taken {
-                let _working = crate::thread::work_for(shared.id);
-                fire(shared);
-                done.stop();
-            }
-        }
+        let shared = Arc::clone(self);
+        let run = move || {
+            let _working = crate::thread::work_for(shared.id);
+            fire(&shared);
+            done.stop();
+        };
         if watched {
-            let (shared, theirs) = (Arc::clone(self), Arc::clone(&job));
-            let spawned = crate::thread::spawn_named("th:lifetime", None, move || {
-                run(&shared, &theirs);
-            });
-            match spawned {
-                Ok(_detached) => return token,
-                Err(source) => log::error!(
-                    "could not spawn `th:lifetime` for the lifetime callbacks ({source}); \
-                     running them on this thread"
-                ),
-            }
+            crate::thread::spawn_or_run("th:lifetime", run);
+        } else {
+            run();
         }
-        run(self, &job);
         token
+    }
+
+    /// Fires the tokens of services `targets` with `reason` (invariant 1: `ctl` is released
+    /// meanwhile). Each token is stopped, and its waiters woken, before this returns, so a
+    /// hook sent afterwards sees it stopped; its `on_stop` callbacks, user code that may be
+    /// slow or hang, run on a thread of their own (`th:<service>:on-stop`) when there are
+    /// any, so that they never hold up the sequence nor add up across services. Their end is
+    /// recorded (`Record::callbacks`) and awaited, within the service's stop deadline, before
+    /// the report: a service whose callbacks overrun is reported timed out.
+    fn fire_tokens(&self, ctl: &mut MutexGuard<'_, Ctl>, targets: &[usize], reason: &StopReason) {
+        let tokens: Vec<(usize, StopSource, Arc<str>)> = targets
+            .iter()
+            .map(|&i| {
+                let r = &ctl.records[i];
+                (i, r.token.clone(), Arc::clone(&r.name))
+            })
+            .collect();
+        let running = MutexGuard::unlocked(ctl, || {
+            let mut running = Vec::new();
+            for (i, token, name) in tokens {
+                let Some(pending) = token.stop_deferred(reason.clone()) else {
+                    continue;
+                };
+                if pending.is_empty() {
+                    continue;
+                }
+                let done = StopSource::new();
+                running.push((i, done.token()));
+                let id = self.id;
+                crate::thread::spawn_or_run(&format!("th:{name}:on-stop"), move || {
+                    let _working = crate::thread::work_for(id);
+                    pending.run();
+                    done.stop();
+                });
+            }
+            running
+        });
+        for (i, done) in running {
+            ctl.records[i].callbacks = Some(done);
+        }
     }
 
     fn start(self: &Arc<Self>, deadline: Deadline) -> Result<(), Error> {
@@ -1022,10 +1070,10 @@ impl Shared {
                 continue;
             }
             if r.awaiting.is_some() && !r.started && stop_requested {
-                fire.push(r.token.clone());
+                fire.push(i);
             } else if r.awaiting.is_some() && !r.started {
                 r.abandoned = true;
-                fire.push(r.token.clone());
+                fire.push(i);
                 self.send(ctl, i, Cmd::Finish);
             } else if !r.started {
                 if r.state != ServiceState::Failed {
@@ -1034,12 +1082,7 @@ impl Shared {
                 self.send(ctl, i, Cmd::Exit);
             }
         }
-        // Token callbacks are user code (invariant 1).
-        MutexGuard::unlocked(ctl, || {
-            for token in fire {
-                token.stop_with(reason.clone());
-            }
-        });
+        self.fire_tokens(ctl, &fire, &reason);
     }
 
     fn spawn(self: &Arc<Self>, i: usize) -> Result<(), Error> {
@@ -1167,7 +1210,7 @@ impl Shared {
         if crate::thread::works_for(self.id) {
             return self.stop_from_within(deadline);
         }
-        self.await_or_run_sequence(deadline, false)
+        self.await_or_run_sequence(deadline, Caller::Stop)
             .unwrap_or_else(|ctl_report| ctl_report)
     }
 
@@ -1187,11 +1230,10 @@ impl Shared {
         };
         if spawn {
             let shared = Arc::clone(self);
-            // Runs the sequence as `join` would (capped by the shutdown timeout from the
-            // request: no caller waits on this thread with a deadline of its own), or waits
-            // for whoever got there first.
+            // Runs the sequence once it may (a start in progress ends promptly once a stop is
+            // requested), or waits for whoever got there first.
             let spawned = crate::thread::spawn_named("th:host-stop", None, move || {
-                let _report = shared.await_or_run_sequence(deadline, true);
+                let _report = shared.await_or_run_sequence(deadline, Caller::Stopper);
             });
             if let Err(source) = spawned {
                 self.ctl.lock().stopper_spawned = false;
@@ -1222,7 +1264,7 @@ impl Shared {
                 state: ctl.state,
             });
         }
-        match self.await_or_run_sequence(deadline, true) {
+        match self.await_or_run_sequence(deadline, Caller::Join) {
             Ok(report) => Ok(report),
             Err(_) => Err(Error::JoinTimeout {
                 state: self.state(),
@@ -1231,12 +1273,12 @@ impl Shared {
     }
 
     /// Returns the final report: stored, or made by this caller running the stop sequence, or
-    /// (`Err`) an incomplete one at `deadline`. `for_join`: the stop deadline is capped by the
-    /// request's shutdown deadline, and a host not asked to stop is waited on.
+    /// (`Err`) an incomplete one at `deadline` (see [`Caller`] for what the deadline bounds).
+    /// A host not asked to stop is waited on.
     fn await_or_run_sequence(
         self: &Arc<Self>,
         deadline: Deadline,
-        for_join: bool,
+        caller: Caller,
     ) -> Result<StopReport, StopReport> {
         let mut ctl = self.ctl.lock();
         loop {
@@ -1265,10 +1307,21 @@ impl Shared {
                 && ctl.report.is_none();
             if may_run {
                 ctl.sequence_active = true;
-                let d = if for_join {
-                    deadline.min(ctl.stop_deadline)
-                } else {
-                    deadline
+                let d = match caller {
+                    Caller::Stop => deadline,
+                    Caller::Join => deadline.min(ctl.stop_deadline),
+                    // Nobody waits on this thread; its caller asked for "by `deadline`". One
+                    // that has passed by now (the caller asked for at once, or this thread ran
+                    // late) counts from now: the services, the caller's among them, still get
+                    // their one grace from the moment the sequence can reach them.
+                    Caller::Stopper => {
+                        let d = deadline.min(ctl.stop_deadline);
+                        if d.is_expired() {
+                            Deadline::after(Duration::ZERO)
+                        } else {
+                            d
+                        }
+                    }
                 };
                 drop(ctl);
                 // Invariant 8: token and lifetime callbacks fired by the sequence run here.
@@ -1276,8 +1329,14 @@ impl Shared {
                 let report = self.stop_sequence(d);
                 return Ok(self.finish_sequence(report, HostState::Stopped, d));
             }
-            // Invariant 4: someone else is starting or stopping; wait for them.
-            let timed_out = match deadline.instant() {
+            // Invariant 4: someone else is starting or stopping; wait for them. The stopper
+            // waits without a bound: it must not leave while a start in progress holds the
+            // sequence back (that start ends promptly, as a stop was requested).
+            let wait = match caller {
+                Caller::Stopper => Deadline::NEVER,
+                Caller::Stop | Caller::Join => deadline,
+            };
+            let timed_out = match wait.instant() {
                 None => {
                     self.cond.wait(&mut ctl);
                     false
@@ -1429,7 +1488,7 @@ impl Shared {
                             // fires (so a body woken by the token reads it).
                             r.body_deadline.set(d);
                         }
-                        fire.push(r.token.clone());
+                        fire.push(i);
                     }
                     if r.hosted {
                         targets.push((i, d, Await::Reply(phase)));
@@ -1440,14 +1499,7 @@ impl Shared {
                 if targets.is_empty() {
                     continue;
                 }
-                if !fire.is_empty() {
-                    // Invariant 1: token callbacks are user code.
-                    MutexGuard::unlocked(&mut ctl, || {
-                        for t in &fire {
-                            t.stop_with(reason.clone());
-                        }
-                    });
-                }
+                self.fire_tokens(&mut ctl, &fire, &reason);
                 // Commands go out after the tokens fired: a `stop` hook always sees its
                 // token stopped.
                 for &(i, d, what) in &targets {
@@ -1456,6 +1508,26 @@ impl Shared {
                     }
                 }
                 let results = self.await_all(&mut ctl, &targets, false);
+                if targets.len() > 1 {
+                    // A phase is a barrier across its group (`stop_concurrently`): what a
+                    // service waited there for slower ones moves its own deadline (never past
+                    // the host's), so a prompt service with a short `stop_timeout` is not
+                    // reported timed out because its level had a slow one.
+                    let end = Instant::now();
+                    for (i, resolution) in &results {
+                        let r = &mut ctl.records[*i];
+                        if let (Resolution::Done(_), Some(at), Some(own)) =
+                            (resolution, r.done_at, r.stop_deadline)
+                        {
+                            if let Some(own_at) = own.instant() {
+                                let waited = end.saturating_duration_since(at);
+                                let moved =
+                                    own_at.checked_add(waited).map_or(deadline, Deadline::at);
+                                r.stop_deadline = Some(moved.min(deadline));
+                            }
+                        }
+                    }
+                }
                 self.settle(&mut ctl, results);
             }
         }
@@ -1474,7 +1546,7 @@ impl Shared {
                     // As in the ordered phases: set before the token fires.
                     r.body_deadline.set(d);
                 }
-                fire.push(r.token.clone());
+                fire.push(i);
                 if r.is_live() {
                     r.enter_stopping();
                     if r.hosted {
@@ -1484,11 +1556,7 @@ impl Shared {
                 targets.push((i, d, Await::Exit));
             }
         }
-        MutexGuard::unlocked(&mut ctl, || {
-            for t in &fire {
-                t.stop_with(reason.clone());
-            }
-        });
+        self.fire_tokens(&mut ctl, &fire, &reason);
         // After the tokens fired, as above. A hosted service that already ran its `stopped`
         // hook has returned and never reads this.
         for (i, d) in alone {
@@ -1496,6 +1564,40 @@ impl Shared {
         }
         let results = self.await_all(&mut ctl, &targets, false);
         self.settle(&mut ctl, results);
+        // The tokens' `on_stop` callbacks (`fire_tokens`) are part of each service's stop:
+        // awaited within its stop deadline (+ the grace once it passed), with `ctl` released;
+        // a service whose callbacks still run then is reported timed out.
+        let callbacks: Vec<(usize, StopToken, Deadline)> = ctl
+            .records
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let done = r.callbacks.take()?;
+                let d = late(r.stop_deadline(deadline));
+                (!r.timed_out).then_some((i, done, d))
+            })
+            .collect();
+        if !callbacks.is_empty() {
+            let overran: Vec<usize> = MutexGuard::unlocked(&mut ctl, || {
+                callbacks
+                    .into_iter()
+                    .filter(|(_, done, d)| !done.wait_until(*d))
+                    .map(|(i, _, _)| i)
+                    .collect()
+            });
+            for i in overran {
+                let r = &mut ctl.records[i];
+                r.timed_out = true;
+                r.set_state(ServiceState::TimedOut);
+                let name = Arc::clone(&r.name);
+                MutexGuard::unlocked(&mut ctl, || {
+                    log::warn!(
+                        "the on_stop callbacks of service `{name}` did not return by the deadline; \
+                         they are left running"
+                    );
+                });
+            }
+        }
         // Invariant 6: join exited threads (they only have to return), detach the rest.
         let mut joins = Vec::new();
         let mut report = StopReport {
@@ -1569,19 +1671,19 @@ impl Shared {
 
     /// A service missed its deadline: fire its token, tell it to finish alone, detach it.
     fn give_up(&self, ctl: &mut MutexGuard<'_, Ctl>, i: usize) {
-        let (token, name) = {
+        let name = {
             let r = &mut ctl.records[i];
             r.timed_out = true;
             r.set_state(ServiceState::TimedOut);
             r.stop_duration = r.stop_began.map(|t| t.elapsed());
-            (r.token.clone(), Arc::clone(&r.name))
+            Arc::clone(&r.name)
         };
         self.send(ctl, i, Cmd::Finish);
-        // Invariant 1: the logger and the token's callbacks are user code.
+        // Invariant 1: the logger is user code.
         MutexGuard::unlocked(ctl, || {
             log::warn!("service `{name}` did not stop by the deadline; its thread is left running");
-            token.stop_with(StopReason::Deadline);
         });
+        self.fire_tokens(ctl, &[i], &StopReason::Deadline);
     }
 
     // ---- called from service threads (runner.rs) ----
@@ -1621,6 +1723,7 @@ impl Shared {
             Ok(()) => None,
         };
         let old_reply = r.reply.replace((phase, result));
+        r.done_at = Some(Instant::now());
         let abandoned = r.abandoned;
         self.cond.notify_all();
         drop(ctl);
@@ -1632,6 +1735,7 @@ impl Shared {
     pub(crate) fn mark_exited(&self, i: usize) {
         let mut ctl = self.ctl.lock();
         ctl.records[i].exited = true;
+        ctl.records[i].done_at = Some(Instant::now());
         self.cond.notify_all();
     }
 

@@ -138,23 +138,37 @@ pub(crate) fn reason(node: &Node) -> Option<StopReason> {
 /// runs, so a slow callback never delays the wake-up of another node's waiters. A node with no
 /// children and no callbacks — the common case — is stopped without allocating.
 pub(crate) fn stop_tree(root: &Arc<Node>, reason: StopReason) -> bool {
+    match mark_tree(root, &reason) {
+        Some(callbacks) => {
+            run_callbacks(callbacks, &reason);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The first half of [`stop_tree`]: marks `root` and its subtree stopped and wakes every
+/// waiter, and returns the callbacks to run (`None` if `root` was already stopped). The caller
+/// runs them with [`run_callbacks`], on this thread or another (invariant 5 either way).
+pub(crate) fn mark_tree(root: &Arc<Node>, reason: &StopReason) -> Option<Vec<Callback>> {
     let mut callbacks: Vec<Callback> = Vec::new();
-    let Some(mut pending) = stop_node(root, &reason, &mut callbacks) else {
-        return false;
-    };
+    let mut pending = stop_node(root, reason, &mut callbacks)?;
     while let Some(node) = pending.pop() {
-        if let Some(children) = stop_node(&node, &reason, &mut callbacks) {
+        if let Some(children) = stop_node(&node, reason, &mut callbacks) {
             pending.extend(children);
         }
         // Lock order: `node` (a strong reference) is dropped here, with no lock held; if it
         // was the last one, its `Drop` locks its parent — safe now.
     }
-    // Invariant 5: user code runs with no lock held. A panicking callback is logged and the
-    // others still run.
+    Some(callbacks)
+}
+
+/// The second half of [`stop_tree`]. Invariant 5: user code runs with no lock held. A
+/// panicking callback is logged and the others still run.
+pub(crate) fn run_callbacks(callbacks: Vec<Callback>, reason: &StopReason) {
     for cb in callbacks {
-        run_callback(cb, &reason);
+        run_callback(cb, reason);
     }
-    true
 }
 
 /// Stops one node: `None` if it was already stopped (by a concurrent stop of it or of an
