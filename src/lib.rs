@@ -551,8 +551,8 @@ pub use periodic::{FirstTick, MissedTick, Periodic, PeriodicStats, Tick, TickFai
 #[cfg(feature = "queue")]
 #[cfg_attr(docsrs, doc(cfg(feature = "queue")))]
 pub use queue::{
-    FullMode, Producer, QueueHandle, QueueMetrics, QueueReport, SendError, SendTimeoutError, Task,
-    TaskQueue, TrySendError, WorkQueue, WorkQueueBuilder,
+    FullMode, JobContext, JobTask, Producer, QueueHandle, QueueMetrics, QueueReport, SendError,
+    SendTimeoutError, Task, TaskQueue, TrySendError, WorkQueue, WorkQueueBuilder,
 };
 pub use report::{Outcome, ServiceReport, StopReport};
 pub use scope::{Registry, RegistryBuilder, Scope};

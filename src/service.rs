@@ -187,6 +187,10 @@ pub struct Context {
     /// The host's service registry (singletons, scoped factories).
     pub(crate) services: Arc<Registry>,
     pub(crate) heartbeat: Arc<crate::host::Heartbeat>,
+    /// The service's [`Service::liveness`] window, if it is critical (a queue's workers beat
+    /// only then).
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    pub(crate) liveness: Option<Duration>,
 }
 
 impl Context {

@@ -1053,9 +1053,16 @@ impl Shared {
                 r.policy.clone(),
             )
         };
-        let heartbeat = Arc::clone(&self.ctl.lock().records[i].heartbeat);
+        let (heartbeat, liveness) = {
+            let ctl = self.ctl.lock();
+            (
+                Arc::clone(&ctl.records[i].heartbeat),
+                ctl.records[i].liveness,
+            )
+        };
         let ctx = Context {
             heartbeat,
+            liveness,
             name: Arc::clone(&name),
             token,
             deadline: Deadline::NEVER,

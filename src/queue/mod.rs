@@ -87,6 +87,7 @@
 //! No two of `tx`, `close_tx`, `workers`, `late`, `report` are ever held together.
 
 mod error;
+mod job;
 mod pool;
 
 use std::fmt;
@@ -96,20 +97,43 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use error::{SendError, SendTimeoutError, TrySendError};
+pub use job::{JobContext, JobTask};
 
 use crate::deadline::Deadline;
 use crate::error::{Error, ServiceResult};
+use crate::failure::Failure;
 use crate::service::{Context, HostedService, Service};
 use crate::stop::{StopReason, StopSource, StopToken};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError as ChannelError};
 use pool::WorkerCounters;
 
-/// The handler shared by the workers of a queue.
-pub(crate) type Handler<T> = Arc<dyn Fn(T, &StopToken) -> ServiceResult + Send + Sync + 'static>;
+/// The handler shared by the workers of a queue: it takes each item by value
+/// ([`WorkQueueBuilder::build`]) or borrows it ([`WorkQueueBuilder::build_jobs`]: the queue
+/// keeps the item, to retry it, dead-letter it or hand it back).
+pub(crate) enum Handler<T> {
+    Owned(Arc<OwnedFn<T>>),
+    Borrowed(Arc<BorrowedFn<T>>),
+}
+
+/// A handler that takes its item by value.
+pub(crate) type OwnedFn<T> = dyn Fn(T, &StopToken) -> ServiceResult + Send + Sync + 'static;
+/// A handler that borrows its item, with the job's context.
+pub(crate) type BorrowedFn<T> =
+    dyn Fn(&mut T, &JobContext<'_>) -> ServiceResult + Send + Sync + 'static;
+
+impl<T> Clone for Handler<T> {
+    fn clone(&self) -> Handler<T> {
+        match self {
+            Handler::Owned(f) => Handler::Owned(Arc::clone(f)),
+            Handler::Borrowed(f) => Handler::Borrowed(Arc::clone(f)),
+        }
+    }
+}
 
 type OnDrop<T> = Box<dyn Fn(T) + Send + Sync + 'static>;
 type OnUnrun<T> = Box<dyn Fn(Vec<T>) + Send + Sync + 'static>;
+pub(crate) type OnDeadLetter<T> = Box<dyn Fn(T, Failure) + Send + Sync + 'static>;
 
 /// The item of a [`TaskQueue`]: a boxed closure that receives the jobs' stop token, as .NET's
 /// `Func<CancellationToken, ValueTask>` work items.
@@ -203,8 +227,16 @@ pub struct QueueMetrics {
     pub panicked: u64,
     /// Items dropped by `DropOldest` / `DropNewest`.
     pub dropped: u64,
-    /// Items handed back unrun by a stop (or by dropping a queue that never stopped).
+    /// Items handed back unrun by a stop (or by dropping a queue that never stopped), and
+    /// items of a borrowing handler ([`WorkQueueBuilder::build_jobs`]) whose job the stop
+    /// cancelled, or whose retry the stop cancelled.
     pub returned: u64,
+    /// Items whose last attempt failed, given to the dead letters
+    /// ([`WorkQueueBuilder::on_dead_letter`] or [`QueueReport::dead_letters`]).
+    pub dead_lettered: u64,
+    /// Retries: failed attempts that were run again ([`WorkQueueBuilder::retry`]). Counts
+    /// attempts, not items: not part of [`settled`](QueueMetrics::settled).
+    pub retried: u64,
     /// The number of workers.
     pub workers: usize,
     /// `true` once the queue stopped accepting items.
@@ -212,11 +244,17 @@ pub struct QueueMetrics {
 }
 
 impl QueueMetrics {
-    /// `completed + failed + cancelled + panicked + dropped + returned`: the items whose fate
-    /// is settled.
+    /// `completed + failed + cancelled + panicked + dropped + dead_lettered + returned`: the
+    /// items whose fate is settled.
     #[must_use]
     pub fn settled(&self) -> u64 {
-        self.completed + self.failed + self.cancelled + self.panicked + self.dropped + self.returned
+        self.completed
+            + self.failed
+            + self.cancelled
+            + self.panicked
+            + self.dropped
+            + self.dead_lettered
+            + self.returned
     }
 }
 
@@ -224,7 +262,7 @@ impl fmt::Display for QueueMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "sent {}, queued {}/{}, in flight {}, completed {}, failed {}, cancelled {}, panicked {}, dropped {}, returned {}",
+            "sent {}, queued {}/{}, in flight {}, completed {}, failed {}, cancelled {}, panicked {}, dropped {}, dead-lettered {}, returned {}, retried {}",
             self.sent,
             self.depth,
             self.capacity,
@@ -234,7 +272,9 @@ impl fmt::Display for QueueMetrics {
             self.cancelled,
             self.panicked,
             self.dropped,
-            self.returned
+            self.dead_lettered,
+            self.returned,
+            self.retried
         )
     }
 }
@@ -251,6 +291,9 @@ pub struct QueueReport<T> {
     /// worker received at the very moment of the cancel can come after the others (each item
     /// is still here exactly once).
     pub unrun: Vec<T>,
+    /// The dead letters, by value, with the failure of their last attempt, unless an
+    /// [`on_dead_letter`](WorkQueueBuilder::on_dead_letter) callback took them (then empty).
+    pub dead_letters: Vec<(T, Failure)>,
     /// `true` if the jobs' token fired: the drain ran out of time, or the queue cancels at once.
     pub cancelled: bool,
     /// Workers still running a job at the stop deadline: left running, detached.
@@ -264,6 +307,7 @@ impl<T> fmt::Debug for QueueReport<T> {
         f.debug_struct("QueueReport")
             .field("metrics", &self.metrics)
             .field("unrun", &self.unrun.len())
+            .field("dead_letters", &self.dead_letters.len())
             .field("cancelled", &self.cancelled)
             .field("detached_workers", &self.detached_workers)
             .field("elapsed", &self.elapsed)
@@ -277,9 +321,11 @@ struct Workers {
     exited: Vec<bool>,
 }
 
-/// Items handed back by workers, until the stop's report is made (`finalized`).
+/// Items handed back by workers, and dead letters kept for the report, until the stop's
+/// report is made (`finalized`).
 struct Late<T> {
     items: Vec<T>,
+    dead: Vec<(T, Failure)>,
     finalized: bool,
 }
 
@@ -314,6 +360,11 @@ pub(crate) struct Core<T> {
     late: Mutex<Late<T>>,
     on_unrun: Option<OnUnrun<T>>,
     report: Mutex<Option<QueueReport<T>>>,
+    /// The retry settings ([`WorkQueueBuilder::retry`]).
+    pub(crate) retry: job::Retry,
+    /// Dead letters are on: a retry, or `on_dead_letter`.
+    pub(crate) dead_letters: bool,
+    on_dead_letter: Option<OnDeadLetter<T>>,
 }
 
 /// How a send failed, before it is shaped into the caller's error type.
@@ -501,6 +552,12 @@ impl<T: Send + 'static> Core<T> {
     pub(crate) fn hand_back_late(&self, items: Vec<T>) {
         self.returned
             .fetch_add(items.len() as u64, Ordering::Relaxed);
+        self.park_late(items);
+    }
+
+    /// Hands back items counted already (by the caller: a worker counts the items it took
+    /// and hands back in its own `returned`), through `late` (invariant 3).
+    pub(crate) fn park_late(&self, items: Vec<T>) {
         // `finalized` and the pushed items change together under `late`, so the stop's final
         // collection (which sets `finalized` under it) either takes these items or we see the
         // flag and hand them back ourselves: never both, never neither.
@@ -519,22 +576,44 @@ impl<T: Send + 'static> Core<T> {
         );
         let rest = self.hand_unrun(items);
         if !rest.is_empty() {
-            self.report_late(rest);
+            self.report_late(rest, Vec::new());
         }
+    }
+
+    /// Gives a dead letter (counted by the caller) to `on_dead_letter` (outside every lock),
+    /// or keeps it for the report: through `late` until the report is made, then in it.
+    pub(crate) fn hand_dead(&self, item: T, failure: Failure) {
+        if let Some(on_dead_letter) = &self.on_dead_letter {
+            let what = format_args!("queue `{}`: the on_dead_letter callback", self.name);
+            crate::panic::log_panic(what, || on_dead_letter(item, failure));
+            return;
+        }
+        // As `park_late`: the flag and the push under one lock.
+        let mut late = self.late.lock();
+        if !late.finalized {
+            late.dead.push((item, failure));
+            return;
+        }
+        drop(late);
+        self.report_late(Vec::new(), vec![(item, failure)]);
     }
 
     /// Adds items handed back after the stop's report to that report, or, if it was already
     /// taken, to a new one (so that [`QueueHandle::take_report`] still returns them).
-    fn report_late(&self, rest: Vec<T>) {
+    fn report_late(&self, rest: Vec<T>, dead: Vec<(T, Failure)>) {
         let metrics = self.metrics();
         let cancelled = self.jobs.is_stopped();
         let mut report = self.report.lock();
         match report.as_mut() {
-            Some(report) => report.unrun.extend(rest),
+            Some(report) => {
+                report.unrun.extend(rest);
+                report.dead_letters.extend(dead);
+            }
             None => {
                 *report = Some(QueueReport {
                     metrics,
                     unrun: rest,
+                    dead_letters: dead,
                     cancelled,
                     detached_workers: 0,
                     elapsed: Duration::ZERO,
@@ -658,16 +737,25 @@ impl<T: Send + 'static> Core<T> {
             ..QueueMetrics::default()
         };
         let mut taken = 0;
+        let mut returned_taken = 0;
         for c in self.counters.iter() {
             // `finished` before `taken`: a worker bumps `taken` before it runs the job.
             m.completed += c.completed.load(Ordering::Relaxed);
             m.failed += c.failed.load(Ordering::Relaxed);
             m.cancelled += c.cancelled.load(Ordering::Relaxed);
             m.panicked += c.panicked.load(Ordering::Relaxed);
+            m.dead_lettered += c.dead_lettered.load(Ordering::Relaxed);
+            returned_taken += c.returned.load(Ordering::Relaxed);
+            m.retried += c.retried.load(Ordering::Relaxed);
             taken += c.taken.load(Ordering::Relaxed);
         }
-        m.in_flight = taken.saturating_sub(m.completed + m.failed + m.cancelled + m.panicked);
+        let finished =
+            m.completed + m.failed + m.cancelled + m.panicked + m.dead_lettered + returned_taken;
+        m.in_flight = taken.saturating_sub(finished);
+        // `returned` (shared) counts the items handed back before a worker took them; the
+        // workers' own count the items they took and handed back: those are in `taken`.
         m.sent = m.depth as u64 + taken + m.dropped + m.returned;
+        m.returned += returned_taken;
         m
     }
 
@@ -693,6 +781,8 @@ pub struct WorkQueueBuilder<T> {
     stack_size: Option<usize>,
     on_drop: Option<OnDrop<T>>,
     on_unrun: Option<OnUnrun<T>>,
+    retry: job::Retry,
+    on_dead_letter: Option<OnDeadLetter<T>>,
 }
 
 /// The largest capacity accepted: 2^20 items. crossbeam's bounded channel allocates every
@@ -827,6 +917,11 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
     where
         F: Fn(T, &StopToken) -> ServiceResult + Send + Sync + 'static,
     {
+        self.build_with(Handler::Owned(Arc::new(handler)))
+    }
+
+    /// [`build`](Self::build) and [`build_jobs`](Self::build_jobs).
+    fn build_with(self, handler: Handler<T>) -> Result<(WorkQueue<T>, Producer<T>), Error> {
         let name = &self.name;
         crate::thread::check_name(name).map_err(|reason| {
             Error::invalid_option("name of a queue", name.escape_debug(), reason)
@@ -881,6 +976,8 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
                 Error::invalid_option(format!("stack_size of queue `{name}`"), bytes, reason)
             })?;
         }
+        self.check_jobs(matches!(handler, Handler::Borrowed(_)))?;
+        let dead_letters = job::dead_letters_on(&self.retry, self.on_dead_letter.as_ref());
         let (tx, rx) = crossbeam_channel::bounded(self.capacity);
         let (close_tx, close_rx) = crossbeam_channel::bounded(0);
         let core = Arc::new(Core {
@@ -907,14 +1004,18 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
             workers_exited: Condvar::new(),
             late: Mutex::new(Late {
                 items: Vec::new(),
+                dead: Vec::new(),
                 finalized: false,
             }),
             on_unrun: self.on_unrun,
             report: Mutex::new(None),
+            retry: self.retry,
+            dead_letters,
+            on_dead_letter: self.on_dead_letter,
         });
         let queue = WorkQueue {
             core: Arc::clone(&core),
-            handler: Arc::new(handler),
+            handler,
             threads: Vec::new(),
             stack_size: self.stack_size,
             drain_on_stop: self.drain_on_stop,
@@ -949,6 +1050,8 @@ impl<T> fmt::Debug for WorkQueueBuilder<T> {
             .field("stack_size", &self.stack_size)
             .field("on_drop", &self.on_drop.is_some())
             .field("on_unrun", &self.on_unrun.is_some())
+            .field("retry", &self.retry)
+            .field("on_dead_letter", &self.on_dead_letter.is_some())
             .finish()
     }
 }
@@ -1040,6 +1143,8 @@ impl<T: Send + 'static> WorkQueue<T> {
             stack_size: None,
             on_drop: None,
             on_unrun: None,
+            retry: job::Retry::default(),
+            on_dead_letter: None,
         }
     }
 
@@ -1135,7 +1240,13 @@ impl<T: Send + 'static> WorkQueue<T> {
         let cancelled = self.core.jobs.is_stopped();
         // Items a worker received just before the cancel came first in the queue.
         // Items handed back by workers so far (the rest, if any, are collected below).
-        let late = std::mem::take(&mut self.core.late.lock().items);
+        let (late, dead_letters) = {
+            let mut late = self.core.late.lock();
+            (
+                std::mem::take(&mut late.items),
+                std::mem::take(&mut late.dead),
+            )
+        };
         if !late.is_empty() {
             let swept = std::mem::replace(&mut self.unrun, late);
             self.unrun.extend(swept);
@@ -1150,22 +1261,27 @@ impl<T: Send + 'static> WorkQueue<T> {
         self.core.store_report(QueueReport {
             metrics,
             unrun,
+            dead_letters,
             cancelled,
             detached_workers: detached,
             elapsed: began.elapsed(),
         });
         // From now on a late hand-back goes straight to `on_unrun` or the stored report;
         // collect what arrived in between.
-        let between = {
-            // See `hand_back_late`: the flag and the take under one lock.
+        let (between, dead_between) = {
+            // See `park_late`: the flag and the take under one lock.
             let mut late = self.core.late.lock();
             late.finalized = true;
-            std::mem::take(&mut late.items)
+            (
+                std::mem::take(&mut late.items),
+                std::mem::take(&mut late.dead),
+            )
         };
-        if !between.is_empty() {
+        if !between.is_empty() || !dead_between.is_empty() {
             let rest = self.core.hand_unrun(between);
             if let Some(report) = self.core.report.lock().as_mut() {
                 report.unrun.extend(rest);
+                report.dead_letters.extend(dead_between);
             }
         }
     }
@@ -1182,8 +1298,13 @@ impl<T: Send + 'static> From<WorkQueue<T>> for Service {
 impl<T: Send + 'static> HostedService for WorkQueue<T> {
     /// Spawns the workers.
     fn start(&mut self, ctx: &Context) -> ServiceResult {
+        let env = Arc::new(pool::WorkerEnv {
+            heartbeat: Arc::clone(&ctx.heartbeat),
+            services: Arc::clone(&ctx.services),
+            liveness: ctx.liveness,
+        });
         for i in 0..self.core.counters.len() {
-            match pool::spawn_worker(&self.core, &self.handler, i, self.stack_size) {
+            match pool::spawn_worker(&self.core, &self.handler, &env, i, self.stack_size) {
                 Ok(handle) => self.threads.push(Some(handle)),
                 Err(source) => {
                     // The host will not stop a service whose start failed: release the
