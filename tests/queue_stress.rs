@@ -76,6 +76,8 @@ impl Ledger {
 struct Round {
     sent: u64,
     by_fate: HashMap<Fate, u64>,
+    /// Retries run (attempts beyond the first).
+    retried: u64,
 }
 
 #[allow(clippy::disallowed_methods)] // sleeps pick a random stop point; nothing awaits them
@@ -335,6 +337,7 @@ fn check_fates(
     Round {
         sent: accepted,
         by_fate,
+        retried: m.retried,
     }
 }
 
@@ -437,6 +440,7 @@ fn run_endings(rounds: u64, per_producer: u64, max_after_us: u64) {
     let _quiet = quiet_panics();
     let t = Instant::now();
     let mut total = 0u64;
+    let mut retried = 0u64;
     let mut fates: HashMap<Fate, u64> = HashMap::new();
     for (e, ending) in ENDINGS.into_iter().enumerate() {
         let mut ending_sent = 0;
@@ -447,6 +451,7 @@ fn run_endings(rounds: u64, per_producer: u64, max_after_us: u64) {
                     .wrapping_add(r.wrapping_mul(0x9E37_79B9));
                 let out = ending_round(seed, mode, ending, per_producer, max_after_us);
                 ending_sent += out.sent;
+                retried += out.retried;
                 for (f, n) in out.by_fate {
                     *fates.entry(f).or_default() += n;
                 }
@@ -456,7 +461,7 @@ fn run_endings(rounds: u64, per_producer: u64, max_after_us: u64) {
         println!("  {ending:?}: 4 modes × {rounds} rounds, {ending_sent} items sent");
     }
     println!(
-        "conservation held without a stop: {} rounds (4 endings × 4 modes × {rounds}), {total} items sent, {fates:?}, in {:?} (base seed {base})",
+        "conservation held without a stop: {} rounds (4 endings × 4 modes × {rounds}), {total} items sent, {fates:?}, {retried} retries, in {:?} (base seed {base})",
         16 * rounds,
         t.elapsed()
     );
@@ -524,6 +529,7 @@ fn run(rounds: u64, per_producer: u64, max_stop_after_us: u64) {
     }));
     let t = Instant::now();
     let mut total = 0u64;
+    let mut retried = 0u64;
     let mut fates: HashMap<Fate, u64> = HashMap::new();
     for (i, mode) in [
         FullMode::Block,
@@ -542,6 +548,7 @@ fn run(rounds: u64, per_producer: u64, max_stop_after_us: u64) {
                 .wrapping_add(r.wrapping_mul(0x9E37_79B9));
             let out = round(seed, mode, per_producer, max_stop_after_us);
             mode_sent += out.sent;
+            retried += out.retried;
             for (f, n) in out.by_fate {
                 *mode_fates.entry(f).or_default() += n;
                 *fates.entry(f).or_default() += n;
@@ -552,7 +559,7 @@ fn run(rounds: u64, per_producer: u64, max_stop_after_us: u64) {
     }
     let _ = std::panic::take_hook();
     println!(
-        "conservation held: {} rounds (4 modes × {rounds}), {total} items sent, {fates:?}, in {:?} (base seed {base})",
+        "conservation held: {} rounds (4 modes × {rounds}), {total} items sent, {fates:?}, {retried} retries, in {:?} (base seed {base})",
         4 * rounds,
         t.elapsed()
     );

@@ -51,12 +51,59 @@
 //!    or handed back, exactly once, in every path: stopped, dropped, never started, failed
 //!    start.
 //!
-//! Counters: each worker counts what it took and how each job ended (completed, failed,
-//! cancelled — `Stopped` returned after the jobs' token fired —, panicked) on its own cache
-//! line, with plain relaxed stores (single writer); drops and hand-backs are rare shared
-//! atomics; `sent` is derived (`depth + taken + dropped + returned`), so a send touches no
-//! counter. No clock is read per job. See `benches/queue.rs` for the figures. At rest,
-//! `sent = completed + failed + cancelled + panicked + dropped + returned` (invariant 3).
+//! Counters: each worker counts what it took and how each item it took ended (completed,
+//! failed, cancelled — `Stopped` returned after the jobs' token fired —, panicked,
+//! dead-lettered, returned) and its retries, on its own cache line, with plain relaxed stores
+//! (single writer); drops and hand-backs of items no worker took are rare shared atomics;
+//! `sent` is derived (`depth + taken + dropped + returned before a worker took them`), so a
+//! send touches no counter. No clock is read per job, except by the workers of a critical
+//! queue (one heartbeat per job taken; see below). See `benches/queue.rs` for the figures.
+//!
+//! # Jobs, retries and dead letters
+//!
+//! A handler takes its item by value ([`WorkQueueBuilder::build`]: the item is gone once the
+//! job ran) or borrows it ([`WorkQueueBuilder::build_jobs`]: `Fn(&mut T, &JobContext)`). A
+//! borrowed item stays on the worker's stack through the job, so the queue, not the handler,
+//! decides where it goes next, and no handler can forget to give it back:
+//!
+//! - *Retry.* A failed attempt (an error other than a cancellation, or a panic) with attempts
+//!   left ([`WorkQueueBuilder::retry`]) waits its backoff on the jobs' token, on its worker,
+//!   then runs again with the next [`JobContext::attempt`]. The wait is `token.sleep`: a stop
+//!   that cancels ends it at once, and so never waits for a backoff.
+//! - *Dead letters.* A failed last attempt gives the item by value, with that attempt's
+//!   [`Failure`](crate::Failure), to `on_dead_letter`, or keeps it for
+//!   [`QueueReport::dead_letters`] (through `late`, as the late hand-backs of invariant 3).
+//!   Dead letters are on with a retry or an `on_dead_letter`; otherwise a failed item is
+//!   dropped and counted failed / panicked, as with a by-value handler.
+//! - *Hand-back.* A job that returns [`Stopped`](crate::Stopped) once the jobs' token fired
+//!   (cancelled), and an item whose retry the stop cancelled (during its backoff, or failed
+//!   with attempts left after the token fired), is handed back like an unrun item
+//!   (`on_unrun` or [`QueueReport::unrun`]): it still has to be done. (Decided so: it is not
+//!   failed for good, so it is no dead letter.)
+//!
+//! Heartbeats: a queue added with [`Service::liveness`] is critical. Its workers beat once per
+//! job taken and per retry, and, while idle, every quarter of the window (a timed `recv`
+//! instead of a parked one: waiting for work is not being stuck); a job beats from inside with
+//! [`JobContext::heartbeat`]. So a busy or idle queue stays live, and one whose workers are all
+//! stuck in jobs that do not beat goes not live after one window. A queue that is not critical
+//! reads no clock and parks its idle workers.
+//!
+//! # Conservation
+//!
+//! Each accepted item is counted exactly once, by its final fate:
+//!
+//! `sent = completed + failed + cancelled + panicked + dropped + dead_lettered + returned`
+//!
+//! at rest (plus `in_flight + depth` while it runs). `failed`, `panicked` and `cancelled`
+//! count *items* whose job ended so and whose item is gone (a by-value handler's, or a
+//! borrowing handler's without dead letters): never attempts. A failed attempt that is retried
+//! counts in `retried` (attempts, outside the sum); an item whose last attempt failed counts
+//! once, in `dead_lettered` (or in `failed` / `panicked` when dead letters are off). A
+//! borrowing handler's cancelled item is `returned`, never `cancelled`. `returned` sums the
+//! items handed back before a worker took them (shared counter, outside `taken`) and those a
+//! worker took and handed back (its own counter, inside `taken`): `sent` adds only the former
+//! to `taken` (invariant 3). `tests/queue_stress.rs` checks the sum, and each item's fate, by
+//! a per-item ledger.
 //!
 //! # Invariants
 //!
@@ -73,9 +120,14 @@
 //!    blocked sender's completed send is followed by a SeqCst fence and a load of `cancelled`
 //!    (Dekker: either that load sees the flag and the sender sweeps, or the cancel's sweep sees
 //!    the item). A worker that received an item checks `cancelled` before running it. So each
-//!    item is counted once: in a worker's `taken`, in `dropped`, or in `returned`. Items handed
-//!    back after the stop's report go to `on_unrun`, or into the report (a new one if it was
-//!    taken).
+//!    item is counted once: in a worker's `taken`, in `dropped`, or in `returned`; an item a
+//!    worker took ends once, in one of that worker's final counters (completed, failed,
+//!    cancelled, panicked, dead-lettered, returned), bumped after the item left the worker.
+//!    Items handed back (and dead letters kept) after the stop's report go to `on_unrun`, or
+//!    into the report (a new one if it was taken).
+//! 5. Invariant 1 holds on the job side too: a retry's backoff, `on_dead_letter` and a
+//!    hand-back's `on_unrun` run on the worker with no threadhost lock held; a dead letter or
+//!    an item handed back goes into `late` by value, under the lock only for the push.
 //! 4. `Workers::running` counts spawned workers that have not exited; it changes under
 //!    `workers` and is announced on `workers_exited` (`notify_all` under the lock; the stop
 //!    hook re-checks it under the lock in a deadline-bounded loop). A worker is joined only
@@ -198,7 +250,9 @@ pub enum FullMode {
 /// Taking one reads a few atomics per worker; no lock, no clock. The figures are read one
 /// after another, so while items move they may disagree by the few items in motion; at rest
 /// (e.g. after a stop whose workers all finished: `in_flight` and `depth` are 0) they are
-/// exact, and `sent = completed + failed + cancelled + panicked + dropped + returned`.
+/// exact, and `sent = completed + failed + cancelled + panicked + dropped + dead_lettered +
+/// returned` ([`settled`](QueueMetrics::settled)): each item counted once, by its final fate
+/// (`retried` counts attempts, outside the sum).
 ///
 /// `sent` is derived (`depth` + items taken by workers + `dropped` + `returned`), so that a
 /// send touches no shared counter; `tests/queue_stress.rs` checks it against what the
@@ -214,16 +268,17 @@ pub struct QueueMetrics {
     pub capacity: usize,
     /// Items taken by a worker and not finished yet.
     pub in_flight: u64,
-    /// Jobs that returned `Ok`.
+    /// Items whose job returned `Ok` (on its last run).
     pub completed: u64,
-    /// Jobs that returned an error, other than the cancelled ones.
+    /// Items whose job returned an error, other than the cancelled ones, and that are gone
+    /// (no dead letters): counted once per item, not per attempt.
     pub failed: u64,
     /// Jobs cancelled by the stop: they returned [`Stopped`](crate::Stopped) (e.g. from
     /// `token.sleep(d)?`) after the jobs' token fired. A job that returns another error, or
     /// `Stopped` while the token has not fired, is [`failed`](QueueMetrics::failed); one that
     /// returns `Ok` after the token fired is [`completed`](QueueMetrics::completed).
     pub cancelled: u64,
-    /// Jobs that panicked.
+    /// Items whose job panicked, and that are gone (no dead letters).
     pub panicked: u64,
     /// Items dropped by `DropOldest` / `DropNewest`.
     pub dropped: u64,

@@ -278,8 +278,8 @@ impl<T: Send + 'static> Worker<'_, T> {
             "queue `{}`: the stop cancelled a job (or its retry): its item is handed back",
             self.core.name
         );
-        bump(&self.counters.returned);
         self.core.park_late(vec![item]);
+        bump(&self.counters.returned);
     }
 
     /// The wait before the retry that follows attempt `attempt` (1 for the first): the
