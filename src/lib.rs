@@ -135,9 +135,17 @@
 //! accepting, drains until shortly before the stop deadline, then cancels the running jobs
 //! (their token fires) and hands back the items that never started, so the program can
 //! persist them:
-//! `sent = completed + failed + cancelled + panicked + dropped + returned`, exactly (a job
-//! that returns [`Stopped`] once its token fired is [cancelled](QueueMetrics::cancelled), not
-//! failed).
+//! `sent = completed + failed + cancelled + panicked + dropped + dead_lettered + returned`,
+//! exactly, each item counted once by its final fate (a job that returns [`Stopped`] once its
+//! token fired is [cancelled](QueueMetrics::cancelled), not failed).
+//!
+//! A handler that borrows its item ([`WorkQueueBuilder::build_jobs`]) gets a [`JobContext`]
+//! (the queue's name, the jobs' token, the attempt number, a heartbeat, a scope per job), and
+//! the queue keeps the item: a failed job is [retried](WorkQueueBuilder::retry) with a
+//! [`Backoff`] that a stop interrupts, then given back by value as a
+//! [dead letter](WorkQueueBuilder::on_dead_letter); a cancelled job's item is handed back. A
+//! queue added with [`Service::liveness`] is a critical service: its workers beat per job and
+//! while idle.
 //!
 #![cfg_attr(feature = "queue", doc = "```")]
 #![cfg_attr(not(feature = "queue"), doc = "```ignore")]
@@ -557,8 +565,8 @@ pub use periodic::{
 #[cfg(feature = "queue")]
 #[cfg_attr(docsrs, doc(cfg(feature = "queue")))]
 pub use queue::{
-    FullMode, Producer, QueueHandle, QueueMetrics, QueueReport, SendError, SendTimeoutError, Task,
-    TaskQueue, TrySendError, WorkQueue, WorkQueueBuilder,
+    FullMode, JobContext, JobTask, Producer, QueueHandle, QueueMetrics, QueueReport, SendError,
+    SendTimeoutError, Task, TaskQueue, TrySendError, WorkQueue, WorkQueueBuilder,
 };
 pub use report::{Outcome, ServiceReport, StopReport};
 pub use scope::{Registry, RegistryBuilder, Scope};

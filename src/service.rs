@@ -192,6 +192,10 @@ pub struct Context {
     /// A background service's stop deadline, set by the host before it fires the token to
     /// stop the service; what [`deadline`](Context::deadline) reports in a body.
     pub(crate) stop_deadline: Arc<StopDeadline>,
+    /// The service's [`Service::liveness`] window, if it is critical (a queue's workers beat
+    /// only then).
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    pub(crate) liveness: Option<Duration>,
 }
 
 /// The stop deadline of a background service, shared by the host (which sets it, under

@@ -117,27 +117,7 @@ impl Policy {
                     ),
                 ));
             }
-            if backoff.multiplier.is_nan() || backoff.multiplier < 1.0 {
-                return Err(Error::invalid_option(
-                    format!("{name}: multiplier"),
-                    backoff.multiplier,
-                    "must be at least 1.0",
-                ));
-            }
-            if !(0.0..=1.0).contains(&backoff.jitter) {
-                return Err(Error::invalid_option(
-                    format!("{name}: jitter"),
-                    backoff.jitter,
-                    "must be between 0.0 and 1.0",
-                ));
-            }
-            if backoff.initial > backoff.max {
-                return Err(Error::invalid_option(
-                    format!("{name}: initial backoff"),
-                    format!("{:?}", backoff.initial),
-                    format!("must not exceed the maximum backoff {:?}", backoff.max),
-                ));
-            }
+            backoff.validate(&name)?;
             if within.is_zero() {
                 return Err(Error::invalid_option(
                     format!("{name}: within"),
@@ -199,6 +179,33 @@ impl Backoff {
     pub fn with_jitter(mut self, jitter: f64) -> Backoff {
         self.jitter = jitter;
         self
+    }
+
+    /// Checks the backoff's fields (else [`Error::InvalidOption`] naming `name: field`):
+    /// `multiplier` at least 1.0, `jitter` within 0.0 to 1.0, `initial` not above `max`.
+    pub(crate) fn validate(&self, name: &str) -> Result<(), Error> {
+        if self.multiplier.is_nan() || self.multiplier < 1.0 {
+            return Err(Error::invalid_option(
+                format!("{name}: multiplier"),
+                self.multiplier,
+                "must be at least 1.0",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(Error::invalid_option(
+                format!("{name}: jitter"),
+                self.jitter,
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        if self.initial > self.max {
+            return Err(Error::invalid_option(
+                format!("{name}: initial backoff"),
+                format!("{:?}", self.initial),
+                format!("must not exceed the maximum backoff {:?}", self.max),
+            ));
+        }
+        Ok(())
     }
 
     /// The wait before restart number `attempt` (0 for the first), before jitter and before
@@ -281,20 +288,7 @@ impl RestartTracker {
     }
 
     fn jitter(&mut self, wait: Duration, jitter: f64) -> Duration {
-        if jitter <= 0.0 {
-            return wait;
-        }
-        // xorshift64: no dependency for a few random numbers.
-        let mut x = self.seed;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.seed = x;
-        let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
-        // Not `mul_f64`: it panics when the product rounds past `Duration::MAX` (a
-        // `Duration::MAX` backoff with jitter did).
-        Duration::try_from_secs_f64(wait.as_secs_f64() * (1.0 - jitter * unit))
-            .map_or(wait, |w| w.min(wait))
+        jittered(wait, jitter, &mut self.seed)
     }
 
     /// The restarts counted now: within the window, or (unlimited) since it was last clear.
@@ -305,4 +299,23 @@ impl RestartTracker {
             self.times.len()
         }
     }
+}
+
+/// `wait` with `jitter` (0.0 to 1.0) applied: a uniform value in `[wait·(1−jitter), wait]`,
+/// drawn from the xorshift state `seed` (not zero).
+pub(crate) fn jittered(wait: Duration, jitter: f64, seed: &mut u64) -> Duration {
+    if jitter <= 0.0 {
+        return wait;
+    }
+    // xorshift64: no dependency for a few random numbers.
+    let mut x = *seed;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *seed = x;
+    let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+    // Not `mul_f64`: it panics when the product rounds past `Duration::MAX` (a
+    // `Duration::MAX` backoff with jitter did).
+    Duration::try_from_secs_f64(wait.as_secs_f64() * (1.0 - jitter * unit))
+        .map_or(wait, |w| w.min(wait))
 }

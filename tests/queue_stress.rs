@@ -1,6 +1,8 @@
 //! Conservation under stress: several producers, every full mode, stops at random points with
-//! random deadlines, drain or cancel; every item sent ends exactly once as completed, failed,
-//! cancelled, panicked, dropped or returned.
+//! random deadlines, drain or cancel, handlers that take their item by value or borrow it with
+//! retries (random failures, dead letters); every item sent ends exactly once as completed,
+//! failed, cancelled, panicked, dropped, dead-lettered or returned, and every retry run is
+//! counted.
 //!
 //! CI runs a reduced version (`conservation_every_full_mode`). The full version is ignored by
 //! default; run it with:
@@ -17,13 +19,14 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use common::Rng;
 use threadhost::{
-    Context, FullMode, HostBuilder, HostedService, Outcome, Producer, SendTimeoutError, Service,
-    ServiceResult, StopToken, TrySendError, WorkQueue,
+    Backoff, Context, FullMode, HostBuilder, HostedService, JobContext, Outcome, Producer,
+    SendTimeoutError, Service, ServiceResult, StopToken, TrySendError, WorkQueue,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,6 +37,8 @@ enum Fate {
     Cancelled,
     Panicked,
     Dropped,
+    /// Given to `on_dead_letter` after its last attempt failed.
+    DeadLettered,
     Returned,
 }
 
@@ -43,6 +48,8 @@ enum Fate {
 struct Ledger {
     fates: Mutex<Vec<(u64, Fate)>>,
     changed: Condvar,
+    /// Runs of a job beyond its first attempt (what `QueueMetrics::retried` counts).
+    retries: AtomicU64,
 }
 
 impl Ledger {
@@ -69,6 +76,8 @@ impl Ledger {
 struct Round {
     sent: u64,
     by_fate: HashMap<Fate, u64>,
+    /// Retries run (attempts beyond the first).
+    retried: u64,
 }
 
 #[allow(clippy::disallowed_methods)] // sleeps pick a random stop point; nothing awaits them
@@ -81,8 +90,9 @@ fn round(seed: u64, mode: FullMode, per_producer: u64, max_stop_after_us: u64) -
     let stop_after = Duration::from_micros(rng.below(max_stop_after_us));
     let deadline = Duration::from_micros(2_000 + rng.below(60_000));
     let ledger = Arc::new(Ledger::default());
+    let retries = retries(&mut rng);
 
-    let (queue, producer) = ledger_queue(&ledger, capacity, workers, mode, drain);
+    let (queue, producer) = ledger_queue(&ledger, capacity, workers, mode, drain, retries);
     let handle = queue.handle();
     let host = HostBuilder::new()
         .add_service(queue.into_service())
@@ -120,18 +130,36 @@ fn round(seed: u64, mode: FullMode, per_producer: u64, max_stop_after_us: u64) -
     checked
 }
 
+/// Half the rounds take items by value (`build`, no retry: `None`); the others borrow them
+/// (`build_jobs`) with 1 to 4 attempts.
+fn retries(rng: &mut Rng) -> Option<u32> {
+    (rng.below(2) == 0).then(|| 1 + rng.below(4) as u32)
+}
+
+/// Whether attempt `attempt` of item `id` fails at random (one in three, the same on every
+/// replay of a seed).
+fn unlucky(id: u64, attempt: u32) -> bool {
+    let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ u64::from(attempt).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x.wrapping_mul(0x94D0_49BB_1331_11EB) % 3 == 0
+}
+
 /// A queue whose handler and callbacks record every item's fate in `ledger`: ids ≡ 0 (mod 11)
 /// fail, ≡ 1 panic, ≡ 2 or 3 take 300 µs unless cancelled (then they return `Stopped`: a
-/// cancelled job), the others complete.
+/// cancelled job), the others complete. With `retries` (a borrowing handler, `build_jobs`),
+/// ids ≡ 4 or 5 also fail at random attempts; failed items are retried with a 1 ms backoff
+/// and end as dead letters; cancelled ones are handed back (returned).
 fn ledger_queue(
     ledger: &Arc<Ledger>,
     capacity: usize,
     workers: usize,
     mode: FullMode,
     drain: bool,
+    retries: Option<u32>,
 ) -> (WorkQueue<u64>, Producer<u64>) {
     let (l1, l2, l3) = (Arc::clone(ledger), Arc::clone(ledger), Arc::clone(ledger));
-    WorkQueue::builder("stress")
+    let builder = WorkQueue::builder("stress")
         .capacity(capacity)
         .workers(workers)
         .full_mode(mode)
@@ -141,7 +169,36 @@ fn ledger_queue(
             for id in ids {
                 l2.record(id, Fate::Returned);
             }
-        })
+        });
+    if let Some(attempts) = retries {
+        let l4 = Arc::clone(ledger);
+        return builder
+            .retry(attempts, Backoff::fixed(Duration::ZERO)) // the 1 ms floor
+            .on_dead_letter(move |id, _failure| l4.record(id, Fate::DeadLettered))
+            .build_jobs(move |id: &mut u64, job: &JobContext<'_>| {
+                let id = *id;
+                if job.attempt() > 1 {
+                    l3.retries.fetch_add(1, Ordering::Relaxed);
+                }
+                match id % 11 {
+                    0 => Err("failed on purpose".into()),
+                    1 => panic!("panicked on purpose"),
+                    2 | 3 => {
+                        // Cancelled: handed back, recorded by `on_unrun`.
+                        job.sleep(Duration::from_micros(300))?;
+                        l3.record(id, Fate::Completed);
+                        Ok(())
+                    }
+                    4 | 5 if unlucky(id, job.attempt()) => Err("unlucky".into()),
+                    _ => {
+                        l3.record(id, Fate::Completed);
+                        Ok(())
+                    }
+                }
+            })
+            .unwrap();
+    }
+    builder
         .build(move |id: u64, token: &StopToken| match id % 11 {
             0 => {
                 l3.record(id, Fate::Failed);
@@ -259,7 +316,9 @@ fn check_fates(
             m.cancelled,
             m.panicked,
             m.dropped,
+            m.dead_lettered,
             m.returned,
+            m.retried,
         ),
         (
             count(Fate::Completed),
@@ -267,7 +326,9 @@ fn check_fates(
             count(Fate::Cancelled),
             count(Fate::Panicked),
             count(Fate::Dropped),
+            count(Fate::DeadLettered),
             count(Fate::Returned),
+            ledger.retries.load(Ordering::Relaxed),
         ),
         "seed {seed}: metrics disagree with the ledger: {m}"
     );
@@ -276,6 +337,7 @@ fn check_fates(
     Round {
         sent: accepted,
         by_fate,
+        retried: m.retried,
     }
 }
 
@@ -330,7 +392,8 @@ fn ending_round(
     let drain = rng.below(4) != 0;
     let end_after = Duration::from_micros(rng.below(max_after_us));
     let ledger = Arc::new(Ledger::default());
-    let (queue, producer) = ledger_queue(&ledger, capacity, workers, mode, drain);
+    let retries = retries(&mut rng);
+    let (queue, producer) = ledger_queue(&ledger, capacity, workers, mode, drain, retries);
     let threads = spawn_producers(&producer, producers, per_producer);
     std::thread::sleep(end_after);
     match ending {
@@ -377,6 +440,7 @@ fn run_endings(rounds: u64, per_producer: u64, max_after_us: u64) {
     let _quiet = quiet_panics();
     let t = Instant::now();
     let mut total = 0u64;
+    let mut retried = 0u64;
     let mut fates: HashMap<Fate, u64> = HashMap::new();
     for (e, ending) in ENDINGS.into_iter().enumerate() {
         let mut ending_sent = 0;
@@ -387,6 +451,7 @@ fn run_endings(rounds: u64, per_producer: u64, max_after_us: u64) {
                     .wrapping_add(r.wrapping_mul(0x9E37_79B9));
                 let out = ending_round(seed, mode, ending, per_producer, max_after_us);
                 ending_sent += out.sent;
+                retried += out.retried;
                 for (f, n) in out.by_fate {
                     *fates.entry(f).or_default() += n;
                 }
@@ -396,7 +461,7 @@ fn run_endings(rounds: u64, per_producer: u64, max_after_us: u64) {
         println!("  {ending:?}: 4 modes × {rounds} rounds, {ending_sent} items sent");
     }
     println!(
-        "conservation held without a stop: {} rounds (4 endings × 4 modes × {rounds}), {total} items sent, {fates:?}, in {:?} (base seed {base})",
+        "conservation held without a stop: {} rounds (4 endings × 4 modes × {rounds}), {total} items sent, {fates:?}, {retried} retries, in {:?} (base seed {base})",
         16 * rounds,
         t.elapsed()
     );
@@ -464,6 +529,7 @@ fn run(rounds: u64, per_producer: u64, max_stop_after_us: u64) {
     }));
     let t = Instant::now();
     let mut total = 0u64;
+    let mut retried = 0u64;
     let mut fates: HashMap<Fate, u64> = HashMap::new();
     for (i, mode) in [
         FullMode::Block,
@@ -482,6 +548,7 @@ fn run(rounds: u64, per_producer: u64, max_stop_after_us: u64) {
                 .wrapping_add(r.wrapping_mul(0x9E37_79B9));
             let out = round(seed, mode, per_producer, max_stop_after_us);
             mode_sent += out.sent;
+            retried += out.retried;
             for (f, n) in out.by_fate {
                 *mode_fates.entry(f).or_default() += n;
                 *fates.entry(f).or_default() += n;
@@ -492,7 +559,7 @@ fn run(rounds: u64, per_producer: u64, max_stop_after_us: u64) {
     }
     let _ = std::panic::take_hook();
     println!(
-        "conservation held: {} rounds (4 modes × {rounds}), {total} items sent, {fates:?}, in {:?} (base seed {base})",
+        "conservation held: {} rounds (4 modes × {rounds}), {total} items sent, {fates:?}, {retried} retries, in {:?} (base seed {base})",
         4 * rounds,
         t.elapsed()
     );

@@ -78,7 +78,8 @@
  * variable). Not marked: the calls whose only failure is a NULL argument or whose status is
  * a courtesy (threadhost_last_error_message, threadhost_context_set_error,
  * threadhost_context_heartbeat, threadhost_host_request_stop,
- * threadhost_context_request_host_stop, threadhost_stop_source_stop). Define
+ * threadhost_context_request_host_stop, threadhost_stop_source_stop, threadhost_job_set_error,
+ * threadhost_job_heartbeat). Define
  * THREADHOST_NO_MUST_USE before including this header to turn the warnings off.
  */
 #ifndef THREADHOST_MUST_USE
@@ -547,10 +548,21 @@ THREADHOST_MUST_USE threadhost_status threadhost_tick_info(const threadhost_tick
  * stopped the queue). Configure a queue (not thread-safe), build it into a service and a first
  * producer, add the service to a builder; producers may be used from any thread at once.
  * Build feature `queue`.
+ *
+ * Jobs: threadhost_queue_build_jobs takes a job handler instead, which is lent a
+ * threadhost_job (the queue's name, the jobs' token, the attempt number, a heartbeat, an error
+ * message) and keeps the item the queue's unless it returns THREADHOST_OK: a failed job is
+ * retried (threadhost_queue_retry), then its item goes to on_dead_letter; a job that returns
+ * THREADHOST_STOPPED once the token fired, or whose retry the stop cancelled, hands its item
+ * back (on_unrun). With threadhost_service_liveness on the queue's service, its workers beat
+ * for each job and while idle, so a busy or idle queue stays live and one whose workers all
+ * hang does not; a job longer than the window beats with threadhost_job_heartbeat.
  */
 
 typedef struct threadhost_queue threadhost_queue;
 typedef struct threadhost_producer threadhost_producer;
+/* A job, lent to a job handler for the call only (threadhost_job_*). */
+typedef struct threadhost_job threadhost_job;
 
 /* The largest queue capacity: 2^20 items (16 MiB of slots, allocated at build). */
 #define THREADHOST_QUEUE_MAX_CAPACITY ((size_t)1 << 20)
@@ -573,6 +585,24 @@ typedef threadhost_status (*threadhost_item_fn)(void *user, void *item,
  */
 typedef void (*threadhost_items_fn)(void *user, void **items, size_t count);
 
+/*
+ * Runs one attempt of an item's job on a worker thread (threadhost_queue_build_jobs). `job`
+ * is valid during the call. THREADHOST_OK: the job is done and the item is the handler's
+ * (free it before returning, if it needs freeing). Any other status: the item stays the
+ * queue's (do not free it): it is run again after the backoff if attempts are left
+ * (threadhost_queue_retry), else it goes to on_dead_letter; THREADHOST_STOPPED once the token
+ * fired hands it back (on_unrun). threadhost_job_set_error names the failure. With several
+ * workers, the handler runs concurrently: `user` must be thread-safe.
+ */
+typedef threadhost_status (*threadhost_job_fn)(void *user, void *item, const threadhost_job *job);
+
+/*
+ * Receives a dead letter: an item whose last attempt failed (it is the callback's from then
+ * on), with the failure's message (the threadhost_job_set_error text, or the status's name),
+ * valid during the call. Runs on a worker thread, outside the queue's locks.
+ */
+typedef void (*threadhost_dead_letter_fn)(void *user, void *item, const char *message);
+
 /* What a send does when the queue is full (threadhost_full_mode values). */
 typedef int32_t threadhost_full_mode;
 /* Wait for room (backpressure); threadhost_producer_try_send returns THREADHOST_FULL. Default. */
@@ -585,7 +615,9 @@ typedef int32_t threadhost_full_mode;
 #define THREADHOST_FULL_REJECT 3
 
 /* A snapshot of a queue's figures. While it runs, sent = completed + failed + cancelled +
- * panicked + dropped + returned + in_flight + depth. */
+ * panicked + dropped + dead_lettered + returned + in_flight + depth; each item is counted once,
+ * by its final fate. dead_lettered and retried were added at the end (the struct grew: a
+ * program built against an older header passes a smaller struct; rebuild it). */
 typedef struct threadhost_queue_metrics {
     uint64_t sent;      /* items accepted by a send */
     uint64_t completed; /* handler returned THREADHOST_OK */
@@ -593,12 +625,14 @@ typedef struct threadhost_queue_metrics {
     uint64_t cancelled; /* handler returned THREADHOST_STOPPED after the stop fired its token */
     uint64_t panicked;  /* reserved for Rust handlers (a C handler cannot panic) */
     uint64_t dropped;   /* evicted by a drop mode (given to on_dropped) */
-    uint64_t returned;  /* handed back unrun (given to on_unrun) */
+    uint64_t returned;  /* handed back unrun (given to on_unrun), or by a cancelled job */
     uint64_t in_flight; /* being handled now */
     uint64_t depth;     /* waiting in the queue */
     uint64_t capacity;
     uint64_t workers;
     bool closed; /* the queue stopped accepting items */
+    uint64_t dead_lettered; /* last attempt failed: given to on_dead_letter */
+    uint64_t retried;       /* failed attempts run again (attempts, not items: not in the sum) */
 } threadhost_queue_metrics;
 
 /*
@@ -647,8 +681,58 @@ THREADHOST_MUST_USE threadhost_status threadhost_queue_build(threadhost_queue *q
                                          threadhost_service **service_out,
                                          threadhost_producer **producer_out);
 
+/*
+ * Retries a failed job (threadhost_queue_build_jobs): up to max_attempts runs in all (1: no
+ * retry, the default; at most 1000), waiting a backoff that doubles from initial_backoff_ms up
+ * to max_backoff_ms (at least 1 ms) before each retry, on the jobs' token: a stop that
+ * cancels ends the wait at once and hands the item back (on_unrun). Checked at build:
+ * THREADHOST_INVALID_CONFIG for max_attempts 0 or above 1000, an initial backoff above the
+ * maximum, or a retry with threadhost_queue_build (its handler owns the item).
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_queue_retry(threadhost_queue *queue, uint32_t max_attempts,
+                                         uint64_t initial_backoff_ms, uint64_t max_backoff_ms);
+
+/*
+ * The callback of dead letters (threadhost_queue_build_jobs), called with the build's `user`.
+ * NULL (the default): dead letters go to on_unrun (else on_dropped). With
+ * threadhost_queue_build: THREADHOST_INVALID_CONFIG at build.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_queue_on_dead_letter(threadhost_queue *queue,
+                                                  threadhost_dead_letter_fn on_dead_letter);
+
+/*
+ * As threadhost_queue_build, with a job handler (threadhost_job_fn): the queue keeps each
+ * item until its job returns THREADHOST_OK, so that it can retry it, give it to
+ * on_dead_letter, or hand it back. A failed job's item always reaches a callback:
+ * on_dead_letter, else on_unrun, else on_dropped.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_queue_build_jobs(threadhost_queue *queue, threadhost_job_fn handler,
+                                              threadhost_items_fn on_unrun,
+                                              threadhost_items_fn on_dropped, void *user,
+                                              threadhost_destroy_fn destroy,
+                                              threadhost_service **service_out,
+                                              threadhost_producer **producer_out);
+
 /* Frees a queue never built. */
 void threadhost_queue_free(threadhost_queue *queue);
+
+/* Copies the queue's name into buf (the truncation rules of threadhost_last_error_message). */
+THREADHOST_MUST_USE threadhost_status threadhost_job_name(const threadhost_job *job, char *buf, size_t len,
+                                      size_t *out_n);
+
+/* The jobs' token (valid during the call): fires when the stop gives up draining. */
+const threadhost_token *threadhost_job_token(const threadhost_job *job);
+
+/* This attempt's number (1 for the first run) and the queue's max_attempts (1 without retries);
+ * each output may be NULL. */
+THREADHOST_MUST_USE threadhost_status threadhost_job_attempt(const threadhost_job *job, uint32_t *attempt_out,
+                                         uint32_t *max_attempts_out);
+
+/* Says "this queue is alive and making progress" from inside a long job (one atomic store). */
+threadhost_status threadhost_job_heartbeat(const threadhost_job *job);
+
+/* Sets the message of this attempt's failure (copied): logged, and given to on_dead_letter. */
+threadhost_status threadhost_job_set_error(const threadhost_job *job, const char *message);
 
 /*
  * Sends `item`, waiting up to timeout_ms for room (THREADHOST_NO_DEADLINE: as long as it

@@ -127,6 +127,122 @@ mod queue {
         }
     }
 
+    /// Without `queue`: `THREADHOST_INVALID_STATE`.
+    ///
+    /// # Safety
+    ///
+    /// None needed: no argument is read.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn threadhost_queue_retry(
+        _queue: *mut c_void,
+        _max_attempts: u32,
+        _initial_backoff_ms: u64,
+        _max_backoff_ms: u64,
+    ) -> Status {
+        ffi_boundary! { off() }
+    }
+
+    /// Without `queue`: `THREADHOST_INVALID_STATE`.
+    ///
+    /// # Safety
+    ///
+    /// None needed: no argument is read.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn threadhost_queue_on_dead_letter(
+        _queue: *mut c_void,
+        _on_dead_letter: Option<Callback>,
+    ) -> Status {
+        ffi_boundary! { off() }
+    }
+
+    /// Without `queue`: runs `destroy(user)`, then `THREADHOST_INVALID_STATE`.
+    ///
+    /// # Safety
+    ///
+    /// `destroy` is NULL or may be called with `user` (the header's contract).
+    #[unsafe(no_mangle)]
+    #[allow(clippy::too_many_arguments)] // the C signature
+    pub unsafe extern "C" fn threadhost_queue_build_jobs(
+        _queue: *mut c_void,
+        _handler: Option<Callback>,
+        _on_unrun: Option<Callback>,
+        _on_dropped: Option<Callback>,
+        user: *mut c_void,
+        destroy: Option<DestroyFn>,
+        _service_out: *mut *mut c_void,
+        _producer_out: *mut *mut c_void,
+    ) -> Status {
+        ffi_boundary! {
+            drop(UserData::new(user, destroy));
+            off()
+        }
+    }
+
+    /// Without `queue`: `THREADHOST_INVALID_STATE`.
+    ///
+    /// # Safety
+    ///
+    /// None needed: no argument is read.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn threadhost_job_name(
+        _job: *const c_void,
+        _buf: *mut c_char,
+        _len: usize,
+        _out_n: *mut usize,
+    ) -> Status {
+        ffi_boundary! { off() }
+    }
+
+    /// Without `queue`: NULL.
+    ///
+    /// # Safety
+    ///
+    /// None needed: no argument is read.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn threadhost_job_token(_job: *const c_void) -> *const c_void {
+        ffi_boundary! {
+            off();
+            std::ptr::null()
+        }
+    }
+
+    /// Without `queue`: `THREADHOST_INVALID_STATE`.
+    ///
+    /// # Safety
+    ///
+    /// None needed: no argument is read.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn threadhost_job_attempt(
+        _job: *const c_void,
+        _attempt_out: *mut u32,
+        _max_attempts_out: *mut u32,
+    ) -> Status {
+        ffi_boundary! { off() }
+    }
+
+    /// Without `queue`: `THREADHOST_INVALID_STATE`.
+    ///
+    /// # Safety
+    ///
+    /// None needed: no argument is read.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn threadhost_job_heartbeat(_job: *const c_void) -> Status {
+        ffi_boundary! { off() }
+    }
+
+    /// Without `queue`: `THREADHOST_INVALID_STATE`.
+    ///
+    /// # Safety
+    ///
+    /// None needed: no argument is read.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn threadhost_job_set_error(
+        _job: *const c_void,
+        _message: *const c_char,
+    ) -> Status {
+        ffi_boundary! { off() }
+    }
+
     /// Without `queue`: nothing to free.
     ///
     /// # Safety

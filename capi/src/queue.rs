@@ -1,9 +1,12 @@
 //! `threadhost_queue` and `threadhost_producer`: a work queue of `void *` items from C (the
-//! Rust `WorkQueue<T>`), drained by worker threads that run a C handler.
+//! Rust `WorkQueue<T>`), drained by worker threads that run a C handler; `threadhost_job`:
+//! what a job handler (`threadhost_queue_build_jobs`, the Rust `build_jobs`) is lent.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{CString, c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use super::context::status_result;
 use super::deadline_ms;
@@ -12,8 +15,8 @@ use super::service::{DestroyFn, UserData, threadhost_service};
 use super::status::{self, Status};
 use super::stop::threadhost_token;
 use threadhost::{
-    FullMode, Producer, QueueMetrics, SendTimeoutError, StopToken, TrySendError, WorkQueue,
-    WorkQueueBuilder,
+    Backoff, Failure, FullMode, JobContext, Producer, QueueMetrics, SendTimeoutError, StopToken,
+    TrySendError, WorkQueue, WorkQueueBuilder,
 };
 
 /// Opaque: a queue being configured, owned by C until `threadhost_queue_build` consumes it.
@@ -26,8 +29,14 @@ pub struct threadhost_producer {
     _private: [u8; 0],
 }
 
+/// Opaque: a job, lent to a job handler for the call.
+pub struct threadhost_job {
+    _private: [u8; 0],
+}
+
 castable!(threadhost_queue => CQueue, box);
 castable!(threadhost_producer => CProducer, box);
+castable!(threadhost_job => CJob<'static>, ref);
 
 /// `threadhost_status (*)(void *user, void *item, const threadhost_token *token)`.
 pub type ItemFn = unsafe extern "C" fn(
@@ -38,6 +47,17 @@ pub type ItemFn = unsafe extern "C" fn(
 
 /// `void (*)(void *user, void **items, size_t count)`.
 pub type ItemsFn = unsafe extern "C" fn(user: *mut c_void, items: *mut *mut c_void, count: usize);
+
+/// `threadhost_status (*)(void *user, void *item, const threadhost_job *job)`.
+pub type JobFn = unsafe extern "C" fn(
+    user: *mut c_void,
+    item: *mut c_void,
+    job: *const threadhost_job,
+) -> Status;
+
+/// `void (*)(void *user, void *item, const char *message)`.
+pub type DeadLetterFn =
+    unsafe extern "C" fn(user: *mut c_void, item: *mut c_void, message: *const c_char);
 
 /// `threadhost_full_mode` values.
 const FULL_BLOCK: i32 = 0;
@@ -57,9 +77,9 @@ unsafe impl Send for CItem {}
 /// several at once), its producers (dropped items) and its stop (unrun items). `destroy` runs
 /// when the last of them is gone.
 struct QueueUser {
-    handler: ItemFn,
     unrun: Option<ItemsFn>,
     dropped: Option<ItemsFn>,
+    dead_letter: Option<DeadLetterFn>,
     user: UserData,
 }
 
@@ -89,12 +109,39 @@ impl QueueUser {
             ),
         }
     }
+
+    /// Gives a dead letter to `on_dead_letter` with the failure's message, else hands it back
+    /// as an unrun item (on_unrun, else on_dropped), else forgets it (logged).
+    fn dead_letter(&self, item: CItem, failure: &Failure) {
+        let Some(f) = self.dead_letter else {
+            return self.hand_back(self.unrun, self.dropped, vec![item], "dead-lettered");
+        };
+        // A message with a NUL byte is cut there (C strings end at the first).
+        let text = failure.to_string();
+        let text = text.split('\0').next().unwrap_or_default();
+        let message = CString::new(text).unwrap_or_default();
+        // SAFETY: the caller's callback, with its user data, the item it sent, and a
+        // NUL-terminated message valid during the call (header contract); no threadhost lock
+        // is held here (the queue calls on_dead_letter outside its locks).
+        unsafe { f(self.user.as_ptr(), item.0, message.as_ptr()) };
+    }
+}
+
+/// A job and the error message its handler may set (`threadhost_job_set_error`), lent to a
+/// job handler. Lives on the worker's Rust stack frame.
+pub(crate) struct CJob<'a> {
+    job: &'a JobContext<'a>,
+    /// Written by `threadhost_job_set_error`, read after the handler returned. A mutex (never
+    /// held across user code), as a context's.
+    error: Mutex<Option<String>>,
 }
 
 /// The Rust side of `threadhost_queue`.
 pub(crate) struct CQueue {
     /// `None` only after a panic in the middle of an update.
     builder: Option<WorkQueueBuilder<CItem>>,
+    /// `threadhost_queue_on_dead_letter`: wired at build, with the build's user data.
+    dead_letter: Option<DeadLetterFn>,
 }
 
 /// The Rust side of `threadhost_producer`.
@@ -116,7 +163,7 @@ pub unsafe extern "C" fn threadhost_queue_new(
     ffi_boundary! {
         try_out!(queue_out);
         let name = try_str!(name);
-        let queue = CQueue { builder: Some(WorkQueue::<CItem>::builder(name)) };
+        let queue = CQueue { builder: Some(WorkQueue::<CItem>::builder(name)), dead_letter: None };
         let queue = handle::to_box_ptr::<threadhost_queue>(queue);
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_out(queue_out, queue) };
@@ -258,6 +305,58 @@ pub unsafe extern "C" fn threadhost_queue_stack_size(
     }
 }
 
+/// The handler a C queue runs.
+enum CHandler {
+    /// `threadhost_queue_build`: the item is the handler's.
+    Item(ItemFn),
+    /// `threadhost_queue_build_jobs`: the item stays the queue's unless the job succeeds.
+    Job(JobFn),
+}
+
+/// Retries a failed job (`THREADHOST_OK` not returned, not a cancellation) up to
+/// `max_attempts` runs in all (1: no retry, the default; at most 1000, checked at build),
+/// waiting a backoff that doubles from `initial_backoff_ms` up to `max_backoff_ms` (at least
+/// 1 ms) on the jobs' token. Needs `threadhost_queue_build_jobs`.
+///
+/// # Safety
+///
+/// `queue` is NULL or a live queue, not used by another thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_queue_retry(
+    queue: *mut threadhost_queue,
+    max_attempts: u32,
+    initial_backoff_ms: u64,
+    max_backoff_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        let queue = try_mut!(queue);
+        let backoff = Backoff::exponential(
+            Duration::from_millis(initial_backoff_ms),
+            Duration::from_millis(max_backoff_ms),
+        );
+        update(queue, |q| q.retry(max_attempts, backoff))
+    }
+}
+
+/// Receives each dead letter (an item whose last attempt failed) with the failure's message;
+/// wired at build with the build's `user`. Needs `threadhost_queue_build_jobs`. NULL: the
+/// dead letters go to on_unrun (else on_dropped).
+///
+/// # Safety
+///
+/// `queue` is NULL or a live queue, not used by another thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_queue_on_dead_letter(
+    queue: *mut threadhost_queue,
+    on_dead_letter: Option<DeadLetterFn>,
+) -> Status {
+    ffi_boundary! {
+        let queue = try_mut!(queue);
+        queue.dead_letter = on_dead_letter;
+        Status::OK
+    }
+}
+
 /// Builds the queue: its service in `*service_out` (add it to a builder) and a first
 /// producer in `*producer_out`. Consumes `queue` whatever the result; ownership of `user`
 /// passes to threadhost whatever the result.
@@ -282,40 +381,124 @@ pub unsafe extern "C" fn threadhost_queue_build(
         let user = UserData::new(user, destroy);
         let queue = try_box!(queue);
         let Some(handler) = handler else { return status::null_argument("handler") };
-        try_out!(service_out);
-        try_out!(producer_out);
-        let CQueue { builder } = *queue;
-        let Some(builder) = builder else {
-            return status::fail(Status::INVALID_STATE, "this queue was left unusable by an earlier panic");
-        };
-        let shared = Arc::new(QueueUser { handler, unrun: on_unrun, dropped: on_dropped, user });
-        let (for_drop, for_unrun) = (Arc::clone(&shared), Arc::clone(&shared));
-        let built = builder
-            .on_drop(move |item: CItem| {
-                for_drop.hand_back(for_drop.dropped, for_drop.unrun, vec![item], "dropped");
-            })
-            .on_unrun(move |items: Vec<CItem>| {
-                for_unrun.hand_back(for_unrun.unrun, for_unrun.dropped, items, "unrun");
-            })
-            .build(move |item: CItem, token: &StopToken| {
+        build(*queue, CHandler::Item(handler), on_unrun, on_dropped, user, service_out, producer_out)
+    }
+}
+
+/// As `threadhost_queue_build`, with a job handler: the item stays the queue's unless the job
+/// returns `THREADHOST_OK` (retried, dead-lettered or handed back otherwise).
+///
+/// # Safety
+///
+/// As `threadhost_queue_build`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)] // the C signature: object, callbacks, user, outputs
+pub unsafe extern "C" fn threadhost_queue_build_jobs(
+    queue: *mut threadhost_queue,
+    handler: Option<JobFn>,
+    on_unrun: Option<ItemsFn>,
+    on_dropped: Option<ItemsFn>,
+    user: *mut c_void,
+    destroy: Option<DestroyFn>,
+    service_out: *mut *mut threadhost_service,
+    producer_out: *mut *mut threadhost_producer,
+) -> Status {
+    ffi_boundary! {
+        let user = UserData::new(user, destroy);
+        let queue = try_box!(queue);
+        let Some(handler) = handler else { return status::null_argument("handler") };
+        build(*queue, CHandler::Job(handler), on_unrun, on_dropped, user, service_out, producer_out)
+    }
+}
+
+/// The two builds' common part, after their arguments were checked.
+fn build(
+    queue: CQueue,
+    handler: CHandler,
+    on_unrun: Option<ItemsFn>,
+    on_dropped: Option<ItemsFn>,
+    user: UserData,
+    service_out: *mut *mut threadhost_service,
+    producer_out: *mut *mut threadhost_producer,
+) -> Status {
+    try_out!(service_out);
+    try_out!(producer_out);
+    let CQueue {
+        builder,
+        dead_letter,
+    } = queue;
+    let Some(builder) = builder else {
+        return status::fail(
+            Status::INVALID_STATE,
+            "this queue was left unusable by an earlier panic",
+        );
+    };
+    let shared = Arc::new(QueueUser {
+        unrun: on_unrun,
+        dropped: on_dropped,
+        dead_letter,
+        user,
+    });
+    let (for_drop, for_unrun) = (Arc::clone(&shared), Arc::clone(&shared));
+    let builder = builder
+        .on_drop(move |item: CItem| {
+            for_drop.hand_back(for_drop.dropped, for_drop.unrun, vec![item], "dropped");
+        })
+        .on_unrun(move |items: Vec<CItem>| {
+            for_unrun.hand_back(for_unrun.unrun, for_unrun.dropped, items, "unrun");
+        });
+    let built = match handler {
+        CHandler::Item(handler) => {
+            // Passed on so that the Rust build refuses it (a by-value handler keeps no item).
+            let builder = if dead_letter.is_some() {
+                builder.on_dead_letter(|_: CItem, _| ())
+            } else {
+                builder
+            };
+            builder.build(move |item: CItem, token: &StopToken| {
                 let token = handle::to_ref_ptr::<threadhost_token>(token);
                 // SAFETY: the caller's handler, with its user data (usable from any worker,
                 // header contract), the item it sent, and the jobs' token valid during the call.
-                let status = unsafe { (shared.handler)(shared.user.as_ptr(), item.0, token) };
+                let status = unsafe { handler(shared.user.as_ptr(), item.0, token) };
                 status_result(status, None)
-            });
-        match built {
-            Ok((queue, producer)) => {
-                let service = handle::to_box_ptr::<threadhost_service>(queue.into_service());
-                let producer = handle::to_box_ptr::<threadhost_producer>(CProducer { producer });
-                // SAFETY: checked non-NULL above; writable by the caller's contract.
-                unsafe { write_out(service_out, service) };
-                // SAFETY: checked non-NULL above; writable by the caller's contract.
-                unsafe { write_out(producer_out, producer) };
-                Status::OK
-            }
-            Err(error) => status::from_error(&error),
+            })
         }
+        CHandler::Job(handler) => {
+            // A failed C job's item stays the queue's: dead letters are always on, so that it
+            // reaches a C callback.
+            let for_dead = Arc::clone(&shared);
+            builder
+                .on_dead_letter(move |item: CItem, failure: Failure| {
+                    for_dead.dead_letter(item, &failure);
+                })
+                .build_jobs(move |item: &mut CItem, job: &JobContext<'_>| {
+                    let cjob = CJob {
+                        job,
+                        error: Mutex::new(None),
+                    };
+                    // A plain pointer cast erasing the lifetime (`Castable::Rust` says
+                    // `'static`): the pointer is only used during the call, while `cjob` lives
+                    // on this frame.
+                    let ptr = (&raw const cjob).cast::<threadhost_job>();
+                    // SAFETY: the caller's handler, with its user data (usable from any
+                    // worker, header contract), the item it sent, and the job valid during
+                    // the call.
+                    let status = unsafe { handler(shared.user.as_ptr(), item.0, ptr) };
+                    status_result(status, cjob.error.into_inner())
+                })
+        }
+    };
+    match built {
+        Ok((queue, producer)) => {
+            let service = handle::to_box_ptr::<threadhost_service>(queue.into_service());
+            let producer = handle::to_box_ptr::<threadhost_producer>(CProducer { producer });
+            // SAFETY: checked non-NULL above; writable by the caller's contract.
+            unsafe { write_out(service_out, service) };
+            // SAFETY: checked non-NULL above; writable by the caller's contract.
+            unsafe { write_out(producer_out, producer) };
+            Status::OK
+        }
+        Err(error) => status::from_error(&error),
     }
 }
 
@@ -406,6 +589,8 @@ pub struct CQueueMetrics {
     capacity: u64,
     workers: u64,
     closed: bool,
+    dead_lettered: u64,
+    retried: u64,
 }
 
 impl From<QueueMetrics> for CQueueMetrics {
@@ -424,6 +609,8 @@ impl From<QueueMetrics> for CQueueMetrics {
             capacity: wide(m.capacity),
             workers: wide(m.workers),
             closed: m.closed,
+            dead_lettered: m.dead_lettered,
+            retried: m.retried,
         }
     }
 }
@@ -480,5 +667,111 @@ pub unsafe extern "C" fn threadhost_producer_free(producer: *mut threadhost_prod
     ffi_boundary! {
         // SAFETY: NULL or a live Box-owned producer handed back once (caller's contract).
         drop(unsafe { handle::try_box_from(producer) });
+    }
+}
+
+/// Copies the queue's name into `buf` (truncation rules of `threadhost_last_error_message`).
+///
+/// # Safety
+///
+/// `job` is NULL or the job passed to the running handler; `buf` is NULL with `len == 0` or
+/// points to `len` writable bytes; `out_n` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_job_name(
+    job: *const threadhost_job,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let job = try_ref!(job);
+        let name = job.job.name();
+        // SAFETY: the caller's contract on buf/len/out_n is exactly `copy_str`'s.
+        let status = unsafe { status::copy_str(name, buf, len, out_n) };
+        if status == Status::BUFFER_TOO_SMALL {
+            return status::fail(status, format!("a buffer of {len} bytes cannot hold the queue name `{name}` and its NUL"));
+        }
+        status
+    }
+}
+
+/// The jobs' token, borrowed from `job` (valid during the call; NULL if `job` is NULL).
+///
+/// # Safety
+///
+/// `job` is NULL or the job passed to the running handler.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_job_token(
+    job: *const threadhost_job,
+) -> *const threadhost_token {
+    ffi_boundary! {
+        // SAFETY: NULL or the live job of the running handler (caller's contract).
+        match unsafe { handle::try_from(job) } {
+            Some(job) => handle::to_ref_ptr::<threadhost_token>(job.job.token()),
+            None => {
+                status::null_argument("job");
+                std::ptr::null()
+            }
+        }
+    }
+}
+
+/// This attempt's number (1 for the first run, 2 for the first retry…) and the queue's
+/// `max_attempts` (1 without retries). Each output may be NULL (not wanted).
+///
+/// # Safety
+///
+/// `job` is NULL or the job passed to the running handler; each output is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_job_attempt(
+    job: *const threadhost_job,
+    attempt_out: *mut u32,
+    max_attempts_out: *mut u32,
+) -> Status {
+    ffi_boundary! {
+        let job = try_ref!(job);
+        for (out, value) in [(attempt_out, job.job.attempt()), (max_attempts_out, job.job.max_attempts())] {
+            if !out.is_null() {
+                // SAFETY: not NULL, and writable by the caller's contract.
+                unsafe { write_out(out, value) };
+            }
+        }
+        Status::OK
+    }
+}
+
+/// Says "this queue is alive and making progress" from inside a long job (one atomic store):
+/// see `threadhost_service_liveness`.
+///
+/// # Safety
+///
+/// `job` is NULL or the job passed to the running handler.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_job_heartbeat(job: *const threadhost_job) -> Status {
+    ffi_boundary! {
+        let job = try_ref!(job);
+        job.job.heartbeat();
+        Status::OK
+    }
+}
+
+/// Sets the message of this job's failure: if the handler then returns a status other than
+/// `OK`, the attempt fails with this message (logged; given to on_dead_letter after the last
+/// attempt). The string is copied.
+///
+/// # Safety
+///
+/// `job` is NULL or the job passed to the running handler; `message` is NULL or a
+/// NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_job_set_error(
+    job: *const threadhost_job,
+    message: *const c_char,
+) -> Status {
+    ffi_boundary! {
+        let job = try_ref!(job);
+        let message = try_str!(message);
+        *job.error.lock() = Some(message.to_owned());
+        Status::OK
     }
 }

@@ -1100,14 +1100,19 @@ impl Shared {
                 r.policy.clone(),
             )
         };
-        let (heartbeat, stop_deadline) = {
+        let (heartbeat, stop_deadline, liveness) = {
             let ctl = self.ctl.lock();
             let r = &ctl.records[i];
-            (Arc::clone(&r.heartbeat), Arc::clone(&r.body_deadline))
+            (
+                Arc::clone(&r.heartbeat),
+                Arc::clone(&r.body_deadline),
+                r.liveness,
+            )
         };
         let ctx = Context {
             heartbeat,
             stop_deadline,
+            liveness,
             name: Arc::clone(&name),
             token,
             deadline: Deadline::NEVER,

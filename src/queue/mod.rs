@@ -51,12 +51,59 @@
 //!    or handed back, exactly once, in every path: stopped, dropped, never started, failed
 //!    start.
 //!
-//! Counters: each worker counts what it took and how each job ended (completed, failed,
-//! cancelled — `Stopped` returned after the jobs' token fired —, panicked) on its own cache
-//! line, with plain relaxed stores (single writer); drops and hand-backs are rare shared
-//! atomics; `sent` is derived (`depth + taken + dropped + returned`), so a send touches no
-//! counter. No clock is read per job. See `benches/queue.rs` for the figures. At rest,
-//! `sent = completed + failed + cancelled + panicked + dropped + returned` (invariant 3).
+//! Counters: each worker counts what it took and how each item it took ended (completed,
+//! failed, cancelled — `Stopped` returned after the jobs' token fired —, panicked,
+//! dead-lettered, returned) and its retries, on its own cache line, with plain relaxed stores
+//! (single writer); drops and hand-backs of items no worker took are rare shared atomics;
+//! `sent` is derived (`depth + taken + dropped + returned before a worker took them`), so a
+//! send touches no counter. No clock is read per job, except by the workers of a critical
+//! queue (one heartbeat per job taken; see below). See `benches/queue.rs` for the figures.
+//!
+//! # Jobs, retries and dead letters
+//!
+//! A handler takes its item by value ([`WorkQueueBuilder::build`]: the item is gone once the
+//! job ran) or borrows it ([`WorkQueueBuilder::build_jobs`]: `Fn(&mut T, &JobContext)`). A
+//! borrowed item stays on the worker's stack through the job, so the queue, not the handler,
+//! decides where it goes next, and no handler can forget to give it back:
+//!
+//! - *Retry.* A failed attempt (an error other than a cancellation, or a panic) with attempts
+//!   left ([`WorkQueueBuilder::retry`]) waits its backoff on the jobs' token, on its worker,
+//!   then runs again with the next [`JobContext::attempt`]. The wait is `token.sleep`: a stop
+//!   that cancels ends it at once, and so never waits for a backoff.
+//! - *Dead letters.* A failed last attempt gives the item by value, with that attempt's
+//!   [`Failure`](crate::Failure), to `on_dead_letter`, or keeps it for
+//!   [`QueueReport::dead_letters`] (through `late`, as the late hand-backs of invariant 3).
+//!   Dead letters are on with a retry or an `on_dead_letter`; otherwise a failed item is
+//!   dropped and counted failed / panicked, as with a by-value handler.
+//! - *Hand-back.* A job that returns [`Stopped`](crate::Stopped) once the jobs' token fired
+//!   (cancelled), and an item whose retry the stop cancelled (during its backoff, or failed
+//!   with attempts left after the token fired), is handed back like an unrun item
+//!   (`on_unrun` or [`QueueReport::unrun`]): it still has to be done. (Decided so: it is not
+//!   failed for good, so it is no dead letter.)
+//!
+//! Heartbeats: a queue added with [`Service::liveness`] is critical. Its workers beat once per
+//! job taken and per retry, and, while idle, every quarter of the window (a timed `recv`
+//! instead of a parked one: waiting for work is not being stuck); a job beats from inside with
+//! [`JobContext::heartbeat`]. So a busy or idle queue stays live, and one whose workers are all
+//! stuck in jobs that do not beat goes not live after one window. A queue that is not critical
+//! reads no clock and parks its idle workers.
+//!
+//! # Conservation
+//!
+//! Each accepted item is counted exactly once, by its final fate:
+//!
+//! `sent = completed + failed + cancelled + panicked + dropped + dead_lettered + returned`
+//!
+//! at rest (plus `in_flight + depth` while it runs). `failed`, `panicked` and `cancelled`
+//! count *items* whose job ended so and whose item is gone (a by-value handler's, or a
+//! borrowing handler's without dead letters): never attempts. A failed attempt that is retried
+//! counts in `retried` (attempts, outside the sum); an item whose last attempt failed counts
+//! once, in `dead_lettered` (or in `failed` / `panicked` when dead letters are off). A
+//! borrowing handler's cancelled item is `returned`, never `cancelled`. `returned` sums the
+//! items handed back before a worker took them (shared counter, outside `taken`) and those a
+//! worker took and handed back (its own counter, inside `taken`): `sent` adds only the former
+//! to `taken` (invariant 3). `tests/queue_stress.rs` checks the sum, and each item's fate, by
+//! a per-item ledger.
 //!
 //! # Invariants
 //!
@@ -73,9 +120,14 @@
 //!    blocked sender's completed send is followed by a SeqCst fence and a load of `cancelled`
 //!    (Dekker: either that load sees the flag and the sender sweeps, or the cancel's sweep sees
 //!    the item). A worker that received an item checks `cancelled` before running it. So each
-//!    item is counted once: in a worker's `taken`, in `dropped`, or in `returned`. Items handed
-//!    back after the stop's report go to `on_unrun`, or into the report (a new one if it was
-//!    taken).
+//!    item is counted once: in a worker's `taken`, in `dropped`, or in `returned`; an item a
+//!    worker took ends once, in one of that worker's final counters (completed, failed,
+//!    cancelled, panicked, dead-lettered, returned), bumped after the item left the worker.
+//!    Items handed back (and dead letters kept) after the stop's report go to `on_unrun`, or
+//!    into the report (a new one if it was taken).
+//! 5. Invariant 1 holds on the job side too: a retry's backoff, `on_dead_letter` and a
+//!    hand-back's `on_unrun` run on the worker with no threadhost lock held; a dead letter or
+//!    an item handed back goes into `late` by value, under the lock only for the push.
 //! 4. `Workers::running` counts spawned workers that have not exited; it changes under
 //!    `workers` and is announced on `workers_exited` (`notify_all` under the lock; the stop
 //!    hook re-checks it under the lock in a deadline-bounded loop). A worker is joined only
@@ -87,6 +139,7 @@
 //! No two of `tx`, `close_tx`, `workers`, `late`, `report` are ever held together.
 
 mod error;
+mod job;
 mod pool;
 
 use std::fmt;
@@ -96,20 +149,43 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use error::{SendError, SendTimeoutError, TrySendError};
+pub use job::{JobContext, JobTask};
 
 use crate::deadline::Deadline;
 use crate::error::{Error, ServiceResult};
+use crate::failure::Failure;
 use crate::service::{Context, HostedService, Service};
 use crate::stop::{StopReason, StopSource, StopToken};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, Ordering, RwLock};
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError as ChannelError};
 use pool::WorkerCounters;
 
-/// The handler shared by the workers of a queue.
-pub(crate) type Handler<T> = Arc<dyn Fn(T, &StopToken) -> ServiceResult + Send + Sync + 'static>;
+/// The handler shared by the workers of a queue: it takes each item by value
+/// ([`WorkQueueBuilder::build`]) or borrows it ([`WorkQueueBuilder::build_jobs`]: the queue
+/// keeps the item, to retry it, dead-letter it or hand it back).
+pub(crate) enum Handler<T> {
+    Owned(Arc<OwnedFn<T>>),
+    Borrowed(Arc<BorrowedFn<T>>),
+}
+
+/// A handler that takes its item by value.
+pub(crate) type OwnedFn<T> = dyn Fn(T, &StopToken) -> ServiceResult + Send + Sync + 'static;
+/// A handler that borrows its item, with the job's context.
+pub(crate) type BorrowedFn<T> =
+    dyn Fn(&mut T, &JobContext<'_>) -> ServiceResult + Send + Sync + 'static;
+
+impl<T> Clone for Handler<T> {
+    fn clone(&self) -> Handler<T> {
+        match self {
+            Handler::Owned(f) => Handler::Owned(Arc::clone(f)),
+            Handler::Borrowed(f) => Handler::Borrowed(Arc::clone(f)),
+        }
+    }
+}
 
 type OnDrop<T> = Box<dyn Fn(T) + Send + Sync + 'static>;
 type OnUnrun<T> = Box<dyn Fn(Vec<T>) + Send + Sync + 'static>;
+pub(crate) type OnDeadLetter<T> = Box<dyn Fn(T, Failure) + Send + Sync + 'static>;
 
 /// The item of a [`TaskQueue`]: a boxed closure that receives the jobs' stop token, as .NET's
 /// `Func<CancellationToken, ValueTask>` work items.
@@ -174,7 +250,9 @@ pub enum FullMode {
 /// Taking one reads a few atomics per worker; no lock, no clock. The figures are read one
 /// after another, so while items move they may disagree by the few items in motion; at rest
 /// (e.g. after a stop whose workers all finished: `in_flight` and `depth` are 0) they are
-/// exact, and `sent = completed + failed + cancelled + panicked + dropped + returned`.
+/// exact, and `sent = completed + failed + cancelled + panicked + dropped + dead_lettered +
+/// returned` ([`settled`](QueueMetrics::settled)): each item counted once, by its final fate
+/// (`retried` counts attempts, outside the sum).
 ///
 /// `sent` is derived (`depth` + items taken by workers + `dropped` + `returned`), so that a
 /// send touches no shared counter; `tests/queue_stress.rs` checks it against what the
@@ -190,21 +268,30 @@ pub struct QueueMetrics {
     pub capacity: usize,
     /// Items taken by a worker and not finished yet.
     pub in_flight: u64,
-    /// Jobs that returned `Ok`.
+    /// Items whose job returned `Ok` (on its last run).
     pub completed: u64,
-    /// Jobs that returned an error, other than the cancelled ones.
+    /// Items whose job returned an error, other than the cancelled ones, and that are gone
+    /// (no dead letters): counted once per item, not per attempt.
     pub failed: u64,
     /// Jobs cancelled by the stop: they returned [`Stopped`](crate::Stopped) (e.g. from
     /// `token.sleep(d)?`) after the jobs' token fired. A job that returns another error, or
     /// `Stopped` while the token has not fired, is [`failed`](QueueMetrics::failed); one that
     /// returns `Ok` after the token fired is [`completed`](QueueMetrics::completed).
     pub cancelled: u64,
-    /// Jobs that panicked.
+    /// Items whose job panicked, and that are gone (no dead letters).
     pub panicked: u64,
     /// Items dropped by `DropOldest` / `DropNewest`.
     pub dropped: u64,
-    /// Items handed back unrun by a stop (or by dropping a queue that never stopped).
+    /// Items handed back unrun by a stop (or by dropping a queue that never stopped), and
+    /// items of a borrowing handler ([`WorkQueueBuilder::build_jobs`]) whose job the stop
+    /// cancelled, or whose retry the stop cancelled.
     pub returned: u64,
+    /// Items whose last attempt failed, given to the dead letters
+    /// ([`WorkQueueBuilder::on_dead_letter`] or [`QueueReport::dead_letters`]).
+    pub dead_lettered: u64,
+    /// Retries: failed attempts that were run again ([`WorkQueueBuilder::retry`]). Counts
+    /// attempts, not items: not part of [`settled`](QueueMetrics::settled).
+    pub retried: u64,
     /// The number of workers.
     pub workers: usize,
     /// `true` once the queue stopped accepting items.
@@ -212,11 +299,17 @@ pub struct QueueMetrics {
 }
 
 impl QueueMetrics {
-    /// `completed + failed + cancelled + panicked + dropped + returned`: the items whose fate
-    /// is settled.
+    /// `completed + failed + cancelled + panicked + dropped + dead_lettered + returned`: the
+    /// items whose fate is settled.
     #[must_use]
     pub fn settled(&self) -> u64 {
-        self.completed + self.failed + self.cancelled + self.panicked + self.dropped + self.returned
+        self.completed
+            + self.failed
+            + self.cancelled
+            + self.panicked
+            + self.dropped
+            + self.dead_lettered
+            + self.returned
     }
 }
 
@@ -224,7 +317,7 @@ impl fmt::Display for QueueMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "sent {}, queued {}/{}, in flight {}, completed {}, failed {}, cancelled {}, panicked {}, dropped {}, returned {}",
+            "sent {}, queued {}/{}, in flight {}, completed {}, failed {}, cancelled {}, panicked {}, dropped {}, dead-lettered {}, returned {}, retried {}",
             self.sent,
             self.depth,
             self.capacity,
@@ -234,7 +327,9 @@ impl fmt::Display for QueueMetrics {
             self.cancelled,
             self.panicked,
             self.dropped,
-            self.returned
+            self.dead_lettered,
+            self.returned,
+            self.retried
         )
     }
 }
@@ -251,6 +346,9 @@ pub struct QueueReport<T> {
     /// worker received at the very moment of the cancel can come after the others (each item
     /// is still here exactly once).
     pub unrun: Vec<T>,
+    /// The dead letters, by value, with the failure of their last attempt, unless an
+    /// [`on_dead_letter`](WorkQueueBuilder::on_dead_letter) callback took them (then empty).
+    pub dead_letters: Vec<(T, Failure)>,
     /// `true` if the jobs' token fired: the drain ran out of time, or the queue cancels at once.
     pub cancelled: bool,
     /// Workers still running a job at the stop deadline: left running, detached.
@@ -264,6 +362,7 @@ impl<T> fmt::Debug for QueueReport<T> {
         f.debug_struct("QueueReport")
             .field("metrics", &self.metrics)
             .field("unrun", &self.unrun.len())
+            .field("dead_letters", &self.dead_letters.len())
             .field("cancelled", &self.cancelled)
             .field("detached_workers", &self.detached_workers)
             .field("elapsed", &self.elapsed)
@@ -277,9 +376,11 @@ struct Workers {
     exited: Vec<bool>,
 }
 
-/// Items handed back by workers, until the stop's report is made (`finalized`).
+/// Items handed back by workers, and dead letters kept for the report, until the stop's
+/// report is made (`finalized`).
 struct Late<T> {
     items: Vec<T>,
+    dead: Vec<(T, Failure)>,
     finalized: bool,
 }
 
@@ -314,6 +415,11 @@ pub(crate) struct Core<T> {
     late: Mutex<Late<T>>,
     on_unrun: Option<OnUnrun<T>>,
     report: Mutex<Option<QueueReport<T>>>,
+    /// The retry settings ([`WorkQueueBuilder::retry`]).
+    pub(crate) retry: job::Retry,
+    /// Dead letters are on: a retry, or `on_dead_letter`.
+    pub(crate) dead_letters: bool,
+    on_dead_letter: Option<OnDeadLetter<T>>,
 }
 
 /// How a send failed, before it is shaped into the caller's error type.
@@ -501,6 +607,12 @@ impl<T: Send + 'static> Core<T> {
     pub(crate) fn hand_back_late(&self, items: Vec<T>) {
         self.returned
             .fetch_add(items.len() as u64, Ordering::Relaxed);
+        self.park_late(items);
+    }
+
+    /// Hands back items counted already (by the caller: a worker counts the items it took
+    /// and hands back in its own `returned`), through `late` (invariant 3).
+    pub(crate) fn park_late(&self, items: Vec<T>) {
         // `finalized` and the pushed items change together under `late`, so the stop's final
         // collection (which sets `finalized` under it) either takes these items or we see the
         // flag and hand them back ourselves: never both, never neither.
@@ -519,22 +631,44 @@ impl<T: Send + 'static> Core<T> {
         );
         let rest = self.hand_unrun(items);
         if !rest.is_empty() {
-            self.report_late(rest);
+            self.report_late(rest, Vec::new());
         }
+    }
+
+    /// Gives a dead letter (counted by the caller) to `on_dead_letter` (outside every lock),
+    /// or keeps it for the report: through `late` until the report is made, then in it.
+    pub(crate) fn hand_dead(&self, item: T, failure: Failure) {
+        if let Some(on_dead_letter) = &self.on_dead_letter {
+            let what = format_args!("queue `{}`: the on_dead_letter callback", self.name);
+            crate::panic::log_panic(what, || on_dead_letter(item, failure));
+            return;
+        }
+        // As `park_late`: the flag and the push under one lock.
+        let mut late = self.late.lock();
+        if !late.finalized {
+            late.dead.push((item, failure));
+            return;
+        }
+        drop(late);
+        self.report_late(Vec::new(), vec![(item, failure)]);
     }
 
     /// Adds items handed back after the stop's report to that report, or, if it was already
     /// taken, to a new one (so that [`QueueHandle::take_report`] still returns them).
-    fn report_late(&self, rest: Vec<T>) {
+    fn report_late(&self, rest: Vec<T>, dead: Vec<(T, Failure)>) {
         let metrics = self.metrics();
         let cancelled = self.jobs.is_stopped();
         let mut report = self.report.lock();
         match report.as_mut() {
-            Some(report) => report.unrun.extend(rest),
+            Some(report) => {
+                report.unrun.extend(rest);
+                report.dead_letters.extend(dead);
+            }
             None => {
                 *report = Some(QueueReport {
                     metrics,
                     unrun: rest,
+                    dead_letters: dead,
                     cancelled,
                     detached_workers: 0,
                     elapsed: Duration::ZERO,
@@ -658,16 +792,25 @@ impl<T: Send + 'static> Core<T> {
             ..QueueMetrics::default()
         };
         let mut taken = 0;
+        let mut returned_taken = 0;
         for c in self.counters.iter() {
             // `finished` before `taken`: a worker bumps `taken` before it runs the job.
             m.completed += c.completed.load(Ordering::Relaxed);
             m.failed += c.failed.load(Ordering::Relaxed);
             m.cancelled += c.cancelled.load(Ordering::Relaxed);
             m.panicked += c.panicked.load(Ordering::Relaxed);
+            m.dead_lettered += c.dead_lettered.load(Ordering::Relaxed);
+            returned_taken += c.returned.load(Ordering::Relaxed);
+            m.retried += c.retried.load(Ordering::Relaxed);
             taken += c.taken.load(Ordering::Relaxed);
         }
-        m.in_flight = taken.saturating_sub(m.completed + m.failed + m.cancelled + m.panicked);
+        let finished =
+            m.completed + m.failed + m.cancelled + m.panicked + m.dead_lettered + returned_taken;
+        m.in_flight = taken.saturating_sub(finished);
+        // `returned` (shared) counts the items handed back before a worker took them; the
+        // workers' own count the items they took and handed back: those are in `taken`.
         m.sent = m.depth as u64 + taken + m.dropped + m.returned;
+        m.returned += returned_taken;
         m
     }
 
@@ -693,6 +836,8 @@ pub struct WorkQueueBuilder<T> {
     stack_size: Option<usize>,
     on_drop: Option<OnDrop<T>>,
     on_unrun: Option<OnUnrun<T>>,
+    retry: job::Retry,
+    on_dead_letter: Option<OnDeadLetter<T>>,
 }
 
 /// The largest capacity accepted: 2^20 items. crossbeam's bounded channel allocates every
@@ -827,6 +972,11 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
     where
         F: Fn(T, &StopToken) -> ServiceResult + Send + Sync + 'static,
     {
+        self.build_with(Handler::Owned(Arc::new(handler)))
+    }
+
+    /// [`build`](Self::build) and [`build_jobs`](Self::build_jobs).
+    fn build_with(self, handler: Handler<T>) -> Result<(WorkQueue<T>, Producer<T>), Error> {
         let name = &self.name;
         crate::thread::check_name(name).map_err(|reason| {
             Error::invalid_option("name of a queue", name.escape_debug(), reason)
@@ -881,6 +1031,8 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
                 Error::invalid_option(format!("stack_size of queue `{name}`"), bytes, reason)
             })?;
         }
+        self.check_jobs(matches!(handler, Handler::Borrowed(_)))?;
+        let dead_letters = job::dead_letters_on(&self.retry, self.on_dead_letter.as_ref());
         let (tx, rx) = crossbeam_channel::bounded(self.capacity);
         let (close_tx, close_rx) = crossbeam_channel::bounded(0);
         let core = Arc::new(Core {
@@ -907,14 +1059,18 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
             workers_exited: Condvar::new(),
             late: Mutex::new(Late {
                 items: Vec::new(),
+                dead: Vec::new(),
                 finalized: false,
             }),
             on_unrun: self.on_unrun,
             report: Mutex::new(None),
+            retry: self.retry,
+            dead_letters,
+            on_dead_letter: self.on_dead_letter,
         });
         let queue = WorkQueue {
             core: Arc::clone(&core),
-            handler: Arc::new(handler),
+            handler,
             threads: Vec::new(),
             stack_size: self.stack_size,
             drain_on_stop: self.drain_on_stop,
@@ -949,6 +1105,8 @@ impl<T> fmt::Debug for WorkQueueBuilder<T> {
             .field("stack_size", &self.stack_size)
             .field("on_drop", &self.on_drop.is_some())
             .field("on_unrun", &self.on_unrun.is_some())
+            .field("retry", &self.retry)
+            .field("on_dead_letter", &self.on_dead_letter.is_some())
             .finish()
     }
 }
@@ -1040,6 +1198,8 @@ impl<T: Send + 'static> WorkQueue<T> {
             stack_size: None,
             on_drop: None,
             on_unrun: None,
+            retry: job::Retry::default(),
+            on_dead_letter: None,
         }
     }
 
@@ -1135,7 +1295,13 @@ impl<T: Send + 'static> WorkQueue<T> {
         let cancelled = self.core.jobs.is_stopped();
         // Items a worker received just before the cancel came first in the queue.
         // Items handed back by workers so far (the rest, if any, are collected below).
-        let late = std::mem::take(&mut self.core.late.lock().items);
+        let (late, dead_letters) = {
+            let mut late = self.core.late.lock();
+            (
+                std::mem::take(&mut late.items),
+                std::mem::take(&mut late.dead),
+            )
+        };
         if !late.is_empty() {
             let swept = std::mem::replace(&mut self.unrun, late);
             self.unrun.extend(swept);
@@ -1150,22 +1316,27 @@ impl<T: Send + 'static> WorkQueue<T> {
         self.core.store_report(QueueReport {
             metrics,
             unrun,
+            dead_letters,
             cancelled,
             detached_workers: detached,
             elapsed: began.elapsed(),
         });
         // From now on a late hand-back goes straight to `on_unrun` or the stored report;
         // collect what arrived in between.
-        let between = {
-            // See `hand_back_late`: the flag and the take under one lock.
+        let (between, dead_between) = {
+            // See `park_late`: the flag and the take under one lock.
             let mut late = self.core.late.lock();
             late.finalized = true;
-            std::mem::take(&mut late.items)
+            (
+                std::mem::take(&mut late.items),
+                std::mem::take(&mut late.dead),
+            )
         };
-        if !between.is_empty() {
+        if !between.is_empty() || !dead_between.is_empty() {
             let rest = self.core.hand_unrun(between);
             if let Some(report) = self.core.report.lock().as_mut() {
                 report.unrun.extend(rest);
+                report.dead_letters.extend(dead_between);
             }
         }
     }
@@ -1182,8 +1353,13 @@ impl<T: Send + 'static> From<WorkQueue<T>> for Service {
 impl<T: Send + 'static> HostedService for WorkQueue<T> {
     /// Spawns the workers.
     fn start(&mut self, ctx: &Context) -> ServiceResult {
+        let env = Arc::new(pool::WorkerEnv {
+            heartbeat: Arc::clone(&ctx.heartbeat),
+            services: Arc::clone(&ctx.services),
+            liveness: ctx.liveness,
+        });
         for i in 0..self.core.counters.len() {
-            match pool::spawn_worker(&self.core, &self.handler, i, self.stack_size) {
+            match pool::spawn_worker(&self.core, &self.handler, &env, i, self.stack_size) {
                 Ok(handle) => self.threads.push(Some(handle)),
                 Err(source) => {
                     // The host will not stop a service whose start failed: release the

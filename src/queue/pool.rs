@@ -1,13 +1,20 @@
-//! The worker threads of a queue: spawning them, the loop each one runs, and the per-worker
-//! counters that keep the metrics cheap.
+//! The worker threads of a queue: spawning them, the loop each one runs (heartbeats, the
+//! job, its retries and its item's fate), and the per-worker counters that keep the metrics
+//! cheap.
 
 use std::io;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::error::BoxError;
-use crate::queue::{Core, Handler};
+use crate::failure::Failure;
+use crate::host::Heartbeat;
+use crate::queue::{BorrowedFn, Core, Handler, JobContext, OwnedFn};
+use crate::scope::Registry;
 use crate::stop::{StopToken, Stopped};
+use crate::supervise::{MIN_BACKOFF, jittered};
 use crate::sync::{AtomicU64, Ordering};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 
 /// What one worker has taken and finished, on its own cache line, so that workers never
@@ -23,6 +30,22 @@ pub(crate) struct WorkerCounters {
     pub(crate) failed: AtomicU64,
     pub(crate) cancelled: AtomicU64,
     pub(crate) panicked: AtomicU64,
+    /// Items this worker took and gave to the dead letters.
+    pub(crate) dead_lettered: AtomicU64,
+    /// Items this worker took and handed back (cancelled, or their retry cancelled).
+    pub(crate) returned: AtomicU64,
+    /// Failed attempts run again (attempts, not items).
+    pub(crate) retried: AtomicU64,
+}
+
+/// What the host lends a queue's workers at start: the queue service's heartbeat and
+/// liveness window, and the host's service registry (for [`JobContext`]).
+pub(crate) struct WorkerEnv {
+    pub(crate) heartbeat: Arc<Heartbeat>,
+    pub(crate) services: Arc<Registry>,
+    /// `Some` for a critical queue ([`Service::liveness`](crate::Service::liveness)): its
+    /// workers beat for each job, and every quarter of the window while idle.
+    pub(crate) liveness: Option<Duration>,
 }
 
 /// Single-writer increment: only the owning worker ever writes this counter.
@@ -34,6 +57,7 @@ fn bump(counter: &AtomicU64) {
 pub(crate) fn spawn_worker<T: Send + 'static>(
     core: &Arc<Core<T>>,
     handler: &Handler<T>,
+    env: &Arc<WorkerEnv>,
     index: usize,
     stack_size: Option<usize>,
 ) -> io::Result<JoinHandle<()>> {
@@ -41,8 +65,9 @@ pub(crate) fn spawn_worker<T: Send + 'static>(
     core.worker_spawned(index);
     let spawned = crate::thread::spawn_named(&name, stack_size, {
         let core = Arc::clone(core);
-        let handler = Arc::clone(handler);
-        move || worker_main(&core, &handler, index)
+        let handler = handler.clone();
+        let env = Arc::clone(env);
+        move || worker_main(&core, &handler, &env, index)
     });
     if spawned.is_err() {
         // The thread never ran: undo its registration so that a stop does not wait for it.
@@ -51,53 +76,218 @@ pub(crate) fn spawn_worker<T: Send + 'static>(
     spawned
 }
 
-/// The top frame of a worker thread: take the next item, run it, count the outcome; until
-/// the queue is closed and empty, or cancelled.
-fn worker_main<T: Send + 'static>(core: &Core<T>, handler: &Handler<T>, index: usize) {
+/// The top frame of a worker thread: take the next item, run it, settle its fate; until the
+/// queue is closed and empty, or cancelled.
+fn worker_main<T: Send + 'static>(
+    core: &Core<T>,
+    handler: &Handler<T>,
+    env: &WorkerEnv,
+    index: usize,
+) {
     // Whatever happens below (user code is behind catch_unwind), the stop hook must learn
     // that this worker is done, or it would wait for it until its deadline.
     let _exited = scopeguard::guard((), |()| core.worker_exited(index));
-    let counters = &core.counters[index];
     let token: StopToken = core.jobs.token();
     let rx = core.rx.clone();
-    // `recv` blocks (crossbeam parks the thread) until an item arrives, and ends once the
-    // stop sealed the channel and it is empty.
-    for item in rx.iter() {
+    let mut worker = Worker {
+        core,
+        counters: &core.counters[index],
+        env,
+        token: &token,
+        // xorshift must not start at zero; each worker draws its own jitter.
+        seed: (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+    };
+    // Only a critical queue's workers read the clock: a beat per job taken, and idle beats.
+    let idle_beat = env.liveness.map(|window| (window / 4).max(MIN_BACKOFF));
+    while let Some(item) = next_item(&rx, idle_beat, &env.heartbeat) {
         if core.is_cancelled() {
             // Received after the cancel: hand it back, never start it (invariant 3).
             core.hand_back_late(vec![item]);
             continue;
         }
-        bump(&counters.taken);
-        match crate::panic::catch(|| handler(item, &token)) {
-            Ok(Ok(())) => bump(&counters.completed),
-            Ok(Err(error)) => {
-                if is_cancellation(&error, &token) {
-                    // The job gave up because the stop cancelled it: expected, not an error.
-                    log::info!("queue `{}`: a job was cancelled by the stop", core.name);
-                    bump(&counters.cancelled);
-                } else {
-                    // The error's `Display` is user code: guarded, so the worker survives it.
-                    let shown = crate::panic::Guarded(&*error);
+        bump(&worker.counters.taken);
+        if idle_beat.is_some() {
+            env.heartbeat.beat();
+        }
+        match handler {
+            Handler::Owned(f) => worker.run_owned(f.as_ref(), item),
+            Handler::Borrowed(f) => worker.run_borrowed(f.as_ref(), item),
+        }
+    }
+}
+
+/// The next item: `recv` blocks (crossbeam parks the thread) until an item arrives, and ends
+/// (`None`) once the stop sealed the channel and it is empty. With `idle_beat` (a critical
+/// queue), an idle worker wakes every `idle_beat` to beat: waiting for work is not being
+/// stuck, so an idle queue stays live; a worker stuck in a job does not beat.
+fn next_item<T>(rx: &Receiver<T>, idle_beat: Option<Duration>, heartbeat: &Heartbeat) -> Option<T> {
+    let Some(every) = idle_beat else {
+        return rx.recv().ok();
+    };
+    match rx.try_recv() {
+        Ok(item) => return Some(item),
+        Err(TryRecvError::Disconnected) => return None,
+        Err(TryRecvError::Empty) => {}
+    }
+    loop {
+        heartbeat.beat();
+        match rx.recv_timeout(every) {
+            Ok(item) => return Some(item),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}
+
+/// A worker's view while it runs jobs.
+struct Worker<'a, T> {
+    core: &'a Core<T>,
+    counters: &'a WorkerCounters,
+    env: &'a WorkerEnv,
+    token: &'a StopToken,
+    seed: u64,
+}
+
+/// How one attempt of a job ended.
+enum Attempt {
+    Completed,
+    /// Returned [`Stopped`] after the jobs' token fired.
+    Cancelled,
+    Failed(Failure),
+}
+
+impl<T: Send + 'static> Worker<'_, T> {
+    /// A handler that takes the item by value: one attempt, the item is gone.
+    fn run_owned(&self, f: &OwnedFn<T>, item: T) {
+        match self.attempt(|| f(item, self.token)) {
+            Attempt::Completed => bump(&self.counters.completed),
+            Attempt::Cancelled => bump(&self.counters.cancelled),
+            Attempt::Failed(failure) => self.count_failure(failure),
+        }
+    }
+
+    /// A handler that borrows the item: the worker keeps it through every attempt, and
+    /// settles its fate (the table of `WorkQueueBuilder::build_jobs`).
+    fn run_borrowed(&mut self, f: &BorrowedFn<T>, mut item: T) {
+        let core = self.core;
+        let max_attempts = core.retry.max_attempts;
+        let mut attempt = 1;
+        loop {
+            let job = JobContext {
+                queue: &core.name,
+                token: self.token,
+                attempt,
+                max_attempts,
+                heartbeat: &self.env.heartbeat,
+                services: &self.env.services,
+            };
+            let failure = match self.attempt(|| f(&mut item, &job)) {
+                Attempt::Completed => {
+                    // The item is user data: a panicking `Drop` must not end the worker.
+                    crate::panic::drop_quietly(item);
+                    bump(&self.counters.completed);
+                    return;
+                }
+                Attempt::Cancelled => return self.hand_back(item),
+                Attempt::Failed(failure) => failure,
+            };
+            if attempt >= max_attempts {
+                if core.dead_letters {
                     log::error!(
-                        "queue `{}`: a job failed: {shown}; the worker goes on",
+                        "queue `{}`: a job failed its last attempt ({attempt} of {max_attempts}): {failure}; its item goes to the dead letters",
                         core.name
                     );
-                    bump(&counters.failed);
+                    core.hand_dead(item, failure);
+                    bump(&self.counters.dead_lettered);
+                } else {
+                    crate::panic::drop_quietly(item);
+                    self.count_failure(failure);
                 }
-                // The error is user data: a panicking `Drop` must not end the worker.
-                crate::panic::drop_quietly(error);
+                return;
+            }
+            if self.token.is_stopped() {
+                // The stop cancelled: no retry now, and the item has attempts left.
+                crate::panic::drop_quietly(failure);
+                return self.hand_back(item);
+            }
+            let wait = self.backoff(attempt);
+            log::warn!(
+                "queue `{}`: a job failed (attempt {attempt} of {max_attempts}): {failure}; retrying in {wait:?}",
+                core.name
+            );
+            crate::panic::drop_quietly(failure);
+            // On the jobs' token: a stop that cancels ends the wait at once.
+            if self.token.sleep(wait).is_err() {
+                return self.hand_back(item);
+            }
+            bump(&self.counters.retried);
+            attempt += 1;
+            if self.env.liveness.is_some() {
+                self.env.heartbeat.beat();
+            }
+        }
+    }
+
+    /// Runs one attempt (user code) behind `catch_unwind`. Logs a cancellation, and a failure
+    /// when it is final for sure (no dead letters: no retry); the caller logs the others.
+    fn attempt(&self, run: impl FnOnce() -> crate::ServiceResult) -> Attempt {
+        let name = &self.core.name;
+        match crate::panic::catch(run) {
+            Ok(Ok(())) => Attempt::Completed,
+            Ok(Err(error)) => {
+                if is_cancellation(&error, self.token) {
+                    // The job gave up because the stop cancelled it: expected, not an error.
+                    log::info!("queue `{name}`: a job was cancelled by the stop");
+                    // The error is user data: a panicking `Drop` must not end the worker.
+                    crate::panic::drop_quietly(error);
+                    Attempt::Cancelled
+                } else {
+                    if !self.core.dead_letters {
+                        // The error's `Display` is user code: guarded, so the worker survives it.
+                        let shown = crate::panic::Guarded(&*error);
+                        log::error!("queue `{name}`: a job failed: {shown}; the worker goes on");
+                    }
+                    Attempt::Failed(Failure::from_box(error))
+                }
             }
             Err(message) => {
                 // The payload (user data) was dropped by `catch`, outside any lock, surviving
                 // a panicking drop.
-                log::error!(
-                    "queue `{}`: a job panicked: {message}; the worker goes on",
-                    core.name,
-                );
-                bump(&counters.panicked);
+                if !self.core.dead_letters {
+                    log::error!("queue `{name}`: a job panicked: {message}; the worker goes on");
+                }
+                Attempt::Failed(Failure::Panic(message.into()))
             }
         }
+    }
+
+    /// Counts a final failure whose item is gone (no dead letters).
+    fn count_failure(&self, failure: Failure) {
+        if failure.is_panic() {
+            bump(&self.counters.panicked);
+        } else {
+            bump(&self.counters.failed);
+        }
+        // The error is user data: a panicking `Drop` must not end the worker.
+        crate::panic::drop_quietly(failure);
+    }
+
+    /// Hands back an item this worker took (counted in its own `returned`).
+    fn hand_back(&self, item: T) {
+        log::info!(
+            "queue `{}`: the stop cancelled a job (or its retry): its item is handed back",
+            self.core.name
+        );
+        self.core.park_late(vec![item]);
+        bump(&self.counters.returned);
+    }
+
+    /// The wait before the retry that follows attempt `attempt` (1 for the first): the
+    /// backoff's delay, jittered, at least [`MIN_BACKOFF`].
+    fn backoff(&mut self, attempt: u32) -> Duration {
+        let backoff = &self.core.retry.backoff;
+        let wait = backoff.delay(attempt - 1);
+        jittered(wait, backoff.jitter, &mut self.seed).max(MIN_BACKOFF)
     }
 }
 

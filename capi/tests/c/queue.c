@@ -1,6 +1,8 @@
 /* Work queues from C: items run by the handler, backpressure, try_send / send timeouts, drop
  * modes, unrun items handed back at stop, send after stop, conservation across producer
- * threads, bad input. Items are malloc'd, so valgrind proves each reaches exactly one
+ * threads, bad input; job handlers (threadhost_queue_build_jobs): the job's name, token and
+ * attempt, retries, dead letters with their message, items of cancelled jobs handed back,
+ * the retry options' checks. Items are malloc'd, so valgrind proves each reaches exactly one
  * callback. Run by tests/c_api.rs. */
 #include "test_util.h"
 
@@ -620,6 +622,256 @@ static bool cancel_grace_max_cancels_at_once(void) {
     return true;
 }
 
+/* ---- Job handlers ---------------------------------------------------------------------- */
+
+typedef struct {
+    counter done;      /* jobs that returned OK (item freed by the job) */
+    counter attempts;  /* handler calls */
+    counter dead;      /* dead letters (item freed by on_dead_letter) */
+    counter unrun;     /* items handed back (freed by on_unrun) */
+    counter destroyed;
+    counter began;     /* jobs begun (for the cancelled-job test) */
+    pthread_mutex_t lock;
+    int dead_ids[16];
+    char dead_messages[16][64];
+    bool names_ok;     /* every job saw the queue's name, a token, and attempt <= max */
+    bool wait_for_stop; /* jobs wait for the token, then return STOPPED */
+} jobs;
+
+static void jobs_init(jobs *j) {
+    memset(j, 0, sizeof *j);
+    counter_init(&j->done);
+    counter_init(&j->attempts);
+    counter_init(&j->dead);
+    counter_init(&j->unrun);
+    counter_init(&j->destroyed);
+    counter_init(&j->began);
+    pthread_mutex_init(&j->lock, NULL);
+    j->names_ok = true;
+}
+
+static void jobs_destroy(jobs *j) {
+    counter_destroy(&j->done);
+    counter_destroy(&j->attempts);
+    counter_destroy(&j->dead);
+    counter_destroy(&j->unrun);
+    counter_destroy(&j->destroyed);
+    counter_destroy(&j->began);
+    pthread_mutex_destroy(&j->lock);
+}
+
+/* Even items succeed; odd ones fail every attempt, with a message naming the attempt. */
+static threadhost_status job(void *user, void *it, const threadhost_job *jb) {
+    jobs *j = user;
+    int value = *(int *)it;
+    counter_add(&j->attempts, 1);
+    char name[16];
+    size_t n = 0;
+    uint32_t attempt = 0, max = 0;
+    bool ok = threadhost_job_name(jb, name, sizeof name, &n) == THREADHOST_OK &&
+              strcmp(name, "jobs") == 0 && threadhost_job_token(jb) != NULL &&
+              threadhost_job_attempt(jb, &attempt, &max) == THREADHOST_OK && attempt >= 1 &&
+              attempt <= max && threadhost_job_heartbeat(jb) == THREADHOST_OK;
+    if (!ok) {
+        pthread_mutex_lock(&j->lock);
+        j->names_ok = false;
+        pthread_mutex_unlock(&j->lock);
+    }
+    if (j->wait_for_stop) {
+        counter_add(&j->began, 1);
+        IGNORE_STATUS(threadhost_token_wait(threadhost_job_token(jb), THREADHOST_NO_DEADLINE));
+        return THREADHOST_STOPPED; /* the item stays the queue's: handed back */
+    }
+    if (value % 2 == 0) {
+        free(it); /* OK: the item is the job's */
+        counter_add(&j->done, 1);
+        return THREADHOST_OK;
+    }
+    char message[64];
+    snprintf(message, sizeof message, "item %d refused (attempt %u of %u)", value, attempt, max);
+    IGNORE_STATUS(threadhost_job_set_error(jb, message));
+    return THREADHOST_SERVICE_FAILED; /* the item stays the queue's */
+}
+
+static void on_dead_letter(void *user, void *it, const char *message) {
+    jobs *j = user;
+    pthread_mutex_lock(&j->lock);
+    int n = counter_get(&j->dead);
+    if (n < 16) {
+        j->dead_ids[n] = *(int *)it;
+        snprintf(j->dead_messages[n], sizeof j->dead_messages[n], "%s", message);
+    }
+    pthread_mutex_unlock(&j->lock);
+    free(it);
+    counter_add(&j->dead, 1);
+}
+
+static void jobs_unrun(void *user, void **items, size_t count) {
+    jobs *j = user;
+    for (size_t i = 0; i < count; i++) {
+        free(items[i]);
+        counter_add(&j->unrun, 1);
+    }
+}
+
+static void jobs_on_destroy(void *user) { counter_add(&((jobs *)user)->destroyed, 1); }
+
+/* A host running a job queue named "jobs": `attempts` runs per item, dead letters to
+ * on_dead_letter if `dead_letter_cb`. */
+static bool start_jobs(jobs *j, uint32_t attempts, bool dead_letter_cb, bool drain,
+                       threadhost_host **host_out, threadhost_producer **producer_out) {
+    threadhost_queue *q = NULL;
+    CHECK_STATUS(threadhost_queue_new("jobs", &q), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_workers(q, 2), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_drain_on_stop(q, drain), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_retry(q, attempts, 1, 2), THREADHOST_OK);
+    if (dead_letter_cb) {
+        CHECK_STATUS(threadhost_queue_on_dead_letter(q, on_dead_letter), THREADHOST_OK);
+    }
+    threadhost_service *svc = NULL;
+    CHECK_STATUS(threadhost_queue_build_jobs(q, job, jobs_unrun, NULL, j, jobs_on_destroy, &svc,
+                                             producer_out),
+                 THREADHOST_OK);
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    CHECK_STATUS(threadhost_builder_build(b, host_out), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_start(*host_out, 5000), THREADHOST_OK);
+    return true;
+}
+
+static bool jobs_retry_then_dead_letter(void) {
+    jobs j;
+    jobs_init(&j);
+    threadhost_host *host = NULL;
+    threadhost_producer *p = NULL;
+    CHECK(start_jobs(&j, 3, true, true, &host, &p));
+    for (int i = 0; i < 10; i++) {
+        CHECK_STATUS(threadhost_producer_send(p, item(i), THREADHOST_NO_DEADLINE), THREADHOST_OK);
+    }
+    CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_OK); /* drains, retries included */
+    CHECK(j.names_ok);
+    CHECK(counter_get(&j.done) == 5);
+    CHECK(counter_get(&j.dead) == 5);
+    CHECK(counter_get(&j.attempts) == 5 + 5 * 3);
+    CHECK(counter_get(&j.unrun) == 0);
+    bool seen[10] = {false};
+    for (int i = 0; i < 5; i++) {
+        int id = j.dead_ids[i];
+        CHECK(id >= 0 && id < 10 && id % 2 == 1 && !seen[id]);
+        seen[id] = true;
+        char expected[64];
+        snprintf(expected, sizeof expected, "item %d refused (attempt 3 of 3)", id);
+        CHECK(strcmp(j.dead_messages[i], expected) == 0);
+    }
+    threadhost_queue_metrics m;
+    CHECK_STATUS(threadhost_producer_metrics(p, &m), THREADHOST_OK);
+    CHECK(m.sent == 10 && m.completed == 5 && m.dead_lettered == 5 && m.retried == 10);
+    CHECK(m.failed == 0 && m.returned == 0 && m.in_flight == 0);
+    CHECK(m.sent == m.completed + m.failed + m.cancelled + m.panicked + m.dropped +
+                        m.dead_lettered + m.returned);
+    threadhost_host_free(host);
+    threadhost_producer_free(p);
+    CHECK(counter_get(&j.destroyed) == 1);
+    jobs_destroy(&j);
+    return true;
+}
+
+static bool jobs_dead_letters_fall_back_to_on_unrun(void) {
+    jobs j;
+    jobs_init(&j);
+    threadhost_host *host = NULL;
+    threadhost_producer *p = NULL;
+    CHECK(start_jobs(&j, 1, false, true, &host, &p)); /* no retry, no on_dead_letter */
+    CHECK_STATUS(threadhost_producer_send(p, item(1), 5000), THREADHOST_OK);
+    CHECK_STATUS(threadhost_producer_send(p, item(2), 5000), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_OK);
+    CHECK(counter_get(&j.unrun) == 1 && counter_get(&j.done) == 1);
+    threadhost_queue_metrics m;
+    CHECK_STATUS(threadhost_producer_metrics(p, &m), THREADHOST_OK);
+    CHECK(m.dead_lettered == 1 && m.completed == 1 && m.retried == 0 && m.failed == 0);
+    threadhost_host_free(host);
+    threadhost_producer_free(p);
+    CHECK(counter_get(&j.destroyed) == 1);
+    jobs_destroy(&j);
+    return true;
+}
+
+static bool jobs_cancelled_hand_their_item_back(void) {
+    jobs j;
+    jobs_init(&j);
+    j.wait_for_stop = true;
+    threadhost_host *host = NULL;
+    threadhost_producer *p = NULL;
+    CHECK(start_jobs(&j, 3, true, false, &host, &p)); /* cancels at once */
+    CHECK_STATUS(threadhost_producer_send(p, item(1), 5000), THREADHOST_OK);
+    CHECK_STATUS(threadhost_producer_send(p, item(2), 5000), THREADHOST_OK);
+    CHECK(counter_wait(&j.began, 2, 5000)); /* both workers hold an item */
+    CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_OK);
+    CHECK(counter_get(&j.unrun) == 2 && counter_get(&j.dead) == 0);
+    threadhost_queue_metrics m;
+    CHECK_STATUS(threadhost_producer_metrics(p, &m), THREADHOST_OK);
+    CHECK(m.returned == 2 && m.cancelled == 0 && m.dead_lettered == 0 && m.retried == 0);
+    threadhost_host_free(host);
+    threadhost_producer_free(p);
+    CHECK(counter_get(&j.destroyed) == 1);
+    jobs_destroy(&j);
+    return true;
+}
+
+/* Builds a queue with the given retry / dead-letter settings and build function; checks the
+ * status and the last error. */
+static bool jobs_build_status(uint32_t attempts, uint64_t initial_ms, uint64_t max_ms,
+                              bool dead_letter_cb, bool by_value, threadhost_status expected,
+                              const char *names) {
+    sink s;
+    sink_init(&s);
+    threadhost_queue *q = NULL;
+    CHECK_STATUS(threadhost_queue_new("q", &q), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_retry(q, attempts, initial_ms, max_ms), THREADHOST_OK);
+    if (dead_letter_cb) {
+        CHECK_STATUS(threadhost_queue_on_dead_letter(q, on_dead_letter), THREADHOST_OK);
+    }
+    threadhost_service *svc = NULL;
+    threadhost_producer *p = NULL;
+    threadhost_status st =
+        by_value ? threadhost_queue_build(q, handler, on_unrun, NULL, &s, on_destroy, &svc, &p)
+                 : threadhost_queue_build_jobs(q, job, on_unrun, NULL, &s, on_destroy, &svc, &p);
+    CHECK(st == expected);
+    if (names != NULL) CHECK(last_error_contains(names));
+    threadhost_service_free(svc);
+    threadhost_producer_free(p);
+    CHECK(counter_get(&s.destroyed) == 1);
+    sink_destroy(&s);
+    return true;
+}
+
+static bool jobs_retry_options_are_checked(void) {
+    CHECK(jobs_build_status(1000, 1, 2, true, false, THREADHOST_OK, NULL));
+    CHECK(jobs_build_status(0, 1, 2, false, false, THREADHOST_INVALID_CONFIG, "max_attempts"));
+    CHECK(jobs_build_status(1001, 1, 2, false, false, THREADHOST_INVALID_CONFIG, "max_attempts"));
+    CHECK(jobs_build_status(2, 5, 1, false, false, THREADHOST_INVALID_CONFIG, "initial backoff"));
+    /* A by-value handler frees its item: no retry, no dead letter. */
+    CHECK(jobs_build_status(2, 1, 2, false, true, THREADHOST_INVALID_CONFIG, "build_jobs"));
+    CHECK(jobs_build_status(1, 1, 2, true, true, THREADHOST_INVALID_CONFIG, "on_dead_letter"));
+    CHECK(jobs_build_status(1, 1, 2, false, true, THREADHOST_OK, NULL));
+    /* NULL arguments. */
+    CHECK_STATUS(threadhost_queue_retry(NULL, 2, 1, 2), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_queue_on_dead_letter(NULL, on_dead_letter), THREADHOST_NULL_ARGUMENT);
+    CHECK_STATUS(threadhost_job_attempt(NULL, NULL, NULL), THREADHOST_NULL_ARGUMENT);
+    CHECK(threadhost_job_token(NULL) == NULL);
+    CHECK(threadhost_job_heartbeat(NULL) == THREADHOST_NULL_ARGUMENT);
+    CHECK(threadhost_job_set_error(NULL, "x") == THREADHOST_NULL_ARGUMENT);
+    size_t n = 0;
+    CHECK_STATUS(threadhost_job_name(NULL, NULL, 0, &n), THREADHOST_NULL_ARGUMENT);
+    threadhost_service *svc = NULL;
+    threadhost_producer *p = NULL;
+    threadhost_queue *q = NULL;
+    CHECK_STATUS(threadhost_queue_new("q", &q), THREADHOST_OK);
+    CHECK_STATUS(threadhost_queue_build_jobs(q, NULL, NULL, NULL, NULL, NULL, &svc, &p),
+                 THREADHOST_NULL_ARGUMENT);
+    return true;
+}
+
 int main(void) {
     int failures = 0;
     RUN(smoke);
@@ -633,5 +885,9 @@ int main(void) {
     RUN(tiny_stop_under_pressure_still_runs_destroy);
     RUN(queue_option_bounds);
     RUN(cancel_grace_max_cancels_at_once);
+    RUN(jobs_retry_then_dead_letter);
+    RUN(jobs_dead_letters_fall_back_to_on_unrun);
+    RUN(jobs_cancelled_hand_their_item_back);
+    RUN(jobs_retry_options_are_checked);
     return failures == 0 ? 0 : 1;
 }
