@@ -328,7 +328,8 @@ impl StopToken {
     /// [`Registration::forget`] keeps it registered for the token's life. Callbacks run after
     /// every waiter was woken and outside any lock, so `f` may use the token; a panic in `f` is
     /// caught and logged, and the other callbacks still run. Callbacks should be short: they
-    /// run on whichever thread calls `stop`.
+    /// run on whichever thread calls `stop` (a service's token, fired by its host: on a thread
+    /// of their own, awaited within the service's stop deadline).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};
