@@ -13,9 +13,39 @@ use std::time::{Duration, Instant};
 
 use common::{PATIENCE, SECS5, busy, eventually, ms, start_host, stop_clean, within};
 use threadhost::{
-    Backoff, Error, Failure, HostBuilder, JobContext, JobTask, Service, ServiceResult, Stopped,
-    WorkQueue,
+    Backoff, Error, Failure, HostBuilder, JobContext, JobTask, QueueHandle, QueueMetrics, Service,
+    ServiceResult, Stopped, WorkQueue,
 };
+
+/// Asserts the queue's figures `pick` reads, and that every item sent has settled.
+#[track_caller]
+fn assert_fates<T: Send + 'static, F>(
+    handle: &QueueHandle<T>,
+    pick: impl Fn(&QueueMetrics) -> F,
+    expected: F,
+) where
+    F: PartialEq + std::fmt::Debug,
+{
+    let m = handle.metrics();
+    assert_eq!(pick(&m), expected, "{m}");
+    assert_eq!(m.sent, m.settled(), "{m}");
+}
+
+/// Starts a host around `queue`, sends items `0..n`, stops the host cleanly; the queue's
+/// handle, for its figures and report.
+fn send_and_stop(
+    queue: WorkQueue<u64>,
+    producer: &threadhost::Producer<u64>,
+    n: u64,
+) -> QueueHandle<u64> {
+    let handle = queue.handle();
+    let host = start_host(HostBuilder::new().add_service(queue));
+    for item in 0..n {
+        producer.send(item).unwrap();
+    }
+    stop_clean(&host);
+    handle
+}
 
 /// A generous bound for "promptly" on a loaded 2-core machine.
 const SLACK: Duration = Duration::from_millis(700);
@@ -57,19 +87,20 @@ fn a_failed_job_is_retried_after_its_backoff_until_it_succeeds() {
     let second = seen[2].2 - seen[1].2;
     assert!(first >= ms(40) && first < ms(40) + SLACK, "{first:?}");
     assert!(second >= ms(80) && second < ms(80) + SLACK, "{second:?}");
-    let m = handle.metrics();
-    assert_eq!(
-        (
-            m.completed,
-            m.retried,
-            m.failed,
-            m.dead_lettered,
-            m.returned
-        ),
+    // (completed, retried, failed, dead-lettered, returned)
+    assert_fates(
+        &handle,
+        |m| {
+            (
+                m.completed,
+                m.retried,
+                m.failed,
+                m.dead_lettered,
+                m.returned,
+            )
+        },
         (1, 2, 0, 0, 0),
-        "{m}"
     );
-    assert_eq!(m.sent, m.settled(), "{m}");
 }
 
 /// Items ≡ 1 (mod 3) always fail, ≡ 2 always panic; the others complete.
@@ -91,12 +122,7 @@ fn dead_letters_get_the_exact_items_by_value_with_their_failure() {
         .on_dead_letter(move |item: u64, failure| keep.lock().unwrap().push((item, failure)))
         .build_jobs(flaky)
         .unwrap();
-    let handle = queue.handle();
-    let host = start_host(HostBuilder::new().add_service(queue));
-    for item in 0..30 {
-        producer.send(item).unwrap();
-    }
-    stop_clean(&host);
+    let handle = send_and_stop(queue, &producer, 30);
     let mut dead = std::mem::take(&mut *dead.lock().unwrap());
     dead.sort_by_key(|(item, _)| *item);
     let items: Vec<u64> = dead.iter().map(|(item, _)| *item).collect();
@@ -114,20 +140,21 @@ fn dead_letters_get_the_exact_items_by_value_with_their_failure() {
             );
         }
     }
-    let m = handle.metrics();
     // Counted once per item by its fate; `retried` counts attempts: 2 per dead letter.
-    assert_eq!(
-        (
-            m.completed,
-            m.dead_lettered,
-            m.failed,
-            m.panicked,
-            m.retried
-        ),
+    // (completed, dead-lettered, failed, panicked, retried)
+    assert_fates(
+        &handle,
+        |m| {
+            (
+                m.completed,
+                m.dead_lettered,
+                m.failed,
+                m.panicked,
+                m.retried,
+            )
+        },
         (10, 20, 0, 0, 40),
-        "{m}"
     );
-    assert_eq!(m.sent, m.settled(), "{m}");
     assert!(handle.take_report().unwrap().dead_letters.is_empty());
 }
 
@@ -137,12 +164,7 @@ fn without_a_callback_dead_letters_are_in_the_report() {
         .retry(2, Backoff::fixed(ms(1)))
         .build_jobs(flaky)
         .unwrap();
-    let handle = queue.handle();
-    let host = start_host(HostBuilder::new().add_service(queue));
-    for item in 0..6 {
-        producer.send(item).unwrap();
-    }
-    stop_clean(&host);
+    let handle = send_and_stop(queue, &producer, 6);
     let report = handle.take_report().unwrap();
     let items: Vec<u64> = report.dead_letters.iter().map(|(item, _)| *item).collect();
     assert_eq!(items, [1, 2, 4, 5]); // one worker: in order
@@ -153,12 +175,7 @@ fn without_a_callback_dead_letters_are_in_the_report() {
 #[test]
 fn without_retry_or_callback_a_borrowing_handler_counts_failures() {
     let (queue, producer) = WorkQueue::builder("plain").build_jobs(flaky).unwrap();
-    let handle = queue.handle();
-    let host = start_host(HostBuilder::new().add_service(queue));
-    for item in 0..6 {
-        producer.send(item).unwrap();
-    }
-    stop_clean(&host);
+    let handle = send_and_stop(queue, &producer, 6);
     let report = handle.take_report().unwrap();
     assert!(report.dead_letters.is_empty());
     let m = report.metrics;

@@ -50,6 +50,22 @@ impl Case {
         move || stop_own(&slot, deadline, &returned)
     }
 
+    /// Installs `host` and starts it.
+    #[track_caller]
+    fn start(&self, host: Host) -> (HostHandle, &Host) {
+        let handle = self.install(host);
+        let host = self.slot.get().unwrap();
+        host.start(PATIENCE).unwrap();
+        (handle, host)
+    }
+
+    /// Installs `host`, starts it, and waits for the whole stop (`finish`).
+    #[track_caller]
+    fn run(&self, host: Host) -> StopReport {
+        let (handle, _host) = self.start(host);
+        self.finish(&handle)
+    }
+
     fn install(&self, host: Host) -> HostHandle {
         let handle = host.handle();
         assert!(self.slot.set(host).is_ok());
@@ -93,10 +109,21 @@ fn assert_stopped(report: &StopReport, name: &str) {
     );
 }
 
-#[test]
-fn a_background_body_stops_its_own_host_with_no_deadline() {
+/// `stop(NEVER)` from the test thread, whose sequence fires callbacks that stop the host
+/// again (`what`): it returns, cleanly.
+#[track_caller]
+fn stop_from_here(host: &Host, what: &str) {
+    let report = within(PATIENCE, "stop from the test thread", || {
+        host.stop(Deadline::NEVER)
+    });
+    assert!(report.is_clean(), "{what}: {report}");
+}
+
+/// A host of an idle service and `quitter`, whose body stops the host with `deadline` and
+/// returns; the final report.
+fn body_stops_its_host(deadline: Deadline) -> StopReport {
     let case = Case::new();
-    let stop = case.stopper(Deadline::NEVER);
+    let stop = case.stopper(deadline);
     let host = HostBuilder::new()
         .background("other", idle)
         .background("quitter", move |_| {
@@ -105,9 +132,12 @@ fn a_background_body_stops_its_own_host_with_no_deadline() {
         })
         .build()
         .unwrap();
-    let handle = case.install(host);
-    case.slot.get().unwrap().start(PATIENCE).unwrap();
-    let report = case.finish(&handle);
+    case.run(host)
+}
+
+#[test]
+fn a_background_body_stops_its_own_host_with_no_deadline() {
+    let report = body_stops_its_host(Deadline::NEVER);
     assert_stopped(&report, "other");
     assert_stopped(&report, "quitter");
 }
@@ -174,9 +204,7 @@ fn hooks_stopping_with_a_deadline_already_passed_still_stop_the_host() {
                 )
                 .build()
                 .unwrap();
-            let handle = case.install(host);
-            case.slot.get().unwrap().start(PATIENCE).unwrap();
-            let report = case.finish(&handle);
+            let report = case.run(host);
             assert_stopped(&report, "caller");
             assert!(report.is_clean(), "{hook}, round {round}: {report}");
         }
@@ -188,19 +216,7 @@ fn a_body_stopping_at_once_is_never_reported_as_an_overrun() {
     // `stop(0)`: the sequence runs on `th:host-stop`, maybe well after the call; its deadline
     // counts from when it runs, so the caller, returning at once, is reported stopped.
     for round in 0..20 {
-        let case = Case::new();
-        let stop = case.stopper(Deadline::after(Duration::ZERO));
-        let host = HostBuilder::new()
-            .background("other", idle)
-            .background("caller", move |_| {
-                stop();
-                Ok(())
-            })
-            .build()
-            .unwrap();
-        let handle = case.install(host);
-        case.slot.get().unwrap().start(PATIENCE).unwrap();
-        let report = case.finish(&handle);
+        let report = body_stops_its_host(Deadline::after(Duration::ZERO));
         assert!(report.is_clean(), "round {round}: {report}");
     }
 }
@@ -242,13 +258,8 @@ fn a_token_callback_fired_by_the_stop_sequence_stops_the_host_again() {
         })
         .build()
         .unwrap();
-    let handle = case.install(host);
-    let host = case.slot.get().unwrap();
-    host.start(PATIENCE).unwrap();
-    let report = within(PATIENCE, "stop from the test thread", || {
-        host.stop(Deadline::NEVER)
-    });
-    assert!(report.is_clean(), "{report}");
+    let (handle, host) = case.start(host);
+    stop_from_here(host, "a token callback");
     let report = case.finish(&handle);
     assert_stopped(&report, "watcher");
 }
@@ -279,12 +290,7 @@ fn lifetime_callbacks_stop_their_own_host() {
             "stopping" => handle.request_stop(),
             // The sequence that fires `stopped` runs on this thread: the callback's `stop`
             // must not wait for it.
-            _ => {
-                let report = within(PATIENCE, "stop firing `stopped`", || {
-                    host.stop(Deadline::NEVER)
-                });
-                assert!(report.is_clean(), "{event}: {report}");
-            }
+            _ => stop_from_here(host, event),
         }
         let report = case.finish(&handle);
         assert_stopped(&report, "worker");
@@ -335,9 +341,7 @@ fn join_on_the_hosts_own_thread_is_refused() {
         })
         .build()
         .unwrap();
-    let handle = case.install(host);
-    let host = case.slot.get().unwrap();
-    host.start(PATIENCE).unwrap();
+    let (handle, host) = case.start(host);
     let report = host.join(PATIENCE).unwrap();
     assert!(report.is_clean(), "{report}");
     let result = outcome.lock().unwrap().take().expect("the body ran");
