@@ -163,6 +163,42 @@ fn raw_u64(producers: usize, n: usize) -> Duration {
     t.elapsed()
 }
 
+/// `raw_u64` with what a lock-based seal costs by itself: each producer read-locks a
+/// parking_lot `RwLock<Option<Sender>>` of its own around each send, as a queue producer
+/// does with its slot. Informative: how much of the queue's gap is that lock.
+fn raw_u64_locked(producers: usize, n: usize) -> Duration {
+    /// A producer's own locked `Sender`: each clone gets a new lock, as a `Producer`'s slot.
+    struct Locked(parking_lot::RwLock<Option<crossbeam_channel::Sender<u64>>>);
+    impl Clone for Locked {
+        fn clone(&self) -> Locked {
+            Locked(parking_lot::RwLock::new(self.0.read().clone()))
+        }
+    }
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|i| {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("bench:raw/{i}"))
+                .spawn(move || {
+                    for x in rx {
+                        black_box(x);
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    drop(rx);
+    let sender = Locked(parking_lot::RwLock::new(Some(tx)));
+    let (t, threads) = produce(producers, n, sender, |tx, i| {
+        let guard = tx.0.read();
+        guard.as_ref().unwrap().send(i as u64).unwrap();
+    });
+    join(threads);
+    join(workers);
+    t.elapsed()
+}
+
 /// `WorkQueue<u64>` in a host: `producers` threads send `n` items, then a draining stop.
 fn work_queue_u64(producers: usize, n: usize) -> Duration {
     let (queue, producer) = WorkQueue::builder("bench")
@@ -324,6 +360,15 @@ fn main() {
         Goal::SpeedupAtLeast(2.5),
         || hand_rolled(1, n),
         || work_queue_u64(1, n),
+    ));
+
+    // Informative: the cost of a read lock around each send, on the raw channel itself.
+    rows.push(compare(
+        "raw u64 with a per-producer RwLock read around each send, 1 producer",
+        "raw crossbeam bounded(1024) of u64",
+        Goal::None,
+        || raw_u64(1, n),
+        || raw_u64_locked(1, n),
     ));
 
     println!("queue throughput: {n} items per round, {WORKERS} workers, capacity {CAPACITY}");
