@@ -44,11 +44,11 @@ type TaskFn = Box<dyn FnOnce(&StopToken) -> threadhost::ServiceResult + Send>;
 /// Runs `producers` threads that send items `0..n` between them (`send(&sender, i)`), each
 /// with its own clone of `sender`. The threads are created first and released together; the
 /// returned instant is the release. The caller's clone is dropped before the release.
-fn produce<S: Clone + Send + 'static>(
+fn produce<S: Clone + Send + 'static, F: Fn(&S, usize) + Copy + Send + 'static>(
     producers: usize,
     n: usize,
     sender: S,
-    send: fn(&S, usize),
+    send: F,
 ) -> (Instant, Vec<std::thread::JoinHandle<()>>) {
     let go = Arc::new(Barrier::new(producers + 1));
     let per = n / producers;
@@ -264,25 +264,29 @@ fn main() {
     let mut goals = Vec::new();
     for producers in [1, 4] {
         let shape = format!("{producers} producer(s) -> {WORKERS} workers");
-        goals.push(rows.len());
-        rows.push(compare(
-            &format!("TaskQueue, boxed closures, {shape}"),
-            "crossbeam bounded(1024) pool of boxed closures",
-            Goal::SpeedupAtLeast(1.0),
-            || hand_rolled(producers, n),
-            || task_queue(producers, n),
-        ));
-        goals.push(rows.len());
-        rows.push(compare(
-            &format!("WorkQueue<u64>, {shape}"),
-            "raw crossbeam bounded(1024) of u64",
-            Goal::SpeedupAtLeast(0.9),
-            || raw_u64(producers, n),
-            || work_queue_u64(producers, n),
-        ));
+        let goal_rows = [
+            only(
+                &format!("TaskQueue, boxed closures, {shape}"),
+                "crossbeam bounded(1024) pool of boxed closures",
+                Goal::SpeedupAtLeast(1.0),
+                || hand_rolled(producers, n),
+                || task_queue(producers, n),
+            ),
+            only(
+                &format!("WorkQueue<u64>, {shape}"),
+                "raw crossbeam bounded(1024) of u64",
+                Goal::SpeedupAtLeast(0.9),
+                || raw_u64(producers, n),
+                || work_queue_u64(producers, n),
+            ),
+        ];
+        for row in goal_rows.into_iter().flatten() {
+            goals.push(rows.len());
+            rows.push(row);
+        }
     }
 
-    rows.push(compare(
+    rows.extend(only(
         "TaskQueue, boxed closures, 1 producer",
         "threadpool 1.8 (2 threads)",
         Goal::SpeedupAtLeast(1.3),
@@ -300,7 +304,7 @@ fn main() {
         || task_queue(1, n),
     ));
 
-    rows.push(compare(
+    rows.extend(only(
         "TaskQueue, boxed closures + latch, 1 producer",
         "rayon ThreadPool::spawn (2 threads)",
         Goal::SpeedupAtLeast(1.7),
@@ -354,7 +358,7 @@ fn main() {
         },
     ));
 
-    rows.push(compare(
+    rows.extend(only(
         "WorkQueue<u64>, no allocation per item, 1 producer",
         "crossbeam bounded(1024) pool of boxed closures",
         Goal::SpeedupAtLeast(2.5),
@@ -362,8 +366,17 @@ fn main() {
         || work_queue_u64(1, n),
     ));
 
+    // Informative: the noise of this run: the boxed pool against itself.
+    rows.extend(only(
+        "crossbeam bounded(1024) pool against itself (noise floor), 1 producer",
+        "crossbeam bounded(1024) pool of boxed closures",
+        Goal::None,
+        || hand_rolled(1, n),
+        || hand_rolled(1, n),
+    ));
+
     // Informative: the cost of a read lock around each send, on the raw channel itself.
-    rows.push(compare(
+    rows.extend(only(
         "raw u64 with a per-producer RwLock read around each send, 1 producer",
         "raw crossbeam bounded(1024) of u64",
         Goal::None,
@@ -396,6 +409,20 @@ fn main() {
     println!("\nthe four goals met: {goals_met}; every goal met: {met}");
 }
 
+/// [`compare`], unless `BENCH_ONLY` is set and not part of `name` (to rerun one row).
+fn only(
+    name: &str,
+    baseline_name: &str,
+    goal: Goal,
+    baseline: impl FnMut() -> Duration,
+    candidate: impl FnMut() -> Duration,
+) -> Option<common::Row> {
+    match std::env::var("BENCH_ONLY") {
+        Ok(part) if !name.contains(&part) => None,
+        _ => Some(compare(name, baseline_name, goal, baseline, candidate)),
+    }
+}
+
 /// `BENCH_PROFILE=send|flow`: a driver for `valgrind --tool=callgrind` instead of the table
 /// (instruction counts hold on a loaded machine, where times do not).
 ///
@@ -404,6 +431,9 @@ fn main() {
 ///   the send path alone, in `profile_queue_sends` and `profile_raw_sends`.
 /// - `flow`: one round of each side, 1 producer → 2 workers (valgrind runs one thread at a
 ///   time: the instruction counts per thread, not the interplay).
+/// - `hand`, `task`, `raw`, `u64`: one round of one side (hand-rolled pool, `TaskQueue`, raw
+///   u64 channel, `WorkQueue<u64>`), 1 producer → 2 workers: the total instructions per item
+///   of each, all threads together.
 fn profile(mode: &str, n: usize) {
     match mode {
         "send" => {
@@ -426,7 +456,11 @@ fn profile(mode: &str, n: usize) {
             black_box(task_queue(1, n));
             black_box(hand_rolled(1, n));
         }
-        other => panic!("BENCH_PROFILE={other}: `send` or `flow`"),
+        "hand" => drop(black_box(hand_rolled(1, n))),
+        "task" => drop(black_box(task_queue(1, n))),
+        "raw" => drop(black_box(raw_u64(1, n))),
+        "u64" => drop(black_box(work_queue_u64(1, n))),
+        other => panic!("BENCH_PROFILE={other}: send, flow, hand, task, raw or u64"),
     }
 }
 

@@ -379,14 +379,13 @@ impl<T> Core<T> {
 
 impl<T: Send + 'static> Core<T> {
     /// Sends `item`, waiting for room until `deadline` in Block mode; the other modes never
-    /// wait (Reject refuses with `Full`, the drop modes make room).
+    /// wait (Reject refuses with `Full`, the drop modes make room). The fast path, one
+    /// [`attempt`](Self::attempt), is inlined into the caller; the rest is out of line.
     #[inline]
     fn send(&self, slot: &Slot<T>, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
-        match self.try_send(slot, item) {
-            Err(Refused::Full(item)) if self.mode == FullMode::Block => {
-                self.send_waiting(slot, item, deadline)
-            }
-            result => result,
+        match self.attempt(slot, item) {
+            Ok(()) => Ok(()),
+            Err(refused) => self.after_attempt(slot, refused, Some(deadline)),
         }
     }
 
@@ -394,12 +393,28 @@ impl<T: Send + 'static> Core<T> {
     #[inline]
     fn try_send(&self, slot: &Slot<T>, item: T) -> Result<(), Refused<T>> {
         match self.attempt(slot, item) {
-            Err(Refused::Full(item))
-                if matches!(self.mode, FullMode::DropOldest | FullMode::DropNewest) =>
-            {
-                self.make_room(slot, item)
-            }
-            result => result,
+            Ok(()) => Ok(()),
+            Err(refused) => self.after_attempt(slot, refused, None),
+        }
+    }
+
+    /// A first attempt refused `item`: on a full queue, a drop mode makes room, Block mode
+    /// waits until `deadline` (`None`: `try_send`, no wait), Reject refuses.
+    #[cold]
+    #[inline(never)]
+    fn after_attempt(
+        &self,
+        slot: &Slot<T>,
+        refused: Refused<T>,
+        deadline: Option<Deadline>,
+    ) -> Result<(), Refused<T>> {
+        let Refused::Full(item) = refused else {
+            return Err(refused);
+        };
+        match (self.mode, deadline) {
+            (FullMode::DropOldest | FullMode::DropNewest, _) => self.make_room(slot, item),
+            (FullMode::Block, Some(deadline)) => self.send_waiting(slot, item, deadline),
+            (FullMode::Block | FullMode::Reject, _) => Err(Refused::Full(item)),
         }
     }
 
@@ -423,8 +438,6 @@ impl<T: Send + 'static> Core<T> {
     /// A drop mode on a full queue: evicts the head and retries (`DropOldest`) or drops
     /// `item` (`DropNewest`) under the slot's read lock; the evicted items go to `on_drop`
     /// after the lock is released (invariant 1).
-    #[cold]
-    #[inline(never)]
     fn make_room(&self, slot: &Slot<T>, item: T) -> Result<(), Refused<T>> {
         let mut evicted: Option<T> = None;
         let mut evicted_more: Vec<T> = Vec::new();
@@ -482,7 +495,6 @@ impl<T: Send + 'static> Core<T> {
     /// frees a slot within microseconds; without the backoff, a full queue costs a `Select` and
     /// a park/unpark per item. The spins and yields run outside the slot's lock, so that a
     /// seal waits for one check and one `try_send` at most (invariant 2).
-    #[inline(never)]
     fn send_waiting(&self, slot: &Slot<T>, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
         let mut item = item;
         for step in 0..=BACKOFF_STEPS {
@@ -1426,6 +1438,7 @@ impl<T: Send + 'static> Producer<T> {
     /// `SendError` has one form, as crossbeam's; in Reject mode, where `send` never waits,
     /// [`try_send`](Producer::try_send) or [`send_deadline`](Producer::send_deadline) tell
     /// the two apart.
+    #[inline]
     pub fn send(&self, item: T) -> Result<(), SendError<T>> {
         self.core
             .send(&self.slot, item, Deadline::NEVER)
@@ -1453,6 +1466,7 @@ impl<T: Send + 'static> Producer<T> {
     /// [`SendTimeoutError::Timeout`] with the item if the deadline passed with the queue full
     /// ([`FullMode::Block`]); [`SendTimeoutError::Full`] at once if the queue is full in
     /// [`FullMode::Reject`]; [`SendTimeoutError::Closed`] if the queue is closed.
+    #[inline]
     pub fn send_deadline(
         &self,
         item: T,
@@ -1473,6 +1487,7 @@ impl<T: Send + 'static> Producer<T> {
     ///
     /// [`TrySendError::Full`] with the item if the queue is full (in [`FullMode::Block`] or
     /// [`FullMode::Reject`]); [`TrySendError::Closed`] if it is closed.
+    #[inline]
     pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
         self.core
             .try_send(&self.slot, item)
