@@ -33,8 +33,8 @@
 //!    waits for the sections in progress only. (A seal bounded by the stop deadline once gave
 //!    up under producer pressure, and the idle workers waited forever.) One `RwLock` shared
 //!    by every producer, as a first version had, moved its line between the producers'
-//!    cores on every send: 4 producers → 2 workers ran at half the speed of a plain
-//!    crossbeam pool (RELIABILITY.md, "Speed").
+//!    cores on every send (what that cost, and why the benchmark hardly shows it:
+//!    RELIABILITY.md, "Speed").
 //! 2. *Blocked senders wake on close.* A send that must wait clones its slot's `Sender` (under
 //!    the read lock), leaves the lock, and blocks in a `Select` on its send and on `close_rx`; closing
 //!    drops `close_tx`, which wakes every such sender at once with its item handed back. (A
@@ -453,6 +453,9 @@ impl<T: Send + 'static> Core<T> {
         result
     }
 
+    /// Under the slot's read lock: sends `item`, evicting the head first (`DropOldest`) or
+    /// dropping `item` (`DropNewest`) while the queue is full; the evicted items are counted
+    /// and kept for `make_room` to hand out.
     fn evict(
         &self,
         slot: &Slot<T>,
@@ -651,11 +654,12 @@ impl<T: Send + 'static> Core<T> {
 
     /// Drops the core's `Sender` and every producer's (invariant 2): the workers then drain
     /// what is queued and exit once the blocked senders' clones are gone too (woken by
-    /// `close`, they return at once). Called after `close`. Never fails: each slot's write lock
-    /// waits out the read sections in progress on that slot, each a check and one non-blocking
-    /// channel call (a send seeing `closed` leaves at once; new readers queue behind the
-    /// writer), so it is held up only while such a sender is descheduled. Giving up instead (as a deadline-bounded seal once did) would
-    /// leave the channel open: idle workers would wait for items forever.
+    /// `close`, they return at once). Called after `close`. Never fails: each slot's write
+    /// lock waits out the read sections in progress on that slot, each a check and one
+    /// non-blocking channel call (a send seeing `closed` leaves at once; new readers queue
+    /// behind the writer), so it is held up only while such a sender is descheduled. Giving up
+    /// instead (as a deadline-bounded seal once did) would leave the channel open: idle
+    /// workers would wait for items forever.
     fn seal(&self) {
         let (tx, slots) = {
             let mut senders = self.senders.lock();
@@ -812,11 +816,11 @@ const MAX_WORKERS: usize = 1024;
 /// Backoff of a sender on a full queue before it blocks: `SPIN_STEPS` rounds of
 /// 1, 2, 4, … spin hints, then yields, `BACKOFF_STEPS` rounds in all (crossbeam's `Backoff`).
 const SPIN_STEPS: u32 = 6;
+const BACKOFF_STEPS: u32 = 10;
 
 /// The producers' registry is pruned of dropped producers' slots when it grows to this many
 /// entries (then to twice the live ones).
 const PRUNE_AT: usize = 16;
-const BACKOFF_STEPS: u32 = 10;
 
 /// The cap of the default cancel grace (a fifth of the stop budget, at most this).
 const MAX_DEFAULT_GRACE: Duration = Duration::from_secs(1);
