@@ -1,11 +1,17 @@
-//! Work-queue throughput, 1 producer → 2 workers, 1,000,000 items per round, in the same run:
-//! `TaskQueue` against a hand-rolled crossbeam `bounded(1024)` pool of boxed closures, the
-//! `threadpool` crate and rayon's `ThreadPool::spawn`; `WorkQueue<u64>` against the same
-//! hand-rolled pool. Median of per-round ratios (benches/common).
+//! Work-queue throughput, in the same run, for two shapes: 1 producer → 2 workers and the
+//! gateway's 4 producers → 2 workers (1,000,000 items per round in all, split between the
+//! producers): `TaskQueue` against a hand-rolled crossbeam `bounded(1024)` pool of boxed
+//! closures, `WorkQueue<u64>` against a raw crossbeam `bounded(1024)` channel of `u64` drained
+//! by the same two workers; for 1 → 2 also the `threadpool` crate and rayon's
+//! `ThreadPool::spawn`. Median of per-round ratios (benches/common), then a summary of the
+//! issue's four goals.
 //!
 //! Run: `cargo bench --bench queue` (`BENCH_ROUNDS=9` for more rounds, `BENCH_ITEMS` to change
-//! the item count). Each round times from the first send until every job has run (thread
-//! creation excluded); both sides of a row run the same job body.
+//! the item count). Each round times from the moment the producer threads are released until
+//! every job has run (thread creation excluded); both sides of a row run the same job body.
+//!
+//! `BENCH_PROFILE=send|flow` runs a driver for `valgrind --tool=callgrind` instead (see
+//! [`profile`]).
 
 #![allow(clippy::print_stdout)]
 // The shared harness (benches/common) declares `pub` items for every bench that includes it.
@@ -14,9 +20,9 @@
 mod common;
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::{Goal, compare, print_table};
@@ -33,9 +39,49 @@ fn items() -> usize {
 }
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
+type TaskFn = Box<dyn FnOnce(&StopToken) -> threadhost::ServiceResult + Send>;
 
-/// The baseline: a crossbeam `bounded(1024)` channel of boxed closures, two worker threads.
-fn hand_rolled(n: usize, job: impl Fn(usize) -> Job) -> Duration {
+/// Runs `producers` threads that send items `0..n` between them (`send(&sender, i)`), each
+/// with its own clone of `sender`. The threads are created first and released together; the
+/// returned instant is the release. The caller's clone is dropped before the release.
+fn produce<S: Clone + Send + 'static, F: Fn(&S, usize) + Copy + Send + 'static>(
+    producers: usize,
+    n: usize,
+    sender: S,
+    send: F,
+) -> (Instant, Vec<std::thread::JoinHandle<()>>) {
+    let go = Arc::new(Barrier::new(producers + 1));
+    let per = n / producers;
+    let threads = (0..producers)
+        .map(|p| {
+            let sender = sender.clone();
+            let go = Arc::clone(&go);
+            let (from, to) = (p * per, if p + 1 == producers { n } else { (p + 1) * per });
+            std::thread::Builder::new()
+                .name(format!("bench:producer/{p}"))
+                .spawn(move || {
+                    go.wait();
+                    for i in from..to {
+                        send(&sender, i);
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    drop(sender);
+    go.wait();
+    (Instant::now(), threads)
+}
+
+fn join(threads: Vec<std::thread::JoinHandle<()>>) {
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// The baseline of `TaskQueue`: a crossbeam `bounded(1024)` channel of boxed closures, two
+/// worker threads, `producers` producer threads.
+fn hand_rolled(producers: usize, n: usize) -> Duration {
     let (tx, rx) = crossbeam_channel::bounded::<Job>(CAPACITY);
     let workers: Vec<_> = (0..WORKERS)
         .map(|i| {
@@ -51,22 +97,20 @@ fn hand_rolled(n: usize, job: impl Fn(usize) -> Job) -> Duration {
         })
         .collect();
     drop(rx);
-    let t = Instant::now();
-    for i in 0..n {
-        tx.send(job(i)).unwrap();
-    }
-    drop(tx);
-    for w in workers {
-        w.join().unwrap();
-    }
+    let (t, threads) = produce(producers, n, tx, |tx, i| {
+        tx.send(Box::new(move || {
+            black_box(i);
+        }))
+        .unwrap();
+    });
+    join(threads);
+    join(workers);
     t.elapsed()
 }
 
-/// `TaskQueue` in a host: sends `n` tasks, then a draining stop (joins the workers).
-fn task_queue(
-    n: usize,
-    task: impl Fn(usize) -> Box<dyn FnOnce(&StopToken) -> threadhost::ServiceResult + Send>,
-) -> Duration {
+/// `TaskQueue` in a host: `producers` threads send `n` tasks, then a draining stop (joins the
+/// workers).
+fn task_queue(producers: usize, n: usize) -> Duration {
     let (queue, producer) = TaskQueue::builder("bench")
         .capacity(CAPACITY)
         .workers(WORKERS)
@@ -77,21 +121,27 @@ fn task_queue(
         .build()
         .unwrap();
     host.start(Duration::from_secs(10)).unwrap();
-    let t = Instant::now();
-    for i in 0..n {
-        if producer.send(task(i)).is_err() {
+    let metrics = producer.clone();
+    let (t, threads) = produce(producers, n, producer, |producer, i| {
+        let task: TaskFn = Box::new(move |_: &StopToken| {
+            black_box(i);
+            Ok(())
+        });
+        if producer.send(task).is_err() {
             panic!("queue closed");
         }
-    }
+    });
+    join(threads);
     let report = host.stop(Deadline::NEVER);
     let elapsed = t.elapsed();
     assert!(report.is_clean());
-    assert_eq!(producer.metrics().completed, n as u64);
+    assert_eq!(metrics.metrics().completed, n as u64);
     elapsed
 }
 
-/// The same crossbeam pool carrying plain `u64`s: no box, no queue features.
-fn raw_u64(n: usize) -> Duration {
+/// The baseline of `WorkQueue<u64>`: a raw crossbeam `bounded(1024)` channel of `u64`, drained
+/// by two worker threads: no box, no queue features.
+fn raw_u64(producers: usize, n: usize) -> Duration {
     let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
     let workers: Vec<_> = (0..WORKERS)
         .map(|i| {
@@ -107,19 +157,50 @@ fn raw_u64(n: usize) -> Duration {
         })
         .collect();
     drop(rx);
-    let t = Instant::now();
-    for i in 0..n as u64 {
-        tx.send(i).unwrap();
-    }
-    drop(tx);
-    for w in workers {
-        w.join().unwrap();
-    }
+    let (t, threads) = produce(producers, n, tx, |tx, i| tx.send(i as u64).unwrap());
+    join(threads);
+    join(workers);
     t.elapsed()
 }
 
-/// `WorkQueue<u64>` in a host: sends `n` items, then a draining stop.
-fn work_queue_u64(n: usize) -> Duration {
+/// `raw_u64` with what a lock-based seal costs by itself: each producer read-locks a
+/// parking_lot `RwLock<Option<Sender>>` of its own around each send, as a queue producer
+/// does with its slot. Informative: how much of the queue's gap is that lock.
+fn raw_u64_locked(producers: usize, n: usize) -> Duration {
+    /// A producer's own locked `Sender`: each clone gets a new lock, as a `Producer`'s slot.
+    struct Locked(parking_lot::RwLock<Option<crossbeam_channel::Sender<u64>>>);
+    impl Clone for Locked {
+        fn clone(&self) -> Locked {
+            Locked(parking_lot::RwLock::new(self.0.read().clone()))
+        }
+    }
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|i| {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("bench:raw/{i}"))
+                .spawn(move || {
+                    for x in rx {
+                        black_box(x);
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    drop(rx);
+    let sender = Locked(parking_lot::RwLock::new(Some(tx)));
+    let (t, threads) = produce(producers, n, sender, |tx, i| {
+        let guard = tx.0.read();
+        guard.as_ref().unwrap().send(i as u64).unwrap();
+    });
+    join(threads);
+    join(workers);
+    t.elapsed()
+}
+
+/// `WorkQueue<u64>` in a host: `producers` threads send `n` items, then a draining stop.
+fn work_queue_u64(producers: usize, n: usize) -> Duration {
     let (queue, producer) = WorkQueue::builder("bench")
         .capacity(CAPACITY)
         .workers(WORKERS)
@@ -133,16 +214,17 @@ fn work_queue_u64(n: usize) -> Duration {
         .build()
         .unwrap();
     host.start(Duration::from_secs(10)).unwrap();
-    let t = Instant::now();
-    for i in 0..n as u64 {
-        if producer.send(i).is_err() {
+    let metrics = producer.clone();
+    let (t, threads) = produce(producers, n, producer, |producer, i| {
+        if producer.send(i as u64).is_err() {
             panic!("queue closed");
         }
-    }
+    });
+    join(threads);
     let report = host.stop(Deadline::NEVER);
     let elapsed = t.elapsed();
     assert!(report.is_clean());
-    assert_eq!(producer.metrics().completed, n as u64);
+    assert_eq!(metrics.metrics().completed, n as u64);
     elapsed
 }
 
@@ -174,32 +256,38 @@ impl Latch {
 
 fn main() {
     let n = items();
-    println!("queue throughput: 1 producer -> {WORKERS} workers, {n} items per round");
+    if let Ok(mode) = std::env::var("BENCH_PROFILE") {
+        profile(&mode, n);
+        return;
+    }
     let mut rows = Vec::new();
+    let mut goals = Vec::new();
+    for producers in [1, 4] {
+        let shape = format!("{producers} producer(s) -> {WORKERS} workers");
+        let goal_rows = [
+            only(
+                &format!("TaskQueue, boxed closures, {shape}"),
+                "crossbeam bounded(1024) pool of boxed closures",
+                Goal::SpeedupAtLeast(1.0),
+                || hand_rolled(producers, n),
+                || task_queue(producers, n),
+            ),
+            only(
+                &format!("WorkQueue<u64>, {shape}"),
+                "raw crossbeam bounded(1024) of u64",
+                Goal::SpeedupAtLeast(0.9),
+                || raw_u64(producers, n),
+                || work_queue_u64(producers, n),
+            ),
+        ];
+        for row in goal_rows.into_iter().flatten() {
+            goals.push(rows.len());
+            rows.push(row);
+        }
+    }
 
-    rows.push(compare(
-        "TaskQueue, boxed closures",
-        "crossbeam bounded(1024) pool",
-        Goal::SpeedupAtLeast(1.0),
-        || {
-            hand_rolled(n, |i| {
-                Box::new(move || {
-                    black_box(i);
-                })
-            })
-        },
-        || {
-            task_queue(n, |i| {
-                Box::new(move |_: &StopToken| {
-                    black_box(i);
-                    Ok(())
-                })
-            })
-        },
-    ));
-
-    rows.push(compare(
-        "TaskQueue, boxed closures",
+    rows.extend(only(
+        "TaskQueue, boxed closures, 1 producer",
         "threadpool 1.8 (2 threads)",
         Goal::SpeedupAtLeast(1.3),
         || {
@@ -213,18 +301,11 @@ fn main() {
             pool.join();
             t.elapsed()
         },
-        || {
-            task_queue(n, |i| {
-                Box::new(move |_: &StopToken| {
-                    black_box(i);
-                    Ok(())
-                })
-            })
-        },
+        || task_queue(1, n),
     ));
 
-    rows.push(compare(
-        "TaskQueue, boxed closures + latch",
+    rows.extend(only(
+        "TaskQueue, boxed closures + latch, 1 producer",
         "rayon ThreadPool::spawn (2 threads)",
         Goal::SpeedupAtLeast(1.7),
         || {
@@ -277,45 +358,122 @@ fn main() {
         },
     ));
 
-    rows.push(compare(
-        "WorkQueue<u64>, no allocation per item",
-        "crossbeam bounded(1024) pool",
+    rows.extend(only(
+        "WorkQueue<u64>, no allocation per item, 1 producer",
+        "crossbeam bounded(1024) pool of boxed closures",
         Goal::SpeedupAtLeast(2.5),
-        || {
-            hand_rolled(n, |i| {
-                Box::new(move || {
-                    black_box(i);
-                })
-            })
-        },
-        || work_queue_u64(n),
+        || hand_rolled(1, n),
+        || work_queue_u64(1, n),
     ));
 
-    // Informative: the same crossbeam pool carrying plain `u64`s (no box, no queue features):
-    // the ceiling any u64 queue can reach over the boxed pool on this machine.
-    rows.push(compare(
-        "raw crossbeam bounded(1024) of u64 (ceiling, no goal)",
-        "crossbeam bounded(1024) pool",
+    // Informative: the noise of this run: the boxed pool against itself.
+    rows.extend(only(
+        "crossbeam bounded(1024) pool against itself (noise floor), 1 producer",
+        "crossbeam bounded(1024) pool of boxed closures",
         Goal::None,
-        || {
-            hand_rolled(n, |i| {
-                Box::new(move || {
-                    black_box(i);
-                })
-            })
-        },
-        || raw_u64(n),
+        || hand_rolled(1, n),
+        || hand_rolled(1, n),
     ));
 
-    // Informative: what the queue's features cost over the raw channel, both carrying u64.
-    rows.push(compare(
-        "WorkQueue<u64> (overhead, no goal)",
+    // Informative: the cost of a read lock around each send, on the raw channel itself.
+    rows.extend(only(
+        "raw u64 with a per-producer RwLock read around each send, 1 producer",
         "raw crossbeam bounded(1024) of u64",
         Goal::None,
-        || raw_u64(n),
-        || work_queue_u64(n),
+        || raw_u64(1, n),
+        || raw_u64_locked(1, n),
     ));
 
+    println!("queue throughput: {n} items per round, {WORKERS} workers, capacity {CAPACITY}");
     let met = print_table("Work queue", &rows);
-    println!("\nall goals met: {met}");
+    // The four goals, on their own.
+    println!("\n### Goals (median of {} rounds)\n", common::rounds());
+    println!("| comparison | goal | ratio | met |");
+    println!("| --- | --- | ---: | --- |");
+    let mut goals_met = true;
+    for &i in &goals {
+        let r = &rows[i];
+        let Goal::SpeedupAtLeast(goal) = r.goal else {
+            unreachable!()
+        };
+        let ok = r.met() == Some(true);
+        goals_met &= ok;
+        println!(
+            "| {} vs {} | ≥ {goal:.1}× | {:.2}× | {} |",
+            r.name,
+            r.baseline,
+            1.0 / r.time_ratio,
+            if ok { "yes" } else { "NO" }
+        );
+    }
+    println!("\nthe four goals met: {goals_met}; every goal met: {met}");
+}
+
+/// [`compare`], unless `BENCH_ONLY` is set and not part of `name` (to rerun one row).
+fn only(
+    name: &str,
+    baseline_name: &str,
+    goal: Goal,
+    baseline: impl FnMut() -> Duration,
+    candidate: impl FnMut() -> Duration,
+) -> Option<common::Row> {
+    match std::env::var("BENCH_ONLY") {
+        Ok(part) if !name.contains(&part) => None,
+        _ => Some(compare(name, baseline_name, goal, baseline, candidate)),
+    }
+}
+
+/// `BENCH_PROFILE=send|flow`: a driver for `valgrind --tool=callgrind` instead of the table
+/// (instruction counts hold on a loaded machine, where times do not).
+///
+/// - `send`: one thread sends `BENCH_ITEMS` u64s into a `WorkQueue` that is not started
+///   (capacity 2^20, so no send waits), then as many into a raw crossbeam `bounded(2^20)`:
+///   the send path alone, in `profile_queue_sends` and `profile_raw_sends`.
+/// - `flow`: one round of each side, 1 producer → 2 workers (valgrind runs one thread at a
+///   time: the instruction counts per thread, not the interplay).
+/// - `hand`, `task`, `raw`, `u64`: one round of one side (hand-rolled pool, `TaskQueue`, raw
+///   u64 channel, `WorkQueue<u64>`), 1 producer → 2 workers: the total instructions per item
+///   of each, all threads together.
+fn profile(mode: &str, n: usize) {
+    match mode {
+        "send" => {
+            let (queue, producer) = WorkQueue::builder("profile")
+                .capacity(1 << 20)
+                .build(|x: u64, _| {
+                    black_box(x);
+                    Ok(())
+                })
+                .unwrap();
+            profile_queue_sends(&producer, n);
+            drop(queue);
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(1 << 20);
+            profile_raw_sends(&tx, n);
+            drop(rx);
+        }
+        "flow" => {
+            black_box(work_queue_u64(1, n));
+            black_box(raw_u64(1, n));
+            black_box(task_queue(1, n));
+            black_box(hand_rolled(1, n));
+        }
+        "hand" => drop(black_box(hand_rolled(1, n))),
+        "task" => drop(black_box(task_queue(1, n))),
+        "raw" => drop(black_box(raw_u64(1, n))),
+        "u64" => drop(black_box(work_queue_u64(1, n))),
+        other => panic!("BENCH_PROFILE={other}: send, flow, hand, task, raw or u64"),
+    }
+}
+
+#[inline(never)]
+fn profile_queue_sends(producer: &threadhost::Producer<u64>, n: usize) {
+    for i in 0..n as u64 {
+        producer.send(i).unwrap();
+    }
+}
+
+#[inline(never)]
+fn profile_raw_sends(tx: &crossbeam_channel::Sender<u64>, n: usize) {
+    for i in 0..n as u64 {
+        tx.send(i).unwrap();
+    }
 }

@@ -857,6 +857,62 @@ fn a_tiny_stop_under_producer_pressure_releases_every_worker() {
     }
 }
 
+/// The seal walks every producer's slot (each clone sends through a `Sender` of its own): a
+/// producer cloned, used or dropped while the queue stops never keeps the channel open. The
+/// stop is clean (a missed `Sender` would leave the idle workers waiting in `recv`, detached
+/// at the deadline), a clone made after it is closed, and every accepted item is completed.
+#[test]
+fn producers_cloned_while_the_queue_stops_never_keep_it_open() {
+    for round in 0..60u64 {
+        let (queue, producer) = WorkQueue::builder("clones")
+            .capacity(8)
+            .workers(2)
+            .build(|_: u64, _| Ok(()))
+            .unwrap();
+        let host = start_host(HostBuilder::new().add_service(queue.into_service()));
+        let quit = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let p = producer.clone();
+                let quit = Arc::clone(&quit);
+                let accepted = Arc::clone(&accepted);
+                common::spawn("cloner", move || {
+                    // Some clones stay alive, idle, across the stop; the others are dropped.
+                    let mut kept = Vec::new();
+                    let mut i = 0u64;
+                    while !quit.load(Ordering::Relaxed) {
+                        let clone = p.clone();
+                        if clone.try_send(i).is_ok() {
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if i % 3 == 0 && kept.len() < 1_000 {
+                            kept.push(clone);
+                        }
+                        i += 1;
+                    }
+                    kept
+                })
+            })
+            .collect();
+        #[allow(clippy::disallowed_methods)] // a random stop point; nothing awaits it
+        std::thread::sleep(Duration::from_micros(100 * (round % 10)));
+        let report = host.stop(SECS5);
+        assert!(report.is_clean(), "round {round}: {report}");
+        assert!(matches!(
+            producer.clone().try_send(0),
+            Err(TrySendError::Closed(0))
+        ));
+        quit.store(true, Ordering::Relaxed);
+        let kept: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let m = producer.metrics();
+        let accepted = accepted.load(Ordering::Relaxed);
+        assert_eq!(m.sent, accepted, "round {round}: {m}");
+        assert_eq!(m.completed, accepted, "round {round}: {m}");
+        drop(kept);
+    }
+}
+
 /// `n` producer threads that send (`try_send` and `send` in turn) as fast as they can, ignoring
 /// every refusal, until the returned flag is set; returns once each sent 1,000 items.
 fn hammer(

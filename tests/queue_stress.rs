@@ -427,10 +427,13 @@ fn ending_round(
         }
     }
     let accepted: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    assert!(
-        producer.is_closed(),
-        "seed {seed}: {ending:?} left the queue open"
-    );
+    // A failed start's rollback is bounded by the start deadline: when it gives up on the
+    // queue's service, the queue is stopped or dropped on its service thread a little later
+    // (seen on a loaded machine, before and after the producers' slots). Await it, boundedly:
+    // a queue never closed still fails here.
+    common::poll(&format!("seed {seed}: {ending:?} closes the queue"), || {
+        producer.is_closed().then_some(())
+    });
     check_fates(seed, accepted, &ledger, &producer, "")
 }
 

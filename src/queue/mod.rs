@@ -19,16 +19,24 @@
 //! A channel alone cannot give four contracts; each gets one small mechanism:
 //!
 //! 1. *Close with drain.* A channel closes for receivers only when its last `Sender` drops, and
-//!    the [`Producer`]s are the user's clones. So producers never own a `Sender`: the only one
-//!    lives in `Core::tx: RwLock<Option<Sender<T>>>`. A send read-locks it just for the
-//!    `closed` check and one `try_send` (two uncontended atomic operations with one producer);
-//!    the stop write-locks it and drops the `Sender` ("seals"), after which the workers drain
-//!    what is queued and their `recv` ends by itself. The seal never gives up: a read section
-//!    is a check and a non-blocking channel call, and parking_lot's writer holds new readers
-//!    back, so the seal waits for the sections in progress only. (A seal bounded by the stop
-//!    deadline once gave up under producer pressure, and the idle workers waited forever.)
-//! 2. *Blocked senders wake on close.* A send that must wait clones the `Sender` (under the read
-//!    lock), leaves the lock, and blocks in a `Select` on its send and on `close_rx`; closing
+//!    the [`Producer`]s are the user's clones, which may live on after the stop. So no producer
+//!    owns a `Sender` outright: each [`Producer`] (each clone) has a *slot* of its own,
+//!    `Slot::tx: RwLock<Option<Sender<T>>>` on its own cache line, registered (as a `Weak`)
+//!    in `Core::senders`, which also holds the core's `Sender`, the source of every slot's
+//!    clone. A send read-locks its producer's slot just for the `closed` check and one
+//!    `try_send` (two atomic operations on a line no other producer writes); the stop
+//!    ("seal") takes the core's `Sender` and the registry under the `senders` lock, then
+//!    write-locks each registered slot in turn and drops its `Sender`, after which the
+//!    workers drain what is queued and their `recv` ends by itself. A producer made after
+//!    that gets an empty slot. The seal never gives up: a read section is a check and a
+//!    non-blocking channel call, and parking_lot's writer holds new readers back, so the seal
+//!    waits for the sections in progress only. (A seal bounded by the stop deadline once gave
+//!    up under producer pressure, and the idle workers waited forever.) One `RwLock` shared
+//!    by every producer, as a first version had, moved its line between the producers'
+//!    cores on every send (what that cost, and why the benchmark hardly shows it:
+//!    RELIABILITY.md, "Speed").
+//! 2. *Blocked senders wake on close.* A send that must wait clones its slot's `Sender` (under
+//!    the read lock), leaves the lock, and blocks in a `Select` on its send and on `close_rx`; closing
 //!    drops `close_tx`, which wakes every such sender at once with its item handed back. (A
 //!    send racing with the close may still be accepted: it is then drained or handed back like
 //!    any queued item; see 4.) Before it blocks, the sender retries `try_send` through a
@@ -108,14 +116,18 @@
 //! # Invariants
 //!
 //! 1. No threadhost lock is held across user code (handlers, `on_drop`, `on_unrun`, token
-//!    callbacks) or a blocking wait: the `tx` read lock covers only a check, `try_send` /
-//!    `try_recv` calls and the bounded backoff; evicted items leave it by value before
-//!    `on_drop` runs.
+//!    callbacks) or a blocking wait: a slot's read lock covers only a check and `try_send` /
+//!    `try_recv` calls (the backoff's spins and yields run outside it); evicted items leave
+//!    it by value before `on_drop` runs.
 //! 2. Once `closed` is set (under no lock, before `close_tx` drops), no send starts; the seal
-//!    (always after the close) takes the `tx` write lock, so every send that used the core's
-//!    `Sender` did so before it, and no clone of it is made after it. Once the blocked
-//!    senders' clones are gone, the channel is disconnected: no item can enter, and idle
-//!    workers exit.
+//!    (always after the close) drops every `Sender` the queue made, the blocked senders'
+//!    clones excepted: (a) the core's, under the `senders` lock, after which `register` gives
+//!    a new producer an empty, unregistered slot (a slot is filled and registered under that
+//!    lock, so it is either in the list the seal takes or empty); (b) each registered slot's,
+//!    under that slot's write lock, so every send that used it did so before, and no clone of
+//!    it is made after (a slot whose producer is gone dropped its `Sender` with it). Once the
+//!    blocked senders' clones are gone, the channel is disconnected: no item can enter, and
+//!    idle workers exit.
 //! 3. `cancelled` is set (SeqCst) and a SeqCst fence passed before the cancel's sweep; a
 //!    blocked sender's completed send is followed by a SeqCst fence and a load of `cancelled`
 //!    (Dekker: either that load sees the flag and the sender sweeps, or the cancel's sweep sees
@@ -136,15 +148,16 @@
 //!
 //! # Lock order
 //!
-//! No two of `tx`, `close_tx`, `workers`, `late`, `report` are ever held together.
+//! No two of `senders`, a slot's `tx`, `close_tx`, `workers`, `late`, `report` are ever held
+//! together (the seal releases `senders` before it locks the slots).
 
 mod error;
 mod job;
 mod pool;
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::fence;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -389,13 +402,32 @@ struct Late<T> {
 #[repr(align(128))]
 struct Flag(AtomicBool);
 
+/// One [`Producer`]'s own clone of the channel's `Sender`, `None` once sealed (invariant 2),
+/// on its own cache line: a send read-locks its producer's slot only, so producers on
+/// different threads never write a line they share (the channel's own excepted).
+#[repr(align(128))]
+struct Slot<T> {
+    tx: RwLock<Option<Sender<T>>>,
+}
+
+/// Under `Core::senders`: the core's `Sender` and the registry of the producers' slots.
+struct Senders<T> {
+    /// Cloned into each new producer's slot; `None` once sealed.
+    tx: Option<Sender<T>>,
+    /// Every live producer's slot (and some dead ones, pruned as the list grows).
+    slots: Vec<Weak<Slot<T>>>,
+    /// `slots` is pruned of dead entries when it reaches this length.
+    prune_at: usize,
+}
+
 /// What producers, workers, handles and the service share.
 pub(crate) struct Core<T> {
     pub(crate) name: Arc<str>,
     capacity: usize,
     mode: FullMode,
-    /// The only `Sender` of the channel; `None` once sealed (invariant 2).
-    tx: RwLock<Option<Sender<T>>>,
+    /// The core's own `Sender` (the source of each producer's clone) and the producers'
+    /// slots, which the seal walks (invariant 2).
+    senders: Mutex<Senders<T>>,
     pub(crate) rx: Receiver<T>,
     closed: AtomicBool,
     /// Dropped on close: wakes the senders blocked in a `Select` on `close_rx`.
@@ -431,91 +463,150 @@ enum Refused<T> {
     Closed(T),
 }
 
+impl<T> Core<T> {
+    /// A new producer's slot, registered for the seal (invariant 2): a clone of the core's
+    /// `Sender`, or `None` once sealed (then not registered: the seal already ran).
+    fn register(&self) -> Arc<Slot<T>> {
+        let mut senders = self.senders.lock();
+        let slot = Arc::new(Slot {
+            tx: RwLock::new(senders.tx.clone()),
+        });
+        if senders.tx.is_some() {
+            if senders.slots.len() >= senders.prune_at {
+                // Amortised: the list at most doubles between two prunings.
+                senders.slots.retain(|slot| slot.strong_count() > 0);
+                senders.prune_at = (2 * senders.slots.len()).max(PRUNE_AT);
+            }
+            senders.slots.push(Arc::downgrade(&slot));
+        }
+        slot
+    }
+}
+
 impl<T: Send + 'static> Core<T> {
     /// Sends `item`, waiting for room until `deadline` in Block mode; the other modes never
-    /// wait (Reject refuses with `Full`, the drop modes make room).
-    fn send(&self, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
-        match self.try_send(item) {
-            Err(Refused::Full(item)) if self.mode == FullMode::Block => {
-                self.send_waiting(item, deadline)
-            }
-            result => result,
+    /// wait (Reject refuses with `Full`, the drop modes make room). The fast path, one
+    /// [`attempt`](Self::attempt), is inlined into the caller (always: left to itself the
+    /// compiler kept `Producer::send` a call, 163 instructions a send against 143 inlined,
+    /// crossbeam's own `send` 124; callgrind, `BENCH_PROFILE=send`); the rest is out of line.
+    #[inline(always)]
+    fn send(&self, slot: &Slot<T>, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
+        match self.attempt(slot, item) {
+            Ok(()) => Ok(()),
+            Err(refused) => self.after_attempt(slot, refused, Some(deadline)),
         }
     }
 
     /// Sends `item` if there is room now (a drop mode makes room); never waits.
-    fn try_send(&self, item: T) -> Result<(), Refused<T>> {
+    #[inline]
+    fn try_send(&self, slot: &Slot<T>, item: T) -> Result<(), Refused<T>> {
+        match self.attempt(slot, item) {
+            Ok(()) => Ok(()),
+            Err(refused) => self.after_attempt(slot, refused, None),
+        }
+    }
+
+    /// A first attempt refused `item`: on a full queue, a drop mode makes room, Block mode
+    /// waits until `deadline` (`None`: `try_send`, no wait), Reject refuses.
+    #[cold]
+    #[inline(never)]
+    fn after_attempt(
+        &self,
+        slot: &Slot<T>,
+        refused: Refused<T>,
+        deadline: Option<Deadline>,
+    ) -> Result<(), Refused<T>> {
+        let Refused::Full(item) = refused else {
+            return Err(refused);
+        };
+        match (self.mode, deadline) {
+            (FullMode::DropOldest | FullMode::DropNewest, _) => self.make_room(slot, item),
+            (FullMode::Block, Some(deadline)) => self.send_waiting(slot, item, deadline),
+            (FullMode::Block | FullMode::Reject, _) => Err(Refused::Full(item)),
+        }
+    }
+
+    /// One attempt under the producer's slot read lock (invariant 1: a check and one
+    /// non-blocking channel call): `Full(item)` if the queue is full, whatever the mode.
+    #[inline(always)]
+    fn attempt(&self, slot: &Slot<T>, item: T) -> Result<(), Refused<T>> {
+        // The seal write-locks every slot (invariant 2): no send can use a `Sender` after it.
+        let guard = slot.tx.read();
+        match guard.as_ref() {
+            Some(tx) if !self.closed.load(Ordering::Acquire) => match tx.try_send(item) {
+                Ok(()) => Ok(()),
+                Err(ChannelError::Full(item)) => Err(Refused::Full(item)),
+                // The core holds a receiver: cannot happen, but never lose the item.
+                Err(ChannelError::Disconnected(item)) => Err(Refused::Closed(item)),
+            },
+            _ => Err(Refused::Closed(item)),
+        }
+    }
+
+    /// A drop mode on a full queue: evicts the head and retries (`DropOldest`) or drops
+    /// `item` (`DropNewest`) under the slot's read lock; the evicted items go to `on_drop`
+    /// after the lock is released (invariant 1).
+    fn make_room(&self, slot: &Slot<T>, item: T) -> Result<(), Refused<T>> {
         let mut evicted: Option<T> = None;
         let mut evicted_more: Vec<T> = Vec::new();
-        let attempt = self.attempt(item, &mut evicted, &mut evicted_more);
-        // Invariant 1: the evicted items (user data) and the callback, outside the lock.
+        let result = self.evict(slot, item, &mut evicted, &mut evicted_more);
         if let Some(old) = evicted {
             self.hand_dropped(old);
         }
         for old in evicted_more {
             self.hand_dropped(old);
         }
-        match attempt? {
-            None => Ok(()),
-            Some(item) => Err(Refused::Full(item)),
-        }
+        result
     }
 
-    /// One attempt under the `tx` read lock (invariant 1: a check and non-blocking channel
-    /// calls only): `None` if the item was sent (a drop mode may have evicted one, into
-    /// `evicted`), `Some(item)` if the queue is full (Block and Reject modes).
-    fn attempt(
+    /// Under the slot's read lock: sends `item`, evicting the head first (`DropOldest`) or
+    /// dropping `item` (`DropNewest`) while the queue is full; the evicted items are counted
+    /// and kept for `make_room` to hand out.
+    fn evict(
         &self,
+        slot: &Slot<T>,
         item: T,
         evicted: &mut Option<T>,
         evicted_more: &mut Vec<T>,
-    ) -> Result<Option<T>, Refused<T>> {
-        // The seal write-locks `tx` (invariant 2): no send can use the `Sender` after it.
-        let guard = self.tx.read();
+    ) -> Result<(), Refused<T>> {
+        let guard = slot.tx.read();
         let tx = match guard.as_ref() {
             Some(tx) if !self.closed.load(Ordering::Acquire) => tx,
             _ => return Err(Refused::Closed(item)),
         };
-        match tx.try_send(item) {
-            Ok(()) => Ok(None),
-            // The core holds a receiver: cannot happen, but never lose the item.
-            Err(ChannelError::Disconnected(item)) => Err(Refused::Closed(item)),
-            Err(ChannelError::Full(item)) => match self.mode {
-                FullMode::Block | FullMode::Reject => Ok(Some(item)),
+        let mut item = item;
+        loop {
+            match tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(ChannelError::Full(back)) => item = back,
+                Err(ChannelError::Disconnected(back)) => return Err(Refused::Closed(back)),
+            }
+            let old = match self.mode {
                 FullMode::DropNewest => {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                     *evicted = Some(item);
-                    Ok(None)
+                    return Ok(());
                 }
-                FullMode::DropOldest => {
-                    let mut item = item;
-                    loop {
-                        if let Ok(old) = self.rx.try_recv() {
-                            self.dropped.fetch_add(1, Ordering::Relaxed);
-                            match evicted {
-                                None => *evicted = Some(old),
-                                Some(_) => evicted_more.push(old),
-                            }
-                        }
-                        match tx.try_send(item) {
-                            Ok(()) => break Ok(None),
-                            Err(ChannelError::Full(back)) => item = back,
-                            Err(ChannelError::Disconnected(back)) => {
-                                break Err(Refused::Closed(back));
-                            }
-                        }
-                    }
-                }
-            },
+                FullMode::DropOldest => match self.rx.try_recv() {
+                    Ok(old) => old,
+                    Err(_) => continue,
+                },
+                FullMode::Block | FullMode::Reject => return Err(Refused::Full(item)),
+            };
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            match evicted {
+                None => *evicted = Some(old),
+                Some(_) => evicted_more.push(old),
+            }
         }
     }
 
     /// Block mode, full queue: a short, bounded backoff, as crossbeam's own `send` does before
     /// it parks (spin hints, then yields, re-trying), then a blocking wait. A worker usually
     /// frees a slot within microseconds; without the backoff, a full queue costs a `Select` and
-    /// a park/unpark per item. The spins and yields run outside the `tx` lock, so that a seal
-    /// waits for one check and one `try_send` at most (invariant 2).
-    fn send_waiting(&self, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
+    /// a park/unpark per item. The spins and yields run outside the slot's lock, so that a
+    /// seal waits for one check and one `try_send` at most (invariant 2).
+    fn send_waiting(&self, slot: &Slot<T>, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
         let mut item = item;
         for step in 0..=BACKOFF_STEPS {
             if step < SPIN_STEPS {
@@ -525,7 +616,7 @@ impl<T: Send + 'static> Core<T> {
             } else {
                 std::thread::yield_now();
             }
-            let guard = self.tx.read();
+            let guard = slot.tx.read();
             let tx = match guard.as_ref() {
                 Some(tx) if !self.closed.load(Ordering::Acquire) => tx,
                 _ => return Err(Refused::Closed(item)),
@@ -695,16 +786,26 @@ impl<T: Send + 'static> Core<T> {
         drop(close_tx);
     }
 
-    /// Drops the channel's `Sender` (invariant 2): the workers then drain what is queued and
-    /// exit once the blocked senders' clones are gone too (woken by `close`, they return at
-    /// once). Called after `close`. Never fails: the write lock waits out the read sections in
-    /// progress, each a check and one non-blocking channel call (a send seeing `closed` leaves
-    /// at once; new readers queue behind the writer), so it is held up only while such a
-    /// sender is descheduled. Giving up instead (as a deadline-bounded seal once did) would
-    /// leave the channel open: idle workers would wait for items forever.
+    /// Drops the core's `Sender` and every producer's (invariant 2): the workers then drain
+    /// what is queued and exit once the blocked senders' clones are gone too (woken by
+    /// `close`, they return at once). Called after `close`. Never fails: each slot's write
+    /// lock waits out the read sections in progress on that slot, each a check and one
+    /// non-blocking channel call (a send seeing `closed` leaves at once; new readers queue
+    /// behind the writer), so it is held up only while such a sender is descheduled. Giving up
+    /// instead (as a deadline-bounded seal once did) would leave the channel open: idle
+    /// workers would wait for items forever.
     fn seal(&self) {
-        let tx = self.tx.write().take();
+        let (tx, slots) = {
+            let mut senders = self.senders.lock();
+            (senders.tx.take(), std::mem::take(&mut senders.slots))
+        };
         drop(tx);
+        // From here on a new producer's slot is `None`. Each registered slot in turn (the
+        // `senders` lock released: no two locks held together).
+        for slot in slots.iter().filter_map(Weak::upgrade) {
+            let tx = slot.tx.write().take();
+            drop(tx);
+        }
     }
 
     /// Marks the queue cancelled and takes every queued item (invariant 3), waiting until
@@ -861,6 +962,10 @@ const MAX_WORKERS: usize = 1024;
 /// 1, 2, 4, … spin hints, then yields, `BACKOFF_STEPS` rounds in all (crossbeam's `Backoff`).
 const SPIN_STEPS: u32 = 6;
 const BACKOFF_STEPS: u32 = 10;
+
+/// The producers' registry is pruned of dropped producers' slots when it grows to this many
+/// entries (then to twice the live ones).
+const PRUNE_AT: usize = 16;
 
 /// The cap of the default cancel grace (a fifth of the stop budget, at most this).
 const MAX_DEFAULT_GRACE: Duration = Duration::from_secs(1);
@@ -1039,7 +1144,11 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
             name: Arc::from(self.name.as_str()),
             capacity: self.capacity,
             mode: self.mode,
-            tx: RwLock::new(Some(tx)),
+            senders: Mutex::new(Senders {
+                tx: Some(tx),
+                slots: Vec::new(),
+                prune_at: PRUNE_AT,
+            }),
             rx,
             closed: AtomicBool::new(false),
             close_tx: Mutex::new(Some(close_tx)),
@@ -1078,7 +1187,7 @@ impl<T: Send + 'static> WorkQueueBuilder<T> {
             unrun: Vec::new(),
             finished: false,
         };
-        Ok((queue, Producer { core }))
+        Ok((queue, Producer::new(core)))
     }
 }
 
@@ -1212,9 +1321,7 @@ impl<T: Send + 'static> WorkQueue<T> {
     /// Another producer.
     #[must_use]
     pub fn producer(&self) -> Producer<T> {
-        Producer {
-            core: Arc::clone(&self.core),
-        }
+        Producer::new(Arc::clone(&self.core))
     }
 
     /// A handle for metrics and the stop report, usable after the queue moved into a host.
@@ -1478,15 +1585,29 @@ impl<T: Send + 'static> fmt::Debug for WorkQueue<T> {
 /// | [`try_send`](Producer::try_send) | `Full(item)` | `Closed(item)` |
 ///
 /// A sender blocked on a full queue wakes when the queue closes and gets its item back.
+///
+/// Give each producing thread its own clone rather than one shared producer: each clone
+/// sends through a `Sender` of its own, under a lock no other clone touches, so that
+/// producers on different threads never contend on the queue's side (a clone costs a small
+/// allocation and a registration under a lock; make clones up front, not per item).
 pub struct Producer<T> {
     core: Arc<Core<T>>,
+    /// This producer's own `Sender` (invariant 2); a clone gets a slot of its own.
+    slot: Arc<Slot<T>>,
+}
+
+impl<T> Producer<T> {
+    fn new(core: Arc<Core<T>>) -> Producer<T> {
+        let slot = core.register();
+        Producer { core, slot }
+    }
 }
 
 impl<T> Clone for Producer<T> {
+    /// Another producer, with a slot (a `Sender`) of its own: give each producing thread its
+    /// own clone, rather than sharing one, so that their sends share no lock.
     fn clone(&self) -> Producer<T> {
-        Producer {
-            core: Arc::clone(&self.core),
-        }
+        Producer::new(Arc::clone(&self.core))
     }
 }
 
@@ -1499,9 +1620,10 @@ impl<T: Send + 'static> Producer<T> {
     /// `SendError` has one form, as crossbeam's; in Reject mode, where `send` never waits,
     /// [`try_send`](Producer::try_send) or [`send_deadline`](Producer::send_deadline) tell
     /// the two apart.
+    #[inline(always)]
     pub fn send(&self, item: T) -> Result<(), SendError<T>> {
         self.core
-            .send(item, Deadline::NEVER)
+            .send(&self.slot, item, Deadline::NEVER)
             .map_err(|refused| match refused {
                 Refused::Full(item) | Refused::Timeout(item) | Refused::Closed(item) => {
                     SendError(item)
@@ -1526,13 +1648,14 @@ impl<T: Send + 'static> Producer<T> {
     /// [`SendTimeoutError::Timeout`] with the item if the deadline passed with the queue full
     /// ([`FullMode::Block`]); [`SendTimeoutError::Full`] at once if the queue is full in
     /// [`FullMode::Reject`]; [`SendTimeoutError::Closed`] if the queue is closed.
+    #[inline]
     pub fn send_deadline(
         &self,
         item: T,
         deadline: impl Into<Deadline>,
     ) -> Result<(), SendTimeoutError<T>> {
         self.core
-            .send(item, deadline.into())
+            .send(&self.slot, item, deadline.into())
             .map_err(|refused| match refused {
                 Refused::Full(item) => SendTimeoutError::Full(item),
                 Refused::Timeout(item) => SendTimeoutError::Timeout(item),
@@ -1546,12 +1669,15 @@ impl<T: Send + 'static> Producer<T> {
     ///
     /// [`TrySendError::Full`] with the item if the queue is full (in [`FullMode::Block`] or
     /// [`FullMode::Reject`]); [`TrySendError::Closed`] if it is closed.
+    #[inline]
     pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
-        self.core.try_send(item).map_err(|refused| match refused {
-            // `Timeout` cannot happen: `try_send` never waits.
-            Refused::Full(item) | Refused::Timeout(item) => TrySendError::Full(item),
-            Refused::Closed(item) => TrySendError::Closed(item),
-        })
+        self.core
+            .try_send(&self.slot, item)
+            .map_err(|refused| match refused {
+                // `Timeout` cannot happen: `try_send` never waits.
+                Refused::Full(item) | Refused::Timeout(item) => TrySendError::Full(item),
+                Refused::Closed(item) => TrySendError::Closed(item),
+            })
     }
 
     /// The number of items waiting in the queue.
