@@ -95,11 +95,7 @@ static bool start_queue(sink *s, size_t capacity, size_t workers, threadhost_ful
     CHECK_STATUS(threadhost_queue_build(q, handler, on_unrun, on_dropped, s, on_destroy, &svc,
                                         producer_out),
                  THREADHOST_OK);
-    threadhost_builder *b = threadhost_builder_new();
-    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
-    CHECK_STATUS(threadhost_builder_build(b, host_out), THREADHOST_OK);
-    CHECK_STATUS(threadhost_host_start(*host_out, 5000), THREADHOST_OK);
-    return true;
+    return start_host_of(svc, host_out);
 }
 
 static bool smoke(void) {
@@ -732,11 +728,7 @@ static bool start_jobs(jobs *j, uint32_t attempts, bool dead_letter_cb, bool dra
     CHECK_STATUS(threadhost_queue_build_jobs(q, job, jobs_unrun, NULL, j, jobs_on_destroy, &svc,
                                              producer_out),
                  THREADHOST_OK);
-    threadhost_builder *b = threadhost_builder_new();
-    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
-    CHECK_STATUS(threadhost_builder_build(b, host_out), THREADHOST_OK);
-    CHECK_STATUS(threadhost_host_start(*host_out, 5000), THREADHOST_OK);
-    return true;
+    return start_host_of(svc, host_out);
 }
 
 static bool jobs_retry_then_dead_letter(void) {

@@ -124,6 +124,15 @@ static inline bool counter_wait(counter *c, int n, long ms) {
     return ok;
 }
 
+/* Builds a host of the one service `svc` (consumed) into *host_out and starts it. */
+static inline bool start_host_of(threadhost_service *svc, threadhost_host **host_out) {
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    CHECK_STATUS(threadhost_builder_build(b, host_out), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_start(*host_out, 5000), THREADHOST_OK);
+    return true;
+}
+
 /* Milliseconds on a monotonic clock. */
 static inline long long now_ms(void) {
     struct timespec t;
