@@ -44,10 +44,31 @@ pub enum Error {
         /// The state the host was in.
         state: HostState,
     },
-    /// Two services were registered under one name.
+    /// Two services were registered under one name (two children of one group under one
+    /// name: service or group).
     DuplicateService {
-        /// The name used twice.
+        /// The name used twice (its path in the tree).
         service: Arc<str>,
+    },
+    /// A runtime change named a path nothing in the tree has
+    /// ([`HostHandle::remove`](crate::HostHandle::remove) and the other changes).
+    UnknownChild {
+        /// The path asked for.
+        path: Arc<str>,
+    },
+    /// A restart found a service whose thread missed an earlier stop deadline and still
+    /// runs: it cannot run twice.
+    StillRunning {
+        /// The service's path.
+        service: Arc<str>,
+    },
+    /// A runtime change could not begin by its deadline: the host's start or another change
+    /// held the tree until then.
+    ChangeTimeout {
+        /// The change asked for (`add`, `remove`, `stop_child`, `restart_child`).
+        operation: &'static str,
+        /// The path it was for.
+        path: Arc<str>,
     },
     /// A service depends on a name no service has.
     UnknownDependency {
@@ -127,7 +148,9 @@ pub enum Error {
 }
 
 impl Error {
-    /// The service this error is about, if any.
+    /// The service this error is about (its path in the tree), if any: for
+    /// [`UnknownChild`](Error::UnknownChild) and [`ChangeTimeout`](Error::ChangeTimeout),
+    /// the path asked for.
     #[must_use]
     pub fn service(&self) -> Option<&str> {
         match self {
@@ -136,7 +159,9 @@ impl Error {
             | Error::Spawn { service, .. }
             | Error::StartFailed { service, .. }
             | Error::StartTimeout { service }
+            | Error::StillRunning { service }
             | Error::ServiceFailed { service, .. } => Some(service),
+            Error::UnknownChild { path } | Error::ChangeTimeout { path, .. } => Some(path),
             _ => None,
         }
     }
@@ -225,6 +250,17 @@ impl Error {
             Error::DuplicateService { service } => {
                 write!(f, "two services are named `{service}`")
             }
+            Error::UnknownChild { path } => {
+                write!(f, "nothing in the host's tree is at `{path}`")
+            }
+            Error::StillRunning { service } => write!(
+                f,
+                "cannot restart service `{service}`: its thread missed a stop deadline and still runs"
+            ),
+            Error::ChangeTimeout { operation, path } => write!(
+                f,
+                "could not {operation} `{path}` by its deadline: the host's start or another change held the tree"
+            ),
             Error::UnknownDependency {
                 service,
                 dependency,

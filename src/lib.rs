@@ -511,6 +511,7 @@
 mod deadline;
 mod error;
 mod failure;
+mod group;
 mod host;
 mod lifetime;
 mod panic;
@@ -552,6 +553,7 @@ mod guides {
 pub use deadline::Deadline;
 pub use error::{BoxError, Error, ServiceResult};
 pub use failure::Failure;
+pub use group::Group;
 pub use host::{Host, HostBuilder, HostHandle, HostOptions};
 #[cfg(feature = "listeners")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listeners")))]
@@ -571,6 +573,8 @@ pub use queue::{
 pub use report::{Outcome, ServiceReport, StopReport};
 pub use scope::{Registry, RegistryBuilder, Scope};
 pub use service::{BackgroundService, Context, HostedService, Service};
-pub use state::{HostSnapshot, HostState, ServiceState, ServiceStatus};
+pub use state::{GroupStatus, HostSnapshot, HostState, ServiceState, ServiceStatus};
 pub use stop::{Registration, StopGuard, StopReason, StopSource, StopToken, Stopped};
-pub use supervise::{Backoff, MAX_RESTARTS, MIN_BACKOFF, Policy, UNLIMITED_RESTARTS};
+pub use supervise::{
+    Backoff, MAX_RESTARTS, MIN_BACKOFF, Policy, RestartType, Strategy, UNLIMITED_RESTARTS,
+};

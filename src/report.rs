@@ -65,6 +65,16 @@ impl StopReport {
         }
     }
 
+    /// The report of a stop that runs on (a stop from one of the host's own threads).
+    pub(crate) fn in_progress(reason: Option<StopReason>) -> StopReport {
+        StopReport {
+            reason,
+            complete: false,
+            in_progress: true,
+            ..StopReport::default()
+        }
+    }
+
     /// One entry per service, in stop order.
     #[must_use]
     pub fn services(&self) -> &[ServiceReport] {

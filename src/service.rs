@@ -183,6 +183,8 @@ where
 /// One `Context` lives on each service thread for the thread's whole life.
 pub struct Context {
     pub(crate) name: Arc<str>,
+    /// Its path in the tree (`devices/plc-7/poller`; its name at the top level).
+    pub(crate) path: Arc<str>,
     pub(crate) token: StopToken,
     pub(crate) deadline: Deadline,
     pub(crate) host: HostHandle,
@@ -219,6 +221,14 @@ impl Context {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The service's path in the host's tree: its name, after the names of the
+    /// [groups](crate::Group) it is in (`devices/plc-7/poller`); its name at the top level.
+    /// What [`HostHandle::remove`] and the other runtime changes take.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// The service's stop token: fires when the host stops this service, or gives up on its
@@ -398,6 +408,7 @@ pub struct Service {
     pub(crate) depends_on: Vec<Arc<str>>,
     pub(crate) liveness: Option<Duration>,
     pub(crate) metrics: Option<MetricsFn>,
+    pub(crate) restart: Option<crate::supervise::RestartType>,
 }
 
 /// A service's metrics callback (see [`Service::metrics`]).
@@ -415,6 +426,7 @@ impl Service {
             depends_on: Vec::new(),
             liveness: None,
             metrics: None,
+            restart: None,
         }
     }
 
@@ -521,6 +533,13 @@ impl Service {
         self
     }
 
+    /// When its group restarts it (see [`RestartType`](crate::RestartType)). The default:
+    /// none, the behaviour of a service outside groups.
+    pub fn restart(mut self, restart: crate::supervise::RestartType) -> Service {
+        self.restart = Some(restart);
+        self
+    }
+
     /// The service's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -546,6 +565,7 @@ impl fmt::Debug for Service {
             .field("depends_on", &self.depends_on)
             .field("liveness", &self.liveness)
             .field("metrics", &self.metrics.is_some())
+            .field("restart", &self.restart)
             .finish()
     }
 }

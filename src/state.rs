@@ -118,7 +118,8 @@ impl fmt::Display for ServiceState {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ServiceStatus {
-    /// The service's name.
+    /// The service's path in the tree: its name, after the names of the
+    /// [groups](crate::Group) it is in (`devices/plc-7/poller`); its name at the top level.
     pub name: Arc<str>,
     /// Its state.
     pub state: ServiceState,
@@ -161,22 +162,50 @@ impl ServiceStatus {
     }
 }
 
-/// A consistent picture of a host: its state and every service's status, in registration
-/// order.
+/// One group's line in a [`HostSnapshot`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct GroupStatus {
+    /// The group's path in the tree (`devices/plc-7`).
+    pub path: Arc<str>,
+    /// Its state: `Created`, `Starting`, `Running`, `Restarting` (its supervisor is
+    /// restarting children), `Stopping`, `Stopped`, `Failed` (past its restart intensity),
+    /// or `Skipped`.
+    pub state: ServiceState,
+    /// How often it restarted children (one restart may restart several).
+    pub restarts: u32,
+    /// Its restart strategy.
+    pub strategy: crate::supervise::Strategy,
+    /// The last failure it handled, if any.
+    pub last_error: Option<Failure>,
+    /// The paths of its children (services and groups), in the order they were added.
+    pub children: Vec<Arc<str>>,
+}
+
+/// A consistent picture of a host: its state, every service's status and every group's, in
+/// tree order (depth first, children in the order they were added).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct HostSnapshot {
     /// The host's state.
     pub state: HostState,
-    /// One entry per service, in registration order.
+    /// One entry per service, in tree order.
     pub services: Vec<ServiceStatus>,
+    /// One entry per group, in tree order.
+    pub groups: Vec<GroupStatus>,
 }
 
 impl HostSnapshot {
-    /// The status of the service named `name`.
+    /// The status of the service at `path` (its name, at the top level).
     #[must_use]
-    pub fn service(&self, name: &str) -> Option<&ServiceStatus> {
-        self.services.iter().find(|s| &*s.name == name)
+    pub fn service(&self, path: &str) -> Option<&ServiceStatus> {
+        self.services.iter().find(|s| &*s.name == path)
+    }
+
+    /// The status of the group at `path`.
+    #[must_use]
+    pub fn group(&self, path: &str) -> Option<&GroupStatus> {
+        self.groups.iter().find(|g| &*g.path == path)
     }
 
     /// The critical services (those with [`Service::liveness`](crate::Service::liveness))

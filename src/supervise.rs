@@ -56,6 +56,62 @@ pub enum Policy {
     },
 }
 
+/// How a [`Group`](crate::Group) restarts its children when one of them fails (Erlang/OTP's
+/// supervisor strategies).
+///
+/// A failure reaches its group when the service's own [`Policy`] gives it up:
+/// [`Policy::StopHost`] at once, [`Policy::Restart`] once its restart intensity is exceeded
+/// ([`Policy::Ignore`] keeps it to the service). A failing child group reaches its parent the
+/// same way. The group then restarts the children its strategy names, each restart counted
+/// against the group's [intensity](crate::Group::intensity); past it the group fails, and
+/// its parent's strategy applies to it. The host itself is a group that never restarts: a
+/// failure reaching it stops the host ([`Policy::Ignore`] as the host's policy keeps it
+/// running instead).
+///
+/// ```
+/// use threadhost::{Group, Strategy};
+///
+/// // A connection and the poller that uses it: restarted together.
+/// let device = Group::new("plc-7")
+///     .strategy(Strategy::OneForAll)
+///     .background("connection", |ctx| { ctx.token().wait(); Ok(()) })
+///     .background("poller", |ctx| { ctx.token().wait(); Ok(()) });
+/// # drop(device);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Restart only the child that failed. The default.
+    #[default]
+    OneForOne,
+    /// Stop every other child (in reverse start order), then start all of them again, in
+    /// order.
+    OneForAll,
+    /// Restart the child that failed and every child started after it (in start order:
+    /// what [`depends_on`](crate::Service::depends_on) implies), stopping them in reverse.
+    RestForOne,
+}
+
+/// When a child of a group is restarted (Erlang/OTP's restart types). Set with
+/// [`Service::restart`](crate::Service::restart) or [`Group::restart`](crate::Group::restart).
+///
+/// Without one, a service keeps the behaviour it has outside groups: a failure is handled
+/// by its [`Policy`] and then its group, and a body that returns `Ok(())` before it is
+/// stopped stays in the tree as [`Completed`](crate::ServiceState::Completed). A group
+/// without one is [`Transient`](RestartType::Transient).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RestartType {
+    /// Always restarted: after a failure, and after its body returns `Ok(())` before it was
+    /// asked to stop (each restart counted against its group's intensity).
+    Permanent,
+    /// Restarted only after a failure; removed from the tree when its body returns `Ok(())`.
+    Transient,
+    /// Never restarted: removed from the tree when it ends, whether it failed or not (a
+    /// failure is logged, and goes no further).
+    Temporary,
+}
+
 /// The shortest wait before a restart: a smaller backoff (zero included) is raised to it.
 ///
 /// 1 ms bounds a body that fails at once to 1000 restarts a second (each logs a line and
@@ -107,27 +163,39 @@ impl Policy {
         } = self
         {
             let name = format!("restart policy of service `{service}`");
-            if *max_restarts > MAX_RESTARTS && *max_restarts != UNLIMITED_RESTARTS {
-                return Err(Error::invalid_option(
-                    format!("{name}: max_restarts"),
-                    max_restarts,
-                    format!(
-                        "must be at most {MAX_RESTARTS} (one timestamp is kept per restart in \
-                         the window), or u32::MAX ({UNLIMITED_RESTARTS}) for unlimited restarts"
-                    ),
-                ));
-            }
-            backoff.validate(&name)?;
-            if within.is_zero() {
-                return Err(Error::invalid_option(
-                    format!("{name}: within"),
-                    "0s",
-                    "must be a positive duration",
-                ));
-            }
+            validate_intensity(&name, backoff, *max_restarts, *within)?;
         }
         Ok(())
     }
+}
+
+/// Checks a restart intensity and its backoff (a service's [`Policy::Restart`], a group's
+/// [`intensity`](crate::Group::intensity)); errors name `name: field`.
+pub(crate) fn validate_intensity(
+    name: &str,
+    backoff: &Backoff,
+    max_restarts: u32,
+    within: Duration,
+) -> Result<(), Error> {
+    if max_restarts > MAX_RESTARTS && max_restarts != UNLIMITED_RESTARTS {
+        return Err(Error::invalid_option(
+            format!("{name}: max_restarts"),
+            max_restarts,
+            format!(
+                "must be at most {MAX_RESTARTS} (one timestamp is kept per restart in \
+                 the window), or u32::MAX ({UNLIMITED_RESTARTS}) for unlimited restarts"
+            ),
+        ));
+    }
+    backoff.validate(name)?;
+    if within.is_zero() {
+        return Err(Error::invalid_option(
+            format!("{name}: within"),
+            "0s",
+            "must be a positive duration",
+        ));
+    }
+    Ok(())
 }
 
 /// The wait before a restart: `initial · multiplier^n`, capped at `max`, with optional jitter.

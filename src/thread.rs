@@ -24,6 +24,9 @@ use std::thread::{Builder, JoinHandle};
 thread_local! {
     /// The ids of the hosts this thread works for, innermost last.
     static HOSTS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// The service this thread runs for, per host (innermost last; `None`: none, on a thread
+    /// spawned from a service's thread that does not belong to the service).
+    static SERVING: RefCell<Vec<(u64, Option<u64>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The smallest thread stack accepted, in bytes: 64 KiB. A service that panics runs the panic
@@ -57,9 +60,10 @@ pub(crate) fn check_stack_size(bytes: usize) -> Result<(), String> {
 /// passed as a name).
 pub(crate) const MAX_NAME_BYTES: usize = 256;
 
-/// `Err(reason)` unless `name` is fit to name a service or queue (and its thread `th:<name>`):
-/// not empty, at most [`MAX_NAME_BYTES`], and on one line (no control character: a newline
-/// in a name would forge log lines; a NUL cannot name a thread).
+/// `Err(reason)` unless `name` is fit to name a service, group or queue (and its thread
+/// `th:<name>`): not empty, at most [`MAX_NAME_BYTES`], on one line (no control character: a
+/// newline in a name would forge log lines; a NUL cannot name a thread), and without `/`
+/// (it separates the names of a path in the tree).
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         Err("a name must not be empty".to_owned())
@@ -70,6 +74,8 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
         ))
     } else if name.contains(crate::text::breaks_line) {
         Err("a name must not contain control characters (newline, NUL, ...)".to_owned())
+    } else if name.contains('/') {
+        Err("a name must not contain `/` (it separates the names of a path)".to_owned())
     } else {
         Ok(())
     }
@@ -96,6 +102,42 @@ pub(crate) fn work_for(id: u64) -> impl Drop {
                 hosts.remove(at);
             }
         });
+    })
+}
+
+/// Marks the current thread as running for service `service` of host `host` (its own
+/// thread, and the threads it spawns: a queue's workers) until the guard is dropped. A
+/// change to the tree asks it (`serving`) so as never to wait for its own thread.
+pub(crate) fn serve(host: u64, service: u64) -> impl Drop {
+    push_serving(host, Some(service))
+}
+
+/// Marks the current thread as running for no service of host `host` (a thread a service's
+/// thread spawned for the host itself: a supervisor, a change run on its own).
+pub(crate) fn serve_none(host: u64) -> impl Drop {
+    push_serving(host, None)
+}
+
+fn push_serving(host: u64, service: Option<u64>) -> impl Drop {
+    SERVING.with(|s| s.borrow_mut().push((host, service)));
+    scopeguard::guard((), move |()| {
+        SERVING.with(|s| {
+            let mut s = s.borrow_mut();
+            if let Some(at) = s.iter().rposition(|&e| e == (host, service)) {
+                s.remove(at);
+            }
+        });
+    })
+}
+
+/// The service of host `host` the current thread runs for, if any.
+pub(crate) fn serving(host: u64) -> Option<u64> {
+    SERVING.with(|s| {
+        s.borrow()
+            .iter()
+            .rev()
+            .find(|&&(h, _)| h == host)
+            .and_then(|&(_, service)| service)
     })
 }
 
@@ -138,8 +180,10 @@ where
         builder = builder.stack_size(bytes);
     }
     let inherited = HOSTS.with(|hosts| hosts.borrow().clone());
+    let serving = SERVING.with(|s| s.borrow().clone());
     builder.spawn(move || {
         HOSTS.with(|hosts| *hosts.borrow_mut() = inherited);
+        SERVING.with(|s| *s.borrow_mut() = serving);
         f();
     })
 }

@@ -1,12 +1,12 @@
 //! [`HostBuilder`]: collects services and options, validates them, builds a [`Host`].
 
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{BoxError, Error, ServiceResult};
-use crate::host::options::{HostOptions, validate_stack_size};
+use crate::group::{Child, Group};
+use crate::host::options::HostOptions;
 use crate::host::{Host, Plan};
 #[cfg(feature = "listeners")]
 use crate::host::{HostEvent, Listener, Listeners};
@@ -35,7 +35,7 @@ use crate::supervise::Policy;
 #[must_use = "a HostBuilder does nothing until `build` is called"]
 pub struct HostBuilder {
     options: HostOptions,
-    services: Vec<Service>,
+    children: Vec<Child>,
     console_lifetime: bool,
     registry: RegistryBuilder,
     #[cfg(feature = "listeners")]
@@ -58,7 +58,7 @@ impl HostBuilder {
     pub fn new() -> HostBuilder {
         HostBuilder {
             options: HostOptions::default(),
-            services: Vec::new(),
+            children: Vec::new(),
             console_lifetime: false,
             registry: RegistryBuilder::new(),
             #[cfg(feature = "listeners")]
@@ -96,7 +96,7 @@ impl HostBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn add_service(mut self, service: impl Into<Service>) -> HostBuilder {
-        self.services.push(service.into());
+        self.children.push(Child::Service(service.into()));
         self
     }
 
@@ -106,6 +106,35 @@ impl HostBuilder {
         F: FnMut(&Context) -> ServiceResult + Send + 'static,
     {
         self.add_service(Service::background(name, body))
+    }
+
+    /// Adds a group named `name`, built by `build` (see [`Group`]). Groups and services start
+    /// in the order they are added, after the siblings they depend on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use threadhost::{HostBuilder, Strategy};
+    ///
+    /// let host = HostBuilder::new()
+    ///     .group("plc-7", |g| {
+    ///         g.strategy(Strategy::OneForAll)
+    ///             .background("connection", |ctx| { ctx.token().wait(); Ok(()) })
+    ///             .background("poller", |ctx| { ctx.token().wait(); Ok(()) })
+    ///     })
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// assert_eq!(host.handle().snapshot().group("plc-7").unwrap().children.len(), 2);
+    /// # assert!(host.stop(Duration::from_secs(5)).is_clean());
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    pub fn group(self, name: &str, build: impl FnOnce(Group) -> Group) -> HostBuilder {
+        self.add_group(build(Group::new(name)))
+    }
+
+    /// Adds a [`Group`] built beforehand.
+    pub fn add_group(mut self, group: Group) -> HostBuilder {
+        self.children.push(Child::Group(group));
+        self
     }
 
     /// Adds a [`BackgroundService`] with default settings.
@@ -314,119 +343,29 @@ impl HostBuilder {
                 self.listeners.push(listener);
             }
         }
-        let mut index: HashMap<Arc<str>, usize> = HashMap::new();
-        for (i, s) in self.services.iter().enumerate() {
-            crate::thread::check_name(&s.name).map_err(|reason| {
-                Error::invalid_option(
-                    format!("name of service #{i}"),
-                    s.name.escape_debug(),
-                    reason,
-                )
-            })?;
-            if index.insert(Arc::clone(&s.name), i).is_some() {
-                return Err(Error::DuplicateService {
-                    service: Arc::clone(&s.name),
-                });
-            }
-            validate_stack_size(&format!("stack_size of service `{}`", s.name), s.stack_size)?;
-            if let Some(policy) = &s.policy {
-                policy.validate(&s.name)?;
-            }
-        }
-        let mut deps: Vec<Vec<usize>> = Vec::with_capacity(self.services.len());
-        for s in &self.services {
-            let mut mine = Vec::new();
-            for d in &s.depends_on {
-                let Some(&j) = index.get(d) else {
-                    return Err(Error::UnknownDependency {
-                        service: Arc::clone(&s.name),
-                        dependency: Arc::clone(d),
-                    });
-                };
-                mine.push(j);
-            }
-            deps.push(mine);
-        }
-        let names: Vec<Arc<str>> = self.services.iter().map(|s| Arc::clone(&s.name)).collect();
-        let (order, levels) = plan_order(&names, &deps)?;
+        crate::host::tree::validate("", &[], &self.children)?;
         let plan = Plan {
-            order,
-            levels,
             console_lifetime: self.console_lifetime,
             services: Arc::new(self.registry.build()?),
             #[cfg(feature = "listeners")]
             listeners: Listeners(self.listeners),
         };
-        Ok(Host::new(self.options, self.services, plan))
+        Ok(Host::new(self.options, self.children, plan))
     }
-}
-
-/// The start order (topological, ties broken by registration order) and the dependency
-/// levels (services whose dependencies all sit in earlier levels), or the cycle.
-fn plan_order(
-    names: &[Arc<str>],
-    deps: &[Vec<usize>],
-) -> Result<(Vec<usize>, Vec<Vec<usize>>), Error> {
-    let n = names.len();
-    let mut indegree: Vec<usize> = deps.iter().map(Vec::len).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, ds) in deps.iter().enumerate() {
-        for &d in ds {
-            dependents[d].push(i);
-        }
-    }
-    let mut ready: BTreeSet<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
-    let mut order = Vec::with_capacity(n);
-    let mut level = vec![0usize; n];
-    while let Some(i) = ready.pop_first() {
-        order.push(i);
-        for &j in &dependents[i] {
-            level[j] = level[j].max(level[i] + 1);
-            indegree[j] -= 1;
-            if indegree[j] == 0 {
-                ready.insert(j);
-            }
-        }
-    }
-    if order.len() < n {
-        return Err(Error::DependencyCycle {
-            services: find_cycle(names, deps, &indegree),
-        });
-    }
-    let depth = level.iter().copied().max().map_or(0, |m| m + 1);
-    let mut levels = vec![Vec::new(); depth];
-    for &i in &order {
-        levels[level[i]].push(i);
-    }
-    Ok((order, levels))
-}
-
-/// A cycle among the services left with a positive in-degree, as names, closing on its start.
-fn find_cycle(names: &[Arc<str>], deps: &[Vec<usize>], indegree: &[usize]) -> Vec<Arc<str>> {
-    let Some(start) = (0..names.len()).find(|&i| indegree[i] > 0) else {
-        return Vec::new();
-    };
-    // Every node left has a dependency also left, so following them must revisit a node.
-    let mut path = vec![start];
-    let mut at = start;
-    while let Some(&next) = deps[at].iter().find(|&&d| indegree[d] > 0) {
-        if let Some(pos) = path.iter().position(|&p| p == next) {
-            let mut cycle: Vec<Arc<str>> =
-                path[pos..].iter().map(|&i| Arc::clone(&names[i])).collect();
-            cycle.push(Arc::clone(&names[next]));
-            return cycle;
-        }
-        path.push(next);
-        at = next;
-    }
-    path.iter().map(|&i| Arc::clone(&names[i])).collect()
 }
 
 impl fmt::Debug for HostBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut f = f.debug_struct("HostBuilder");
         f.field("options", &self.options)
-            .field("services", &self.services)
+            .field(
+                "children",
+                &self
+                    .children
+                    .iter()
+                    .map(|c| &**c.name())
+                    .collect::<Vec<_>>(),
+            )
             .field("console_lifetime", &self.console_lifetime)
             .field("registry", &self.registry);
         #[cfg(feature = "listeners")]

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::failure::Failure;
-use crate::host::{HostHandle, HostState, ServiceState};
+use crate::host::HostHandle;
+use crate::state::{HostState, ServiceState};
 use crate::stop::StopReason;
 use crate::sync::{Condvar, Mutex};
 
@@ -70,6 +71,18 @@ pub enum StateChange {
         /// The service's last failure, when it entered `Failed`, `Restarting` or `TimedOut`.
         error: Option<Failure>,
     },
+    /// A [group](crate::Group) moved from one state to another (see
+    /// [`GroupStatus::state`](crate::GroupStatus::state)).
+    Group {
+        /// The group's path.
+        path: Arc<str>,
+        /// The state before.
+        from: ServiceState,
+        /// The state after.
+        to: ServiceState,
+        /// The failure it handled, when it entered `Restarting` or `Failed`.
+        error: Option<Failure>,
+    },
 }
 
 impl fmt::Display for StateChange {
@@ -86,6 +99,15 @@ impl fmt::Display for StateChange {
                 name, to, error, ..
             } => {
                 write!(f, "service `{name}` {to}")?;
+                match error {
+                    Some(e) => write!(f, ": {e}"),
+                    None => Ok(()),
+                }
+            }
+            StateChange::Group {
+                path, to, error, ..
+            } => {
+                write!(f, "group `{path}` {to}")?;
                 match error {
                     Some(e) => write!(f, ": {e}"),
                     None => Ok(()),

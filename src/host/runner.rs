@@ -1,30 +1,47 @@
 //! What runs on each service thread: the hosted-service command loop and the background body
 //! loop with its failure policy. Every call into user code is wrapped in `catch_unwind`.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use crate::deadline::Deadline;
 use crate::error::ServiceResult;
 use crate::failure::Failure;
-use crate::host::{Cmd, Phase, ServiceState, Shared};
+use crate::host::control::{Cmd, Id, Life, Phase, Shared};
 use crate::service::{BackgroundService, Context, HostedService, Kind};
+use crate::state::{HostState, ServiceState};
 use crate::stop::Stopped;
-use crate::supervise::{Policy, RestartTracker};
-use std::sync::Arc;
+use crate::supervise::{Policy, RestartTracker, RestartType};
+use crate::sync::Condvar;
+
+/// How a background body ended, for its group (`Shared::body_ended`).
+#[derive(Debug)]
+pub(crate) enum End {
+    /// It returned `Ok(())` before it was asked to stop.
+    Completed,
+    /// It failed; `escalate`: its policy gave it up, so its group decides.
+    Failed { failure: Failure, escalate: bool },
+}
 
 /// The top frame of a service thread.
 pub(crate) fn service_main(
     shared: &Arc<Shared>,
-    i: usize,
+    i: Id,
     kind: Kind,
     ctx: Context,
     policy: &Policy,
+    cond: &Condvar,
 ) {
     // Whatever happens below (it catches every panic of user code), the host must learn that
-    // this thread is done, or a stop would wait for it until its deadline.
-    let _exited = scopeguard::guard((), |()| shared.mark_exited(i));
-    match kind {
-        Kind::Hosted(service) => run_hosted(shared, i, service, ctx),
-        Kind::Background(service) => run_background(shared, i, service, ctx, policy),
-    }
+    // this thread is done, or a stop would wait for it until its deadline. It hands the
+    // service value back, for a restart.
+    let mut back = scopeguard::guard(None, |kind| shared.mark_exited(i, kind));
+    *back = Some(match kind {
+        Kind::Hosted(service) => Kind::Hosted(run_hosted(shared, i, service, ctx, cond)),
+        Kind::Background(service) => {
+            Kind::Background(run_background(shared, i, service, ctx, policy, cond))
+        }
+    });
 }
 
 /// Calls user code, turning an error or a panic into a `Failure`.
@@ -49,14 +66,15 @@ fn hook(service: &mut dyn HostedService, phase: Phase, ctx: &Context) -> Result<
 
 fn run_hosted(
     shared: &Arc<Shared>,
-    i: usize,
+    i: Id,
     mut service: Box<dyn HostedService>,
     mut ctx: Context,
-) {
+    cond: &Condvar,
+) -> Box<dyn HostedService> {
     let mut started = false;
     let mut ran_stop_hooks = Vec::new();
     loop {
-        match shared.next_cmd(i) {
+        match shared.next_cmd(i, cond) {
             Cmd::Phase(phase, deadline) => {
                 ctx.deadline = deadline;
                 let result = hook(service.as_mut(), phase, &ctx);
@@ -70,7 +88,7 @@ fn run_hosted(
                 }
                 let _abandoned = shared.reply(i, phase, result);
                 if phase == Phase::Stopped {
-                    return;
+                    return service;
                 }
             }
             Cmd::Finish => {
@@ -79,7 +97,7 @@ fn run_hosted(
                 if started {
                     stop_alone(shared, i, service.as_mut(), &mut ctx, &ran_stop_hooks, None);
                 }
-                return;
+                return service;
             }
             Cmd::StopAlone(deadline) => {
                 // The stop deadline passed before this service's turn: its remaining stop
@@ -88,9 +106,9 @@ fn run_hosted(
                     let d = Some(deadline);
                     stop_alone(shared, i, service.as_mut(), &mut ctx, &ran_stop_hooks, d);
                 }
-                return;
+                return service;
             }
-            Cmd::Exit => return,
+            Cmd::Exit => return service,
         }
     }
 }
@@ -100,7 +118,7 @@ fn run_hosted(
 /// the host gave up on it, so a failure is only logged.
 fn stop_alone(
     shared: &Arc<Shared>,
-    i: usize,
+    i: Id,
     service: &mut dyn HostedService,
     ctx: &mut Context,
     ran: &[Phase],
@@ -114,7 +132,7 @@ fn stop_alone(
         if let Err(f) = hook(service, phase, ctx) {
             log::error!(
                 "service `{}` failed in its late {phase:?} hook: {f}",
-                ctx.name
+                ctx.path
             );
             if deadline.is_some() {
                 shared.record_failure(i, &f, ServiceState::Failed);
@@ -125,12 +143,13 @@ fn stop_alone(
 
 fn run_background(
     shared: &Arc<Shared>,
-    i: usize,
+    i: Id,
     mut service: Box<dyn BackgroundService>,
     mut ctx: Context,
     policy: &Policy,
-) {
-    match shared.next_cmd(i) {
+    cond: &Condvar,
+) -> Box<dyn BackgroundService> {
+    match shared.next_cmd(i, cond) {
         Cmd::Phase(Phase::Start, deadline) => {
             ctx.deadline = deadline;
             let result = call(|| service.start(&ctx));
@@ -143,13 +162,14 @@ fn run_background(
             if !ok || abandoned {
                 // Failed, or the host gave up on the start before it returned: never run
                 // the body.
-                return;
+                return service;
             }
         }
-        _ => return,
+        _ => return service,
     }
     ctx.deadline = Deadline::NEVER;
     let mut tracker = RestartTracker::new(seed(i));
+    let temporary = shared.restart_type(i) == Some(RestartType::Temporary);
     loop {
         // Its liveness window starts with each (re)start of the body.
         ctx.heartbeat();
@@ -162,25 +182,45 @@ fn run_background(
         };
         let Some(failure) = failure else {
             if !ctx.is_stopped() {
-                log::info!("service `{}` completed", ctx.name);
-                shared.set_service_state(i, ServiceState::Completed);
+                log::info!("service `{}` completed", ctx.path);
+                shared.body_ended(i, End::Completed);
             }
-            return;
+            return service;
         };
         if ctx.is_stopped() {
             // Failing on the way out: recorded for the report, no policy applies.
-            log::error!("service `{}` failed while stopping: {failure}", ctx.name);
+            log::error!("service `{}` failed while stopping: {failure}", ctx.path);
             shared.record_failure(i, &failure, ServiceState::Failed);
-            return;
+            return service;
+        }
+        if temporary {
+            log::error!(
+                "service `{}` failed: {failure}; not restarted (a temporary service)",
+                ctx.path
+            );
+            shared.body_ended(
+                i,
+                End::Failed {
+                    failure,
+                    escalate: false,
+                },
+            );
+            return service;
         }
         match policy {
             Policy::Ignore => {
                 log::error!(
                     "service `{}` failed: {failure}; ignored (policy Ignore), the host keeps running",
-                    ctx.name
+                    ctx.path
                 );
-                shared.record_failure(i, &failure, ServiceState::Failed);
-                return;
+                shared.body_ended(
+                    i,
+                    End::Failed {
+                        failure,
+                        escalate: false,
+                    },
+                );
+                return service;
             }
             Policy::Restart {
                 backoff,
@@ -190,41 +230,170 @@ fn run_background(
                 Some(wait) => {
                     log::warn!(
                         "service `{}` failed: {failure}; restart {} of at most {max_restarts} within {within:?}, in {wait:?}",
-                        ctx.name,
+                        ctx.path,
                         tracker.restarts(),
                     );
                     shared.record_failure(i, &failure, ServiceState::Restarting);
                     if ctx.token.sleep(wait).is_err() {
                         // Stopped during the backoff: no restart happened.
-                        return;
+                        return service;
                     }
                     shared.record_restart(i);
                 }
                 None => {
                     log::error!(
-                        "service `{}` failed: {failure}; more than {max_restarts} restarts within {within:?}, stopping the host",
-                        ctx.name
+                        "service `{}` failed: {failure}; more than {max_restarts} restarts within {within:?}, {}",
+                        ctx.path,
+                        shared.escalation(i),
                     );
-                    shared.fail_host(i, failure);
-                    return;
+                    shared.body_ended(
+                        i,
+                        End::Failed {
+                            failure,
+                            escalate: true,
+                        },
+                    );
+                    return service;
                 }
             },
             Policy::StopHost => {
                 log::error!(
-                    "service `{}` failed: {failure}; stopping the host",
-                    ctx.name
+                    "service `{}` failed: {failure}; {}",
+                    ctx.path,
+                    shared.escalation(i),
                 );
-                shared.fail_host(i, failure);
-                return;
+                shared.body_ended(
+                    i,
+                    End::Failed {
+                        failure,
+                        escalate: true,
+                    },
+                );
+                return service;
             }
         }
     }
 }
 
 /// A per-thread seed for restart jitter.
-fn seed(i: usize) -> u64 {
+fn seed(i: Id) -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    t ^ ((i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    t ^ ((i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+// ---- the service thread's side of the control state ----
+
+impl Shared {
+    /// Blocks the service thread until the host sends it a command. A record gone from the
+    /// tree (removed while this thread was detached) has nothing more to say: `Exit`.
+    pub(crate) fn next_cmd(&self, i: Id, cond: &Condvar) -> Cmd {
+        let mut ctl = self.ctl.lock();
+        loop {
+            let Some(r) = ctl.records.get_mut(&i) else {
+                return Cmd::Exit;
+            };
+            if let Some(cmd) = r.cmd.take() {
+                return cmd;
+            }
+            cond.wait(&mut ctl);
+        }
+    }
+
+    /// Records a phase's result (invariant 3). A start that succeeds after the host gave up
+    /// does not count as started (invariant 5).
+    ///
+    /// Returns whether the host had given up on this service (`Life::Abandoned` or
+    /// `TimedOut`), read in the same critical section: it cannot change afterwards for a
+    /// service that replied, as the host abandons only services it still awaits
+    /// (`abandon_start`). This spares the background runner a second lock of `ctl` right
+    /// after it woke the host, where it often contended with the host (the futex count is in
+    /// RELIABILITY.md, "Speed").
+    pub(crate) fn reply(&self, i: Id, phase: Phase, result: Result<(), Failure>) -> bool {
+        let mut ctl = self.ctl.lock();
+        let Some(r) = ctl.records.get_mut(&i) else {
+            drop(ctl);
+            drop(result);
+            return true;
+        };
+        if phase == Phase::Start && result.is_ok() && r.life == Life::Pending {
+            // Together, under the lock: from here a background body runs and may change the
+            // state itself (fail, complete); the sequencer must not overwrite it later.
+            r.life = Life::Started;
+            r.set_state(ServiceState::Running);
+        }
+        // The values replaced may hold the last reference to a user's error: dropped after
+        // the lock is released (invariant 1: a `Drop` is user code).
+        let old_error = match &result {
+            Err(f) => r.last_error.replace(f.clone()),
+            Ok(()) => None,
+        };
+        let old_reply = r.reply.replace((phase, result));
+        r.done_at = Some(Instant::now());
+        let abandoned = matches!(r.life, Life::Abandoned | Life::TimedOut);
+        self.cond.notify_all();
+        drop(ctl);
+        drop((old_error, old_reply));
+        abandoned
+    }
+
+    /// The service thread is done; its last act (invariant 6). It hands back its service
+    /// value, kept for a restart while the host runs (dropped here, with no lock held,
+    /// otherwise: the value's `Drop` is user code).
+    pub(crate) fn mark_exited(&self, i: Id, kind: Option<Kind>) {
+        let mut ctl = self.ctl.lock();
+        let keep = ctl.state == HostState::Running && ctl.stop_reason.is_none();
+        let unused = match ctl.records.get_mut(&i) {
+            Some(r) => {
+                r.exited = true;
+                r.done_at = Some(Instant::now());
+                if keep {
+                    r.service = kind;
+                    None
+                } else {
+                    kind
+                }
+            }
+            None => kind,
+        };
+        let swept = self.sweep(&mut ctl);
+        self.cond.notify_all();
+        drop(ctl);
+        drop(unused);
+        drop(swept);
+    }
+
+    /// Its restart type.
+    pub(crate) fn restart_type(&self, i: Id) -> Option<RestartType> {
+        self.ctl.lock().records.get(&i).and_then(|r| r.restart)
+    }
+
+    /// A body failure: record it (the restart, if any, is counted when it happens).
+    pub(crate) fn record_failure(&self, i: Id, failure: &Failure, state: ServiceState) {
+        let old = {
+            let mut ctl = self.ctl.lock();
+            ctl.records.get_mut(&i).and_then(|r| {
+                let old = r.last_error.replace(failure.clone());
+                r.set_state(state);
+                old
+            })
+        };
+        // Invariant 1: the previous failure may hold the last reference to a user's error,
+        // whose `Drop` is user code: dropped with no lock held.
+        drop(old);
+    }
+
+    /// The backoff is over and the body runs again: count the restart. The state goes back to
+    /// `Running` only from `Restarting`, so a stop that began meanwhile (state `Stopping`) is
+    /// not overwritten.
+    pub(crate) fn record_restart(&self, i: Id) {
+        let mut ctl = self.ctl.lock();
+        if let Some(r) = ctl.records.get_mut(&i) {
+            r.restarts = r.restarts.saturating_add(1);
+            if r.state == ServiceState::Restarting {
+                r.set_state(ServiceState::Running);
+            }
+        }
+    }
 }

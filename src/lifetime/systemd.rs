@@ -286,7 +286,7 @@ fn on_event(link: &Arc<Link>, event: &HostEvent) {
             HostState::Failed => notifier.send(&[("STATUS", "failed to start")]),
             HostState::Created => {}
         },
-        StateChange::Service { to, .. } => {
+        StateChange::Service { to, .. } | StateChange::Group { to, .. } => {
             if matches!(
                 to,
                 ServiceState::Failed

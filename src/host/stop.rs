@@ -1,0 +1,536 @@
+//! The stop side of the sequencer: the host's `stop`, `join` and the sequence they run once,
+//! and the stop of a scope (the whole tree, or a subtree a change or a supervisor stops)
+//! with its three phases, its shared deadline and its report.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::deadline::Deadline;
+use crate::error::Error;
+use crate::host::control::{
+    Activity, Await, Cmd, Ctl, Id, Life, Phase, ROOT, Resolution, Shared, Wait, late,
+};
+use crate::host::plan::Scope;
+use crate::report::{ServiceReport, StopReport};
+use crate::state::{HostState, ServiceState};
+use crate::stop::{StopReason, StopToken};
+use crate::sync::MutexGuard;
+
+/// Who calls `await_or_run_sequence`: what its deadline bounds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Caller {
+    /// `stop(deadline)`: waits for, or runs, the sequence under `deadline`.
+    Stop,
+    /// `join(deadline)`: the same, the sequence capped by the shutdown timeout from the
+    /// request.
+    Join,
+    /// `th:host-stop` (invariant 8): waits without a bound for its turn, then runs the
+    /// sequence under the self-stop's deadline, capped as `Join`.
+    Stopper,
+}
+
+impl Shared {
+    pub(crate) fn stop(self: &Arc<Self>, deadline: Deadline) -> StopReport {
+        {
+            let ctl = self.ctl.lock();
+            if ctl.state == HostState::Created && ctl.activity == Activity::Idle {
+                // Stop before start is a no-op: the host can still be started.
+                return StopReport::empty();
+            }
+        }
+        self.request_stop(StopReason::Requested);
+        {
+            // A change in progress ends its stop waits by this deadline too.
+            let mut ctl = self.ctl.lock();
+            ctl.stop_deadline = ctl.stop_deadline.min(deadline);
+            self.cond.notify_all();
+        }
+        if crate::thread::works_for(self.id) {
+            return self.stop_from_within(deadline);
+        }
+        self.await_or_run_sequence(deadline, Caller::Stop)
+            .unwrap_or_else(|ctl_report| ctl_report)
+    }
+
+    /// `stop` on a thread that works for this host (invariant 8): it must not wait for the
+    /// sequence, which may be waiting for this very thread. The stop is requested already;
+    /// make sure a thread runs the sequence, and return the report if it is done, else an
+    /// incomplete one.
+    fn stop_from_within(self: &Arc<Self>, deadline: Deadline) -> StopReport {
+        let spawn = {
+            let mut ctl = self.ctl.lock();
+            if let (true, Some(report)) = (ctl.state.is_terminal(), &ctl.report) {
+                return report.clone();
+            }
+            let spawn = ctl.activity != Activity::Stopping && !ctl.stopper_spawned;
+            ctl.stopper_spawned |= spawn;
+            spawn
+        };
+        if spawn {
+            let shared = Arc::clone(self);
+            // Runs the sequence once it may (a start or change in progress ends promptly
+            // once a stop is requested), or waits for whoever got there first.
+            let spawned = crate::thread::spawn_named("th:host-stop", None, move || {
+                let _report = shared.await_or_run_sequence(deadline, Caller::Stopper);
+            });
+            if let Err(source) = spawned {
+                self.ctl.lock().stopper_spawned = false;
+                log::error!(
+                    "could not spawn `th:host-stop` to stop the host: {source}; \
+                     the stop runs in the next `stop`, `join`, `run` or drop of the host"
+                );
+            }
+        }
+        let reason = self.ctl.lock().stop_reason.clone();
+        StopReport::in_progress(reason)
+    }
+
+    pub(crate) fn join(self: &Arc<Self>, deadline: Deadline) -> Result<StopReport, Error> {
+        if crate::thread::works_for(self.id) {
+            // Invariant 8: the stop sequence may be waiting for this thread.
+            let ctl = self.ctl.lock();
+            if let (true, Some(report)) = (ctl.state.is_terminal(), &ctl.report) {
+                return Ok(report.clone());
+            }
+            return Err(Error::InvalidState {
+                operation: "join, from a thread of its own,",
+                state: ctl.state,
+            });
+        }
+        match self.await_or_run_sequence(deadline, Caller::Join) {
+            Ok(report) => Ok(report),
+            Err(_) => Err(Error::JoinTimeout {
+                state: self.state(),
+            }),
+        }
+    }
+
+    /// Returns the final report: stored, or made by this caller running the stop sequence, or
+    /// (`Err`) an incomplete one at `deadline` (see [`Caller`] for what the deadline bounds).
+    /// A host not asked to stop is waited on.
+    pub(crate) fn await_or_run_sequence(
+        self: &Arc<Self>,
+        deadline: Deadline,
+        caller: Caller,
+    ) -> Result<StopReport, StopReport> {
+        let mut ctl = self.ctl.lock();
+        loop {
+            if let (true, Some(report)) = (ctl.state.is_terminal(), &ctl.report) {
+                return Ok(report.clone());
+            }
+            if ctl.state == HostState::Created
+                && ctl.stop_reason.is_some()
+                && ctl.activity == Activity::Idle
+            {
+                // Asked to stop before it ever started: nothing to stop (as in `start`).
+                self.stop_before_start(&mut ctl);
+                let report = ctl.report.clone().unwrap_or_default();
+                drop(ctl);
+                self.fire_stopped_early(deadline);
+                return Ok(report);
+            }
+            let may_run = ctl.state == HostState::Stopping
+                && ctl.activity == Activity::Idle
+                && ctl.report.is_none();
+            if may_run {
+                ctl.activity = Activity::Stopping;
+                let d = match caller {
+                    Caller::Stop => deadline,
+                    Caller::Join => deadline.min(ctl.stop_deadline),
+                    // Nobody waits on this thread; its caller asked for "by `deadline`". One
+                    // that has passed by now (the caller asked for at once, or this thread ran
+                    // late) counts from now: the services, the caller's among them, still get
+                    // their one grace from the moment the sequence can reach them.
+                    Caller::Stopper => {
+                        let d = deadline.min(ctl.stop_deadline);
+                        if d.is_expired() {
+                            Deadline::after(Duration::ZERO)
+                        } else {
+                            d
+                        }
+                    }
+                };
+                drop(ctl);
+                // Invariant 8: token and lifetime callbacks fired by the sequence run here.
+                let _working = crate::thread::work_for(self.id);
+                let report = self.stop_sequence(d);
+                return Ok(self.finish_sequence(report, HostState::Stopped, d));
+            }
+            // Invariant 4: someone else is starting, changing or stopping; wait for them.
+            // The stopper waits without a bound: it must not leave while a start or change in
+            // progress holds the sequence back (they end promptly, as a stop was requested).
+            let wait = match caller {
+                Caller::Stopper => Deadline::NEVER,
+                Caller::Stop | Caller::Join => deadline,
+            };
+            let woken = self.wait_until(&mut ctl, wait);
+            // The report, not the state: it is stored after the `stopped` callbacks.
+            if !woken && ctl.report.is_none() {
+                let mut report = StopReport::empty();
+                report.complete = false;
+                report.reason = ctl.stop_reason.clone();
+                return Err(report);
+            }
+        }
+    }
+
+    /// Enters `end` (Stopped or Failed), fires `stopped`, then stores the report and wakes
+    /// the waiters: no `stop`, `join` or `run` returns before the `stopped` callbacks have
+    /// returned (invariant 9), unless they overrun the stop's deadline (+ its grace): the
+    /// report is then stored without them. Waiters wait for the report, not the state.
+    pub(crate) fn finish_sequence(
+        self: &Arc<Self>,
+        mut report: StopReport,
+        end: HostState,
+        deadline: Deadline,
+    ) -> StopReport {
+        {
+            let mut ctl = self.ctl.lock();
+            report.failure = ctl.host_failure.clone();
+            self.set_state(&mut ctl, end);
+        }
+        log::info!("Application stopped: {report}");
+        let watched = self.stopped_event.is_watched();
+        let done = self.fire_lifetime(watched, |shared| {
+            shared.stopped_event.stop();
+        });
+        if !done.wait_until(late(deadline)) {
+            log::warn!("the `stopped` callbacks did not return by the stop deadline");
+        }
+        let mut ctl = self.ctl.lock();
+        ctl.report = Some(report.clone());
+        ctl.activity = Activity::Idle;
+        self.cond.notify_all();
+        report
+    }
+
+    /// A host stopped before it started: fires `stopping` and `stopped`, their callbacks
+    /// bounded by `deadline`.
+    pub(crate) fn fire_stopped_early(self: &Arc<Self>, deadline: Deadline) {
+        let watched = self.stopping_event.is_watched() || self.stopped_event.is_watched();
+        let done = self.fire_lifetime(watched, |shared| {
+            shared.stopping_event.stop();
+            shared.stopped_event.stop();
+        });
+        let _done = done.wait_until(deadline);
+    }
+
+    /// The host's stop sequence: the `stopping` event (its callbacks returned, invariant 9),
+    /// then the stop of the whole tree.
+    pub(crate) fn stop_sequence(self: &Arc<Self>, deadline: Deadline) -> StopReport {
+        let (reason, scope) = {
+            let mut ctl = self.ctl.lock();
+            let reason = ctl.stop_reason.clone().unwrap_or(StopReason::Requested);
+            let reached_running = ctl.reached_running;
+            // The `stopping` event fires before any `stopping` hook. `request_stop` fires it
+            // too, but after releasing `ctl`, so a sequence run by another thread (`join`)
+            // could otherwise overtake it. Idempotent; its callbacks are user code
+            // (invariant 1).
+            MutexGuard::unlocked(&mut ctl, || {
+                self.fire_stopping(reached_running, reason.clone());
+            });
+            // Invariant 9: whoever fired `stopping` (this thread, or the one that requested
+            // the stop) has run its callbacks before the first service is stopped; they
+            // share the stop deadline with the services.
+            while !ctl.stopping_done {
+                if !self.wait_until(&mut ctl, deadline) {
+                    log::warn!(
+                        "the `stopping` callbacks did not return by the stop deadline; \
+                         stopping the services anyway"
+                    );
+                    break;
+                }
+            }
+            (reason, Scope::subtree(&ctl, ROOT))
+        };
+        self.stop_scope(&scope, deadline, &reason, Wait::Stop)
+    }
+
+    /// Stops the services of `scope`: the stopping, stop, stopped phases over the started
+    /// ones in reverse start order (or by reversed level), then the threads that never
+    /// started; joins what exited, detaches and reports what did not. Every service of the
+    /// scope ends `Done`; services already `Done` are not in it again.
+    pub(crate) fn stop_scope(
+        self: &Arc<Self>,
+        scope: &Scope,
+        deadline: Deadline,
+        reason: &StopReason,
+        wait: Wait,
+    ) -> StopReport {
+        let began = Instant::now();
+        let mut ctl = self.ctl.lock();
+        let mine: Vec<Id> = scope
+            .order
+            .iter()
+            .copied()
+            .filter(|i| ctl.records.get(i).is_some_and(|r| r.life != Life::Done))
+            .collect();
+        let reverse: Vec<Id> = mine.iter().rev().copied().collect();
+        let steps: Vec<Vec<Id>> = if self.options.stop_concurrently {
+            scope
+                .levels
+                .iter()
+                .rev()
+                .map(|l| l.iter().copied().filter(|i| mine.contains(i)).collect())
+                .collect()
+        } else {
+            reverse.iter().map(|&i| vec![i]).collect()
+        };
+        for &g in &scope.groups {
+            if ctl.group(g).state != ServiceState::Restarting {
+                ctl.group_mut(g).set_state(ServiceState::Stopping);
+            }
+        }
+        // A start hook still running when a stop request ended the start decides here,
+        // within the stop deadline, whether its service started (invariant 5): if it
+        // succeeded, the service is stopped in order with the others; if not, it just exits.
+        // Its token has fired, so a hook that watches it returns at once.
+        let mut pending = Vec::new();
+        for &i in &mine {
+            let r = ctl.rec_mut(i);
+            if let Some(p @ (Phase::Starting | Phase::Start)) = r.awaiting {
+                if r.life == Life::Pending {
+                    pending.push((i, late(r.stop_deadline(deadline)), Await::Reply(p)));
+                }
+            }
+        }
+        for (i, resolution) in self.await_all(&mut ctl, &pending, wait) {
+            let r = ctl.rec_mut(i);
+            match resolution {
+                Resolution::Done(Ok(())) if r.life == Life::Started => {
+                    r.set_state(ServiceState::Running);
+                }
+                Resolution::Done(result) => {
+                    r.set_state(if result.is_err() {
+                        ServiceState::Failed
+                    } else {
+                        ServiceState::Skipped
+                    });
+                    self.send(&mut ctl, i, Cmd::Exit);
+                }
+                Resolution::TimedOut | Resolution::Interrupted => {
+                    ctl.rec_mut(i).life = Life::Abandoned;
+                    self.give_up(&mut ctl, i);
+                }
+            }
+        }
+        // In order while the deadline holds; once it has passed, what is left is stopped all
+        // at once below, under one shared grace (invariant 7).
+        'ordered: for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
+            for step in &steps {
+                if deadline.is_expired() {
+                    break 'ordered;
+                }
+                let mut targets = Vec::new();
+                let mut fire = Vec::new();
+                for &i in step {
+                    let r = ctl.rec_mut(i);
+                    if !r.is_live() {
+                        continue;
+                    }
+                    if !r.hosted && (phase != Phase::Stop || r.exited) {
+                        continue;
+                    }
+                    let d = late(r.stop_deadline(deadline));
+                    r.enter_stopping();
+                    if phase == Phase::Stop {
+                        if !r.hosted {
+                            // What its body reads from `Context::deadline`, before the token
+                            // fires (so a body woken by the token reads it).
+                            r.body_deadline.set(d);
+                        }
+                        fire.push(i);
+                    }
+                    if r.hosted {
+                        targets.push((i, d, Await::Reply(phase)));
+                    } else {
+                        targets.push((i, d, Await::Exit));
+                    }
+                }
+                if targets.is_empty() {
+                    continue;
+                }
+                self.fire_tokens(&mut ctl, &fire, reason);
+                // Commands go out after the tokens fired: a `stop` hook always sees its
+                // token stopped.
+                for &(i, d, what) in &targets {
+                    if let Await::Reply(phase) = what {
+                        self.send(&mut ctl, i, Cmd::Phase(phase, d));
+                    }
+                }
+                let results = self.await_all(&mut ctl, &targets, wait);
+                if targets.len() > 1 {
+                    // A phase is a barrier across its level (`stop_concurrently`): what a
+                    // service waited there for slower ones moves its own deadline (never past
+                    // the sequence's), so a prompt service with a short `stop_timeout` is not
+                    // reported timed out because its level had a slow one.
+                    let end = Instant::now();
+                    for (i, resolution) in &results {
+                        let r = ctl.rec_mut(*i);
+                        if let (Resolution::Done(_), Some(at), Some(own)) =
+                            (resolution, r.done_at, r.stop_deadline)
+                        {
+                            if let Some(own_at) = own.instant() {
+                                let waited = end.saturating_duration_since(at);
+                                let moved =
+                                    own_at.checked_add(waited).map_or(deadline, Deadline::at);
+                                r.stop_deadline = Some(moved.min(deadline));
+                            }
+                        }
+                    }
+                }
+                self.settle(&mut ctl, results);
+            }
+        }
+        // Everything else that has a thread: services left by a deadline that passed (they
+        // run their remaining stop hooks on their own threads, all at once), started-and-done,
+        // skipped, abandoned, failed starts. Their tokens fire so that an abandoned start can
+        // give up; then await exits.
+        let mut fire = Vec::new();
+        let mut targets = Vec::new();
+        let mut alone = Vec::new();
+        for &i in &reverse {
+            let r = ctl.rec_mut(i);
+            if r.thread.is_some() && !r.exited && r.life != Life::TimedOut {
+                let d = late(r.stop_deadline(deadline));
+                if !r.hosted {
+                    // As in the ordered phases: set before the token fires.
+                    r.body_deadline.set(d);
+                }
+                fire.push(i);
+                if r.is_live() {
+                    r.enter_stopping();
+                    if r.hosted {
+                        alone.push((i, d));
+                    }
+                }
+                targets.push((i, d, Await::Exit));
+            }
+        }
+        self.fire_tokens(&mut ctl, &fire, reason);
+        // After the tokens fired, as above. A hosted service that already ran its `stopped`
+        // hook has returned and never reads this.
+        for (i, d) in alone {
+            self.send(&mut ctl, i, Cmd::StopAlone(d));
+        }
+        let results = self.await_all(&mut ctl, &targets, wait);
+        self.settle(&mut ctl, results);
+        // The tokens' `on_stop` callbacks (`fire_tokens`) are part of each service's stop:
+        // awaited within its stop deadline (+ the grace once it passed), with `ctl` released;
+        // a service whose callbacks still run then is reported timed out.
+        let callbacks: Vec<(Id, StopToken, Deadline)> = mine
+            .iter()
+            .filter_map(|&i| {
+                let r = ctl.rec_mut(i);
+                let done = r.callbacks.take()?;
+                let d = late(r.stop_deadline(deadline));
+                (r.life != Life::TimedOut).then_some((i, done, d))
+            })
+            .collect();
+        if !callbacks.is_empty() {
+            let overran: Vec<Id> = MutexGuard::unlocked(&mut ctl, || {
+                callbacks
+                    .into_iter()
+                    .filter(|(_, done, d)| !done.wait_until(*d))
+                    .map(|(i, _, _)| i)
+                    .collect()
+            });
+            for i in overran {
+                let r = ctl.rec_mut(i);
+                r.life = Life::TimedOut;
+                r.set_state(ServiceState::TimedOut);
+                let path = Arc::clone(&r.path);
+                MutexGuard::unlocked(&mut ctl, || {
+                    log::warn!(
+                        "the on_stop callbacks of service `{path}` did not return by the deadline; \
+                         they are left running"
+                    );
+                });
+            }
+        }
+        // Invariant 6: join exited threads (they only have to return), detach the rest.
+        let mut joins = Vec::new();
+        let mut report = StopReport {
+            reason: Some(reason.clone()),
+            complete: true,
+            ..StopReport::default()
+        };
+        for &i in &reverse {
+            let r = ctl.rec_mut(i);
+            if r.exited {
+                joins.push(r.thread.take());
+            } else if r.thread.is_some() {
+                // Detached: dropping the handle lets the thread run on; it is reported.
+                drop(r.thread.take());
+            }
+            let outcome = r.outcome();
+            if r.life == Life::Started && !matches!(r.state, ServiceState::Failed) {
+                r.set_state(ServiceState::Stopped);
+            }
+            let duration = r
+                .stop_began
+                .map_or(Duration::ZERO, |t| r.stop_duration.unwrap_or(t.elapsed()));
+            r.life = Life::Done;
+            report.services.push(ServiceReport {
+                name: Arc::clone(&r.path),
+                outcome,
+                duration,
+            });
+        }
+        for &g in scope.groups.iter().rev() {
+            if ctl.group(g).state == ServiceState::Stopping {
+                ctl.group_mut(g).set_state(ServiceState::Stopped);
+            }
+        }
+        drop(ctl);
+        for handle in joins.into_iter().flatten() {
+            // The thread set `exited` as its last act; this join only waits for it to return.
+            let _ = handle.join();
+        }
+        report.elapsed = began.elapsed();
+        report
+    }
+
+    /// Records how each awaited stop step ended: its duration, a failed hook, or a service
+    /// given up on.
+    fn settle(&self, ctl: &mut MutexGuard<'_, Ctl>, results: Vec<(Id, Resolution)>) {
+        for (i, resolution) in results {
+            match resolution {
+                Resolution::Done(result) => {
+                    // The last step to finish sets the final figure.
+                    let r = ctl.rec_mut(i);
+                    r.stop_duration = r.stop_began.map(|t| t.elapsed());
+                    if let Err(failure) = result {
+                        let path = Arc::clone(&r.path);
+                        let old = r.last_error.replace(failure.clone());
+                        r.set_state(ServiceState::Failed);
+                        // Invariant 1: the logger and the error's `Display` and `Drop` are
+                        // user code.
+                        MutexGuard::unlocked(ctl, || {
+                            log::error!("service `{path}` failed to stop: {failure}");
+                            drop(old);
+                        });
+                    }
+                }
+                Resolution::TimedOut | Resolution::Interrupted => self.give_up(ctl, i),
+            }
+        }
+    }
+
+    /// A service missed its deadline: fire its token, tell it to finish alone, detach it.
+    fn give_up(&self, ctl: &mut MutexGuard<'_, Ctl>, i: Id) {
+        let path = {
+            let r = ctl.rec_mut(i);
+            r.life = Life::TimedOut;
+            r.set_state(ServiceState::TimedOut);
+            r.stop_duration = r.stop_began.map(|t| t.elapsed());
+            Arc::clone(&r.path)
+        };
+        self.send(ctl, i, Cmd::Finish);
+        // Invariant 1: the logger is user code.
+        MutexGuard::unlocked(ctl, || {
+            log::warn!("service `{path}` did not stop by the deadline; its thread is left running");
+        });
+        self.fire_tokens(ctl, &[i], &StopReason::Deadline);
+    }
+}

@@ -1,0 +1,1020 @@
+//! The supervision tree: groups, paths, changes to a running tree, and supervisors.
+//!
+//! The host is the root group ([`ROOT`]); every group holds services and groups in an
+//! order of its own (`plan`). Nothing here drives a service directly: a change (an add, a
+//! remove, a restart, a partial stop) and a supervisor's restart each take the sequencer
+//! (`Activity::Changing`, one at a time, never during the host's start or stop) and run the
+//! same start and stop of a scope as the host's own start and stop, with the same
+//! deadlines, rollback and report.
+//!
+//! # Invariants
+//!
+//! 1. A change begins only while the host is `Running` with no stop requested, and never
+//!    from a thread the sequencer may be waiting for (a service being started or stopped):
+//!    there it is refused with [`Error::InvalidState`]. A change that would stop the very
+//!    thread asking for it (a service removing its own group) runs on a thread of its own
+//!    and is reported in progress.
+//! 2. A stop request ends a change promptly: its start waits are interrupted, its stop
+//!    waits end by the host's stop deadline, and the host's stop runs after it.
+//! 3. A failure reaches a group through its `pending` list; one supervisor thread per group
+//!    at a time drains it, counting each failure against the group's intensity. A group past
+//!    its intensity stops its children and fails, and its failure reaches its parent the
+//!    same way; the root never restarts: a failure reaching it stops the host (a group's,
+//!    under the host's `Ignore` policy, is only logged).
+//! 4. Records and groups leave the tree only while the sequencer is idle or by the change
+//!    that holds it (`sweep`, `detach`): a scope never names a record that is gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::deadline::Deadline;
+use crate::error::Error;
+use crate::failure::Failure;
+use crate::group::{Child, Group};
+use crate::host::control::{
+    Activity, Ctl, EventSender, GroupNode, Id, Life, NodeId, ROOT, Record, Shared, Wait,
+};
+use crate::host::options::{HostOptions, validate_stack_size};
+use crate::host::plan::{Scope, plan_children};
+use crate::host::runner::End;
+use crate::host::start::Started;
+use crate::report::StopReport;
+use crate::state::{HostState, ServiceState};
+use crate::stop::StopReason;
+use crate::supervise::{Policy, RestartTracker, RestartType, Strategy, validate_intensity};
+use crate::sync::MutexGuard;
+
+/// What a failure reaching a group leads to, done once `ctl` is released.
+#[must_use]
+pub(crate) enum Action {
+    None,
+    /// The failure reached the root: stop the host, naming this node.
+    FailHost(Arc<str>, Failure),
+    /// Spawn a supervisor for this group.
+    Supervise(Id),
+}
+
+/// `parent/name`, or `name` at the top level.
+pub(crate) fn join_path(parent: &str, name: &str) -> Arc<str> {
+    if parent.is_empty() {
+        Arc::from(name)
+    } else {
+        Arc::from(format!("{parent}/{name}"))
+    }
+}
+
+/// Checks `children` (to be added under the group at `parent`, whose present children are
+/// named `siblings`): names, duplicates, dependencies (on siblings, new or present), policies,
+/// stacks and intensities, recursively. Nothing is built before all of it is checked.
+pub(crate) fn validate(
+    parent: &str,
+    siblings: &[Arc<str>],
+    children: &[Child],
+) -> Result<(), Error> {
+    let mut names: Vec<Arc<str>> = siblings.to_vec();
+    for (k, child) in children.iter().enumerate() {
+        let name = child.name();
+        crate::thread::check_name(name).map_err(|reason| {
+            let what = match child {
+                Child::Service(_) => "service",
+                Child::Group(_) => "group",
+            };
+            Error::invalid_option(
+                if parent.is_empty() {
+                    format!("name of {what} #{k}")
+                } else {
+                    format!("name of {what} #{k} in `{parent}`")
+                },
+                name.escape_debug(),
+                reason,
+            )
+        })?;
+        let path = join_path(parent, name);
+        if names.contains(name) {
+            return Err(Error::DuplicateService { service: path });
+        }
+        names.push(Arc::clone(name));
+        match child {
+            Child::Service(s) => {
+                validate_stack_size(&format!("stack_size of service `{path}`"), s.stack_size)?;
+                if let Some(policy) = &s.policy {
+                    policy.validate(&path)?;
+                }
+            }
+            Child::Group(g) => {
+                validate_intensity(
+                    &format!("restart intensity of group `{path}`"),
+                    &g.backoff,
+                    g.max_restarts,
+                    g.within,
+                )?;
+                validate(&path, &[], &g.children)?;
+            }
+        }
+    }
+    // Dependencies name siblings (present or new); no cycle among the new ones.
+    let deps: Vec<&[Arc<str>]> = siblings
+        .iter()
+        .map(|_| &[][..])
+        .chain(children.iter().map(Child::depends_on))
+        .collect();
+    let paths: Vec<Arc<str>> = names.iter().map(|n| join_path(parent, n)).collect();
+    let named: Vec<Arc<str>> = names.clone();
+    plan_children(&named, &deps, false).map_err(|e| match e {
+        Error::UnknownDependency {
+            service,
+            dependency,
+        } => Error::UnknownDependency {
+            service: paths
+                .iter()
+                .zip(&named)
+                .find(|(_, n)| **n == service)
+                .map_or(service, |(p, _)| Arc::clone(p)),
+            dependency,
+        },
+        Error::DependencyCycle { services } => Error::DependencyCycle {
+            services: services.iter().map(|n| join_path(parent, n)).collect(),
+        },
+        other => other,
+    })?;
+    Ok(())
+}
+
+/// Builds `child` into the tree under group `parent` (checked by [`validate`]) and returns
+/// its node; the parent's plan is left to the caller (`replan`).
+pub(crate) fn insert(
+    ctl: &mut Ctl,
+    parent: Id,
+    child: Child,
+    options: &HostOptions,
+    events: &dyn Fn() -> EventSender,
+) -> NodeId {
+    let parent_path = Arc::clone(&ctl.group(parent).path);
+    let id = ctl.new_id();
+    match child {
+        Child::Service(s) => {
+            let path = join_path(&parent_path, &s.name);
+            ctl.records
+                .insert(id, Record::build(s, parent, path, options, events()));
+            NodeId::Service(id)
+        }
+        Child::Group(g) => {
+            let Group {
+                name,
+                strategy,
+                max_restarts,
+                within,
+                backoff,
+                restart,
+                depends_on,
+                start_timeout,
+                stop_timeout,
+                children,
+            } = g;
+            let path = join_path(&parent_path, &name);
+            ctl.groups.insert(
+                id,
+                GroupNode {
+                    name,
+                    path,
+                    parent: Some(parent),
+                    children: Vec::new(),
+                    order: Vec::new(),
+                    levels: Vec::new(),
+                    strategy,
+                    max_restarts,
+                    within,
+                    backoff,
+                    restart,
+                    depends_on,
+                    start_timeout,
+                    stop_timeout,
+                    tracker: RestartTracker::new(id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                    state: ServiceState::Created,
+                    restarts: 0,
+                    last_error: None,
+                    pending: Vec::new(),
+                    supervising: false,
+                    #[cfg(feature = "listeners")]
+                    events: events(),
+                },
+            );
+            for c in children {
+                let n = insert(ctl, id, c, options, events);
+                ctl.group_mut(id).children.push(n);
+            }
+            replan(ctl, id);
+            NodeId::Group(id)
+        }
+    }
+}
+
+/// The root group: the host.
+pub(crate) fn root(options: &HostOptions) -> GroupNode {
+    GroupNode {
+        name: Arc::from(""),
+        path: Arc::from(""),
+        parent: None,
+        children: Vec::new(),
+        order: Vec::new(),
+        levels: Vec::new(),
+        strategy: Strategy::OneForOne,
+        // The host never restarts a child itself (invariant 3).
+        max_restarts: 0,
+        within: Duration::from_secs(1),
+        backoff: crate::supervise::Backoff::default(),
+        restart: None,
+        depends_on: Vec::new(),
+        start_timeout: options.startup_timeout,
+        stop_timeout: Some(options.shutdown_timeout),
+        tracker: RestartTracker::new(1),
+        state: ServiceState::Created,
+        restarts: 0,
+        last_error: None,
+        pending: Vec::new(),
+        supervising: false,
+        #[cfg(feature = "listeners")]
+        events: None,
+    }
+}
+
+/// Recomputes group `g`'s start order and levels from its children's dependencies. A
+/// dependency on a sibling removed since is dropped.
+pub(crate) fn replan(ctl: &mut Ctl, g: Id) {
+    let children = ctl.group(g).children.clone();
+    let names: Vec<Arc<str>> = children.iter().map(|&n| node_name(ctl, n)).collect();
+    let deps: Vec<Vec<Arc<str>>> = children
+        .iter()
+        .map(|&n| match n {
+            NodeId::Service(i) => ctl.rec(i).depends_on.clone(),
+            NodeId::Group(c) => ctl.group(c).depends_on.clone(),
+        })
+        .collect();
+    let refs: Vec<&[Arc<str>]> = deps.iter().map(Vec::as_slice).collect();
+    // Checked before anything was built, and a removal cannot make a cycle.
+    let (order, levels) = plan_children(&names, &refs, true).unwrap_or_else(|_| {
+        let all: Vec<usize> = (0..children.len()).collect();
+        (all.clone(), vec![all])
+    });
+    let group = ctl.group_mut(g);
+    group.order = order.iter().map(|&k| children[k]).collect();
+    group.levels = levels
+        .iter()
+        .map(|l| l.iter().map(|&k| children[k]).collect())
+        .collect();
+}
+
+fn node_name(ctl: &Ctl, n: NodeId) -> Arc<str> {
+    match n {
+        NodeId::Service(i) => Arc::clone(&ctl.rec(i).name),
+        NodeId::Group(g) => Arc::clone(&ctl.group(g).name),
+    }
+}
+
+fn node_path(ctl: &Ctl, n: NodeId) -> Arc<str> {
+    match n {
+        NodeId::Service(i) => Arc::clone(&ctl.rec(i).path),
+        NodeId::Group(g) => Arc::clone(&ctl.group(g).path),
+    }
+}
+
+/// The node at `path` and the group it is in; `None` for the root or an unknown path.
+fn resolve(ctl: &Ctl, path: &str) -> Option<(Id, NodeId)> {
+    let mut group = ROOT;
+    let mut parts = path.split('/').peekable();
+    while let Some(part) = parts.next() {
+        let found = ctl
+            .group(group)
+            .children
+            .iter()
+            .copied()
+            .find(|&n| &*node_name(ctl, n) == part)?;
+        if parts.peek().is_none() {
+            return Some((group, found));
+        }
+        match found {
+            NodeId::Group(g) => group = g,
+            NodeId::Service(_) => return None,
+        }
+    }
+    None
+}
+
+/// The group at `path` (`""`: the root).
+fn resolve_group(ctl: &Ctl, path: &str) -> Result<Id, Error> {
+    if path.is_empty() {
+        return Ok(ROOT);
+    }
+    match resolve(ctl, path) {
+        Some((_, NodeId::Group(g))) => Ok(g),
+        Some((_, NodeId::Service(_))) => Err(Error::invalid_option(
+            "group path",
+            path.escape_debug(),
+            "names a service, not a group",
+        )),
+        None => Err(Error::UnknownChild {
+            path: Arc::from(path),
+        }),
+    }
+}
+
+/// The node at `path`, which must not be the root.
+fn resolve_child(ctl: &Ctl, path: &str) -> Result<(Id, NodeId), Error> {
+    if path.is_empty() {
+        return Err(Error::invalid_option(
+            "path",
+            "\"\"",
+            "names the host itself: stop the host instead",
+        ));
+    }
+    resolve(ctl, path).ok_or_else(|| Error::UnknownChild {
+        path: Arc::from(path),
+    })
+}
+
+/// `true` if service `i` is `node` or under it.
+fn within(ctl: &Ctl, i: Id, node: NodeId) -> bool {
+    match node {
+        NodeId::Service(s) => s == i,
+        NodeId::Group(g) => {
+            let mut at = ctl.records.get(&i).map(|r| r.parent);
+            while let Some(p) = at {
+                if p == g {
+                    return true;
+                }
+                at = ctl.groups.get(&p).and_then(|p| p.parent);
+            }
+            false
+        }
+    }
+}
+
+/// Takes the subtree `node` (child of `parent`) out of the tree; returns what was in it, to
+/// be dropped with no lock held (a service value's `Drop` is user code).
+fn detach(ctl: &mut Ctl, parent: Id, node: NodeId) -> (Vec<Record>, Vec<GroupNode>) {
+    let group = ctl.group_mut(parent);
+    group.children.retain(|&n| n != node);
+    group.pending.retain(|(n, _)| *n != node);
+    replan(ctl, parent);
+    let mut records = Vec::new();
+    let mut groups = Vec::new();
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        match n {
+            NodeId::Service(i) => records.extend(ctl.records.remove(&i)),
+            NodeId::Group(g) => {
+                if let Some(g) = ctl.groups.remove(&g) {
+                    stack.extend(g.children.iter().copied());
+                    groups.push(g);
+                }
+            }
+        }
+    }
+    (records, groups)
+}
+
+impl Shared {
+    /// How a failure of service `i` that its policy gives up goes on, for its log line.
+    pub(crate) fn escalation(&self, i: Id) -> String {
+        let ctl = self.ctl.lock();
+        match ctl.records.get(&i).map(|r| r.parent) {
+            Some(ROOT) | None => "stopping the host".to_owned(),
+            Some(g) => format!("handing it to its group `{}`", ctl.group(g).path),
+        }
+    }
+
+    /// A background body ended before it was stopped (runner.rs): record it, and take it to
+    /// its group if it is to be restarted or removed.
+    pub(crate) fn body_ended(self: &Arc<Self>, i: Id, end: End) {
+        let mut ctl = self.ctl.lock();
+        let Some(r) = ctl.records.get_mut(&i) else {
+            return;
+        };
+        let parent = r.parent;
+        let mut old = None;
+        let failure = match end {
+            End::Completed => {
+                r.set_state(ServiceState::Completed);
+                match r.restart {
+                    Some(RestartType::Permanent) => Some(Failure::from_box(
+                        "it completed, and is a permanent service".into(),
+                    )),
+                    Some(RestartType::Transient | RestartType::Temporary) => {
+                        r.remove_on_exit = true;
+                        None
+                    }
+                    None => None,
+                }
+            }
+            End::Failed { failure, escalate } => {
+                old = r.last_error.replace(failure.clone());
+                r.set_state(ServiceState::Failed);
+                if r.restart == Some(RestartType::Temporary) {
+                    r.remove_on_exit = true;
+                }
+                escalate.then_some(failure)
+            }
+        };
+        let action = match failure {
+            Some(f) => self.child_failed(&mut ctl, parent, NodeId::Service(i), f),
+            None => Action::None,
+        };
+        drop(ctl);
+        drop(old);
+        self.act(action);
+    }
+
+    /// A child of group `g` failed (or a permanent one ended): queue it for the group's
+    /// supervisor (invariant 3), or, at the root, stop the host.
+    fn child_failed(&self, ctl: &mut Ctl, g: Id, child: NodeId, failure: Failure) -> Action {
+        if g == ROOT {
+            let path = node_path(ctl, child);
+            return match child {
+                NodeId::Group(_) if self.options.failure_policy == Policy::Ignore => Action::None,
+                _ => Action::FailHost(path, failure),
+            };
+        }
+        let group = ctl.group_mut(g);
+        if matches!(
+            group.state,
+            ServiceState::Stopping | ServiceState::Stopped | ServiceState::Failed
+        ) {
+            return Action::None;
+        }
+        group.pending.push((child, failure));
+        if std::mem::replace(&mut group.supervising, true) {
+            Action::None
+        } else {
+            Action::Supervise(g)
+        }
+    }
+
+    fn act(self: &Arc<Self>, action: Action) {
+        match action {
+            Action::None => {}
+            Action::FailHost(path, failure) => self.fail_host(path, failure),
+            Action::Supervise(g) => {
+                let shared = Arc::clone(self);
+                let id = self.id;
+                let name = format!("th:{}:supervisor", self.ctl.lock().group(g).name);
+                crate::thread::spawn_or_run(&name, move || {
+                    let _working = crate::thread::work_for(id);
+                    let _serving = crate::thread::serve_none(id);
+                    shared.supervise(g);
+                });
+            }
+        }
+    }
+
+    /// A failure reached the root: remember the first one, then request the stop.
+    pub(crate) fn fail_host(self: &Arc<Self>, path: Arc<str>, failure: Failure) {
+        {
+            let mut ctl = self.ctl.lock();
+            if ctl.host_failure.is_none() {
+                ctl.host_failure = Some((Arc::clone(&path), failure));
+            }
+        }
+        self.request_stop(StopReason::Failure { service: path });
+    }
+
+    /// Removes the records that asked to leave the tree once their thread exited (a
+    /// transient service that completed, a temporary one that ended), if no sequence runs
+    /// (invariant 4). Returns them, to be dropped with no lock held.
+    pub(crate) fn sweep(&self, ctl: &mut Ctl) -> Vec<(Record, Vec<GroupNode>)> {
+        if ctl.activity != Activity::Idle || ctl.state != HostState::Running {
+            return Vec::new();
+        }
+        let gone: Vec<(Id, Id)> = ctl
+            .records
+            .iter()
+            .filter(|(_, r)| r.remove_on_exit && r.exited)
+            .map(|(&i, r)| (i, r.parent))
+            .collect();
+        let mut out = Vec::new();
+        for (i, parent) in gone {
+            let (records, groups) = detach(ctl, parent, NodeId::Service(i));
+            for mut r in records {
+                log::info!("service `{}` ended and left the tree", r.path);
+                // Its thread has nothing left to do but return: detached.
+                drop(r.thread.take());
+                out.push((r, Vec::new()));
+            }
+            drop(groups);
+        }
+        out
+    }
+
+    // ---- changes ----
+
+    /// Invariant 1: takes the sequencer for a change, waiting (until `deadline`) for a start
+    /// or another change to end.
+    fn begin_change(
+        &self,
+        ctl: &mut MutexGuard<'_, Ctl>,
+        operation: &'static str,
+        path: &str,
+        deadline: Deadline,
+    ) -> Result<(), Error> {
+        let me = crate::thread::serving(self.id);
+        loop {
+            let refused = ctl.stop_reason.is_some()
+                || !matches!(ctl.state, HostState::Starting | HostState::Running);
+            if refused {
+                let state = if ctl.stop_reason.is_some() && !ctl.state.is_terminal() {
+                    HostState::Stopping
+                } else {
+                    ctl.state
+                };
+                return Err(Error::InvalidState { operation, state });
+            }
+            if ctl.activity == Activity::Idle && ctl.state == HostState::Running {
+                ctl.activity = Activity::Changing;
+                return Ok(());
+            }
+            // The sequencer is busy. If it may be waiting for this very thread (a start hook
+            // it awaits, a service it stops), waiting here would hold it to its deadline.
+            if let Some(r) = me.and_then(|i| ctl.records.get(&i)) {
+                if r.life == Life::Pending || r.token.is_stopped() || r.awaiting.is_some() {
+                    return Err(Error::InvalidState {
+                        operation,
+                        state: ctl.state,
+                    });
+                }
+            }
+            if !self.wait_until(ctl, deadline) {
+                return Err(Error::ChangeTimeout {
+                    operation,
+                    path: Arc::from(path),
+                });
+            }
+        }
+    }
+
+    /// Gives the sequencer back, removes what asked to leave, wakes the waiters.
+    fn end_change(&self, mut ctl: MutexGuard<'_, Ctl>) {
+        ctl.activity = Activity::Idle;
+        let swept = self.sweep(&mut ctl);
+        self.cond.notify_all();
+        drop(ctl);
+        drop(swept);
+    }
+
+    /// `HostHandle::add_service` / `add_group`.
+    pub(crate) fn add_child(
+        self: &Arc<Self>,
+        parent_path: &str,
+        child: Child,
+        deadline: Deadline,
+    ) -> Result<(), Error> {
+        let _working = crate::thread::work_for(self.id);
+        let (scope, parent, node) = {
+            let mut ctl = self.ctl.lock();
+            let parent = resolve_group(&ctl, parent_path)?;
+            let siblings: Vec<Arc<str>> = ctl
+                .group(parent)
+                .children
+                .iter()
+                .map(|&n| node_name(&ctl, n))
+                .collect();
+            let parent_path = Arc::clone(&ctl.group(parent).path);
+            validate(&parent_path, &siblings, std::slice::from_ref(&child))?;
+            self.begin_change(&mut ctl, "add", parent_path.as_ref(), deadline)?;
+            // The wait may have let another change remove the parent or add a sibling.
+            let again = resolve_group(&ctl, &parent_path).and_then(|p| {
+                let siblings: Vec<Arc<str>> = ctl
+                    .group(p)
+                    .children
+                    .iter()
+                    .map(|&n| node_name(&ctl, n))
+                    .collect();
+                validate(&parent_path, &siblings, std::slice::from_ref(&child)).map(|()| p)
+            });
+            let parent = match again {
+                Ok(p) => p,
+                Err(e) => {
+                    self.end_change(ctl);
+                    return Err(e);
+                }
+            };
+            let events = || self.event_sender();
+            let node = insert(&mut ctl, parent, child, &self.options, &events);
+            ctl.group_mut(parent).children.push(node);
+            replan(&mut ctl, parent);
+            (Scope::node(&ctl, parent, node), parent, node)
+        };
+        let path = node_path(&self.ctl.lock(), node);
+        match self.start_scope(&scope, deadline) {
+            Ok(Started::All) => {
+                log::info!("`{path}` added");
+                self.end_change(self.ctl.lock());
+                Ok(())
+            }
+            Ok(Started::Interrupted) => {
+                // The host is stopping: what started is stopped with the rest of the tree.
+                self.end_change(self.ctl.lock());
+                Err(Error::InvalidState {
+                    operation: "add",
+                    state: HostState::Stopping,
+                })
+            }
+            Err(error) => {
+                log::error!("adding `{path}` failed: {error}; rolling it back");
+                let rollback = Deadline::after(self.options.shutdown_timeout);
+                let report =
+                    self.stop_scope(&scope, rollback, &StopReason::Requested, Wait::Change);
+                if !report.is_clean() {
+                    log::warn!("rollback of `{path}`: {report}");
+                }
+                let mut ctl = self.ctl.lock();
+                let gone = detach(&mut ctl, parent, node);
+                self.end_change(ctl);
+                drop(gone);
+                Err(error)
+            }
+        }
+    }
+
+    /// A change that stops `node`'s subtree, asked for from a thread of that subtree
+    /// (invariant 1): run it on a thread of its own.
+    fn asked_from_within(&self, path: &str) -> Option<bool> {
+        let me = crate::thread::serving(self.id)?;
+        let ctl = self.ctl.lock();
+        let (_, node) = resolve(&ctl, path)?;
+        Some(within(&ctl, me, node))
+    }
+
+    fn detached(self: &Arc<Self>, what: &str, path: &str, deadline: Deadline, op: Op) {
+        let shared = Arc::clone(self);
+        let owned = path.to_owned();
+        let id = self.id;
+        let leaf = path.rsplit('/').next().unwrap_or(path).to_owned();
+        crate::thread::spawn_or_run(&format!("th:{leaf}:{what}"), move || {
+            let _working = crate::thread::work_for(id);
+            let _serving = crate::thread::serve_none(id);
+            let result = match op {
+                Op::Remove => shared.remove(&owned, deadline).map(|_| ()),
+                Op::Stop => shared.stop_child(&owned, deadline).map(|_| ()),
+                Op::Restart => shared.restart_child(&owned, deadline),
+            };
+            if let Err(e) = result {
+                log::error!("{e}");
+            }
+        });
+    }
+
+    /// `HostHandle::remove`.
+    pub(crate) fn remove(
+        self: &Arc<Self>,
+        path: &str,
+        deadline: Deadline,
+    ) -> Result<StopReport, Error> {
+        self.stop_node(path, deadline, Op::Remove)
+    }
+
+    /// `HostHandle::stop_child`.
+    pub(crate) fn stop_child(
+        self: &Arc<Self>,
+        path: &str,
+        deadline: Deadline,
+    ) -> Result<StopReport, Error> {
+        self.stop_node(path, deadline, Op::Stop)
+    }
+
+    fn stop_node(
+        self: &Arc<Self>,
+        path: &str,
+        deadline: Deadline,
+        op: Op,
+    ) -> Result<StopReport, Error> {
+        let operation = match op {
+            Op::Remove => "remove",
+            _ => "stop_child",
+        };
+        if self.asked_from_within(path) == Some(true) {
+            self.detached(operation, path, deadline, op);
+            return Ok(StopReport::in_progress(None));
+        }
+        let _working = crate::thread::work_for(self.id);
+        let (scope, parent, node) = {
+            let mut ctl = self.ctl.lock();
+            resolve_child(&ctl, path)?;
+            self.begin_change(&mut ctl, operation, path, deadline)?;
+            match resolve_child(&ctl, path) {
+                Ok((parent, node)) => (Scope::node(&ctl, parent, node), parent, node),
+                Err(e) => {
+                    self.end_change(ctl);
+                    return Err(e);
+                }
+            }
+        };
+        let report = self.stop_scope(&scope, deadline, &StopReason::Requested, Wait::Change);
+        let mut ctl = self.ctl.lock();
+        let gone = if matches!(op, Op::Remove) {
+            Some(detach(&mut ctl, parent, node))
+        } else {
+            None
+        };
+        self.end_change(ctl);
+        drop(gone);
+        log::info!(
+            "`{path}` {}: {report}",
+            if matches!(op, Op::Remove) {
+                "removed"
+            } else {
+                "stopped"
+            }
+        );
+        Ok(report)
+    }
+
+    /// `HostHandle::restart_child`.
+    pub(crate) fn restart_child(
+        self: &Arc<Self>,
+        path: &str,
+        deadline: Deadline,
+    ) -> Result<(), Error> {
+        if self.asked_from_within(path) == Some(true) {
+            self.detached("restart", path, deadline, Op::Restart);
+            return Ok(());
+        }
+        let _working = crate::thread::work_for(self.id);
+        let scope = {
+            let mut ctl = self.ctl.lock();
+            resolve_child(&ctl, path)?;
+            self.begin_change(&mut ctl, "restart_child", path, deadline)?;
+            match resolve_child(&ctl, path) {
+                Ok((parent, node)) => Scope::node(&ctl, parent, node),
+                Err(e) => {
+                    self.end_change(ctl);
+                    return Err(e);
+                }
+            }
+        };
+        let report = self.stop_scope(&scope, deadline, &StopReason::Requested, Wait::Change);
+        if !report.is_clean() {
+            log::warn!("restarting `{path}`: {report}");
+        }
+        let result = self.restart_scope(&scope, deadline);
+        self.end_change(self.ctl.lock());
+        result
+    }
+
+    /// Resets the stopped services of `scope` and starts them again; on a failure, stops what
+    /// started. The caller holds the sequencer.
+    fn restart_scope(self: &Arc<Self>, scope: &Scope, deadline: Deadline) -> Result<(), Error> {
+        {
+            let mut ctl = self.ctl.lock();
+            for &i in &scope.order {
+                let r = ctl.rec_mut(i);
+                if !r.reset() {
+                    return Err(Error::StillRunning {
+                        service: Arc::clone(&r.path),
+                    });
+                }
+                r.restarts = r.restarts.saturating_add(1);
+            }
+        }
+        match self.start_scope(scope, deadline) {
+            Ok(Started::All) => Ok(()),
+            Ok(Started::Interrupted) => Err(Error::InvalidState {
+                operation: "restart",
+                state: HostState::Stopping,
+            }),
+            Err(error) => {
+                let rollback = Deadline::after(self.options.shutdown_timeout);
+                let _report =
+                    self.stop_scope(scope, rollback, &StopReason::Requested, Wait::Change);
+                let mut ctl = self.ctl.lock();
+                for &g in &scope.groups {
+                    ctl.group_mut(g).set_state(ServiceState::Failed);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    // ---- supervision ----
+
+    /// A group's supervisor (invariant 3): drains its pending failures, restarting the
+    /// children its strategy names, until none is left, the group fails, or the host stops.
+    fn supervise(self: &Arc<Self>, g: Id) {
+        loop {
+            let mut ctl = self.ctl.lock();
+            let path = match ctl.groups.get(&g) {
+                Some(group) => Arc::clone(&group.path),
+                None => return,
+            };
+            if self
+                .begin_change(&mut ctl, "supervise", &path, Deadline::NEVER)
+                .is_err()
+            {
+                // The host is stopping: its stop takes care of the children.
+                if let Some(group) = ctl.groups.get_mut(&g) {
+                    group.supervising = false;
+                    group.pending.clear();
+                }
+                return;
+            }
+            let Some(group) = ctl.groups.get_mut(&g) else {
+                self.end_change(ctl);
+                return;
+            };
+            let batch = std::mem::take(&mut group.pending);
+            if batch.is_empty() {
+                group.supervising = false;
+                self.end_change(ctl);
+                return;
+            }
+            // Each failure counts against the intensity (OTP counts every restart).
+            let (backoff, max, window) = (group.backoff.clone(), group.max_restarts, group.within);
+            let mut wait = Duration::ZERO;
+            let mut exceeded = None;
+            for (_, failure) in &batch {
+                match group.tracker.next(&backoff, max, window) {
+                    Some(w) => wait = wait.max(w),
+                    None => {
+                        exceeded = Some(failure.clone());
+                        break;
+                    }
+                }
+            }
+            let stop_budget =
+                Deadline::after(group.stop_timeout.unwrap_or(self.options.shutdown_timeout));
+            if let Some(failure) = exceeded {
+                drop(ctl);
+                self.fail_group(g, &path, failure, stop_budget);
+                return;
+            }
+            // Which children restart, in the group's start order.
+            let order = group.order.clone();
+            let mut affected: Vec<NodeId> = Vec::new();
+            for (child, _) in &batch {
+                let Some(at) = order.iter().position(|n| n == child) else {
+                    continue;
+                };
+                let named: &[NodeId] = match group.strategy {
+                    Strategy::OneForOne => &order[at..=at],
+                    Strategy::OneForAll => &order[..],
+                    Strategy::RestForOne => &order[at..],
+                };
+                for n in named {
+                    if !affected.contains(n) {
+                        affected.push(*n);
+                    }
+                }
+            }
+            let failure = batch[0].1.clone();
+            group.last_error = Some(failure.clone());
+            group.set_state(ServiceState::Restarting);
+            // Temporary children are stopped with the others but not started again.
+            let (restart, stop_only): (Vec<NodeId>, Vec<NodeId>) = affected
+                .iter()
+                .partition(|&&n| node_restart(&ctl, n) != Some(RestartType::Temporary));
+            for &n in &stop_only {
+                mark_remove(&mut ctl, n);
+            }
+            let scope = Scope::of(&ctl, g, &affected);
+            for &i in &scope.order {
+                let r = ctl.rec_mut(i);
+                if r.state != ServiceState::Failed {
+                    r.set_state(ServiceState::Restarting);
+                }
+            }
+            drop(ctl);
+            let names: Vec<String> = {
+                let ctl = self.ctl.lock();
+                affected
+                    .iter()
+                    .map(|&n| node_path(&ctl, n).to_string())
+                    .collect()
+            };
+            log::warn!(
+                "group `{path}` ({:?}): a child failed: {failure}; restarting {} in {wait:?}",
+                self.ctl.lock().group(g).strategy,
+                names.join(", "),
+            );
+            let report = self.stop_scope(&scope, stop_budget, &StopReason::Requested, Wait::Change);
+            if !report.is_clean() {
+                log::warn!("group `{path}`: stopping for the restart: {report}");
+            }
+            // The backoff: the sequencer is free meanwhile; a stop request ends it.
+            let mut ctl = self.ctl.lock();
+            ctl.activity = Activity::Idle;
+            self.cond.notify_all();
+            let until = Deadline::after(wait);
+            while ctl.stop_reason.is_none() && self.wait_until(&mut ctl, until) {}
+            if ctl.stop_reason.is_some() || !ctl.groups.contains_key(&g) {
+                if let Some(group) = ctl.groups.get_mut(&g) {
+                    group.supervising = false;
+                    group.pending.clear();
+                }
+                return;
+            }
+            if let Err(e) = self.begin_change(&mut ctl, "supervise", &path, Deadline::NEVER) {
+                drop(e);
+                if let Some(group) = ctl.groups.get_mut(&g) {
+                    group.supervising = false;
+                }
+                return;
+            }
+            // Other changes ran during the backoff: restart what is still there.
+            let present: Vec<NodeId> = restart
+                .iter()
+                .copied()
+                .filter(|n| ctl.group(g).children.contains(n))
+                .collect();
+            let scope = Scope::of(&ctl, g, &present);
+            let start_budget =
+                Deadline::from(ctl.group(g).start_timeout.or(self.options.startup_timeout));
+            drop(ctl);
+            match self.restart_scope(&scope, start_budget) {
+                Ok(()) => {
+                    let mut ctl = self.ctl.lock();
+                    let group = ctl.group_mut(g);
+                    group.restarts = group.restarts.saturating_add(1);
+                    group.set_state(ServiceState::Running);
+                    log::info!("group `{path}` restarted {}", names.join(", "));
+                    self.end_change(ctl);
+                }
+                Err(error) => {
+                    // Another failure of the same child, counted like the first.
+                    log::error!("group `{path}`: the restart failed: {error}");
+                    let mut ctl = self.ctl.lock();
+                    let child = batch[0].0;
+                    if let Some(group) = ctl.groups.get_mut(&g) {
+                        group.set_state(ServiceState::Restarting);
+                        group
+                            .pending
+                            .push((child, Failure::from_box(error.to_string().into())));
+                    }
+                    self.end_change(ctl);
+                }
+            }
+        }
+    }
+
+    /// Group `g` exceeded its intensity: stop all its children, mark it failed, and hand the
+    /// failure to its parent. Called holding the sequencer; gives it back.
+    fn fail_group(self: &Arc<Self>, g: Id, path: &Arc<str>, failure: Failure, budget: Deadline) {
+        log::error!(
+            "group `{path}` failed: more restarts than its intensity allows; last failure: {failure}"
+        );
+        let scope = {
+            let ctl = self.ctl.lock();
+            Scope::subtree(&ctl, g)
+        };
+        let report = self.stop_scope(&scope, budget, &StopReason::Requested, Wait::Change);
+        if !report.is_clean() {
+            log::warn!("group `{path}`: stopping the failed group: {report}");
+        }
+        let mut ctl = self.ctl.lock();
+        let action = match ctl.groups.get_mut(&g) {
+            Some(group) => {
+                group.supervising = false;
+                group.pending.clear();
+                group.last_error = Some(failure.clone());
+                group.set_state(ServiceState::Failed);
+                let parent = group.parent.unwrap_or(ROOT);
+                let failure = Failure::from_box(
+                    format!("group `{path}` exceeded its restart intensity: {failure}").into(),
+                );
+                if ctl.group(g).restart == Some(RestartType::Temporary) {
+                    Action::None
+                } else {
+                    self.child_failed(&mut ctl, parent, NodeId::Group(g), failure)
+                }
+            }
+            None => Action::None,
+        };
+        self.end_change(ctl);
+        self.act(action);
+    }
+}
+
+/// A change run on a thread of its own (invariant 1).
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Remove,
+    Stop,
+    Restart,
+}
+
+fn node_restart(ctl: &Ctl, n: NodeId) -> Option<RestartType> {
+    match n {
+        NodeId::Service(i) => ctl.rec(i).restart,
+        NodeId::Group(g) => ctl.group(g).restart,
+    }
+}
+
+/// Marks the services of `n` to leave the tree once their threads exited.
+fn mark_remove(ctl: &mut Ctl, n: NodeId) {
+    match n {
+        NodeId::Service(i) => ctl.rec_mut(i).remove_on_exit = true,
+        NodeId::Group(g) => {
+            let children = ctl.group(g).children.clone();
+            for c in children {
+                mark_remove(ctl, c);
+            }
+        }
+    }
+}
