@@ -277,7 +277,11 @@ impl Shared {
             reverse.iter().map(|&i| vec![i]).collect()
         };
         for &g in &scope.groups {
-            if ctl.group(g).state != ServiceState::Restarting {
+            // A group restarting or failed keeps saying so.
+            if !matches!(
+                ctl.group(g).state,
+                ServiceState::Restarting | ServiceState::Failed | ServiceState::Stopped
+            ) {
                 ctl.group_mut(g).set_state(ServiceState::Stopping);
             }
         }

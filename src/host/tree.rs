@@ -764,6 +764,12 @@ impl Shared {
     fn restart_scope(self: &Arc<Self>, scope: &Scope, deadline: Deadline) -> Result<(), Error> {
         {
             let mut ctl = self.ctl.lock();
+            // A group started again starts afresh: its intensity counts from now (OTP).
+            for &g in &scope.groups {
+                let group = ctl.group_mut(g);
+                group.tracker = RestartTracker::new(g.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                group.pending.clear();
+            }
             for &i in &scope.order {
                 let r = ctl.rec_mut(i);
                 if !r.reset() {

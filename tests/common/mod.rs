@@ -729,3 +729,61 @@ impl JobGate {
         }
     }
 }
+
+/// A background service for supervision tests. It records `<name>:start` each time it is
+/// started, then runs: once the host has started, it fails (`<name>:fail`) or completes
+/// (`<name>:done`) as long as it has such endings left, else it waits for its token and
+/// records `<name>:stopped`.
+pub(crate) struct Flaky {
+    name: String,
+    events: Events,
+    /// What its next runs do: `false` fails, `true` completes; empty: wait for the token.
+    endings: std::collections::VecDeque<bool>,
+}
+
+impl Flaky {
+    /// A service that fails its first `fails` runs.
+    pub(crate) fn failing(name: &str, events: &Events, fails: usize) -> Flaky {
+        Flaky {
+            name: name.to_owned(),
+            events: events.clone(),
+            endings: std::iter::repeat_n(false, fails).collect(),
+        }
+    }
+
+    /// A service that completes (`Ok` before being stopped) its first `done` runs.
+    pub(crate) fn completing(name: &str, events: &Events, done: usize) -> Flaky {
+        Flaky {
+            name: name.to_owned(),
+            events: events.clone(),
+            endings: std::iter::repeat_n(true, done).collect(),
+        }
+    }
+}
+
+impl BackgroundService for Flaky {
+    fn start(&mut self, _ctx: &Context) -> ServiceResult {
+        self.events.push(format!("{}:start", self.name));
+        Ok(())
+    }
+
+    fn run(&mut self, ctx: &Context) -> ServiceResult {
+        // Every start hook of the host's start has returned before a run ends.
+        ctx.host().started().wait();
+        match self.endings.pop_front() {
+            Some(false) => {
+                self.events.push(format!("{}:fail", self.name));
+                Err(format!("{} failed on purpose", self.name).into())
+            }
+            Some(true) => {
+                self.events.push(format!("{}:done", self.name));
+                Ok(())
+            }
+            None => {
+                ctx.token().wait();
+                self.events.push(format!("{}:stopped", self.name));
+                Ok(())
+            }
+        }
+    }
+}
