@@ -671,6 +671,9 @@ impl Shared {
                 r.callbacks = Some(done);
             }
         }
+        // A change waiting for its turn re-checks whether its own service is being stopped
+        // (`tree`, invariant 1).
+        self.cond.notify_all();
     }
 
     /// Waits until every target resolved: replied, exited, passed its deadline, or (see

@@ -479,10 +479,11 @@ impl Shared {
 
     /// Removes the records that asked to leave the tree once their thread exited (a
     /// transient service that completed, a temporary one that ended), if no sequence runs
-    /// (invariant 4). Returns them, to be dropped with no lock held.
-    pub(crate) fn sweep(&self, ctl: &mut Ctl) -> Vec<(Record, Vec<GroupNode>)> {
+    /// (invariant 4). Returns them, for [`Swept`]'s drop with no lock held.
+    pub(crate) fn sweep(&self, ctl: &mut Ctl) -> Swept {
+        let mut out = Swept(Vec::new());
         if ctl.activity != Activity::Idle || ctl.state != HostState::Running {
-            return Vec::new();
+            return out;
         }
         let gone: Vec<(Id, Id)> = ctl
             .records
@@ -490,16 +491,9 @@ impl Shared {
             .filter(|(_, r)| r.remove_on_exit && r.exited)
             .map(|(&i, r)| (i, r.parent))
             .collect();
-        let mut out = Vec::new();
         for (i, parent) in gone {
-            let (records, groups) = detach(ctl, parent, NodeId::Service(i));
-            for mut r in records {
-                log::info!("service `{}` ended and left the tree", r.path);
-                // Its thread has nothing left to do but return: detached.
-                drop(r.thread.take());
-                out.push((r, Vec::new()));
-            }
-            drop(groups);
+            let (records, _) = detach(ctl, parent, NodeId::Service(i));
+            out.0.extend(records);
         }
         out
     }
@@ -886,17 +880,14 @@ impl Shared {
                     r.set_state(ServiceState::Restarting);
                 }
             }
+            let names: Vec<String> = affected
+                .iter()
+                .map(|&n| node_path(&ctl, n).to_string())
+                .collect();
+            let strategy = ctl.group(g).strategy;
             drop(ctl);
-            let names: Vec<String> = {
-                let ctl = self.ctl.lock();
-                affected
-                    .iter()
-                    .map(|&n| node_path(&ctl, n).to_string())
-                    .collect()
-            };
             log::warn!(
-                "group `{path}` ({:?}): a child failed: {failure}; restarting {} in {wait:?}",
-                self.ctl.lock().group(g).strategy,
+                "group `{path}` ({strategy:?}): a child failed: {failure}; restarting {} in {wait:?}",
                 names.join(", "),
             );
             let report = self.stop_scope(&scope, stop_budget, &StopReason::Requested, Wait::Change);
@@ -910,9 +901,19 @@ impl Shared {
             let until = Deadline::after(wait);
             while ctl.stop_reason.is_none() && self.wait_until(&mut ctl, until) {}
             if ctl.stop_reason.is_some() || !ctl.groups.contains_key(&g) {
+                // The host is stopping (or the group was removed): no restart; what was
+                // stopped for it says so.
+                for &i in &scope.order {
+                    if let Some(r) = ctl.records.get_mut(&i) {
+                        if r.state == ServiceState::Restarting {
+                            r.set_state(ServiceState::Stopped);
+                        }
+                    }
+                }
                 if let Some(group) = ctl.groups.get_mut(&g) {
                     group.supervising = false;
                     group.pending.clear();
+                    group.set_state(ServiceState::Stopped);
                 }
                 return;
             }
@@ -994,6 +995,21 @@ impl Shared {
         };
         self.end_change(ctl);
         self.act(action);
+    }
+}
+
+/// Records taken out of the tree by `sweep`: logged and dropped (their service values'
+/// `Drop` is user code) once the lock is released.
+#[must_use]
+pub(crate) struct Swept(Vec<Record>);
+
+impl Drop for Swept {
+    fn drop(&mut self) {
+        for mut r in self.0.drain(..) {
+            log::info!("service `{}` ended and left the tree", r.path);
+            // Its thread has nothing left to do but return: detached.
+            drop(r.thread.take());
+        }
     }
 }
 
