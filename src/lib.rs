@@ -299,6 +299,7 @@
 //! [`Host::run`] returns [`Error::ServiceFailed`]), [`Ignore`](Policy::Ignore), or
 //! [`Restart`](Policy::Restart) with exponential backoff and a restart-intensity limit.
 //! A panic is a failure like an error, with its message; it never takes down another service.
+//! In a [group](#supervision-tree), a failure the policy gives up goes to the group.
 //!
 //! ```
 //! use std::time::Duration;
@@ -311,6 +312,52 @@
 //!     .run();
 //! assert!(matches!(result, Err(Error::ServiceFailed { ref service, .. }) if &**service == "flaky"));
 //! assert_eq!(threadhost::exit_code(&result), threadhost::EXIT_FAILURE);
+//! # Ok::<(), threadhost::Error>(())
+//! ```
+//!
+//! # Supervision tree
+//!
+//! A host is the root of a tree: [`Group`]s hold services and groups, start them in order,
+//! stop them in reverse, and restart them by a [`Strategy`] — the failed child
+//! ([`OneForOne`](Strategy::OneForOne), the default), all children
+//! ([`OneForAll`](Strategy::OneForAll): a connection and the services that use it), or the
+//! failed child and those started after it ([`RestForOne`](Strategy::RestForOne)) — at most
+//! so many times within a window ([`Group::intensity`]); past it the group fails and its
+//! parent's strategy applies, up to the host, which stops. Children are named by path
+//! (`devices/plc-7/poller`) and can be added, stopped, restarted and removed while the host
+//! runs, each change under a deadline and with the rollback and report of a host start or
+//! stop; [`RestartType`]s say which children are restarted at all.
+//!
+//! ```
+//! use std::time::Duration;
+//! use threadhost::{Group, HostBuilder, Strategy};
+//!
+//! fn device(name: &str) -> Group {
+//!     Group::new(name)
+//!         .strategy(Strategy::OneForAll)
+//!         .background("connection", |ctx| { ctx.token().wait(); Ok(()) })
+//!         .background("poller", |ctx| { ctx.token().wait(); Ok(()) })
+//! }
+//!
+//! let host = HostBuilder::new()
+//!     .group("devices", |devices| {
+//!         devices
+//!             .intensity(10, Duration::from_secs(60))
+//!             .add_group(device("plc-7"))
+//!     })
+//!     .build()?;
+//! host.start(Duration::from_secs(5))?;
+//!
+//! // A device appears in the configuration, another goes away.
+//! let handle = host.handle();
+//! handle.add_group("devices", device("plc-9"), Duration::from_secs(5))?;
+//! let report = handle.remove("devices/plc-7", Duration::from_secs(5))?;
+//! assert!(report.is_clean(), "{report}");
+//!
+//! let snapshot = handle.snapshot();
+//! assert_eq!(&*snapshot.group("devices").unwrap().children[0], "devices/plc-9");
+//! assert!(snapshot.service("devices/plc-9/poller").unwrap().is_live());
+//! assert!(host.stop(Duration::from_secs(5)).is_clean());
 //! # Ok::<(), threadhost::Error>(())
 //! ```
 //!

@@ -28,13 +28,17 @@ mod tests;
 #[non_exhaustive]
 pub enum Policy {
     /// Log the failure with the service's name and stop the host; `Host::run` then returns
-    /// `Error::ServiceFailed` (a non-zero exit code). The default, as in .NET 6+.
+    /// `Error::ServiceFailed` (a non-zero exit code). The default, as in .NET 6+. In a
+    /// [`Group`](crate::Group), the failure goes to the group instead, whose [`Strategy`]
+    /// restarts it (or, past the group's intensity, fails the group and so on up the tree,
+    /// to the host).
     #[default]
     StopHost,
     /// Log the failure and keep the host running; the service stays failed.
     Ignore,
     /// Restart the body on its thread after a backoff; more than `max_restarts` failures
-    /// within `within` escalate to [`Policy::StopHost`] (Erlang/OTP's restart intensity).
+    /// within `within` escalate to [`Policy::StopHost`] (Erlang/OTP's restart intensity):
+    /// the host stops, or the service's group takes the failure.
     /// A stop during the backoff wait ends it at once.
     ///
     /// Checked by [`HostBuilder::build`](crate::HostBuilder::build) (else

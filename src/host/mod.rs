@@ -115,7 +115,7 @@ pub(crate) struct Plan {
 /// it), and returns at once a report [in progress](StopReport::is_in_progress); the
 /// caller's service then stops like the others, when it returns. `join` there returns
 /// [`Error::InvalidState`]. Most services just call [`HostHandle::request_stop`] through
-/// [`Context::host`].
+/// [`Context::host`](crate::Context::host).
 #[must_use = "a Host does nothing until started; dropping it stops its services"]
 pub struct Host {
     shared: Arc<Shared>,
@@ -327,7 +327,7 @@ impl Host {
     ///
     /// - Any error of [`start`](Host::start), and `Error::Signal` (feature `termination`) if
     ///   the signal handler could not be installed.
-    /// - [`Error::ServiceFailed`]: a service failed under [`Policy::StopHost`] (with the
+    /// - [`Error::ServiceFailed`]: a service failed under [`Policy::StopHost`](crate::Policy::StopHost) (with the
     ///   stop report).
     /// - [`Error::StopTimeout`]: a service did not stop by the deadline (with the report).
     ///
