@@ -343,7 +343,8 @@ impl Shared {
     /// otherwise: the value's `Drop` is user code).
     pub(crate) fn mark_exited(&self, i: Id, kind: Option<Kind>) {
         let mut ctl = self.ctl.lock();
-        let keep = ctl.state == HostState::Running && ctl.stop_reason.is_none();
+        let keep = matches!(ctl.state, HostState::Starting | HostState::Running)
+            && ctl.stop_reason.is_none();
         let unused = match ctl.records.get_mut(&i) {
             Some(r) => {
                 r.exited = true;

@@ -764,13 +764,20 @@ impl Shared {
                 group.tracker = RestartTracker::new(g.wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 group.pending.clear();
             }
+            // All or none: a service whose thread still runs cannot run twice.
+            if let Some(r) = scope
+                .order
+                .iter()
+                .map(|&i| ctl.rec(i))
+                .find(|r| r.service.is_none() || r.thread.is_some())
+            {
+                return Err(Error::StillRunning {
+                    service: Arc::clone(&r.path),
+                });
+            }
             for &i in &scope.order {
                 let r = ctl.rec_mut(i);
-                if !r.reset() {
-                    return Err(Error::StillRunning {
-                        service: Arc::clone(&r.path),
-                    });
-                }
+                let _reset = r.reset();
                 r.restarts = r.restarts.saturating_add(1);
             }
         }
