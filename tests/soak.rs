@@ -150,3 +150,61 @@ fn smoke() {
 fn soak_10000_cycles() {
     soak(10_000);
 }
+
+/// `cycles` rounds of the gateway's churn on one running host: a device group (a connection
+/// and a poller, one-for-all) added, restarted and removed; threads, descriptors, the tree
+/// and memory come back to where they were.
+fn tree_soak(cycles: usize) {
+    use threadhost::{Group, Strategy};
+    let device = |n: usize| {
+        Group::new(&format!("dev-{n}"))
+            .strategy(Strategy::OneForAll)
+            .background("connection", idle)
+            .add_service(Service::background("poller", idle).depends_on("connection"))
+    };
+    let host = HostBuilder::new()
+        .group("devices", |g| g.add_group(device(0)))
+        .build()
+        .unwrap();
+    host.start(Duration::from_secs(10)).unwrap();
+    let handle = host.handle();
+    let round = |i: usize| {
+        let d = Duration::from_secs(10);
+        handle.add_group("devices", device(i + 1), d).unwrap();
+        handle.restart_child(&format!("devices/dev-{}", i + 1), d).unwrap();
+        let report = handle.remove(&format!("devices/dev-{}", i + 1), d).unwrap();
+        assert!(report.is_clean(), "{report}");
+    };
+    for i in 0..20 {
+        round(i);
+    }
+    let (threads0, fds0, rss0) = (threads(), fds(), rss_kib());
+    for i in 20..20 + cycles {
+        round(i);
+    }
+    let (threads1, fds1, rss1) = (settled(threads0, threads), settled(fds0, fds), rss_kib());
+    let snapshot = handle.snapshot();
+    assert_eq!(snapshot.services.len(), 2, "{:?}", snapshot.services);
+    assert_eq!(snapshot.groups.len(), 2);
+    assert!(threads1 <= threads0, "threads grew from {threads0} to {threads1}");
+    assert!(fds1 <= fds0, "descriptors grew from {fds0} to {fds1}");
+    assert!(
+        std::env::var_os("SOAK_NO_RSS").is_some() || rss1 <= rss0 + 4 * 1024,
+        "RSS grew from {rss0} KiB to {rss1} KiB over {cycles} cycles"
+    );
+    assert!(host.stop(Duration::from_secs(10)).is_clean());
+    eprintln!(
+        "tree soak: {cycles} add + restart + remove cycles; threads {threads0}->{threads1}, fds {fds0}->{fds1}, RSS {rss0}->{rss1} KiB"
+    );
+}
+
+#[test]
+fn tree_smoke() {
+    tree_soak(200);
+}
+
+#[test]
+#[ignore = "long: 10,000 cycles; run with --release -- --ignored"]
+fn tree_soak_10000_cycles() {
+    tree_soak(10_000);
+}
