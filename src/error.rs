@@ -248,7 +248,7 @@ impl Error {
                 write!(f, "cannot {operation} a host that is {state}")
             }
             Error::DuplicateService { service } => {
-                write!(f, "two services are named `{service}`")
+                write!(f, "two services (or groups) are named `{service}`")
             }
             Error::UnknownChild { path } => {
                 write!(f, "nothing in the host's tree is at `{path}`")

@@ -482,7 +482,12 @@ impl Service {
 
     /// Starts this service only after `service` has started, and stops it before `service`.
     /// May be called several times. An unknown name or a cycle is an error from
-    /// [`HostBuilder::build`](crate::HostBuilder::build).
+    /// [`HostBuilder::build`](crate::HostBuilder::build). In a [`Group`](crate::Group), it
+    /// names a sibling (a service or a group).
+    ///
+    /// "Started" means its start hooks returned: for a background service, its
+    /// [`start`](BackgroundService::start) hook, not its body. What a dependent needs ready
+    /// (a connection, a listening socket) belongs in that hook.
     pub fn depends_on(mut self, service: &str) -> Service {
         self.depends_on.push(Arc::from(service));
         self

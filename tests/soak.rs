@@ -171,7 +171,9 @@ fn tree_soak(cycles: usize) {
     let round = |i: usize| {
         let d = Duration::from_secs(10);
         handle.add_group("devices", device(i + 1), d).unwrap();
-        handle.restart_child(&format!("devices/dev-{}", i + 1), d).unwrap();
+        handle
+            .restart_child(&format!("devices/dev-{}", i + 1), d)
+            .unwrap();
         let report = handle.remove(&format!("devices/dev-{}", i + 1), d).unwrap();
         assert!(report.is_clean(), "{report}");
     };
@@ -186,7 +188,10 @@ fn tree_soak(cycles: usize) {
     let snapshot = handle.snapshot();
     assert_eq!(snapshot.services.len(), 2, "{:?}", snapshot.services);
     assert_eq!(snapshot.groups.len(), 2);
-    assert!(threads1 <= threads0, "threads grew from {threads0} to {threads1}");
+    assert!(
+        threads1 <= threads0,
+        "threads grew from {threads0} to {threads1}"
+    );
     assert!(fds1 <= fds0, "descriptors grew from {fds0} to {fds1}");
     assert!(
         std::env::var_os("SOAK_NO_RSS").is_some() || rss1 <= rss0 + 4 * 1024,

@@ -70,6 +70,7 @@ pub(crate) fn validate(
     parent: &str,
     siblings: &[Arc<str>],
     children: &[Child],
+    runtime: bool,
 ) -> Result<(), Error> {
     let mut names: Vec<Arc<str>> = siblings.to_vec();
     for (k, child) in children.iter().enumerate() {
@@ -79,15 +80,15 @@ pub(crate) fn validate(
                 Child::Service(_) => "service",
                 Child::Group(_) => "group",
             };
-            Error::invalid_option(
-                if parent.is_empty() {
-                    format!("name of {what} #{k}")
-                } else {
-                    format!("name of {what} #{k} in `{parent}`")
-                },
-                name.escape_debug(),
-                reason,
-            )
+            // At build time the position tells which one; a runtime add has just the one.
+            let which = if runtime {
+                format!("name of the {what} added to `{parent}`")
+            } else if parent.is_empty() {
+                format!("name of {what} #{k}")
+            } else {
+                format!("name of {what} #{k} in `{parent}`")
+            };
+            Error::invalid_option(which, name.escape_debug(), reason)
         })?;
         let path = join_path(parent, name);
         if names.contains(name) {
@@ -108,7 +109,7 @@ pub(crate) fn validate(
                     g.max_restarts,
                     g.within,
                 )?;
-                validate(&path, &[], &g.children)?;
+                validate(&path, &[], &g.children, false)?;
             }
         }
     }
@@ -571,7 +572,7 @@ impl Shared {
                 .map(|&n| node_name(&ctl, n))
                 .collect();
             let parent_path = Arc::clone(&ctl.group(parent).path);
-            validate(&parent_path, &siblings, std::slice::from_ref(&child))?;
+            validate(&parent_path, &siblings, std::slice::from_ref(&child), true)?;
             self.begin_change(&mut ctl, "add", parent_path.as_ref(), deadline)?;
             // The wait may have let another change remove the parent or add a sibling.
             let again = resolve_group(&ctl, &parent_path).and_then(|p| {
@@ -581,7 +582,7 @@ impl Shared {
                     .iter()
                     .map(|&n| node_name(&ctl, n))
                     .collect();
-                validate(&parent_path, &siblings, std::slice::from_ref(&child)).map(|()| p)
+                validate(&parent_path, &siblings, std::slice::from_ref(&child), true).map(|()| p)
             });
             let parent = match again {
                 Ok(p) => p,
@@ -898,7 +899,9 @@ impl Shared {
                 names.join(", "),
             );
             let report = self.stop_scope(&scope, stop_budget, &StopReason::Requested, Wait::Change);
-            if !report.is_clean() {
+            if report.timed_out().is_empty() {
+                log::debug!("group `{path}`: stopped for the restart: {report}");
+            } else {
                 log::warn!("group `{path}`: stopping for the restart: {report}");
             }
             // The backoff: the sequencer is free meanwhile; a stop request ends it.
