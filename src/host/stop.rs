@@ -184,11 +184,19 @@ impl Shared {
         end: HostState,
         deadline: Deadline,
     ) -> StopReport {
-        {
+        let kept = {
             let mut ctl = self.ctl.lock();
             report.failure = ctl.host_failure.clone();
             self.set_state(&mut ctl, end);
-        }
+            // Service values kept for a restart (a thread that ended while a restart was
+            // still possible): none will run again. Dropped here, with no lock held (a `Drop`
+            // is user code), before anyone has the report.
+            ctl.records
+                .values_mut()
+                .filter_map(|r| r.service.take())
+                .collect::<Vec<_>>()
+        };
+        drop(kept);
         log::info!("Application stopped: {report}");
         let watched = self.stopped_event.is_watched();
         let done = self.fire_lifetime(watched, |shared| {
