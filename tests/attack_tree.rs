@@ -16,8 +16,8 @@ use common::{
     timed,
 };
 use threadhost::{
-    Backoff, Context, Error, Group, Host, HostBuilder, HostHandle, HostState, Outcome,
-    RestartType, Service, ServiceResult, ServiceState, StateChange, Strategy,
+    Backoff, Context, Error, Group, Host, HostBuilder, HostHandle, HostState, Outcome, RestartType,
+    Service, ServiceResult, ServiceState, StateChange, Strategy,
 };
 
 // ---- helpers ----
@@ -291,7 +291,11 @@ fn stop_hook_change_during_host_stop_is_refused() {
                 took < ms(500)
             ));
             let (r, took) = timed(|| ctx.host().restart_child("g", SECS5));
-            self.0.push(format!("restart:{}:{}", r.is_ok() || matches!(r, Err(Error::InvalidState { .. })), took < ms(500)));
+            self.0.push(format!(
+                "restart:{}:{}",
+                r.is_ok() || matches!(r, Err(Error::InvalidState { .. })),
+                took < ms(500)
+            ));
             Ok(())
         }
     }
@@ -382,7 +386,10 @@ fn host_stop_is_not_held_by_a_change_awaiting_a_hung_callback() {
     );
     assert!(report.is_complete(), "host.stop(1s) gave up: {report}");
     assert!(
-        matches!(report.service("b").map(|s| &s.outcome), Some(Outcome::Stopped)),
+        matches!(
+            report.service("b").map(|s| &s.outcome),
+            Some(Outcome::Stopped)
+        ),
         "{report}"
     );
     gate.open();
@@ -416,7 +423,8 @@ fn a_child_that_failed_during_the_host_start_can_be_restarted() {
         ok,
         "flaky never ran again; host {:?}, group {:?}, flaky {:?}, stop reason {:?}",
         snap.state,
-        snap.group("g").map(|g| (g.state, g.last_error.as_ref().map(ToString::to_string))),
+        snap.group("g")
+            .map(|g| (g.state, g.last_error.as_ref().map(ToString::to_string))),
         snap.service("g/flaky").map(|s| s.state),
         h.stop_reason()
     );
@@ -481,7 +489,9 @@ fn host_stop_during_a_group_backoff_leaves_nothing_restarting() {
     let g = snap.group("g").unwrap().state;
     let f = snap.service("g/f").unwrap().state;
     assert!(
-        report.service("g/f").is_some() && g != ServiceState::Restarting && f != ServiceState::Restarting,
+        report.service("g/f").is_some()
+            && g != ServiceState::Restarting
+            && f != ServiceState::Restarting,
         "after the host stopped: group g {g:?}, g/f {f:?}; report: {report}"
     );
 }
@@ -724,7 +734,7 @@ fn lines_with(needle: &str) -> Vec<String> {
 /// The supervisor's "a child failed ... restarting" line is logged with `ctl` held (a
 /// temporary guard in the macro's arguments): a logger that reads the host deadlocks it.
 #[test]
-#[ignore = "bug: the supervisor logs "a child failed ... restarting" with ctl held (a lock guard temporary in the log macro arguments)"]
+#[ignore = "bug: the supervisor logs `a child failed ... restarting` with ctl held (a lock guard temporary in the log macro arguments)"]
 fn supervisor_logs_without_the_lifecycle_lock() {
     install_logger();
     let log = Events::new();
@@ -739,14 +749,17 @@ fn supervisor_logs_without_the_lifecycle_lock() {
     log.wait_for("f:run1");
     assert!(!lines_with("group `lockw` (").is_empty());
     let held = under_lock("group `lockw` (");
-    assert!(held.is_empty(), "logged with the lifecycle lock held: {held:?}");
+    assert!(
+        held.is_empty(),
+        "logged with the lifecycle lock held: {held:?}"
+    );
     let report = host.stop(SECS5);
     assert!(report.is_clean(), "{report}");
 }
 
 /// "service `...` ended and left the tree" is logged inside `sweep`, under `ctl`.
 #[test]
-#[ignore = "bug: sweep logs "ended and left the tree" with ctl held"]
+#[ignore = "bug: sweep logs `ended and left the tree` with ctl held"]
 fn sweep_logs_without_the_lifecycle_lock() {
     install_logger();
     let gate = Gate::new();
@@ -768,10 +781,17 @@ fn sweep_logs_without_the_lifecycle_lock() {
     let h = host.handle();
     probe_lock_on("`locks/t` ended", &h);
     gate.open();
-    eventually("t leaves the tree", || h.snapshot().service("locks/t").is_none());
-    eventually("the line is logged", || !lines_with("`locks/t` ended").is_empty());
+    eventually("t leaves the tree", || {
+        h.snapshot().service("locks/t").is_none()
+    });
+    eventually("the line is logged", || {
+        !lines_with("`locks/t` ended").is_empty()
+    });
     let held = under_lock("`locks/t` ended");
-    assert!(held.is_empty(), "logged with the lifecycle lock held: {held:?}");
+    assert!(
+        held.is_empty(),
+        "logged with the lifecycle lock held: {held:?}"
+    );
     let report = host.stop(SECS5);
     assert!(report.is_clean(), "{report}");
 }
@@ -787,21 +807,35 @@ fn failure_text_with_newlines_stays_on_one_line() {
             g.intensity(1, Duration::from_secs(60))
                 .backoff(Backoff::fixed(ms(1)))
                 .add_service(
-                    Service::background("x", |_| Err("line1\nFORGED line2\r\n".into()))
-                        .on_failure(threadhost::Policy::StopHost),
+                    Service::background("x", |ctx| {
+                        ctx.host().started().wait();
+                        Err("line1\nFORGED line2\r\n".into())
+                    })
+                    .on_failure(threadhost::Policy::StopHost),
                 )
         })
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
     let h = host.handle();
-    eventually("nl fails", || group_state(&h, "nl") == Some(ServiceState::Failed));
+    eventually("nl fails", || {
+        group_state(&h, "nl") == Some(ServiceState::Failed)
+    });
     let lines = lines_with("FORGED");
     assert!(!lines.is_empty());
     for l in &lines {
-        assert!(!l.contains('\n') && !l.contains('\r'), "raw line break in {l:?}");
+        assert!(
+            !l.contains('\n') && !l.contains('\r'),
+            "raw line break in {l:?}"
+        );
     }
-    let g = h.snapshot().group("nl").unwrap().last_error.clone().unwrap();
+    let g = h
+        .snapshot()
+        .group("nl")
+        .unwrap()
+        .last_error
+        .clone()
+        .unwrap();
     assert!(!g.to_string().contains('\n'), "{g}");
     let report = host.stop(SECS5);
     assert!(!report.to_string().contains('\n'), "{report}");
@@ -813,7 +847,11 @@ fn chain(log: &Events) -> HostBuilder {
     let c = Group::new("C")
         .intensity(1, Duration::from_secs(60))
         .backoff(Backoff::fixed(ms(1)))
-        .add_service(counted("s", log, |_, _| Err("s always fails".into())));
+        .add_service(counted("s", log, |_, ctx| {
+            // After the host's start (see `a_child_that_failed_during_the_host_start...`).
+            ctx.host().started().wait();
+            Err("s always fails".into())
+        }));
     let b = Group::new("B")
         .intensity(1, Duration::from_secs(60))
         .backoff(Backoff::fixed(ms(1)))
@@ -833,7 +871,9 @@ fn escalation_chain_stops_the_host_naming_the_top_group() {
     let host = chain(&log).build().unwrap();
     let result = within(Duration::from_secs(20), "the escalation", || host.run());
     match result {
-        Err(Error::ServiceFailed { service, failure, .. }) => {
+        Err(Error::ServiceFailed {
+            service, failure, ..
+        }) => {
             assert_eq!(&*service, "A");
             let text = failure.to_string();
             assert!(text.contains("group `A` exceeded"), "{text}");
@@ -861,13 +901,18 @@ fn a_restarted_group_gets_a_fresh_restart_history() {
 // ---- 2. every path ----
 
 /// The body of a service started early adds a service while the host is still starting: the
-/// add waits for the start, then succeeds.
+/// add waits for the start, then succeeds. (The body waits until the start has moved on to
+/// `slow`: right after its own start reply it may be refused, see
+/// `add_from_a_fresh_body_during_the_host_start_is_never_refused`.)
 #[test]
 fn add_from_a_body_during_the_host_start() {
     let log = Events::new();
     let l = log.clone();
+    let slow_starts = Probe::new();
+    let p = slow_starts.clone();
     let host = HostBuilder::new()
         .background("early", move |ctx| {
+            p.expect("slow's start hook runs");
             let r = ctx
                 .host()
                 .add_service("", Service::background("added", idle), SECS5);
@@ -875,7 +920,12 @@ fn add_from_a_body_during_the_host_start() {
             ctx.token().wait();
             Ok(())
         })
-        .add_service(Service::background_service("slow", SlowStart(ms(300))))
+        .add_service(Service::hosted(
+            "slow",
+            Rec::new("slow", &log)
+                .on("start", Action::Signal(slow_starts.clone()))
+                .on("start", Action::Busy(ms(300))),
+        ))
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
@@ -913,7 +963,13 @@ fn changes_during_the_host_stop_are_refused() {
     in_stop.expect("the stop reaches slow");
     let (r, took) = timed(|| h.add_service("g", Service::background("b", idle), SECS5));
     assert!(
-        matches!(r, Err(Error::InvalidState { state: HostState::Stopping, .. })),
+        matches!(
+            r,
+            Err(Error::InvalidState {
+                state: HostState::Stopping,
+                ..
+            })
+        ),
         "{r:?}"
     );
     assert!(took < ms(500), "{took:?}");
@@ -930,7 +986,13 @@ fn changes_during_the_host_stop_are_refused() {
     // After the stop: refused too.
     let r = h.add_service("", Service::background("after", idle), SECS5);
     assert!(
-        matches!(r, Err(Error::InvalidState { state: HostState::Stopped, .. })),
+        matches!(
+            r,
+            Err(Error::InvalidState {
+                state: HostState::Stopped,
+                ..
+            })
+        ),
         "{r:?}"
     );
 }
@@ -947,11 +1009,15 @@ fn add_to_a_group_in_backoff() {
     let h = host.handle();
     trigger.open();
     log.wait_for("group g Restarting");
-    h.add_service("g", counted("new", &log, |_, ctx| {
-        ctx.token().wait();
-        Ok(())
-    }), SECS5)
-        .unwrap();
+    h.add_service(
+        "g",
+        counted("new", &log, |_, ctx| {
+            ctx.token().wait();
+            Ok(())
+        }),
+        SECS5,
+    )
+    .unwrap();
     log.wait_for("f:run1");
     log.wait_for("group g Running");
     let snap = h.snapshot();
@@ -986,7 +1052,10 @@ fn hung_child_removed_by_deadline_and_restart_refused_while_it_runs() {
     // stop_child leaves it in the tree, timed out: a restart is refused while it runs.
     let (report, took) = timed(|| h.stop_child("g/h2", ms(200)).unwrap());
     assert_within(took, ms(200) + MARGIN, "stop_child");
-    assert!(matches!(report.service("g/h2").unwrap().outcome, Outcome::TimedOut), "{report}");
+    assert!(
+        matches!(report.service("g/h2").unwrap().outcome, Outcome::TimedOut),
+        "{report}"
+    );
     let err = h.restart_child("g/h2", SECS5).unwrap_err();
     assert!(
         matches!(&err, Error::StillRunning { service } if &**service == "g/h2"),
@@ -1036,17 +1105,33 @@ fn failed_adds_are_rolled_back() {
         .unwrap();
     host.start(SECS5).unwrap();
     let h = host.handle();
-    let err = h.add_service("g", start_does("x", &log, Action::Fail), SECS5).unwrap_err();
-    assert!(matches!(&err, Error::StartFailed { service, .. } if &**service == "g/x"), "{err:?}");
-    let err = h.add_service("g", start_does("x", &log, Action::Panic), SECS5).unwrap_err();
+    let err = h
+        .add_service("g", start_does("x", &log, Action::Fail), SECS5)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::StartFailed { service, .. } if &**service == "g/x"),
+        "{err:?}"
+    );
+    let err = h
+        .add_service("g", start_does("x", &log, Action::Panic), SECS5)
+        .unwrap_err();
     assert!(
         matches!(&err, Error::StartFailed { service, failure } if &**service == "g/x" && failure.is_panic()),
         "{err:?}"
     );
-    let (r, took) = timed(|| h.add_service("g", start_does("x", &log, Action::Block(gate.clone())), ms(300)));
+    let (r, took) = timed(|| {
+        h.add_service(
+            "g",
+            start_does("x", &log, Action::Block(gate.clone())),
+            ms(300),
+        )
+    });
     assert_within(took, ms(300) + MARGIN, "add with a hung start");
     let err = r.unwrap_err();
-    assert!(matches!(&err, Error::StartTimeout { service } if &**service == "g/x"), "{err:?}");
+    assert!(
+        matches!(&err, Error::StartTimeout { service } if &**service == "g/x"),
+        "{err:?}"
+    );
     // A group whose second child fails: the first is stopped again, the group goes.
     let err = h
         .add_group(
@@ -1057,13 +1142,24 @@ fn failed_adds_are_rolled_back() {
             SECS5,
         )
         .unwrap_err();
-    assert!(matches!(&err, Error::StartFailed { service, .. } if &**service == "g/sub/bad"), "{err:?}");
-    assert!(log.contains("ok:stop"), "the started child was not stopped: {:?}", log.names());
+    assert!(
+        matches!(&err, Error::StartFailed { service, .. } if &**service == "g/sub/bad"),
+        "{err:?}"
+    );
+    assert!(
+        log.contains("ok:stop"),
+        "the started child was not stopped: {:?}",
+        log.names()
+    );
     let snap = h.snapshot();
-    assert!(snap.service("g/x").is_none() && snap.group("g/sub").is_none(), "{snap:?}");
+    assert!(
+        snap.service("g/x").is_none() && snap.group("g/sub").is_none(),
+        "{snap:?}"
+    );
     assert_eq!(snap.group("g").unwrap().children.len(), 1, "{snap:?}");
     gate.open();
-    h.add_service("g", Service::background("x", idle), SECS5).unwrap();
+    h.add_service("g", Service::background("x", idle), SECS5)
+        .unwrap();
     let report = host.stop(SECS5);
     assert!(report.is_clean(), "{report}");
 }
@@ -1086,7 +1182,9 @@ fn host_stop_while_an_added_start_hook_hangs() {
             .on("start", Action::Signal(in_start.clone()))
             .on("start", Action::Block(gate.clone())),
     );
-    let adder = spawn("adder", move || timed(|| h.add_service("", svc, threadhost::Deadline::NEVER)));
+    let adder = spawn("adder", move || {
+        timed(|| h.add_service("", svc, threadhost::Deadline::NEVER))
+    });
     in_start.expect("x starts");
     let (report, took) = timed(|| host.stop(ms(500)));
     assert_within(took, ms(500) + MARGIN, "host.stop");
@@ -1111,6 +1209,7 @@ fn host_dropped_while_a_supervisor_restarts() {
             Ok(())
         }
         fn run(&mut self, ctx: &Context) -> ServiceResult {
+            ctx.host().started().wait();
             if self.1.fetch_add(1, Ordering::SeqCst) == 0 {
                 return Err("fail once".into());
             }
@@ -1138,10 +1237,7 @@ fn host_dropped_while_a_supervisor_restarts() {
 /// succeed, nothing is left, no thread is left.
 #[test]
 fn fifty_threads_add_and_remove_concurrently() {
-    let host = HostBuilder::new()
-        .group("many", |g| g)
-        .build()
-        .unwrap();
+    let host = HostBuilder::new().group("many", |g| g).build().unwrap();
     host.start(SECS5).unwrap();
     let h = host.handle();
     let deadline = Duration::from_secs(60);
@@ -1154,7 +1250,8 @@ fn fifty_threads_add_and_remove_concurrently() {
                     if t % 2 == 0 {
                         h.add_service("many", Service::background(&name, idle), deadline)
                             .map_err(|e| format!("add {name}: {e}"))?;
-                        let r = h.remove(&format!("many/{name}"), deadline)
+                        let r = h
+                            .remove(&format!("many/{name}"), deadline)
                             .map_err(|e| format!("remove {name}: {e}"))?;
                         if !r.is_clean() {
                             return Err(format!("remove {name}: {r}"));
@@ -1163,7 +1260,8 @@ fn fifty_threads_add_and_remove_concurrently() {
                         let g = Group::new(&name).background("s", idle);
                         h.add_group("many", g, deadline)
                             .map_err(|e| format!("add group {name}: {e}"))?;
-                        let r = h.remove(&format!("many/{name}"), deadline)
+                        let r = h
+                            .remove(&format!("many/{name}"), deadline)
                             .map_err(|e| format!("remove group {name}: {e}"))?;
                         if !r.is_clean() {
                             return Err(format!("remove group {name}: {r}"));
@@ -1222,7 +1320,14 @@ fn nested_groups_with_dependencies_start_and_stop_in_order() {
         let mode = format!("start_concurrently {start_c}, stop_concurrently {stop_c}: {names:?}");
         // db before api, inside db a before b, inside inner y before z, api before web2;
         // in each start phase, and in reverse in each stop phase.
-        let before = [("a", "b"), ("b", "x"), ("b", "y"), ("y", "z"), ("x", "web2"), ("z", "web2")];
+        let before = [
+            ("a", "b"),
+            ("b", "x"),
+            ("b", "y"),
+            ("y", "z"),
+            ("x", "web2"),
+            ("z", "web2"),
+        ];
         for phase in ["starting", "start", "started"] {
             for (first, then) in before {
                 let (f, t) = (format!("{first}:{phase}"), format!("{then}:{phase}"));
@@ -1356,13 +1461,19 @@ fn intensity_limits_and_duration_max() {
     log.wait_for("f:run30");
     log.wait_for("group max Restarting");
     let h = host.handle();
-    eventually("unl runs", || group_state(&h, "unl") == Some(ServiceState::Running));
+    eventually("unl runs", || {
+        group_state(&h, "unl") == Some(ServiceState::Running)
+    });
     assert_eq!(h.snapshot().group("unl").unwrap().restarts, 30);
     let (report, took) = timed(|| host.stop(SECS5));
     assert!(took < Duration::from_secs(2), "{took:?}");
     assert!(report.is_complete(), "{report}");
     let err = HostBuilder::new()
-        .group("x", |g| g.group("y", |g| g.intensity(MAX_RESTARTS + 1, Duration::from_secs(1))))
+        .group("x", |g| {
+            g.group("y", |g| {
+                g.intensity(MAX_RESTARTS + 1, Duration::from_secs(1))
+            })
+        })
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("x/y"), "{err}");
@@ -1385,12 +1496,24 @@ fn bad_names_are_refused_clearly() {
             .build()
             .unwrap_err();
         let text = err.to_string();
-        assert!(matches!(err, Error::InvalidOption { .. }), "{bad:?}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidOption { .. }),
+            "{bad:?}: {err:?}"
+        );
         assert!(text.contains("in `g`"), "{bad:?}: {text}");
-        assert!(!text.contains(['\n', '\0', '\t', '\u{2028}']), "{bad:?}: {text:?}");
+        assert!(
+            !text.contains(['\n', '\0', '\t', '\u{2028}']),
+            "{bad:?}: {text:?}"
+        );
         let err = HostBuilder::new().group(bad, |g| g).build().unwrap_err();
-        assert!(matches!(err, Error::InvalidOption { .. }), "{bad:?}: {err:?}");
-        assert!(!err.to_string().contains(['\n', '\0', '\t', '\u{2028}']), "{err:?}");
+        assert!(
+            matches!(err, Error::InvalidOption { .. }),
+            "{bad:?}: {err:?}"
+        );
+        assert!(
+            !err.to_string().contains(['\n', '\0', '\t', '\u{2028}']),
+            "{err:?}"
+        );
     }
     let host = HostBuilder::new()
         .group("g", |g| g)
@@ -1403,10 +1526,16 @@ fn bad_names_are_refused_clearly() {
         let err = h
             .add_service("g", Service::background(bad, idle), SECS5)
             .unwrap_err();
-        assert!(matches!(err, Error::InvalidOption { .. }), "{bad:?}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidOption { .. }),
+            "{bad:?}: {err:?}"
+        );
         assert!(!err.to_string().contains('\n'), "{err:?}");
         let err = h.add_group("g", Group::new(bad), SECS5).unwrap_err();
-        assert!(matches!(err, Error::InvalidOption { .. }), "{bad:?}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidOption { .. }),
+            "{bad:?}: {err:?}"
+        );
     }
     assert!(h.snapshot().group("g").unwrap().children.is_empty());
     let report = host.stop(SECS5);
@@ -1423,17 +1552,25 @@ fn bad_paths_are_refused_clearly() {
         .unwrap();
     host.start(SECS5).unwrap();
     let h = host.handle();
-    for path in ["g/", "g//s", "/g", "//", "nope", "g/nope", "svc/x", "g/s/x", "x\ny", "g/s/"] {
+    for path in [
+        "g/", "g//s", "/g", "//", "nope", "g/nope", "svc/x", "g/s/x", "x\ny", "g/s/",
+    ] {
         for (op, r) in [
             ("remove", h.remove(path, SECS5).map(|_| ())),
             ("stop_child", h.stop_child(path, SECS5).map(|_| ())),
             ("restart_child", h.restart_child(path, SECS5)),
-            ("add_service", h.add_service(path, Service::background("n", idle), SECS5)),
+            (
+                "add_service",
+                h.add_service(path, Service::background("n", idle), SECS5),
+            ),
         ] {
             let err = r.expect_err(&format!("{op}({path:?})"));
             let text = err.to_string();
             assert!(
-                matches!(err, Error::UnknownChild { .. } | Error::InvalidOption { .. }),
+                matches!(
+                    err,
+                    Error::UnknownChild { .. } | Error::InvalidOption { .. }
+                ),
                 "{op}({path:?}): {err:?}"
             );
             assert!(!text.contains('\n'), "{op}({path:?}): {text:?}");
@@ -1444,7 +1581,9 @@ fn bad_paths_are_refused_clearly() {
         }
     }
     // A group path that names a service, and the root.
-    let err = h.add_service("svc", Service::background("n", idle), SECS5).unwrap_err();
+    let err = h
+        .add_service("svc", Service::background("n", idle), SECS5)
+        .unwrap_err();
     assert!(err.to_string().contains("names a service"), "{err}");
     let err = h.remove("", SECS5).unwrap_err();
     assert!(err.to_string().contains("host itself"), "{err}");
@@ -1468,7 +1607,8 @@ fn thousand_add_remove_cycles_leave_nothing() {
     let base_threads = threads_named("th:leak");
     for k in 0..1000 {
         if k % 2 == 0 {
-            h.add_service("lk", Service::background("leak", idle), SECS5).unwrap();
+            h.add_service("lk", Service::background("leak", idle), SECS5)
+                .unwrap();
             let r = h.remove("lk/leak", SECS5).unwrap();
             assert!(r.is_clean(), "{r}");
         } else {
@@ -1514,8 +1654,12 @@ fn many_group_restarts_leave_no_thread() {
     trigger.open();
     log.wait_for("rsf:run300");
     let h = host.handle();
-    eventually("rs runs", || group_state(&h, "rs") == Some(ServiceState::Running));
-    eventually("no supervisor left", || threads_named("th:rs:supervis") == 0);
+    eventually("rs runs", || {
+        group_state(&h, "rs") == Some(ServiceState::Running)
+    });
+    eventually("no supervisor left", || {
+        threads_named("th:rs:supervis") == 0
+    });
     assert_eq!(threads_named("th:rsf"), 1);
     let report = host.stop(SECS5);
     assert!(report.is_clean(), "{report}");
@@ -1567,8 +1711,15 @@ fn group_state_changes_reach_listeners() {
     // In order (a restart of the stopped group adds a spurious Stopping/Stopped: see
     // `restarting_a_stopped_group_does_not_report_it_stopping_again`).
     let expected = [
-        "Starting", "Running", "Restarting", "Running", "Stopping", "Stopped", "Starting",
-        "Running", "Failed",
+        "Starting",
+        "Running",
+        "Restarting",
+        "Running",
+        "Stopping",
+        "Stopped",
+        "Starting",
+        "Running",
+        "Failed",
     ];
     let mut at = 0;
     for e in expected {
@@ -1602,7 +1753,11 @@ fn queue_job_removes_its_own_group() {
             } else {
                 timed(|| h.restart_child("qg", SECS5).map(|()| true))
             };
-            s2.push(format!("job{item}:{:?}:{}", r.map_err(|e| e.to_string()), took < ms(500)));
+            s2.push(format!(
+                "job{item}:{:?}:{}",
+                r.map_err(|e| e.to_string()),
+                took < ms(500)
+            ));
             Ok(())
         })
         .unwrap();
@@ -1634,12 +1789,20 @@ fn lifetime_callbacks_change_the_tree() {
     let (h1, l1) = (h.clone(), log.clone());
     let _r1 = h.started().on_stop(move |_| {
         let (r, took) = timed(|| h1.remove("lg", SECS5));
-        l1.push(format!("started:{:?}:{}", r.map(|r| r.is_clean()).map_err(|e| e.to_string()), took < ms(500)));
+        l1.push(format!(
+            "started:{:?}:{}",
+            r.map(|r| r.is_clean()).map_err(|e| e.to_string()),
+            took < ms(500)
+        ));
     });
     let (h2, l2) = (h.clone(), log.clone());
     let _r2 = h.stopping().on_stop(move |_| {
         let (r, took) = timed(|| h2.add_service("", Service::background("late", idle), SECS5));
-        l2.push(format!("stopping:{}:{}", matches!(r, Err(Error::InvalidState { .. })), took < ms(500)));
+        l2.push(format!(
+            "stopping:{}:{}",
+            matches!(r, Err(Error::InvalidState { .. })),
+            took < ms(500)
+        ));
     });
     let ((), took) = timed(|| host.start(SECS5).unwrap());
     assert!(took < Duration::from_secs(2), "{took:?}");
@@ -1665,7 +1828,9 @@ fn restarting_a_stopped_group_does_not_report_it_stopping_again() {
     let _ = h.stop_child("rsg", SECS5).unwrap();
     h.restart_child("rsg", SECS5).unwrap();
     log.wait_for("group rsg Running");
-    eventually("the second Running", || log.with_prefix("group rsg Running").len() == 2);
+    eventually("the second Running", || {
+        log.with_prefix("group rsg Running").len() == 2
+    });
     let seq = log.with_prefix("group rsg ");
     assert_eq!(
         seq,
@@ -1699,7 +1864,10 @@ fn a_body_waiting_for_the_sequencer_is_released_when_its_own_stop_begins() {
             g.add_service(Service::background("a", move |ctx| {
                 p.expect("slow's stop hook runs");
                 let (r, took) = timed(|| ctx.host().remove("b", SECS5));
-                l.push(format!("a:remove:{:?}:{took:?}", r.map(|r| r.is_clean()).map_err(|e| e.to_string())));
+                l.push(format!(
+                    "a:remove:{:?}:{took:?}",
+                    r.map(|r| r.is_clean()).map_err(|e| e.to_string())
+                ));
                 ctx.token().wait();
                 Ok(())
             }))
@@ -1795,7 +1963,12 @@ fn strategies_and_restart_types() {
     let log = Events::new();
     let trigger = Gate::new();
     let _open = trigger.opener();
-    let (t1, t2, t3, t4) = (trigger.clone(), trigger.clone(), trigger.clone(), trigger.clone());
+    let (t1, t2, t3, t4) = (
+        trigger.clone(),
+        trigger.clone(),
+        trigger.clone(),
+        trigger.clone(),
+    );
     let waits = |n: usize, ctx: &Context| -> ServiceResult {
         let _ = n;
         ctx.token().wait();
@@ -1865,7 +2038,10 @@ fn strategies_and_restart_types() {
     });
     assert!(!log.contains("r1:run1"), "RestForOne restarted r1");
     assert!(!log.contains("tmp:run1"), "a temporary child was restarted");
-    assert!(!log.contains("tr:run1"), "a transient child that completed was restarted");
+    assert!(
+        !log.contains("tr:run1"),
+        "a transient child that completed was restarted"
+    );
     eventually("all run", || {
         ["rfo", "ofa", "types"]
             .iter()
@@ -1916,9 +2092,20 @@ fn systemd_child() {
     if std::env::var(SD_CHILD).is_err() {
         return;
     }
-    let host = HostBuilder::new()
+    // `run` flushes the listeners (the last STATUS lines) before it returns; a listener
+    // requests the stop once the group failed.
+    let result = HostBuilder::new()
         .systemd()
         .on_failure(threadhost::Policy::Ignore)
+        .on_state_change(|e| {
+            if let StateChange::Group {
+                to: ServiceState::Failed,
+                ..
+            } = e.change
+            {
+                e.host().request_stop();
+            }
+        })
         .group("sd", |g| {
             g.intensity(1, Duration::from_secs(60))
                 .backoff(Backoff::fixed(ms(1)))
@@ -1931,12 +2118,9 @@ fn systemd_child() {
                 )
         })
         .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    let h = host.handle();
-    eventually("sd fails", || group_state(&h, "sd") == Some(ServiceState::Failed));
-    let report = host.stop(SECS5);
-    std::process::exit(if report.is_complete() { 0 } else { 1 });
+        .unwrap()
+        .run();
+    std::process::exit(if result.is_ok() { 0 } else { 1 });
 }
 
 #[test]
@@ -1947,7 +2131,12 @@ fn systemd_status_names_group_restarts_and_failure() {
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(ms(200))).unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["systemd_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "systemd_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(SD_CHILD, "1")
         .env("NOTIFY_SOCKET", &path)
         .env_remove("WATCHDOG_USEC")
@@ -1970,6 +2159,7 @@ fn systemd_status_names_group_restarts_and_failure() {
                 }
             }
             Err(_) => {
+                // Exited, and nothing more came for a read timeout: all is read.
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
@@ -1980,7 +2170,10 @@ fn systemd_status_names_group_restarts_and_failure() {
     let _ = std::fs::remove_file(&path);
     assert!(status.success(), "{status:?}: {messages:?}");
     let all = messages.join("|");
-    assert!(all.contains("STATUS=group `sd` restarting: x fails"), "{all}");
+    assert!(
+        all.contains("STATUS=group `sd` restarting: x fails"),
+        "{all}"
+    );
     assert!(all.contains("STATUS=group `sd` failed: x fails"), "{all}");
     assert!(all.contains("READY=1"), "{all}");
 }
@@ -2036,29 +2229,32 @@ fn a_group_drops_a_replaced_failure_outside_the_lock() {
     let tx = Mutex::new(tx);
     let host = HostBuilder::new()
         .group("pd", |g| {
-            g.backoff(Backoff::fixed(ms(1))).add_service(Service::background("f", {
-                let runs = AtomicUsize::new(0);
-                move |ctx| {
-                    ctx.host().started().wait();
-                    match runs.fetch_add(1, Ordering::SeqCst) {
-                        0 => Err(Box::new(Probed {
-                            host: ctx.host().clone(),
-                            seen: tx.lock().unwrap().clone(),
-                            on_display: false,
-                        })),
-                        1 => Err("plain".into()),
-                        _ => {
-                            ctx.token().wait();
-                            Ok(())
+            g.backoff(Backoff::fixed(ms(1)))
+                .add_service(Service::background("f", {
+                    let runs = AtomicUsize::new(0);
+                    move |ctx| {
+                        ctx.host().started().wait();
+                        match runs.fetch_add(1, Ordering::SeqCst) {
+                            0 => Err(Box::new(Probed {
+                                host: ctx.host().clone(),
+                                seen: tx.lock().unwrap().clone(),
+                                on_display: false,
+                            })),
+                            1 => Err("plain".into()),
+                            _ => {
+                                ctx.token().wait();
+                                Ok(())
+                            }
                         }
                     }
-                }
-            }))
+                }))
         })
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let (what, free) = rx.recv_timeout(PATIENCE).expect("the first error is dropped");
+    let (what, free) = rx
+        .recv_timeout(PATIENCE)
+        .expect("the first error is dropped");
     assert_eq!(what, "drop");
     assert!(free, "a user's error was dropped under the lifecycle lock");
     let report = host.stop(SECS5);
@@ -2091,7 +2287,9 @@ fn a_failing_group_formats_the_failure_outside_the_lock() {
         .unwrap();
     host.start(SECS5).unwrap();
     let h = host.handle();
-    eventually("pf fails", || group_state(&h, "pf") == Some(ServiceState::Failed));
+    eventually("pf fails", || {
+        group_state(&h, "pf") == Some(ServiceState::Failed)
+    });
     let seen: Vec<_> = rx.try_iter().collect();
     assert!(
         seen.iter().all(|&(_, free)| free),
@@ -2152,7 +2350,9 @@ fn a_failed_group_restart_formats_the_error_outside_the_lock() {
         .unwrap();
     host.start(SECS5).unwrap();
     let h = host.handle();
-    eventually("pr fails", || group_state(&h, "pr") == Some(ServiceState::Failed));
+    eventually("pr fails", || {
+        group_state(&h, "pr") == Some(ServiceState::Failed)
+    });
     let seen: Vec<_> = rx.try_iter().collect();
     assert!(!seen.is_empty());
     assert!(
@@ -2161,4 +2361,58 @@ fn a_failed_group_restart_formats_the_error_outside_the_lock() {
     );
     let report = host.stop(SECS5);
     assert!(report.is_complete(), "{report}");
+}
+
+/// The body of a service that has just started calls `add_service` while the host's start
+/// goes on: the change must wait for the start (the sequencer no longer waits for this
+/// thread). But `begin_change` refuses while `Record::awaiting` is still set, and the
+/// sequencer clears it only when it wakes to read the reply: a body that runs first gets
+/// `InvalidState` (Starting). Tried on 150 hosts with two CPU hogs, to make the race show.
+#[test]
+#[ignore = "bug: an add from a body right after its start reply is refused (InvalidState Starting) until the sequencer has read the reply (awaiting still set)"]
+fn add_from_a_fresh_body_during_the_host_start_is_never_refused() {
+    let stop_hogs = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = Arc::clone(&stop_hogs);
+            spawn("hog", move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for round in 0..150 {
+        let log = Events::new();
+        let l = log.clone();
+        let host = HostBuilder::new()
+            .background("early", move |ctx| {
+                let r = ctx
+                    .host()
+                    .add_service("", Service::background("added", idle), SECS5);
+                l.push(format!("add:{:?}", r.map_err(|e| e.to_string())));
+                ctx.token().wait();
+                Ok(())
+            })
+            .add_service(Service::background_service("slow", SlowStart(ms(20))))
+            .build()
+            .unwrap();
+        host.start(SECS5).unwrap();
+        eventually("the add returned", || !log.with_prefix("add:").is_empty());
+        let r = log.with_prefix("add:").remove(0);
+        if r != "add:Ok(())" {
+            refused.push(format!("round {round}: {r}"));
+        }
+        let _ = host.stop(SECS5);
+    }
+    stop_hogs.store(true, Ordering::Relaxed);
+    for h in hogs {
+        h.join().unwrap();
+    }
+    assert!(
+        refused.is_empty(),
+        "{} of 150 refused: {refused:?}",
+        refused.len()
+    );
 }
