@@ -2424,3 +2424,83 @@ fn add_from_a_fresh_body_during_the_host_start_is_never_refused() {
         refused.len()
     );
 }
+
+/// A Temporary group ("never restarted: removed from the tree when it ends") that fails past
+/// its intensity must leave the tree, as a temporary service does.
+#[test]
+#[ignore = "bug: a failed Temporary group stays in the tree (fail_group only skips the escalation)"]
+fn a_failed_temporary_group_leaves_the_tree() {
+    let host = HostBuilder::new()
+        .add_group(
+            Group::new("tg")
+                .restart(RestartType::Temporary)
+                .intensity(0, Duration::from_secs(60))
+                .add_service(Service::background("x", |ctx| {
+                    ctx.host().started().wait();
+                    Err("x fails".into())
+                })),
+        )
+        .background("other", idle)
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let h = host.handle();
+    let began = Instant::now();
+    while h.snapshot().group("tg").is_some() && began.elapsed() < Duration::from_secs(3) {
+        busy(ms(5));
+    }
+    let snap = h.snapshot();
+    assert!(
+        snap.group("tg").is_none(),
+        "the temporary group is still in the tree: {:?}; host {:?}",
+        snap.group("tg").map(|g| (g.state, g.children.clone())),
+        snap.state
+    );
+    let report = host.stop(SECS5);
+    assert!(report.is_clean(), "{report}");
+}
+
+/// A Temporary child group of a OneForAll group, when a sibling fails: its services are
+/// stopped and leave the tree; the group node must leave too, not stay behind empty.
+#[test]
+#[ignore = "bug: a Temporary child group stopped by a OneForAll restart leaves an empty group node behind (mark_remove marks only its services)"]
+fn a_temporary_child_group_leaves_with_its_services() {
+    let log = Events::new();
+    let trigger = Gate::new();
+    let _open = trigger.opener();
+    let t = trigger.clone();
+    let host = watched(HostBuilder::new(), &log)
+        .group("ofa2", |g| {
+            g.strategy(Strategy::OneForAll)
+                .backoff(Backoff::fixed(ms(1)))
+                .add_group(
+                    Group::new("tg")
+                        .restart(RestartType::Temporary)
+                        .background("inner", idle),
+                )
+                .add_service(counted("f", &log, move |n, ctx| {
+                    if n == 0 {
+                        t.wait();
+                        return Err("f fails".into());
+                    }
+                    ctx.token().wait();
+                    Ok(())
+                }))
+        })
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    trigger.open();
+    log.wait_for("f:run1");
+    let h = host.handle();
+    eventually("inner leaves", || h.snapshot().service("ofa2/tg/inner").is_none());
+    let snap = h.snapshot();
+    assert!(
+        snap.group("ofa2/tg").is_none(),
+        "an empty temporary group is left: {:?}; ofa2's children {:?}",
+        snap.group("ofa2/tg").map(|g| g.state),
+        snap.group("ofa2").map(|g| g.children.clone())
+    );
+    let report = host.stop(SECS5);
+    assert!(report.is_clean(), "{report}");
+}
