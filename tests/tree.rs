@@ -31,6 +31,16 @@ fn events(log: &Events, n: usize) -> Vec<String> {
     log.names()
 }
 
+/// Waits until group `path` is in `state` (a restart is complete once its group runs again:
+/// the state and the restart count change together).
+#[track_caller]
+fn await_group(host: &Host, path: &str, state: ServiceState) {
+    let handle = host.handle();
+    eventually(&format!("group {path} {state}"), || {
+        handle.snapshot().group(path).map(|g| g.state) == Some(state)
+    });
+}
+
 fn start(builder: HostBuilder) -> Host {
     let host = builder.build().expect("build");
     host.start(SECS5).expect("start");
@@ -55,6 +65,8 @@ fn one_for_one_restarts_only_the_failed_child() {
     let host = three(Strategy::OneForOne, &log);
     let seen = events(&log, 5);
     assert_eq!(seen, ["a:start", "b:start", "c:start", "b:fail", "b:start"]);
+    // The start hook ran; the restart is complete once the group is running again.
+    await_group(&host, "g", ServiceState::Running);
     let snapshot = host.handle().snapshot();
     assert_eq!(snapshot.group("g").unwrap().restarts, 1);
     assert_eq!(snapshot.service("g/b").unwrap().restarts, 1);
@@ -90,6 +102,7 @@ fn one_for_all_stops_the_others_in_reverse_and_starts_all_in_order() {
             "c:start",
         ]
     );
+    await_group(&host, "g", ServiceState::Running);
     let snapshot = host.handle().snapshot();
     assert_eq!(snapshot.group("g").unwrap().restarts, 1);
     assert_eq!(snapshot.group("g").unwrap().state, ServiceState::Running);
@@ -122,6 +135,7 @@ fn rest_for_one_restarts_the_failed_child_and_those_started_after_it() {
             "c:start"
         ]
     );
+    await_group(&host, "g", ServiceState::Running);
     let snapshot = host.handle().snapshot();
     assert_eq!(snapshot.service("g/a").unwrap().restarts, 0);
     assert_eq!(snapshot.service("g/c").unwrap().restarts, 1);
@@ -222,7 +236,13 @@ fn a_failed_group_under_the_ignore_policy_stays_failed_and_the_host_runs_on() {
         handle.snapshot().service("other").unwrap().state,
         ServiceState::Running
     );
-    assert!(host.stop(SECS5).is_clean());
+    // The host's report names the failed service with its failure.
+    let report = host.stop(SECS5);
+    assert!(report.timed_out().is_empty(), "{report}");
+    assert!(matches!(
+        common::outcome_of(&report, "g/s"),
+        Outcome::Failed(_)
+    ));
 }
 
 #[test]

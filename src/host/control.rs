@@ -128,6 +128,15 @@ pub(crate) struct Record {
     /// It leaves the tree once its thread exited (a transient service that completed, a
     /// temporary one that ended): `tree::sweep`.
     pub(crate) remove_on_exit: bool,
+    /// Bumped each time a change or a restart takes the service over: a failure queued for
+    /// its group before that is stale (`tree`, invariant 3).
+    pub(crate) epoch: u64,
+    /// How its last stop ended (outcome, duration): what a later report of a scope it is in
+    /// repeats once it is `Done`.
+    pub(crate) last: Option<(Outcome, Duration)>,
+    /// The last stop phase its hooks returned from (hosted services): a stop that takes
+    /// over from a change cut short goes on from the next one.
+    pub(crate) stopped_through: Option<Phase>,
     /// Host → thread; taken by the thread.
     pub(crate) cmd: Option<Cmd>,
     /// The phase the host awaits a reply for.
@@ -160,6 +169,13 @@ pub(crate) struct Record {
     pub(crate) metrics: Option<crate::service::MetricsFn>,
 }
 
+/// What a record held of its last run (its last reply, its last outcome), taken by a reset.
+#[allow(dead_code)] // Held only to be dropped later.
+pub(crate) struct LastRun(
+    Option<(Phase, Result<(), Failure>)>,
+    Option<(Outcome, Duration)>,
+);
+
 /// One group of the tree (the root, `ROOT`, is the host itself).
 pub(crate) struct GroupNode {
     pub(crate) name: Arc<str>,
@@ -183,8 +199,11 @@ pub(crate) struct GroupNode {
     pub(crate) state: ServiceState,
     pub(crate) restarts: u32,
     pub(crate) last_error: Option<Failure>,
-    /// Failures waiting for its supervisor (`tree.rs`): the failed child, and how.
-    pub(crate) pending: Vec<(NodeId, Failure)>,
+    /// Failures waiting for its supervisor (`tree.rs`): the failed child, its epoch then,
+    /// and how it failed.
+    pub(crate) pending: Vec<(NodeId, u64, Failure)>,
+    /// Bumped each time a change or its parent's restart takes the group over.
+    pub(crate) epoch: u64,
     /// A supervisor thread runs for this group (it drains `pending`).
     pub(crate) supervising: bool,
     #[cfg(feature = "listeners")]
@@ -322,6 +341,9 @@ impl Record {
             life: Life::Idle,
             exited: false,
             remove_on_exit: false,
+            epoch: 0,
+            last: None,
+            stopped_through: None,
             cmd: None,
             awaiting: None,
             reply: None,
@@ -388,9 +410,13 @@ impl Record {
             self.stop_began = Some(Instant::now());
         }
         let stop_timeout = self.stop_timeout;
-        *self
-            .stop_deadline
-            .get_or_insert_with(|| host.min_after(stop_timeout))
+        // A stop that takes over from a change cut short only ever shortens the deadline.
+        let d = match self.stop_deadline {
+            Some(d) => d.min(host),
+            None => host.min_after(stop_timeout),
+        };
+        self.stop_deadline = Some(d);
+        d
     }
 
     /// Invariant 5: a service the stop phases are for: started, and not given up on.
@@ -418,18 +444,17 @@ impl Record {
         }
     }
 
-    /// Back to `Idle` with a fresh token, for a restart; `false` if its service value is not
-    /// back (its thread missed a deadline and still runs).
-    pub(crate) fn reset(&mut self) -> bool {
-        if self.service.is_none() || self.thread.is_some() {
-            return false;
-        }
+    /// Back to `Idle` with a fresh token, for a restart (its service value is back: the
+    /// caller checked). Returns what it held of the last run, to be dropped with no lock
+    /// held (it may hold the last reference to a user's error).
+    pub(crate) fn reset(&mut self) -> LastRun {
+        let old = LastRun(self.reply.take(), self.last.take());
         self.life = Life::Idle;
         self.exited = false;
         self.token = StopSource::new();
         self.cmd = None;
         self.awaiting = None;
-        self.reply = None;
+        self.stopped_through = None;
         self.start_began = None;
         self.stop_began = None;
         self.stop_deadline = None;
@@ -437,7 +462,7 @@ impl Record {
         self.callbacks = None;
         self.body_deadline = Arc::default();
         self.set_state(ServiceState::Created);
-        true
+        old
     }
 }
 
@@ -509,8 +534,8 @@ pub(crate) enum Wait {
     Start,
     /// The host's stop sequence: only the deadlines end it.
     Stop,
-    /// A change's stop: once the host is asked to stop, it ends by the host's stop deadline
-    /// too, so the host's stop is not held up past its own deadline.
+    /// A change's stop: a stop request ends it too (`Interrupted`), and the host's stop
+    /// takes over what it was waiting for (`stop_scope`).
     Change,
 }
 
@@ -550,13 +575,20 @@ impl Shared {
     }
 
     pub(crate) fn request_stop(self: &Arc<Self>, reason: StopReason) {
+        self.request_stop_by(reason, Deadline::NEVER);
+    }
+
+    /// `request_stop` by a caller that wants the stop done by `by` (`Host::stop`): the stop
+    /// deadline is the earlier of `by` and now + the shutdown timeout, set in the same
+    /// critical section as the request, so a change cut short by it sees it at once.
+    pub(crate) fn request_stop_by(self: &Arc<Self>, reason: StopReason, by: Deadline) {
         let fire = {
             let mut ctl = self.ctl.lock();
             if ctl.stop_reason.is_some() || ctl.state.is_terminal() {
                 return;
             }
             ctl.stop_reason = Some(reason.clone());
-            ctl.stop_deadline = Deadline::after(self.options.shutdown_timeout);
+            ctl.stop_deadline = Deadline::after(self.options.shutdown_timeout).min(by);
             let fire = matches!(ctl.state, HostState::Starting | HostState::Running);
             if fire {
                 self.set_state(&mut ctl, HostState::Stopping);
@@ -660,6 +692,9 @@ impl Shared {
                 let id = self.id;
                 crate::thread::spawn_or_run(&format!("th:{name}:on-stop"), move || {
                     let _working = crate::thread::work_for(id);
+                    // Its callbacks run for the service being stopped: a change they ask for
+                    // must not wait for the sequence that waits for them (`tree`, inv. 1).
+                    let _serving = crate::thread::serve(id, i);
                     pending.run();
                     done.stop();
                 });
@@ -689,10 +724,6 @@ impl Shared {
         let mut pending: Vec<(Id, Deadline, Await)> = targets.to_vec();
         let mut out = Vec::with_capacity(targets.len());
         loop {
-            let cap = match wait {
-                Wait::Change if ctl.stop_reason.is_some() => Some(late(ctl.stop_deadline)),
-                _ => None,
-            };
             pending.retain(|&(i, d, what)| {
                 let r = ctl.rec_mut(i);
                 let done = match what {
@@ -716,7 +747,7 @@ impl Shared {
                     out.push((i, Resolution::Done(result)));
                     return false;
                 }
-                if d.is_expired() || cap.is_some_and(Deadline::is_expired) {
+                if d.is_expired() {
                     out.push((i, Resolution::TimedOut));
                     return false;
                 }
@@ -725,7 +756,7 @@ impl Shared {
             if pending.is_empty() {
                 return out;
             }
-            if wait == Wait::Start && ctl.stop_reason.is_some() {
+            if wait != Wait::Stop && ctl.stop_reason.is_some() {
                 out.extend(
                     pending
                         .iter()
@@ -736,7 +767,6 @@ impl Shared {
             let earliest = pending
                 .iter()
                 .map(|&(_, d, _)| d)
-                .chain(cap)
                 .min()
                 .unwrap_or(Deadline::NEVER);
             match earliest.instant() {

@@ -13,7 +13,7 @@ use crate::host::control::{
 use crate::host::plan::Scope;
 use crate::report::{ServiceReport, StopReport};
 use crate::state::{HostState, ServiceState};
-use crate::stop::{StopReason, StopToken};
+use crate::stop::{StopReason, StopSource, StopToken};
 use crate::sync::MutexGuard;
 
 /// Who calls `await_or_run_sequence`: what its deadline bounds.
@@ -38,9 +38,10 @@ impl Shared {
                 return StopReport::empty();
             }
         }
-        self.request_stop(StopReason::Requested);
+        self.request_stop_by(StopReason::Requested, deadline);
         {
-            // A change in progress ends its stop waits by this deadline too.
+            // A change in progress ends its stop waits by this deadline too (if the stop was
+            // requested before, by someone else).
             let mut ctl = self.ctl.lock();
             ctl.stop_deadline = ctl.stop_deadline.min(deadline);
             self.cond.notify_all();
@@ -159,13 +160,19 @@ impl Shared {
             // Invariant 4: someone else is starting, changing or stopping; wait for them.
             // The stopper waits without a bound: it must not leave while a start or change in
             // progress holds the sequence back (they end promptly, as a stop was requested).
+            // A change in progress ends its stop waits by the stop deadline (`tree`,
+            // invariant 2); its turn then comes within the one grace, and the sequence, whose
+            // deadline has passed, ends by the same grace (invariant 7).
             let wait = match caller {
                 Caller::Stopper => Deadline::NEVER,
-                Caller::Stop | Caller::Join => deadline,
+                Caller::Stop | Caller::Join => late(deadline),
             };
             let woken = self.wait_until(&mut ctl, wait);
-            // The report, not the state: it is stored after the `stopped` callbacks.
-            if !woken && ctl.report.is_none() {
+            // The report, not the state: it is stored after the `stopped` callbacks. A change
+            // still holding the sequencer at the deadline is about to give it up (its waits
+            // ended by the stop deadline, `tree` invariant 2): it is waited for, so that the
+            // report is complete rather than lost to a thread's wake-up latency.
+            if !woken && ctl.report.is_none() && ctl.activity != Activity::Changing {
                 let mut report = StopReport::empty();
                 report.complete = false;
                 report.reason = ctl.stop_reason.clone();
@@ -257,7 +264,13 @@ impl Shared {
     /// Stops the services of `scope`: the stopping, stop, stopped phases over the started
     /// ones in reverse start order (or by reversed level), then the threads that never
     /// started; joins what exited, detaches and reports what did not. Every service of the
-    /// scope ends `Done`; services already `Done` are not in it again.
+    /// scope ends `Done`; services already `Done` are not stopped again (the report repeats
+    /// their last outcome).
+    ///
+    /// A change's stop (`Wait::Change`) is cut short by a stop request of the host (`tree`,
+    /// invariant 2): the services it has not finished with are left as they are (a hook
+    /// running, a token fired, a thread to await) for the host's stop, which takes them over
+    /// with its own deadline; the report then covers the others and is incomplete.
     pub(crate) fn stop_scope(
         self: &Arc<Self>,
         scope: &Scope,
@@ -285,30 +298,48 @@ impl Shared {
             reverse.iter().map(|&i| vec![i]).collect()
         };
         for &g in &scope.groups {
-            // A group restarting or failed keeps saying so.
+            // A failed group keeps saying so. (A supervisor's own scope never holds its
+            // group: only the groups under the children it restarts.)
             if !matches!(
                 ctl.group(g).state,
-                ServiceState::Restarting | ServiceState::Failed | ServiceState::Stopped
+                ServiceState::Failed | ServiceState::Stopped
             ) {
                 ctl.group_mut(g).set_state(ServiceState::Stopping);
             }
         }
-        // A start hook still running when a stop request ended the start decides here,
-        // within the stop deadline, whether its service started (invariant 5): if it
-        // succeeded, the service is stopped in order with the others; if not, it just exits.
-        // Its token has fired, so a hook that watches it returns at once.
+        // Services a change left to this stop (see above) and start hooks still running when
+        // a stop request ended the start: their hook's reply is awaited first, within the
+        // stop deadline. A start that succeeded is stopped in order with the others; one
+        // that did not just exits (invariant 5). A stop phase that returned is not run again.
+        // Their tokens have fired, so a hook that watches them returns at once.
+        let mut handed = Vec::new();
         let mut pending = Vec::new();
         for &i in &mine {
             let r = ctl.rec_mut(i);
-            if let Some(p @ (Phase::Starting | Phase::Start)) = r.awaiting {
-                if r.life == Life::Pending {
+            match r.awaiting {
+                Some(p @ (Phase::Starting | Phase::Start)) if r.life == Life::Pending => {
                     pending.push((i, late(r.stop_deadline(deadline)), Await::Reply(p)));
                 }
+                Some(p @ (Phase::Stopping | Phase::Stop | Phase::Stopped))
+                    if r.life == Life::Started =>
+                {
+                    pending.push((i, late(r.stop_deadline(deadline)), Await::Reply(p)));
+                }
+                _ => {}
             }
         }
         for (i, resolution) in self.await_all(&mut ctl, &pending, wait) {
             let r = ctl.rec_mut(i);
+            let stopping = matches!(
+                r.awaiting.or(r.reply.as_ref().map(|(p, _)| *p)),
+                Some(Phase::Stopping | Phase::Stop | Phase::Stopped)
+            );
             match resolution {
+                Resolution::Interrupted if wait == Wait::Change => handed.push(i),
+                Resolution::Done(result) if stopping => {
+                    r.stopped_through = r.reply.as_ref().map(|(p, _)| *p);
+                    self.settle(&mut ctl, vec![(i, Resolution::Done(result))]);
+                }
                 Resolution::Done(Ok(())) if r.life == Life::Started => {
                     r.set_state(ServiceState::Running);
                 }
@@ -321,7 +352,9 @@ impl Shared {
                     self.send(&mut ctl, i, Cmd::Exit);
                 }
                 Resolution::TimedOut | Resolution::Interrupted => {
-                    ctl.rec_mut(i).life = Life::Abandoned;
+                    if r.life == Life::Pending {
+                        r.life = Life::Abandoned;
+                    }
                     self.give_up(&mut ctl, i);
                 }
             }
@@ -330,14 +363,14 @@ impl Shared {
         // at once below, under one shared grace (invariant 7).
         'ordered: for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
             for step in &steps {
-                if deadline.is_expired() {
+                if deadline.is_expired() || !handed.is_empty() {
                     break 'ordered;
                 }
                 let mut targets = Vec::new();
                 let mut fire = Vec::new();
                 for &i in step {
                     let r = ctl.rec_mut(i);
-                    if !r.is_live() {
+                    if !r.is_live() || r.stopped_through.is_some_and(|p| p as u8 >= phase as u8) {
                         continue;
                     }
                     if !r.hosted && (phase != Phase::Stop || r.exited) {
@@ -391,47 +424,71 @@ impl Shared {
                         }
                     }
                 }
-                self.settle(&mut ctl, results);
-            }
-        }
-        // Everything else that has a thread: services left by a deadline that passed (they
-        // run their remaining stop hooks on their own threads, all at once), started-and-done,
-        // skipped, abandoned, failed starts. Their tokens fire so that an abandoned start can
-        // give up; then await exits.
-        let mut fire = Vec::new();
-        let mut targets = Vec::new();
-        let mut alone = Vec::new();
-        for &i in &reverse {
-            let r = ctl.rec_mut(i);
-            if r.thread.is_some() && !r.exited && r.life != Life::TimedOut {
-                let d = late(r.stop_deadline(deadline));
-                if !r.hosted {
-                    // As in the ordered phases: set before the token fires.
-                    r.body_deadline.set(d);
-                }
-                fire.push(i);
-                if r.is_live() {
-                    r.enter_stopping();
-                    if r.hosted {
-                        alone.push((i, d));
+                let mut settled = Vec::with_capacity(results.len());
+                for (i, resolution) in results {
+                    match resolution {
+                        Resolution::Interrupted if wait == Wait::Change => handed.push(i),
+                        Resolution::Done(_) => {
+                            let r = ctl.rec_mut(i);
+                            if r.hosted {
+                                r.stopped_through = Some(phase);
+                            }
+                            settled.push((i, resolution));
+                        }
+                        _ => settled.push((i, resolution)),
                     }
                 }
-                targets.push((i, d, Await::Exit));
+                self.settle(&mut ctl, settled);
             }
         }
-        self.fire_tokens(&mut ctl, &fire, reason);
-        // After the tokens fired, as above. A hosted service that already ran its `stopped`
-        // hook has returned and never reads this.
-        for (i, d) in alone {
-            self.send(&mut ctl, i, Cmd::StopAlone(d));
+        if handed.is_empty() {
+            // Everything else that has a thread: services left by a deadline that passed
+            // (they run their remaining stop hooks on their own threads, all at once),
+            // started-and-done, skipped, abandoned, failed starts. Their tokens fire so that
+            // an abandoned start can give up; then await exits.
+            let mut fire = Vec::new();
+            let mut targets = Vec::new();
+            let mut alone = Vec::new();
+            for &i in &reverse {
+                let r = ctl.rec_mut(i);
+                if r.thread.is_some() && !r.exited && r.life != Life::TimedOut {
+                    let d = late(r.stop_deadline(deadline));
+                    if !r.hosted {
+                        // As in the ordered phases: set before the token fires.
+                        r.body_deadline.set(d);
+                    }
+                    fire.push(i);
+                    if r.is_live() {
+                        r.enter_stopping();
+                        if r.hosted && r.stopped_through != Some(Phase::Stopped) {
+                            alone.push((i, d));
+                        }
+                    }
+                    targets.push((i, d, Await::Exit));
+                }
+            }
+            self.fire_tokens(&mut ctl, &fire, reason);
+            // After the tokens fired, as above. A hosted service that already ran its
+            // `stopped` hook has returned and never reads this.
+            for (i, d) in alone {
+                self.send(&mut ctl, i, Cmd::StopAlone(d));
+            }
+            let results = self.await_all(&mut ctl, &targets, wait);
+            let mut settled = Vec::with_capacity(results.len());
+            for (i, resolution) in results {
+                match resolution {
+                    Resolution::Interrupted if wait == Wait::Change => handed.push(i),
+                    _ => settled.push((i, resolution)),
+                }
+            }
+            self.settle(&mut ctl, settled);
         }
-        let results = self.await_all(&mut ctl, &targets, wait);
-        self.settle(&mut ctl, results);
         // The tokens' `on_stop` callbacks (`fire_tokens`) are part of each service's stop:
         // awaited within its stop deadline (+ the grace once it passed), with `ctl` released;
         // a service whose callbacks still run then is reported timed out.
         let callbacks: Vec<(Id, StopToken, Deadline)> = mine
             .iter()
+            .filter(|i| !handed.contains(i))
             .filter_map(|&i| {
                 let r = ctl.rec_mut(i);
                 let done = r.callbacks.take()?;
@@ -440,35 +497,66 @@ impl Shared {
             })
             .collect();
         if !callbacks.is_empty() {
-            let overran: Vec<Id> = MutexGuard::unlocked(&mut ctl, || {
-                callbacks
-                    .into_iter()
-                    .filter(|(_, done, d)| !done.wait_until(*d))
-                    .map(|(i, _, _)| i)
-                    .collect()
-            });
-            for i in overran {
-                let r = ctl.rec_mut(i);
-                r.life = Life::TimedOut;
-                r.set_state(ServiceState::TimedOut);
-                let path = Arc::clone(&r.path);
+            let outcomes: Vec<(Id, StopToken, Option<bool>)> =
                 MutexGuard::unlocked(&mut ctl, || {
-                    log::warn!(
-                        "the on_stop callbacks of service `{path}` did not return by the deadline; \
-                         they are left running"
-                    );
+                    callbacks
+                        .into_iter()
+                        .map(|(i, done, d)| {
+                            let returned = self.wait_callbacks(&done, d, wait);
+                            (i, done, returned)
+                        })
+                        .collect()
                 });
+            for (i, done, returned) in outcomes {
+                match returned {
+                    Some(true) => {}
+                    None => {
+                        // The host's stop takes them over.
+                        ctl.rec_mut(i).callbacks = Some(done);
+                        handed.push(i);
+                    }
+                    Some(false) => {
+                        let r = ctl.rec_mut(i);
+                        r.life = Life::TimedOut;
+                        r.set_state(ServiceState::TimedOut);
+                        let path = Arc::clone(&r.path);
+                        MutexGuard::unlocked(&mut ctl, || {
+                            log::warn!(
+                                "the on_stop callbacks of service `{path}` did not return by the deadline; \
+                                 they are left running"
+                            );
+                        });
+                    }
+                }
             }
         }
         // Invariant 6: join exited threads (they only have to return), detach the rest.
         let mut joins = Vec::new();
+        let mut replaced = Vec::new();
         let mut report = StopReport {
             reason: Some(reason.clone()),
-            complete: true,
+            complete: handed.is_empty(),
             ..StopReport::default()
         };
-        for &i in &reverse {
-            let r = ctl.rec_mut(i);
+        for &i in scope.order.iter().rev() {
+            if handed.contains(&i) {
+                continue;
+            }
+            let Some(r) = ctl.records.get_mut(&i) else {
+                continue;
+            };
+            if !mine.contains(&i) {
+                // Stopped earlier (a partial stop, a restart the host's stop overtook): its
+                // last outcome, so that the report names every service of the scope.
+                if let Some((outcome, duration)) = r.last.clone() {
+                    report.services.push(ServiceReport {
+                        name: Arc::clone(&r.path),
+                        outcome,
+                        duration,
+                    });
+                }
+                continue;
+            }
             if r.exited {
                 joins.push(r.thread.take());
             } else if r.thread.is_some() {
@@ -483,24 +571,55 @@ impl Shared {
                 .stop_began
                 .map_or(Duration::ZERO, |t| r.stop_duration.unwrap_or(t.elapsed()));
             r.life = Life::Done;
+            replaced.push(r.last.replace((outcome.clone(), duration)));
             report.services.push(ServiceReport {
                 name: Arc::clone(&r.path),
                 outcome,
                 duration,
             });
         }
-        for &g in scope.groups.iter().rev() {
-            if ctl.group(g).state == ServiceState::Stopping {
-                ctl.group_mut(g).set_state(ServiceState::Stopped);
+        if handed.is_empty() {
+            for &g in scope.groups.iter().rev() {
+                if ctl.group(g).state == ServiceState::Stopping {
+                    ctl.group_mut(g).set_state(ServiceState::Stopped);
+                }
             }
         }
         drop(ctl);
+        // A replaced outcome may hold the last reference to a user's error (host 1).
+        drop(replaced);
         for handle in joins.into_iter().flatten() {
             // The thread set `exited` as its last act; this join only waits for it to return.
             let _ = handle.join();
         }
         report.elapsed = began.elapsed();
         report
+    }
+
+    /// Waits (with `ctl` released) for a service's token callbacks to return, until `d`:
+    /// `Some(true)` if they did, `Some(false)` if not. A change's wait is cut short by a stop
+    /// request of the host (`None`: the host's stop takes them over, `tree` invariant 2).
+    fn wait_callbacks(&self, done: &StopToken, d: Deadline, wait: Wait) -> Option<bool> {
+        if wait != Wait::Change {
+            return Some(done.wait_until(d));
+        }
+        // Woken by whichever comes first: the callbacks' end or the host's stop request.
+        let wake = StopSource::new();
+        let (w1, w2) = (wake.clone(), wake.clone());
+        let _done = done.on_stop(move |_| {
+            w1.stop();
+        });
+        let _stopping = self.stopping_event.token().on_stop(move |_| {
+            w2.stop();
+        });
+        let _woken = wake.token().wait_until(d);
+        if done.is_stopped() {
+            Some(true)
+        } else if self.ctl.lock().stop_reason.is_some() {
+            None
+        } else {
+            Some(false)
+        }
     }
 
     /// Records how each awaited stop step ended: its duration, a failed hook, or a service

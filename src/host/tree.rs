@@ -14,8 +14,12 @@
 //!    there it is refused with [`Error::InvalidState`]. A change that would stop the very
 //!    thread asking for it (a service removing its own group) runs on a thread of its own
 //!    and is reported in progress.
-//! 2. A stop request ends a change promptly: its start waits are interrupted, its stop
-//!    waits end by the host's stop deadline, and the host's stop runs after it.
+//! 2. A stop request ends a change promptly: its waits (replies, exits, token callbacks)
+//!    are interrupted, and it ends, leaving what it had not finished (a hook running, a
+//!    thread to await, in the tree) to the host's stop, which takes it over under its own
+//!    deadline (`stop_scope`); the change reports it incomplete. So a change never spends
+//!    the host's stop budget. A `stop` or `join` past its deadline still waits for a change
+//!    ending rather than return an incomplete report.
 //! 3. A failure reaches a group through its `pending` list; one supervisor thread per group
 //!    at a time drains it, counting each failure against the group's intensity. A group past
 //!    its intensity stops its children and fails, and its failure reaches its parent the
@@ -50,8 +54,8 @@ pub(crate) enum Action {
     None,
     /// The failure reached the root: stop the host, naming this node.
     FailHost(Arc<str>, Failure),
-    /// Spawn a supervisor for this group.
-    Supervise(Id),
+    /// Spawn a supervisor for this group (named so).
+    Supervise(Id, Arc<str>),
 }
 
 /// `parent/name`, or `name` at the top level.
@@ -69,6 +73,7 @@ pub(crate) fn join_path(parent: &str, name: &str) -> Arc<str> {
 pub(crate) fn validate(
     parent: &str,
     siblings: &[Arc<str>],
+    sibling_deps: &[Vec<Arc<str>>],
     children: &[Child],
     runtime: bool,
 ) -> Result<(), Error> {
@@ -109,14 +114,14 @@ pub(crate) fn validate(
                     g.max_restarts,
                     g.within,
                 )?;
-                validate(&path, &[], &g.children, false)?;
+                validate(&path, &[], &[], &g.children, false)?;
             }
         }
     }
-    // Dependencies name siblings (present or new); no cycle among the new ones.
-    let deps: Vec<&[Arc<str>]> = siblings
+    // Dependencies name siblings (present or new); no cycle, whichever closes it.
+    let deps: Vec<&[Arc<str>]> = sibling_deps
         .iter()
-        .map(|_| &[][..])
+        .map(Vec::as_slice)
         .chain(children.iter().map(Child::depends_on))
         .collect();
     let paths: Vec<Arc<str>> = names.iter().map(|n| join_path(parent, n)).collect();
@@ -195,6 +200,7 @@ pub(crate) fn insert(
                     restarts: 0,
                     last_error: None,
                     pending: Vec::new(),
+                    epoch: 0,
                     supervising: false,
                     #[cfg(feature = "listeners")]
                     events: events(),
@@ -233,6 +239,7 @@ pub(crate) fn root(options: &HostOptions) -> GroupNode {
         restarts: 0,
         last_error: None,
         pending: Vec::new(),
+        epoch: 0,
         supervising: false,
         #[cfg(feature = "listeners")]
         events: None,
@@ -355,7 +362,7 @@ fn within(ctl: &Ctl, i: Id, node: NodeId) -> bool {
 fn detach(ctl: &mut Ctl, parent: Id, node: NodeId) -> (Vec<Record>, Vec<GroupNode>) {
     let group = ctl.group_mut(parent);
     group.children.retain(|&n| n != node);
-    group.pending.retain(|(n, _)| *n != node);
+    group.pending.retain(|(n, _, _)| *n != node);
     replan(ctl, parent);
     let mut records = Vec::new();
     let mut groups = Vec::new();
@@ -372,6 +379,78 @@ fn detach(ctl: &mut Ctl, parent: Id, node: NodeId) -> (Vec<Record>, Vec<GroupNod
         }
     }
     (records, groups)
+}
+
+/// Checks `child` for an add to group `g` as it is now: names, dependencies (with the
+/// present children's), and a group that runs (a stopped or failed group has no supervisor
+/// to take its children's failures).
+fn check_add(ctl: &Ctl, g: Id, child: &Child) -> Result<(), Error> {
+    let group = ctl.group(g);
+    let siblings: Vec<Arc<str>> = group.children.iter().map(|&n| node_name(ctl, n)).collect();
+    let deps: Vec<Vec<Arc<str>>> = group.children.iter().map(|&n| node_deps(ctl, n)).collect();
+    validate(
+        &group.path,
+        &siblings,
+        &deps,
+        std::slice::from_ref(child),
+        true,
+    )
+}
+
+/// The state check of an add to group `g`, once the change holds the sequencer.
+fn check_running(ctl: &Ctl, g: Id) -> Result<(), Error> {
+    let group = ctl.group(g);
+    if g != ROOT
+        && matches!(
+            group.state,
+            ServiceState::Stopping | ServiceState::Stopped | ServiceState::Failed
+        )
+    {
+        return Err(Error::invalid_option(
+            "group path",
+            &*group.path,
+            format!(
+                "names a group that is {}: restart it (restart_child) before adding to it",
+                group.state
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn node_deps(ctl: &Ctl, n: NodeId) -> Vec<Arc<str>> {
+    match n {
+        NodeId::Service(i) => ctl.rec(i).depends_on.clone(),
+        NodeId::Group(g) => ctl.group(g).depends_on.clone(),
+    }
+}
+
+fn epoch(ctl: &Ctl, n: NodeId) -> Option<u64> {
+    match n {
+        NodeId::Service(i) => ctl.records.get(&i).map(|r| r.epoch),
+        NodeId::Group(g) => ctl.groups.get(&g).map(|g| g.epoch),
+    }
+}
+
+/// A change or a restart takes over `n` and everything under it: failures queued before
+/// are stale, and a supervisor waiting out a backoff for them leaves them alone.
+fn bump(ctl: &mut Ctl, n: NodeId) {
+    match n {
+        NodeId::Service(i) => {
+            if let Some(r) = ctl.records.get_mut(&i) {
+                r.epoch += 1;
+            }
+        }
+        NodeId::Group(g) => {
+            let Some(group) = ctl.groups.get_mut(&g) else {
+                return;
+            };
+            group.epoch += 1;
+            for c in group.children.clone() {
+                bump(ctl, c);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -442,11 +521,14 @@ impl Shared {
         ) {
             return Action::None;
         }
-        group.pending.push((child, failure));
+        let name = Arc::clone(&group.name);
+        let at = epoch(ctl, child).unwrap_or(0);
+        let group = ctl.group_mut(g);
+        group.pending.push((child, at, failure));
         if std::mem::replace(&mut group.supervising, true) {
             Action::None
         } else {
-            Action::Supervise(g)
+            Action::Supervise(g, name)
         }
     }
 
@@ -454,11 +536,10 @@ impl Shared {
         match action {
             Action::None => {}
             Action::FailHost(path, failure) => self.fail_host(path, failure),
-            Action::Supervise(g) => {
+            Action::Supervise(g, name) => {
                 let shared = Arc::clone(self);
                 let id = self.id;
-                let name = format!("th:{}:supervisor", self.ctl.lock().group(g).name);
-                crate::thread::spawn_or_run(&name, move || {
+                crate::thread::spawn_or_run(&format!("th:{name}:supervisor"), move || {
                     let _working = crate::thread::work_for(id);
                     let _serving = crate::thread::serve_none(id);
                     shared.supervise(g);
@@ -529,7 +610,9 @@ impl Shared {
             // The sequencer is busy. If it may be waiting for this very thread (a start hook
             // it awaits, a service it stops), waiting here would hold it to its deadline.
             if let Some(r) = me.and_then(|i| ctl.records.get(&i)) {
-                if r.life == Life::Pending || r.token.is_stopped() || r.awaiting.is_some() {
+                // A hook the sequencer awaits (it has not replied yet), or a service (its
+                // body, its token's callbacks) being stopped.
+                if (r.awaiting.is_some() && r.reply.is_none()) || r.token.is_stopped() {
                     return Err(Error::InvalidState {
                         operation,
                         state: ctl.state,
@@ -565,24 +648,14 @@ impl Shared {
         let (scope, parent, node) = {
             let mut ctl = self.ctl.lock();
             let parent = resolve_group(&ctl, parent_path)?;
-            let siblings: Vec<Arc<str>> = ctl
-                .group(parent)
-                .children
-                .iter()
-                .map(|&n| node_name(&ctl, n))
-                .collect();
             let parent_path = Arc::clone(&ctl.group(parent).path);
-            validate(&parent_path, &siblings, std::slice::from_ref(&child), true)?;
+            check_add(&ctl, parent, &child)?;
             self.begin_change(&mut ctl, "add", parent_path.as_ref(), deadline)?;
             // The wait may have let another change remove the parent or add a sibling.
             let again = resolve_group(&ctl, &parent_path).and_then(|p| {
-                let siblings: Vec<Arc<str>> = ctl
-                    .group(p)
-                    .children
-                    .iter()
-                    .map(|&n| node_name(&ctl, n))
-                    .collect();
-                validate(&parent_path, &siblings, std::slice::from_ref(&child), true).map(|()| p)
+                check_add(&ctl, p, &child)?;
+                check_running(&ctl, p)?;
+                Ok(p)
             });
             let parent = match again {
                 Ok(p) => p,
@@ -621,7 +694,8 @@ impl Shared {
                     log::warn!("rollback of `{path}`: {report}");
                 }
                 let mut ctl = self.ctl.lock();
-                let gone = detach(&mut ctl, parent, node);
+                // Cut short by the host's stop: the host stops what is left.
+                let gone = report.is_complete().then(|| detach(&mut ctl, parent, node));
                 self.end_change(ctl);
                 drop(gone);
                 Err(error)
@@ -695,7 +769,10 @@ impl Shared {
             resolve_child(&ctl, path)?;
             self.begin_change(&mut ctl, operation, path, deadline)?;
             match resolve_child(&ctl, path) {
-                Ok((parent, node)) => (Scope::node(&ctl, parent, node), parent, node),
+                Ok((parent, node)) => {
+                    bump(&mut ctl, node);
+                    (Scope::node(&ctl, parent, node), parent, node)
+                }
                 Err(e) => {
                     self.end_change(ctl);
                     return Err(e);
@@ -704,7 +781,9 @@ impl Shared {
         };
         let report = self.stop_scope(&scope, deadline, &StopReason::Requested, Wait::Change);
         let mut ctl = self.ctl.lock();
-        let gone = if matches!(op, Op::Remove) {
+        // Cut short by the host's stop (incomplete): what is left is the host's to stop, and
+        // stays in the tree for its report.
+        let gone = if matches!(op, Op::Remove) && report.is_complete() {
             Some(detach(&mut ctl, parent, node))
         } else {
             None
@@ -738,7 +817,10 @@ impl Shared {
             resolve_child(&ctl, path)?;
             self.begin_change(&mut ctl, "restart_child", path, deadline)?;
             match resolve_child(&ctl, path) {
-                Ok((parent, node)) => Scope::node(&ctl, parent, node),
+                Ok((parent, node)) => {
+                    bump(&mut ctl, node);
+                    Scope::node(&ctl, parent, node)
+                }
                 Err(e) => {
                     self.end_change(ctl);
                     return Err(e);
@@ -757,6 +839,7 @@ impl Shared {
     /// Resets the stopped services of `scope` and starts them again; on a failure, stops what
     /// started. The caller holds the sequencer.
     fn restart_scope(self: &Arc<Self>, scope: &Scope, deadline: Deadline) -> Result<(), Error> {
+        let mut old = Vec::new();
         {
             let mut ctl = self.ctl.lock();
             // A group started again starts afresh: its intensity counts from now (OTP).
@@ -778,10 +861,16 @@ impl Shared {
             }
             for &i in &scope.order {
                 let r = ctl.rec_mut(i);
-                let _reset = r.reset();
+                old.push(r.reset());
                 r.restarts = r.restarts.saturating_add(1);
+                r.epoch += 1;
+            }
+            for &g in &scope.groups {
+                ctl.group_mut(g).epoch += 1;
             }
         }
+        // The last reply and outcome may hold a user's error: dropped with no lock held.
+        drop(old);
         match self.start_scope(scope, deadline) {
             Ok(Started::All) => Ok(()),
             Ok(Started::Interrupted) => Err(Error::InvalidState {
@@ -827,32 +916,30 @@ impl Shared {
                 self.end_change(ctl);
                 return;
             };
-            let batch = std::mem::take(&mut group.pending);
+            let queued = std::mem::take(&mut group.pending);
+            // A failure of a child a change or a restart took over since is stale.
+            let batch: Vec<(NodeId, Failure)> = queued
+                .into_iter()
+                .filter(|&(n, at, _)| epoch(&ctl, n) == Some(at))
+                .map(|(n, _, f)| (n, f))
+                .collect();
+            let group = ctl.group_mut(g);
             if batch.is_empty() {
                 group.supervising = false;
                 self.end_change(ctl);
                 return;
             }
-            // Each failure counts against the intensity (OTP counts every restart).
+            // One restart counts once against the intensity, whatever it restarts (OTP).
             let (backoff, max, window) = (group.backoff.clone(), group.max_restarts, group.within);
-            let mut wait = Duration::ZERO;
-            let mut exceeded = None;
-            for (_, failure) in &batch {
-                match group.tracker.next(&backoff, max, window) {
-                    Some(w) => wait = wait.max(w),
-                    None => {
-                        exceeded = Some(failure.clone());
-                        break;
-                    }
-                }
-            }
+            let wait = group.tracker.next(&backoff, max, window);
             let stop_budget =
                 Deadline::after(group.stop_timeout.unwrap_or(self.options.shutdown_timeout));
-            if let Some(failure) = exceeded {
+            let failure = batch[0].1.clone();
+            let Some(wait) = wait else {
                 drop(ctl);
                 self.fail_group(g, &path, failure, stop_budget);
                 return;
-            }
+            };
             // Which children restart, in the group's start order.
             let order = group.order.clone();
             let mut affected: Vec<NodeId> = Vec::new();
@@ -871,16 +958,15 @@ impl Shared {
                     }
                 }
             }
-            let failure = batch[0].1.clone();
-            group.last_error = Some(failure.clone());
+            let strategy = group.strategy;
+            let old = group.last_error.replace(failure.clone());
             group.set_state(ServiceState::Restarting);
+            let group_epoch = group.epoch;
             // Temporary children are stopped with the others but not started again.
             let (restart, stop_only): (Vec<NodeId>, Vec<NodeId>) = affected
                 .iter()
                 .partition(|&&n| node_restart(&ctl, n) != Some(RestartType::Temporary));
-            for &n in &stop_only {
-                mark_remove(&mut ctl, n);
-            }
+            let epochs: Vec<Option<u64>> = restart.iter().map(|&n| epoch(&ctl, n)).collect();
             let scope = Scope::of(&ctl, g, &affected);
             for &i in &scope.order {
                 let r = ctl.rec_mut(i);
@@ -892,8 +978,8 @@ impl Shared {
                 .iter()
                 .map(|&n| node_path(&ctl, n).to_string())
                 .collect();
-            let strategy = ctl.group(g).strategy;
             drop(ctl);
+            drop(old);
             log::warn!(
                 "group `{path}` ({strategy:?}): a child failed: {failure}; restarting {} in {wait:?}",
                 names.join(", "),
@@ -904,65 +990,81 @@ impl Shared {
             } else {
                 log::warn!("group `{path}`: stopping for the restart: {report}");
             }
-            // The backoff: the sequencer is free meanwhile; a stop request ends it.
+            // The backoff: the sequencer is free meanwhile; a stop request, or a change that
+            // removes the group, ends it.
             let mut ctl = self.ctl.lock();
+            let gone: Vec<_> = stop_only.iter().map(|&n| detach(&mut ctl, g, n)).collect();
             ctl.activity = Activity::Idle;
             self.cond.notify_all();
             let until = Deadline::after(wait);
-            while ctl.stop_reason.is_none() && self.wait_until(&mut ctl, until) {}
-            if ctl.stop_reason.is_some() || !ctl.groups.contains_key(&g) {
-                // The host is stopping (or the group was removed): no restart; what was
-                // stopped for it says so.
-                for &i in &scope.order {
-                    if let Some(r) = ctl.records.get_mut(&i) {
-                        if r.state == ServiceState::Restarting {
-                            r.set_state(ServiceState::Stopped);
-                        }
-                    }
-                }
-                if let Some(group) = ctl.groups.get_mut(&g) {
-                    group.supervising = false;
-                    group.pending.clear();
-                    group.set_state(ServiceState::Stopped);
-                }
+            while ctl.stop_reason.is_none()
+                && ctl.groups.contains_key(&g)
+                && self.wait_until(&mut ctl, until)
+            {}
+            let taken_over = ctl
+                .groups
+                .get(&g)
+                .is_none_or(|group| group.epoch != group_epoch);
+            if ctl.stop_reason.is_some() || taken_over {
+                // The host is stopping, or a change took the group over (removed, stopped or
+                // restarted it): no restart; what was stopped for it says so.
+                self.abandon_restart(&mut ctl, g, &scope);
+                drop(ctl);
+                drop(gone);
                 return;
             }
-            if let Err(e) = self.begin_change(&mut ctl, "supervise", &path, Deadline::NEVER) {
-                drop(e);
-                if let Some(group) = ctl.groups.get_mut(&g) {
-                    group.supervising = false;
-                }
+            if self
+                .begin_change(&mut ctl, "supervise", &path, Deadline::NEVER)
+                .is_err()
+            {
+                self.abandon_restart(&mut ctl, g, &scope);
+                drop(ctl);
+                drop(gone);
                 return;
             }
-            // Other changes ran during the backoff: restart what is still there.
+            if ctl
+                .groups
+                .get(&g)
+                .is_none_or(|group| group.epoch != group_epoch)
+            {
+                // Taken over while this waited for its turn (its parent restarted it).
+                self.abandon_restart(&mut ctl, g, &scope);
+                self.end_change(ctl);
+                drop(gone);
+                return;
+            }
+            // Other changes ran during the backoff: restart what is still there and was not
+            // taken over by one of them.
             let present: Vec<NodeId> = restart
                 .iter()
-                .copied()
-                .filter(|n| ctl.group(g).children.contains(n))
+                .zip(&epochs)
+                .filter(|&(n, at)| ctl.group(g).children.contains(n) && epoch(&ctl, *n) == *at)
+                .map(|(n, _)| *n)
                 .collect();
             let scope = Scope::of(&ctl, g, &present);
             let start_budget =
                 Deadline::from(ctl.group(g).start_timeout.or(self.options.startup_timeout));
             drop(ctl);
+            drop(gone);
             match self.restart_scope(&scope, start_budget) {
                 Ok(()) => {
                     let mut ctl = self.ctl.lock();
                     let group = ctl.group_mut(g);
                     group.restarts = group.restarts.saturating_add(1);
                     group.set_state(ServiceState::Running);
-                    log::info!("group `{path}` restarted {}", names.join(", "));
                     self.end_change(ctl);
+                    log::info!("group `{path}` restarted {}", names.join(", "));
                 }
                 Err(error) => {
                     // Another failure of the same child, counted like the first.
                     log::error!("group `{path}`: the restart failed: {error}");
+                    let failure = Failure::from_box(error.to_string().into());
                     let mut ctl = self.ctl.lock();
                     let child = batch[0].0;
+                    let at = epoch(&ctl, child).unwrap_or(0);
                     if let Some(group) = ctl.groups.get_mut(&g) {
                         group.set_state(ServiceState::Restarting);
-                        group
-                            .pending
-                            .push((child, Failure::from_box(error.to_string().into())));
+                        group.pending.push((child, at, failure));
                     }
                     self.end_change(ctl);
                 }
@@ -970,8 +1072,30 @@ impl Shared {
         }
     }
 
+    /// A restart that will not happen (the host stops, a change took the group over): the
+    /// services stopped for it are `Stopped`, and the group is no longer `Restarting`.
+    fn abandon_restart(&self, ctl: &mut Ctl, g: Id, scope: &Scope) {
+        for &i in &scope.order {
+            if let Some(r) = ctl.records.get_mut(&i) {
+                // Those the host's stop took over are its to report.
+                if r.state == ServiceState::Restarting && r.life == Life::Done {
+                    r.set_state(ServiceState::Stopped);
+                }
+            }
+        }
+        if let Some(group) = ctl.groups.get_mut(&g) {
+            group.supervising = false;
+            group.pending.clear();
+            if group.state == ServiceState::Restarting {
+                group.set_state(ServiceState::Stopped);
+            }
+        }
+        self.cond.notify_all();
+    }
+
     /// Group `g` exceeded its intensity: stop all its children, mark it failed, and hand the
-    /// failure to its parent. Called holding the sequencer; gives it back.
+    /// failure to its parent (a temporary group leaves the tree instead). Called holding the
+    /// sequencer; gives it back.
     fn fail_group(self: &Arc<Self>, g: Id, path: &Arc<str>, failure: Failure, budget: Deadline) {
         log::error!(
             "group `{path}` failed: more restarts than its intensity allows; last failure: {failure}"
@@ -984,26 +1108,32 @@ impl Shared {
         if !report.is_clean() {
             log::warn!("group `{path}`: stopping the failed group: {report}");
         }
+        // Formatted before the lock: a failure's `Display` is user code.
+        let up = Failure::from_box(
+            format!("group `{path}` exceeded its restart intensity: {failure}").into(),
+        );
         let mut ctl = self.ctl.lock();
+        let mut old = None;
+        let mut gone = None;
         let action = match ctl.groups.get_mut(&g) {
             Some(group) => {
                 group.supervising = false;
                 group.pending.clear();
-                group.last_error = Some(failure.clone());
+                old = group.last_error.replace(failure);
                 group.set_state(ServiceState::Failed);
                 let parent = group.parent.unwrap_or(ROOT);
-                let failure = Failure::from_box(
-                    format!("group `{path}` exceeded its restart intensity: {failure}").into(),
-                );
-                if ctl.group(g).restart == Some(RestartType::Temporary) {
+                if group.restart == Some(RestartType::Temporary) {
+                    gone = Some(detach(&mut ctl, parent, NodeId::Group(g)));
                     Action::None
                 } else {
-                    self.child_failed(&mut ctl, parent, NodeId::Group(g), failure)
+                    self.child_failed(&mut ctl, parent, NodeId::Group(g), up)
                 }
             }
             None => Action::None,
         };
         self.end_change(ctl);
+        drop(old);
+        drop(gone);
         self.act(action);
     }
 }
@@ -1035,18 +1165,5 @@ fn node_restart(ctl: &Ctl, n: NodeId) -> Option<RestartType> {
     match n {
         NodeId::Service(i) => ctl.rec(i).restart,
         NodeId::Group(g) => ctl.group(g).restart,
-    }
-}
-
-/// Marks the services of `n` to leave the tree once their threads exited.
-fn mark_remove(ctl: &mut Ctl, n: NodeId) {
-    match n {
-        NodeId::Service(i) => ctl.rec_mut(i).remove_on_exit = true,
-        NodeId::Group(g) => {
-            let children = ctl.group(g).children.clone();
-            for c in children {
-                mark_remove(ctl, c);
-            }
-        }
     }
 }

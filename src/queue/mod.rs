@@ -1460,6 +1460,16 @@ impl<T: Send + 'static> From<WorkQueue<T>> for Service {
 impl<T: Send + 'static> HostedService for WorkQueue<T> {
     /// Spawns the workers.
     fn start(&mut self, ctx: &Context) -> ServiceResult {
+        if self.finished {
+            // Its stop sealed the channel and closed every producer: a restart (its group's,
+            // or `restart_child`) cannot reopen them.
+            return Err(format!(
+                "queue `{}` was stopped and cannot start again: its producers are closed; \
+                 add a new queue instead (a group restart cannot restart a work queue)",
+                self.core.name
+            )
+            .into());
+        }
         let env = Arc::new(pool::WorkerEnv {
             heartbeat: Arc::clone(&ctx.heartbeat),
             services: Arc::clone(&ctx.services),
