@@ -144,3 +144,52 @@ pub fn print_table(title: &str, rows: &[Row]) -> bool {
     }
     all
 }
+
+/// [`compare`] for closures that each time several parts of one run (a start, then the stop
+/// that follows it): `parts` names each part and its goal, and each closure returns one
+/// duration per part, in that order. One row per part, all from the same rounds (alternated
+/// and warmed up as in [`compare`]); each row's ratio is the median of its own per-round
+/// ratios.
+pub fn compare_parts(
+    parts: &[(&str, Goal)],
+    baseline_name: &str,
+    mut baseline: impl FnMut() -> Vec<Duration>,
+    mut candidate: impl FnMut() -> Vec<Duration>,
+) -> Vec<Row> {
+    let _ = baseline();
+    let _ = candidate();
+    let n = parts.len();
+    let mut ratios = vec![Vec::new(); n];
+    let mut b_times = vec![Vec::new(); n];
+    let mut c_times = vec![Vec::new(); n];
+    for round in 0..rounds() {
+        let (b, c) = if round % 2 == 0 {
+            let b = baseline();
+            (b, candidate())
+        } else {
+            let c = candidate();
+            (baseline(), c)
+        };
+        assert!(
+            b.len() == n && c.len() == n,
+            "compare_parts: each closure returns one duration per part"
+        );
+        for k in 0..n {
+            ratios[k].push(c[k].as_secs_f64() / b[k].as_secs_f64().max(1e-12));
+            b_times[k].push(b[k].as_secs_f64());
+            c_times[k].push(c[k].as_secs_f64());
+        }
+    }
+    parts
+        .iter()
+        .zip(ratios.into_iter().zip(b_times.into_iter().zip(c_times)))
+        .map(|(&(name, goal), (r, (b, c)))| Row {
+            name: name.to_owned(),
+            baseline: baseline_name.to_owned(),
+            candidate_median: Duration::from_secs_f64(median(c)),
+            baseline_median: Duration::from_secs_f64(median(b)),
+            time_ratio: median(r),
+            goal,
+        })
+        .collect()
+}
