@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::host::control::{
-    Activity, Await, Cmd, Ctl, Id, Life, Phase, ROOT, Resolution, Shared, Wait, late,
+    Activity, Await, Cmd, Ctl, Id, LATE_GRACE, Life, Phase, ROOT, Resolution, Shared, Wait, late,
 };
 use crate::host::plan::Scope;
 use crate::report::{ServiceReport, StopReport};
@@ -468,10 +468,20 @@ impl Shared {
                 }
             }
             self.fire_tokens(&mut ctl, &fire, reason);
+            // A late service is judged from when its token fired, not from when the sequence
+            // began firing: with hundreds of late services the firing itself (tens of µs
+            // each) outlasts the grace, and the last ones would be given up on before they
+            // could answer. So `stop` returns by its deadline + the firing + one grace.
+            let floor = Deadline::at(Instant::now() + LATE_GRACE);
+            for (_, d, _) in &mut targets {
+                if d.is_expired() {
+                    *d = (*d).max(floor);
+                }
+            }
             // After the tokens fired, as above. A hosted service that already ran its
             // `stopped` hook has returned and never reads this.
             for (i, d) in alone {
-                self.send(&mut ctl, i, Cmd::StopAlone(d));
+                self.send(&mut ctl, i, Cmd::StopAlone(d.max(floor)));
             }
             let results = self.await_all(&mut ctl, &targets, wait);
             let mut settled = Vec::with_capacity(results.len());
