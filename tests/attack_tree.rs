@@ -1,10 +1,9 @@
-//! Hostile probes of the supervision tree (groups, strategies, runtime changes by path).
-//!
-//! Each test is a minimal reproduction. A test marked `#[ignore = "bug: ..."]` was seen to
-//! fail on branch `tree` (1acbdd0): the reason says what breaks; run it with
-//! `cargo test --test attack_tree -- --ignored`. The others are promises that held.
+//! Hostile probes of the supervision tree (groups, strategies, runtime changes by path):
+//! calls from the library's own threads, every path a change can take, many at once, sizes
+//! at their maximum, outside text. Each test is a minimal reproduction; the bugs they found
+//! are fixed (RELIABILITY.md, "The supervision tree").
 
-#![allow(unused_imports, dead_code)]
+#![cfg(all(feature = "listeners", feature = "queue", feature = "periodic"))]
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +15,7 @@ use common::{
     timed,
 };
 use threadhost::{
-    Backoff, Context, Error, Group, Host, HostBuilder, HostHandle, HostState, Outcome, RestartType,
+    Backoff, Context, Error, Group, HostBuilder, HostHandle, HostState, Outcome, RestartType,
     Service, ServiceResult, ServiceState, StateChange, Strategy,
 };
 
@@ -52,18 +51,6 @@ fn threads_named(prefix: &str) -> usize {
         .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
         .filter(|c| c.trim_end().starts_with(prefix))
         .count()
-}
-
-/// The number of threads of this process (`/proc/self/status`).
-fn thread_count() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 /// A background body that records `<name>:run<n>` (n counts its runs from 0) and then runs

@@ -343,7 +343,7 @@ impl HostBuilder {
                 self.listeners.push(listener);
             }
         }
-        crate::host::tree::validate("", &[], &[], &self.children, false)?;
+        crate::host::tree::validate("", &[], &[], true, &self.children, false)?;
         let plan = Plan {
             console_lifetime: self.console_lifetime,
             services: Arc::new(self.registry.build()?),

@@ -184,6 +184,8 @@ pub(crate) struct GroupNode {
     pub(crate) parent: Option<Id>,
     /// Its children, in registration order.
     pub(crate) children: Vec<NodeId>,
+    /// Its children by name (`tree::attach`, `tree::detach` keep it).
+    pub(crate) index: std::collections::HashMap<Arc<str>, NodeId>,
     /// Its children in start order, and by level (`plan`).
     pub(crate) order: Vec<NodeId>,
     pub(crate) levels: Vec<Vec<NodeId>>,
@@ -245,6 +247,8 @@ pub(crate) struct Ctl {
     pub(crate) never_started: bool,
     pub(crate) records: BTreeMap<Id, Record>,
     pub(crate) groups: BTreeMap<Id, GroupNode>,
+    /// Records that asked to leave the tree once their thread exited (`tree::sweep`).
+    pub(crate) leaving: Vec<Id>,
     pub(crate) next_id: Id,
 }
 
@@ -319,10 +323,10 @@ impl Record {
         parent: Id,
         path: Arc<str>,
         options: &HostOptions,
-        events: EventSender,
+        events: &dyn Fn() -> EventSender,
     ) -> Record {
         #[cfg(not(feature = "listeners"))]
-        let () = events;
+        let _ = events;
         Record {
             hosted: matches!(s.kind, Kind::Hosted(_)),
             policy: s.policy.unwrap_or_else(|| options.failure_policy.clone()),
@@ -362,7 +366,7 @@ impl Record {
             callbacks: None,
             body_deadline: Arc::default(),
             #[cfg(feature = "listeners")]
-            events,
+            events: events(),
         }
     }
 

@@ -154,11 +154,12 @@ impl Host {
             never_started: false,
             records: BTreeMap::new(),
             groups: BTreeMap::from([(ROOT, tree::root(&options))]),
+            leaving: Vec::new(),
             next_id: ROOT,
         };
         for child in children {
             let node = tree::insert(&mut ctl, ROOT, child, &options, &sender);
-            ctl.group_mut(ROOT).children.push(node);
+            tree::attach(&mut ctl, ROOT, node, false);
         }
         tree::replan(&mut ctl, ROOT);
         Host {

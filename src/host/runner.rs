@@ -331,7 +331,9 @@ impl Shared {
         };
         let old_reply = r.reply.replace((phase, result));
         r.done_at = Some(Instant::now());
-        let abandoned = matches!(r.life, Life::Abandoned | Life::TimedOut);
+        // Given up on: abandoned, timed out, or already reported (`Done`: the stop that gave
+        // up on it has ended) — never `Pending` or `Started`.
+        let abandoned = !matches!(r.life, Life::Pending | Life::Started);
         self.cond.notify_all();
         drop(ctl);
         drop((old_error, old_reply));

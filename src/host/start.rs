@@ -153,6 +153,30 @@ impl Shared {
                 ctl.group_mut(g).set_state(ServiceState::Starting);
             }
         }
+        // A scope of one service (a runtime add, most restarts): its first command is stored
+        // before its thread is spawned, so the thread finds it instead of waiting to be woken
+        // for it (one hand-off less). With more services, phases go to all of them in turn.
+        let first = match scope.order.as_slice() {
+            &[i] => {
+                let mut ctl = self.ctl.lock();
+                let phase = if ctl.rec(i).hosted {
+                    Phase::Starting
+                } else {
+                    Phase::Start
+                };
+                if ctl.stop_reason.is_none() && ctl.rec(i).thread.is_none() {
+                    let r = ctl.rec_mut(i);
+                    r.start_began = Some(Instant::now());
+                    r.set_state(ServiceState::Starting);
+                    let d = deadline.min_after(r.start_timeout);
+                    self.send(&mut ctl, i, Cmd::Phase(phase, d));
+                    Some((i, phase, d))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
         for &i in &scope.order {
             if let Err(error) = self.spawn(i) {
                 // The threads already spawned wait for a command: tell them to exit.
@@ -188,8 +212,15 @@ impl Shared {
                     if r.state == ServiceState::Created {
                         r.set_state(ServiceState::Starting);
                     }
-                    let d = deadline.min_after(r.start_timeout);
-                    self.send(&mut ctl, i, Cmd::Phase(phase, d));
+                    let d = match first {
+                        // Sent before its thread was spawned, with this deadline.
+                        Some((f, p, d)) if f == i && p == phase => d,
+                        _ => {
+                            let d = deadline.min_after(r.start_timeout);
+                            self.send(&mut ctl, i, Cmd::Phase(phase, d));
+                            d
+                        }
+                    };
                     targets.push((i, d, Await::Reply(phase)));
                 }
                 let results = self.await_all(&mut ctl, &targets, Wait::Start);

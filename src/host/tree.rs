@@ -74,6 +74,7 @@ pub(crate) fn validate(
     parent: &str,
     siblings: &[Arc<str>],
     sibling_deps: &[Vec<Arc<str>>],
+    check_deps: bool,
     children: &[Child],
     runtime: bool,
 ) -> Result<(), Error> {
@@ -114,9 +115,12 @@ pub(crate) fn validate(
                     g.max_restarts,
                     g.within,
                 )?;
-                validate(&path, &[], &[], &g.children, false)?;
+                validate(&path, &[], &[], true, &g.children, false)?;
             }
         }
+    }
+    if !check_deps {
+        return Ok(());
     }
     // Dependencies name siblings (present or new); no cycle, whichever closes it.
     let deps: Vec<&[Arc<str>]> = sibling_deps
@@ -161,7 +165,7 @@ pub(crate) fn insert(
         Child::Service(s) => {
             let path = join_path(&parent_path, &s.name);
             ctl.records
-                .insert(id, Record::build(s, parent, path, options, events()));
+                .insert(id, Record::build(s, parent, path, options, events));
             NodeId::Service(id)
         }
         Child::Group(g) => {
@@ -185,6 +189,7 @@ pub(crate) fn insert(
                     path,
                     parent: Some(parent),
                     children: Vec::new(),
+                    index: std::collections::HashMap::new(),
                     order: Vec::new(),
                     levels: Vec::new(),
                     strategy,
@@ -208,7 +213,7 @@ pub(crate) fn insert(
             );
             for c in children {
                 let n = insert(ctl, id, c, options, events);
-                ctl.group_mut(id).children.push(n);
+                attach(ctl, id, n, false);
             }
             replan(ctl, id);
             NodeId::Group(id)
@@ -223,6 +228,7 @@ pub(crate) fn root(options: &HostOptions) -> GroupNode {
         path: Arc::from(""),
         parent: None,
         children: Vec::new(),
+        index: std::collections::HashMap::new(),
         order: Vec::new(),
         levels: Vec::new(),
         strategy: Strategy::OneForOne,
@@ -291,12 +297,7 @@ fn resolve(ctl: &Ctl, path: &str) -> Option<(Id, NodeId)> {
     let mut group = ROOT;
     let mut parts = path.split('/').peekable();
     while let Some(part) = parts.next() {
-        let found = ctl
-            .group(group)
-            .children
-            .iter()
-            .copied()
-            .find(|&n| &*node_name(ctl, n) == part)?;
+        let found = *ctl.group(group).index.get(part)?;
         if parts.peek().is_none() {
             return Some((group, found));
         }
@@ -360,10 +361,18 @@ fn within(ctl: &Ctl, i: Id, node: NodeId) -> bool {
 /// Takes the subtree `node` (child of `parent`) out of the tree; returns what was in it, to
 /// be dropped with no lock held (a service value's `Drop` is user code).
 fn detach(ctl: &mut Ctl, parent: Id, node: NodeId) -> (Vec<Record>, Vec<GroupNode>) {
+    let name = node_name(ctl, node);
     let group = ctl.group_mut(parent);
     group.children.retain(|&n| n != node);
+    group.index.remove(&name);
     group.pending.retain(|(n, _, _)| *n != node);
-    replan(ctl, parent);
+    // What is left keeps its order; a level emptied goes (a sibling that depended on the
+    // removed child keeps its place, which still follows its other dependencies).
+    group.order.retain(|&n| n != node);
+    for level in &mut group.levels {
+        level.retain(|&n| n != node);
+    }
+    group.levels.retain(|l| !l.is_empty());
     let mut records = Vec::new();
     let mut groups = Vec::new();
     let mut stack = vec![node];
@@ -381,20 +390,89 @@ fn detach(ctl: &mut Ctl, parent: Id, node: NodeId) -> (Vec<Record>, Vec<GroupNod
     (records, groups)
 }
 
+/// Makes `node` (built by [`insert`]) the last child of group `g`; with `plan`, places it in
+/// the group's start plan too (at the end of the order, in the level after its
+/// dependencies; the builder plans each group once, after all its children).
+pub(crate) fn attach(ctl: &mut Ctl, g: Id, node: NodeId, plan: bool) {
+    let name = node_name(ctl, node);
+    let deps = node_deps(ctl, node);
+    let group = ctl.group_mut(g);
+    group.children.push(node);
+    group.index.insert(name, node);
+    if !plan {
+        return;
+    }
+    // Its dependencies are siblings started before it (an add never closes a cycle:
+    // `check_add`), so the end of the order respects them.
+    let on: Vec<NodeId> = deps
+        .iter()
+        .filter_map(|d| group.index.get(d).copied())
+        .collect();
+    let level = if on.is_empty() {
+        0
+    } else {
+        group
+            .levels
+            .iter()
+            .rposition(|l| l.iter().any(|n| on.contains(n)))
+            .map_or(0, |at| at + 1)
+    };
+    group.order.push(node);
+    if group.levels.len() <= level {
+        group.levels.resize_with(level + 1, Vec::new);
+    }
+    group.levels[level].push(node);
+}
+
 /// Checks `child` for an add to group `g` as it is now: names, dependencies (with the
 /// present children's), and a group that runs (a stopped or failed group has no supervisor
 /// to take its children's failures).
 fn check_add(ctl: &Ctl, g: Id, child: &Child) -> Result<(), Error> {
     let group = ctl.group(g);
-    let siblings: Vec<Arc<str>> = group.children.iter().map(|&n| node_name(ctl, n)).collect();
-    let deps: Vec<Vec<Arc<str>>> = group.children.iter().map(|&n| node_deps(ctl, n)).collect();
+    // Its name and settings (and, for a group, everything in it).
     validate(
         &group.path,
-        &siblings,
-        &deps,
+        &[],
+        &[],
+        false,
         std::slice::from_ref(child),
         true,
-    )
+    )?;
+    let name = child.name();
+    if group.index.contains_key(name) {
+        return Err(Error::DuplicateService {
+            service: join_path(&group.path, name),
+        });
+    }
+    if let Some(missing) = child
+        .depends_on()
+        .iter()
+        .find(|d| !group.index.contains_key(*d))
+    {
+        return Err(Error::UnknownDependency {
+            service: join_path(&group.path, name),
+            dependency: Arc::clone(missing),
+        });
+    }
+    // A cycle needs a sibling that depends on the new name (one left by a removed child):
+    // only then is the whole plan checked.
+    let named = group
+        .children
+        .iter()
+        .any(|&n| node_deps(ctl, n).iter().any(|d| d == name));
+    if named && !child.depends_on().is_empty() {
+        let siblings: Vec<Arc<str>> = group.children.iter().map(|&n| node_name(ctl, n)).collect();
+        let deps: Vec<Vec<Arc<str>>> = group.children.iter().map(|&n| node_deps(ctl, n)).collect();
+        validate(
+            &group.path,
+            &siblings,
+            &deps,
+            true,
+            std::slice::from_ref(child),
+            true,
+        )?;
+    }
+    Ok(())
 }
 
 /// The state check of an add to group `g`, once the change holds the sequencer.
@@ -481,6 +559,7 @@ impl Shared {
                     )),
                     Some(RestartType::Transient | RestartType::Temporary) => {
                         r.remove_on_exit = true;
+                        ctl.leaving.push(i);
                         None
                     }
                     None => None,
@@ -491,6 +570,7 @@ impl Shared {
                 r.set_state(ServiceState::Failed);
                 if r.restart == Some(RestartType::Temporary) {
                     r.remove_on_exit = true;
+                    ctl.leaving.push(i);
                 }
                 escalate.then_some(failure)
             }
@@ -567,12 +647,15 @@ impl Shared {
         if ctl.activity != Activity::Idle || ctl.state != HostState::Running {
             return out;
         }
-        let gone: Vec<(Id, Id)> = ctl
-            .records
-            .iter()
-            .filter(|(_, r)| r.remove_on_exit && r.exited)
-            .map(|(&i, r)| (i, r.parent))
-            .collect();
+        let mut gone: Vec<(Id, Id)> = Vec::new();
+        ctl.leaving.retain(|&i| match ctl.records.get(&i) {
+            Some(r) if r.exited => {
+                gone.push((i, r.parent));
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
         for (i, parent) in gone {
             let (records, _) = detach(ctl, parent, NodeId::Service(i));
             out.0.extend(records);
@@ -666,8 +749,7 @@ impl Shared {
             };
             let events = || self.event_sender();
             let node = insert(&mut ctl, parent, child, &self.options, &events);
-            ctl.group_mut(parent).children.push(node);
-            replan(&mut ctl, parent);
+            attach(&mut ctl, parent, node, true);
             (Scope::node(&ctl, parent, node), parent, node)
         };
         let path = node_path(&self.ctl.lock(), node);
