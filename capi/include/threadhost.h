@@ -489,7 +489,8 @@ void threadhost_service_free(threadhost_service *service);
  * ("devices/plc-7/poller"); the host itself is "". Names may not contain `/` nor control
  * characters, are at most 256 bytes, and are unique among siblings (services and groups
  * alike); names and settings are checked where the group is added (threadhost_builder_build,
- * threadhost_host_add_group: THREADHOST_INVALID_CONFIG naming the path).
+ * threadhost_host_add_group: THREADHOST_INVALID_CONFIG, the message naming the value and where
+ * it is).
  *
  * Configure a group (not thread-safe), then add it to a builder, another group or a running
  * host, each of which consumes it; or free it.
@@ -994,8 +995,9 @@ THREADHOST_MUST_USE threadhost_status threadhost_host_add_group(const threadhost
 /*
  * Stops the child at `path` (a service, or a group and everything in it: in reverse start
  * order, sharing one deadline timeout_ms from now) and removes it from the tree (the destroy of
- * each of its services runs). Returns by the deadline whatever a service does: a service that
- * overran is left running on its detached thread. The status summarises the stop's report as
+ * each of its services runs; for a service that overran, when its thread ends). Returns by the
+ * deadline whatever a service does: a service that overran is left running on its detached
+ * thread. The status summarises the stop's report as
  * threadhost_host_stop's does: THREADHOST_OK when every service stopped cleanly,
  * THREADHOST_STOP_TIMEOUT when one overran (the message names its path, "TIMED OUT"),
  * THREADHOST_SERVICE_FAILED when one failed (now or earlier). THREADHOST_NOT_FOUND: nothing
