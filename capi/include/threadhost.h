@@ -44,7 +44,7 @@
  *   called exactly once, on any thread, when threadhost is done with `user`: when the service
  *   thread ends while its host stops (a service whose thread ends while the host runs, e.g.
  *   after a failure under THREADHOST_POLICY_IGNORE, is kept for threadhost_host_restart_child
- *   until the host is freed or removes it), when it is removed from a running host
+ *   until the host's stop ends or the host removes it), when it is removed from a running host
  *   (threadhost_host_remove; a transient or temporary service that ended), when the service,
  *   group, builder or host holding it is freed, when threadhost_builder_build or a runtime add
  *   fails, or at once when the registering call itself fails.
