@@ -829,6 +829,8 @@ static bool restart_types(void) {
     CHECK(log_wait(&t, "perm:run", 1, 10000));
     CHECK_STATUS(threadhost_stop_source_stop(t.trigger_source), THREADHOST_OK);
     CHECK(log_wait(&t, "perm:run", 2, 10000));
+    /* The restart is counted once it is over (the group running again), after the body began. */
+    CHECK(await_group_state(t.host, "jobs", THREADHOST_SERVICE_RUNNING, 10000));
     CHECK(await_service_state(t.host, "jobs/temp", -1, 10000));
     CHECK(await_service_state(t.host, "jobs/trans", -1, 10000));
     CHECK(service_state_of(t.host, "jobs/perm") == THREADHOST_SERVICE_RUNNING);
