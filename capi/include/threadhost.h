@@ -42,8 +42,12 @@
  *   string did not fit. buf may be NULL only with len == 0, to ask for the length.
  * - Callbacks receive `void *user` first. Registration takes an optional `destroy(user)`,
  *   called exactly once, on any thread, when threadhost is done with `user`: when the service
- *   thread ends, when the service, builder or host holding it is freed, when
- *   threadhost_builder_build fails, or at once when the registering call itself fails.
+ *   thread ends while its host stops (a service whose thread ends while the host runs, e.g.
+ *   after a failure under THREADHOST_POLICY_IGNORE, is kept for threadhost_host_restart_child
+ *   until the host's stop ends or the host removes it), when it is removed from a running host
+ *   (threadhost_host_remove; a transient or temporary service that ended), when the service,
+ *   group, builder or host holding it is freed, when threadhost_builder_build or a runtime add
+ *   fails, or at once when the registering call itself fails.
  *   Ownership of `user` passes to threadhost at the registering call whatever its result.
  *   `user` must be usable from the service's thread and from the thread that frees the host.
  *   Callbacks must not unwind (no C++ exception or longjmp may leave them).
@@ -60,8 +64,8 @@
  *   can exist: its `_new` failed).
  *
  * Thread safety: hosts, stop sources, tokens and snapshots may be used from any thread at
- * once (a host must not be freed while another thread uses it). Builders and services are not
- * thread-safe: one thread at a time. A context is valid only during the callback it was
+ * once (a host must not be freed while another thread uses it). Builders, services and groups
+ * are not thread-safe: one thread at a time. A context is valid only during the callback it was
  * passed to; use it on that callback's thread.
  */
 #ifndef THREADHOST_H
@@ -151,6 +155,11 @@ typedef int32_t threadhost_status;
 #define THREADHOST_INVALID_CONFIG 15
 /* The termination-signal handler could not be installed (console lifetime). */
 #define THREADHOST_SIGNAL_FAILED 16
+/* A path names nothing in the host's tree (the runtime changes, snapshot look-ups). */
+#define THREADHOST_NOT_FOUND 17
+/* threadhost_host_restart_child found a service whose thread missed an earlier stop deadline
+ * and still runs: it cannot run twice. */
+#define THREADHOST_STILL_RUNNING 18
 
 /*
  * The name of a status code, e.g. "THREADHOST_TIMEOUT"; "THREADHOST_UNKNOWN" for any other
@@ -220,6 +229,33 @@ typedef int32_t threadhost_policy;
  * within 60 s stop the host. threadhost_service_restart sets other figures. */
 #define THREADHOST_POLICY_RESTART 2
 
+/*
+ * How a group restarts its children when one of them fails (Erlang/OTP's supervisor
+ * strategies), see threadhost_group_strategy.
+ */
+typedef int32_t threadhost_strategy;
+/* Restart only the child that failed. The default. */
+#define THREADHOST_STRATEGY_ONE_FOR_ONE 0
+/* Stop every other child (in reverse start order), then start all of them again, in order. */
+#define THREADHOST_STRATEGY_ONE_FOR_ALL 1
+/* Restart the child that failed and every child started after it (stopped in reverse). */
+#define THREADHOST_STRATEGY_REST_FOR_ONE 2
+
+/*
+ * When a child of a group is restarted (Erlang/OTP's restart types), see
+ * threadhost_service_restart_type and threadhost_group_restart_type.
+ */
+typedef int32_t threadhost_restart_type;
+/* Always restarted: after a failure, and after its body returns THREADHOST_OK before it was
+ * asked to stop (each restart counted against its group's intensity). */
+#define THREADHOST_RESTART_PERMANENT 0
+/* Restarted only after a failure; removed from the tree when its body returns THREADHOST_OK.
+ * A group's default. */
+#define THREADHOST_RESTART_TRANSIENT 1
+/* Never restarted: removed from the tree when it ends, failed or not (a failure is logged and
+ * goes no further). */
+#define THREADHOST_RESTART_TEMPORARY 2
+
 /* A host's lifetime events (.NET's IHostApplicationLifetime), see threadhost_host_event_token. */
 typedef int32_t threadhost_event;
 /* Every service started. */
@@ -233,6 +269,7 @@ typedef int32_t threadhost_event;
 
 typedef struct threadhost_builder threadhost_builder;
 typedef struct threadhost_service threadhost_service;
+typedef struct threadhost_group threadhost_group;
 typedef struct threadhost_host threadhost_host;
 typedef struct threadhost_snapshot threadhost_snapshot;
 typedef struct threadhost_context threadhost_context;
@@ -329,6 +366,14 @@ THREADHOST_MUST_USE threadhost_status threadhost_builder_add_service(threadhost_
                                                  threadhost_service *service);
 
 /*
+ * Adds `group` (and everything in it) at the top level, and consumes it, also when the call
+ * fails (then it is freed and the destroy of each service in it runs). Groups and services
+ * start in the order they are added (after the siblings they depend on) and stop in reverse.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_builder_add_group(threadhost_builder *builder,
+                                               threadhost_group *group);
+
+/*
  * Adds a background service named `name` whose body is `run`, with default settings:
  * threadhost_service_new_background + threadhost_builder_add_service. Ownership of `user`
  * passes to threadhost whatever the result (destroy, if not NULL, is called exactly once).
@@ -340,9 +385,10 @@ THREADHOST_MUST_USE threadhost_status threadhost_builder_add_background(threadho
 /*
  * Validates the configuration and builds the host into *host_out (owned by the caller; free
  * it with threadhost_host_free). Consumes `builder` whatever the result: never use or free it
- * afterwards. THREADHOST_INVALID_CONFIG: an empty or duplicate service name, one over 256
- * bytes or with a control character (newline, NUL, ...), a stack size outside 64 KiB to
- * 1 GiB, a bad restart policy, an unknown dependency or a cycle; the services are then freed
+ * afterwards. THREADHOST_INVALID_CONFIG: an empty service or group name, two children of one
+ * group (the top level included) under one name, a name over 256 bytes or with a `/` or a
+ * control character (newline, NUL, ...), a stack size outside 64 KiB to 1 GiB, a bad restart
+ * policy or group intensity, an unknown dependency or a cycle; the services are then freed
  * (their destroy runs). No thread starts before threadhost_host_start or threadhost_host_run.
  */
 THREADHOST_MUST_USE threadhost_status threadhost_builder_build(threadhost_builder *builder,
@@ -417,8 +463,105 @@ THREADHOST_MUST_USE threadhost_status threadhost_service_depends_on(threadhost_s
  */
 THREADHOST_MUST_USE threadhost_status threadhost_service_liveness(threadhost_service *service, uint64_t timeout_ms);
 
+/*
+ * When the service's group restarts it (THREADHOST_RESTART_*; others:
+ * THREADHOST_INVALID_ARGUMENT). Without it, a service behaves as it does outside groups: a
+ * failure is handled by its policy, then (THREADHOST_POLICY_STOP_HOST, or a restart policy past
+ * its intensity) by its group; a body that returns THREADHOST_OK stays in the tree, completed.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_service_restart_type(threadhost_service *service,
+                                                  threadhost_restart_type restart_type);
+
 /* Frees a service never added to a builder (its destroy runs). */
 void threadhost_service_free(threadhost_service *service);
+
+/* ---- Groups (the supervision tree) -------------------------------------------------------- */
+/*
+ * A group holds services and groups, started in order (after the siblings each depends on)
+ * and stopped in reverse, and supervises them: a failure reaches a service's group when its
+ * own policy gives it up (THREADHOST_POLICY_STOP_HOST at once, a restart policy past its
+ * intensity; THREADHOST_POLICY_IGNORE keeps it to the service), and the group restarts the
+ * children its strategy names, each restart counted against its intensity; past it the group
+ * stops its children and fails, and its parent's strategy applies to it. The host itself is
+ * the root group, which never restarts: a failure reaching it stops the host.
+ *
+ * Everything in the tree has a path: its name after the names of the groups it is in
+ * ("devices/plc-7/poller"); the host itself is "". Names may not contain `/` nor control
+ * characters, are at most 256 bytes, and are unique among siblings (services and groups
+ * alike); names and settings are checked where the group is added (threadhost_builder_build,
+ * threadhost_host_add_group: THREADHOST_INVALID_CONFIG, the message naming the value and where
+ * it is).
+ *
+ * Configure a group (not thread-safe), then add it to a builder, another group or a running
+ * host, each of which consumes it; or free it.
+ */
+
+/*
+ * A new, empty group named `name` (copied) in *group_out: THREADHOST_STRATEGY_ONE_FOR_ONE, at
+ * most 5 restarts within 60 s, a backoff doubling from 100 ms to 30 s,
+ * THREADHOST_RESTART_TRANSIENT. Owned by the caller until added (threadhost_builder_add_group,
+ * threadhost_group_add_group, threadhost_host_add_group) or freed (threadhost_group_free).
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_group_new(const char *name, threadhost_group **group_out);
+
+/* How the group restarts its children (THREADHOST_STRATEGY_*; others:
+ * THREADHOST_INVALID_ARGUMENT). Default THREADHOST_STRATEGY_ONE_FOR_ONE. */
+THREADHOST_MUST_USE threadhost_status threadhost_group_strategy(threadhost_group *group,
+                                            threadhost_strategy strategy);
+
+/*
+ * The group's restart intensity: more than max_restarts restarts within within_ms fail the
+ * group. Default 5 within 60000 ms. Checked where the group is added (as
+ * threadhost_service_restart's: max_restarts at most 100000 or UINT32_MAX, within_ms > 0).
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_group_intensity(threadhost_group *group, uint32_t max_restarts,
+                                             uint64_t within_ms);
+
+/*
+ * The wait before each restart the group makes, doubling from initial_backoff_ms up to
+ * max_backoff_ms with consecutive restarts within the intensity window (at least 1 ms).
+ * Default 100 ms to 30 s. Checked where the group is added (initial <= max).
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_group_backoff(threadhost_group *group, uint64_t initial_backoff_ms,
+                                           uint64_t max_backoff_ms);
+
+/* When the group's parent restarts it (THREADHOST_RESTART_*; others:
+ * THREADHOST_INVALID_ARGUMENT). Default THREADHOST_RESTART_TRANSIENT. */
+THREADHOST_MUST_USE threadhost_status threadhost_group_restart_type(threadhost_group *group,
+                                                threadhost_restart_type restart_type);
+
+/*
+ * Start this group after its sibling (a service or group in the same parent) named `sibling`
+ * (copied), and stop it before. May be called several times. Unknown names and cycles are
+ * reported where the group is added.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_group_depends_on(threadhost_group *group, const char *sibling);
+
+/* The start budget of the group's own restarts (the start of the children it restarts).
+ * Default: the host's startup timeout, or none. */
+THREADHOST_MUST_USE threadhost_status threadhost_group_start_timeout(threadhost_group *group, uint64_t timeout_ms);
+
+/* The stop budget of the group's own restarts and of its failure (the stop of the children it
+ * restarts or gives up). Default: the host's shutdown timeout. */
+THREADHOST_MUST_USE threadhost_status threadhost_group_stop_timeout(threadhost_group *group, uint64_t timeout_ms);
+
+/*
+ * Adds `service` to the group and consumes it, also when the call fails (then it is freed and
+ * its destroy runs).
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_group_add_service(threadhost_group *group,
+                                               threadhost_service *service);
+
+/*
+ * Adds the group `child` to `group` and consumes `child`, also when the call fails (then it is
+ * freed, with everything in it). `child` equal to `group` is THREADHOST_INVALID_ARGUMENT, and
+ * consumes it.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_group_add_group(threadhost_group *group,
+                                             threadhost_group *child);
+
+/* Frees a group never added anywhere, with everything in it (each service's destroy runs). */
+void threadhost_group_free(threadhost_group *group);
 
 /* ---- Periodic services -------------------------------------------------------------------- */
 /*
@@ -808,10 +951,79 @@ THREADHOST_MUST_USE threadhost_status threadhost_host_join(const threadhost_host
  * THREADHOST_OK (also when a service failed under THREADHOST_POLICY_IGNORE: the policy says
  * the host goes on, so that is not a failure of the run); map it with threadhost_exit_code.
  * The same outcome, status and exit code as Rust's Host::run and threadhost::exit_code. Only on a host never started; during and after run, other threads use
- * threadhost_host_request_stop, _state and _snapshot (start, stop and join then return
- * THREADHOST_INVALID_STATE).
+ * threadhost_host_request_stop, _state, _snapshot and the tree's runtime changes (start, stop
+ * and join then return THREADHOST_INVALID_STATE).
  */
 THREADHOST_MUST_USE threadhost_status threadhost_host_run(const threadhost_host *host);
+
+/*
+ * ---- The supervision tree at runtime ----
+ * Changes to a running host's tree, by path (see "Groups" above). Any thread, also during
+ * threadhost_host_run, and also a service's own callback holding the host's pointer (in its
+ * `user`). One change runs at a time: a change waits for the host's start or another change
+ * to finish, until its timeout (then THREADHOST_TIMEOUT). Every change is refused with
+ * THREADHOST_INVALID_STATE while the host is not running (not started yet, stopping, stopped)
+ * and when called from a service the host is starting or stopping (a start or stop hook, which
+ * the change would have to wait for). A change that stops the thread calling it (a service
+ * removing, stopping or restarting itself or its own group) cannot wait for itself: it runs on
+ * a thread of its own and the call returns THREADHOST_OK at once.
+ */
+
+/*
+ * Adds `service` to the running group at `group_path` ("" for the top level), and starts it
+ * after the siblings it depends on, by timeout_ms. Consumes `service` whatever the result.
+ * THREADHOST_OK once it started. If its start fails, overruns or cannot be spawned, it is
+ * stopped again (within the host's shutdown timeout) and removed (its destroy runs):
+ * THREADHOST_START_FAILED / THREADHOST_START_TIMEOUT / THREADHOST_SPAWN_FAILED, the message
+ * naming its path. THREADHOST_NOT_FOUND: no group at group_path; THREADHOST_INVALID_CONFIG:
+ * group_path names a service, or a bad name, a sibling of the same name, an unknown
+ * dependency, a bad stack size or policy; THREADHOST_INVALID_STATE, THREADHOST_TIMEOUT: see
+ * above.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_host_add_service(const threadhost_host *host, const char *group_path,
+                                              threadhost_service *service, uint64_t timeout_ms);
+
+/*
+ * Adds `group` (and everything in it) to the running group at `parent_path` ("" for the top
+ * level) and starts it, by timeout_ms, as threadhost_host_add_service does: on a failed start
+ * what started is stopped again and the group removed. Consumes `group` whatever the result.
+ * The statuses of threadhost_host_add_service, for any service or group in it.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_host_add_group(const threadhost_host *host, const char *parent_path,
+                                            threadhost_group *group, uint64_t timeout_ms);
+
+/*
+ * Stops the child at `path` (a service, or a group and everything in it: in reverse start
+ * order, sharing one deadline timeout_ms from now) and removes it from the tree (the destroy of
+ * each of its services runs; for a service that overran, when its thread ends). Returns by the
+ * deadline whatever a service does: a service that overran is left running on its detached
+ * thread. The status summarises the stop's report as
+ * threadhost_host_stop's does: THREADHOST_OK when every service stopped cleanly,
+ * THREADHOST_STOP_TIMEOUT when one overran (the message names its path, "TIMED OUT"),
+ * THREADHOST_SERVICE_FAILED when one failed (now or earlier). THREADHOST_NOT_FOUND: nothing
+ * at `path`; THREADHOST_INVALID_CONFIG: `path` is "" (stop the host instead);
+ * THREADHOST_INVALID_STATE, THREADHOST_TIMEOUT: see above.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_host_remove(const threadhost_host *host, const char *path,
+                                         uint64_t timeout_ms);
+
+/*
+ * Stops the child at `path` as threadhost_host_remove does, but leaves it in the tree,
+ * stopped (THREADHOST_SERVICE_STOPPED in snapshots): a partial shutdown, undone by
+ * threadhost_host_restart_child. The statuses of threadhost_host_remove.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_host_stop_child(const threadhost_host *host, const char *path,
+                                             uint64_t timeout_ms);
+
+/*
+ * Stops the child at `path` (if it runs) and starts it again, all by timeout_ms. On a failed
+ * start what started is stopped again and the child is left stopped, failed (the start
+ * statuses of threadhost_host_add_service). THREADHOST_STILL_RUNNING: a service of the child
+ * missed a stop deadline earlier and its thread still runs. Otherwise the statuses of
+ * threadhost_host_remove (but no stop report: a stop that was not clean is only logged).
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_host_restart_child(const threadhost_host *host, const char *path,
+                                                uint64_t timeout_ms);
 
 /* Asks the host to stop and returns at once; idempotent. Before start: start starts nothing. */
 threadhost_status threadhost_host_request_stop(const threadhost_host *host);
@@ -844,7 +1056,12 @@ THREADHOST_MUST_USE threadhost_status threadhost_host_event_token(const threadho
 void threadhost_host_free(threadhost_host *host);
 
 /* ---- Snapshot ------------------------------------------------------------------------------ */
-/* Immutable; may be read from any thread. Indexes are in registration order. */
+/*
+ * Immutable; may be read from any thread. Services and groups are indexed in tree order: depth
+ * first, each group's children in the order they were added (at the top level: registration
+ * order). A runtime change moves the indexes of the next snapshot: look a path up with
+ * threadhost_snapshot_find_service / _find_group.
+ */
 
 /* The host's state (THREADHOST_HOST_*) when the snapshot was taken. */
 THREADHOST_MUST_USE threadhost_status threadhost_snapshot_host_state(const threadhost_snapshot *snapshot,
@@ -871,15 +1088,61 @@ THREADHOST_MUST_USE threadhost_status threadhost_snapshot_service_restarts(const
 THREADHOST_MUST_USE threadhost_status threadhost_snapshot_service_live(const threadhost_snapshot *snapshot,
                                                    size_t index, bool *live_out);
 
-/* Copies service `index`'s name into buf (string rules above). */
+/* Copies service `index`'s name (the last part of its path: "poller") into buf (string
+ * rules above). */
 THREADHOST_MUST_USE threadhost_status threadhost_snapshot_service_name(const threadhost_snapshot *snapshot,
                                                    size_t index, char *buf, size_t len,
                                                    size_t *out_n);
+
+/* Copies service `index`'s path ("devices/plc-7/poller"; its name at the top level) into buf. */
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_service_path(const threadhost_snapshot *snapshot,
+                                                   size_t index, char *buf, size_t len,
+                                                   size_t *out_n);
+
+/* The index of the service at `path` in *index_out; THREADHOST_NOT_FOUND if none. */
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_find_service(const threadhost_snapshot *snapshot,
+                                                   const char *path, size_t *index_out);
 
 /* Copies service `index`'s last error message into buf ("" if it never failed). */
 THREADHOST_MUST_USE threadhost_status threadhost_snapshot_service_last_error(const threadhost_snapshot *snapshot,
                                                          size_t index, char *buf, size_t len,
                                                          size_t *out_n);
+
+/* The number of groups (the host itself, the root, is not one). */
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_group_count(const threadhost_snapshot *snapshot,
+                                                  size_t *count_out);
+
+/* The index of the group at `path` in *index_out; THREADHOST_NOT_FOUND if none. */
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_find_group(const threadhost_snapshot *snapshot,
+                                                 const char *path, size_t *index_out);
+
+/* Copies group `index`'s path into buf; THREADHOST_INVALID_ARGUMENT if out of range. */
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_group_path(const threadhost_snapshot *snapshot,
+                                                 size_t index, char *buf, size_t len,
+                                                 size_t *out_n);
+
+/*
+ * The state of group `index` (a THREADHOST_SERVICE_* value): _CREATED, _STARTING, _RUNNING,
+ * _RESTARTING (it is restarting children), _STOPPING, _STOPPED, _FAILED (past its intensity)
+ * or _SKIPPED.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_group_state(const threadhost_snapshot *snapshot,
+                                                  size_t index,
+                                                  threadhost_service_state *state_out);
+
+/* How often group `index` restarted children (one restart may restart several). */
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_group_restarts(const threadhost_snapshot *snapshot,
+                                                     size_t index, uint32_t *restarts_out);
+
+/* The strategy (THREADHOST_STRATEGY_*) of group `index`. */
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_group_strategy(const threadhost_snapshot *snapshot,
+                                                     size_t index,
+                                                     threadhost_strategy *strategy_out);
+
+/* Copies the message of the last failure group `index` handled into buf ("" if none). */
+THREADHOST_MUST_USE threadhost_status threadhost_snapshot_group_last_error(const threadhost_snapshot *snapshot,
+                                                       size_t index, char *buf, size_t len,
+                                                       size_t *out_n);
 
 /* Frees a snapshot. */
 void threadhost_snapshot_free(threadhost_snapshot *snapshot);
@@ -889,6 +1152,13 @@ void threadhost_snapshot_free(threadhost_snapshot *snapshot);
 
 /* Copies the service's name into buf (string rules above). */
 THREADHOST_MUST_USE threadhost_status threadhost_context_name(const threadhost_context *ctx, char *buf, size_t len,
+                                          size_t *out_n);
+
+/*
+ * Copies the service's path in the host's tree ("devices/plc-7/poller"; its name at the top
+ * level) into buf: what the runtime changes (threadhost_host_remove, ...) take.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_context_path(const threadhost_context *ctx, char *buf, size_t len,
                                           size_t *out_n);
 
 /*

@@ -3,6 +3,7 @@
 use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
+use super::group::{self, threadhost_group};
 use super::handle::{self, write_out};
 use super::host::{CHost, threadhost_host};
 use super::service::{self, DestroyFn, RunFn, threadhost_service};
@@ -234,6 +235,30 @@ pub unsafe extern "C" fn threadhost_builder_add_service(
         let service = try_box!(service);
         let builder = try_mut!(builder);
         update(builder, |b| b.add_service(*service))
+    }
+}
+
+/// Adds `group` (and everything in it) at the top level, consuming it (also when this call
+/// fails: then it is freed).
+///
+/// # Safety
+///
+/// `builder` is NULL or a live builder, not used by another thread during the call; `group`
+/// is NULL or a live group, never used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_builder_add_group(
+    builder: *mut threadhost_builder,
+    group: *mut threadhost_group,
+) -> Status {
+    ffi_boundary! {
+        // Take the group first: it is consumed whatever happens next.
+        let group = try_box!(group);
+        let builder = try_mut!(builder);
+        let group = match group::take(*group) {
+            Ok(g) => g,
+            Err(status) => return status,
+        };
+        update(builder, |b| b.add_group(group))
     }
 }
 

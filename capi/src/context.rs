@@ -127,6 +127,35 @@ pub unsafe extern "C" fn threadhost_context_name(
     }
 }
 
+/// Copies the service's path in the host's tree (`devices/plc-7/poller`; its name at the top
+/// level) into `buf` (truncation rules of `threadhost_last_error_message`).
+///
+/// # Safety
+///
+/// `ctx` is NULL or the context passed to the running callback; `buf` is NULL with
+/// `len == 0` or points to `len` writable bytes; `out_n` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_context_path(
+    ctx: *const threadhost_context,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let ctx = try_ref!(ctx);
+        let path = ctx.ctx.path();
+        // SAFETY: the caller's contract on buf/len/out_n is exactly `copy_str`'s.
+        let status = unsafe { status::copy_str(path, buf, len, out_n) };
+        if status == Status::BUFFER_TOO_SMALL {
+            return status::fail(
+                status,
+                format!("a buffer of {len} bytes cannot hold the service path `{path}` and its NUL"),
+            );
+        }
+        status
+    }
+}
+
 /// The service's stop token, borrowed from `ctx` (valid during the callback; NULL if `ctx`
 /// is NULL).
 ///

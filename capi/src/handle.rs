@@ -16,7 +16,8 @@
 //! | C type | Rust value | ownership | declared in |
 //! | --- | --- | --- | --- |
 //! | `threadhost_builder` | `Option<HostBuilder>` | Box, until `threadhost_builder_build` consumes it | builder.rs |
-//! | `threadhost_service` | `Service` | Box, until `threadhost_builder_add_service` consumes it | service.rs |
+//! | `threadhost_service` | `Service` | Box, until `threadhost_builder_add_service` (or a group's or host's `_add_service`) consumes it | service.rs |
+//! | `threadhost_group` | `Option<Group>` | Box, until `threadhost_builder_add_group` (or a group's or host's `_add_group`) consumes it | group.rs |
 //! | `threadhost_host` | `CHost` | Box | host.rs |
 //! | `threadhost_snapshot` | `HostSnapshot` | Box | snapshot.rs |
 //! | `threadhost_stop_source` | `StopSource` | Box | stop.rs |

@@ -1,9 +1,14 @@
-//! `threadhost_host`: start, stop, join, run, request_stop, state.
+//! `threadhost_host`: start, stop, join, run, request_stop, state; and the supervision
+//! tree's runtime changes (add, remove, stop and restart a child by its path).
+
+use std::ffi::c_char;
 
 use parking_lot::RwLock;
 
 use super::deadline_ms;
+use super::group::{self, threadhost_group};
 use super::handle::{self, write_out};
+use super::service::threadhost_service;
 use super::snapshot::threadhost_snapshot;
 use super::status::{self, Status};
 use super::stop::threadhost_token;
@@ -253,6 +258,143 @@ pub unsafe extern "C" fn threadhost_host_event_token(
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_out(token_out, token) };
         Status::OK
+    }
+}
+
+// ---- the supervision tree at runtime -------------------------------------------------------
+//
+// Through the host's `HostHandle`, not the `Host`: they work during and after
+// `threadhost_host_run` too, and from the host's own threads (a service's body or hook holding
+// the host's pointer), where the Rust side decides what may wait (tree invariant 1).
+
+/// A stop report's status (`remove`, `stop_child`), or the error's.
+fn report_status(result: &Result<threadhost::StopReport, threadhost::Error>) -> Status {
+    match result {
+        Ok(report) => status::from_report(report),
+        Err(error) => status::from_error(error),
+    }
+}
+
+/// Adds `service` to the running group at `group_path` (`""`: the top level) and starts it,
+/// by `timeout_ms` (see `HostHandle::add_service`). Consumes `service` whatever the outcome.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host; `group_path` is NULL or a NUL-terminated string; `service`
+/// is NULL or a live service, never used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_add_service(
+    host: *const threadhost_host,
+    group_path: *const c_char,
+    service: *mut threadhost_service,
+    timeout_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        // Take the service first: it is consumed whatever happens next.
+        let service = try_box!(service);
+        let host = try_ref!(host);
+        let group_path = try_str!(group_path);
+        let deadline = deadline_ms(timeout_ms);
+        match host.handle.add_service(group_path, *service, deadline) {
+            Ok(()) => Status::OK,
+            Err(error) => status::from_error(&error),
+        }
+    }
+}
+
+/// Adds `group` (and everything in it) to the running group at `parent_path` (`""`: the top
+/// level) and starts it, by `timeout_ms` (see `HostHandle::add_group`). Consumes `group`
+/// whatever the outcome.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host; `parent_path` is NULL or a NUL-terminated string; `group`
+/// is NULL or a live group, never used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_add_group(
+    host: *const threadhost_host,
+    parent_path: *const c_char,
+    group: *mut threadhost_group,
+    timeout_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        // Take the group first: it is consumed whatever happens next.
+        let group = try_box!(group);
+        let host = try_ref!(host);
+        let parent_path = try_str!(parent_path);
+        let group = match group::take(*group) {
+            Ok(g) => g,
+            Err(status) => return status,
+        };
+        let deadline = deadline_ms(timeout_ms);
+        match host.handle.add_group(parent_path, group, deadline) {
+            Ok(()) => Status::OK,
+            Err(error) => status::from_error(&error),
+        }
+    }
+}
+
+/// Stops the child at `path` and removes it from the tree, by `timeout_ms` (see
+/// `HostHandle::remove`); the status summarises the stop's report as `threadhost_host_stop`'s
+/// does.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host; `path` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_remove(
+    host: *const threadhost_host,
+    path: *const c_char,
+    timeout_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        let path = try_str!(path);
+        let deadline = deadline_ms(timeout_ms);
+        report_status(&host.handle.remove(path, deadline))
+    }
+}
+
+/// Stops the child at `path`, leaving it in the tree, stopped, by `timeout_ms` (see
+/// `HostHandle::stop_child`); the status as `threadhost_host_remove`'s.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host; `path` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_stop_child(
+    host: *const threadhost_host,
+    path: *const c_char,
+    timeout_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        let path = try_str!(path);
+        let deadline = deadline_ms(timeout_ms);
+        report_status(&host.handle.stop_child(path, deadline))
+    }
+}
+
+/// Stops the child at `path` (if it runs) and starts it again, by `timeout_ms` (see
+/// `HostHandle::restart_child`).
+///
+/// # Safety
+///
+/// `host` is NULL or a live host; `path` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_restart_child(
+    host: *const threadhost_host,
+    path: *const c_char,
+    timeout_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        let path = try_str!(path);
+        let deadline = deadline_ms(timeout_ms);
+        match host.handle.restart_child(path, deadline) {
+            Ok(()) => Status::OK,
+            Err(error) => status::from_error(&error),
+        }
     }
 }
 

@@ -17,8 +17,9 @@
 //!   free, double free).
 //! - `status.rs`: the status codes, the thread-local last error, string copies into caller
 //!   buffers, and the one mapping of Rust outcomes to statuses and exit codes.
-//! - `builder.rs` (`threadhost_builder`), `service.rs` (`threadhost_service`), `host.rs`
-//!   (`threadhost_host`), `context.rs` (`threadhost_context`), `snapshot.rs`
+//! - `builder.rs` (`threadhost_builder`), `service.rs` (`threadhost_service`), `group.rs`
+//!   (`threadhost_group`), `host.rs` (`threadhost_host`, and the supervision tree's runtime
+//!   changes by path), `context.rs` (`threadhost_context`), `snapshot.rs`
 //!   (`threadhost_snapshot`), `stop.rs` (`threadhost_stop_source`, `threadhost_token`),
 //!   `queue.rs` (`threadhost_queue`, `threadhost_producer`), `periodic.rs`
 //!   (`threadhost_periodic`, `threadhost_tick`, `threadhost_periodic_stats`).
@@ -43,6 +44,7 @@ mod boundary;
 mod handle;
 mod builder;
 mod context;
+mod group;
 mod host;
 #[cfg(not(all(feature = "queue", feature = "periodic")))]
 mod off;

@@ -354,6 +354,28 @@ pub unsafe extern "C" fn threadhost_service_liveness(
     }
 }
 
+/// Sets when the service's group restarts it (`THREADHOST_RESTART_*`). Without it, a service
+/// behaves as outside groups: see the header.
+///
+/// # Safety
+///
+/// `service` is NULL or a live service not yet added to a builder.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_service_restart_type(
+    service: *mut threadhost_service,
+    restart_type: i32,
+) -> Status {
+    ffi_boundary! {
+        let service = try_mut!(service);
+        let restart = match super::group::restart_type(restart_type) {
+            Ok(r) => r,
+            Err(status) => return status,
+        };
+        update(service, |s| s.restart(restart));
+        Status::OK
+    }
+}
+
 /// Frees a service never added to a builder (its `destroy` runs). NULL is a no-op.
 ///
 /// # Safety

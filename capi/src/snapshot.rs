@@ -1,11 +1,12 @@
-//! `threadhost_snapshot`: a host's state and its services' states, restarts, names and last
-//! errors, read at one moment.
+//! `threadhost_snapshot`: a host's state, its services' states, restarts, names, paths and
+//! last errors, and its groups' (the supervision tree), read at one moment.
 
 use std::ffi::c_char;
 
+use super::group::strategy_code;
 use super::handle::{self, write_out};
 use super::status::{self, Status};
-use threadhost::{HostSnapshot, ServiceState, ServiceStatus};
+use threadhost::{GroupStatus, HostSnapshot, ServiceState, ServiceStatus};
 
 /// Opaque: a snapshot, owned by C until `threadhost_snapshot_free`.
 pub struct threadhost_snapshot {
@@ -45,6 +46,24 @@ fn service(snapshot: &HostSnapshot, index: usize) -> Result<&ServiceStatus, Stat
     })
 }
 
+/// The group at `index`, or `INVALID_ARGUMENT` naming the count.
+fn group(snapshot: &HostSnapshot, index: usize) -> Result<&GroupStatus, Status> {
+    snapshot.groups.get(index).ok_or_else(|| {
+        status::fail(
+            Status::INVALID_ARGUMENT,
+            format!(
+                "`index` {index} is out of range: the snapshot has {} groups",
+                snapshot.groups.len()
+            ),
+        )
+    })
+}
+
+/// The last name of a path (`poller` of `devices/plc-7/poller`).
+fn leaf(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 /// The host's state (`THREADHOST_HOST_*`) when the snapshot was taken.
 ///
 /// # Safety
@@ -64,7 +83,7 @@ pub unsafe extern "C" fn threadhost_snapshot_host_state(
     }
 }
 
-/// The number of services (indexes are `0 .. count - 1`, in registration order).
+/// The number of services (indexes are `0 .. count - 1`, in tree order).
 ///
 /// # Safety
 ///
@@ -182,7 +201,7 @@ unsafe fn copy_field(
     status
 }
 
-/// Copies service `index`'s name into `buf` (truncation rules of
+/// Copies service `index`'s name (the last part of its path) into `buf` (truncation rules of
 /// `threadhost_last_error_message`).
 ///
 /// # Safety
@@ -204,7 +223,61 @@ pub unsafe extern "C" fn threadhost_snapshot_service_name(
             Err(status) => return status,
         };
         // SAFETY: the caller's contract on buf/len/out_n is `copy_field`'s.
-        unsafe { copy_field("service name", &service.name, buf, len, out_n) }
+        unsafe { copy_field("service name", leaf(&service.name), buf, len, out_n) }
+    }
+}
+
+/// Copies service `index`'s path in the tree (`ServiceStatus::name`) into `buf`.
+///
+/// # Safety
+///
+/// As `threadhost_snapshot_service_name`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_service_path(
+    snapshot: *const threadhost_snapshot,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        let service = match service(snapshot, index) {
+            Ok(s) => s,
+            Err(status) => return status,
+        };
+        // SAFETY: the caller's contract on buf/len/out_n is `copy_field`'s.
+        unsafe { copy_field("service path", &service.name, buf, len, out_n) }
+    }
+}
+
+/// The index of the service at `path` in `*index_out`, or `NOT_FOUND`.
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `path` is NULL or a NUL-terminated string;
+/// `index_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_find_service(
+    snapshot: *const threadhost_snapshot,
+    path: *const c_char,
+    index_out: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        let path = try_str!(path);
+        try_out!(index_out);
+        match snapshot.services.iter().position(|s| &*s.name == path) {
+            Some(index) => {
+                // SAFETY: checked non-NULL above; writable by the caller's contract.
+                unsafe { write_out(index_out, index) };
+                Status::OK
+            }
+            None => status::fail(
+                Status::NOT_FOUND,
+                format!("the snapshot has no service at `{path}`"),
+            ),
+        }
     }
 }
 
@@ -228,6 +301,177 @@ pub unsafe extern "C" fn threadhost_snapshot_service_last_error(
             Err(status) => return status,
         };
         let message = service.last_error.as_ref().map(ToString::to_string).unwrap_or_default();
+        // SAFETY: the caller's contract on buf/len/out_n is `copy_field`'s.
+        unsafe { copy_field("last error", &message, buf, len, out_n) }
+    }
+}
+
+/// The number of groups (indexes are `0 .. count - 1`, in tree order; the host itself, the
+/// root, is not one).
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `count_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_group_count(
+    snapshot: *const threadhost_snapshot,
+    count_out: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        try_out!(count_out);
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(count_out, snapshot.groups.len()) };
+        Status::OK
+    }
+}
+
+/// The index of the group at `path` in `*index_out`, or `NOT_FOUND`.
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `path` is NULL or a NUL-terminated string;
+/// `index_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_find_group(
+    snapshot: *const threadhost_snapshot,
+    path: *const c_char,
+    index_out: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        let path = try_str!(path);
+        try_out!(index_out);
+        match snapshot.groups.iter().position(|g| &*g.path == path) {
+            Some(index) => {
+                // SAFETY: checked non-NULL above; writable by the caller's contract.
+                unsafe { write_out(index_out, index) };
+                Status::OK
+            }
+            None => status::fail(
+                Status::NOT_FOUND,
+                format!("the snapshot has no group at `{path}`"),
+            ),
+        }
+    }
+}
+
+/// Copies group `index`'s path into `buf`.
+///
+/// # Safety
+///
+/// As `threadhost_snapshot_service_name`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_group_path(
+    snapshot: *const threadhost_snapshot,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        let group = match group(snapshot, index) {
+            Ok(g) => g,
+            Err(status) => return status,
+        };
+        // SAFETY: the caller's contract on buf/len/out_n is `copy_field`'s.
+        unsafe { copy_field("group path", &group.path, buf, len, out_n) }
+    }
+}
+
+/// The state (`THREADHOST_SERVICE_*`) of group `index`.
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `state_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_group_state(
+    snapshot: *const threadhost_snapshot,
+    index: usize,
+    state_out: *mut i32,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        try_out!(state_out);
+        let group = match group(snapshot, index) {
+            Ok(g) => g,
+            Err(status) => return status,
+        };
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(state_out, service_state_code(group.state)) };
+        Status::OK
+    }
+}
+
+/// How often group `index` restarted children.
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `restarts_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_group_restarts(
+    snapshot: *const threadhost_snapshot,
+    index: usize,
+    restarts_out: *mut u32,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        try_out!(restarts_out);
+        let group = match group(snapshot, index) {
+            Ok(g) => g,
+            Err(status) => return status,
+        };
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(restarts_out, group.restarts) };
+        Status::OK
+    }
+}
+
+/// The strategy (`THREADHOST_STRATEGY_*`) of group `index`.
+///
+/// # Safety
+///
+/// `snapshot` is NULL or a live snapshot; `strategy_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_group_strategy(
+    snapshot: *const threadhost_snapshot,
+    index: usize,
+    strategy_out: *mut i32,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        try_out!(strategy_out);
+        let group = match group(snapshot, index) {
+            Ok(g) => g,
+            Err(status) => return status,
+        };
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(strategy_out, strategy_code(group.strategy)) };
+        Status::OK
+    }
+}
+
+/// Copies the message of the last failure group `index` handled into `buf` ("" if none).
+///
+/// # Safety
+///
+/// As `threadhost_snapshot_service_name`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_snapshot_group_last_error(
+    snapshot: *const threadhost_snapshot,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+    out_n: *mut usize,
+) -> Status {
+    ffi_boundary! {
+        let snapshot = try_ref!(snapshot);
+        let group = match group(snapshot, index) {
+            Ok(g) => g,
+            Err(status) => return status,
+        };
+        let message = group.last_error.as_ref().map(ToString::to_string).unwrap_or_default();
         // SAFETY: the caller's contract on buf/len/out_n is `copy_field`'s.
         unsafe { copy_field("last error", &message, buf, len, out_n) }
     }

@@ -34,10 +34,12 @@ impl Status {
     pub(crate) const INVALID_CONFIG: Status = Status(15);
     #[cfg_attr(not(feature = "termination"), allow(dead_code))]
     pub(crate) const SIGNAL_FAILED: Status = Status(16);
+    pub(crate) const NOT_FOUND: Status = Status(17);
+    pub(crate) const STILL_RUNNING: Status = Status(18);
 }
 
 /// The codes and their names, in code order (the header lists the same).
-const NAMES: [&str; 17] = [
+const NAMES: [&str; 19] = [
     "THREADHOST_OK\0",
     "THREADHOST_NULL_ARGUMENT\0",
     "THREADHOST_INVALID_ARGUMENT\0",
@@ -55,6 +57,8 @@ const NAMES: [&str; 17] = [
     "THREADHOST_BUFFER_TOO_SMALL\0",
     "THREADHOST_INVALID_CONFIG\0",
     "THREADHOST_SIGNAL_FAILED\0",
+    "THREADHOST_NOT_FOUND\0",
+    "THREADHOST_STILL_RUNNING\0",
 ];
 
 /// The NUL-terminated name of `status`.
@@ -134,7 +138,9 @@ pub(crate) fn from_error(error: &Error) -> Status {
         Error::StartTimeout { .. } => Status::START_TIMEOUT,
         Error::ServiceFailed { .. } => Status::SERVICE_FAILED,
         Error::StopTimeout { .. } => Status::STOP_TIMEOUT,
-        Error::JoinTimeout { .. } => Status::TIMEOUT,
+        Error::JoinTimeout { .. } | Error::ChangeTimeout { .. } => Status::TIMEOUT,
+        Error::UnknownChild { .. } => Status::NOT_FOUND,
+        Error::StillRunning { .. } => Status::STILL_RUNNING,
         Error::UnregisteredType { .. } => Status::INVALID_ARGUMENT,
         #[cfg(feature = "termination")]
         Error::Signal(_) => Status::SIGNAL_FAILED,
@@ -298,6 +304,16 @@ mod tests {
             }),
             Err(Error::JoinTimeout {
                 state: HostState::Running,
+            }),
+            Err(Error::UnknownChild {
+                path: Arc::from("devices/plc-9"),
+            }),
+            Err(Error::StillRunning {
+                service: name.clone(),
+            }),
+            Err(Error::ChangeTimeout {
+                operation: "remove",
+                path: name.clone(),
             }),
             Err(Error::UnregisteredType { type_name: "T" }),
             Err(Error::FactoryFailed {

@@ -236,6 +236,12 @@ fn c_queue() {
     run_c_test("queue");
 }
 
+/// The supervision tree: groups, strategies, restart types, runtime changes by path.
+#[test]
+fn c_tree() {
+    run_c_test("tree");
+}
+
 /// `threadhost_host_stop` / `_join` called on one of the host's own threads.
 #[test]
 fn c_self_stop() {

@@ -222,8 +222,11 @@ static bool out_of_range_enums_are_invalid_argument(void) {
     CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
     threadhost_host_free(host);
     CHECK(strcmp(threadhost_status_name(-1), "THREADHOST_UNKNOWN") == 0);
-    CHECK(strcmp(threadhost_status_name(17), "THREADHOST_UNKNOWN") == 0);
+    CHECK(strcmp(threadhost_status_name(19), "THREADHOST_UNKNOWN") == 0);
     CHECK(strcmp(threadhost_status_name(THREADHOST_SIGNAL_FAILED), "THREADHOST_SIGNAL_FAILED") == 0);
+    CHECK(strcmp(threadhost_status_name(THREADHOST_NOT_FOUND), "THREADHOST_NOT_FOUND") == 0);
+    CHECK(strcmp(threadhost_status_name(THREADHOST_STILL_RUNNING), "THREADHOST_STILL_RUNNING") == 0);
+    CHECK(threadhost_exit_code(THREADHOST_NOT_FOUND) == THREADHOST_EXIT_FAILURE);
     CHECK(threadhost_exit_code(-5) == THREADHOST_EXIT_FAILURE);
     CHECK(threadhost_exit_code(THREADHOST_STOP_TIMEOUT) == THREADHOST_EXIT_STOP_TIMEOUT);
     return true;

@@ -363,14 +363,16 @@ static bool ignore_policy_keeps_host_running(void) {
     CHECK_STATUS(threadhost_host_start(host, 5000), THREADHOST_OK);
     /* The failed body returns and its thread ends; its user data stays with the host (the
        service can still be restarted by path) until the host stops. */
-    CHECK(counter_wait(&s.runs, 1, 5000));
+    CHECK(await_service_state(host, "bad", THREADHOST_SERVICE_FAILED, 5000));
     threadhost_host_state state = -1;
     CHECK_STATUS(threadhost_host_get_state(host, &state), THREADHOST_OK);
     CHECK(state == THREADHOST_HOST_RUNNING);
+    CHECK(counter_get(&s.destroyed) == 0);
     CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_SERVICE_FAILED);
     CHECK(last_error_contains("disk full"));
     CHECK(counter_wait(&s.destroyed, 1, 5000));
     threadhost_host_free(host);
+    CHECK(counter_get(&s.destroyed) == 1);
     shared_destroy(&s);
     return true;
 }

@@ -140,4 +140,38 @@ static inline long long now_ms(void) {
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* Sleeps `ms` milliseconds. */
+static inline void sleep_ms(long ms) {
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {
+    }
+}
+
+/* The state of the service at `path` in a fresh snapshot of `host`, or -1 if it has none. */
+static inline threadhost_service_state service_state_of(const threadhost_host *host,
+                                                        const char *path) {
+    threadhost_snapshot *snap = NULL;
+    threadhost_service_state state = -1;
+    size_t index = 0;
+    if (threadhost_host_snapshot(host, &snap) != THREADHOST_OK) return -1;
+    if (threadhost_snapshot_find_service(snap, path, &index) != THREADHOST_OK ||
+        threadhost_snapshot_service_state(snap, index, &state) != THREADHOST_OK) {
+        state = -1;
+    }
+    threadhost_snapshot_free(snap);
+    return state;
+}
+
+/* Waits (polling snapshots every 2 ms, at most `ms`) until the service at `path` is in
+ * `state` (-1: gone from the tree); true if it got there. */
+static inline bool await_service_state(const threadhost_host *host, const char *path,
+                                       threadhost_service_state state, long ms) {
+    long long until = now_ms() + ms;
+    for (;;) {
+        if (service_state_of(host, path) == state) return true;
+        if (now_ms() > until) return false;
+        sleep_ms(2);
+    }
+}
+
 #endif

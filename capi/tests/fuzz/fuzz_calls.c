@@ -111,7 +111,7 @@ static void give_back(void *user, void **items, size_t count) {
 }
 
 static void check(threadhost_status st, const char *call) {
-    if (st < THREADHOST_OK || st > THREADHOST_SIGNAL_FAILED || st == THREADHOST_PANIC) {
+    if (st < THREADHOST_OK || st > THREADHOST_STILL_RUNNING || st == THREADHOST_PANIC) {
         fprintf(stderr, "step %lu: %s returned %d (%s)\n", step, call, st, threadhost_status_name(st));
         exit(1);
     }
@@ -119,6 +119,24 @@ static void check(threadhost_status st, const char *call) {
 
 static const char *names[] = {"a", "b", "c", "", "a-very-long-service-name-for-truncation"};
 static const int32_t policies[] = {0, 1, 2, -1, 3, INT32_MAX};
+/* Paths in the tree: the top level, groups named from `names`, a service's, bad ones. */
+static const char *paths[] = {"", "a", "b", "a/b", "a/b/c", "c", "nope", "a/"};
+
+static const char *path(void) { return paths[pick(sizeof paths / sizeof paths[0])]; }
+
+/* A slot of `pool` holding an object if there is one (else any), so that the tree's calls
+ * mostly meet live hosts and groups. */
+#define LIVE_SLOT(pool, out)                                 \
+    do {                                                     \
+        unsigned k_ = pick(POOL);                            \
+        (out) = k_;                                          \
+        for (unsigned d_ = 0; d_ < POOL; d_++) {             \
+            if ((pool)[(k_ + d_) % POOL]) {                  \
+                (out) = (k_ + d_) % POOL;                    \
+                break;                                       \
+            }                                                \
+        }                                                    \
+    } while (0)
 static const uint64_t timeouts[] = {0, 1, 5, 20, THREADHOST_NO_DEADLINE - 1};
 
 static uint64_t timeout(void) { return timeouts[pick(sizeof timeouts / sizeof timeouts[0])]; }
@@ -135,12 +153,75 @@ int main(int argc, char **argv) {
     threadhost_stop_source *sources[POOL] = {0};
     threadhost_token *tokens[POOL] = {0};
     threadhost_producer *producers[POOL] = {0};
+    threadhost_group *groups[POOL] = {0};
     char buf[64];
     size_t n;
 
     for (step = 0; step < steps; step++) {
         unsigned i = pick(POOL);
-        switch (pick(25)) {
+        switch (pick(29)) {
+        case 25: /* a group: made, configured, given the slot's service */
+            if (!groups[i]) check(threadhost_group_new(pick(8) ? names[pick(3)] : "a/b", &groups[i]), "group_new");
+            check(threadhost_group_strategy(groups[i], (int32_t)pick(5) - 1), "group_strategy");
+            check(threadhost_group_restart_type(groups[i], (int32_t)pick(5) - 1), "group_restart_type");
+            check(threadhost_group_intensity(groups[i], pick(3), pick(2) * 1000), "group_intensity");
+            check(threadhost_group_backoff(groups[i], pick(3), pick(3)), "group_backoff");
+            if (pick(4) == 0) check(threadhost_group_depends_on(groups[i], names[pick(5)]), "group_depends_on");
+            check(threadhost_service_restart_type(services[i], (int32_t)pick(5) - 1), "service_restart_type");
+            if (pick(2)) {
+                check(threadhost_group_add_service(groups[i], services[i]), "group_add_service");
+                services[i] = NULL; /* consumed whatever the result */
+            }
+            break;
+        case 26: { /* a group added somewhere: consumed whatever the result */
+            unsigned j, where = pick(3);
+            LIVE_SLOT(groups, j);
+            if (where == 2) LIVE_SLOT(hosts, i);
+            if (where == 1 && i == j) break; /* a group into itself: tested in tests/c/tree.c */
+            if (where == 0) {
+                check(threadhost_builder_add_group(builders[i], groups[j]), "builder_add_group");
+            } else if (where == 1) {
+                check(threadhost_group_add_group(groups[i], groups[j]), "group_add_group");
+            } else {
+                check(threadhost_host_add_group(hosts[i], path(), groups[j], timeout() % 100), "host_add_group");
+            }
+            groups[j] = NULL;
+            break;
+        }
+        case 27: /* runtime changes by path */
+            LIVE_SLOT(hosts, i);
+            if (pick(4) == 0 && hosts[i]) check(threadhost_host_start(hosts[i], 50), "start");
+            switch (pick(4)) {
+            case 0:
+                check(threadhost_host_add_service(hosts[i], path(), services[i], timeout() % 100), "host_add_service");
+                services[i] = NULL;
+                break;
+            case 1: check(threadhost_host_remove(hosts[i], path(), timeout() % 100), "host_remove"); break;
+            case 2: check(threadhost_host_stop_child(hosts[i], path(), timeout() % 100), "host_stop_child"); break;
+            default: check(threadhost_host_restart_child(hosts[i], path(), timeout() % 100), "host_restart_child"); break;
+            }
+            break;
+        case 28: {
+            threadhost_snapshot *snap = NULL;
+            LIVE_SLOT(hosts, i);
+            check(threadhost_host_snapshot(hosts[i], &snap), "snapshot");
+            if (snap) {
+                int32_t s;
+                uint32_t r;
+                size_t idx = pick(4), count;
+                check(threadhost_snapshot_group_count(snap, &count), "group_count");
+                check(threadhost_snapshot_find_group(snap, path(), &idx), "find_group");
+                check(threadhost_snapshot_group_state(snap, idx, &s), "group_state");
+                check(threadhost_snapshot_group_restarts(snap, idx, &r), "group_restarts");
+                check(threadhost_snapshot_group_strategy(snap, idx, &s), "group_strategy");
+                check(threadhost_snapshot_group_path(snap, idx, buf, pick(sizeof buf), &n), "group_path");
+                check(threadhost_snapshot_group_last_error(snap, idx, buf, sizeof buf, NULL), "group_last_error");
+                check(threadhost_snapshot_find_service(snap, path(), &idx), "find_service");
+                check(threadhost_snapshot_service_path(snap, idx, buf, pick(sizeof buf), &n), "service_path");
+                threadhost_snapshot_free(snap);
+            }
+            break;
+        }
         case 22:
             if (!services[i] && !producers[i]) {
                 threadhost_queue *q = NULL;
@@ -302,6 +383,7 @@ int main(int argc, char **argv) {
         threadhost_token_free(tokens[i]);
         threadhost_stop_source_free(sources[i]);
         threadhost_producer_free(producers[i]);
+        threadhost_group_free(groups[i]);
     }
     /* A service left running by a stop deadline destroys its user data when it ends. */
     struct timespec at;
