@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use common::{Rng, idle};
 use threadhost::{
-    Backoff, Context, Error, HostBuilder, HostedService, Outcome, Policy, Service, ServiceResult,
-    StopSource, StopToken,
+    Backoff, Context, Error, Group, HostBuilder, HostedService, Outcome, Policy, Service,
+    ServiceResult, StopSource, StopToken, Strategy,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -173,8 +173,17 @@ fn trial(seed: u64, d: Deadlines, worst: &mut Worst, margin: Duration) {
     let faults: Vec<Fault> = (0..n).map(|_| FAULTS[rng.index(FAULTS.len())]).collect();
     let start_concurrently = rng.index(2) == 0;
     let stop_concurrently = rng.index(2) == 0;
+    // Half the trials put the services in a group (one of the three strategies) nested in
+    // another: the tree keeps the same deadlines. Its intensity is 0, so a failure fails the
+    // group and reaches the host as a flat service's would.
+    let grouped = [
+        None,
+        Some(Strategy::OneForOne),
+        Some(Strategy::OneForAll),
+        Some(Strategy::RestForOne),
+    ][rng.index(4)];
     let context = format!(
-        "seed {seed}: {faults:?}, start_concurrently {start_concurrently}, stop_concurrently {stop_concurrently}"
+        "seed {seed}: {faults:?}, start_concurrently {start_concurrently}, stop_concurrently {stop_concurrently}, grouped {grouped:?}"
     );
 
     let release = StopSource::new();
@@ -182,9 +191,30 @@ fn trial(seed: u64, d: Deadlines, worst: &mut Worst, margin: Duration) {
         .shutdown_timeout(d.stop)
         .start_concurrently(start_concurrently)
         .stop_concurrently(stop_concurrently);
-    for (i, &fault) in faults.iter().enumerate() {
-        builder = builder.add_service(service(i, fault, &release.token()));
-    }
+    let services = faults
+        .iter()
+        .enumerate()
+        .map(|(i, &fault)| service(i, fault, &release.token()));
+    let prefix = match grouped {
+        None => {
+            for s in services {
+                builder = builder.add_service(s);
+            }
+            ""
+        }
+        Some(strategy) => {
+            let inner = services.fold(
+                Group::new("inner")
+                    .strategy(strategy)
+                    .intensity(0, Duration::from_secs(60)),
+                Group::add_service,
+            );
+            builder = builder.group("outer", |g| {
+                g.intensity(0, Duration::from_secs(60)).add_group(inner)
+            });
+            "outer/inner/"
+        }
+    };
     let host = builder.build().expect("valid host");
 
     let began = Instant::now();
@@ -228,7 +258,7 @@ fn trial(seed: u64, d: Deadlines, worst: &mut Worst, margin: Duration) {
     // Every service that hangs in its body or its stop hook, if it started, is named.
     if started.is_ok() {
         for (i, &fault) in faults.iter().enumerate() {
-            let name = format!("s{i}-{fault:?}");
+            let name = format!("{prefix}s{i}-{fault:?}");
             let entry = report
                 .service(&name)
                 .unwrap_or_else(|| panic!("{context}: {name} missing from {report}"));
@@ -277,7 +307,19 @@ fn run_trials(count: u64, d: Deadlines, margin: Duration) -> Worst {
     std::panic::set_hook(Box::new(|_| {}));
     let mut worst = Worst::default();
     for seed in 0..count {
-        trial(seed, d, &mut worst, margin);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            trial(seed, d, &mut worst, margin);
+        }));
+        if let Err(payload) = result {
+            // The silent hook hid the trial's own assertion: say it, then fail.
+            let _ = std::panic::take_hook();
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            panic!("trial {seed} failed: {message}");
+        }
     }
     worst
 }

@@ -493,6 +493,18 @@ impl Shared {
             }
             self.settle(&mut ctl, settled);
         }
+        if !handed.is_empty() {
+            // Cut short: every service whose thread still runs is the host's stop's to finish,
+            // also those this stop never reached.
+            handed = mine
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let r = ctl.rec(i);
+                    r.thread.is_some() && !r.exited && r.life != Life::TimedOut
+                })
+                .collect();
+        }
         // The tokens' `on_stop` callbacks (`fire_tokens`) are part of each service's stop:
         // awaited within its stop deadline (+ the grace once it passed), with `ctl` released;
         // a service whose callbacks still run then is reported timed out.
