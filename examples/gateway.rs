@@ -140,15 +140,7 @@ fn main() -> ExitCode {
         .add_group(group)
         // Registered after `devices`, so that it stops first: no change during the stop.
         .add_service(Service::background_service("config-watcher", watcher));
-    if let Some(seconds) = run_for {
-        builder = builder.add_service(Service::background("run-for", move |ctx| {
-            log::info!("will stop by itself in {seconds:?} (--run-for)");
-            if ctx.sleep(seconds).is_ok() {
-                ctx.host().request_stop();
-            }
-            Ok(())
-        }));
-    }
+    builder = common::with_run_for(builder, run_for);
     // Last, so that the environment overrides the options set in code.
     let host = match builder.options_from_env().build() {
         Ok(host) => host,

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use threadhost::{HostBuilder, HostHandle, Producer, Service, StopToken, Stopped, Task, TaskQueue};
+use threadhost::{HostBuilder, HostHandle, Producer, StopToken, Stopped, Task, TaskQueue};
 
 const STEP: Duration = Duration::from_secs(5);
 const WORKERS: usize = 2;
@@ -72,15 +72,7 @@ fn main() -> ExitCode {
         .console_lifetime()
         .shutdown_timeout(Duration::from_secs(10))
         .add_service(queue);
-    if let Some(seconds) = run_for {
-        builder = builder.add_service(Service::background("run-for", move |ctx| {
-            log::info!("will stop by itself in {seconds:?} (--run-for)");
-            if ctx.sleep(seconds).is_ok() {
-                ctx.host().request_stop();
-            }
-            Ok(())
-        }));
-    }
+    builder = common::with_run_for(builder, run_for);
     let host = match builder.build() {
         Ok(host) => host,
         Err(error) => return common::exit(&Err(error)),

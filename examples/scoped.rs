@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use threadhost::{BoxError, Context, HostBuilder, Scope, Service, StopToken};
+use threadhost::{BoxError, Context, HostBuilder, Scope, StopToken};
 
 /// A singleton: one instance for the whole host, shared by every scope and thread.
 #[derive(Default)]
@@ -88,15 +88,7 @@ fn main() -> ExitCode {
         .singleton(Arc::new(Stats::default()))
         .scoped(ScopedProcessingService::create)
         .background("consume-scoped", consume_scoped_service);
-    if let Some(seconds) = run_for {
-        builder = builder.add_service(Service::background("run-for", move |ctx| {
-            log::info!("will stop by itself in {seconds:?} (--run-for)");
-            if ctx.sleep(seconds).is_ok() {
-                ctx.host().request_stop();
-            }
-            Ok(())
-        }));
-    }
+    builder = common::with_run_for(builder, run_for);
 
     let result = builder.build().and_then(|host| host.run());
     common::exit(&result)

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use threadhost::{FirstTick, HostBuilder, MissedTick, Periodic, Service, Tick};
+use threadhost::{FirstTick, HostBuilder, MissedTick, Periodic, Tick};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -73,14 +73,6 @@ fn build(run_for: Option<Duration>) -> Result<threadhost::Host, threadhost::Erro
         .shutdown_timeout(Duration::from_secs(10))
         .add_service(timed)
         .add_service(periodic);
-    if let Some(seconds) = run_for {
-        builder = builder.add_service(Service::background("run-for", move |ctx| {
-            log::info!("will stop by itself in {seconds:?} (--run-for)");
-            if ctx.sleep(seconds).is_ok() {
-                ctx.host().request_stop();
-            }
-            Ok(())
-        }));
-    }
+    builder = common::with_run_for(builder, run_for);
     builder.build()
 }

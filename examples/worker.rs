@@ -88,15 +88,7 @@ fn main() -> ExitCode {
             );
             Ok(())
         });
-    if let Some(seconds) = run_for {
-        builder = builder.add_service(Service::background("run-for", move |ctx| {
-            log::info!("will stop by itself in {seconds:?} (--run-for)");
-            if ctx.sleep(seconds).is_ok() {
-                ctx.host().request_stop();
-            }
-            Ok(())
-        }));
-    }
+    builder = common::with_run_for(builder, run_for);
 
     // Last, so that the environment overrides the options set in code.
     builder = builder.options_from_env();

@@ -1,9 +1,10 @@
-//! What the examples share: the `--run-for <seconds>` argument, and the exit code.
+//! What the examples share: the `--run-for <seconds>` argument and its service, and the
+//! exit code.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use threadhost::{Error, StopReport};
+use threadhost::{Error, HostBuilder, Service, StopReport};
 
 /// Parses `--run-for <seconds>` (fractions allowed) from the program's arguments; any other
 /// argument is an error naming it.
@@ -27,6 +28,21 @@ pub(crate) fn parse_run_for(
         }
     }
     Ok(run_for)
+}
+
+/// Adds, for `--run-for <seconds>`, a service `run-for` that requests the host's stop once
+/// that time has passed; `builder` as it is without it.
+pub(crate) fn with_run_for(builder: HostBuilder, run_for: Option<Duration>) -> HostBuilder {
+    let Some(seconds) = run_for else {
+        return builder;
+    };
+    builder.add_service(Service::background("run-for", move |ctx| {
+        log::info!("will stop by itself in {seconds:?} (--run-for)");
+        if ctx.sleep(seconds).is_ok() {
+            ctx.host().request_stop();
+        }
+        Ok(())
+    }))
 }
 
 /// The process exit code for `Host::run`'s result ([`threadhost::exit_code`]), logged once.

@@ -207,7 +207,8 @@ fn run_background(
             );
             return service;
         }
-        match policy {
+        // Given up by its policy (at once, or past its restart intensity): its group decides.
+        let why = match policy {
             Policy::Ignore => {
                 log::error!(
                     "service `{}` failed: {failure}; ignored (policy Ignore), the host keeps running",
@@ -239,39 +240,25 @@ fn run_background(
                         return service;
                     }
                     shared.record_restart(i);
+                    continue;
                 }
-                None => {
-                    log::error!(
-                        "service `{}` failed: {failure}; more than {max_restarts} restarts within {within:?}, {}",
-                        ctx.path,
-                        shared.escalation(i),
-                    );
-                    shared.body_ended(
-                        i,
-                        End::Failed {
-                            failure,
-                            escalate: true,
-                        },
-                    );
-                    return service;
-                }
+                None => format!("more than {max_restarts} restarts within {within:?}, "),
             },
-            Policy::StopHost => {
-                log::error!(
-                    "service `{}` failed: {failure}; {}",
-                    ctx.path,
-                    shared.escalation(i),
-                );
-                shared.body_ended(
-                    i,
-                    End::Failed {
-                        failure,
-                        escalate: true,
-                    },
-                );
-                return service;
-            }
-        }
+            Policy::StopHost => String::new(),
+        };
+        log::error!(
+            "service `{}` failed: {failure}; {why}{}",
+            ctx.path,
+            shared.escalation(i),
+        );
+        shared.body_ended(
+            i,
+            End::Failed {
+                failure,
+                escalate: true,
+            },
+        );
+        return service;
     }
 }
 

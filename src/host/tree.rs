@@ -168,49 +168,11 @@ pub(crate) fn insert(
                 .insert(id, Record::build(s, parent, path, options, events));
             NodeId::Service(id)
         }
-        Child::Group(g) => {
-            let Group {
-                name,
-                strategy,
-                max_restarts,
-                within,
-                backoff,
-                restart,
-                depends_on,
-                start_timeout,
-                stop_timeout,
-                children,
-            } = g;
-            let path = join_path(&parent_path, &name);
-            ctl.groups.insert(
-                id,
-                GroupNode {
-                    name,
-                    path,
-                    parent: Some(parent),
-                    children: Vec::new(),
-                    index: std::collections::HashMap::new(),
-                    order: Vec::new(),
-                    levels: Vec::new(),
-                    strategy,
-                    max_restarts,
-                    within,
-                    backoff,
-                    restart,
-                    depends_on,
-                    start_timeout,
-                    stop_timeout,
-                    tracker: RestartTracker::new(id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-                    state: ServiceState::Created,
-                    restarts: 0,
-                    last_error: None,
-                    pending: Vec::new(),
-                    epoch: 0,
-                    supervising: false,
-                    #[cfg(feature = "listeners")]
-                    events: events(),
-                },
-            );
+        Child::Group(mut g) => {
+            let children = std::mem::take(&mut g.children);
+            let path = join_path(&parent_path, &g.name);
+            ctl.groups
+                .insert(id, group_node(id, g, path, Some(parent), events));
             for c in children {
                 let n = insert(ctl, id, c, options, events);
                 attach(ctl, id, n, false);
@@ -221,26 +183,33 @@ pub(crate) fn insert(
     }
 }
 
-/// The root group: the host.
-pub(crate) fn root(options: &HostOptions) -> GroupNode {
+/// The node of group `g` (its children not yet in it), with id `id` at `path`.
+fn group_node(
+    id: Id,
+    g: Group,
+    path: Arc<str>,
+    parent: Option<Id>,
+    events: &dyn Fn() -> EventSender,
+) -> GroupNode {
+    #[cfg(not(feature = "listeners"))]
+    let _ = events;
     GroupNode {
-        name: Arc::from(""),
-        path: Arc::from(""),
-        parent: None,
+        name: g.name,
+        path,
+        parent,
         children: Vec::new(),
         index: std::collections::HashMap::new(),
         order: Vec::new(),
         levels: Vec::new(),
-        strategy: Strategy::OneForOne,
-        // The host never restarts a child itself (invariant 3).
-        max_restarts: 0,
-        within: Duration::from_secs(1),
-        backoff: crate::supervise::Backoff::default(),
-        restart: None,
-        depends_on: Vec::new(),
-        start_timeout: options.startup_timeout,
-        stop_timeout: Some(options.shutdown_timeout),
-        tracker: RestartTracker::new(1),
+        strategy: g.strategy,
+        max_restarts: g.max_restarts,
+        within: g.within,
+        backoff: g.backoff,
+        restart: g.restart,
+        depends_on: g.depends_on,
+        start_timeout: g.start_timeout,
+        stop_timeout: g.stop_timeout,
+        tracker: RestartTracker::new(id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         state: ServiceState::Created,
         restarts: 0,
         last_error: None,
@@ -248,8 +217,25 @@ pub(crate) fn root(options: &HostOptions) -> GroupNode {
         epoch: 0,
         supervising: false,
         #[cfg(feature = "listeners")]
-        events: None,
+        events: events(),
     }
+}
+
+/// The root group: the host, which never restarts a child itself (invariant 3): its
+/// intensity is 0. Its state changes are the host's, so it sends none of its own.
+pub(crate) fn root(options: &HostOptions) -> GroupNode {
+    let settings = Group::new("")
+        .intensity(0, Duration::from_secs(1))
+        .stop_timeout(options.shutdown_timeout);
+    let settings = match options.startup_timeout {
+        Some(t) => settings.start_timeout(t),
+        None => settings,
+    };
+    #[cfg(feature = "listeners")]
+    let events = || None;
+    #[cfg(not(feature = "listeners"))]
+    let events = || ();
+    group_node(ROOT, settings, Arc::from(""), None, &events)
 }
 
 /// Recomputes group `g`'s start order and levels from its children's dependencies. A
