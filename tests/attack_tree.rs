@@ -70,6 +70,21 @@ fn counted(
     })
 }
 
+/// A [`counted`] service whose first run fails once `trigger` opens ("<name> fails"); later
+/// runs wait for the token.
+fn fails_once(name: &str, log: &Events, trigger: &Gate) -> Service {
+    let t = trigger.clone();
+    let what = format!("{name} fails");
+    counted(name, log, move |n, ctx| {
+        if n == 0 {
+            t.wait();
+            return Err(what.clone().into());
+        }
+        ctx.token().wait();
+        Ok(())
+    })
+}
+
 /// `then` for [`counted`]: the first run fails at once, later runs wait for the token.
 fn fail_first(n: usize, ctx: &Context) -> ServiceResult {
     if n == 0 {
@@ -431,40 +446,34 @@ impl threadhost::BackgroundService for SlowStart {
 }
 
 /// A group with one child that fails once (when `trigger` opens) and a long backoff.
-fn backoff_group(log: &Events, trigger: &Gate, backoff: Duration) -> HostBuilder {
-    backoff_group_named("g", log, trigger, backoff)
-}
-
 fn backoff_group_named(name: &str, log: &Events, trigger: &Gate, backoff: Duration) -> HostBuilder {
-    let t = trigger.clone();
     watched(HostBuilder::new(), log)
         .background("other", idle)
         .group(name, |g| {
             g.backoff(Backoff::fixed(backoff))
-                .add_service(counted("f", log, move |n, ctx| {
-                    if n == 0 {
-                        t.wait();
-                        return Err("f fails once".into());
-                    }
-                    ctx.token().wait();
-                    Ok(())
-                }))
+                .add_service(fails_once("f", log, trigger))
         })
+}
+
+/// A started host whose group `name` (see [`backoff_group_named`]) is waiting out a backoff
+/// of `backoff` after its child's failure; with the event log.
+fn in_backoff(name: &str, backoff: Duration) -> (Events, threadhost::Host) {
+    let log = Events::new();
+    let trigger = Gate::new();
+    let host = backoff_group_named(name, &log, &trigger, backoff)
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    trigger.open();
+    log.wait_for(&format!("group {name} Restarting"));
+    (log, host)
 }
 
 /// The host stops while a group waits out its backoff: the stop is prompt, and after it
 /// nothing is left `Restarting`, and the report names every service.
 #[test]
 fn host_stop_during_a_group_backoff_leaves_nothing_restarting() {
-    let log = Events::new();
-    let trigger = Gate::new();
-    let _open = trigger.opener();
-    let host = backoff_group(&log, &trigger, Duration::from_secs(60))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
-    trigger.open();
-    log.wait_for("group g Restarting");
+    let (_log, host) = in_backoff("g", Duration::from_secs(60));
     let h = host.handle();
     let (report, took) = timed(|| host.stop(SECS5));
     assert!(took < Duration::from_secs(2), "stop took {took:?}");
@@ -483,16 +492,8 @@ fn host_stop_during_a_group_backoff_leaves_nothing_restarting() {
 /// backoff, holding the host).
 #[test]
 fn removing_a_group_in_backoff_ends_its_supervisor() {
-    let log = Events::new();
-    let trigger = Gate::new();
-    let _open = trigger.opener();
-    let host = backoff_group_named("rmg", &log, &trigger, Duration::from_secs(60))
-        .build()
-        .unwrap();
-    host.start(SECS5).unwrap();
+    let (_log, host) = in_backoff("rmg", Duration::from_secs(60));
     let h = host.handle();
-    trigger.open();
-    log.wait_for("group rmg Restarting");
     assert_eq!(threads_named("th:rmg:supervi"), 1);
     let (report, took) = timed(|| h.remove("rmg", SECS5).unwrap());
     assert!(took < Duration::from_secs(1), "{took:?}");
@@ -516,14 +517,8 @@ fn removing_a_group_in_backoff_ends_its_supervisor() {
 /// stopped; its supervisor must not start it again when the backoff ends.
 #[test]
 fn stop_child_during_backoff_is_not_undone_by_the_supervisor() {
-    let log = Events::new();
-    let trigger = Gate::new();
-    let _open = trigger.opener();
-    let host = backoff_group(&log, &trigger, ms(300)).build().unwrap();
-    host.start(SECS5).unwrap();
+    let (log, host) = in_backoff("g", ms(300));
     let h = host.handle();
-    trigger.open();
-    log.wait_for("group g Restarting");
     let report = h.stop_child("g", SECS5).unwrap();
     assert!(report.is_complete(), "{report}");
     let state_after = group_state(&h, "g");
@@ -552,14 +547,8 @@ fn stop_child_during_backoff_is_not_undone_by_the_supervisor() {
 /// time.
 #[test]
 fn restart_child_during_backoff_is_not_followed_by_a_stale_restart() {
-    let log = Events::new();
-    let trigger = Gate::new();
-    let _open = trigger.opener();
-    let host = backoff_group(&log, &trigger, ms(300)).build().unwrap();
-    host.start(SECS5).unwrap();
+    let (log, host) = in_backoff("g", ms(300));
     let h = host.handle();
-    trigger.open();
-    log.wait_for("group g Restarting");
     h.restart_child("g", SECS5).unwrap();
     log.wait_for("f:run1");
     let again = seen_within(&log, "f:run2", Duration::from_secs(3));
@@ -985,14 +974,8 @@ fn changes_during_the_host_stop_are_refused() {
 /// follows still happens; everything runs and stops cleanly.
 #[test]
 fn add_to_a_group_in_backoff() {
-    let log = Events::new();
-    let trigger = Gate::new();
-    let _open = trigger.opener();
-    let host = backoff_group(&log, &trigger, ms(300)).build().unwrap();
-    host.start(SECS5).unwrap();
+    let (log, host) = in_backoff("g", ms(300));
     let h = host.handle();
-    trigger.open();
-    log.wait_for("group g Restarting");
     h.add_service(
         "g",
         counted("new", &log, |_, ctx| {
@@ -2440,7 +2423,6 @@ fn a_temporary_child_group_leaves_with_its_services() {
     let log = Events::new();
     let trigger = Gate::new();
     let _open = trigger.opener();
-    let t = trigger.clone();
     let host = watched(HostBuilder::new(), &log)
         .group("ofa2", |g| {
             g.strategy(Strategy::OneForAll)
@@ -2450,14 +2432,7 @@ fn a_temporary_child_group_leaves_with_its_services() {
                         .restart(RestartType::Temporary)
                         .background("inner", idle),
                 )
-                .add_service(counted("f", &log, move |n, ctx| {
-                    if n == 0 {
-                        t.wait();
-                        return Err("f fails".into());
-                    }
-                    ctx.token().wait();
-                    Ok(())
-                }))
+                .add_service(fails_once("f", &log, &trigger))
         })
         .build()
         .unwrap();
@@ -2601,7 +2576,6 @@ fn a_group_restart_refuses_to_restart_its_work_queue_clearly() {
     let log = Events::new();
     let trigger = Gate::new();
     let _open = trigger.opener();
-    let t = trigger.clone();
     let done = Events::new();
     let d = done.clone();
     let (queue, producer) = threadhost::WorkQueue::<u32>::builder("wq")
@@ -2619,16 +2593,9 @@ fn a_group_restart_refuses_to_restart_its_work_queue_clearly() {
                 .intensity(2, Duration::from_secs(60))
                 .add_service(queue)
                 .add_service(
-                    counted("qf", &log, move |n, ctx| {
-                        if n == 0 {
-                            t.wait();
-                            return Err("qf fails".into());
-                        }
-                        ctx.token().wait();
-                        Ok(())
-                    })
-                    // Its failure goes to the group (the host's policy is Ignore).
-                    .on_failure(threadhost::Policy::StopHost),
+                    fails_once("qf", &log, &trigger)
+                        // Its failure goes to the group (the host's policy is Ignore).
+                        .on_failure(threadhost::Policy::StopHost),
                 )
         })
         .build()
@@ -2663,7 +2630,6 @@ fn a_group_restart_restarts_a_periodic_service() {
     let log = Events::new();
     let trigger = Gate::new();
     let _open = trigger.opener();
-    let t = trigger.clone();
     let ticks = Arc::new(AtomicUsize::new(0));
     let k = Arc::clone(&ticks);
     let periodic = threadhost::Periodic::every(ms(5))
@@ -2677,14 +2643,7 @@ fn a_group_restart_restarts_a_periodic_service() {
             g.strategy(Strategy::OneForAll)
                 .backoff(Backoff::fixed(ms(1)))
                 .add_service(periodic)
-                .add_service(counted("pf", &log, move |n, ctx| {
-                    if n == 0 {
-                        t.wait();
-                        return Err("pf fails".into());
-                    }
-                    ctx.token().wait();
-                    Ok(())
-                }))
+                .add_service(fails_once("pf", &log, &trigger))
         })
         .build()
         .unwrap();
