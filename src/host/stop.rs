@@ -3,6 +3,7 @@
 //! with its three phases, its shared deadline and its report.
 
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
@@ -11,7 +12,7 @@ use crate::host::control::{
     Activity, Await, Cmd, Ctl, Id, LATE_GRACE, Life, Phase, ROOT, Resolution, Shared, Wait, late,
 };
 use crate::host::plan::Scope;
-use crate::report::{ServiceReport, StopReport};
+use crate::report::{Outcome, ServiceReport, StopReport};
 use crate::state::{HostState, ServiceState};
 use crate::stop::{StopReason, StopSource, StopToken};
 use crate::sync::MutexGuard;
@@ -30,6 +31,78 @@ pub(crate) enum Caller {
     /// `th:host-stop` (invariant 8): waits without a bound for its turn, then runs the
     /// sequence under the self-stop's deadline, capped as `Join`.
     Stopper,
+}
+
+/// One stop of a scope in progress (`Shared::stop_scope`): what it stops, under which
+/// deadline, in which order, and what it hands over to the host's stop when a stop request
+/// cuts it short (a change's stop, `tree` invariant 2).
+struct ScopeStop<'a> {
+    scope: &'a Scope,
+    deadline: Deadline,
+    reason: &'a StopReason,
+    wait: Wait,
+    /// The services of the scope not stopped before (`Life::Done`), in start order.
+    mine: Vec<Id>,
+    /// The same, in stop order.
+    reverse: Vec<Id>,
+    /// The stop order in steps: one service each, or a reversed level each
+    /// (`stop_concurrently`).
+    steps: Vec<Vec<Id>>,
+    /// The services left to the host's stop.
+    handed: Vec<Id>,
+}
+
+impl<'a> ScopeStop<'a> {
+    fn new(
+        ctl: &Ctl,
+        scope: &'a Scope,
+        deadline: Deadline,
+        reason: &'a StopReason,
+        wait: Wait,
+        concurrently: bool,
+    ) -> ScopeStop<'a> {
+        let mine: Vec<Id> = scope
+            .order
+            .iter()
+            .copied()
+            .filter(|i| ctl.records.get(i).is_some_and(|r| r.life != Life::Done))
+            .collect();
+        let reverse: Vec<Id> = mine.iter().rev().copied().collect();
+        let steps: Vec<Vec<Id>> = if concurrently {
+            scope
+                .levels
+                .iter()
+                .rev()
+                .map(|l| l.iter().copied().filter(|i| mine.contains(i)).collect())
+                .collect()
+        } else {
+            reverse.iter().map(|&i| vec![i]).collect()
+        };
+        ScopeStop {
+            scope,
+            deadline,
+            reason,
+            wait,
+            mine,
+            reverse,
+            steps,
+            handed: Vec::new(),
+        }
+    }
+
+    /// Cut short: every service whose thread still runs is the host's stop's to finish, also
+    /// those this stop never reached.
+    fn hand_over(&mut self, ctl: &Ctl) {
+        self.handed = self
+            .mine
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let r = ctl.rec(i);
+                r.thread.is_some() && !r.exited && r.life != Life::TimedOut
+            })
+            .collect();
+    }
 }
 
 impl Shared {
@@ -283,24 +356,39 @@ impl Shared {
     ) -> StopReport {
         let began = Instant::now();
         let mut ctl = self.ctl.lock();
-        let mine: Vec<Id> = scope
-            .order
-            .iter()
-            .copied()
-            .filter(|i| ctl.records.get(i).is_some_and(|r| r.life != Life::Done))
-            .collect();
-        let reverse: Vec<Id> = mine.iter().rev().copied().collect();
-        let steps: Vec<Vec<Id>> = if self.options.stop_concurrently {
-            scope
-                .levels
-                .iter()
-                .rev()
-                .map(|l| l.iter().copied().filter(|i| mine.contains(i)).collect())
-                .collect()
-        } else {
-            reverse.iter().map(|&i| vec![i]).collect()
-        };
-        for &g in &scope.groups {
+        let mut run = ScopeStop::new(
+            &ctl,
+            scope,
+            deadline,
+            reason,
+            wait,
+            self.options.stop_concurrently,
+        );
+        self.enter_stopping(&mut ctl, &run);
+        self.await_in_flight(&mut ctl, &mut run);
+        self.ordered_phases(&mut ctl, &mut run);
+        if run.handed.is_empty() {
+            self.stop_the_rest(&mut ctl, &mut run);
+        }
+        if !run.handed.is_empty() {
+            run.hand_over(&ctl);
+        }
+        self.await_callbacks(&mut ctl, &mut run);
+        let (mut report, joins, replaced) = self.scope_report(&mut ctl, &run);
+        drop(ctl);
+        // A replaced outcome may hold the last reference to a user's error (host 1).
+        drop(replaced);
+        for handle in joins.into_iter().flatten() {
+            // The thread set `exited` as its last act; this join only waits for it to return.
+            let _ = handle.join();
+        }
+        report.elapsed = began.elapsed();
+        report
+    }
+
+    /// The groups of the scope enter `Stopping`.
+    fn enter_stopping(&self, ctl: &mut Ctl, run: &ScopeStop<'_>) {
+        for &g in &run.scope.groups {
             // A failed group keeps saying so. (A supervisor's own scope never holds its
             // group: only the groups under the children it restarts.)
             if !matches!(
@@ -310,38 +398,42 @@ impl Shared {
                 ctl.group_mut(g).set_state(ServiceState::Stopping);
             }
         }
+    }
+
+    /// Awaits the hooks already running: services a change left to this stop, and start
+    /// hooks still running when a stop request ended the start.
+    fn await_in_flight(&self, ctl: &mut MutexGuard<'_, Ctl>, run: &mut ScopeStop<'_>) {
         // Services a change left to this stop (see above) and start hooks still running when
         // a stop request ended the start: their hook's reply is awaited first, within the
         // stop deadline. A start that succeeded is stopped in order with the others; one
         // that did not just exits (invariant 5). A stop phase that returned is not run again.
         // Their tokens have fired, so a hook that watches them returns at once.
-        let mut handed = Vec::new();
         let mut pending = Vec::new();
-        for &i in &mine {
+        for &i in &run.mine {
             let r = ctl.rec_mut(i);
             match r.awaiting {
                 Some(p @ (Phase::Starting | Phase::Start)) if r.life == Life::Pending => {
-                    pending.push((i, late(r.stop_deadline(deadline)), Await::Reply(p)));
+                    pending.push((i, late(r.stop_deadline(run.deadline)), Await::Reply(p)));
                 }
                 Some(p @ (Phase::Stopping | Phase::Stop | Phase::Stopped))
                     if r.life == Life::Started =>
                 {
-                    pending.push((i, late(r.stop_deadline(deadline)), Await::Reply(p)));
+                    pending.push((i, late(r.stop_deadline(run.deadline)), Await::Reply(p)));
                 }
                 _ => {}
             }
         }
-        for (i, resolution) in self.await_all(&mut ctl, &pending, wait) {
+        for (i, resolution) in self.await_all(ctl, &pending, run.wait) {
             let r = ctl.rec_mut(i);
             let stopping = matches!(
                 r.awaiting.or(r.reply.as_ref().map(|(p, _)| *p)),
                 Some(Phase::Stopping | Phase::Stop | Phase::Stopped)
             );
             match resolution {
-                Resolution::Interrupted if wait == Wait::Change => handed.push(i),
+                Resolution::Interrupted if run.wait == Wait::Change => run.handed.push(i),
                 Resolution::Done(result) if stopping => {
                     r.stopped_through = r.reply.as_ref().map(|(p, _)| *p);
-                    self.settle(&mut ctl, vec![(i, Resolution::Done(result))]);
+                    self.settle(ctl, vec![(i, Resolution::Done(result))]);
                 }
                 Resolution::Done(Ok(())) if r.life == Life::Started => {
                     r.set_state(ServiceState::Running);
@@ -352,21 +444,26 @@ impl Shared {
                     } else {
                         ServiceState::Skipped
                     });
-                    self.send(&mut ctl, i, Cmd::Exit);
+                    self.send(ctl, i, Cmd::Exit);
                 }
                 Resolution::TimedOut | Resolution::Interrupted => {
                     if r.life == Life::Pending {
                         r.life = Life::Abandoned;
                     }
-                    self.give_up(&mut ctl, i);
+                    self.give_up(ctl, i);
                 }
             }
         }
+    }
+
+    /// The three stop phases over the live services, in reverse order (or by reversed
+    /// level), while the deadline holds.
+    fn ordered_phases(&self, ctl: &mut MutexGuard<'_, Ctl>, run: &mut ScopeStop<'_>) {
         // In order while the deadline holds; once it has passed, what is left is stopped all
         // at once below, under one shared grace (invariant 7).
         'ordered: for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
-            for step in &steps {
-                if deadline.is_expired() || !handed.is_empty() {
+            for step in &run.steps {
+                if run.deadline.is_expired() || !run.handed.is_empty() {
                     break 'ordered;
                 }
                 let mut targets = Vec::new();
@@ -379,7 +476,7 @@ impl Shared {
                     if !r.hosted && (phase != Phase::Stop || r.exited) {
                         continue;
                     }
-                    let d = late(r.stop_deadline(deadline));
+                    let d = late(r.stop_deadline(run.deadline));
                     r.enter_stopping();
                     if phase == Phase::Stop {
                         if !r.hosted {
@@ -398,15 +495,15 @@ impl Shared {
                 if targets.is_empty() {
                     continue;
                 }
-                self.fire_tokens(&mut ctl, &fire, reason);
+                self.fire_tokens(ctl, &fire, run.reason);
                 // Commands go out after the tokens fired: a `stop` hook always sees its
                 // token stopped.
                 for &(i, d, what) in &targets {
                     if let Await::Reply(phase) = what {
-                        self.send(&mut ctl, i, Cmd::Phase(phase, d));
+                        self.send(ctl, i, Cmd::Phase(phase, d));
                     }
                 }
-                let results = self.await_all(&mut ctl, &targets, wait);
+                let results = self.await_all(ctl, &targets, run.wait);
                 if targets.len() > 1 {
                     // A phase is a barrier across its level (`stop_concurrently`): what a
                     // service waited there for slower ones moves its own deadline (never past
@@ -420,9 +517,10 @@ impl Shared {
                         {
                             if let Some(own_at) = own.instant() {
                                 let waited = end.saturating_duration_since(at);
-                                let moved =
-                                    own_at.checked_add(waited).map_or(deadline, Deadline::at);
-                                r.stop_deadline = Some(moved.min(deadline));
+                                let moved = own_at
+                                    .checked_add(waited)
+                                    .map_or(run.deadline, Deadline::at);
+                                r.stop_deadline = Some(moved.min(run.deadline));
                             }
                         }
                     }
@@ -430,7 +528,7 @@ impl Shared {
                 let mut settled = Vec::with_capacity(results.len());
                 for (i, resolution) in results {
                     match resolution {
-                        Resolution::Interrupted if wait == Wait::Change => handed.push(i),
+                        Resolution::Interrupted if run.wait == Wait::Change => run.handed.push(i),
                         Resolution::Done(_) => {
                             let r = ctl.rec_mut(i);
                             if r.hosted {
@@ -441,118 +539,112 @@ impl Shared {
                         _ => settled.push((i, resolution)),
                     }
                 }
-                self.settle(&mut ctl, settled);
+                self.settle(ctl, settled);
             }
         }
-        if handed.is_empty() {
-            // Everything else that has a thread: services left by a deadline that passed
-            // (they run their remaining stop hooks on their own threads, all at once),
-            // started-and-done, skipped, abandoned, failed starts. Their tokens fire so that
-            // an abandoned start can give up; then await exits.
-            let mut fire = Vec::new();
-            let mut targets = Vec::new();
-            let mut alone = Vec::new();
-            for &i in &reverse {
-                let r = ctl.rec_mut(i);
-                if r.thread.is_some() && !r.exited && r.life != Life::TimedOut {
-                    let d = late(r.stop_deadline(deadline));
-                    if !r.hosted {
-                        // As in the ordered phases: set before the token fires.
-                        r.body_deadline.set(d);
+    }
+
+    /// Everything that still has a thread, all at once, under the one late grace.
+    fn stop_the_rest(&self, ctl: &mut MutexGuard<'_, Ctl>, run: &mut ScopeStop<'_>) {
+        // Everything else that has a thread: services left by a deadline that passed
+        // (they run their remaining stop hooks on their own threads, all at once),
+        // started-and-done, skipped, abandoned, failed starts. Their tokens fire so that
+        // an abandoned start can give up; then await exits.
+        let mut fire = Vec::new();
+        let mut targets = Vec::new();
+        let mut alone = Vec::new();
+        for &i in &run.reverse {
+            let r = ctl.rec_mut(i);
+            if r.thread.is_some() && !r.exited && r.life != Life::TimedOut {
+                let d = late(r.stop_deadline(run.deadline));
+                if !r.hosted {
+                    // As in the ordered phases: set before the token fires.
+                    r.body_deadline.set(d);
+                }
+                fire.push(i);
+                if r.is_live() {
+                    r.enter_stopping();
+                    if r.hosted && r.stopped_through != Some(Phase::Stopped) {
+                        alone.push((i, d));
                     }
-                    fire.push(i);
-                    if r.is_live() {
-                        r.enter_stopping();
-                        if r.hosted && r.stopped_through != Some(Phase::Stopped) {
-                            alone.push((i, d));
-                        }
-                    }
-                    targets.push((i, d, Await::Exit));
                 }
+                targets.push((i, d, Await::Exit));
             }
-            self.fire_tokens(&mut ctl, &fire, reason);
-            // A late service is judged from when its token fired, not from when the sequence
-            // began firing: with hundreds of late services the firing itself (tens of µs
-            // each) outlasts the grace, and the last ones would be given up on before they
-            // could answer. So `stop` returns by its deadline + the firing + one grace.
-            // Each late thread must also be scheduled to answer: the grace grows by a
-            // little per late service (a raw thread woken and joined costs about 50 µs on
-            // a loaded 2-core machine), so that a thousand prompt services woken at once are
-            // not reported timed out while they wait for a core.
-            let late_ones = targets.iter().filter(|(_, d, _)| d.is_expired()).count();
-            let allowance =
-                LATE_PER_SERVICE.saturating_mul(u32::try_from(late_ones).unwrap_or(u32::MAX));
-            let floor = Deadline::at(Instant::now() + LATE_GRACE + allowance);
-            for (_, d, _) in &mut targets {
-                if d.is_expired() {
-                    *d = (*d).max(floor);
-                }
-            }
-            // After the tokens fired, as above. A hosted service that already ran its
-            // `stopped` hook has returned and never reads this.
-            for (i, d) in alone {
-                self.send(&mut ctl, i, Cmd::StopAlone(d.max(floor)));
-            }
-            let results = self.await_all(&mut ctl, &targets, wait);
-            let mut settled = Vec::with_capacity(results.len());
-            for (i, resolution) in results {
-                match resolution {
-                    Resolution::Interrupted if wait == Wait::Change => handed.push(i),
-                    _ => settled.push((i, resolution)),
-                }
-            }
-            self.settle(&mut ctl, settled);
         }
-        if !handed.is_empty() {
-            // Cut short: every service whose thread still runs is the host's stop's to finish,
-            // also those this stop never reached.
-            handed = mine
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    let r = ctl.rec(i);
-                    r.thread.is_some() && !r.exited && r.life != Life::TimedOut
-                })
-                .collect();
+        self.fire_tokens(ctl, &fire, run.reason);
+        // A late service is judged from when its token fired, not from when the sequence
+        // began firing: with hundreds of late services the firing itself (tens of µs
+        // each) outlasts the grace, and the last ones would be given up on before they
+        // could answer. So `stop` returns by its deadline + the firing + one grace.
+        // Each late thread must also be scheduled to answer: the grace grows by a
+        // little per late service (a raw thread woken and joined costs about 50 µs on
+        // a loaded 2-core machine), so that a thousand prompt services woken at once are
+        // not reported timed out while they wait for a core.
+        let late_ones = targets.iter().filter(|(_, d, _)| d.is_expired()).count();
+        let allowance =
+            LATE_PER_SERVICE.saturating_mul(u32::try_from(late_ones).unwrap_or(u32::MAX));
+        let floor = Deadline::at(Instant::now() + LATE_GRACE + allowance);
+        for (_, d, _) in &mut targets {
+            if d.is_expired() {
+                *d = (*d).max(floor);
+            }
         }
+        // After the tokens fired, as above. A hosted service that already ran its
+        // `stopped` hook has returned and never reads this.
+        for (i, d) in alone {
+            self.send(ctl, i, Cmd::StopAlone(d.max(floor)));
+        }
+        let results = self.await_all(ctl, &targets, run.wait);
+        let mut settled = Vec::with_capacity(results.len());
+        for (i, resolution) in results {
+            match resolution {
+                Resolution::Interrupted if run.wait == Wait::Change => run.handed.push(i),
+                _ => settled.push((i, resolution)),
+            }
+        }
+        self.settle(ctl, settled);
+    }
+
+    /// Awaits the tokens' `on_stop` callbacks of the services stopped.
+    fn await_callbacks(&self, ctl: &mut MutexGuard<'_, Ctl>, run: &mut ScopeStop<'_>) {
         // The tokens' `on_stop` callbacks (`fire_tokens`) are part of each service's stop:
         // awaited within its stop deadline (+ the grace once it passed), with `ctl` released;
         // a service whose callbacks still run then is reported timed out.
-        let callbacks: Vec<(Id, StopToken, Deadline)> = mine
+        let callbacks: Vec<(Id, StopToken, Deadline)> = run
+            .mine
             .iter()
-            .filter(|i| !handed.contains(i))
+            .filter(|i| !run.handed.contains(i))
             .filter_map(|&i| {
                 let r = ctl.rec_mut(i);
                 let done = r.callbacks.take()?;
-                let d = late(r.stop_deadline(deadline));
+                let d = late(r.stop_deadline(run.deadline));
                 (r.life != Life::TimedOut).then_some((i, done, d))
             })
             .collect();
         if !callbacks.is_empty() {
-            let outcomes: Vec<(Id, StopToken, Option<bool>)> =
-                MutexGuard::unlocked(&mut ctl, || {
-                    callbacks
-                        .into_iter()
-                        .map(|(i, done, d)| {
-                            let returned = self.wait_callbacks(&done, d, wait);
-                            (i, done, returned)
-                        })
-                        .collect()
-                });
+            let outcomes: Vec<(Id, StopToken, Option<bool>)> = MutexGuard::unlocked(ctl, || {
+                callbacks
+                    .into_iter()
+                    .map(|(i, done, d)| {
+                        let returned = self.wait_callbacks(&done, d, run.wait);
+                        (i, done, returned)
+                    })
+                    .collect()
+            });
             for (i, done, returned) in outcomes {
                 match returned {
                     Some(true) => {}
                     None => {
                         // The host's stop takes them over.
                         ctl.rec_mut(i).callbacks = Some(done);
-                        handed.push(i);
+                        run.handed.push(i);
                     }
                     Some(false) => {
                         let r = ctl.rec_mut(i);
                         r.life = Life::TimedOut;
                         r.set_state(ServiceState::TimedOut);
                         let path = Arc::clone(&r.path);
-                        MutexGuard::unlocked(&mut ctl, || {
+                        MutexGuard::unlocked(ctl, || {
                             log::warn!(
                                 "the on_stop callbacks of service `{path}` did not return by the deadline; \
                                  they are left running"
@@ -562,22 +654,36 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// The report of the scope; every service it stopped ends `Done`. Returns the threads
+    /// to join and the replaced outcomes to drop, once `ctl` is released.
+    #[allow(clippy::type_complexity)]
+    fn scope_report(
+        &self,
+        ctl: &mut Ctl,
+        run: &ScopeStop<'_>,
+    ) -> (
+        StopReport,
+        Vec<Option<JoinHandle<()>>>,
+        Vec<Option<(Outcome, Duration)>>,
+    ) {
         // Invariant 6: join exited threads (they only have to return), detach the rest.
         let mut joins = Vec::new();
         let mut replaced = Vec::new();
         let mut report = StopReport {
-            reason: Some(reason.clone()),
-            complete: handed.is_empty(),
+            reason: Some(run.reason.clone()),
+            complete: run.handed.is_empty(),
             ..StopReport::default()
         };
-        for &i in scope.order.iter().rev() {
-            if handed.contains(&i) {
+        for &i in run.scope.order.iter().rev() {
+            if run.handed.contains(&i) {
                 continue;
             }
             let Some(r) = ctl.records.get_mut(&i) else {
                 continue;
             };
-            if !mine.contains(&i) {
+            if !run.mine.contains(&i) {
                 // Stopped earlier (a partial stop, a restart the host's stop overtook): its
                 // last outcome, so that the report names every service of the scope.
                 if let Some((outcome, duration)) = r.last.clone() {
@@ -610,22 +716,14 @@ impl Shared {
                 duration,
             });
         }
-        if handed.is_empty() {
-            for &g in scope.groups.iter().rev() {
+        if run.handed.is_empty() {
+            for &g in run.scope.groups.iter().rev() {
                 if ctl.group(g).state == ServiceState::Stopping {
                     ctl.group_mut(g).set_state(ServiceState::Stopped);
                 }
             }
         }
-        drop(ctl);
-        // A replaced outcome may hold the last reference to a user's error (host 1).
-        drop(replaced);
-        for handle in joins.into_iter().flatten() {
-            // The thread set `exited` as its last act; this join only waits for it to return.
-            let _ = handle.join();
-        }
-        report.elapsed = began.elapsed();
-        report
+        (report, joins, replaced)
     }
 
     /// Waits (with `ctl` released) for a service's token callbacks to return, until `d`:
