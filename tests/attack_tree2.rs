@@ -144,7 +144,6 @@ fn handover_mid_stopping_runs_each_hook_once_in_order() {
 /// alone, then exits): it is reported Failed, "ended without replying", although every
 /// hook of it ran once and succeeded.
 #[test]
-#[ignore = "bug: a service a change told to StopAlone, handed over, gets phase commands from the host's stop and is reported Failed"]
 fn handover_of_a_service_stopping_alone_is_not_reported_failed() {
     let log = Events::new();
     let gate = Gate::new();
@@ -196,7 +195,6 @@ fn handover_of_a_service_stopping_alone_is_not_reported_failed() {
 /// neither waits for it nor names it: `stop` returns a clean report while the sibling's
 /// thread still runs its stop hook.
 #[test]
-#[ignore = "bug: a supervisor cut short detaches a temporary child still stopping; the host's stop never awaits or reports it"]
 fn supervisor_cut_short_leaves_a_running_temporary_child_to_the_host_stop() {
     let log = Events::new();
     let trigger = Gate::new();
@@ -251,7 +249,6 @@ fn supervisor_cut_short_leaves_a_running_temporary_child_to_the_host_stop() {
 /// subtree (cut short by the host's stop) and then takes the whole group out of the tree,
 /// children still stopping included.
 #[test]
-#[ignore = "bug: a temporary group failing, cut short by the host's stop, is detached with a child still stopping"]
 fn failing_temporary_group_cut_short_leaves_its_children_to_the_host_stop() {
     let log = Events::new();
     let trigger = Gate::new();
@@ -298,7 +295,6 @@ fn failing_temporary_group_cut_short_leaves_its_children_to_the_host_stop() {
 /// sequencer, and `stop(300 ms)` waits for it past its deadline, until the user's callback
 /// returns.
 #[test]
-#[ignore = "bug: a change awaiting on_stop callbacks is woken only after the user's stopping callbacks: stop overruns its deadline"]
 fn host_stop_is_not_held_by_a_change_behind_a_slow_stopping_callback() {
     let cb_gate = Gate::new();
     let _a = cb_gate.opener();
@@ -356,7 +352,6 @@ fn host_stop_is_not_held_by_a_change_behind_a_slow_stopping_callback() {
 /// takes it over under its own deadline" (ARCHITECTURE.md, the tree): it should stop
 /// cleanly, not time out at the change's 300 ms.
 #[test]
-#[ignore = "bug: a service handed over keeps the cut change's stop deadline (Record::stop_deadline), not the host stop's"]
 fn handover_uses_the_host_stop_deadline() {
     let log = Events::new();
     let inside = Probe::new();
@@ -575,7 +570,6 @@ fn busy_check_stays(pred: impl Fn() -> bool) {
 /// hangs: the restart returns an error saying the host is stopping, and the host's stop
 /// resumes the child (each hook once); nothing is started again.
 #[test]
-#[ignore = "bug: restart_child cut short by the host's stop returns StillRunning (naming a service that is being stopped), not InvalidState"]
 fn restart_child_cut_short_by_a_stop() {
     let log = Events::new();
     let gate = Gate::new();
@@ -677,7 +671,6 @@ fn a_failure_made_stale_by_restart_child_is_not_counted() {
 /// `b` depends on `a`; `a` is removed and a new `a` added: `b`'s dependency names it again
 /// (an add that would close a cycle through it is refused), so `b` must stop before it.
 #[test]
-#[ignore = "bug: attach puts a re-added dependency after its dependant: it stops before the sibling depending on it"]
 fn a_readded_dependency_stops_after_its_dependant() {
     let log = Events::new();
     let host = HostBuilder::new()
@@ -704,7 +697,6 @@ fn a_readded_dependency_stops_after_its_dependant() {
 
 /// The same after a restart of the group: the re-added dependency must start first.
 #[test]
-#[ignore = "bug: attach puts a re-added dependency after its dependant: a group restart starts the dependant first"]
 fn a_readded_dependency_starts_first_when_its_group_restarts() {
     let log = Events::new();
     let host = HostBuilder::new()
@@ -1112,7 +1104,6 @@ fn every_service_value_is_dropped_once_outside_the_lock() {
 /// runs its stop hooks alone at once and answers within the late grace (10 ms + 50 µs per
 /// late service): none is reported timed out.
 #[test]
-#[ignore = "bug: the late floor is applied only once deadline + LATE_GRACE has passed: a stop within 10 ms past its deadline gives late services no per-service allowance"]
 fn many_late_hosted_services_are_not_timed_out() {
     let mut builder = HostBuilder::new();
     for g in 0..8 {
@@ -1138,7 +1129,6 @@ fn many_late_hosted_services_are_not_timed_out() {
 
 /// The same with 400 prompt background services (the case the late grace was sized for).
 #[test]
-#[ignore = "bug: the late floor is applied only once deadline + LATE_GRACE has passed (flaky: depends on the load)"]
 fn many_late_background_services_are_not_timed_out() {
     let mut builder = HostBuilder::new();
     for g in 0..8 {

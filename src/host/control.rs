@@ -312,6 +312,10 @@ pub(crate) struct Shared {
     pub(crate) cond: Condvar,
     pub(crate) started_event: StopSource,
     pub(crate) stopping_event: StopSource,
+    /// Fired at the stop request itself, before the `stopping` event and with no user
+    /// callback on it: what a change's wait for token callbacks watches (`tree` invariant 2),
+    /// so that a slow `stopping` callback cannot delay it.
+    pub(crate) stop_requested: StopSource,
     pub(crate) stopped_event: StopSource,
     #[cfg(feature = "listeners")]
     pub(crate) events: Arc<Events>,
@@ -602,6 +606,7 @@ impl Shared {
             self.cond.notify_all();
             fire.then_some(ctl.reached_running)
         };
+        self.stop_requested.stop();
         if let Some(reached_running) = fire {
             // Lifetime callbacks are user code: run with no lock held (invariant 1).
             self.fire_stopping(reached_running, reason);

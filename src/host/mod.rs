@@ -172,6 +172,7 @@ impl Host {
                 cond: Condvar::new(),
                 started_event: StopSource::new(),
                 stopping_event: StopSource::new(),
+                stop_requested: StopSource::new(),
                 stopped_event: StopSource::new(),
                 #[cfg(feature = "listeners")]
                 events,

@@ -92,7 +92,7 @@ impl<'a> ScopeStop<'a> {
 
     /// Cut short: every service whose thread still runs is the host's stop's to finish, also
     /// those this stop never reached.
-    fn hand_over(&mut self, ctl: &Ctl) {
+    fn hand_over(&mut self, ctl: &mut Ctl) {
         self.handed = self
             .mine
             .iter()
@@ -102,6 +102,10 @@ impl<'a> ScopeStop<'a> {
                 r.thread.is_some() && !r.exited && r.life != Life::TimedOut
             })
             .collect();
+        for &i in &self.handed {
+            // The host's stop fixes its deadline anew, under its own.
+            ctl.rec_mut(i).stop_deadline = None;
+        }
     }
 }
 
@@ -239,10 +243,14 @@ impl Shared {
             // A change in progress ends its stop waits by the stop deadline (`tree`,
             // invariant 2); its turn then comes within the one grace, and the sequence, whose
             // deadline has passed, ends by the same grace (invariant 7).
-            let wait = match caller {
+            let mut wait = match caller {
                 Caller::Stopper => Deadline::NEVER,
                 Caller::Stop | Caller::Join => late(deadline),
             };
+            if ctl.activity == Activity::Changing && wait.is_expired() {
+                // A change about to end (see below): wait for it, without spinning.
+                wait = Deadline::NEVER;
+            }
             let woken = self.wait_until(&mut ctl, wait);
             // The report, not the state: it is stored after the `stopped` callbacks. A change
             // still holding the sequencer at the deadline is about to give it up (its waits
@@ -371,7 +379,7 @@ impl Shared {
             self.stop_the_rest(&mut ctl, &mut run);
         }
         if !run.handed.is_empty() {
-            run.hand_over(&ctl);
+            run.hand_over(&mut ctl);
         }
         self.await_callbacks(&mut ctl, &mut run);
         let (mut report, joins, replaced) = self.scope_report(&mut ctl, &run);
@@ -553,10 +561,19 @@ impl Shared {
         let mut fire = Vec::new();
         let mut targets = Vec::new();
         let mut alone = Vec::new();
+        // Which are late: their own stop deadline (before the grace) has passed.
+        let mut late_ones = 0u32;
+        let mut late_flags = Vec::new();
         for &i in &run.reverse {
             let r = ctl.rec_mut(i);
             if r.thread.is_some() && !r.exited && r.life != Life::TimedOut {
-                let d = late(r.stop_deadline(run.deadline));
+                let own = r.stop_deadline(run.deadline);
+                let is_late = own.is_expired();
+                if is_late {
+                    late_ones = late_ones.saturating_add(1);
+                }
+                late_flags.push(is_late);
+                let d = late(own);
                 if !r.hosted {
                     // As in the ordered phases: set before the token fires.
                     r.body_deadline.set(d);
@@ -580,18 +597,19 @@ impl Shared {
         // little per late service (a raw thread woken and joined costs about 50 µs on
         // a loaded 2-core machine), so that a thousand prompt services woken at once are
         // not reported timed out while they wait for a core.
-        let late_ones = targets.iter().filter(|(_, d, _)| d.is_expired()).count();
-        let allowance =
-            LATE_PER_SERVICE.saturating_mul(u32::try_from(late_ones).unwrap_or(u32::MAX));
+        let allowance = LATE_PER_SERVICE.saturating_mul(late_ones);
         let floor = Deadline::at(Instant::now() + LATE_GRACE + allowance);
-        for (_, d, _) in &mut targets {
-            if d.is_expired() {
+        for ((_, d, _), &is_late) in targets.iter_mut().zip(&late_flags) {
+            if is_late {
                 *d = (*d).max(floor);
             }
         }
         // After the tokens fired, as above. A hosted service that already ran its
-        // `stopped` hook has returned and never reads this.
+        // `stopped` hook has returned and never reads this. From here its thread runs its
+        // remaining hooks alone: no phase command is for it any more (a later stop taking
+        // it over only awaits its exit).
         for (i, d) in alone {
+            ctl.rec_mut(i).stopped_through = Some(Phase::Stopped);
             self.send(ctl, i, Cmd::StopAlone(d.max(floor)));
         }
         let results = self.await_all(ctl, &targets, run.wait);
@@ -739,7 +757,7 @@ impl Shared {
         let _done = done.on_stop(move |_| {
             w1.stop();
         });
-        let _stopping = self.stopping_event.token().on_stop(move |_| {
+        let _stopping = self.stop_requested.token().on_stop(move |_| {
             w2.stop();
         });
         let _woken = wake.token().wait_until(d);

@@ -382,10 +382,22 @@ fn detach(ctl: &mut Ctl, parent: Id, node: NodeId) -> (Vec<Record>, Vec<GroupNod
 pub(crate) fn attach(ctl: &mut Ctl, g: Id, node: NodeId, plan: bool) {
     let name = node_name(ctl, node);
     let deps = node_deps(ctl, node);
+    let named = plan
+        && ctl
+            .group(g)
+            .children
+            .iter()
+            .any(|&n| node_deps(ctl, n).contains(&name));
     let group = ctl.group_mut(g);
     group.children.push(node);
     group.index.insert(name, node);
     if !plan {
+        return;
+    }
+    if named {
+        // A sibling depends on it (a dependency removed and added again): it must start
+        // before that sibling, so the whole plan is made again.
+        replan(ctl, g);
         return;
     }
     // Its dependencies are siblings started before it (an add never closes a cycle:
@@ -896,6 +908,14 @@ impl Shared {
             }
         };
         let report = self.stop_scope(&scope, deadline, &StopReason::Requested, Wait::Change);
+        if !report.is_complete() {
+            // Cut short by the host's stop, which finishes what is left.
+            self.end_change(self.ctl.lock());
+            return Err(Error::InvalidState {
+                operation: "restart_child",
+                state: HostState::Stopping,
+            });
+        }
         if !report.is_clean() {
             log::warn!("restarting `{path}`: {report}");
         }
@@ -1061,7 +1081,12 @@ impl Shared {
             // The backoff: the sequencer is free meanwhile; a stop request, or a change that
             // removes the group, ends it.
             let mut ctl = self.ctl.lock();
-            let gone: Vec<_> = stop_only.iter().map(|&n| detach(&mut ctl, g, n)).collect();
+            // Cut short by the host's stop, they stay for it to finish and report.
+            let gone: Vec<_> = if report.is_complete() {
+                stop_only.iter().map(|&n| detach(&mut ctl, g, n)).collect()
+            } else {
+                Vec::new()
+            };
             ctl.activity = Activity::Idle;
             self.cond.notify_all();
             let until = Deadline::after(wait);
@@ -1191,7 +1216,10 @@ impl Shared {
                 group.set_state(ServiceState::Failed);
                 let parent = group.parent.unwrap_or(ROOT);
                 if group.restart == Some(RestartType::Temporary) {
-                    gone = Some(detach(&mut ctl, parent, NodeId::Group(g)));
+                    // Unless the host's stop cut this short: it finishes and reports them.
+                    if report.is_complete() {
+                        gone = Some(detach(&mut ctl, parent, NodeId::Group(g)));
+                    }
                     Action::None
                 } else {
                     self.child_failed(&mut ctl, parent, NodeId::Group(g), up)
