@@ -1,9 +1,10 @@
-#![cfg(all(feature = "listeners", feature = "queue", feature = "periodic"))]
 //! Second hostile round on the supervision tree: the mechanisms added after the first round
 //! (a change cut short by the host's stop and handed over to it, failure epochs, incremental
 //! plans, the pre-sent first command, the late grace, service values kept for restarts).
 //! Each test is a minimal reproduction; the bugs they found are fixed (RELIABILITY.md, "The
 //! supervision tree").
+
+#![cfg(all(feature = "listeners", feature = "queue", feature = "periodic"))]
 
 mod common;
 
