@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    Action, Events, Gate, MARGIN, PATIENCE, Probe, Rec, SECS5, busy, eventually, idle, ms, spawn,
-    timed,
+    Action, Events, Gate, MARGIN, PATIENCE, Probe, Rec, SECS5, busy, eventually, idle,
+    lock_is_free, ms, spawn, threads_named, timed,
 };
 use threadhost::{
     Backoff, Context, Error, Group, HostBuilder, HostHandle, HostState, Outcome, RestartType,
@@ -39,18 +39,6 @@ fn group_state(h: &HostHandle, path: &str) -> Option<ServiceState> {
 
 fn service_state(h: &HostHandle, path: &str) -> Option<ServiceState> {
     h.snapshot().service(path).map(|s| s.state)
-}
-
-/// How many threads of this process have a name (comm, at most 15 bytes) starting with
-/// `prefix`.
-fn threads_named(prefix: &str) -> usize {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
-        .filter(|c| c.trim_end().starts_with(prefix))
-        .count()
 }
 
 /// A background body that records `<name>:run<n>` (n counts its runs from 0) and then runs
@@ -2148,17 +2136,6 @@ fn systemd_status_names_group_restarts_and_failure() {
 }
 
 // ---- a user's error value: its Drop and Display are user code (host invariant 1) ----
-
-/// `true` if the host's lifecycle lock is free (not held, by this thread or for long).
-fn lock_is_free(host: &HostHandle) -> bool {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let host = host.clone();
-    let _helper = spawn("lock-probe", move || {
-        let _ = host.stop_reason();
-        let _ = tx.send(());
-    });
-    rx.recv_timeout(Duration::from_secs(3)).is_ok()
-}
 
 /// An error whose `Drop` (and, with `on_display`, `Display`) reports whether the lifecycle
 /// lock was free.

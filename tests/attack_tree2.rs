@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::{
-    Action, DropCounter, Events, Gate, MARGIN, Probe, Rec, SECS5, eventually, hooks_of, idle, ms,
-    poll, spawn, timed,
+    Action, DropCounter, Events, Gate, MARGIN, Probe, Rec, SECS5, eventually, hooks_of, idle,
+    lock_is_free, ms, poll, spawn, threads_named, timed,
 };
 use threadhost::{
     BackgroundService, Backoff, Context, Error, Group, HostBuilder, HostHandle, HostedService,
@@ -25,7 +25,7 @@ use threadhost::{
 
 /// Adds a listener that records every state change in `log` as
 /// `<kind> <path> <From>-><To>` (`host` has no path): what the consistency checks read.
-fn watched(builder: HostBuilder, log: &Events) -> HostBuilder {
+fn watched_transitions(builder: HostBuilder, log: &Events) -> HostBuilder {
     let l = log.clone();
     builder.on_state_change(move |e| match &e.change {
         StateChange::Group { path, from, to, .. } => {
@@ -51,18 +51,6 @@ fn outcome(report: &StopReport, path: &str) -> Option<&'static str> {
     })
 }
 
-/// How many threads of this process have a name (comm, at most 15 bytes) starting with
-/// `prefix`.
-fn threads_named(prefix: &str) -> usize {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
-        .filter(|c| c.trim_end().starts_with(prefix))
-        .count()
-}
-
 /// How many threads of this process are named exactly `name`.
 fn threads_exactly(name: &str) -> usize {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
@@ -72,18 +60,6 @@ fn threads_exactly(name: &str) -> usize {
         .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
         .filter(|c| c.trim_end() == name)
         .count()
-}
-
-/// `true` if the host's lifecycle lock is free (not held, by this thread or for long): a
-/// helper thread reads the stop reason (which takes the lock).
-fn lock_is_free(host: &HostHandle) -> bool {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let host = host.clone();
-    let _helper = spawn("lock-probe", move || {
-        let _ = host.stop_reason();
-        let _ = tx.send(());
-    });
-    rx.recv_timeout(Duration::from_secs(3)).is_ok()
 }
 
 // ---- 1. a change cut short by the host's stop: the handover ----
@@ -391,7 +367,7 @@ fn handover_of_a_concurrent_group_stop() {
     let _open = gate.opener();
     let inside = Probe::new();
     let changes = Events::new();
-    let host = watched(HostBuilder::new(), &changes)
+    let host = watched_transitions(HostBuilder::new(), &changes)
         .stop_concurrently(true)
         .start_concurrently(true)
         .group("g", |g| {
@@ -448,7 +424,7 @@ fn join_takes_over_a_supervisor_cut_short() {
     let (_t, _g) = (trigger.opener(), gate.opener());
     let inside = Probe::new();
     let t = trigger.clone();
-    let host = watched(HostBuilder::new(), &changes)
+    let host = watched_transitions(HostBuilder::new(), &changes)
         .group("g", |g| {
             g.strategy(Strategy::OneForAll)
                 .backoff(Backoff::fixed(ms(1)))
@@ -637,7 +613,7 @@ fn a_failure_made_stale_by_restart_child_is_not_counted() {
             Ok(())
         })
     };
-    let host = watched(HostBuilder::new(), &log)
+    let host = watched_transitions(HostBuilder::new(), &log)
         .group("g", |g| {
             g.intensity(1, Duration::from_secs(60))
                 .backoff(Backoff::fixed(ms(600)))
@@ -1038,7 +1014,7 @@ fn every_service_value_is_dropped_once_outside_the_lock() {
     let events = Events::new();
     let mut failing = Tracked::new("f", &drops);
     failing.fails = 1;
-    let host = watched(HostBuilder::new(), &events)
+    let host = watched_transitions(HostBuilder::new(), &events)
         .group("g", |g| {
             g.backoff(Backoff::fixed(ms(1)))
                 .background_service("a", Tracked::new("a", &drops))

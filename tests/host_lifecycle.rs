@@ -919,25 +919,17 @@ fn stop_waits_for_bodies_and_hooks_to_return() {
 #[cfg(target_os = "linux")]
 #[test]
 fn no_service_thread_outlives_a_clean_stop() {
-    /// How many of this process's threads have `comm` equal to `name`.
-    fn threads_named(name: &str) -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
-            .filter(|comm| comm.trim_end() == name)
-            .count()
-    }
     let host = start_host(
         HostBuilder::new()
             .background("leakchk1", idle)
             .hosted("leakchk2", Rec::new("leakchk2", &Events::new())),
     );
-    assert_eq!(threads_named("th:leakchk1"), 1);
-    assert_eq!(threads_named("th:leakchk2"), 1);
+    assert_eq!(common::threads_named("th:leakchk1"), 1);
+    assert_eq!(common::threads_named("th:leakchk2"), 1);
     stop_clean(&host);
     // Joined threads are gone (the kernel may take a moment to drop the task entry).
     eventually("service threads gone", || {
-        threads_named("th:leakchk1") == 0 && threads_named("th:leakchk2") == 0
+        common::threads_named("th:leakchk1") == 0 && common::threads_named("th:leakchk2") == 0
     });
 }
 

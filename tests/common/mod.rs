@@ -787,3 +787,28 @@ impl BackgroundService for Flaky {
         }
     }
 }
+
+/// `true` if `host`'s lifecycle lock is free (not held, by this thread or for long): a helper
+/// thread reads the stop reason, which takes the lock. Probes that user code (a `Drop`, a
+/// `Display`, a logger) never runs under it.
+pub(crate) fn lock_is_free(host: &HostHandle) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let host = host.clone();
+    let _helper = spawn("lock-probe", move || {
+        let _ = host.stop_reason();
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(3)).is_ok()
+}
+
+/// How many threads of this process have a name (comm, at most 15 bytes) starting with
+/// `prefix` (Linux; 0 elsewhere).
+pub(crate) fn threads_named(prefix: &str) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+        .filter(|c| c.trim_end().starts_with(prefix))
+        .count()
+}
