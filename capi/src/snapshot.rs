@@ -267,17 +267,9 @@ pub unsafe extern "C" fn threadhost_snapshot_find_service(
         let snapshot = try_ref!(snapshot);
         let path = try_str!(path);
         try_out!(index_out);
-        match snapshot.services.iter().position(|s| &*s.name == path) {
-            Some(index) => {
-                // SAFETY: checked non-NULL above; writable by the caller's contract.
-                unsafe { write_out(index_out, index) };
-                Status::OK
-            }
-            None => status::fail(
-                Status::NOT_FOUND,
-                format!("the snapshot has no service at `{path}`"),
-            ),
-        }
+        let found = snapshot.services.iter().position(|s| &*s.name == path);
+        // SAFETY: `index_out` was checked non-NULL above; writable by the caller's contract.
+        unsafe { write_found(index_out, found, "service", path) }
     }
 }
 
@@ -342,17 +334,9 @@ pub unsafe extern "C" fn threadhost_snapshot_find_group(
         let snapshot = try_ref!(snapshot);
         let path = try_str!(path);
         try_out!(index_out);
-        match snapshot.groups.iter().position(|g| &*g.path == path) {
-            Some(index) => {
-                // SAFETY: checked non-NULL above; writable by the caller's contract.
-                unsafe { write_out(index_out, index) };
-                Status::OK
-            }
-            None => status::fail(
-                Status::NOT_FOUND,
-                format!("the snapshot has no group at `{path}`"),
-            ),
-        }
+        let found = snapshot.groups.iter().position(|g| &*g.path == path);
+        // SAFETY: `index_out` was checked non-NULL above; writable by the caller's contract.
+        unsafe { write_found(index_out, found, "group", path) }
     }
 }
 
@@ -487,5 +471,30 @@ pub unsafe extern "C" fn threadhost_snapshot_free(snapshot: *mut threadhost_snap
     ffi_boundary! {
         // SAFETY: NULL or a live Box-owned snapshot handed back once (caller's contract).
         drop(unsafe { handle::try_box_from(snapshot) });
+    }
+}
+
+/// Writes `found`, the index of the entry at `path`, to `index_out`; or fails with
+/// `THREADHOST_NOT_FOUND` naming the `what` (service, group) that is not there.
+///
+/// # Safety
+///
+/// `index_out` is non-NULL and writable.
+unsafe fn write_found(
+    index_out: *mut usize,
+    found: Option<usize>,
+    what: &str,
+    path: &str,
+) -> Status {
+    match found {
+        Some(index) => {
+            // SAFETY: the caller's contract.
+            unsafe { write_out(index_out, index) };
+            Status::OK
+        }
+        None => status::fail(
+            Status::NOT_FOUND,
+            format!("the snapshot has no {what} at `{path}`"),
+        ),
     }
 }
