@@ -628,6 +628,7 @@ typedef struct {
     counter destroyed;
     counter began;     /* jobs begun (for the cancelled-job test) */
     pthread_mutex_t lock;
+    int dead_n;        /* dead letters recorded below (under `lock`) */
     int dead_ids[16];
     char dead_messages[16][64];
     bool names_ok;     /* every job saw the queue's name, a token, and attempt <= max */
@@ -692,7 +693,8 @@ static threadhost_status job(void *user, void *it, const threadhost_job *jb) {
 static void on_dead_letter(void *user, void *it, const char *message) {
     jobs *j = user;
     pthread_mutex_lock(&j->lock);
-    int n = counter_get(&j->dead);
+    /* The slot is taken under the lock: two workers' dead letters never share one. */
+    int n = j->dead_n++;
     if (n < 16) {
         j->dead_ids[n] = *(int *)it;
         snprintf(j->dead_messages[n], sizeof j->dead_messages[n], "%s", message);
