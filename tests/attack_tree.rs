@@ -82,18 +82,6 @@ fn fail_first(n: usize, ctx: &Context) -> ServiceResult {
     Ok(())
 }
 
-/// Waits up to `timeout` for `what` in `log`; `true` if it came.
-fn seen_within(log: &Events, what: &str, timeout: Duration) -> bool {
-    let began = Instant::now();
-    while began.elapsed() < timeout {
-        if log.contains(what) {
-            return true;
-        }
-        busy(ms(5));
-    }
-    log.contains(what)
-}
-
 // ---- 1. calls from the library's own threads ----
 
 /// A service removes its own group from its body: in progress at once, the group goes, the
@@ -404,7 +392,7 @@ fn a_child_that_failed_during_the_host_start_can_be_restarted() {
         .unwrap();
     host.start(SECS5).unwrap();
     let h = host.handle();
-    let ok = seen_within(&log, "flaky:run1", Duration::from_secs(5));
+    let ok = log.seen_within("flaky:run1", Duration::from_secs(5));
     let snap = h.snapshot();
     assert!(
         ok,
@@ -510,7 +498,7 @@ fn stop_child_during_backoff_is_not_undone_by_the_supervisor() {
     let report = h.stop_child("g", SECS5).unwrap();
     assert!(report.is_complete(), "{report}");
     let state_after = group_state(&h, "g");
-    let revived = seen_within(&log, "f:run1", Duration::from_secs(3));
+    let revived = log.seen_within("f:run1", Duration::from_secs(3));
     let snap = h.snapshot();
     assert!(
         !revived && state_after == Some(ServiceState::Stopped),
@@ -539,7 +527,7 @@ fn restart_child_during_backoff_is_not_followed_by_a_stale_restart() {
     let h = host.handle();
     h.restart_child("g", SECS5).unwrap();
     log.wait_for("f:run1");
-    let again = seen_within(&log, "f:run2", Duration::from_secs(3));
+    let again = log.seen_within("f:run2", Duration::from_secs(3));
     let snap = h.snapshot();
     let g = snap.group("g").unwrap();
     assert!(
@@ -582,7 +570,7 @@ fn simultaneous_failures_in_one_for_all_restart_once() {
     gate.open();
     for k in 0..20 {
         let what = format!("c{k}:run1");
-        if !seen_within(&log, &what, Duration::from_secs(5)) {
+        if !log.seen_within(&what, Duration::from_secs(5)) {
             let snap = host.handle().snapshot();
             let g = snap.group("all").unwrap();
             panic!(
@@ -612,7 +600,7 @@ fn simultaneous_failures_in_one_for_all_restart_once() {
         busy(ms(5));
     }
     // Give a stale second restart the chance to show.
-    let twice = seen_within(&log, "c0:run2", ms(500));
+    let twice = log.seen_within("c0:run2", ms(500));
     assert_eq!(host.state(), HostState::Running);
     assert!(!twice, "the group restarted its children twice");
     assert_eq!(h.snapshot().group("all").unwrap().restarts, 1);
@@ -1902,8 +1890,8 @@ fn an_add_to_a_stopped_group_does_not_run_an_unsupervised_child() {
     }
     trigger.open();
     log.wait_for("service sg/n Failed");
-    let handled = seen_within(&log, "host Stopping", ms(500))
-        || seen_within(&log, "group sg Restarting", ms(500));
+    let handled = log.seen_within("host Stopping", ms(500))
+        || log.seen_within("group sg Restarting", ms(500));
     let snap = h.snapshot();
     assert!(
         handled,
@@ -2025,7 +2013,7 @@ fn unlimited_group_with_a_child_failed_during_start_does_not_spin() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let ok = seen_within(&log, "sf:run1", Duration::from_secs(3));
+    let ok = log.seen_within("sf:run1", Duration::from_secs(3));
     let snap = host.handle().snapshot();
     let g = snap.group("spin").unwrap();
     assert!(

@@ -305,6 +305,17 @@ impl Events {
         self.names().iter().position(|w| w == what)
     }
 
+    /// Waits up to `timeout` for an event equal to `what`; `true` if it came. For "this does
+    /// not happen within that time" as much as for "it does".
+    pub(crate) fn seen_within(&self, what: &str, timeout: Duration) -> bool {
+        let (lock, cond) = &*self.inner;
+        let guard = lock.lock().unwrap();
+        let (_guard, waited) = cond
+            .wait_timeout_while(guard, timeout, |v| !v.iter().any(|e| e.what == what))
+            .unwrap();
+        !waited.timed_out()
+    }
+
     /// Waits until an event equal to `what` is recorded; panics after [`PATIENCE`].
     #[track_caller]
     pub(crate) fn wait_for(&self, what: &str) {
