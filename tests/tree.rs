@@ -632,3 +632,67 @@ fn changes_before_start_and_after_stop_are_refused() {
         }
     ));
 }
+
+#[test]
+fn a_failure_after_a_change_took_its_group_over_during_a_backoff_is_not_lost() {
+    // g's supervisor waits out a long backoff after a's first failure; restart_child takes
+    // the group over, then a fails again: that failure must be handled (the group restarts
+    // again), not left behind with the group reported running.
+    let log = Events::new();
+    let host = start(
+        HostBuilder::new().add_group(
+            Group::new("g")
+                .backoff(Backoff::fixed(Duration::from_secs(60)))
+                .background_service("a", Flaky::failing("a", &log, 2)),
+        ),
+    );
+    let handle = host.handle();
+    await_group(&host, "g", ServiceState::Restarting);
+    handle.restart_child("g", SECS5).unwrap();
+    eventually("a fails a second time", || {
+        log.names().iter().filter(|e| *e == "a:fail").count() == 2
+    });
+    await_group(&host, "g", ServiceState::Restarting);
+    // The host's stop ends the backoff at once.
+    let (report, took) = timed(|| host.stop(SECS5));
+    assert!(took < SECS5, "{took:?}");
+    assert!(report.timed_out().is_empty(), "{report}");
+}
+
+#[test]
+fn a_transient_service_that_completes_during_the_start_leaves_the_tree() {
+    let log = Events::new();
+    let gate = Gate::new();
+    let _open = gate.opener();
+    let done = log.clone();
+    let host = Arc::new(
+        HostBuilder::new()
+            .group("g", |g| {
+                g.add_service(
+                    Service::background("job", move |_ctx| {
+                        done.push("job:done");
+                        Ok(())
+                    })
+                    .restart(RestartType::Transient),
+                )
+                .hosted(
+                    "slow",
+                    Rec::new("slow", &log).on("start", Action::Block(gate.clone())),
+                )
+            })
+            .build()
+            .unwrap(),
+    );
+    let starter = {
+        let host = Arc::clone(&host);
+        common::spawn("starter", move || host.start(SECS5))
+    };
+    log.wait_for("job:done");
+    gate.open();
+    starter.join().unwrap().unwrap();
+    let handle = host.handle();
+    eventually("job leaves the tree", || {
+        handle.snapshot().service("g/job").is_none()
+    });
+    assert!(host.stop(SECS5).is_clean());
+}

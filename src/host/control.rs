@@ -76,9 +76,11 @@ pub(crate) enum Cmd {
 /// Where a service is in its lifecycle, as the sequences see it. The legal moves:
 ///
 /// ```text
-/// Idle ──spawn──▶ Pending ──start hook Ok──▶ Started ──a stop's deadline──▶ TimedOut
-///                    │ └──start overran──────────────────────────────────▶ TimedOut
-///                    └──given up while starting (a failed start)──▶ Abandoned
+/// Idle ──spawn──▶ Pending ──start hook Ok──▶ Started ──a deadline missed──▶ TimedOut
+///  ▲                 │ │                                (a start or stop hook, a `started`
+///  └──spawn failed───┘ │                                 hook, token callbacks)
+///                      ├──start overran, or given up at a stop's deadline──▶ TimedOut
+///                      └──given up while starting (a failed start)──▶ Abandoned ──▶ TimedOut
 /// every state ──its stop sequence reported it──▶ Done ──reset for a restart──▶ Idle
 /// ```
 ///
@@ -228,8 +230,9 @@ pub(crate) struct Ctl {
     pub(crate) state: HostState,
     pub(crate) activity: Activity,
     pub(crate) stop_reason: Option<StopReason>,
-    /// Set at the first stop request: then + `shutdown_timeout`; lowered by a `stop` with an
-    /// earlier deadline. A change to the tree in progress ends its stop waits by it.
+    /// Set at the first stop request: then + `shutdown_timeout`, or the deadline of the `stop`
+    /// that requested it if earlier; a later `stop` with an earlier deadline lowers it. It
+    /// bounds the sequence a `join` or `th:host-stop` runs.
     pub(crate) stop_deadline: Deadline,
     pub(crate) report: Option<crate::report::StopReport>,
     pub(crate) host_failure: Option<(Arc<str>, Failure)>,
@@ -459,6 +462,7 @@ impl Record {
         let old = LastRun(self.reply.take(), self.last.take());
         self.life = Life::Idle;
         self.exited = false;
+        self.remove_on_exit = false;
         self.token = StopSource::new();
         self.cmd = None;
         self.awaiting = None;

@@ -38,7 +38,8 @@
 //!    deadline the sequence keeps one grace in total (`LATE_GRACE`), never one per service or
 //!    phase: every wait of a stop ends by `deadline + LATE_GRACE`, and once the deadline has
 //!    passed the services still to stop are stopped all at once (tokens fired, each runs its
-//!    remaining stop hooks on its own thread), not one after another.
+//!    remaining stop hooks on its own thread), not one after another, judged from when their
+//!    tokens fired with the grace grown by 50 µs per late service (`stop::stop_the_rest`).
 //! 8. A thread that works for the host (`crate::thread`: a service thread, a thread spawned
 //!    from one, a thread running a sequence or firing a lifetime event) never waits for the
 //!    stop sequence: the sequence may be waiting for it. `stop` there requests the stop,
@@ -568,8 +569,9 @@ impl HostHandle {
         self.shared.stop_child(path, deadline.into())
     }
 
-    /// Stops the child at `path` (if it runs) and starts it again, all under `deadline`. On a
-    /// failed start what started is stopped again, and the child is left stopped, `Failed`.
+    /// Stops the child at `path` (if it runs) and starts it again, both under `deadline`. On a
+    /// failed start what started is stopped again (within
+    /// [`HostOptions::shutdown_timeout`]), and the child is left stopped, `Failed`.
     ///
     /// Called from a thread of that child, it runs on a thread of its own and returns
     /// `Ok(())` at once.

@@ -67,18 +67,19 @@ impl Shared {
         log::debug!("Hosting starting");
         match self.start_scope(&scope, deadline) {
             Ok(started) => {
-                let completed = {
+                let (completed, swept) = {
                     let mut ctl = self.ctl.lock();
-                    ctl.activity = Activity::Idle;
                     let completed =
                         ctl.state == HostState::Starting && matches!(started, Started::All);
                     if completed {
                         ctl.reached_running = true;
                         self.set_state(&mut ctl, HostState::Running);
                     }
-                    self.cond.notify_all();
-                    completed
+                    // Services that left the tree during the start (a transient one that
+                    // completed) go now.
+                    (completed, self.become_idle(&mut ctl))
                 };
+                drop(swept);
                 if completed {
                     log::debug!("Hosting started");
                     let watched = self.started_event.is_watched();
@@ -103,6 +104,8 @@ impl Shared {
                     }
                     ctl.activity = Activity::Stopping;
                     self.set_state(&mut ctl, HostState::Stopping);
+                    // Invariant 3: a `join` waiting for a stop request sees it.
+                    self.cond.notify_all();
                     Deadline::after(self.options.shutdown_timeout)
                 };
                 self.fire_stopping(false, StopReason::Requested);

@@ -120,8 +120,8 @@ impl Shared {
         }
         self.request_stop_by(StopReason::Requested, deadline);
         {
-            // A change in progress ends its stop waits by this deadline too (if the stop was
-            // requested before, by someone else).
+            // Requested before by someone else: this earlier deadline bounds the sequence a
+            // `join` or `th:host-stop` runs too.
             let mut ctl = self.ctl.lock();
             ctl.stop_deadline = ctl.stop_deadline.min(deadline);
             self.cond.notify_all();
@@ -240,9 +240,9 @@ impl Shared {
             // Invariant 4: someone else is starting, changing or stopping; wait for them.
             // The stopper waits without a bound: it must not leave while a start or change in
             // progress holds the sequence back (they end promptly, as a stop was requested).
-            // A change in progress ends its stop waits by the stop deadline (`tree`,
-            // invariant 2); its turn then comes within the one grace, and the sequence, whose
-            // deadline has passed, ends by the same grace (invariant 7).
+            // A change in progress ends at once, once a stop is requested (`tree` invariant
+            // 2); the sequence that follows, its deadline passed, ends by the grace
+            // (invariant 7).
             let mut wait = match caller {
                 Caller::Stopper => Deadline::NEVER,
                 Caller::Stop | Caller::Join => late(deadline),
@@ -253,9 +253,9 @@ impl Shared {
             }
             let woken = self.wait_until(&mut ctl, wait);
             // The report, not the state: it is stored after the `stopped` callbacks. A change
-            // still holding the sequencer at the deadline is about to give it up (its waits
-            // ended by the stop deadline, `tree` invariant 2): it is waited for, so that the
-            // report is complete rather than lost to a thread's wake-up latency.
+            // still holding the sequencer at the deadline is about to give it up (`tree`
+            // invariant 2): it is waited for, so that the report is complete rather than lost
+            // to a thread's wake-up latency.
             if !woken && ctl.report.is_none() && ctl.activity != Activity::Changing {
                 let mut report = StopReport::empty();
                 report.complete = false;
@@ -454,12 +454,9 @@ impl Shared {
                     });
                     self.send(ctl, i, Cmd::Exit);
                 }
-                Resolution::TimedOut | Resolution::Interrupted => {
-                    if r.life == Life::Pending {
-                        r.life = Life::Abandoned;
-                    }
-                    self.give_up(ctl, i);
-                }
+                // Given up on (`TimedOut`) at its deadline. (A stop's wait is interrupted only
+                // for a change, above.)
+                Resolution::TimedOut | Resolution::Interrupted => self.give_up(ctl, i),
             }
         }
     }

@@ -209,7 +209,7 @@ fn group_node(
         depends_on: g.depends_on,
         start_timeout: g.start_timeout,
         stop_timeout: g.stop_timeout,
-        tracker: RestartTracker::new(id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        tracker: tracker_for(id),
         state: ServiceState::Created,
         restarts: 0,
         last_error: None,
@@ -219,6 +219,11 @@ fn group_node(
         #[cfg(feature = "listeners")]
         events: events(),
     }
+}
+
+/// A fresh restart tracker for group `g` (its jitter seeded by the id).
+fn tracker_for(g: Id) -> RestartTracker {
+    RestartTracker::new(g.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// The root group: the host, which never restarts a child itself (invariant 3): its
@@ -647,7 +652,7 @@ impl Shared {
         }
         let mut gone: Vec<(Id, Id)> = Vec::new();
         ctl.leaving.retain(|&i| match ctl.records.get(&i) {
-            Some(r) if r.exited => {
+            Some(r) if r.remove_on_exit && r.exited => {
                 gone.push((i, r.parent));
                 false
             }
@@ -659,6 +664,16 @@ impl Shared {
             out.0.extend(records);
         }
         out
+    }
+
+    /// The sequencer is free again (a start, a change, a supervisor's backoff): records that
+    /// asked to leave the tree leave it (returned, to be dropped with no lock held), and the
+    /// waiters are woken.
+    pub(crate) fn become_idle(&self, ctl: &mut Ctl) -> Swept {
+        ctl.activity = Activity::Idle;
+        let swept = self.sweep(ctl);
+        self.cond.notify_all();
+        swept
     }
 
     // ---- changes ----
@@ -711,9 +726,7 @@ impl Shared {
 
     /// Gives the sequencer back, removes what asked to leave, wakes the waiters.
     fn end_change(&self, mut ctl: MutexGuard<'_, Ctl>) {
-        ctl.activity = Activity::Idle;
-        let swept = self.sweep(&mut ctl);
-        self.cond.notify_all();
+        let swept = self.become_idle(&mut ctl);
         drop(ctl);
         drop(swept);
     }
@@ -928,14 +941,18 @@ impl Shared {
     /// started. The caller holds the sequencer.
     fn restart_scope(self: &Arc<Self>, scope: &Scope, deadline: Deadline) -> Result<(), Error> {
         let mut old = Vec::new();
+        let mut dropped = Vec::new();
         {
             let mut ctl = self.ctl.lock();
             // A group started again starts afresh: its intensity counts from now (OTP).
             for &g in &scope.groups {
                 let group = ctl.group_mut(g);
-                group.tracker = RestartTracker::new(g.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-                group.pending.clear();
+                group.tracker = tracker_for(g);
+                dropped.extend(std::mem::take(&mut group.pending));
             }
+            // Restarted, they stay in the tree (a transient one that completed and is started
+            // again is no longer leaving it).
+            ctl.leaving.retain(|i| !scope.order.contains(i));
             // All or none: a service whose thread still runs cannot run twice.
             if let Some(r) = scope
                 .order
@@ -957,8 +974,9 @@ impl Shared {
                 ctl.group_mut(g).epoch += 1;
             }
         }
-        // The last reply and outcome may hold a user's error: dropped with no lock held.
-        drop(old);
+        // The last reply and outcome, and failures queued, may hold a user's error: dropped
+        // with no lock held.
+        drop((old, dropped));
         match self.start_scope(scope, deadline) {
             Ok(Started::All) => Ok(()),
             Ok(Started::Interrupted) => Err(Error::InvalidState {
@@ -984,6 +1002,9 @@ impl Shared {
     /// children its strategy names, until none is left, the group fails, or the host stops.
     fn supervise(self: &Arc<Self>, g: Id) {
         loop {
+            // Failures dropped here may hold the last reference to a user's error: declared
+            // before the guard, so dropped after it (invariant 1 of `host`).
+            let mut dropped: Vec<(NodeId, u64, Failure)> = Vec::new();
             let mut ctl = self.ctl.lock();
             let path = match ctl.groups.get(&g) {
                 Some(group) => Arc::clone(&group.path),
@@ -996,8 +1017,10 @@ impl Shared {
                 // The host is stopping: its stop takes care of the children.
                 if let Some(group) = ctl.groups.get_mut(&g) {
                     group.supervising = false;
-                    group.pending.clear();
+                    dropped = std::mem::take(&mut group.pending);
                 }
+                drop(ctl);
+                drop(dropped);
                 return;
             }
             let Some(group) = ctl.groups.get_mut(&g) else {
@@ -1006,11 +1029,12 @@ impl Shared {
             };
             let queued = std::mem::take(&mut group.pending);
             // A failure of a child a change or a restart took over since is stale.
-            let batch: Vec<(NodeId, Failure)> = queued
+            let (current, stale): (Vec<_>, Vec<_>) = queued
                 .into_iter()
-                .filter(|&(n, at, _)| epoch(&ctl, n) == Some(at))
-                .map(|(n, _, f)| (n, f))
-                .collect();
+                .partition(|&(n, at, _)| epoch(&ctl, n) == Some(at));
+            dropped = stale;
+            let batch: Vec<(NodeId, Failure)> =
+                current.into_iter().map(|(n, _, f)| (n, f)).collect();
             let group = ctl.group_mut(g);
             if batch.is_empty() {
                 group.supervising = false;
@@ -1087,43 +1111,42 @@ impl Shared {
             } else {
                 Vec::new()
             };
-            ctl.activity = Activity::Idle;
-            self.cond.notify_all();
+            let swept = self.become_idle(&mut ctl);
             let until = Deadline::after(wait);
-            while ctl.stop_reason.is_none()
-                && ctl.groups.contains_key(&g)
-                && self.wait_until(&mut ctl, until)
-            {}
-            let taken_over = ctl
-                .groups
-                .get(&g)
-                .is_none_or(|group| group.epoch != group_epoch);
-            if ctl.stop_reason.is_some() || taken_over {
-                // The host is stopping, or a change took the group over (removed, stopped or
-                // restarted it): no restart; what was stopped for it says so.
-                self.abandon_restart(&mut ctl, g, &scope);
-                drop(ctl);
-                drop(gone);
-                return;
-            }
-            if self
-                .begin_change(&mut ctl, "supervise", &path, Deadline::NEVER)
-                .is_err()
-            {
-                self.abandon_restart(&mut ctl, g, &scope);
-                drop(ctl);
-                drop(gone);
-                return;
-            }
-            if ctl
-                .groups
-                .get(&g)
-                .is_none_or(|group| group.epoch != group_epoch)
-            {
-                // Taken over while this waited for its turn (its parent restarted it).
-                self.abandon_restart(&mut ctl, g, &scope);
+            let current = |ctl: &Ctl| {
+                ctl.groups
+                    .get(&g)
+                    .is_some_and(|group| group.epoch == group_epoch)
+            };
+            while ctl.stop_reason.is_none() && current(&ctl) && self.wait_until(&mut ctl, until) {}
+            let stopping = ctl.stop_reason.is_some();
+            let taken_over = !current(&ctl);
+            let refused = !stopping
+                && !taken_over
+                && self
+                    .begin_change(&mut ctl, "supervise", &path, Deadline::NEVER)
+                    .is_err();
+            // Taken over while this waited for its turn (its parent restarted it)?
+            let held = !stopping && !taken_over && !refused;
+            if held && !current(&ctl) {
+                let (stale, more) = self.abandon_restart(&mut ctl, g, &scope, false);
                 self.end_change(ctl);
-                drop(gone);
+                drop((stale, gone, swept));
+                if more {
+                    continue;
+                }
+                return;
+            }
+            if !held {
+                // The host is stopping, or a change took the group over (removed, stopped or
+                // restarted it): no restart here. Failures queued since, for children the
+                // change did not take over, are still to handle.
+                let (stale, more) = self.abandon_restart(&mut ctl, g, &scope, stopping || refused);
+                drop(ctl);
+                drop((stale, gone, swept));
+                if more {
+                    continue;
+                }
                 return;
             }
             // Other changes ran during the backoff: restart what is still there and was not
@@ -1134,6 +1157,13 @@ impl Shared {
                 .filter(|&(n, at)| ctl.group(g).children.contains(n) && epoch(&ctl, *n) == *at)
                 .map(|(n, _)| *n)
                 .collect();
+            if present.is_empty() {
+                // Every child it was to restart was taken over (removed, restarted) meanwhile:
+                // no restart happened.
+                ctl.group_mut(g).set_state(ServiceState::Running);
+                self.end_change(ctl);
+                continue;
+            }
             let scope = Scope::of(&ctl, g, &present);
             let start_budget =
                 Deadline::from(ctl.group(g).start_timeout.or(self.options.startup_timeout));
@@ -1147,6 +1177,17 @@ impl Shared {
                     group.set_state(ServiceState::Running);
                     self.end_change(ctl);
                     log::info!("group `{path}` restarted {}", names.join(", "));
+                }
+                Err(Error::InvalidState {
+                    state: HostState::Stopping,
+                    ..
+                }) => {
+                    // The host's stop cut the restart short: it takes the children over.
+                    let mut ctl = self.ctl.lock();
+                    let (stale, _) = self.abandon_restart(&mut ctl, g, &scope, true);
+                    self.end_change(ctl);
+                    drop(stale);
+                    return;
                 }
                 Err(error) => {
                     // Another failure of the same child, counted like the first.
@@ -1166,8 +1207,18 @@ impl Shared {
     }
 
     /// A restart that will not happen (the host stops, a change took the group over): the
-    /// services stopped for it are `Stopped`, and the group is no longer `Restarting`.
-    fn abandon_restart(&self, ctl: &mut Ctl, g: Id, scope: &Scope) {
+    /// services stopped for it that no one took over are `Stopped` (the group's state is the
+    /// change's or the host's stop's to set). With `all` (the host stops), every queued failure
+    /// goes; otherwise only the stale ones, and `true` says failures of the current children
+    /// are left, for this supervisor to handle. Returns the failures dropped, to be dropped
+    /// with no lock held.
+    fn abandon_restart(
+        &self,
+        ctl: &mut Ctl,
+        g: Id,
+        scope: &Scope,
+        all: bool,
+    ) -> (Vec<(NodeId, u64, Failure)>, bool) {
         for &i in &scope.order {
             if let Some(r) = ctl.records.get_mut(&i) {
                 // Those the host's stop took over are its to report.
@@ -1176,14 +1227,24 @@ impl Shared {
                 }
             }
         }
+        let queued = match ctl.groups.get_mut(&g) {
+            Some(group) => std::mem::take(&mut group.pending),
+            None => Vec::new(),
+        };
+        let (current, stale): (Vec<_>, Vec<_>) = if all {
+            (Vec::new(), queued)
+        } else {
+            queued
+                .into_iter()
+                .partition(|&(n, at, _)| epoch(ctl, n) == Some(at))
+        };
+        let more = !current.is_empty();
         if let Some(group) = ctl.groups.get_mut(&g) {
-            group.supervising = false;
-            group.pending.clear();
-            if group.state == ServiceState::Restarting {
-                group.set_state(ServiceState::Stopped);
-            }
+            group.pending = current;
+            group.supervising = more;
         }
         self.cond.notify_all();
+        (stale, more)
     }
 
     /// Group `g` exceeded its intensity: stop all its children, mark it failed, and hand the
@@ -1205,13 +1266,14 @@ impl Shared {
         let up = Failure::from_box(
             format!("group `{path}` exceeded its restart intensity: {failure}").into(),
         );
+        let mut dropped = Vec::new();
         let mut ctl = self.ctl.lock();
         let mut old = None;
         let mut gone = None;
         let action = match ctl.groups.get_mut(&g) {
             Some(group) => {
                 group.supervising = false;
-                group.pending.clear();
+                dropped = std::mem::take(&mut group.pending);
                 old = group.last_error.replace(failure);
                 group.set_state(ServiceState::Failed);
                 let parent = group.parent.unwrap_or(ROOT);
@@ -1228,8 +1290,7 @@ impl Shared {
             None => Action::None,
         };
         self.end_change(ctl);
-        drop(old);
-        drop(gone);
+        drop((old, gone, dropped));
         self.act(action);
     }
 }
