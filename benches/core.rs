@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use threadhost::{Host, HostBuilder, StopSource, StopToken};
 
-use common::{Goal, compare};
+use common::{Goal, RawFlag, compare};
 
 /// Stop/wake handoffs per ping-pong measurement (two per round trip).
 const HANDOFFS: usize = 10_000;
@@ -100,35 +100,6 @@ fn sum_reps(mut f: impl FnMut() -> Duration) -> Duration {
 }
 
 // ---- 1. stop-token wake ----------------------------------------------------------------------
-
-/// A one-shot flag as a user would write it with parking_lot: set under the lock, notify all
-/// before releasing it; wait re-checks under the lock.
-struct RawFlag {
-    set: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl RawFlag {
-    fn new() -> RawFlag {
-        RawFlag {
-            set: Mutex::new(false),
-            cond: Condvar::new(),
-        }
-    }
-
-    fn stop(&self) {
-        let mut set = self.set.lock();
-        *set = true;
-        self.cond.notify_all();
-    }
-
-    fn wait(&self) {
-        let mut set = self.set.lock();
-        while !*set {
-            self.cond.wait(&mut set);
-        }
-    }
-}
 
 /// Two threads hand a stop back and forth `HANDOFFS` times; returns the median, over all
 /// handoffs, of the time from just before `stop()` on one thread to just after `wait()`

@@ -48,12 +48,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
 use threadhost::{
     Context, Deadline, Group, Host, HostBuilder, Outcome, Service, ServiceResult, StopReport,
 };
 
-use common::{Goal, Row, compare, compare_parts};
+use common::{Goal, RawFlag, Row, compare, compare_parts};
 
 /// Adds and removes per measurement of benchmark 1.
 const CYCLES: usize = 200;
@@ -213,34 +212,6 @@ fn only_parts(
 }
 
 // ---- shared parts --------------------------------------------------------------------------
-
-/// A one-shot flag as a user would write it with parking_lot (as in benches/core.rs).
-struct RawFlag {
-    set: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl RawFlag {
-    fn new() -> RawFlag {
-        RawFlag {
-            set: Mutex::new(false),
-            cond: Condvar::new(),
-        }
-    }
-
-    fn stop(&self) {
-        let mut set = self.set.lock();
-        *set = true;
-        self.cond.notify_all();
-    }
-
-    fn wait(&self) {
-        let mut set = self.set.lock();
-        while !*set {
-            self.cond.wait(&mut set);
-        }
-    }
-}
 
 /// A background body that counts itself in `parked`, then waits on its token.
 fn idle(parked: &Arc<AtomicUsize>) -> impl FnMut(&Context) -> ServiceResult + Send + 'static {

@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use parking_lot::{Condvar, Mutex};
+
 /// What a comparison must show.
 #[derive(Clone, Copy, Debug)]
 pub enum Goal {
@@ -192,4 +194,34 @@ pub fn compare_parts(
             goal,
         })
         .collect()
+}
+
+/// The raw baselines' stop signal (the benches compare threadhost's against it).
+/// A one-shot flag as a user would write it with parking_lot: set under the lock, notify all
+/// before releasing it; wait re-checks under the lock.
+pub(crate) struct RawFlag {
+    set: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl RawFlag {
+    pub(crate) fn new() -> RawFlag {
+        RawFlag {
+            set: Mutex::new(false),
+            cond: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn stop(&self) {
+        let mut set = self.set.lock();
+        *set = true;
+        self.cond.notify_all();
+    }
+
+    pub(crate) fn wait(&self) {
+        let mut set = self.set.lock();
+        while !*set {
+            self.cond.wait(&mut set);
+        }
+    }
 }
