@@ -526,10 +526,8 @@ mod tests {
         assert_eq!(threadhost_log_init_stderr(), Status::INVALID_STATE);
         // Removing (NULL) needs no logger of ours.
         // SAFETY: NULL callback.
-        assert_eq!(
-            unsafe { threadhost_log_set_callback(None, std::ptr::null_mut(), 0) },
-            Status::OK
-        );
+        let s = unsafe { threadhost_log_set_callback(None, std::ptr::null_mut(), 0) };
+        assert_eq!(s, Status::OK);
         // SAFETY: NULL callback; 9 is not a level.
         let s = unsafe { threadhost_log_set_callback(None, std::ptr::null_mut(), 9) };
         assert_eq!(s, Status::INVALID_ARGUMENT);
