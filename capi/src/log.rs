@@ -494,6 +494,29 @@ mod tests {
         assert_eq!(b.finish(), "éé [... 12 more bytes]");
     }
 
+    struct Boom;
+    impl std::fmt::Display for Boom {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            panic!("a Display impl\nthat panics")
+        }
+    }
+
+    /// A `Display` that panics while a record is formatted: the record says so, on one line,
+    /// instead of unwinding into the code that logged.
+    #[test]
+    fn a_panicking_display_becomes_a_message() {
+        let text = super::message(
+            &log::Record::builder()
+                .args(format_args!("before {} after", Boom))
+                .target("svc")
+                .build(),
+        );
+        assert_eq!(
+            text,
+            "(a log record of `svc` panicked while formatted: a Display impl\\nthat panics)"
+        );
+    }
+
     struct Foreign;
     impl log::Log for Foreign {
         fn enabled(&self, _: &log::Metadata<'_>) -> bool {
