@@ -192,6 +192,71 @@ threadhost_status threadhost_last_error_message(char *buf, size_t len, size_t *o
 int threadhost_exit_code(threadhost_status status);
 
 
+/* ---- Logs ------------------------------------------------------------------------------- */
+
+/*
+ * The library logs what happens (the host started, a service failed and is restarted, a
+ * signal, a stop that overran, the watchdog withheld, ...) through Rust's `log` facade. A C
+ * program sees none of it until it calls threadhost_log_set_callback or
+ * threadhost_log_init_stderr, once, before building hosts (either may be called again to
+ * switch). Records about one service carry its path as a key-value, which the message ends
+ * with: " service=devices/plc" (" queue=<name>" for a work queue's, " services=a, b" for the
+ * watchdog's).
+ */
+
+/* The level of a record, and the most verbose level a sink receives: log's numbering. */
+typedef int32_t threadhost_log_level;
+/* Nothing (as max_level). */
+#define THREADHOST_LOG_OFF 0
+#define THREADHOST_LOG_ERROR 1
+#define THREADHOST_LOG_WARN 2
+#define THREADHOST_LOG_INFO 3
+#define THREADHOST_LOG_DEBUG 4
+#define THREADHOST_LOG_TRACE 5
+
+/*
+ * Receives one log record, on the thread that logged it (a service's thread, "th:lifetime",
+ * the caller of a threadhost function, ...): several threads may be inside it at once.
+ * `target` (the Rust module, e.g. "threadhost::host") and `message` are NUL-terminated UTF-8,
+ * valid only during the call. `message` is one line: control characters (NUL included) and
+ * U+2028/U+2029 are written as Rust escapes ("\n", "\u{0}", "\u{1b}"), so no text can forge a
+ * line or end the string early; it is at most 64 KiB of message (what did not fit is counted
+ * in a " [... N more bytes]" suffix) followed by the key-values (" service=<path>", at most
+ * 4 KiB). Records the library logs on this thread while the callback runs (the callback
+ * called a threadhost function that logs) are dropped, not delivered: the callback is never
+ * called inside itself. It must not unwind, nor wait for a thread that is calling
+ * threadhost_log_set_callback or threadhost_log_init_stderr (that call waits for it).
+ */
+typedef void (*threadhost_log_fn)(threadhost_log_level level, const char *target,
+                                  const char *message, void *user);
+
+/*
+ * Routes the library's log records to `callback(level, target, message, user)`, those at
+ * most as verbose as max_level (THREADHOST_LOG_INFO gives the started and stopped lines,
+ * failures and warnings). Replaces the previous callback, or the stderr logger. NULL removes
+ * it (user and max_level are then ignored, except that max_level must be a level).
+ * Any thread. When this call returns, the previous callback is not running on any thread and
+ * will not be called again: its `user` may be freed. `user` must be usable from any thread
+ * until then; threadhost never frees it.
+ * THREADHOST_INVALID_ARGUMENT: max_level is not a threadhost_log_level.
+ * THREADHOST_INVALID_STATE: called from inside a log callback (it would wait for itself), or
+ * something else (a Rust program embedding the library) installed a `log` logger first: the
+ * records go to that logger; the message says which. Nothing changed then.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_log_set_callback(threadhost_log_fn callback, void *user,
+                                              threadhost_log_level max_level);
+
+/*
+ * Routes the library's log records to stderr, one line each: "[LEVEL target] message
+ * key=value" (env_logger's format, without a timestamp: journald or the terminal adds it),
+ * filtered by the RUST_LOG environment variable (read at the first call; e.g.
+ * RUST_LOG=debug or RUST_LOG=threadhost::host=trace), THREADHOST_LOG_INFO when it is unset.
+ * Replaces a callback (returning once it is not running, as threadhost_log_set_callback);
+ * calling it again is harmless. Any thread. THREADHOST_INVALID_STATE as for
+ * threadhost_log_set_callback.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_log_init_stderr(void);
+
 /* ---- Enumerations (int32_t values) ------------------------------------------------------ */
 
 /* A timeout that never expires. */

@@ -23,6 +23,8 @@
 //!   (`threadhost_snapshot`), `stop.rs` (`threadhost_stop_source`, `threadhost_token`),
 //!   `queue.rs` (`threadhost_queue`, `threadhost_producer`), `periodic.rs`
 //!   (`threadhost_periodic`, `threadhost_tick`, `threadhost_periodic_stats`).
+//! - `log.rs`: the library's log records for C (`threadhost_log_set_callback`,
+//!   `threadhost_log_init_stderr`): one `log::Log` dispatching to a callback or to stderr.
 //! - `lib.rs` (this file): the version, the last error message, status names, exit codes,
 //!   `threadhost_test_panic`, and millisecond timeouts as deadlines.
 //! - `off.rs`: the same exports as `queue.rs` / `periodic.rs` in a build without that Cargo
@@ -46,6 +48,7 @@ mod builder;
 mod context;
 mod group;
 mod host;
+mod log;
 #[cfg(not(all(feature = "queue", feature = "periodic")))]
 mod off;
 #[cfg(feature = "periodic")]

@@ -242,6 +242,47 @@ fn c_tree() {
     run_c_test("tree");
 }
 
+/// The library's log records in C: tests/c/log.c's callback tests, then the same program as
+/// `log stderr` (`threadhost_log_init_stderr`), whose stderr is read here: with `RUST_LOG`
+/// unset the info lines are there, one line each with the service's key-value; with
+/// `RUST_LOG=error` the info lines are filtered out and the error line stays.
+#[test]
+fn c_log() {
+    run_c_test("log");
+    let bin = out_dir().join("log");
+    for rust_log in [None, Some("error")] {
+        let mut cmd = command(&bin, true);
+        cmd.arg("stderr");
+        match rust_log {
+            None => cmd.env_remove("RUST_LOG"),
+            Some(filter) => cmd.env("RUST_LOG", filter),
+        };
+        let output = cmd.output().expect("run log stderr");
+        assert_passed("log stderr", &output);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let failed = stderr
+            .lines()
+            .find(|l| l.contains("service `plc` failed"))
+            .unwrap_or_else(|| panic!("RUST_LOG={rust_log:?}: no failure line in:\n{stderr}"));
+        assert!(
+            failed.starts_with("[ERROR threadhost::host")
+                && failed.contains("disk full\\nFAKE: forged line\\u{1b}[2J; ignored")
+                && failed.ends_with(" service=plc"),
+            "RUST_LOG={rust_log:?}: {failed}"
+        );
+        assert!(
+            !stderr.lines().any(|l| l.starts_with("FAKE")) && !stderr.contains('\u{1b}'),
+            "a forged line or a raw escape reached stderr:\n{stderr}"
+        );
+        let started = stderr.contains("] Application started.");
+        assert_eq!(
+            started,
+            rust_log.is_none(),
+            "RUST_LOG={rust_log:?}:\n{stderr}"
+        );
+    }
+}
+
 /// `threadhost_host_stop` / `_join` called on one of the host's own threads.
 #[test]
 fn c_self_stop() {

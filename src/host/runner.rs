@@ -130,7 +130,7 @@ fn stop_alone(
             continue;
         }
         if let Err(f) = hook(service, phase, ctx) {
-            log::error!(
+            log::error!(service = &*ctx.path;
                 "service `{}` failed in its late {phase:?} hook: {f}",
                 ctx.path
             );
@@ -182,19 +182,23 @@ fn run_background(
         };
         let Some(failure) = failure else {
             if !ctx.is_stopped() {
-                log::info!("service `{}` completed", ctx.path);
+                log::info!(service = &*ctx.path; "service `{}` completed", ctx.path);
                 shared.body_ended(i, End::Completed);
             }
             return service;
         };
         if ctx.is_stopped() {
             // Failing on the way out: recorded for the report, no policy applies.
-            log::error!("service `{}` failed while stopping: {failure}", ctx.path);
+            log::error!(
+                service = &*ctx.path;
+                "service `{}` failed while stopping: {failure}",
+                ctx.path
+            );
             shared.record_failure(i, &failure, ServiceState::Failed);
             return service;
         }
         if temporary {
-            log::error!(
+            log::error!(service = &*ctx.path;
                 "service `{}` failed: {failure}; not restarted (a temporary service)",
                 ctx.path
             );
@@ -210,7 +214,7 @@ fn run_background(
         // Given up by its policy (at once, or past its restart intensity): its group decides.
         let why = match policy {
             Policy::Ignore => {
-                log::error!(
+                log::error!(service = &*ctx.path;
                     "service `{}` failed: {failure}; ignored (policy Ignore), the host keeps running",
                     ctx.path
                 );
@@ -229,7 +233,7 @@ fn run_background(
                 within,
             } => match tracker.next(backoff, *max_restarts, *within) {
                 Some(wait) => {
-                    log::warn!(
+                    log::warn!(service = &*ctx.path;
                         "service `{}` failed: {failure}; restart {} of at most {max_restarts} within {within:?}, in {wait:?}",
                         ctx.path,
                         tracker.restarts(),
@@ -246,7 +250,7 @@ fn run_background(
             },
             Policy::StopHost => String::new(),
         };
-        log::error!(
+        log::error!(service = &*ctx.path;
             "service `{}` failed: {failure}; {why}{}",
             ctx.path,
             shared.escalation(i),

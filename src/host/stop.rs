@@ -660,7 +660,7 @@ impl Shared {
                         r.set_state(ServiceState::TimedOut);
                         let path = Arc::clone(&r.path);
                         MutexGuard::unlocked(ctl, || {
-                            log::warn!(
+                            log::warn!(service = &*path;
                                 "the on_stop callbacks of service `{path}` did not return by the deadline; \
                                  they are left running"
                             );
@@ -783,7 +783,10 @@ impl Shared {
                         // Invariant 1: the logger and the error's `Display` and `Drop` are
                         // user code.
                         MutexGuard::unlocked(ctl, || {
-                            log::error!("service `{path}` failed to stop: {failure}");
+                            log::error!(
+                                service = &*path;
+                                "service `{path}` failed to stop: {failure}"
+                            );
                             drop(old);
                         });
                     }
@@ -805,7 +808,10 @@ impl Shared {
         self.send(ctl, i, Cmd::Finish);
         // Invariant 1: the logger is user code.
         MutexGuard::unlocked(ctl, || {
-            log::warn!("service `{path}` did not stop by the deadline; its thread is left running");
+            log::warn!(
+                service = &*path;
+                "service `{path}` did not stop by the deadline; its thread is left running"
+            );
         });
         self.fire_tokens(ctl, &[i], &StopReason::Deadline);
     }

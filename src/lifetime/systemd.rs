@@ -351,7 +351,7 @@ fn helper(link: &Link, host: &HostHandle) {
                 } else if !withheld {
                     withheld = true;
                     let names = not_live.join(", ");
-                    log::error!(
+                    log::error!(services = names.as_str();
                         "systemd watchdog: not pinging, critical service(s) not live: {names}"
                     );
                     notifier.send(&[("STATUS", &format!("watchdog withheld: not live: {names}"))]);

@@ -715,7 +715,7 @@ impl<T: Send + 'static> Core<T> {
         drop(late);
         // The stop has already reported (this thread was preempted past the stop deadline):
         // hand the items back on their own, outside every lock (invariant 1).
-        log::warn!(
+        log::warn!(queue = &*self.name;
             "queue `{}`: {} item(s) handed back after the stop's report",
             self.name,
             items.len()
@@ -1354,7 +1354,7 @@ impl<T: Send + 'static> WorkQueue<T> {
     fn cancel(&mut self, reason: StopReason, until: Deadline) {
         let items = self.core.cancel(until);
         if !items.is_empty() {
-            log::info!(
+            log::info!(queue = &*self.core.name;
                 "queue `{}`: handing back {} item(s) that never ran",
                 self.core.name,
                 items.len()
@@ -1377,7 +1377,7 @@ impl<T: Send + 'static> WorkQueue<T> {
                 // return.
                 let _ = handle.join();
             } else {
-                log::warn!(
+                log::warn!(queue = &*self.core.name;
                     "queue `{}`: worker th:{}/{i} still runs a job at the stop deadline; it is left running, detached",
                     self.core.name,
                     self.core.name
@@ -1415,7 +1415,7 @@ impl<T: Send + 'static> WorkQueue<T> {
         }
         let unrun = self.hand_back();
         let metrics = self.core.metrics();
-        log::info!(
+        log::info!(queue = &*self.core.name;
             "queue `{}` stopped in {:?}: {metrics}",
             self.core.name,
             began.elapsed()
@@ -1508,7 +1508,7 @@ impl<T: Send + 'static> HostedService for WorkQueue<T> {
         let join_by = earlier_by(deadline, |budget| REPLY_MARGIN.min(budget / 10));
         if self.drain_on_stop {
             let depth = self.core.len();
-            log::info!(
+            log::info!(queue = &*self.core.name;
                 "queue `{}` stopping: draining {depth} queued item(s)",
                 self.core.name
             );
@@ -1518,14 +1518,18 @@ impl<T: Send + 'static> HostedService for WorkQueue<T> {
                 grace.unwrap_or_else(|| (budget / 5).min(MAX_DEFAULT_GRACE))
             });
             if !self.core.await_workers(drain_until) {
-                log::info!(
+                log::info!(queue = &*self.core.name;
                     "queue `{}`: the drain ran out of time; cancelling the running jobs",
                     self.core.name
                 );
                 self.cancel(StopReason::Deadline, join_by);
             }
         } else {
-            log::info!("queue `{}` stopping: cancelling at once", self.core.name);
+            log::info!(
+                queue = &*self.core.name;
+                "queue `{}` stopping: cancelling at once",
+                self.core.name
+            );
             self.cancel(StopReason::Requested, join_by);
         }
         let detached = self.join_workers_by(join_by);

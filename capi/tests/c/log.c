@@ -1,0 +1,352 @@
+/* The library's log records in C: threadhost_log_set_callback (the started line, a service's
+ * key-value, levels, NULL, re-entrancy, replacement from several threads while services log)
+ * and, with the argument "stderr", threadhost_log_init_stderr (tests/c_api.rs reads this
+ * program's stderr). Run by tests/c_api.rs. */
+#include "test_util.h"
+
+#include <sched.h>
+
+/* ---- A callback that keeps what it receives ---- */
+
+#define KEPT 256
+#define KEPT_LEN 512
+
+typedef struct {
+    pthread_mutex_t lock;
+    counter records;        /* records received */
+    int by_level[6];        /* records per threadhost_log_level */
+    int multi_line;         /* messages with a raw control character */
+    int kept;               /* lines kept (the first KEPT) */
+    char lines[KEPT][KEPT_LEN];
+    pthread_t inside;       /* set by reentrant_callback: the thread it ran on */
+    threadhost_status nested_set;    /* what a set_callback from inside the callback returned */
+    bool nested_message_ok;          /* its last error says why */
+} journal;
+
+static void journal_init(journal *j) {
+    memset(j, 0, sizeof *j);
+    pthread_mutex_init(&j->lock, NULL);
+    counter_init(&j->records);
+    j->nested_set = -1;
+}
+
+static void journal_destroy(journal *j) {
+    counter_destroy(&j->records);
+    pthread_mutex_destroy(&j->lock);
+}
+
+static void keep(journal *j, threadhost_log_level level, const char *target, const char *message) {
+    pthread_mutex_lock(&j->lock);
+    if (level >= 0 && level <= 5) j->by_level[level]++;
+    for (const char *c = message; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            j->multi_line++;
+            break;
+        }
+    }
+    if (j->kept < KEPT) {
+        snprintf(j->lines[j->kept++], KEPT_LEN, "%d %s: %s", (int)level, target, message);
+    }
+    pthread_mutex_unlock(&j->lock);
+    counter_add(&j->records, 1);
+}
+
+static void keeping_callback(threadhost_log_level level, const char *target, const char *message,
+                             void *user) {
+    keep(user, level, target, message);
+}
+
+/* Whether a kept line contains both `a` and `b` (b may be NULL). */
+static bool kept_line_with(journal *j, const char *a, const char *b) {
+    bool found = false;
+    pthread_mutex_lock(&j->lock);
+    for (int i = 0; i < j->kept && !found; i++) {
+        found = strstr(j->lines[i], a) != NULL && (b == NULL || strstr(j->lines[i], b) != NULL);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return found;
+}
+
+/* A failing call: the C API logs its error at DEBUG on the calling thread, during the call. */
+static void log_a_debug_record(void) {
+    IGNORE_STATUS(threadhost_token_wait(NULL, 0));
+}
+
+/* ---- Services ---- */
+
+/* Fails with a message that tries to forge a second line and clear the terminal. */
+static threadhost_status body_fail_forging(void *user, const threadhost_context *ctx) {
+    (void)user;
+    threadhost_context_set_error(ctx, "disk full\nFAKE: forged line\x1b[2J");
+    return THREADHOST_SERVICE_FAILED;
+}
+
+/* Logs (through failing calls) on its own thread until stopped. */
+static threadhost_status body_log_until_stopped(void *user, const threadhost_context *ctx) {
+    (void)user;
+    const threadhost_token *token = threadhost_context_token(ctx);
+    while (!threadhost_token_is_stopped(token)) {
+        log_a_debug_record();
+    }
+    return THREADHOST_STOPPED;
+}
+
+/* Requests the host's stop once `plc` failed; user: the host (a `threadhost_host **`). */
+static threadhost_status body_stop_once_plc_failed(void *user, const threadhost_context *ctx) {
+    threadhost_host **host = user;
+    if (!await_service_state(*host, "plc", THREADHOST_SERVICE_FAILED, 10000)) {
+        threadhost_context_set_error(ctx, "`plc` did not fail within 10 s");
+        return THREADHOST_TIMEOUT;
+    }
+    return threadhost_context_request_host_stop(ctx);
+}
+
+/* Runs (threadhost_host_run, which logs the started line) a host of `plc`, failing under
+ * POLICY_IGNORE (it logs its failure before its state becomes Failed), and `stopper`, which
+ * stops the host once `plc` failed. */
+static bool run_failing_plc(void) {
+    threadhost_service *svc = NULL;
+    CHECK_STATUS(threadhost_service_new_background("plc", body_fail_forging, NULL, NULL, &svc),
+                 THREADHOST_OK);
+    CHECK_STATUS(threadhost_service_on_failure(svc, THREADHOST_POLICY_IGNORE), THREADHOST_OK);
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    static threadhost_host *host = NULL;
+    CHECK_STATUS(threadhost_builder_add_background(b, "stopper", body_stop_once_plc_failed, &host,
+                                                   NULL),
+                 THREADHOST_OK);
+    CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_run(host), THREADHOST_OK);
+    threadhost_host_free(host);
+    host = NULL;
+    return true;
+}
+
+/* ---- Tests ---- */
+
+/* The host's started line, a service's failure with its key-value, one line each. */
+static bool callback_receives_the_library_lines(void) {
+    /* Static: a failed check returns with the callback installed, which must not point into
+     * a dead stack frame. */
+    static journal j;
+    journal_init(&j);
+    CHECK_STATUS(threadhost_log_set_callback(keeping_callback, &j, THREADHOST_LOG_INFO),
+                 THREADHOST_OK);
+    bool ran = run_failing_plc();
+    /* Removed before any check can return: `j` is on this stack frame. */
+    CHECK_STATUS(threadhost_log_set_callback(NULL, NULL, THREADHOST_LOG_OFF), THREADHOST_OK);
+    CHECK(ran);
+    CHECK(kept_line_with(&j, "3 threadhost::host: Application started.", NULL));
+    CHECK(kept_line_with(&j, "service `plc` failed: disk full\\nFAKE: forged line\\u{1b}[2J; ignored",
+                         " service=plc"));
+    CHECK(kept_line_with(&j, "Application stopped", NULL));
+    CHECK(j.multi_line == 0);
+    CHECK(j.by_level[THREADHOST_LOG_DEBUG] == 0 && j.by_level[THREADHOST_LOG_TRACE] == 0);
+    CHECK(j.by_level[THREADHOST_LOG_ERROR] >= 1);
+    journal_destroy(&j);
+    return true;
+}
+
+/* max_level filters; a record logged during a call arrives before the call returns; NULL
+ * removes the callback; bad levels are refused. */
+static bool levels_filter_and_null_removes(void) {
+    /* Static: a failed check returns with the callback installed, which must not point into
+     * a dead stack frame. */
+    static journal j;
+    journal_init(&j);
+    CHECK_STATUS(threadhost_log_set_callback(keeping_callback, &j, THREADHOST_LOG_INFO),
+                 THREADHOST_OK);
+    log_a_debug_record();
+    CHECK(counter_get(&j.records) == 0);
+    CHECK_STATUS(threadhost_log_set_callback(keeping_callback, &j, THREADHOST_LOG_DEBUG),
+                 THREADHOST_OK);
+    log_a_debug_record();
+    CHECK(counter_get(&j.records) == 1);
+    CHECK(kept_line_with(&j, "4 threadhost", "THREADHOST_NULL_ARGUMENT"));
+    CHECK(kept_line_with(&j, "`token` must not be NULL", NULL));
+    CHECK_STATUS(threadhost_log_set_callback(keeping_callback, &j, THREADHOST_LOG_OFF),
+                 THREADHOST_OK);
+    log_a_debug_record();
+    CHECK(counter_get(&j.records) == 1);
+    CHECK_STATUS(threadhost_log_set_callback(keeping_callback, &j, 6), THREADHOST_INVALID_ARGUMENT);
+    CHECK(last_error_contains("max_level"));
+    CHECK_STATUS(threadhost_log_set_callback(keeping_callback, &j, -1),
+                 THREADHOST_INVALID_ARGUMENT);
+    CHECK_STATUS(threadhost_log_set_callback(keeping_callback, &j, THREADHOST_LOG_TRACE),
+                 THREADHOST_OK);
+    CHECK_STATUS(threadhost_log_set_callback(NULL, NULL, THREADHOST_LOG_TRACE), THREADHOST_OK);
+    log_a_debug_record();
+    CHECK(counter_get(&j.records) == 1);
+    journal_destroy(&j);
+    return true;
+}
+
+/* Calls back into the library: the switch is refused, the nested record is dropped. */
+static void reentrant_callback(threadhost_log_level level, const char *target,
+                               const char *message, void *user) {
+    journal *j = user;
+    keep(j, level, target, message);
+    /* Logs on this thread (a DEBUG record of the failed call): dropped, not delivered here. */
+    log_a_debug_record();
+    threadhost_status st = threadhost_log_set_callback(NULL, NULL, THREADHOST_LOG_OFF);
+    pthread_mutex_lock(&j->lock);
+    j->nested_set = st;
+    j->nested_message_ok = last_error_contains("inside a log callback");
+    pthread_mutex_unlock(&j->lock);
+    IGNORE_STATUS(threadhost_log_init_stderr());
+}
+
+static bool reentrancy_is_refused_not_deadlocked(void) {
+    /* Static: a failed check returns with the callback installed, which must not point into
+     * a dead stack frame. */
+    static journal j;
+    journal_init(&j);
+    CHECK_STATUS(threadhost_log_set_callback(reentrant_callback, &j, THREADHOST_LOG_DEBUG),
+                 THREADHOST_OK);
+    log_a_debug_record();
+    /* One record: the nested ones (two failed calls inside the callback) were dropped. */
+    CHECK(counter_get(&j.records) == 1);
+    CHECK(j.nested_set == THREADHOST_INVALID_STATE);
+    CHECK(j.nested_message_ok);
+    /* Still installed: the refused calls changed nothing. */
+    log_a_debug_record();
+    CHECK(counter_get(&j.records) == 2);
+    CHECK_STATUS(threadhost_log_set_callback(NULL, NULL, THREADHOST_LOG_OFF), THREADHOST_OK);
+    journal_destroy(&j);
+    return true;
+}
+
+/* ---- Replacement from several threads while services log ---- */
+
+typedef struct {
+    int retired;   /* set (atomically) once a set_callback that replaced it returned */
+    int calls;
+} user_data;
+
+static int violations;  /* calls of a retired callback: must stay 0 */
+static int total_calls;
+
+static void checking_callback(threadhost_log_level level, const char *target, const char *message,
+                              void *user) {
+    (void)level;
+    (void)target;
+    (void)message;
+    user_data *u = user;
+    if (__atomic_load_n(&u->retired, __ATOMIC_SEQ_CST)) __atomic_add_fetch(&violations, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&u->calls, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&total_calls, 1, __ATOMIC_SEQ_CST);
+    /* Stay inside a little, so that switches overlap calls. */
+    for (volatile int spin = 0; spin < 2000; spin++) {
+    }
+    if (__atomic_load_n(&u->retired, __ATOMIC_SEQ_CST)) __atomic_add_fetch(&violations, 1, __ATOMIC_SEQ_CST);
+}
+
+#define SETTERS 4
+#define SWITCHES 200
+
+typedef struct {
+    user_data users[SWITCHES];
+    threadhost_status last;
+} setter;
+
+static void *setter_thread(void *arg) {
+    setter *s = arg;
+    for (int i = 0; i < SWITCHES; i++) {
+        int seen = __atomic_load_n(&total_calls, __ATOMIC_SEQ_CST);
+        s->last = threadhost_log_set_callback(checking_callback, &s->users[i], THREADHOST_LOG_DEBUG);
+        if (s->last != THREADHOST_OK) break;
+        /* This thread's previous user was installed before this call: retired now. */
+        if (i > 0) __atomic_store_n(&s->users[i - 1].retired, 1, __ATOMIC_SEQ_CST);
+        /* Switches overlap calls: wait until a record reached some callback after this call
+         * began (the logging threads never pause), at most 10 s. */
+        long long until = now_ms() + 10000;
+        while (__atomic_load_n(&total_calls, __ATOMIC_SEQ_CST) == seen) {
+            if (now_ms() > until) {
+                s->last = THREADHOST_TIMEOUT;
+                return NULL;
+            }
+            sched_yield();
+        }
+    }
+    return NULL;
+}
+
+static void *logging_thread(void *arg) {
+    int *stop = arg;
+    while (!__atomic_load_n(stop, __ATOMIC_SEQ_CST)) log_a_debug_record();
+    return NULL;
+}
+
+static bool replaced_callback_is_never_called_after_set_returns(void) {
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_background(b, "chatty-1", body_log_until_stopped, NULL, NULL),
+                 THREADHOST_OK);
+    CHECK_STATUS(threadhost_builder_add_background(b, "chatty-2", body_log_until_stopped, NULL, NULL),
+                 THREADHOST_OK);
+    threadhost_host *host = NULL;
+    CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_start(host, 5000), THREADHOST_OK);
+    int stop = 0;
+    pthread_t logger;
+    CHECK(pthread_create(&logger, NULL, logging_thread, &stop) == 0);
+
+    static setter setters[SETTERS];
+    memset(setters, 0, sizeof setters);
+    pthread_t threads[SETTERS];
+    for (int t = 0; t < SETTERS; t++) {
+        CHECK(pthread_create(&threads[t], NULL, setter_thread, &setters[t]) == 0);
+    }
+    for (int t = 0; t < SETTERS; t++) pthread_join(threads[t], NULL);
+    CHECK_STATUS(threadhost_log_set_callback(NULL, NULL, THREADHOST_LOG_OFF), THREADHOST_OK);
+    /* After the NULL: every user is retired; one more record must reach none of them. */
+    for (int t = 0; t < SETTERS; t++) {
+        __atomic_store_n(&setters[t].users[SWITCHES - 1].retired, 1, __ATOMIC_SEQ_CST);
+    }
+    log_a_debug_record();
+
+    __atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
+    pthread_join(logger, NULL);
+    CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_OK);
+    threadhost_host_free(host);
+
+    for (int t = 0; t < SETTERS; t++) CHECK_STATUS(setters[t].last, THREADHOST_OK);
+    int calls = __atomic_load_n(&total_calls, __ATOMIC_SEQ_CST);
+    int bad = __atomic_load_n(&violations, __ATOMIC_SEQ_CST);
+    printf("replacement: %d switches, %d callback calls, %d after their replacement returned\n",
+           SETTERS * SWITCHES + 1, calls, bad);
+    CHECK(calls >= SETTERS * SWITCHES);
+    CHECK(bad == 0);
+    return true;
+}
+
+/* ---- stderr (run as `log stderr`; tests/c_api.rs checks the output) ---- */
+
+static bool stderr_logger_writes_lines(void) {
+    /* A callback first, then stderr: switching works, the callback is not called again. */
+    /* Static: a failed check returns with the callback installed, which must not point into
+     * a dead stack frame. */
+    static journal j;
+    journal_init(&j);
+    CHECK_STATUS(threadhost_log_set_callback(keeping_callback, &j, THREADHOST_LOG_TRACE),
+                 THREADHOST_OK);
+    CHECK_STATUS(threadhost_log_init_stderr(), THREADHOST_OK);
+    int before = counter_get(&j.records);
+    CHECK(run_failing_plc());
+    CHECK_STATUS(threadhost_log_init_stderr(), THREADHOST_OK); /* again: harmless */
+    CHECK(counter_get(&j.records) == before);
+    journal_destroy(&j);
+    return true;
+}
+
+int main(int argc, char **argv) {
+    int failures = 0;
+    if (argc > 1 && strcmp(argv[1], "stderr") == 0) {
+        RUN(stderr_logger_writes_lines);
+        return failures == 0 ? 0 : 1;
+    }
+    RUN(callback_receives_the_library_lines);
+    RUN(levels_filter_and_null_removes);
+    RUN(reentrancy_is_refused_not_deadlocked);
+    RUN(replaced_callback_is_never_called_after_set_returns);
+    return failures == 0 ? 0 : 1;
+}
