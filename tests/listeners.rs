@@ -374,3 +374,60 @@ fn run_does_not_wait_for_a_stuck_listener() {
     // One second without progress, then `run` returns: far from the listener's 60 s.
     assert!(took < Duration::from_secs(20), "{took:?}");
 }
+
+#[test]
+fn stop_waits_for_a_slow_listener_to_catch_up() {
+    // Each event takes 100 ms. `stop` returns only once the listener has seen the final
+    // state: a program that exits right after `stop` loses no STATUS line.
+    let (seen, record) = recorder();
+    let host = HostBuilder::new()
+        .on_state_change(move |event| {
+            std::thread::sleep(Duration::from_millis(100));
+            record(event);
+        })
+        .hosted("svc", Noop)
+        .background("worker", idle)
+        .build()
+        .unwrap();
+    host.start(PATIENCE).unwrap();
+    let report = host.stop(PATIENCE);
+    assert!(report.is_clean(), "{report}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("host stopped"),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn stop_flushes_listeners_only_within_its_deadline() {
+    // A listener stuck on the `Stopping` event: `stop(100 ms)` still returns by its deadline
+    // (plus the late grace and scheduling), not after the listener or the flush's stall time.
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let host = HostBuilder::new()
+        .on_state_change(move |event| {
+            if let StateChange::Host {
+                to: HostState::Stopping,
+                ..
+            } = event.change
+            {
+                let _ = release_rx
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(60));
+            }
+        })
+        .background("worker", idle)
+        .build()
+        .unwrap();
+    host.start(PATIENCE).unwrap();
+    let began = std::time::Instant::now();
+    let report = host.stop(Duration::from_millis(100));
+    let took = began.elapsed();
+    drop(release_tx);
+    assert!(report.is_clean(), "{report}");
+    // The flush's own stall limit is 1 s: well under it shows the deadline ended the wait.
+    assert!(took < Duration::from_millis(900), "{took:?}");
+}

@@ -223,10 +223,10 @@ impl Events {
         self.progress_cond.notify_all();
     }
 
-    /// Waits until the event thread delivered the terminal state and ended, or until it
-    /// delivered nothing for [`FLUSH_STALL`] (a stuck listener). A no-op without listeners or
-    /// before the thread was spawned.
-    pub(crate) fn flush(&self) {
+    /// Waits until the event thread delivered the terminal state and ended, until it
+    /// delivered nothing for [`FLUSH_STALL`] (a stuck listener), or until `until` passes,
+    /// whichever comes first. A no-op without listeners or before the thread was spawned.
+    pub(crate) fn flush(&self, until: crate::deadline::Deadline) {
         // `rx` is taken (under its lock) by `spawn` only: `None` here means the thread was
         // started (or could not be, and `finished` is already set).
         let spawned = self.tx.is_some() && self.rx.lock().is_none();
@@ -239,17 +239,17 @@ impl Events {
             let mut seen = progress.delivered;
             let mut deadline = Instant::now() + FLUSH_STALL;
             loop {
-                if progress.finished {
+                // The caller's deadline ends the wait as quietly as the thread's end: a stop
+                // returns by its deadline, flushed or not.
+                if progress.finished || until.is_expired() {
                     break false;
                 }
-                let timed_out = self
-                    .progress_cond
-                    .wait_until(&mut progress, deadline)
-                    .timed_out();
+                let wake = until.instant().map_or(deadline, |until| until.min(deadline));
+                self.progress_cond.wait_until(&mut progress, wake);
                 if progress.delivered != seen {
                     seen = progress.delivered;
                     deadline = Instant::now() + FLUSH_STALL;
-                } else if timed_out && !progress.finished {
+                } else if !progress.finished && Instant::now() >= deadline {
                     break true;
                 }
             }

@@ -261,7 +261,10 @@ impl Host {
     /// (plus scheduling latency) whatever a service does. One deadline is shared by all
     /// services; a service's [`stop_timeout`](crate::Service::stop_timeout) only shortens its
     /// own share. A service that overruns is left running on its detached thread and named in
-    /// the report as timed out — never silently forgotten.
+    /// the report as timed out — never silently forgotten. With state listeners
+    /// ([`HostBuilder::on_state_change`](crate::HostBuilder::on_state_change)), it then waits,
+    /// within the same deadline, until they have seen the host's final state, so that a
+    /// program exiting right after `stop` does not lose its last systemd `STATUS=` line.
     ///
     /// Stop before start is a no-op (the host can still be started). Stop is idempotent and
     /// thread-safe: the first caller runs the sequence; the others wait for its report (or
@@ -282,7 +285,16 @@ impl Host {
     /// # Ok::<(), threadhost::Error>(())
     /// ```
     pub fn stop(&self, deadline: impl Into<Deadline>) -> StopReport {
-        self.shared.stop(deadline.into())
+        let deadline = deadline.into();
+        let report = self.shared.stop(deadline);
+        // The last state change reaches the listeners (e.g. systemd's STATUS) before the
+        // program goes on to exit, within what is left of the deadline. Not on a thread that
+        // works for the host (its report is in progress): the event thread may be this one.
+        #[cfg(feature = "listeners")]
+        if !report.is_in_progress() {
+            self.shared.events.flush(deadline);
+        }
+        report
     }
 
     /// Waits until a stop is requested ([`HostHandle::request_stop`], a service failing
@@ -370,7 +382,7 @@ impl Host {
         // The last state change reaches the listeners (e.g. systemd's STATUS) before the
         // program goes on to exit.
         #[cfg(feature = "listeners")]
-        self.shared.events.flush();
+        self.shared.events.flush(Deadline::NEVER);
         result?.into_result()
     }
 }
