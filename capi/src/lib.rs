@@ -46,6 +46,7 @@ mod builder;
 mod context;
 mod group;
 mod host;
+mod http;
 #[cfg(not(all(feature = "queue", feature = "periodic")))]
 mod off;
 #[cfg(feature = "periodic")]
