@@ -569,3 +569,65 @@ fn many_scrapes_at_once_all_answer_or_are_turned_away() {
     assert!(statuses.contains(&200), "{statuses:?}");
     assert!(host.stop(SECS5).is_clean());
 }
+
+/// With a deadline far off, slow and idle clients are cut off at once by the stop: it
+/// returns long before either the deadline or the clients' timeouts, and clean.
+#[test]
+fn slow_clients_never_hold_a_clean_stop() {
+    let minute = Duration::from_secs(60);
+    let host = HostBuilder::new()
+        .http(
+            HttpEndpoint::new("127.0.0.1:0")
+                .read_timeout(minute)
+                .request_timeout(minute),
+        )
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let addr = addr_of(&host.handle());
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /livez HTTP/1.1\r\nX-Slow: a").unwrap();
+    let idle_conns: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    // Every connection is admitted (a probe behind them answers) before the stop.
+    assert_eq!(http_get(addr, "/livez").status, 200);
+    let (report, took) = timed(|| host.stop(Duration::from_secs(30)));
+    assert!(report.is_clean(), "{report}");
+    assert_within(took, PATIENCE, "a stop with slow clients, 30 s deadline");
+    // The slow client's connection was shut down: it reads the end, not a response.
+    slow.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut slow, &mut rest);
+    assert!(rest.is_empty(), "{rest:?}");
+    drop(idle_conns);
+}
+
+/// A start that fails after the endpoint started rolls it back: the port closes.
+#[test]
+fn a_failed_start_closes_the_port() {
+    struct Fails(Arc<std::sync::Mutex<Option<SocketAddr>>>);
+    impl threadhost::HostedService for Fails {
+        fn start(&mut self, ctx: &threadhost::Context) -> threadhost::ServiceResult {
+            *self.0.lock().unwrap() = ctx.host().http_addr();
+            Err("no".into())
+        }
+        fn stop(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
+            Ok(())
+        }
+    }
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let host = HostBuilder::new()
+        .http_endpoint("127.0.0.1:0")
+        .hosted("fails", Fails(Arc::clone(&seen)))
+        .build()
+        .unwrap();
+    assert!(host.start(SECS5).is_err());
+    let addr = seen
+        .lock()
+        .unwrap()
+        .expect("the endpoint listened during the start");
+    assert_eq!(host.handle().http_addr(), None);
+    assert!(
+        TcpStream::connect_timeout(&addr, PATIENCE).is_err(),
+        "closed"
+    );
+}

@@ -41,7 +41,8 @@
 //!    [`request_timeout`](HttpEndpoint::request_timeout) in all; past either the connection
 //!    gets `408` and is closed. A head over
 //!    [`max_request_bytes`](HttpEndpoint::max_request_bytes), or with more than 32 headers,
-//!    gets `431`. Writes are bounded by the read timeout as well.
+//!    gets `431`. The response is written within the read timeout per write and the
+//!    request timeout in all (a client reading a byte at a time is cut off).
 //! 3. The stop (the service's `stop` hook, by the host's stop deadline) marks the endpoint
 //!    stopping, wakes the accept thread (`th:<name>`) with a connection of its own, shuts
 //!    every open connection down (which ends their reads and writes at once), and waits for
@@ -137,7 +138,8 @@ impl HttpEndpoint {
         self
     }
 
-    /// How long a request's head may take to arrive in all. The default is 10 s.
+    /// How long a request's head may take to arrive in all, and again its response to be
+    /// written. The default is 10 s.
     pub fn request_timeout(mut self, timeout: Duration) -> HttpEndpoint {
         self.request_timeout = timeout;
         self

@@ -363,9 +363,32 @@ fn serve(inner: &Inner, mut stream: TcpStream) {
             (response, head_only)
         }
     };
-    let _ = stream.set_write_timeout(Some(inner.read_timeout));
-    let _ = stream.write_all(&response.to_bytes(head_only));
+    let deadline = Instant::now() + inner.request_timeout;
+    write_by(inner, &mut stream, &response.to_bytes(head_only), deadline);
     close(stream);
+}
+
+/// Writes `bytes` by `deadline`, each write waiting at most the read timeout: a client that
+/// reads a large response a byte at a time cannot hold its connection past the deadline.
+fn write_by(inner: &Inner, stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) {
+    while !bytes.is_empty() {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        if stream
+            .set_write_timeout(Some(inner.read_timeout.min(deadline - now)))
+            .is_err()
+        {
+            return;
+        }
+        match stream.write(bytes) {
+            Ok(0) => return,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }
 
 fn read_head(inner: &Inner, stream: &mut TcpStream) -> Head {
