@@ -546,7 +546,7 @@
 //! | `listeners` | [`HostBuilder::on_state_change`], [`HostEvent`], [`StateChange`] and the listeners' thread (the `crossbeam-channel` dependency) | on |
 //! | `queue` | [`WorkQueue`], [`TaskQueue`], [`Producer`] and the rest of the work queue (the `crossbeam-channel` dependency) | on |
 //! | `periodic` | [`Periodic`], [`Tick`], [`MissedTick`] and the rest of the periodic services | on |
-//! | `http` | [`HostBuilder::http_endpoint`]: `/livez`, `/readyz`, `/metrics` (Prometheus), `/status` (JSON) over HTTP, a service of the host (the `httparse`, `prometheus-client` and `serde_json` dependencies) | off |
+//! | `http` | `HostBuilder::http_endpoint` (with `HttpEndpoint` and `HostHandle::http_addr`): `/livez`, `/readyz`, `/metrics` (Prometheus), `/status` (JSON) over HTTP, a service of the host (the `httparse`, `prometheus-client` and `serde_json` dependencies) | off |
 //!
 //! The C library (`threadhost-capi`) has the same features but `listeners` (no C function
 //! uses it; `systemd` turns it on); its functions exist in every build, and one whose feature

@@ -376,7 +376,7 @@ impl HostBuilder {
     /// - [`Error::DuplicateService`]: two services with one name, or a type registered twice
     ///   with [`singleton`](HostBuilder::singleton) / [`scoped`](HostBuilder::scoped).
     /// - [`Error::UnknownDependency`], [`Error::DependencyCycle`]: bad `depends_on`.
-    /// - [`Error::InvalidOption`] naming an [`HttpEndpoint`](crate::HttpEndpoint) option out
+    /// - [`Error::InvalidOption`] naming an `HttpEndpoint` option out
     ///   of range (feature `http`); [`Error::DuplicateService`]: a service of yours has the
     ///   endpoint's service name.
     // `mut`: `build` takes the environment's error and adds the systemd listener.
