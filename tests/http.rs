@@ -102,6 +102,7 @@ fn every_path_answers_while_running() {
         .http_endpoint("127.0.0.1:0")
         .add_service(idle("worker"))
         .add_service(idle("counts").metrics(|| vec![("widgets", 7)]))
+        .group("devices", |g| g.add_service(idle("plc")))
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
@@ -161,6 +162,21 @@ fn every_path_answers_while_running() {
         ),
         Some(7.0)
     );
+    assert_eq!(
+        sample(
+            m,
+            r#"threadhost_group_state{group="devices",state="running"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(m, r#"threadhost_group_restarts_total{group="devices"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(m, r#"threadhost_service_live{service="devices/plc"}"#),
+        Some(1.0)
+    );
     // The endpoint is a service of the host, not critical.
     assert_eq!(
         sample(m, r#"threadhost_service_critical{service="http"}"#),
@@ -180,7 +196,9 @@ fn every_path_answers_while_running() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["http", "worker", "counts"]);
+    assert_eq!(names, ["http", "worker", "counts", "devices/plc"]);
+    assert_eq!(json["groups"][0]["path"], "devices");
+    assert_eq!(json["groups"][0]["children"][0], "devices/plc");
     assert_eq!(json["services"][2]["metrics"]["widgets"], 7);
 
     assert_eq!(http_get(addr, "/nope").status, 404);
