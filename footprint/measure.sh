@@ -120,6 +120,8 @@ measure "minimal (\`--no-default-features\`)" minimal "$goal_minimal" --no-defau
 for f in "${features[@]}"; do
     measure "minimal + \`$f\`" "minimal+$f" "$goal_any" --no-default-features --features "$f"
 done
+# `http` is off by default: measured for what it adds, with no goal of its own.
+measure "minimal + \`http\` (off by default)" "minimal+http" "" --no-default-features --features http
 # Last, so that release/ holds the full build for the archive, the C program and --bloat.
 measure "full (default features)" full "$goal_any"
 cp "$root_target/release/libthreadhost.a" "$out/full.a"

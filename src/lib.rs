@@ -533,7 +533,7 @@
 //!
 //! # Cargo features
 //!
-//! Every feature is on by default. `default-features = false` keeps the core — [`Host`],
+//! Every feature but `http` is on by default. `default-features = false` keeps the core — [`Host`],
 //! [`HostBuilder`], stop tokens, [`Deadline`]s, hosted and background services, failure
 //! policies and restarts, the scoped services registry, snapshots and heartbeats, exit codes —
 //! and each feature named adds back one part:
@@ -546,6 +546,7 @@
 //! | `listeners` | [`HostBuilder::on_state_change`], [`HostEvent`], [`StateChange`] and the listeners' thread (the `crossbeam-channel` dependency) | on |
 //! | `queue` | [`WorkQueue`], [`TaskQueue`], [`Producer`] and the rest of the work queue (the `crossbeam-channel` dependency) | on |
 //! | `periodic` | [`Periodic`], [`Tick`], [`MissedTick`] and the rest of the periodic services | on |
+//! | `http` | `HostBuilder::http_endpoint` (with `HttpEndpoint` and `HostHandle::http_addr`): `/livez`, `/readyz`, `/metrics` (Prometheus), `/status` (JSON) over HTTP, a service of the host (the `httparse`, `prometheus-client` and `serde_json` dependencies) | off |
 //!
 //! The C library (`threadhost-capi`) has the same features but `listeners` (no C function
 //! uses it; `systemd` turns it on); its functions exist in every build, and one whose feature
@@ -560,6 +561,8 @@ mod error;
 mod failure;
 mod group;
 mod host;
+#[cfg(feature = "http")]
+mod http;
 mod lifetime;
 mod panic;
 #[cfg(feature = "periodic")]
@@ -605,6 +608,9 @@ pub use host::{Host, HostBuilder, HostHandle, HostOptions};
 #[cfg(feature = "listeners")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listeners")))]
 pub use host::{HostEvent, StateChange};
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use http::HttpEndpoint;
 pub use lifetime::{EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, exit_code};
 #[cfg(feature = "periodic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "periodic")))]

@@ -55,7 +55,7 @@
  *   on by default): `termination` (threadhost_builder_console_lifetime), `systemd`
  *   (threadhost_builder_systemd), `env` (threadhost_builder_options_from_env), `queue`
  *   (threadhost_queue_*, threadhost_producer_*) and `periodic` (threadhost_periodic_*,
- *   threadhost_tick_*). This header and the exported functions are the same in every build:
+ *   threadhost_tick_*); and `http` (threadhost_builder_http_endpoint), off by default. This header and the exported functions are the same in every build:
  *   a function whose feature was left out returns THREADHOST_INVALID_STATE with the message
  *   "threadhost was built without its `<feature>` feature: ...". It writes no output; the
  *   builder setters check their builder first (NULL gives THREADHOST_NULL_ARGUMENT); the
@@ -421,6 +421,25 @@ THREADHOST_MUST_USE threadhost_status threadhost_builder_options_from_env(thread
  * live. A no-op when NOTIFY_SOCKET is unset.
  */
 THREADHOST_MUST_USE threadhost_status threadhost_builder_systemd(threadhost_builder *builder);
+
+/*
+ * Serves the host's health and metrics over HTTP on `addr` ("0.0.0.0:9090", "127.0.0.1:9090";
+ * a host name is resolved): GET /livez (200 while every critical service is live, 503 and the
+ * reason otherwise), /readyz (200 while the host is running), /metrics (Prometheus / OpenMetrics
+ * text: per service state, restarts, heartbeat age, start and stop durations; per queue depth,
+ * capacity and outcome counters), /status (the snapshot as JSON). The endpoint is a service of
+ * the host named "http", started first and stopped last, bounded (16 connections, 5 s per
+ * read, 10 s per request, 8 KiB per request head) and stopped within the host's stop deadline
+ * whatever its clients do. A bind error fails threadhost_host_start (THREADHOST_START_FAILED,
+ * the message naming the address); an empty `addr` fails threadhost_builder_build
+ * (THREADHOST_INVALID_CONFIG). NULL `builder` or `addr`: THREADHOST_NULL_ARGUMENT; `addr` not
+ * UTF-8: THREADHOST_INVALID_ARGUMENT.
+ *
+ * Needs the Cargo feature `http`, OFF by default (the default library does not contain the
+ * endpoint): without it, THREADHOST_INVALID_STATE.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_builder_http_endpoint(threadhost_builder *builder,
+                                                   const char *addr);
 
 /*
  * Adds `service` and consumes it, also when the call fails (then it is freed and its destroy

@@ -19,7 +19,10 @@ pub struct threadhost_builder {
 castable!(threadhost_builder => Option<HostBuilder>, box);
 
 /// Applies a by-value `HostBuilder` setter.
-fn update(slot: &mut Option<HostBuilder>, f: impl FnOnce(HostBuilder) -> HostBuilder) -> Status {
+pub(crate) fn update(
+    slot: &mut Option<HostBuilder>,
+    f: impl FnOnce(HostBuilder) -> HostBuilder,
+) -> Status {
     match slot.take() {
         Some(builder) => {
             *slot = Some(f(builder));

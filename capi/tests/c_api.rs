@@ -78,6 +78,7 @@ fn build_library(deps: &Path) {
         ("env", cfg!(feature = "env")),
         ("queue", cfg!(feature = "queue")),
         ("periodic", cfg!(feature = "periodic")),
+        ("http", cfg!(feature = "http")),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
@@ -281,6 +282,21 @@ fn c_log() {
             "RUST_LOG={rust_log:?}:\n{stderr}"
         );
     }
+}
+
+/// `threadhost_builder_http_endpoint`, in the build this test was compiled for: the C
+/// program reports the feature it saw, which must be this test's (`cargo test -p
+/// threadhost-capi --features http` for the endpoint; plain `cargo test` for the stub).
+#[test]
+fn c_http() {
+    let output = run_c_test("http");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let expected = if cfg!(feature = "http") {
+        "http feature: on"
+    } else {
+        "http feature: off"
+    };
+    assert!(stdout.contains(expected), "{stdout}");
 }
 
 /// `threadhost_host_stop` / `_join` called on one of the host's own threads.

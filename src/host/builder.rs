@@ -45,6 +45,8 @@ pub struct HostBuilder {
     /// The first error of `options_from_env`, returned by `build`.
     #[cfg(feature = "env")]
     env_error: Option<Error>,
+    #[cfg(feature = "http")]
+    http: Option<crate::http::HttpEndpoint>,
 }
 
 impl Default for HostBuilder {
@@ -67,6 +69,8 @@ impl HostBuilder {
             systemd: false,
             #[cfg(feature = "env")]
             env_error: None,
+            #[cfg(feature = "http")]
+            http: None,
         }
     }
 
@@ -314,6 +318,49 @@ impl HostBuilder {
         self
     }
 
+    /// Serves the host's health and metrics over HTTP on `addr` (`"0.0.0.0:9090"`;
+    /// `"127.0.0.1:0"`: a port the system picks, then [`HostHandle::http_addr`]):
+    /// `GET /livez`, `/readyz`, `/metrics` (Prometheus), `/status` (JSON), with the default
+    /// bounds of [`HttpEndpoint`](crate::HttpEndpoint). The endpoint is a service of the host,
+    /// named `http`, not critical, added before every other: it listens from the host's start
+    /// (a bind error fails the start, naming the address) until the end of its stop. What
+    /// each path answers in each host state, and the bounds, are in the `http` module's
+    /// header (and README.md, "Health and metrics over HTTP").
+    ///
+    /// Needs the `http` feature (off by default).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    /// use threadhost::HostBuilder;
+    ///
+    /// let host = HostBuilder::new().http_endpoint("127.0.0.1:0").build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// let mut tcp = std::net::TcpStream::connect(host.handle().http_addr().unwrap())?;
+    /// tcp.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    /// let mut response = String::new();
+    /// tcp.read_to_string(&mut response)?;
+    /// assert!(response.starts_with("HTTP/1.1 200"));
+    /// # assert!(host.stop(Duration::from_secs(5)).is_clean());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`HostHandle::http_addr`]: crate::HostHandle::http_addr
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn http_endpoint(self, addr: &str) -> HostBuilder {
+        self.http(crate::http::HttpEndpoint::new(addr))
+    }
+
+    /// [`http_endpoint`](HostBuilder::http_endpoint) with other bounds or service name
+    /// ([`HttpEndpoint`](crate::HttpEndpoint)). A second call replaces the first.
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn http(mut self, endpoint: crate::http::HttpEndpoint) -> HostBuilder {
+        self.http = Some(endpoint);
+        self
+    }
+
     /// Validates everything and builds the host. No thread starts until
     /// [`Host::start`] or [`Host::run`].
     ///
@@ -329,8 +376,14 @@ impl HostBuilder {
     /// - [`Error::DuplicateService`]: two services with one name, or a type registered twice
     ///   with [`singleton`](HostBuilder::singleton) / [`scoped`](HostBuilder::scoped).
     /// - [`Error::UnknownDependency`], [`Error::DependencyCycle`]: bad `depends_on`.
+    /// - [`Error::InvalidOption`] naming an `HttpEndpoint` option out
+    ///   of range (feature `http`); [`Error::DuplicateService`]: a service of yours has the
+    ///   endpoint's service name.
     // `mut`: `build` takes the environment's error and adds the systemd listener.
-    #[cfg_attr(not(any(feature = "env", feature = "systemd")), allow(unused_mut))]
+    #[cfg_attr(
+        not(any(feature = "env", feature = "systemd", feature = "http")),
+        allow(unused_mut)
+    )]
     pub fn build(mut self) -> Result<Host, Error> {
         #[cfg(feature = "env")]
         if let Some(error) = self.env_error.take() {
@@ -343,12 +396,28 @@ impl HostBuilder {
                 self.listeners.push(listener);
             }
         }
+        #[cfg(feature = "http")]
+        let http = match self.http.take() {
+            Some(endpoint) => {
+                endpoint.validate()?;
+                let bound = Arc::new(crate::http::Bound::default());
+                // First: it starts before the others and stops after them.
+                self.children.insert(
+                    0,
+                    Child::Service(crate::http::service(endpoint, Arc::clone(&bound))),
+                );
+                Some(bound)
+            }
+            None => None,
+        };
         crate::host::tree::validate("", &[], &[], true, &self.children, false)?;
         let plan = Plan {
             console_lifetime: self.console_lifetime,
             services: Arc::new(self.registry.build()?),
             #[cfg(feature = "listeners")]
             listeners: Listeners(self.listeners),
+            #[cfg(feature = "http")]
+            http,
         };
         Ok(Host::new(self.options, self.children, plan))
     }
@@ -372,6 +441,8 @@ impl fmt::Debug for HostBuilder {
         f.field("listeners", &self.listeners.len());
         #[cfg(feature = "systemd")]
         f.field("systemd", &self.systemd);
+        #[cfg(feature = "http")]
+        f.field("http", &self.http);
         f.finish()
     }
 }

@@ -94,6 +94,9 @@ pub(crate) struct Plan {
     pub(crate) services: Arc<crate::scope::Registry>,
     #[cfg(feature = "listeners")]
     pub(crate) listeners: Listeners,
+    /// Where the HTTP endpoint listens, if it has one (`HostHandle::http_addr`).
+    #[cfg(feature = "http")]
+    pub(crate) http: Option<Arc<crate::http::Bound>>,
 }
 
 /// A set of hosted services with one lifecycle. Made by [`HostBuilder::build`].
@@ -435,6 +438,16 @@ impl HostHandle {
         &self.shared.options
     }
 
+    /// The address the [HTTP endpoint](crate::HostBuilder::http_endpoint) listens on: `Some`
+    /// from its service's start (the first of the host's) until its stop (the last), `None`
+    /// otherwise and for a host without one. With a port of 0, the port the system picked.
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    #[must_use]
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.shared.plan.http.as_ref().and_then(|b| b.get())
+    }
+
     /// Every service's state, restarts, last error, start/stop durations and liveness, in
     /// tree order (depth first, children in the order they were added), each named by its
     /// path; and every group's state, restarts and children.
@@ -637,18 +650,18 @@ impl fmt::Debug for HostHandle {
 
 /// A [`HostHandle`] that does not keep the host alive: what the console lifetime keeps for
 /// each host that asked for it, so that it never reaches into `Shared`.
-#[cfg(feature = "termination")]
+#[cfg(any(feature = "termination", feature = "http"))]
 #[derive(Clone, Debug)]
 pub(crate) struct WeakHostHandle(std::sync::Weak<Shared>);
 
-#[cfg(feature = "termination")]
+#[cfg(any(feature = "termination", feature = "http"))]
 impl HostHandle {
     pub(crate) fn downgrade(&self) -> WeakHostHandle {
         WeakHostHandle(Arc::downgrade(&self.shared))
     }
 }
 
-#[cfg(feature = "termination")]
+#[cfg(any(feature = "termination", feature = "http"))]
 impl WeakHostHandle {
     /// The handle, if the host still exists.
     pub(crate) fn upgrade(&self) -> Option<HostHandle> {
@@ -656,6 +669,7 @@ impl WeakHostHandle {
     }
 
     /// `true` once the host is gone.
+    #[cfg_attr(not(feature = "termination"), allow(dead_code))]
     pub(crate) fn is_gone(&self) -> bool {
         self.0.strong_count() == 0
     }

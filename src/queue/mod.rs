@@ -1337,9 +1337,34 @@ impl<T: Send + 'static> WorkQueue<T> {
     /// [`stop_timeout`](Service::stop_timeout) or [`depends_on`](Service::depends_on) on it
     /// as for any service). Without such a setting, `add_service(queue)` does the same
     /// (`Service: From<WorkQueue<T>>`).
+    ///
+    /// The service reports the queue's [`QueueMetrics`] in every
+    /// [snapshot](crate::HostHandle::snapshot) (its [`metrics`](Service::metrics) callback,
+    /// which a later `.metrics(...)` replaces): `sent`, `depth`, `capacity`, `in_flight`,
+    /// `completed`, `failed`, `cancelled`, `panicked`, `dropped`, `returned`,
+    /// `dead_lettered`, `retried`, `workers`.
     pub fn into_service(self) -> Service {
         let name = Arc::clone(&self.core.name);
-        Service::hosted(&name, self)
+        let core = Arc::clone(&self.core);
+        Service::hosted(&name, self).metrics(move || {
+            let m = core.metrics();
+            let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+            vec![
+                ("sent", m.sent),
+                ("depth", wide(m.depth)),
+                ("capacity", wide(m.capacity)),
+                ("in_flight", m.in_flight),
+                ("completed", m.completed),
+                ("failed", m.failed),
+                ("cancelled", m.cancelled),
+                ("panicked", m.panicked),
+                ("dropped", m.dropped),
+                ("returned", m.returned),
+                ("dead_lettered", m.dead_lettered),
+                ("retried", m.retried),
+                ("workers", wide(m.workers)),
+            ]
+        })
     }
 
     /// Refuses new items, wakes blocked senders, and seals the channel so that the workers

@@ -823,3 +823,54 @@ pub(crate) fn threads_named(prefix: &str) -> usize {
         .filter(|c| c.trim_end().starts_with(prefix))
         .count()
 }
+
+/// An HTTP response as a test client saw it: the status, the head (status line and
+/// headers) and the body.
+#[derive(Debug)]
+pub(crate) struct HttpResponse {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: String,
+}
+
+/// Sends `raw` to `addr` over a new connection and reads the response until the server
+/// closes it (every read bounded by [`PATIENCE`]). Panics if the connection fails or the
+/// response is not HTTP.
+pub(crate) fn http_raw(addr: std::net::SocketAddr, raw: &[u8]) -> HttpResponse {
+    use std::io::Write;
+    let mut tcp = std::net::TcpStream::connect_timeout(&addr, PATIENCE)
+        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    tcp.write_all(raw).unwrap();
+    http_read(&mut tcp)
+}
+
+/// Reads a whole response from `tcp`, until the server closes it.
+pub(crate) fn http_read(tcp: &mut std::net::TcpStream) -> HttpResponse {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    tcp.read_to_end(&mut bytes)
+        .unwrap_or_else(|e| panic!("reading a response: {e} (read so far: {bytes:?})"));
+    let text = String::from_utf8(bytes).expect("a UTF-8 response");
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in {text:?}"));
+    let status = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    HttpResponse {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+/// `GET path` on `addr`.
+pub(crate) fn http_get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
+    http_raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes(),
+    )
+}
