@@ -111,9 +111,9 @@
 //! let source = StopSource::new();
 //! let token = source.token();
 //! let waiter = std::thread::spawn(move || token.wait_timeout(Duration::from_secs(10)));
-//! source.stop_with(StopReason::Signal);
+//! source.stop_with(StopReason::Signal { name: "SIGTERM" });
 //! assert!(waiter.join().unwrap()); // woken, not timed out
-//! assert_eq!(source.reason(), Some(StopReason::Signal));
+//! assert_eq!(source.reason(), Some(StopReason::Signal { name: "SIGTERM" }));
 //! ```
 //!
 //! # Deadlines
@@ -605,6 +605,7 @@ pub use host::{Host, HostBuilder, HostHandle, HostOptions};
 #[cfg(feature = "listeners")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listeners")))]
 pub use host::{HostEvent, StateChange};
+pub use host::{ReloadEntry, ReloadOutcome, ReloadReport};
 pub use lifetime::{EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, exit_code};
 #[cfg(feature = "periodic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "periodic")))]
