@@ -361,7 +361,7 @@ fn sighup_reloads_and_keeps_running() {
         child.seen
     );
     child.signal("HUP");
-    child.wait_for("reload: 1 of 2 service(s) reloaded");
+    child.wait_for("Reload: 1 of 2 service(s) reloaded; the host keeps running");
     assert!(
         child.child.try_wait().unwrap().is_none(),
         "{:?}",

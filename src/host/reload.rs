@@ -285,7 +285,12 @@ impl Shared {
         } else if report.is_clean() {
             log::info!("Reloaded ({} service(s))", report.services.len());
         } else {
-            log::warn!("{report}; the host keeps running");
+            // Each failure was logged above: the count only.
+            let n = report.services.len();
+            log::warn!(
+                "Reload: {} of {n} service(s) reloaded; the host keeps running",
+                n - report.failed().len()
+            );
         }
         let again = {
             let mut ctl = self.ctl.lock();
