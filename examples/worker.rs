@@ -35,8 +35,8 @@ fn read_interval() -> Result<Option<u64>, String> {
     let Some(path) = std::env::var_os("WORKER_INTERVAL_FILE") else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{}: {e}", path.to_string_lossy()))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.to_string_lossy()))?;
     match text.trim().parse::<u64>() {
         Ok(ms) if (10..=60_000).contains(&ms) => Ok(Some(ms)),
         _ => Err(format!(

@@ -369,7 +369,14 @@ impl Shared {
         let shared = Arc::clone(self);
         let spawned = crate::thread::spawn_named("th:reload", None, move || {
             let _member = crate::thread::work_for(shared.id);
+            // Done is told last (whatever happens), after this thread let go of the host
+            // and of the hooks' contexts: a caller that saw it holds no stale reference.
+            let _done = scopeguard::guard(Arc::clone(&theirs), |run| {
+                run.progress.lock().done = true;
+                run.cond.notify_all();
+            });
             call_hooks(&shared, &theirs, items);
+            drop(shared);
         });
         if let Err(e) = spawned {
             log::error!("could not spawn the reload thread `th:reload`: {e}");
@@ -410,10 +417,6 @@ impl Shared {
 
 /// `th:reload`: each hook in turn, until done or cancelled (invariants 2, 3, 4).
 fn call_hooks(shared: &Shared, run: &Run, items: Vec<Item>) {
-    let _done = scopeguard::guard((), |()| {
-        run.progress.lock().done = true;
-        run.cond.notify_all();
-    });
     for (i, item) in items.into_iter().enumerate() {
         let skip = {
             let ctl = shared.ctl.lock();
