@@ -197,6 +197,7 @@ struct Run {
 
 impl Shared {
     /// `true` if a service of the host has a reload hook.
+    #[cfg(all(unix, feature = "termination"))]
     pub(crate) fn has_reload_hooks(&self) -> bool {
         self.ctl.lock().records.values().any(|r| r.reload.is_some())
     }
@@ -557,6 +558,7 @@ impl HostHandle {
     }
 
     /// `true` if a service of the host has a reload hook.
+    #[cfg(all(unix, feature = "termination"))]
     pub(crate) fn has_reload_hooks(&self) -> bool {
         self.shared.has_reload_hooks()
     }
