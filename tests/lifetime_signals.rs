@@ -487,3 +487,22 @@ fn default_dispositions_give_no_warning() {
     assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
     assert!(!log.contains("already had a handler"), "{log}");
 }
+
+/// SIGHUP after the host stopped: logged and ignored (never a stop, nor an exit); a
+/// terminating signal still ends the process.
+#[test]
+fn sighup_after_the_host_stopped_is_ignored() {
+    let mut child = spawn_child("after-run", &[]);
+    child.wait_for("CHILD: after run");
+    child.signal("HUP");
+    child.wait_for("Received SIGHUP: no host is running; ignored");
+    assert!(
+        child.child.try_wait().unwrap().is_none(),
+        "{:?}",
+        child.seen
+    );
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(128 + 15), "{log}");
+    assert_contains(&log, "Termination signal (SIGTERM) after the host stopped");
+}

@@ -427,3 +427,41 @@ fn listeners_see_reloading_then_reloaded() {
     );
     assert!(host.stop(SECS5).is_clean());
 }
+
+/// A service that is not running (its body failed, ignored) is not reloaded, and says why.
+#[cfg(feature = "listeners")]
+#[test]
+fn a_service_that_is_not_running_is_not_reloaded() {
+    use threadhost::{ServiceState, StateChange};
+    let (failed_tx, failed) = mpsc::channel();
+    let failed_tx = Mutex::new(failed_tx);
+    let host = HostBuilder::new()
+        .on_failure(threadhost::Policy::Ignore)
+        .on_state_change(move |event| {
+            if let StateChange::Service {
+                to: ServiceState::Failed,
+                ..
+            } = event.change
+            {
+                let _ = failed_tx.lock().unwrap().send(());
+            }
+        })
+        .add_service(
+            Service::background("gone", |_| Err("broken".into()))
+                .on_reload(|_| panic!("a service that is not running was reloaded")),
+        )
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    // The listener runs after the change was made: the service is `Failed` by then.
+    failed.recv_timeout(PATIENCE).unwrap();
+    let report = host.handle().reload(SECS5).unwrap();
+    assert!(
+        matches!(
+            report.service("gone").unwrap().outcome,
+            ReloadOutcome::NotRun("the service is not running")
+        ),
+        "{report}"
+    );
+    drop(host);
+}
