@@ -254,6 +254,15 @@ impl Shared {
 
     /// Runs a claimed reload (invariant 3) and ends it (invariant 5); starts the pending one.
     fn run_reload(self: &Arc<Self>, deadline: Deadline) -> ReloadReport {
+        // A panic here (a logger's) must not leave the reload claimed for ever: the end runs
+        // whatever happens.
+        let report = crate::panic::catch(|| self.reload_and_log(deadline)).unwrap_or_default();
+        self.end_reload(&report);
+        report
+    }
+
+    /// The hooks, and the log lines of what they did.
+    fn reload_and_log(self: &Arc<Self>, deadline: Deadline) -> ReloadReport {
         let began = Instant::now();
         log::info!("Reloading...");
         let items = self.reload_items(deadline);
@@ -293,6 +302,12 @@ impl Shared {
                 n - report.failed().len()
             );
         }
+        report
+    }
+
+    /// Ends the reload under `ctl` (invariant 5) and starts the pending one, if any.
+    #[cfg_attr(not(feature = "listeners"), allow(unused_variables))]
+    fn end_reload(self: &Arc<Self>, report: &ReloadReport) {
         let again = {
             let mut ctl = self.ctl.lock();
             #[cfg(feature = "listeners")]
@@ -316,7 +331,6 @@ impl Shared {
         if again {
             self.spawn_reload();
         }
-        report
     }
 
     /// The hooks to call, in start order, each with its context (under `ctl`; no user code).
