@@ -6,22 +6,46 @@
 //! Run it with `cargo run --release --example worker`; stop it with Ctrl-C (SIGINT) or
 //! SIGTERM, or pass `--run-for <seconds>` to have it stop itself. It logs each step and exits
 //! with code 0 after a graceful stop (see `threadhost::exit_code` for the others). A second
-//! Ctrl-C while it is stopping exits at once with code 130.
+//! Ctrl-C while it is stopping exits at once with code 130 (143 for a second SIGTERM).
 //!
-//! Under systemd (`examples/systemd/worker.service`, `Type=notify`) it reports `READY=1`,
-//! `STOPPING=1` and `STATUS=` lines, and pings the watchdog while its critical `worker`
-//! service keeps beating. `THREADHOST_SHUTDOWN_TIMEOUT` and the other `THREADHOST_*`
+//! SIGHUP (`systemctl reload`) reloads: the worker's reload hook re-reads its round interval
+//! (milliseconds) from the file named by `WORKER_INTERVAL_FILE`, if set, and logs it; a bad
+//! value is logged as a failed reload, and the worker keeps its interval and runs on.
+//!
+//! Under systemd (`examples/systemd/worker.service`, `Type=notify-reload`) it reports
+//! `READY=1`, `STOPPING=1`, `RELOADING=1` and `STATUS=` lines, and pings the watchdog while
+//! its critical `worker` service keeps beating. `THREADHOST_SHUTDOWN_TIMEOUT` and the other `THREADHOST_*`
 //! variables override its options (a bad value exits with code 2).
 
 mod common;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use threadhost::{HostBuilder, Service, WorkQueue};
 
 /// How stale the worker's heartbeat may get before the systemd watchdog stops pinging.
 const WORKER_LIVENESS: Duration = Duration::from_secs(10);
+
+/// The worker's round interval in milliseconds, from the file `WORKER_INTERVAL_FILE` names:
+/// `Ok(None)` when the variable is unset.
+fn read_interval() -> Result<Option<u64>, String> {
+    let Some(path) = std::env::var_os("WORKER_INTERVAL_FILE") else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.to_string_lossy()))?;
+    match text.trim().parse::<u64>() {
+        Ok(ms) if (10..=60_000).contains(&ms) => Ok(Some(ms)),
+        _ => Err(format!(
+            "{}: `{}` is not an interval from 10 to 60000 ms",
+            path.to_string_lossy(),
+            text.trim()
+        )),
+    }
+}
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -49,13 +73,24 @@ fn main() -> ExitCode {
         }
     };
 
+    // The round interval, read at start and again by each reload.
+    let interval_ms = match read_interval() {
+        Ok(ms) => Arc::new(AtomicU64::new(ms.unwrap_or(1000))),
+        Err(message) => {
+            log::error!("{message}");
+            return ExitCode::from(threadhost::EXIT_CONFIG);
+        }
+    };
+    let reloaded = Arc::clone(&interval_ms);
+
     let mut builder = HostBuilder::new()
         .console_lifetime()
         .systemd() // a no-op unless run by systemd (NOTIFY_SOCKET set)
         .shutdown_timeout(Duration::from_secs(10))
         .add_service(readings)
-        // The template's Worker: do a unit of work, then wait a second, until stopped. It is
-        // critical: each round beats, and a worker stuck for 10 s stops the watchdog pings.
+        // The template's Worker: do a unit of work, then wait a second (or the interval its
+        // reload hook read), until stopped. It is critical: each round beats, and a worker
+        // stuck for 10 s stops the watchdog pings.
         .add_service(
             Service::background("worker", move |ctx| {
                 let began = Instant::now();
@@ -68,10 +103,22 @@ fn main() -> ExitCode {
                         log::warn!("reading of round {} not queued: {e}", e.into_inner());
                     }
                     ctx.heartbeat();
-                    ctx.sleep(Duration::from_secs(1))?;
+                    ctx.sleep(Duration::from_millis(interval_ms.load(Ordering::Relaxed)))?;
                 }
             })
-            .liveness(WORKER_LIVENESS),
+            .liveness(WORKER_LIVENESS)
+            // SIGHUP: re-read the interval. An error is logged as a failed reload; the
+            // worker keeps its interval and runs on.
+            .on_reload(move |_ctx| {
+                match read_interval()? {
+                    Some(ms) => {
+                        reloaded.store(ms, Ordering::Relaxed);
+                        log::info!("worker: round interval now {ms} ms");
+                    }
+                    None => log::info!("worker: WORKER_INTERVAL_FILE unset; nothing to re-read"),
+                }
+                Ok(())
+            }),
         )
         // A heartbeat that blocks on its stop token, waking every 5 s to log.
         .background("heartbeat", |ctx| {

@@ -141,10 +141,14 @@ pub enum Error {
         /// The scoped type.
         type_name: &'static str,
     },
-    /// Installing the termination-signal handler failed.
+    /// A reload was asked for with [`HostHandle::reload`](crate::HostHandle::reload) while
+    /// another reload runs (or from a reload hook);
+    /// [`request_reload`](crate::HostHandle::request_reload) queues one instead.
+    ReloadInProgress,
+    /// Installing the signal handlers failed.
     #[cfg(feature = "termination")]
     #[cfg_attr(docsrs, doc(cfg(feature = "termination")))]
-    Signal(ctrlc::Error),
+    Signal(io::Error),
 }
 
 impl Error {
@@ -306,8 +310,9 @@ impl Error {
                 f,
                 "`{type_name}` is a scoped service: get it from a scope, not as a singleton"
             ),
+            Error::ReloadInProgress => f.write_str("cannot reload: another reload is running"),
             #[cfg(feature = "termination")]
-            Error::Signal(e) => write!(f, "could not install the signal handler: {e}"),
+            Error::Signal(e) => write!(f, "could not install the signal handlers: {e}"),
         }
     }
 }

@@ -111,9 +111,9 @@
 //! let source = StopSource::new();
 //! let token = source.token();
 //! let waiter = std::thread::spawn(move || token.wait_timeout(Duration::from_secs(10)));
-//! source.stop_with(StopReason::Signal);
+//! source.stop_with(StopReason::Signal { name: "SIGTERM" });
 //! assert!(waiter.join().unwrap()); // woken, not timed out
-//! assert_eq!(source.reason(), Some(StopReason::Signal));
+//! assert_eq!(source.reason(), Some(StopReason::Signal { name: "SIGTERM" }));
 //! ```
 //!
 //! # Deadlines
@@ -364,11 +364,15 @@
 //! # Console lifetime and exit codes
 //!
 //! [`HostBuilder::console_lifetime`] (opt-in; feature `termination`, on by default) makes
-//! [`Host::run`] install a handler for SIGINT, SIGTERM and SIGHUP: the first signal requests a
-//! graceful stop ([`StopReason::Signal`]); a second one while the host is stopping exits the
-//! process at once with [`EXIT_FORCED`] (130), as does one after the host stopped. The handler
-//! replaces any the program had for these signals; a program with its own signal handling
-//! leaves the console lifetime off and calls [`HostHandle::request_stop`].
+//! [`Host::run`] handle SIGINT, SIGTERM, SIGQUIT and SIGHUP (on Unix through signal-hook,
+//! which tells them apart): SIGINT, SIGTERM and SIGQUIT request a graceful stop
+//! ([`StopReason::Signal`], naming the signal); a second one while the host is stopping exits
+//! the process at once with 128 + its number ([`EXIT_FORCED`], 130, for SIGINT; 143 for
+//! SIGTERM), as does one after the host stopped. SIGHUP never stops: it requests a reload
+//! ([`HostHandle::request_reload`], the services' [`Service::on_reload`] hooks). The console
+//! lifetime takes these signals over even if the program had a disposition for one (a
+//! warning names it); a program with its own signal handling leaves it off and calls
+//! [`HostHandle::request_stop`] and [`HostHandle::request_reload`].
 //!
 //! [`exit_code`] maps what [`Host::run`] returned to the process exit code:
 //!
@@ -378,7 +382,7 @@
 //! | 1 | [`EXIT_FAILURE`] | a start failed, or a service failed under [`Policy::StopHost`] |
 //! | 2 | [`EXIT_CONFIG`] | the host could not be built: a bad option, a duplicate name, a dependency error |
 //! | 3 | [`EXIT_STOP_TIMEOUT`] | the stop overran its deadline ([`Error::StopTimeout`] names the services) |
-//! | 130 | [`EXIT_FORCED`] | a second signal (the console lifetime exits by itself) |
+//! | 130, 143, 131 | [`EXIT_FORCED`] (130) | a second SIGINT, SIGTERM, SIGQUIT: 128 + its number (the console lifetime exits by itself) |
 //!
 #![cfg_attr(feature = "termination", doc = "```no_run")]
 #![cfg_attr(not(feature = "termination"), doc = "```ignore")]
@@ -389,7 +393,7 @@
 //! fn main() -> ExitCode {
 //!     env_logger::init();
 //!     let result = HostBuilder::new()
-//!         .console_lifetime() // Ctrl-C, SIGTERM, SIGHUP: a graceful stop
+//!         .console_lifetime() // Ctrl-C, SIGTERM, SIGQUIT: a graceful stop; SIGHUP: a reload
 //!         .shutdown_timeout(Duration::from_secs(10))
 //!         .background("worker", |ctx| {
 //!             while ctx.sleep(Duration::from_secs(1)).is_ok() {
@@ -608,6 +612,7 @@ pub use host::{Host, HostBuilder, HostHandle, HostOptions};
 #[cfg(feature = "listeners")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listeners")))]
 pub use host::{HostEvent, StateChange};
+pub use host::{ReloadEntry, ReloadOutcome, ReloadReport};
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http::HttpEndpoint;

@@ -409,7 +409,11 @@ pub struct Service {
     pub(crate) liveness: Option<Duration>,
     pub(crate) metrics: Option<MetricsFn>,
     pub(crate) restart: Option<crate::supervise::RestartType>,
+    pub(crate) reload: Option<ReloadFn>,
 }
+
+/// A service's reload hook (see [`Service::on_reload`]).
+pub(crate) type ReloadFn = Arc<dyn Fn(&Context) -> ServiceResult + Send + Sync + 'static>;
 
 /// A service's metrics callback (see [`Service::metrics`]).
 pub(crate) type MetricsFn = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static>;
@@ -427,6 +431,7 @@ impl Service {
             liveness: None,
             metrics: None,
             restart: None,
+            reload: None,
         }
     }
 
@@ -545,6 +550,56 @@ impl Service {
         self
     }
 
+    /// Gives this service a reload hook: what [`HostHandle::reload`] and
+    /// [`HostHandle::request_reload`] (and, with the console lifetime, `SIGHUP`) call, in the
+    /// host's start order, one service at a time, to re-read configuration, reopen log files,
+    /// rotate credentials. .NET has no equivalent.
+    ///
+    /// `reload` runs on the host's reload thread `th:reload`, never on the service's own
+    /// thread (a background service's thread is busy in its body), never on the caller's,
+    /// and with no threadhost lock held: it may run while the service's body or hooks run on
+    /// their thread, so it shares state with them through what it captures (an `Arc`, an
+    /// atomic, a mutex). Its [`Context`] carries the service's name and path, its token, and
+    /// the reload's deadline as [`Context::deadline`]; a hook still running at that deadline
+    /// is reported [timed out](crate::ReloadOutcome::TimedOut) and the hooks after it are not
+    /// run. An error or a panic is logged and reported in the
+    /// [`ReloadReport`](crate::ReloadReport); it never stops the service or the host.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    /// use threadhost::{HostBuilder, Service};
+    ///
+    /// let generation = Arc::new(AtomicU32::new(0));
+    /// let seen = Arc::clone(&generation);
+    /// let host = HostBuilder::new()
+    ///     .add_service(
+    ///         Service::background("worker", |ctx| { ctx.token().wait(); Ok(()) })
+    ///             .on_reload(move |_ctx| {
+    ///                 seen.fetch_add(1, Ordering::Relaxed); // e.g. re-read the config file
+    ///                 Ok(())
+    ///             }),
+    ///     )
+    ///     .build()?;
+    /// host.start(Duration::from_secs(5))?;
+    /// let report = host.handle().reload(Duration::from_secs(5))?;
+    /// assert!(report.is_clean());
+    /// assert_eq!(generation.load(Ordering::Relaxed), 1);
+    /// # assert!(host.stop(Duration::from_secs(5)).is_clean());
+    /// # Ok::<(), threadhost::Error>(())
+    /// ```
+    ///
+    /// [`HostHandle::reload`]: crate::HostHandle::reload
+    /// [`HostHandle::request_reload`]: crate::HostHandle::request_reload
+    pub fn on_reload<F>(mut self, reload: F) -> Service
+    where
+        F: Fn(&Context) -> ServiceResult + Send + Sync + 'static,
+    {
+        self.reload = Some(Arc::new(reload));
+        self
+    }
+
     /// The service's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -571,6 +626,7 @@ impl fmt::Debug for Service {
             .field("liveness", &self.liveness)
             .field("metrics", &self.metrics.is_some())
             .field("restart", &self.restart)
+            .field("reload", &self.reload.is_some())
             .finish()
     }
 }

@@ -40,8 +40,12 @@ pub enum StopReason {
         /// The service that failed.
         service: Arc<str>,
     },
-    /// The process received a termination signal (SIGINT, SIGTERM, SIGHUP).
-    Signal,
+    /// The process received a termination signal: the console lifetime names it (`SIGINT`,
+    /// `SIGTERM`, `SIGQUIT`; on Windows `Ctrl-C or Ctrl-Break`).
+    Signal {
+        /// The signal's name, e.g. `"SIGTERM"`.
+        name: &'static str,
+    },
 }
 
 impl fmt::Display for StopReason {
@@ -54,7 +58,7 @@ impl fmt::Display for StopReason {
                 use fmt::Write as _;
                 write!(crate::text::Escaping(&mut *f), "service `{service}` failed")
             }
-            StopReason::Signal => f.write_str("termination signal"),
+            StopReason::Signal { name } => write!(f, "{name}"),
         }
     }
 }

@@ -467,3 +467,19 @@ fn options_from_env_bad_value_fails_build() {
         "{result}"
     );
 }
+
+#[test]
+fn reload_timeout_from_the_environment() {
+    assert_eq!(
+        HostOptions::default().reload_timeout,
+        Duration::from_secs(30)
+    );
+    let options = with(&[("THREADHOST_RELOAD_TIMEOUT", "1.5s")]).unwrap();
+    assert_eq!(options.reload_timeout, Duration::from_millis(1500));
+    let err = with(&[("THREADHOST_RELOAD_TIMEOUT", "soon")]).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidOption { ref name, ref value, .. }
+            if name == "THREADHOST_RELOAD_TIMEOUT" && value == "soon"),
+        "{err}"
+    );
+}

@@ -1,6 +1,6 @@
 //! The messages README.md and PORTING.md quote are the ones the code produces: each quoted
 //! error is rebuilt from its own parts and compared with its `Display`. (The log line the
-//! README quotes for a termination signal is checked against a real signal in
+//! README quotes for SIGTERM is checked against a real signal in
 //! `tests/lifetime_signals.rs`.) The quoted errors are of `THREADHOST_*` variables: feature `env`.
 #![cfg(feature = "env")]
 

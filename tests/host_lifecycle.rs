@@ -939,13 +939,25 @@ fn request_stop_with_reason_reaches_services_and_report() {
     let host = HostBuilder::new().background("w", body).build().unwrap();
     let handle = host.handle();
     host.start(SECS5).unwrap();
-    handle.request_stop_with(StopReason::Signal);
+    handle.request_stop_with(StopReason::Signal { name: "SIGTERM" });
     handle.request_stop(); // a second request does not change the reason
     let report = host.join(SECS5).unwrap();
-    assert_eq!(report.reason(), Some(&StopReason::Signal));
-    assert_eq!(handle.stop_reason(), Some(StopReason::Signal));
-    assert_eq!(handle.stopping().reason(), Some(StopReason::Signal));
-    assert_eq!(*seen.lock().unwrap(), Some(StopReason::Signal));
+    assert_eq!(
+        report.reason(),
+        Some(&StopReason::Signal { name: "SIGTERM" })
+    );
+    assert_eq!(
+        handle.stop_reason(),
+        Some(StopReason::Signal { name: "SIGTERM" })
+    );
+    assert_eq!(
+        handle.stopping().reason(),
+        Some(StopReason::Signal { name: "SIGTERM" })
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(StopReason::Signal { name: "SIGTERM" })
+    );
 }
 
 /// A hosted service owning a counted value.

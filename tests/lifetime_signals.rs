@@ -3,8 +3,8 @@
 //! for it to print that it started, sends it signals with `kill`, and checks its exit code and
 //! its log.
 //!
-//! ctrlc's handler is once-per-process; every scenario is its own process, and the parent
-//! (this harness) never installs one, so the default harness is safe here.
+//! The console lifetime's handlers are once-per-process; every scenario is its own process,
+//! and the parent (this harness) never installs them, so the default harness is safe here.
 // Plain threads read the child's stderr and wait for its exit; the slow hooks really sleep.
 #![cfg(all(feature = "termination", feature = "env"))]
 #![allow(clippy::disallowed_methods, clippy::print_stderr)]
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::{child_env, idle, stop_own_host};
 use threadhost::{
     Context, EXIT_CONFIG, EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_STOP_TIMEOUT, HostBuilder,
-    HostedService, ServiceResult,
+    HostedService, Service, ServiceResult,
 };
 
 const CHILD_ENV: &str = "TH_SIGNAL_CHILD";
@@ -105,6 +105,28 @@ fn child() {
         }),
         // Stops by itself at once; the program then goes on (see below).
         "after-run" => builder.background("one-shot", stop_own_host),
+        // Two reload hooks; `alpha` depends on `beta`, so the start order (and the reload
+        // order) is beta, alpha. `beta`'s hook fails on its second call.
+        "reload" => {
+            let calls = std::sync::atomic::AtomicU32::new(0);
+            builder
+                .add_service(
+                    Service::background("alpha", idle)
+                        .depends_on("beta")
+                        .on_reload(|ctx| {
+                            eprintln!("hook: reload {} ran", ctx.name());
+                            Ok(())
+                        }),
+                )
+                .add_service(Service::background("beta", idle).on_reload(move |ctx| {
+                    let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    eprintln!("hook: reload {} ran ({n})", ctx.name());
+                    if n == 2 {
+                        return Err("bad config\nforged line".into());
+                    }
+                    Ok(())
+                }))
+        }
         // The environment sets a bad option (THREADHOST_SHUTDOWN_TIMEOUT from the parent).
         "config" => builder.options_from_env(),
         other => panic!("unknown child mode {other}"),
@@ -235,7 +257,7 @@ fn assert_contains(log: &str, needle: &str) {
     assert!(log.contains(needle), "no `{needle}` in:\n{log}");
 }
 
-/// One signal: graceful stop with every stop hook, exit 0.
+/// One signal: graceful stop with every stop hook, exit 0; the log names the signal.
 fn graceful_on(sig: &str) {
     let mut child = spawn_child("graceful", &[]);
     child.wait_for(STARTED);
@@ -243,21 +265,20 @@ fn graceful_on(sig: &str) {
     let (code, log) = child.finish();
     eprintln!("{sig}: exit code {code:?}");
     assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
-    assert_contains(
-        &log,
-        "Termination signal (SIGINT, SIGTERM or SIGHUP) received; requesting a graceful stop",
-    );
-    // The line the README quotes ("... is logged as "Termination signal ..."") is this one.
-    let readme = common::doc_file("README.md");
-    let quoted = common::doc_quotes(&readme, "Termination signal", "\"");
-    assert!(
-        !quoted.is_empty(),
-        "the README no longer quotes the signal's log line"
-    );
-    for quote in quoted {
-        assert_contains(&log, &quote);
+    assert_contains(&log, &format!("Received SIG{sig}: stopping gracefully"));
+    if sig == "TERM" {
+        // The line the README quotes ("... is logged as "Received SIGTERM ..."") is this one.
+        let readme = common::doc_file("README.md");
+        let quoted = common::doc_quotes(&readme, "Received SIGTERM", "\"");
+        assert!(
+            !quoted.is_empty(),
+            "the README no longer quotes the signal's log line"
+        );
+        for quote in quoted {
+            assert_contains(&log, &quote);
+        }
     }
-    assert_contains(&log, "Application is shutting down... (termination signal)");
+    assert_contains(&log, &format!("Application is shutting down... (SIG{sig})"));
     for hook in [
         "hook: stopping ran (stopping event fired: true)",
         "hook: stop ran",
@@ -278,27 +299,32 @@ fn sigint_stops_gracefully() {
     graceful_on("INT");
 }
 
+/// As .NET's console lifetime: SIGQUIT stops gracefully (no core dump).
 #[test]
-fn sighup_stops_gracefully() {
-    graceful_on("HUP");
+fn sigquit_stops_gracefully() {
+    graceful_on("QUIT");
 }
 
-#[test]
-fn second_sigint_while_stopping_exits_forced() {
+/// A second terminating signal while the stop runs: exit at once with 128 + its number.
+fn second_signal_exits_forced(first: &str, second: &str, code: i32) {
     let mut child = spawn_child("slow-stop", &[]);
     child.wait_for(STARTED);
-    child.signal("INT");
+    child.signal(first);
     // The stop is under way (its hook takes 30 s): now the second signal.
     child.wait_for("hook: stop began");
     let sent = Instant::now();
-    child.signal("INT");
-    let (code, log) = child.finish();
-    eprintln!("INT, INT: exit code {code:?} after {:?}", sent.elapsed());
-    assert_eq!(code, Some(i32::from(EXIT_FORCED)), "{log}");
-    assert_eq!(EXIT_FORCED, 130);
+    child.signal(second);
+    let (got, log) = child.finish();
+    eprintln!(
+        "{first}, {second}: exit code {got:?} after {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(got, Some(code), "{log}");
     assert_contains(
         &log,
-        "Second termination signal (SIGINT, SIGTERM or SIGHUP)",
+        &format!(
+            "Second termination signal (SIG{second}) while stopping: exiting at once (code {code})"
+        ),
     );
     // It exited at once, abandoning the slow hook.
     assert!(!log.contains("hook: stop ran"), "{log}");
@@ -307,6 +333,92 @@ fn second_sigint_while_stopping_exits_forced() {
         "{:?}",
         sent.elapsed()
     );
+}
+
+#[test]
+fn second_sigint_while_stopping_exits_forced() {
+    assert_eq!(EXIT_FORCED, 130);
+    second_signal_exits_forced("INT", "INT", i32::from(EXIT_FORCED));
+}
+
+#[test]
+fn second_sigterm_while_stopping_exits_143() {
+    second_signal_exits_forced("INT", "TERM", 128 + 15);
+}
+
+/// SIGHUP reloads: the hooks run in start order, the process keeps running (a second SIGHUP
+/// reloads again, a failing hook is logged on one line and stops nothing), and SIGTERM then
+/// stops it gracefully.
+#[test]
+fn sighup_reloads_and_keeps_running() {
+    let mut child = spawn_child("reload", &[]);
+    child.wait_for(STARTED);
+    child.signal("HUP");
+    child.wait_for("Reloaded (2 service(s))");
+    assert!(
+        child.child.try_wait().unwrap().is_none(),
+        "{:?}",
+        child.seen
+    );
+    child.signal("HUP");
+    child.wait_for("Reload: 1 of 2 service(s) reloaded; the host keeps running");
+    assert!(
+        child.child.try_wait().unwrap().is_none(),
+        "{:?}",
+        child.seen
+    );
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    assert_contains(&log, "Received SIGHUP: reloading");
+    // Start order, twice: beta, alpha, beta, alpha.
+    let order: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("hook: reload "))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "hook: reload beta ran (1)",
+            "hook: reload alpha ran",
+            "hook: reload beta ran (2)",
+            "hook: reload alpha ran",
+        ],
+        "{log}"
+    );
+    // The failure is logged naming the service, its error on one line.
+    assert_contains(
+        &log,
+        "reload: service `beta` failed: bad config\\nforged line",
+    );
+    assert!(!log.lines().any(|l| l.starts_with("forged line")), "{log}");
+    assert_contains(&log, "Application is shutting down... (SIGTERM)");
+    assert_contains(&log, "Application stopped");
+}
+
+/// SIGHUP with no reload hook: logged, nothing stops, and the process goes on.
+#[test]
+fn sighup_without_reload_hooks_is_logged_and_ignored() {
+    let mut child = spawn_child("graceful", &[]);
+    child.wait_for(STARTED);
+    child.signal("HUP");
+    child.wait_for("Received SIGHUP: no reload hook registered; nothing to reload");
+    child.wait_for("Reloaded (no service has a reload hook)");
+    assert!(
+        child.child.try_wait().unwrap().is_none(),
+        "{:?}",
+        child.seen
+    );
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    // One shutdown, from SIGTERM.
+    assert_eq!(
+        log.matches("Application is shutting down").count(),
+        1,
+        "{log}"
+    );
+    assert_contains(&log, "Application is shutting down... (SIGTERM)");
 }
 
 #[test]
@@ -348,9 +460,9 @@ fn signal_after_the_host_stopped_still_ends_the_process() {
 }
 
 /// An inherited non-default disposition (here SIG_IGN for SIGINT, set by the shell before it
-/// execs the child, as for a background job) is detected and replaced with a warning: SIGINT
-/// then stops the host gracefully. (A handler of the program's own is detected the same way;
-/// the test has no `libc` to install one.)
+/// execs the child, as for a background job) is detected, named in a warning and replaced:
+/// SIGINT then stops the host gracefully. (A handler of the program's own is detected the
+/// same way, with `sigaction`.)
 #[test]
 fn an_existing_disposition_is_replaced_with_a_warning() {
     let mut child = spawn_child_via_shell("graceful", "trap '' INT");
@@ -358,7 +470,10 @@ fn an_existing_disposition_is_replaced_with_a_warning() {
     child.signal("INT");
     let (code, log) = child.finish();
     assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
-    assert_contains(&log, "already had a handler or was ignored");
+    assert_contains(
+        &log,
+        "SIGINT (ignored) already had a handler or was ignored",
+    );
     assert_contains(&log, "Application stopped");
 }
 
@@ -371,4 +486,23 @@ fn default_dispositions_give_no_warning() {
     let (code, log) = child.finish();
     assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
     assert!(!log.contains("already had a handler"), "{log}");
+}
+
+/// SIGHUP after the host stopped: logged and ignored (never a stop, nor an exit); a
+/// terminating signal still ends the process.
+#[test]
+fn sighup_after_the_host_stopped_is_ignored() {
+    let mut child = spawn_child("after-run", &[]);
+    child.wait_for("CHILD: after run");
+    child.signal("HUP");
+    child.wait_for("Received SIGHUP: no host is running; ignored");
+    assert!(
+        child.child.try_wait().unwrap().is_none(),
+        "{:?}",
+        child.seen
+    );
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(128 + 15), "{log}");
+    assert_contains(&log, "Termination signal (SIGTERM) after the host stopped");
 }

@@ -46,7 +46,7 @@ fn stop_returns_true_only_the_first_time() {
     assert!(!source.is_stopped());
     assert!(source.stop());
     assert!(!source.stop());
-    assert!(!source.stop_with(StopReason::Signal));
+    assert!(!source.stop_with(StopReason::Signal { name: "SIGTERM" }));
     assert!(source.is_stopped());
 }
 
@@ -251,11 +251,11 @@ fn parent_stop_wakes_child_waiter() {
         timed(|| token.wait_timeout(LONG))
     });
     ready.expect("waiter ready");
-    parent.stop_with(StopReason::Signal);
+    parent.stop_with(StopReason::Signal { name: "SIGTERM" });
     let (stopped, elapsed) = waiter.join().unwrap();
     assert!(stopped);
     assert_within(elapsed, WOKEN, "child waiter woken by the parent's stop");
-    assert_eq!(child.reason(), Some(StopReason::Signal));
+    assert_eq!(child.reason(), Some(StopReason::Signal { name: "SIGTERM" }));
 }
 
 #[test]
@@ -286,9 +286,9 @@ fn child_of_stopped_parent_is_born_stopped() {
 fn child_has_its_own_reason_when_stopped_first() {
     let parent = StopSource::new();
     let child = parent.child();
-    child.stop_with(StopReason::Signal);
+    child.stop_with(StopReason::Signal { name: "SIGTERM" });
     parent.stop();
-    assert_eq!(child.reason(), Some(StopReason::Signal));
+    assert_eq!(child.reason(), Some(StopReason::Signal { name: "SIGTERM" }));
     assert_eq!(parent.reason(), Some(StopReason::Requested));
 }
 
@@ -322,7 +322,7 @@ fn on_stop_runs_once_on_stopping_thread() {
     let stopper = {
         let source = source.clone();
         spawn("stopper", move || {
-            source.stop_with(StopReason::Signal);
+            source.stop_with(StopReason::Signal { name: "SIGTERM" });
             source.stop();
         })
     };
@@ -331,7 +331,10 @@ fn on_stop_runs_once_on_stopping_thread() {
     let runs = runs.lock().unwrap();
     assert_eq!(
         *runs,
-        [(StopReason::Signal, Some("test:stopper".to_owned()))]
+        [(
+            StopReason::Signal { name: "SIGTERM" },
+            Some("test:stopper".to_owned())
+        )]
     );
     drop(registration);
 }
@@ -528,10 +531,10 @@ fn child_callbacks_run_when_parent_stops() {
     let ran = Probe::new();
     let r = ran.clone();
     let registration = child.token().on_stop(move |reason| {
-        assert_eq!(*reason, StopReason::Signal);
+        assert_eq!(*reason, StopReason::Signal { name: "SIGTERM" });
         r.set();
     });
-    parent.stop_with(StopReason::Signal);
+    parent.stop_with(StopReason::Signal { name: "SIGTERM" });
     assert_eq!(ran.count(), 1);
     drop(registration);
 }
@@ -568,10 +571,16 @@ fn reason_is_none_until_stopped_then_first_reason_wins() {
     let source = StopSource::new();
     assert_eq!(source.reason(), None);
     assert_eq!(source.token().reason(), None);
-    source.stop_with(StopReason::Signal);
+    source.stop_with(StopReason::Signal { name: "SIGTERM" });
     source.stop_with(StopReason::Deadline);
-    assert_eq!(source.reason(), Some(StopReason::Signal));
-    assert_eq!(source.token().reason(), Some(StopReason::Signal));
+    assert_eq!(
+        source.reason(),
+        Some(StopReason::Signal { name: "SIGTERM" })
+    );
+    assert_eq!(
+        source.token().reason(),
+        Some(StopReason::Signal { name: "SIGTERM" })
+    );
 }
 
 #[test]
@@ -582,7 +591,7 @@ fn reason_tells_each_cause_apart() {
         StopReason::Failure {
             service: Arc::from("db"),
         },
-        StopReason::Signal,
+        StopReason::Signal { name: "SIGTERM" },
     ];
     let mut texts = Vec::new();
     for reason in reasons {
@@ -672,7 +681,7 @@ fn handles_are_send_and_sync() {
 #[test]
 fn debug_shows_the_reason() {
     let source = StopSource::new();
-    source.stop_with(StopReason::Signal);
+    source.stop_with(StopReason::Signal { name: "SIGTERM" });
     let s = format!("{:?} {:?}", source, source.token());
     assert!(s.contains("Signal"), "{s}");
 }
@@ -881,7 +890,7 @@ fn child_created_racing_parent_stop_is_stopped() {
         || (StopSource::new(), Mutex::new(None::<StopSource>)),
         |(parent, child)| *child.lock().unwrap() = Some(parent.token().child()),
         |(parent, _)| {
-            parent.stop_with(StopReason::Signal);
+            parent.stop_with(StopReason::Signal { name: "SIGTERM" });
         },
         |(_, child)| {
             let child = child.lock().unwrap();
@@ -890,7 +899,7 @@ fn child_created_racing_parent_stop_is_stopped() {
                 child.is_stopped(),
                 "a child made while its parent stopped missed it"
             );
-            assert_eq!(child.reason(), Some(StopReason::Signal));
+            assert_eq!(child.reason(), Some(StopReason::Signal { name: "SIGTERM" }));
         },
     );
 }

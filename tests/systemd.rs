@@ -119,6 +119,23 @@ fn child() {
                 .on_failure(Policy::Ignore),
             )
             .background("plain", idle),
+        // Two reload hooks (start order: `first`, `second`); `second` fails on its second call.
+        "reload" => {
+            let calls = std::sync::atomic::AtomicU32::new(0);
+            builder
+                .add_service(Service::background("first", idle).on_reload(|ctx| {
+                    eprintln!("hook: reload {} ran", ctx.name());
+                    Ok(())
+                }))
+                .add_service(Service::background("second", idle).on_reload(move |ctx| {
+                    let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    eprintln!("hook: reload {} ran ({n})", ctx.name());
+                    if n == 2 {
+                        return Err("bad config\nREADY=1".into());
+                    }
+                    Ok(())
+                }))
+        }
         // A start and a stop of 700 ms each, within a startup timeout.
         "slow" => builder
             .startup_timeout(Duration::from_secs(20))
@@ -372,6 +389,107 @@ fn watchdog_env(sock: &Socket) -> Vec<(&str, &str)> {
     ]
 }
 
+/// `CLOCK_MONOTONIC` in microseconds, as systemd reads `MONOTONIC_USEC=`.
+#[allow(unsafe_code)]
+fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0);
+    u64::try_from(ts.tv_sec).unwrap() * 1_000_000 + u64::try_from(ts.tv_nsec).unwrap() / 1000
+}
+
+/// `Type=notify-reload`: SIGHUP gives `RELOADING=1` with a `MONOTONIC_USEC=` taken after the
+/// signal was sent, then (after the hooks) `READY=1`, in order, in one datagram each; a
+/// failing hook still ends with `READY=1`, its (hostile) error never an assignment; the
+/// process keeps running until SIGTERM.
+#[test]
+fn sighup_speaks_notify_reload_in_order() {
+    let mut sock = Socket::path("reload");
+    let child = spawn_child("reload", &[("NOTIFY_SOCKET", sock.name.as_str())]);
+    sock.wait_for("READY=1");
+    let before = monotonic_usec();
+    child.signal("HUP");
+    sock.wait_for("STATUS=running (reloaded)");
+    let after = monotonic_usec();
+    child.signal("HUP");
+    sock.wait_for_prefix("STATUS=running; reload failed");
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    sock.print("reload");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let events: Vec<&str> = sock
+        .events()
+        .into_iter()
+        .map(|l| {
+            if l.starts_with("MONOTONIC_USEC=") {
+                "MONOTONIC_USEC="
+            } else {
+                l
+            }
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "STATUS=starting",
+            "READY=1",
+            "STATUS=running (2 services)",
+            "RELOADING=1",
+            "MONOTONIC_USEC=",
+            "STATUS=reloading",
+            "READY=1",
+            "STATUS=running (reloaded)",
+            "RELOADING=1",
+            "MONOTONIC_USEC=",
+            "STATUS=reloading",
+            "READY=1",
+            "STATUS=running; reload failed: `second`",
+            "STOPPING=1",
+            "STATUS=stopping: SIGTERM",
+            "STATUS=stopped",
+        ],
+        "child stderr:\n{stderr}"
+    );
+    // RELOADING=1 and MONOTONIC_USEC= travel in one datagram, the time taken after the
+    // signal was sent (what systemd checks) and before the reload was answered.
+    let first = sock
+        .datagrams
+        .iter()
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .find(|d| d.starts_with("RELOADING=1\n"))
+        .expect("a RELOADING=1 datagram");
+    let usec: u64 = first
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .expect("MONOTONIC_USEC= with RELOADING=1")
+        .parse()
+        .expect("MONOTONIC_USEC= is a number");
+    assert!(
+        before <= usec && usec <= after,
+        "{before} <= {usec} <= {after}"
+    );
+    // Start order; the process kept running between the reloads.
+    let order: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("hook: reload "))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "hook: reload first ran",
+            "hook: reload second ran (1)",
+            "hook: reload first ran",
+            "hook: reload second ran (2)",
+        ],
+        "{stderr}"
+    );
+}
+
 #[test]
 fn smoke_ready_then_stopping_in_order() {
     let mut sock = Socket::path("smoke");
@@ -388,7 +506,7 @@ fn smoke_ready_then_stopping_in_order() {
             "READY=1",
             "STATUS=running (2 services)",
             "STOPPING=1",
-            "STATUS=stopping: termination signal",
+            "STATUS=stopping: SIGTERM",
             "STATUS=stopped",
         ],
         "child stderr:\n{stderr}"
@@ -423,7 +541,7 @@ fn watchdog_pings_at_half_the_interval_while_live() {
             "READY=1",
             "STATUS=running (2 services)",
             "STOPPING=1",
-            "STATUS=stopping: termination signal",
+            "STATUS=stopping: SIGTERM",
             "STATUS=stopped",
         ]
     );
@@ -533,7 +651,7 @@ fn extend_timeout_during_slow_start_and_stop() {
             "READY=1",
             "STATUS=running (1 service)",
             "STOPPING=1",
-            "STATUS=stopping: termination signal",
+            "STATUS=stopping: SIGTERM",
             "STATUS=stopped",
         ]
     );
@@ -556,7 +674,7 @@ fn abstract_socket_name() {
             "READY=1",
             "STATUS=running (2 services)",
             "STOPPING=1",
-            "STATUS=stopping: termination signal",
+            "STATUS=stopping: SIGTERM",
             "STATUS=stopped",
         ]
     );

@@ -396,13 +396,17 @@ THREADHOST_MUST_USE threadhost_status threadhost_builder_on_failure(threadhost_b
 THREADHOST_MUST_USE threadhost_status threadhost_builder_stack_size(threadhost_builder *builder, size_t bytes);
 
 /*
- * Makes threadhost_host_run handle SIGINT, SIGTERM and SIGHUP: the first requests a graceful
- * stop; a second one while stopping exits the process at once with THREADHOST_EXIT_FORCED.
- * Off by default: the library installs no signal handler unless asked. A handler the program
- * installed itself for one of these signals (or an inherited SIG_IGN, e.g. from nohup) is
- * REPLACED when threadhost_host_run starts, not chained: detected and logged as a warning,
- * but not restored. A program with its own signal handlers should call
- * threadhost_host_request_stop from them instead of using this.
+ * Makes threadhost_host_run handle SIGINT, SIGTERM, SIGQUIT and SIGHUP. SIGINT, SIGTERM and
+ * SIGQUIT request a graceful stop, logged naming the signal; a second one while stopping (or
+ * one after the host stopped) exits the process at once with 128 + its number (130 =
+ * THREADHOST_EXIT_FORCED for SIGINT, 143 for SIGTERM, 131 for SIGQUIT). SIGHUP never stops:
+ * it requests a reload (threadhost_host_request_reload; logged "nothing to reload" when no
+ * service has a reload hook). On Windows: Ctrl-C and Ctrl-Break stop, a second exits with
+ * 130. Off by default: the library installs no signal handler unless asked. A disposition
+ * the program set itself for one of these signals (or an inherited SIG_IGN, e.g. from nohup)
+ * is taken over when threadhost_host_run starts, with a warning naming the signal; a handler
+ * of the program's own is still called after threadhost's. A program with its own signal
+ * handlers should call threadhost_host_request_stop / _request_reload from them instead.
  */
 THREADHOST_MUST_USE threadhost_status threadhost_builder_console_lifetime(threadhost_builder *builder);
 
@@ -555,6 +559,26 @@ THREADHOST_MUST_USE threadhost_status threadhost_service_liveness(threadhost_ser
  */
 THREADHOST_MUST_USE threadhost_status threadhost_service_restart_type(threadhost_service *service,
                                                   threadhost_restart_type restart_type);
+
+/*
+ * Gives the service a reload hook (none by default; .NET has none): reload(user, ctx) is
+ * called by each reload of the host (threadhost_host_reload, threadhost_host_request_reload,
+ * SIGHUP under the console lifetime), one service at a time in start order, on the host's
+ * reload thread: never on the service's own thread (a background body may run at the same
+ * time: share state with it safely), never twice at once. threadhost_context_remaining_ms
+ * counts down to the reload's deadline. Returning anything but THREADHOST_OK (or crashing: a Rust
+ * panic is caught) is a failed reload: logged and reported, it stops nothing. A hook still
+ * running at the reload's deadline is reported and not called again until it returns.
+ * Ownership of `user` passes to threadhost, also when this call fails; `user` must be usable
+ * from any thread; destroy(user) runs once, when the service is freed: with the service
+ * (threadhost_service_free) or its host (threadhost_host_free; if a reload still holds the
+ * host then, when that reload ends: a hook past its deadline, when it returns). A second call
+ * replaces the hook (the first one's destroy runs). THREADHOST_NULL_ARGUMENT: service or
+ * reload is NULL.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_service_on_reload(threadhost_service *service,
+                                               threadhost_status (*reload)(void *user, const threadhost_context *ctx),
+                                               void *user, void (*destroy)(void *user));
 
 /* Frees a service never added to a builder (its destroy runs). */
 void threadhost_service_free(threadhost_service *service);
@@ -1111,6 +1135,30 @@ THREADHOST_MUST_USE threadhost_status threadhost_host_restart_child(const thread
 
 /* Asks the host to stop and returns at once; idempotent. Before start: start starts nothing. */
 threadhost_status threadhost_host_request_stop(const threadhost_host *host);
+
+/*
+ * Reloads the host: calls every service's reload hook (threadhost_service_on_reload), one at
+ * a time in start order, on the host's reload thread, and returns by timeout_ms
+ * (THREADHOST_NO_DEADLINE: no deadline) whatever a hook does. THREADHOST_OK: every hook
+ * returned THREADHOST_OK (also when there is none). THREADHOST_SERVICE_FAILED: a hook failed
+ * or crashed; THREADHOST_TIMEOUT: a hook was still running at the deadline (the hooks after
+ * it were not run); for both, the last error message names each service that did not reload
+ * and why. A failed reload stops nothing: the host and its services go on running.
+ * THREADHOST_INVALID_STATE: the host is not running (not started, starting, stopping,
+ * stopped), or another reload runs (also: called from a reload hook; use
+ * threadhost_host_request_reload there). Under systemd (threadhost_builder_systemd) a reload
+ * sends RELOADING=1 and MONOTONIC_USEC= before the hooks and READY=1 after them
+ * (Type=notify-reload). Any thread, also a service's own.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_host_reload(const threadhost_host *host, uint64_t timeout_ms);
+
+/*
+ * Asks the host to reload and returns at once: the hooks run on the reload thread under the
+ * host's reload timeout (30 s, THREADHOST_RELOAD_TIMEOUT), and their outcome is logged.
+ * Requests made while a reload runs coalesce into one more reload after it.
+ * THREADHOST_INVALID_STATE: the host is not running.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_host_request_reload(const threadhost_host *host);
 
 /* The host's state (THREADHOST_HOST_*) in *state_out. One atomic load. */
 THREADHOST_MUST_USE threadhost_status threadhost_host_get_state(const threadhost_host *host,

@@ -158,8 +158,8 @@ pub unsafe extern "C" fn threadhost_builder_stack_size(
     }
 }
 
-/// Makes `threadhost_host_run` handle SIGINT, SIGTERM and SIGHUP: the first requests a
-/// graceful stop, a second one while stopping exits the process with code 130.
+/// Makes `threadhost_host_run` handle SIGINT, SIGTERM, SIGQUIT (a graceful stop; a second one
+/// while stopping exits the process with 128 + its number) and SIGHUP (a reload).
 ///
 /// # Safety
 ///

@@ -180,6 +180,54 @@ pub unsafe extern "C" fn threadhost_host_request_stop(host: *const threadhost_ho
     }
 }
 
+/// Reloads the host (see `HostHandle::reload`): calls every service's reload hook, returning
+/// by `timeout_ms`. `OK` when every hook returned `OK`; `SERVICE_FAILED` when one failed or
+/// crashed, `TIMEOUT` when one was still running at the deadline (the last error message
+/// names each service that did not reload, and why); `INVALID_STATE` when the host is not
+/// running or another reload runs.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_reload(
+    host: *const threadhost_host,
+    timeout_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        match host.handle.reload(deadline_ms(timeout_ms)) {
+            Ok(report) if report.is_clean() => Status::OK,
+            Ok(report) => {
+                let timed_out = report
+                    .services
+                    .iter()
+                    .any(|e| matches!(e.outcome, threadhost::ReloadOutcome::TimedOut));
+                let status = if timed_out { Status::TIMEOUT } else { Status::SERVICE_FAILED };
+                status::fail(status, report.to_string())
+            }
+            Err(error) => status::from_error(&error),
+        }
+    }
+}
+
+/// Asks the host to reload (see `HostHandle::request_reload`); returns at once.
+/// `INVALID_STATE` when the host is not running.
+///
+/// # Safety
+///
+/// `host` is NULL or a live host.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_host_request_reload(host: *const threadhost_host) -> Status {
+    ffi_boundary! {
+        let host = try_ref!(host);
+        match host.handle.request_reload() {
+            Ok(()) => Status::OK,
+            Err(error) => status::from_error(&error),
+        }
+    }
+}
+
 /// The host's state (`THREADHOST_HOST_*`) in `*state_out`.
 ///
 /// # Safety

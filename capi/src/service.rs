@@ -376,6 +376,58 @@ pub unsafe extern "C" fn threadhost_service_restart_type(
     }
 }
 
+/// The C user data of a reload hook. `Sync` as well as `Send`: the hook is a `Fn` that
+/// threadhost calls from its reload thread, never twice at once (one reload at a time, and a
+/// hook still running from an earlier reload is not called again until it returned).
+struct ReloadData {
+    reload: RunFn,
+    user: UserData,
+}
+
+// SAFETY: the header requires `user` to be usable from any thread; threadhost never calls the
+// hook concurrently with itself (above), so sharing `&ReloadData` between threads only ever
+// reads the two pointers.
+unsafe impl Sync for ReloadData {}
+
+/// Gives the service a reload hook (see `Service::on_reload`): `reload(user, ctx)` is called
+/// by each reload of the host (`threadhost_host_reload`, `threadhost_host_request_reload`,
+/// SIGHUP under the console lifetime) on the host's reload thread. A second call replaces the
+/// first hook (whose `destroy` runs).
+///
+/// # Safety
+///
+/// `service` is NULL or a live service not yet added to a builder; `user` and `destroy`
+/// follow the header's contract (ownership of `user` passes to threadhost, even when this
+/// call fails).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_service_on_reload(
+    service: *mut threadhost_service,
+    reload: Option<RunFn>,
+    user: *mut c_void,
+    destroy: Option<DestroyFn>,
+) -> Status {
+    ffi_boundary! {
+        // Owns `user` from here: any early return destroys it.
+        let user = UserData::new(user, destroy);
+        let service = try_mut!(service);
+        let Some(reload) = reload else { return status::null_argument("reload") };
+        let data = ReloadData { reload, user };
+        update(service, move |s| {
+            s.on_reload(move |ctx| {
+                // The whole `data` (`Sync`) is captured, not its fields.
+                let data: &ReloadData = &data;
+                let (reload, user) = (data.reload, data.user.as_ptr());
+                CContext::call(ctx, |c| {
+                    // SAFETY: `reload` is the caller's hook; `user` is its data, usable on
+                    // this thread (header contract); `c` is valid during the call.
+                    unsafe { reload(user, c) }
+                })
+            })
+        });
+        Status::OK
+    }
+}
+
 /// Frees a service never added to a builder (its `destroy` runs). NULL is a no-op.
 ///
 /// # Safety

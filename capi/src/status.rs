@@ -132,7 +132,7 @@ pub(crate) fn from_error(error: &Error) -> Status {
         | Error::DuplicateService { .. }
         | Error::UnknownDependency { .. }
         | Error::DependencyCycle { .. } => Status::INVALID_CONFIG,
-        Error::InvalidState { .. } => Status::INVALID_STATE,
+        Error::InvalidState { .. } | Error::ReloadInProgress => Status::INVALID_STATE,
         Error::Spawn { .. } => Status::SPAWN_FAILED,
         Error::StartFailed { .. } => Status::START_FAILED,
         Error::StartTimeout { .. } => Status::START_TIMEOUT,

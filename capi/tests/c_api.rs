@@ -305,6 +305,13 @@ fn c_self_stop() {
     run_c_test("self_stop");
 }
 
+/// Reload hooks, `threadhost_host_reload` / `_request_reload`, and a real SIGHUP under the
+/// console lifetime.
+#[test]
+fn c_reload() {
+    run_c_test("reload");
+}
+
 /// One mapping of outcomes to exit codes across the ABI: every scenario of tests/c/parity.c
 /// (run through `threadhost_host_run` and `threadhost_exit_code`) gives the exit code that
 /// `threadhost::exit_code` gives for the same scenario run with Rust's `Host::run`.

@@ -184,6 +184,14 @@ impl HostBuilder {
         self
     }
 
+    /// The deadline of a reload requested with
+    /// [`HostHandle::request_reload`](crate::HostHandle::request_reload) or `SIGHUP`. The
+    /// default is 30 s.
+    pub fn reload_timeout(mut self, timeout: Duration) -> HostBuilder {
+        self.options.reload_timeout = timeout;
+        self
+    }
+
     /// The start deadline of `run`. The default is none.
     pub fn startup_timeout(mut self, timeout: Duration) -> HostBuilder {
         self.options.startup_timeout = Some(timeout);

@@ -169,6 +169,8 @@ pub(crate) struct Record {
     #[cfg(feature = "listeners")]
     pub(crate) events: EventSender,
     pub(crate) metrics: Option<crate::service::MetricsFn>,
+    /// Its reload hook (`host::reload`).
+    pub(crate) reload: Option<Arc<crate::host::reload::Hook>>,
 }
 
 /// What a record held of its last run (its last reply, its last outcome), taken by a reset.
@@ -253,6 +255,8 @@ pub(crate) struct Ctl {
     /// Records that asked to leave the tree once their thread exited (`tree::sweep`).
     pub(crate) leaving: Vec<Id>,
     pub(crate) next_id: Id,
+    /// The reload in progress, if any (`host::reload`, invariant 1).
+    pub(crate) reload: crate::host::reload::ReloadCtl,
 }
 
 impl Ctl {
@@ -368,6 +372,7 @@ impl Record {
             stop_deadline: None,
             liveness: s.liveness,
             metrics: s.metrics,
+            reload: s.reload.map(crate::host::reload::Hook::new),
             heartbeat: Arc::new(Heartbeat::new()),
             done_at: None,
             callbacks: None,

@@ -83,6 +83,14 @@ pub enum StateChange {
         /// The failure it handled, when it entered `Restarting` or `Failed`.
         error: Option<Failure>,
     },
+    /// A reload began ([`HostHandle::reload`], [`HostHandle::request_reload`], `SIGHUP`): the
+    /// reload hooks are about to run. The host stays `Running`.
+    Reloading,
+    /// A reload ended; the host goes on running whatever its hooks did.
+    Reloaded {
+        /// The services (paths) whose hook failed, panicked, timed out or was not run.
+        failed: Vec<Arc<str>>,
+    },
 }
 
 impl fmt::Display for StateChange {
@@ -112,6 +120,17 @@ impl fmt::Display for StateChange {
                     Some(e) => write!(f, ": {e}"),
                     None => Ok(()),
                 }
+            }
+            StateChange::Reloading => f.write_str("host reloading"),
+            StateChange::Reloaded { failed } if failed.is_empty() => f.write_str("host reloaded"),
+            StateChange::Reloaded { failed } => {
+                use fmt::Write as _;
+                let names: Vec<String> = failed.iter().map(|n| format!("`{n}`")).collect();
+                write!(
+                    crate::text::Escaping(&mut *f),
+                    "host reloaded; reload failed: {}",
+                    names.join(", ")
+                )
             }
         }
     }

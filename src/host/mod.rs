@@ -57,6 +57,7 @@ mod events;
 mod heartbeat;
 mod options;
 pub(crate) mod plan;
+pub(crate) mod reload;
 mod runner;
 mod start;
 mod stop;
@@ -70,6 +71,7 @@ pub use builder::HostBuilder;
 #[cfg(feature = "listeners")]
 pub use events::{HostEvent, StateChange};
 pub use options::HostOptions;
+pub use reload::{ReloadEntry, ReloadOutcome, ReloadReport};
 
 use crate::deadline::Deadline;
 use crate::error::Error;
@@ -160,6 +162,7 @@ impl Host {
             groups: BTreeMap::from([(ROOT, tree::root(&options))]),
             leaving: Vec::new(),
             next_id: ROOT,
+            reload: reload::ReloadCtl::default(),
         };
         for child in children {
             let node = tree::insert(&mut ctl, ROOT, child, &options, &sender);

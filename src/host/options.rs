@@ -39,6 +39,10 @@ pub struct HostOptions {
     /// The stack size of service threads, in bytes: from 64 KiB to 1 GiB, checked by
     /// [`HostBuilder::build`](crate::HostBuilder::build). Default `None`: Rust's default.
     pub stack_size: Option<usize>,
+    /// The deadline of a reload requested with
+    /// [`HostHandle::request_reload`](crate::HostHandle::request_reload) (and so of one
+    /// requested by `SIGHUP` under the console lifetime). Default 30 s.
+    pub reload_timeout: Duration,
 }
 
 impl Default for HostOptions {
@@ -50,19 +54,21 @@ impl Default for HostOptions {
             stop_concurrently: false,
             failure_policy: Policy::StopHost,
             stack_size: None,
+            reload_timeout: Duration::from_secs(30),
         }
     }
 }
 
 /// The environment variables [`HostOptions::apply_env`] reads, one per field.
 #[cfg(feature = "env")]
-pub(crate) const ENV_VARS: [&str; 6] = [
+pub(crate) const ENV_VARS: [&str; 7] = [
     "THREADHOST_SHUTDOWN_TIMEOUT",
     "THREADHOST_STARTUP_TIMEOUT",
     "THREADHOST_START_CONCURRENTLY",
     "THREADHOST_STOP_CONCURRENTLY",
     "THREADHOST_STACK_SIZE",
     "THREADHOST_FAILURE_POLICY",
+    "THREADHOST_RELOAD_TIMEOUT",
 ];
 
 impl HostOptions {
@@ -91,6 +97,7 @@ impl HostOptions {
     /// | `THREADHOST_STOP_CONCURRENTLY` | `stop_concurrently` | as above |
     /// | `THREADHOST_STACK_SIZE` | `stack_size` | bytes, optionally `k`/`KiB`, `m`/`MiB`, `g`/`GiB`; 64 KiB to 1 GiB |
     /// | `THREADHOST_FAILURE_POLICY` | `failure_policy` | `stop-host` or `ignore` |
+    /// | `THREADHOST_RELOAD_TIMEOUT` | `reload_timeout` | a duration |
     ///
     /// # Errors
     ///
@@ -147,7 +154,15 @@ impl HostOptions {
                 },
             }
         };
-        let [shutdown, startup, start_conc, stop_conc, stack, policy] = ENV_VARS;
+        let [
+            shutdown,
+            startup,
+            start_conc,
+            stop_conc,
+            stack,
+            policy,
+            reload,
+        ] = ENV_VARS;
         if let Some(v) = get(shutdown)? {
             self.shutdown_timeout = parse_duration(shutdown, &v)?;
         }
@@ -182,6 +197,9 @@ impl HostOptions {
                     ));
                 }
             };
+        }
+        if let Some(v) = get(reload)? {
+            self.reload_timeout = parse_duration(reload, &v)?;
         }
         Ok(())
     }

@@ -1,15 +1,39 @@
-//! The console lifetime: SIGINT / SIGTERM / SIGHUP through ctrlc's `termination` feature.
+//! The console lifetime: which signal does what.
 //!
-//! ctrlc allows one handler per process, so threadhost installs one, once, and keeps a list of
-//! the hosts that asked for it. The handler runs on ctrlc's own thread (the signal handler
-//! itself only wakes that thread) and does nothing but request a stop — or exit the process
-//! with `EXIT_FORCED`: for a second signal while a host is stopping, and for a signal when
-//! every registered host has stopped (nothing is left to stop gracefully).
+//! | signal | first | while stopping | after every host stopped |
+//! | --- | --- | --- | --- |
+//! | `SIGINT`, `SIGTERM`, `SIGQUIT` | graceful stop, [`StopReason::Signal`] naming it | exit at once, 128 + its number | exit at once, 128 + its number |
+//! | `SIGHUP` | a reload ([`HostHandle::request_reload`]) | logged, ignored | logged, ignored |
+//! | Windows: Ctrl-C, Ctrl-Break | graceful stop | exit at once, 130 | exit at once, 130 |
+//!
+//! On Unix, signal-hook's handler (async-signal-safe: it writes to a self-pipe) wakes one
+//! thread, `th:signals`, which reads which signal arrived and acts; on Windows, ctrlc's
+//! thread does (it cannot tell Ctrl-C from Ctrl-Break). `SIGQUIT` stops gracefully as
+//! .NET's console lifetime does (no core dump). `SIGHUP` never stops the host (systemd's
+//! `ExecReload=kill -HUP $MAINPID` and `Type=notify-reload` send it for `systemctl
+//! reload`): a running host reloads, also when no service has a reload hook (the log says
+//! there is nothing to reload), so that systemd gets its `RELOADING=1` / `READY=1` answer.
+//!
+//! The handlers are installed once per process, and the hosts that asked for the console
+//! lifetime are kept in a list (weakly: a dropped host leaves it). Nothing here runs a hook:
+//! a stop or a reload is requested and runs on the host's own threads.
+//!
+//! The forced exit is `128 + the signal's number` (130 for `SIGINT`, 143 for `SIGTERM`, 131
+//! for `SIGQUIT`), what a shell reports for a process the signal killed, so a supervisor
+//! reading the code can tell which signal forced it; [`EXIT_FORCED`] is the `SIGINT` case.
+//! A signal after every registered host stopped exits the same way (nothing is left to stop
+//! gracefully, and swallowing it would leave the process unkillable by Ctrl-C).
+//!
+//! A disposition found at install that is not the default (a handler of the program's own,
+//! or `SIG_IGN` inherited from `nohup` or a background job) is named in a warning, then
+//! replaced: the program asked for the console lifetime. (signal-hook calls a previous
+//! handler of the program's own after its own.)
 
 use std::sync::Mutex;
 
 use crate::error::Error;
 use crate::host::{HostHandle, WeakHostHandle};
+#[cfg(windows)]
 use crate::lifetime::EXIT_FORCED;
 use crate::state::HostState;
 use crate::stop::StopReason;
@@ -17,10 +41,10 @@ use crate::stop::StopReason;
 /// Hosts that asked for the console lifetime. A std mutex: never contended, and usable from
 /// the signal thread.
 static HOSTS: Mutex<Vec<WeakHostHandle>> = Mutex::new(Vec::new());
-/// Whether ctrlc's handler is installed (ctrlc takes one per process).
+/// Whether the handlers are installed (once per process).
 static INSTALLED: Mutex<bool> = Mutex::new(false);
 
-/// Registers `host` with the process's console lifetime, installing the handler once.
+/// Registers `host` with the process's console lifetime, installing the handlers once.
 pub(crate) fn install(host: &HostHandle) -> Result<(), Error> {
     {
         let mut hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
@@ -29,65 +53,164 @@ pub(crate) fn install(host: &HostHandle) -> Result<(), Error> {
     }
     let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
     if !*installed {
-        // First ask politely: `try_set_handler` refuses (and restores what was there) when
-        // SIGINT, SIGTERM or SIGHUP does not have its default disposition — a handler the
-        // program installed itself (sigaction, signal, another library), or SIG_IGN
-        // inherited from `nohup` or a background job of a non-interactive shell. ctrlc does
-        // not say which, and threadhost has no `libc` to ask: say both, loudly, then replace
-        // it (the program asked for the console lifetime). `set_handler` fails with
-        // `MultipleHandlers` only if the program installed its own ctrlc handler.
-        match ctrlc::try_set_handler(on_signal) {
-            Ok(()) => {}
-            Err(ctrlc::Error::MultipleHandlers) => {
-                ctrlc::set_handler(on_signal).map_err(Error::Signal)?;
-                log::warn!(
-                    "console lifetime: {SIGNALS} already had a handler or was ignored (the \
-                     program's own handler, or SIG_IGN from nohup or a background shell); \
-                     it was replaced: these signals now request a graceful stop"
-                );
-            }
-            Err(e) => return Err(Error::Signal(e)),
-        }
+        platform::install()?;
         *installed = true;
     }
     Ok(())
 }
 
-/// The signals that reach the handler: ctrlc's `termination` feature on Unix (on Windows,
-/// Ctrl-C and Ctrl-Break).
-const SIGNALS: &str = "SIGINT, SIGTERM or SIGHUP";
+/// The registered hosts that still exist.
+fn hosts() -> Vec<HostHandle> {
+    let hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
+    hosts.iter().filter_map(WeakHostHandle::upgrade).collect()
+}
 
-fn on_signal() {
-    let hosts: Vec<HostHandle> = {
-        let hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
-        hosts.iter().filter_map(WeakHostHandle::upgrade).collect()
-    };
+/// A terminating signal, `name`, arrived; `code` is the forced exit's code.
+fn on_terminate(name: &'static str, code: u8) {
+    let hosts = hosts();
     let stopping = hosts.iter().any(|h| {
         h.stop_reason().is_some() && !h.state().is_terminal() && h.state() != HostState::Created
     });
-    // ctrlc's handler does not say which of the three signals arrived (its signal handler
-    // only posts a semaphore), so the log line names all three rather than guess.
     if stopping {
         log::warn!(
-            "Second termination signal ({SIGNALS}) while stopping: exiting at once \
-             (code {EXIT_FORCED}); stop hooks still running are abandoned"
+            "Second termination signal ({name}) while stopping: exiting at once (code \
+             {code}); stop hooks still running are abandoned"
         );
-        log::logger().flush();
-        std::process::exit(i32::from(EXIT_FORCED));
+        exit(code);
     }
     if hosts.iter().all(|h| h.state().is_terminal()) {
-        // Every host that asked for the console lifetime is done (or gone): nothing is left
-        // to stop gracefully, and swallowing the signal would leave the process unkillable
-        // by Ctrl-C. Behave as the default disposition would, with a documented code.
         log::warn!(
-            "Termination signal ({SIGNALS}) after the host stopped: exiting at once \
-             (code {EXIT_FORCED})"
+            "Termination signal ({name}) after the host stopped: exiting at once (code {code})"
         );
-        log::logger().flush();
-        std::process::exit(i32::from(EXIT_FORCED));
+        exit(code);
     }
-    log::info!("Termination signal ({SIGNALS}) received; requesting a graceful stop");
+    log::info!("Received {name}: stopping gracefully");
     for h in hosts {
-        h.request_stop_with(StopReason::Signal);
+        h.request_stop_with(StopReason::Signal { name });
+    }
+}
+
+fn exit(code: u8) -> ! {
+    log::logger().flush();
+    std::process::exit(i32::from(code));
+}
+
+/// `SIGHUP` arrived: a reload of every running host.
+#[cfg(unix)]
+fn on_hangup() {
+    let running: Vec<HostHandle> = hosts()
+        .into_iter()
+        .filter(|h| h.state() == HostState::Running && h.stop_reason().is_none())
+        .collect();
+    if running.is_empty() {
+        log::warn!("Received SIGHUP: no host is running; ignored");
+        return;
+    }
+    if running.iter().any(HostHandle::has_reload_hooks) {
+        log::info!("Received SIGHUP: reloading");
+    } else {
+        log::info!(
+            "Received SIGHUP: no reload hook registered; nothing to reload (the host keeps \
+             running)"
+        );
+    }
+    for h in running {
+        if let Err(e) = h.request_reload() {
+            log::warn!("SIGHUP: {e}");
+        }
+    }
+}
+
+#[cfg(unix)]
+mod platform {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    use signal_hook::iterator::Signals;
+
+    use crate::error::Error;
+
+    /// The signals the console lifetime takes over.
+    const SIGNALS: [libc::c_int; 4] = [SIGINT, SIGTERM, SIGQUIT, SIGHUP];
+
+    pub(super) fn install() -> Result<(), Error> {
+        let found = non_default();
+        let mut signals = Signals::new(SIGNALS).map_err(Error::Signal)?;
+        if !found.is_empty() {
+            log::warn!(
+                "console lifetime: {} already had a handler or was ignored (the program's own \
+                 handler, or SIG_IGN from nohup or a background shell); replaced: SIGINT, \
+                 SIGTERM and SIGQUIT now request a graceful stop, SIGHUP a reload",
+                found.join(", ")
+            );
+        }
+        crate::thread::spawn_named("th:signals", None, move || {
+            for signal in signals.forever() {
+                // The handler only wakes this thread; a panic in a logger must not end it.
+                crate::panic::log_panic(format_args!("the signal thread"), || dispatch(signal));
+            }
+        })
+        .map_err(Error::Signal)?;
+        Ok(())
+    }
+
+    fn dispatch(signal: libc::c_int) {
+        let name = signal_hook::low_level::signal_name(signal).unwrap_or("a signal");
+        if signal == SIGHUP {
+            super::on_hangup();
+        } else {
+            // 128 + the number: 130, 143, 131 for SIGINT, SIGTERM, SIGQUIT.
+            let code = u8::try_from(128 + signal).unwrap_or(crate::lifetime::EXIT_FORCED);
+            super::on_terminate(name, code);
+        }
+    }
+
+    /// The signals whose disposition is not the default (`SIG_IGN` or a handler), each with
+    /// what it is, before signal-hook replaces them.
+    fn non_default() -> Vec<String> {
+        SIGNALS
+            .iter()
+            .filter_map(|&signal| {
+                let handler = disposition(signal)?;
+                let name = signal_hook::low_level::signal_name(signal).unwrap_or("?");
+                if handler == libc::SIG_DFL {
+                    None
+                } else if handler == libc::SIG_IGN {
+                    Some(format!("{name} (ignored)"))
+                } else {
+                    Some(format!("{name} (a handler)"))
+                }
+            })
+            .collect()
+    }
+
+    /// The current handler of `signal` (`sa_sigaction`), or `None` if it cannot be read.
+    #[allow(unsafe_code)]
+    fn disposition(signal: libc::c_int) -> Option<libc::sighandler_t> {
+        // SAFETY: `sigaction` is a plain C struct, for which all-zero bytes are a valid value.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a null new action only reads the current one into `old`, a valid,
+        // writable `sigaction`; nothing is changed.
+        let rc = unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) };
+        (rc == 0).then_some(old.sa_sigaction)
+    }
+}
+
+#[cfg(windows)]
+mod platform {
+    use crate::error::Error;
+
+    pub(super) fn install() -> Result<(), Error> {
+        let handler = || super::on_terminate("Ctrl-C or Ctrl-Break", super::EXIT_FORCED);
+        match ctrlc::try_set_handler(handler) {
+            Ok(()) => Ok(()),
+            Err(ctrlc::Error::MultipleHandlers) => {
+                ctrlc::set_handler(handler).map_err(|e| Error::Signal(std::io::Error::other(e)))?;
+                log::warn!(
+                    "console lifetime: Ctrl-C already had a handler; replaced: it now requests \
+                     a graceful stop"
+                );
+                Ok(())
+            }
+            Err(e) => Err(Error::Signal(std::io::Error::other(e))),
+        }
     }
 }

@@ -1,5 +1,7 @@
-//! Process lifetime: exit codes, the console lifetime (termination signals, the `termination`
-//! feature), and systemd's notify protocol and watchdog (the `systemd` feature).
+//! Process lifetime: exit codes, the console lifetime (signals, the `termination` feature:
+//! `SIGINT`, `SIGTERM`, `SIGQUIT` stop gracefully, `SIGHUP` reloads, a second terminating
+//! signal exits at once with 128 + its number), and systemd's notify protocol and watchdog
+//! (the `systemd` feature, `Type=notify` and `Type=notify-reload`).
 
 #[cfg(feature = "termination")]
 mod console;
@@ -36,9 +38,11 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
 /// Exit code when the stop overran its deadline (services were left running).
 pub const EXIT_STOP_TIMEOUT: u8 = 3;
-/// Exit code of the console lifetime when a second termination signal arrives while the host
-/// is stopping, or one arrives after every console-lifetime host stopped: the process exits
-/// at once (128 + SIGINT, as shells report Ctrl-C).
+/// Exit code of the console lifetime when a second `SIGINT` arrives while the host is
+/// stopping, or one arrives after every console-lifetime host stopped: the process exits at
+/// once with 128 + the signal's number, as a shell reports a process a signal killed. This is
+/// the `SIGINT` case (130, Ctrl-C); `SIGTERM` gives 143 and `SIGQUIT` 131. On Windows,
+/// Ctrl-C and Ctrl-Break both give 130.
 pub const EXIT_FORCED: u8 = 130;
 
 /// Maps the result of [`Host::run`](crate::Host::run) to a process exit code:

@@ -1,7 +1,8 @@
 //! systemd's notify protocol (`Type=notify`) and watchdog, with std's Unix datagram socket.
 //!
 //! Built on the host's public state listeners ([`HostBuilder::on_state_change`]): the listener
-//! sends `READY=1`, `STOPPING=1` and `STATUS=` lines as the host changes state, and starts a
+//! sends `READY=1`, `STOPPING=1`, `RELOADING=1` and `STATUS=` lines as the host changes
+//! state, and starts a
 //! helper thread, `th:systemd`, that sends `WATCHDOG=1` and `EXTEND_TIMEOUT_USEC=` on a
 //! schedule until the host has stopped.
 //!
@@ -26,6 +27,13 @@
 //!    `WATCHDOG=1`, `READY=1` or `MAINPID=` — nor defeat the liveness rule of invariant 3.
 //! 6. Pings are at least [`MIN_PING_INTERVAL`] apart, whatever `WATCHDOG_USEC` says (a
 //!    warning is logged when the floor applies): `WATCHDOG_USEC=1` must not spin a core.
+//! 7. A reload speaks `Type=notify-reload`: `RELOADING=1` with `MONOTONIC_USEC=` (the
+//!    `CLOCK_MONOTONIC` time it is sent, after the `SIGHUP` systemd sent: what systemd
+//!    matches the reload with) when the hooks are about to run, then `READY=1` with a
+//!    `STATUS=` when they are done, in that order (the listener gets the host's reload events
+//!    in order, `host::reload` invariant 5). A failed hook still ends with `READY=1`: the
+//!    reload failed, not the service, which goes on running (the `STATUS=` line names the
+//!    services whose hook failed); `ERRNO=` is not sent, as it reports the service failed.
 //!
 //! [`HostBuilder::on_state_change`]: crate::HostBuilder::on_state_change
 
@@ -286,6 +294,24 @@ fn on_event(link: &Arc<Link>, event: &HostEvent) {
             HostState::Failed => notifier.send(&[("STATUS", "failed to start")]),
             HostState::Created => {}
         },
+        // Type=notify-reload (invariant 7).
+        StateChange::Reloading => {
+            let usec = monotonic_usec().to_string();
+            notifier.send(&[
+                ("RELOADING", "1"),
+                ("MONOTONIC_USEC", &usec),
+                ("STATUS", "reloading"),
+            ]);
+        }
+        StateChange::Reloaded { failed } => {
+            let status = if failed.is_empty() {
+                "running (reloaded)".to_owned()
+            } else {
+                let names: Vec<String> = failed.iter().map(|n| format!("`{n}`")).collect();
+                format!("running; reload failed: {}", names.join(", "))
+            };
+            notifier.send(&[("READY", "1"), ("STATUS", &status)]);
+        }
         StateChange::Service { to, .. } | StateChange::Group { to, .. } => {
             if matches!(
                 to,
@@ -298,6 +324,25 @@ fn on_event(link: &Arc<Link>, event: &HostEvent) {
             }
         }
     }
+}
+
+/// `CLOCK_MONOTONIC` in microseconds, what `MONOTONIC_USEC=` carries (std's `Instant` is
+/// that clock on Linux, but does not say its value).
+#[allow(unsafe_code)]
+fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC exists on every Unix
+    // threadhost builds for, and `clock_gettime` writes nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let micros = u64::try_from(ts.tv_nsec).unwrap_or(0) / 1000;
+    secs.saturating_mul(1_000_000).saturating_add(micros)
 }
 
 fn spawn_helper(link: &Arc<Link>, host: &HostHandle) {

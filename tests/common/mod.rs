@@ -681,13 +681,14 @@ impl Rng {
 
 /// Every environment variable `HostOptions::from_env` reads: a child process is spawned
 /// without them unless the test sets them.
-pub(crate) const ENV_VARS: [&str; 6] = [
+pub(crate) const ENV_VARS: [&str; 7] = [
     "THREADHOST_SHUTDOWN_TIMEOUT",
     "THREADHOST_STARTUP_TIMEOUT",
     "THREADHOST_START_CONCURRENTLY",
     "THREADHOST_STOP_CONCURRENTLY",
     "THREADHOST_STACK_SIZE",
     "THREADHOST_FAILURE_POLICY",
+    "THREADHOST_RELOAD_TIMEOUT",
 ];
 
 /// Sends signal `sig` (a name: `TERM`, `INT`, …) to process `pid` with `kill -s`.
