@@ -1251,7 +1251,7 @@ impl Shared {
     /// failure to its parent (a temporary group leaves the tree instead). Called holding the
     /// sequencer; gives it back.
     fn fail_group(self: &Arc<Self>, g: Id, path: &Arc<str>, failure: Failure, budget: Deadline) {
-        log::error!(service = path;
+        log::error!(service = &**path;
             "group `{path}` failed: more restarts than its intensity allows; last failure: {failure}"
         );
         let scope = {
@@ -1260,7 +1260,7 @@ impl Shared {
         };
         let report = self.stop_scope(&scope, budget, &StopReason::Requested, Wait::Change);
         if !report.is_clean() {
-            log::warn!(service = path; "group `{path}`: stopping the failed group: {report}");
+            log::warn!(service = &**path; "group `{path}`: stopping the failed group: {report}");
         }
         // Formatted before the lock: a failure's `Display` is user code.
         let up = Failure::from_box(
