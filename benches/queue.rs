@@ -428,12 +428,14 @@ fn only(
 ///
 /// - `send`: one thread sends `BENCH_ITEMS` u64s into a `WorkQueue` that is not started
 ///   (capacity 2^20, so no send waits), then as many into a raw crossbeam `bounded(2^20)`:
-///   the send path alone, in `profile_queue_sends` and `profile_raw_sends`.
+///   the send path alone, in `profile_queue_sends` and `profile_raw_sends`; also prints the
+///   time of a send of each (one thread, nothing contended).
 /// - `flow`: one round of each side, 1 producer → 2 workers (valgrind runs one thread at a
 ///   time: the instruction counts per thread, not the interplay).
 /// - `hand`, `task`, `raw`, `u64`: one round of one side (hand-rolled pool, `TaskQueue`, raw
 ///   u64 channel, `WorkQueue<u64>`), 1 producer → 2 workers: the total instructions per item
-///   of each, all threads together.
+///   of each, all threads together; `hand4`, `task4`, `raw4`, `u644`: the same with 4
+///   producers → 2 workers.
 fn profile(mode: &str, n: usize) {
     match mode {
         "send" => {
@@ -444,11 +446,16 @@ fn profile(mode: &str, n: usize) {
                     Ok(())
                 })
                 .unwrap();
+            let t = Instant::now();
             profile_queue_sends(&producer, n);
+            let queue_ns = t.elapsed().as_nanos() as f64 / n as f64;
             drop(queue);
             let (tx, rx) = crossbeam_channel::bounded::<u64>(1 << 20);
+            let t = Instant::now();
             profile_raw_sends(&tx, n);
+            let raw_ns = t.elapsed().as_nanos() as f64 / n as f64;
             drop(rx);
+            println!("a send, one thread, no receiver: queue {queue_ns:.1} ns, raw {raw_ns:.1} ns");
         }
         "flow" => {
             black_box(work_queue_u64(1, n));
@@ -456,11 +463,23 @@ fn profile(mode: &str, n: usize) {
             black_box(task_queue(1, n));
             black_box(hand_rolled(1, n));
         }
-        "hand" => drop(black_box(hand_rolled(1, n))),
-        "task" => drop(black_box(task_queue(1, n))),
-        "raw" => drop(black_box(raw_u64(1, n))),
-        "u64" => drop(black_box(work_queue_u64(1, n))),
-        other => panic!("BENCH_PROFILE={other}: send, flow, hand, task, raw or u64"),
+        "hand" | "hand4" => drop(black_box(hand_rolled(producers_of(mode), n))),
+        "task" | "task4" => drop(black_box(task_queue(producers_of(mode), n))),
+        "raw" | "raw4" => drop(black_box(raw_u64(producers_of(mode), n))),
+        "u64" | "u644" => drop(black_box(work_queue_u64(producers_of(mode), n))),
+        other => panic!(
+            "BENCH_PROFILE={other}: send, flow, hand, task, raw or u64 (1 producer), or \
+             hand4, task4, raw4, u644 (4 producers)"
+        ),
+    }
+}
+
+/// The producer count of a `BENCH_PROFILE` mode: 4 for the `…4` modes, else 1.
+fn producers_of(mode: &str) -> usize {
+    if mode.len() > 3 && mode.ends_with('4') {
+        4
+    } else {
+        1
     }
 }
 

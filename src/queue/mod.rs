@@ -823,10 +823,8 @@ impl<T: Send + 'static> Core<T> {
                 Err(TryRecvError::Disconnected) => break,
                 // Empty, but a blocked sender still holds a clone: its send may land.
                 Err(TryRecvError::Empty) => {
-                    let next = match until.instant() {
-                        None => self.rx.recv().ok(),
-                        Some(at) => self.rx.recv_deadline(at).ok(),
-                    };
+                    // Through the workers' own receive calls (see `pool::recv`).
+                    let next = pool::recv_until(&self.rx, until.instant()).ok();
                     match next {
                         Some(item) => items.push(item),
                         None => break,
