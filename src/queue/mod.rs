@@ -90,7 +90,7 @@
 //!   failed for good, so it is no dead letter.)
 //!
 //! Heartbeats: a queue added with [`Service::liveness`] is critical. Its workers beat once per
-//! job taken and per retry, and, while idle, every quarter of the window (a timed `recv`
+//! job taken and per retry, and, while idle, every quarter of the window (a timed receive
 //! instead of a parked one: waiting for work is not being stuck); a job beats from inside with
 //! [`JobContext::heartbeat`]. So a busy or idle queue stays live, and one whose workers are all
 //! stuck in jobs that do not beat goes not live after one window. A queue that is not critical
@@ -817,6 +817,7 @@ impl<T: Send + 'static> Core<T> {
         // Invariant 3: pairs with the fence of `reclaim_if_cancelled`.
         fence(Ordering::SeqCst);
         let mut items = Vec::new();
+        let mut timed = pool::TimedRecv::new(&self.rx);
         loop {
             match self.rx.try_recv() {
                 Ok(item) => items.push(item),
@@ -824,7 +825,7 @@ impl<T: Send + 'static> Core<T> {
                 // Empty, but a blocked sender still holds a clone: its send may land.
                 Err(TryRecvError::Empty) => {
                     // Through the workers' own receive calls (see `pool::recv`).
-                    let next = pool::recv_until(&self.rx, until.instant()).ok();
+                    let next = timed.until(until.instant()).ok();
                     match next {
                         Some(item) => items.push(item),
                         None => break,

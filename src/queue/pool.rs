@@ -111,7 +111,8 @@ fn worker_main<T: Send + 'static>(
             }
         }
         Some(every) => {
-            while let Some(item) = next_beating(&rx, every, &env.heartbeat) {
+            let mut timed = TimedRecv::new(&rx);
+            while let Some(item) = next_beating(&mut timed, every, &env.heartbeat) {
                 if let Some(item) = worker.take(item) {
                     env.heartbeat.beat();
                     worker.run(handler, item);
@@ -125,41 +126,54 @@ fn worker_main<T: Send + 'static>(
 /// the channel and it is empty.
 ///
 /// The queue's only call of `Receiver::recv` (the timed waits go through a `Select`,
-/// [`recv_until`]): crossbeam's receive path then has one caller per item type, which the
+/// [`TimedRecv`]): crossbeam's receive path then has one caller per item type, which the
 /// compiler inlines here, as it does into a hand-written pool's loop.
 #[inline(always)]
 fn recv<T>(rx: &Receiver<T>) -> Option<T> {
     rx.recv().ok()
 }
 
-/// Receives, waiting until `at` at most (`None`: no limit): the queue's timed receive (a critical queue's idle
-/// worker, the cancel's last sweep), through a `Select`, so that the workers' `recv` stays
-/// crossbeam's receive path's only caller ([`recv`]).
-pub(crate) fn recv_until<T>(rx: &Receiver<T>, at: Option<Instant>) -> Result<T, RecvTimeoutError> {
-    let mut select = Select::new();
-    select.recv(rx);
-    let oper = match at {
-        None => select.select(),
-        Some(at) => match select.select_deadline(at) {
-            Ok(oper) => oper,
-            Err(_) => return Err(RecvTimeoutError::Timeout),
-        },
-    };
-    oper.recv(rx).map_err(|_| RecvTimeoutError::Disconnected)
+/// The queue's timed receive (a critical queue's idle worker, the cancel's last sweep),
+/// through a `Select` on the channel, so that the workers' `recv` stays crossbeam's receive
+/// path's only caller ([`recv`]). Built once per waiter (a `Select` allocates its list).
+pub(crate) struct TimedRecv<'a, T> {
+    rx: &'a Receiver<T>,
+    select: Select<'a>,
+}
+
+impl<'a, T> TimedRecv<'a, T> {
+    pub(crate) fn new(rx: &'a Receiver<T>) -> TimedRecv<'a, T> {
+        let mut select = Select::new();
+        select.recv(rx);
+        TimedRecv { rx, select }
+    }
+
+    /// Receives, waiting until `at` at most (`None`: no limit).
+    pub(crate) fn until(&mut self, at: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let oper = match at {
+            None => self.select.select(),
+            Some(at) => match self.select.select_deadline(at) {
+                Ok(oper) => oper,
+                Err(_) => return Err(RecvTimeoutError::Timeout),
+            },
+        };
+        oper.recv(self.rx)
+            .map_err(|_| RecvTimeoutError::Disconnected)
+    }
 }
 
 /// A critical queue's next item: as `recv` (`None` once the stop sealed the channel and it
 /// is empty), but an idle worker wakes every `every` to beat: waiting for work is not being
 /// stuck, so an idle queue stays live; a worker stuck in a job does not beat.
-fn next_beating<T>(rx: &Receiver<T>, every: Duration, heartbeat: &Heartbeat) -> Option<T> {
-    match rx.try_recv() {
+fn next_beating<T>(rx: &mut TimedRecv<'_, T>, every: Duration, heartbeat: &Heartbeat) -> Option<T> {
+    match rx.rx.try_recv() {
         Ok(item) => return Some(item),
         Err(TryRecvError::Disconnected) => return None,
         Err(TryRecvError::Empty) => {}
     }
     loop {
         heartbeat.beat();
-        match recv_until(rx, Some(Instant::now() + every)) {
+        match rx.until(Some(Instant::now() + every)) {
             Ok(item) => return Some(item),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return None,
