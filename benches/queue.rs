@@ -201,6 +201,11 @@ fn raw_u64_locked(producers: usize, n: usize) -> Duration {
 
 /// `WorkQueue<u64>` in a host: `producers` threads send `n` items, then a draining stop.
 fn work_queue_u64(producers: usize, n: usize) -> Duration {
+    work_queue_u64_with(producers, n, None)
+}
+
+/// [`work_queue_u64`], the queue critical with `liveness` if `Some` (its workers beat).
+fn work_queue_u64_with(producers: usize, n: usize, liveness: Option<Duration>) -> Duration {
     let (queue, producer) = WorkQueue::builder("bench")
         .capacity(CAPACITY)
         .workers(WORKERS)
@@ -209,10 +214,11 @@ fn work_queue_u64(producers: usize, n: usize) -> Duration {
             Ok(())
         })
         .unwrap();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
+    let service = match liveness {
+        Some(window) => threadhost::Service::from(queue).liveness(window),
+        None => queue.into_service(),
+    };
+    let host = HostBuilder::new().add_service(service).build().unwrap();
     host.start(Duration::from_secs(10)).unwrap();
     let metrics = producer.clone();
     let (t, threads) = produce(producers, n, producer, |producer, i| {
@@ -443,6 +449,8 @@ fn only(
 ///   u64 channel, `WorkQueue<u64>`), 1 producer → 2 workers: the total instructions per item
 ///   of each, all threads together; `hand4`, `task4`, `raw4`, `u644`: the same with 4
 ///   producers → 2 workers.
+/// - `crit`: `WorkQueue<u64>` critical (a liveness window: its workers beat) against the same
+///   queue not critical, 1 producer → 2 workers, 9 rounds each: medians (wall clock).
 fn profile(mode: &str, n: usize) {
     match mode {
         "send" => {
@@ -474,9 +482,24 @@ fn profile(mode: &str, n: usize) {
         "task" | "task4" => drop(black_box(task_queue(producers_of(mode), n))),
         "raw" | "raw4" => drop(black_box(raw_u64(producers_of(mode), n))),
         "u64" | "u644" => drop(black_box(work_queue_u64(producers_of(mode), n))),
+        "crit" => {
+            // A critical queue's workers (a beat per job; a timed wait when idle), against
+            // the same queue not critical: 9 rounds each, alternated, medians printed.
+            let (mut plain, mut critical) = (Vec::new(), Vec::new());
+            for _ in 0..9 {
+                plain.push(work_queue_u64(1, n));
+                critical.push(work_queue_u64_with(1, n, Some(Duration::from_secs(5))));
+            }
+            plain.sort();
+            critical.sort();
+            println!(
+                "WorkQueue<u64>, 1 producer -> 2 workers, median of 9: {:?} plain, {:?} critical",
+                plain[4], critical[4]
+            );
+        }
         other => panic!(
-            "BENCH_PROFILE={other}: send, flow, hand, task, raw or u64 (1 producer), or \
-             hand4, task4, raw4, u644 (4 producers)"
+            "BENCH_PROFILE={other}: send, flow, crit, hand, task, raw or u64 (1 producer), \
+             or hand4, task4, raw4, u644 (4 producers)"
         ),
     }
 }

@@ -11,7 +11,9 @@
 //! The items travel through a crossbeam `bounded(capacity)` channel: its lock-free array keeps
 //! the producer and the workers on different cache lines, and its blocking `recv` is what the
 //! workers wait on: an idle worker is parked inside `recv` and woken by the next send or by
-//! the seal (below); it never polls, sleeps or spins on `try_recv`. A first version used
+//! the seal (below); it never polls or sleeps (a critical queue's idle worker, which must
+//! beat, waits with a timeout instead, after a few microseconds of tries as crossbeam's own
+//! `recv` makes before it parks: see "Heartbeats"). A first version used
 //! a `Mutex<VecDeque>` with condvars; with one producer and two workers it was several times
 //! slower than a plain crossbeam pool (the three threads fought over one lock), so it was
 //! replaced (the figure is in RELIABILITY.md, "Speed").
@@ -609,13 +611,7 @@ impl<T: Send + 'static> Core<T> {
     fn send_waiting(&self, slot: &Slot<T>, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
         let mut item = item;
         for step in 0..=BACKOFF_STEPS {
-            if step < SPIN_STEPS {
-                for _ in 0..1u32 << step {
-                    std::hint::spin_loop();
-                }
-            } else {
-                std::thread::yield_now();
-            }
+            snooze(step);
             let guard = slot.tx.read();
             let tx = match guard.as_ref() {
                 Some(tx) if !self.closed.load(Ordering::Acquire) => tx,
@@ -957,10 +953,22 @@ const MAX_CHANNEL_BYTES: usize = 1 << 30;
 /// `usize::MAX` (the counters alone would not fit in memory).
 const MAX_WORKERS: usize = 1024;
 
-/// Backoff of a sender on a full queue before it blocks: `SPIN_STEPS` rounds of
-/// 1, 2, 4, … spin hints, then yields, `BACKOFF_STEPS` rounds in all (crossbeam's `Backoff`).
+/// Backoff of a sender on a full queue, and of a critical queue's idle worker, before it
+/// blocks: `SPIN_STEPS` rounds of 1, 2, 4, … spin hints, then yields, `BACKOFF_STEPS` rounds
+/// in all (crossbeam's `Backoff`).
 const SPIN_STEPS: u32 = 6;
-const BACKOFF_STEPS: u32 = 10;
+pub(crate) const BACKOFF_STEPS: u32 = 10;
+
+/// Step `step` of that backoff: `1 << step` spin hints, or, from `SPIN_STEPS` on, a yield.
+pub(crate) fn snooze(step: u32) {
+    if step < SPIN_STEPS {
+        for _ in 0..1u32 << step {
+            std::hint::spin_loop();
+        }
+    } else {
+        std::thread::yield_now();
+    }
+}
 
 /// The producers' registry is pruned of dropped producers' slots when it grows to this many
 /// entries (then to twice the live ones).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::BoxError;
 use crate::failure::Failure;
 use crate::host::Heartbeat;
-use crate::queue::{BorrowedFn, Core, Handler, JobContext, OwnedFn};
+use crate::queue::{BACKOFF_STEPS, BorrowedFn, Core, Handler, JobContext, OwnedFn, snooze};
 use crate::scope::Registry;
 use crate::stop::{StopToken, Stopped};
 use crate::supervise::{MIN_BACKOFF, jittered};
@@ -166,10 +166,17 @@ impl<'a, T> TimedRecv<'a, T> {
 /// is empty), but an idle worker wakes every `every` to beat: waiting for work is not being
 /// stuck, so an idle queue stays live; a worker stuck in a job does not beat.
 fn next_beating<T>(rx: &mut TimedRecv<'_, T>, every: Duration, heartbeat: &Heartbeat) -> Option<T> {
-    match rx.rx.try_recv() {
-        Ok(item) => return Some(item),
-        Err(TryRecvError::Disconnected) => return None,
-        Err(TryRecvError::Empty) => {}
+    // Before it parks, tries through two rounds of the queue's short backoff (microseconds):
+    // a `Select` parks at once, where crossbeam's own `recv_timeout` spins first, and one
+    // round was slower than that (RELIABILITY.md, "Figures behind design choices"). So a busy
+    // critical queue's worker catches the next item without a park and a wake.
+    for step in (0..=BACKOFF_STEPS).chain(0..=BACKOFF_STEPS) {
+        match rx.rx.try_recv() {
+            Ok(item) => return Some(item),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        snooze(step);
     }
     loop {
         heartbeat.beat();
