@@ -10,7 +10,7 @@
 //! the item count). Each round times from the moment the producer threads are released until
 //! every job has run (thread creation excluded); both sides of a row run the same job body.
 //!
-//! `BENCH_PROFILE=send|flow` runs a driver for `valgrind --tool=callgrind` instead (see
+//! `BENCH_PROFILE=<mode>` runs a driver for `valgrind --tool=callgrind` instead (see
 //! [`profile`]).
 
 #![allow(clippy::print_stdout)]
