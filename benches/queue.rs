@@ -436,7 +436,7 @@ fn only(
     }
 }
 
-/// `BENCH_PROFILE=send|flow`: a driver for `valgrind --tool=callgrind` instead of the table
+/// `BENCH_PROFILE=<mode>`: a driver for `valgrind --tool=callgrind` instead of the table
 /// (instruction counts hold on a loaded machine, where times do not).
 ///
 /// - `send`: one thread sends `BENCH_ITEMS` u64s into a `WorkQueue` that is not started
