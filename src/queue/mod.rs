@@ -820,7 +820,8 @@ impl<T: Send + 'static> Core<T> {
                 Err(TryRecvError::Disconnected) => break,
                 // Empty, but a blocked sender still holds a clone: its send may land.
                 Err(TryRecvError::Empty) => {
-                    // Through the workers' own receive calls (see `pool::recv`).
+                    // A timed receive through a `Select` (`pool::TimedRecv`), so that the
+                    // workers' `recv` stays crossbeam's receive path's only caller.
                     let next = timed.until(until.instant()).ok();
                     match next {
                         Some(item) => items.push(item),

@@ -211,11 +211,19 @@ impl<T: Send + 'static> Worker<'_, T> {
     #[inline(always)]
     fn take(&self, item: T) -> Option<T> {
         if self.core.is_cancelled() {
-            self.core.hand_back_late(vec![item]);
+            self.hand_back_received(item);
             return None;
         }
         bump(&self.counters.taken);
         Some(item)
+    }
+
+    /// An item received after the cancel: handed back, never started (invariant 3). Out of
+    /// the worker's loop: it happens at most once per item, during a cancel.
+    #[cold]
+    #[inline(never)]
+    fn hand_back_received(&self, item: T) {
+        self.core.hand_back_late(vec![item]);
     }
 
     /// Runs the job of an item this worker took, and settles the item's fate.
