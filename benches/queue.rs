@@ -10,7 +10,7 @@
 //! the item count). Each round times from the moment the producer threads are released until
 //! every job has run (thread creation excluded); both sides of a row run the same job body.
 //!
-//! `BENCH_PROFILE=send|flow` runs a driver for `valgrind --tool=callgrind` instead (see
+//! `BENCH_PROFILE=<mode>` runs a driver for `valgrind --tool=callgrind` instead (see
 //! [`profile`]).
 
 #![allow(clippy::print_stdout)]
@@ -201,6 +201,11 @@ fn raw_u64_locked(producers: usize, n: usize) -> Duration {
 
 /// `WorkQueue<u64>` in a host: `producers` threads send `n` items, then a draining stop.
 fn work_queue_u64(producers: usize, n: usize) -> Duration {
+    work_queue_u64_with(producers, n, None)
+}
+
+/// [`work_queue_u64`], the queue critical with `liveness` if `Some` (its workers beat).
+fn work_queue_u64_with(producers: usize, n: usize, liveness: Option<Duration>) -> Duration {
     let (queue, producer) = WorkQueue::builder("bench")
         .capacity(CAPACITY)
         .workers(WORKERS)
@@ -209,10 +214,11 @@ fn work_queue_u64(producers: usize, n: usize) -> Duration {
             Ok(())
         })
         .unwrap();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
+    let service = match liveness {
+        Some(window) => threadhost::Service::from(queue).liveness(window),
+        None => queue.into_service(),
+    };
+    let host = HostBuilder::new().add_service(service).build().unwrap();
     host.start(Duration::from_secs(10)).unwrap();
     let metrics = producer.clone();
     let (t, threads) = produce(producers, n, producer, |producer, i| {
@@ -406,6 +412,13 @@ fn main() {
             if ok { "yes" } else { "NO" }
         );
     }
+    // The goals' margins read against this run's noise: the pool against itself.
+    if let Some(floor) = rows.iter().find(|r| r.name.contains("noise floor")) {
+        println!(
+            "| (noise floor) the pool against itself, 1 producer | — | {:.2}× | — |",
+            1.0 / floor.time_ratio
+        );
+    }
     println!("\nthe four goals met: {goals_met}; every goal met: {met}");
 }
 
@@ -423,17 +436,21 @@ fn only(
     }
 }
 
-/// `BENCH_PROFILE=send|flow`: a driver for `valgrind --tool=callgrind` instead of the table
+/// `BENCH_PROFILE=<mode>`: a driver for `valgrind --tool=callgrind` instead of the table
 /// (instruction counts hold on a loaded machine, where times do not).
 ///
 /// - `send`: one thread sends `BENCH_ITEMS` u64s into a `WorkQueue` that is not started
 ///   (capacity 2^20, so no send waits), then as many into a raw crossbeam `bounded(2^20)`:
-///   the send path alone, in `profile_queue_sends` and `profile_raw_sends`.
+///   the send path alone, in `profile_queue_sends` and `profile_raw_sends`; also prints the
+///   time of a send of each (one thread, nothing contended).
 /// - `flow`: one round of each side, 1 producer → 2 workers (valgrind runs one thread at a
 ///   time: the instruction counts per thread, not the interplay).
 /// - `hand`, `task`, `raw`, `u64`: one round of one side (hand-rolled pool, `TaskQueue`, raw
 ///   u64 channel, `WorkQueue<u64>`), 1 producer → 2 workers: the total instructions per item
-///   of each, all threads together.
+///   of each, all threads together; `hand4`, `task4`, `raw4`, `u644`: the same with 4
+///   producers → 2 workers.
+/// - `crit`: `WorkQueue<u64>` critical (a liveness window: its workers beat) against the same
+///   queue not critical, 1 producer → 2 workers, 9 rounds each: medians (wall clock).
 fn profile(mode: &str, n: usize) {
     match mode {
         "send" => {
@@ -444,11 +461,16 @@ fn profile(mode: &str, n: usize) {
                     Ok(())
                 })
                 .unwrap();
+            let t = Instant::now();
             profile_queue_sends(&producer, n);
+            let queue_ns = t.elapsed().as_nanos() as f64 / n as f64;
             drop(queue);
             let (tx, rx) = crossbeam_channel::bounded::<u64>(1 << 20);
+            let t = Instant::now();
             profile_raw_sends(&tx, n);
+            let raw_ns = t.elapsed().as_nanos() as f64 / n as f64;
             drop(rx);
+            println!("a send, one thread, no receiver: queue {queue_ns:.1} ns, raw {raw_ns:.1} ns");
         }
         "flow" => {
             black_box(work_queue_u64(1, n));
@@ -456,11 +478,38 @@ fn profile(mode: &str, n: usize) {
             black_box(task_queue(1, n));
             black_box(hand_rolled(1, n));
         }
-        "hand" => drop(black_box(hand_rolled(1, n))),
-        "task" => drop(black_box(task_queue(1, n))),
-        "raw" => drop(black_box(raw_u64(1, n))),
-        "u64" => drop(black_box(work_queue_u64(1, n))),
-        other => panic!("BENCH_PROFILE={other}: send, flow, hand, task, raw or u64"),
+        "hand" | "hand4" => drop(black_box(hand_rolled(producers_of(mode), n))),
+        "task" | "task4" => drop(black_box(task_queue(producers_of(mode), n))),
+        "raw" | "raw4" => drop(black_box(raw_u64(producers_of(mode), n))),
+        "u64" | "u644" => drop(black_box(work_queue_u64(producers_of(mode), n))),
+        "crit" => {
+            // A critical queue's workers (a beat per job; a timed wait when idle), against
+            // the same queue not critical: 9 rounds each, alternated, medians printed.
+            let (mut plain, mut critical) = (Vec::new(), Vec::new());
+            for _ in 0..9 {
+                plain.push(work_queue_u64(1, n));
+                critical.push(work_queue_u64_with(1, n, Some(Duration::from_secs(5))));
+            }
+            plain.sort();
+            critical.sort();
+            println!(
+                "WorkQueue<u64>, 1 producer -> 2 workers, median of 9: {:?} plain, {:?} critical",
+                plain[4], critical[4]
+            );
+        }
+        other => panic!(
+            "BENCH_PROFILE={other}: send, flow, crit, hand, task, raw or u64 (1 producer), \
+             or hand4, task4, raw4, u644 (4 producers)"
+        ),
+    }
+}
+
+/// The producer count of a `BENCH_PROFILE` mode: 4 for the `…4` modes, else 1.
+fn producers_of(mode: &str) -> usize {
+    if mode.len() > 3 && mode.ends_with('4') {
+        4
+    } else {
+        1
     }
 }
 

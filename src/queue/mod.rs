@@ -11,7 +11,9 @@
 //! The items travel through a crossbeam `bounded(capacity)` channel: its lock-free array keeps
 //! the producer and the workers on different cache lines, and its blocking `recv` is what the
 //! workers wait on: an idle worker is parked inside `recv` and woken by the next send or by
-//! the seal (below); it never polls, sleeps or spins on `try_recv`. A first version used
+//! the seal (below); it never polls or sleeps (a critical queue's idle worker, which must
+//! beat, waits with a timeout instead, after a few microseconds of tries as crossbeam's own
+//! `recv` makes before it parks: see "Heartbeats"). A first version used
 //! a `Mutex<VecDeque>` with condvars; with one producer and two workers it was several times
 //! slower than a plain crossbeam pool (the three threads fought over one lock), so it was
 //! replaced (the figure is in RELIABILITY.md, "Speed").
@@ -90,7 +92,7 @@
 //!   failed for good, so it is no dead letter.)
 //!
 //! Heartbeats: a queue added with [`Service::liveness`] is critical. Its workers beat once per
-//! job taken and per retry, and, while idle, every quarter of the window (a timed `recv`
+//! job taken and per retry, and, while idle, every quarter of the window (a timed receive
 //! instead of a parked one: waiting for work is not being stuck); a job beats from inside with
 //! [`JobContext::heartbeat`]. So a busy or idle queue stays live, and one whose workers are all
 //! stuck in jobs that do not beat goes not live after one window. A queue that is not critical
@@ -609,13 +611,7 @@ impl<T: Send + 'static> Core<T> {
     fn send_waiting(&self, slot: &Slot<T>, item: T, deadline: Deadline) -> Result<(), Refused<T>> {
         let mut item = item;
         for step in 0..=BACKOFF_STEPS {
-            if step < SPIN_STEPS {
-                for _ in 0..1u32 << step {
-                    std::hint::spin_loop();
-                }
-            } else {
-                std::thread::yield_now();
-            }
+            snooze(step);
             let guard = slot.tx.read();
             let tx = match guard.as_ref() {
                 Some(tx) if !self.closed.load(Ordering::Acquire) => tx,
@@ -817,16 +813,16 @@ impl<T: Send + 'static> Core<T> {
         // Invariant 3: pairs with the fence of `reclaim_if_cancelled`.
         fence(Ordering::SeqCst);
         let mut items = Vec::new();
+        let mut timed = pool::TimedRecv::new(&self.rx);
         loop {
             match self.rx.try_recv() {
                 Ok(item) => items.push(item),
                 Err(TryRecvError::Disconnected) => break,
                 // Empty, but a blocked sender still holds a clone: its send may land.
                 Err(TryRecvError::Empty) => {
-                    let next = match until.instant() {
-                        None => self.rx.recv().ok(),
-                        Some(at) => self.rx.recv_deadline(at).ok(),
-                    };
+                    // A timed receive through a `Select` (`pool::TimedRecv`), so that the
+                    // workers' `recv` stays crossbeam's receive path's only caller.
+                    let next = timed.until(until.instant()).ok();
                     match next {
                         Some(item) => items.push(item),
                         None => break,
@@ -958,10 +954,22 @@ const MAX_CHANNEL_BYTES: usize = 1 << 30;
 /// `usize::MAX` (the counters alone would not fit in memory).
 const MAX_WORKERS: usize = 1024;
 
-/// Backoff of a sender on a full queue before it blocks: `SPIN_STEPS` rounds of
-/// 1, 2, 4, … spin hints, then yields, `BACKOFF_STEPS` rounds in all (crossbeam's `Backoff`).
+/// Backoff of a sender on a full queue, and of a critical queue's idle worker, before it
+/// blocks: `SPIN_STEPS` rounds of 1, 2, 4, … spin hints, then yields, `BACKOFF_STEPS` rounds
+/// in all (crossbeam's `Backoff`).
 const SPIN_STEPS: u32 = 6;
-const BACKOFF_STEPS: u32 = 10;
+pub(crate) const BACKOFF_STEPS: u32 = 10;
+
+/// Step `step` of that backoff: `1 << step` spin hints, or, from `SPIN_STEPS` on, a yield.
+pub(crate) fn snooze(step: u32) {
+    if step < SPIN_STEPS {
+        for _ in 0..1u32 << step {
+            std::hint::spin_loop();
+        }
+    } else {
+        std::thread::yield_now();
+    }
+}
 
 /// The producers' registry is pruned of dropped producers' slots when it grows to this many
 /// entries (then to twice the live ones).

@@ -4,17 +4,17 @@
 
 use std::io;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::BoxError;
 use crate::failure::Failure;
 use crate::host::Heartbeat;
-use crate::queue::{BorrowedFn, Core, Handler, JobContext, OwnedFn};
+use crate::queue::{BACKOFF_STEPS, BorrowedFn, Core, Handler, JobContext, OwnedFn, snooze};
 use crate::scope::Registry;
 use crate::stop::{StopToken, Stopped};
 use crate::supervise::{MIN_BACKOFF, jittered};
 use crate::sync::{AtomicU64, Ordering};
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Select, TryRecvError};
 use std::sync::Arc;
 
 /// What one worker has taken and finished, on its own cache line, so that workers never
@@ -99,39 +99,88 @@ fn worker_main<T: Send + 'static>(
     };
     // Only a critical queue's workers read the clock: a beat per job taken, and idle beats.
     let idle_beat = env.liveness.map(|window| (window / 4).max(MIN_BACKOFF));
-    while let Some(item) = next_item(&rx, idle_beat, &env.heartbeat) {
-        if core.is_cancelled() {
-            // Received after the cancel: hand it back, never start it (invariant 3).
-            core.hand_back_late(vec![item]);
-            continue;
+    // The heartbeat is fixed for the worker's life: decided once, here, so that the common
+    // loop (no heartbeat) is a bare `recv` loop, as a hand-written pool's, and the queue's
+    // only call of `Receiver::recv` (see `recv`).
+    match idle_beat {
+        None => {
+            while let Some(item) = recv(&rx) {
+                if let Some(item) = worker.take(item) {
+                    worker.run(handler, item);
+                }
+            }
         }
-        bump(&worker.counters.taken);
-        if idle_beat.is_some() {
-            env.heartbeat.beat();
-        }
-        match handler {
-            Handler::Owned(f) => worker.run_owned(f.as_ref(), item),
-            Handler::Borrowed(f) => worker.run_borrowed(f.as_ref(), item),
+        Some(every) => {
+            let mut timed = TimedRecv::new(&rx);
+            while let Some(item) = next_beating(&mut timed, every, &env.heartbeat) {
+                if let Some(item) = worker.take(item) {
+                    env.heartbeat.beat();
+                    worker.run(handler, item);
+                }
+            }
         }
     }
 }
 
-/// The next item: `recv` blocks (crossbeam parks the thread) until an item arrives, and ends
-/// (`None`) once the stop sealed the channel and it is empty. With `idle_beat` (a critical
-/// queue), an idle worker wakes every `idle_beat` to beat: waiting for work is not being
+/// The next item, waiting for it (crossbeam parks the thread); `None` once the stop sealed
+/// the channel and it is empty.
+///
+/// The queue's only call of `Receiver::recv` (the timed waits go through a `Select`,
+/// [`TimedRecv`]): crossbeam's receive path then has one caller per item type, which the
+/// compiler inlines here, as it does into a hand-written pool's loop.
+#[inline(always)]
+fn recv<T>(rx: &Receiver<T>) -> Option<T> {
+    rx.recv().ok()
+}
+
+/// The queue's timed receive (a critical queue's idle worker, the cancel's last sweep),
+/// through a `Select` on the channel, so that the workers' `recv` stays crossbeam's receive
+/// path's only caller ([`recv`]). Built once per waiter (a `Select` allocates its list).
+pub(crate) struct TimedRecv<'a, T> {
+    rx: &'a Receiver<T>,
+    select: Select<'a>,
+}
+
+impl<'a, T> TimedRecv<'a, T> {
+    pub(crate) fn new(rx: &'a Receiver<T>) -> TimedRecv<'a, T> {
+        let mut select = Select::new();
+        select.recv(rx);
+        TimedRecv { rx, select }
+    }
+
+    /// Receives, waiting until `at` at most (`None`: no limit).
+    pub(crate) fn until(&mut self, at: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let oper = match at {
+            None => self.select.select(),
+            Some(at) => match self.select.select_deadline(at) {
+                Ok(oper) => oper,
+                Err(_) => return Err(RecvTimeoutError::Timeout),
+            },
+        };
+        oper.recv(self.rx)
+            .map_err(|_| RecvTimeoutError::Disconnected)
+    }
+}
+
+/// A critical queue's next item: as `recv` (`None` once the stop sealed the channel and it
+/// is empty), but an idle worker wakes every `every` to beat: waiting for work is not being
 /// stuck, so an idle queue stays live; a worker stuck in a job does not beat.
-fn next_item<T>(rx: &Receiver<T>, idle_beat: Option<Duration>, heartbeat: &Heartbeat) -> Option<T> {
-    let Some(every) = idle_beat else {
-        return rx.recv().ok();
-    };
-    match rx.try_recv() {
-        Ok(item) => return Some(item),
-        Err(TryRecvError::Disconnected) => return None,
-        Err(TryRecvError::Empty) => {}
+fn next_beating<T>(rx: &mut TimedRecv<'_, T>, every: Duration, heartbeat: &Heartbeat) -> Option<T> {
+    // Before it parks, tries through two rounds of the queue's short backoff (microseconds):
+    // a `Select` parks at once, where crossbeam's own `recv_timeout` spins first, and one
+    // round was slower than that (RELIABILITY.md, "Figures behind design choices"). So a busy
+    // critical queue's worker catches the next item without a park and a wake.
+    for step in (0..=BACKOFF_STEPS).chain(0..=BACKOFF_STEPS) {
+        match rx.rx.try_recv() {
+            Ok(item) => return Some(item),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        snooze(step);
     }
     loop {
         heartbeat.beat();
-        match rx.recv_timeout(every) {
+        match rx.until(Some(Instant::now() + every)) {
             Ok(item) => return Some(item),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return None,
@@ -157,7 +206,37 @@ enum Attempt {
 }
 
 impl<T: Send + 'static> Worker<'_, T> {
+    /// An item this worker received: `None` if the queue was cancelled meanwhile (the item is
+    /// handed back, never started: invariant 3); otherwise counted as taken.
+    #[inline(always)]
+    fn take(&self, item: T) -> Option<T> {
+        if self.core.is_cancelled() {
+            self.hand_back_received(item);
+            return None;
+        }
+        bump(&self.counters.taken);
+        Some(item)
+    }
+
+    /// An item received after the cancel: handed back, never started (invariant 3). Out of
+    /// the worker's loop: it happens at most once per item, during a cancel.
+    #[cold]
+    #[inline(never)]
+    fn hand_back_received(&self, item: T) {
+        self.core.hand_back_late(vec![item]);
+    }
+
+    /// Runs the job of an item this worker took, and settles the item's fate.
+    #[inline(always)]
+    fn run(&mut self, handler: &Handler<T>, item: T) {
+        match handler {
+            Handler::Owned(f) => self.run_owned(f.as_ref(), item),
+            Handler::Borrowed(f) => self.run_borrowed(f.as_ref(), item),
+        }
+    }
+
     /// A handler that takes the item by value: one attempt, the item is gone.
+    #[inline(always)]
     fn run_owned(&self, f: &OwnedFn<T>, item: T) {
         match self.attempt(|| f(item, self.token)) {
             Attempt::Completed => bump(&self.counters.completed),
@@ -230,9 +309,23 @@ impl<T: Send + 'static> Worker<'_, T> {
 
     /// Runs one attempt (user code) behind `catch_unwind`. Logs a cancellation, and a failure
     /// when it is final for sure (no dead letters: no retry); the caller logs the others.
+    ///
+    /// The job's success is the hot path, inlined into the worker's loop; the rest is out
+    /// of line ([`settle_failed`](Self::settle_failed)).
+    #[inline(always)]
     fn attempt(&self, run: impl FnOnce() -> crate::ServiceResult) -> Attempt {
-        let name = &self.core.name;
         match crate::panic::catch(run) {
+            Ok(Ok(())) => Attempt::Completed,
+            outcome => self.settle_failed(outcome),
+        }
+    }
+
+    /// An attempt that returned an error or panicked (`outcome`): a cancellation or a failure.
+    #[cold]
+    #[inline(never)]
+    fn settle_failed(&self, outcome: Result<crate::ServiceResult, String>) -> Attempt {
+        let name = &self.core.name;
+        match outcome {
             Ok(Ok(())) => Attempt::Completed,
             Ok(Err(error)) => {
                 if is_cancellation(&error, self.token) {
