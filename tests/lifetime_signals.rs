@@ -672,8 +672,8 @@ fn a_hung_reload_hook_does_not_hold_the_signals() {
     assert_contains(&log, "Second termination signal (SIGTERM) while stopping");
 }
 
-/// With a reload hook hung, the graceful stop completes (the hook does not hold it) and the
-/// process exits 0.
+/// With a reload hook hung, the graceful stop completes (the hook does not hold it), the
+/// hook still running is named in a warning, and the process exits 0.
 #[test]
 fn sigterm_during_a_hung_reload_stops_gracefully() {
     let mut child = spawn_child("hung-reload-quick", &[]);
@@ -685,6 +685,11 @@ fn sigterm_during_a_hung_reload_stops_gracefully() {
     assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
     assert_contains(&log, "hook: stop ran");
     assert_contains(&log, "Application stopped");
+    // The hook that still runs is named, not lost silently.
+    assert_contains(
+        &log,
+        "reload hook(s) still running after the host stopped: `stuck`",
+    );
 }
 
 /// 100 SIGHUPs, in 5 bursts of 20, while a 20 ms hook runs: they coalesce (fewer reloads
