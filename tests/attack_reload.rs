@@ -411,3 +411,42 @@ fn a_reload_while_a_group_restarts_a_child() {
     common::await_state(&host.handle(), "g/flaky", threadhost::ServiceState::Running);
     assert!(host.stop(SECS5).is_clean());
 }
+
+/// `reload_timeout` at its extremes, for `request_reload`: zero ends the reload at once
+/// (its hook not run, or timed out), `Duration::MAX` (a deadline past what `Instant` holds:
+/// never) runs it; either way the reload ends (the listeners see it) and the next one is not
+/// refused as still in progress.
+#[cfg(feature = "listeners")]
+#[test]
+fn reload_timeout_zero_and_huge() {
+    use threadhost::StateChange;
+    for timeout in [Duration::ZERO, Duration::MAX] {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&calls);
+        let host = HostBuilder::new()
+            .reload_timeout(timeout)
+            .on_state_change(move |event| {
+                if let StateChange::Reloaded { failed } = &event.change {
+                    let _ = tx.lock().unwrap().send(failed.len());
+                }
+            })
+            .add_service(Service::background("cfg", idle).on_reload(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }))
+            .build()
+            .unwrap();
+        host.start(SECS5).unwrap();
+        host.handle().request_reload().unwrap();
+        let failed = rx.recv_timeout(PATIENCE).unwrap();
+        if timeout == Duration::MAX {
+            assert_eq!(failed, 0);
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+        }
+        let report = host.handle().reload(SECS5).unwrap();
+        assert_eq!(report.services.len(), 1, "{timeout:?}: {report}");
+        assert!(host.stop(SECS5).is_clean());
+    }
+}

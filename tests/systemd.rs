@@ -151,7 +151,7 @@ fn child() {
             builder
                 .add_service(Service::background("cfg", idle).on_reload(move |ctx| {
                     eprintln!("hook: reload began");
-                    ctx.host().stopping().wait_until(Instant::now() + PATIENCE);
+                    let _stopping = ctx.host().stopping().wait_until(Instant::now() + PATIENCE);
                     let _ = returned.lock().unwrap().send(());
                     Ok(())
                 }))
