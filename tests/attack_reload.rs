@@ -244,6 +244,7 @@ fn a_thousand_hooks_share_one_deadline() {
         .iter()
         .filter(|e| matches!(e.outcome, ReloadOutcome::NotRun(_)))
         .count();
+    eprintln!("1000 hooks, 300 ms: {reloaded} reloaded, {not_run} not run, in {took:?}");
     assert!(reloaded < N, "{reloaded}");
     assert!(not_run > 0, "{report}");
     // Start order: the reloaded ones are a prefix.

@@ -725,8 +725,10 @@ fn a_sighup_storm_coalesces_without_thread_growth() {
         .collect();
     eprintln!("reloads: {}, threads at each: {threads:?}", threads.len());
     assert!(!threads.is_empty() && threads.len() < 100, "{log}");
+    // A reload's two threads (`th:reload-wait`, `th:reload`) may still be exiting when the
+    // next reload's begin: at most 2 more than at the first, never one more per reload.
     let first = threads[0];
-    assert!(threads.iter().all(|&t| t <= first + 1), "{threads:?}");
+    assert!(threads.iter().all(|&t| t <= first + 2), "{threads:?}");
 }
 
 /// SIGHUP while the host starts, and while it stops: logged and ignored (no reload hook
