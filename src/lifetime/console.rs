@@ -3,7 +3,7 @@
 //! | signal | first | second, while the host stops | after every host stopped |
 //! | --- | --- | --- | --- |
 //! | `SIGINT`, `SIGTERM`, `SIGQUIT` | graceful stop, [`StopReason::Signal`] naming it | exit at once, 128 + its number | exit at once, 128 + its number |
-//! | `SIGHUP` | a reload ([`HostHandle::request_reload`]) | logged, ignored | logged, ignored |
+//! | `SIGHUP` | a reload of each running host ([`HostHandle::request_reload`]); while a host starts, logged and ignored (not queued) | logged, ignored | logged, ignored |
 //! | Windows: Ctrl-C, Ctrl-Break | graceful stop | exit at once, 130 | exit at once, 130 |
 //!
 //! On Unix, signal-hook's handler (async-signal-safe: it writes to a self-pipe) wakes one
