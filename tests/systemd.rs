@@ -151,6 +151,11 @@ fn child() {
             builder
                 .add_service(Service::background("cfg", idle).on_reload(move |ctx| {
                     eprintln!("hook: reload began");
+                    // Tells the parent on the notify socket itself, so that its SIGTERM comes
+                    // after the hook began (a SIGTERM before would skip the hook).
+                    let to = std::env::var("NOTIFY_SOCKET").unwrap();
+                    let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
+                    sock.send_to(b"X_TEST_HOOK=began", to).unwrap();
                     let _stopping = ctx.host().stopping().wait_until(Instant::now() + PATIENCE);
                     let _ = returned.lock().unwrap().send(());
                     Ok(())
@@ -906,7 +911,7 @@ fn a_reload_ending_during_the_stop_sends_no_ready() {
     let child = spawn_child("reload-stop", &[("NOTIFY_SOCKET", sock.name.as_str())]);
     sock.wait_for("READY=1");
     child.signal("HUP");
-    sock.wait_for("RELOADING=1");
+    sock.wait_for("X_TEST_HOOK=began");
     child.signal("TERM");
     sock.wait_for("STATUS=stopped");
     let (status, stderr) = child.finish();
