@@ -129,6 +129,75 @@ fn child() {
         }
         // The environment sets a bad option (THREADHOST_SHUTDOWN_TIMEOUT from the parent).
         "config" => builder.options_from_env(),
+        // A reload hook that never returns, and a stop hook of 30 s (`hung-reload`) or none
+        // (`hung-reload-quick`).
+        "hung-reload" | "hung-reload-quick" => builder
+            .hosted(
+                "hooks",
+                Hooks {
+                    slow_stop: if mode == "hung-reload" {
+                        Duration::from_secs(30)
+                    } else {
+                        Duration::ZERO
+                    },
+                },
+            )
+            .add_service(Service::background("stuck", idle).on_reload(|_| {
+                eprintln!("hook: reload began");
+                loop {
+                    std::thread::park();
+                }
+            })),
+        // A reload hook that takes 20 ms and prints how many threads the process has.
+        "storm" => {
+            let calls = std::sync::atomic::AtomicU32::new(0);
+            builder.add_service(Service::background("counted", idle).on_reload(move |_| {
+                let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let threads = common::threads_named("");
+                eprintln!("hook: reload {n} threads {threads}");
+                std::thread::sleep(Duration::from_millis(20));
+                Ok(())
+            }))
+        }
+        // The host stops by itself (a service asks it to), with a stop hook of 2 s.
+        "self-stop" => builder
+            .hosted(
+                "hooks",
+                Hooks {
+                    slow_stop: Duration::from_secs(2),
+                },
+            )
+            .background("stopper", |ctx| {
+                ctx.host().started().wait();
+                ctx.host().request_stop();
+                Ok(())
+            }),
+        // A start hook that waits until the parent creates the file `TH_GATE_FILE`.
+        "slow-start" => builder
+            .add_service(Service::background("cfg", idle).on_reload(|_| {
+                eprintln!("hook: reload ran");
+                Ok(())
+            }))
+            .hosted("gate", StartGate),
+        // The program's own SIGINT handler, installed before the console lifetime's.
+        "own-handler" => {
+            install_own_sigint_handler();
+            builder.hosted(
+                "hooks",
+                Hooks {
+                    slow_stop: Duration::ZERO,
+                },
+            )
+        }
+        // Two more hosts with the console lifetime (`run`, on threads of their own): one
+        // that stopped (its handle kept), one dropped; this one (`live`) runs.
+        "two-hosts" => {
+            other_hosts();
+            builder.add_service(Service::background("live", idle).on_reload(|ctx| {
+                eprintln!("hook: reload {} ran", ctx.name());
+                Ok(())
+            }))
+        }
         other => panic!("unknown child mode {other}"),
     };
     let result = builder.build().and_then(|host| {
@@ -143,6 +212,10 @@ fn child() {
     }
     let code = threadhost::exit_code(&result);
     eprintln!("CHILD: exit code {code}");
+    if mode == "own-handler" {
+        let ran = OWN_HANDLER_RAN.load(std::sync::atomic::Ordering::SeqCst);
+        eprintln!("CHILD: own handler ran: {ran}");
+    }
     if mode == "after-run" {
         // The program goes on after its host stopped; a signal must still end it.
         eprintln!("CHILD: after run");
@@ -150,6 +223,80 @@ fn child() {
         eprintln!("CHILD: still alive");
     }
     std::process::exit(i32::from(code));
+}
+
+/// Its start hook waits (polling) until the file named by `TH_GATE_FILE` exists.
+struct StartGate;
+
+impl HostedService for StartGate {
+    fn start(&mut self, _ctx: &Context) -> ServiceResult {
+        let file = std::env::var_os("TH_GATE_FILE").expect("TH_GATE_FILE");
+        eprintln!("hook: start began");
+        let deadline = Instant::now() + PATIENCE;
+        while !std::path::Path::new(&file).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+    fn stop(&mut self, _ctx: &Context) -> ServiceResult {
+        Ok(())
+    }
+}
+
+static OWN_HANDLER_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn own_sigint_handler(_signal: libc::c_int) {
+    // Async-signal-safe: an atomic store.
+    OWN_HANDLER_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[allow(unsafe_code)]
+fn install_own_sigint_handler() {
+    let handler: extern "C" fn(libc::c_int) = own_sigint_handler;
+    // SAFETY: the handler only stores to an atomic (async-signal-safe); `signal` with a valid
+    // function pointer for SIGINT has no other precondition.
+    let old = unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+    assert_ne!(old, libc::SIG_ERR);
+}
+
+/// Two hosts with the console lifetime besides the child's main one: `done` ran and stopped
+/// (a handle kept: it stays registered), `dropped` ran and was dropped. Their reload hooks
+/// must never run.
+fn other_hosts() {
+    let (handle_tx, handle_rx) = mpsc::channel();
+    let done = HostBuilder::new()
+        .console_lifetime()
+        .add_service(
+            Service::background("done", stop_own_host)
+                .on_reload(|_| panic!("a stopped host was reloaded")),
+        )
+        .build()
+        .unwrap();
+    handle_tx.send(done.handle()).unwrap();
+    assert!(
+        std::thread::spawn(move || done.run())
+            .join()
+            .unwrap()
+            .unwrap()
+            .is_clean()
+    );
+    let dropped = HostBuilder::new()
+        .console_lifetime()
+        .add_service(
+            Service::background("dropped", stop_own_host)
+                .on_reload(|_| panic!("a dropped host was reloaded")),
+        )
+        .build()
+        .unwrap();
+    assert!(
+        std::thread::spawn(move || dropped.run())
+            .join()
+            .unwrap()
+            .unwrap()
+            .is_clean()
+    );
+    // Kept for the life of the process: the stopped host stays in the lifetime's list.
+    std::mem::forget(handle_rx.recv().unwrap());
 }
 
 // ---- the parent side ----
@@ -505,4 +652,180 @@ fn sighup_after_the_host_stopped_is_ignored() {
     let (code, log) = child.finish();
     assert_eq!(code, Some(128 + 15), "{log}");
     assert_contains(&log, "Termination signal (SIGTERM) after the host stopped");
+}
+
+// ---- hostile cases (issue 12, items 1–2) ----
+
+/// A reload hook that never returns does not hold the signal thread: SIGTERM still starts
+/// the stop at once, and a second SIGTERM during the (slow) stop still forces the exit.
+#[test]
+fn a_hung_reload_hook_does_not_hold_the_signals() {
+    let mut child = spawn_child("hung-reload", &[]);
+    child.wait_for(STARTED);
+    child.signal("HUP");
+    child.wait_for("hook: reload began");
+    child.signal("TERM");
+    child.wait_for("hook: stop began");
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(128 + 15), "{log}");
+    assert_contains(&log, "Second termination signal (SIGTERM) while stopping");
+}
+
+/// With a reload hook hung, the graceful stop completes (the hook does not hold it), the
+/// hook still running is named in a warning, and the process exits 0.
+#[test]
+fn sigterm_during_a_hung_reload_stops_gracefully() {
+    let mut child = spawn_child("hung-reload-quick", &[]);
+    child.wait_for(STARTED);
+    child.signal("HUP");
+    child.wait_for("hook: reload began");
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    assert_contains(&log, "hook: stop ran");
+    assert_contains(&log, "Application stopped");
+    // The hook that still runs is named, not lost silently.
+    assert_contains(
+        &log,
+        "reload hook(s) still running after the host stopped: `stuck`",
+    );
+}
+
+/// 100 SIGHUPs, in 5 bursts of 20, while a 20 ms hook runs: they coalesce (fewer reloads
+/// than signals), the process stays up, the thread count does not grow from reload to
+/// reload, and SIGTERM then stops it gracefully.
+#[test]
+fn a_sighup_storm_coalesces_without_thread_growth() {
+    let mut child = spawn_child("storm", &[]);
+    child.wait_for(STARTED);
+    let pid = child.child.id().to_string();
+    for burst in 1..=5 {
+        let status = Command::new("kill")
+            .args(["-s", "HUP"])
+            .args(std::iter::repeat_n(pid.as_str(), 20))
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        // Reload `burst - 1` had begun before this burst: one more begins after it.
+        child.wait_for(&format!("hook: reload {burst} threads"));
+    }
+    assert!(
+        child.child.try_wait().unwrap().is_none(),
+        "{:?}",
+        child.seen
+    );
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    let threads: Vec<usize> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("hook: reload "))
+        .map(|l| l.split(" threads ").nth(1).unwrap().parse().unwrap())
+        .collect();
+    eprintln!("reloads: {}, threads at each: {threads:?}", threads.len());
+    assert!(!threads.is_empty() && threads.len() < 100, "{log}");
+    // A reload's two threads (`th:reload-wait`, `th:reload`) may still be exiting when the
+    // next reload's begin: at most 2 more than at the first, never one more per reload.
+    let first = threads[0];
+    assert!(threads.iter().all(|&t| t <= first + 2), "{threads:?}");
+}
+
+/// SIGHUP while the host starts, and while it stops: logged and ignored (no reload hook
+/// runs, the process neither stops nor exits because of it).
+#[test]
+fn sighup_while_starting_or_stopping_is_ignored() {
+    let gate = std::env::temp_dir().join(format!("th-gate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
+    let gate_text = gate.to_str().unwrap().to_owned();
+    let mut child = spawn_child("slow-start", &[("TH_GATE_FILE", gate_text.as_str())]);
+    child.wait_for("hook: start began");
+    child.signal("HUP");
+    child.wait_for("Received SIGHUP: no host is running; ignored");
+    std::fs::write(&gate, b"").unwrap();
+    child.wait_for(STARTED);
+    child.signal("HUP");
+    child.wait_for("hook: reload ran");
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    let _ = std::fs::remove_file(&gate);
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    assert_eq!(log.matches("hook: reload ran").count(), 1, "{log}");
+
+    let mut child = spawn_child("slow-stop", &[]);
+    child.wait_for(STARTED);
+    child.signal("INT");
+    child.wait_for("hook: stop began");
+    child.signal("HUP");
+    child.wait_for("Received SIGHUP: no host is running; ignored");
+    child.signal("INT");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_FORCED)), "{log}");
+}
+
+/// SIGQUIT as the second signal forces the exit with 131 (128 + 3).
+#[test]
+fn second_sigquit_while_stopping_exits_131() {
+    second_signal_exits_forced("TERM", "QUIT", 128 + 3);
+}
+
+/// The first terminating signal while the host stops by itself (a service asked for the
+/// stop) is a first signal, not a second: the stop goes on gracefully, its hooks complete,
+/// exit 0 (systemd's SIGTERM during a self-initiated stop must not abandon the stop hooks).
+#[test]
+fn a_first_signal_during_a_self_stop_does_not_force_the_exit() {
+    let mut child = spawn_child("self-stop", &[]);
+    child.wait_for("hook: stop began");
+    child.signal("TERM");
+    child.wait_for("Received SIGTERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    assert_contains(&log, "hook: stop ran");
+    assert!(!log.contains("exiting at once"), "{log}");
+}
+
+/// A program's own SIGINT handler, installed before: named in the warning, still called
+/// (signal-hook chains it), and the graceful stop happens.
+#[test]
+fn a_programs_own_handler_is_chained_and_the_stop_happens() {
+    let mut child = spawn_child("own-handler", &[]);
+    child.wait_for(STARTED);
+    child.signal("INT");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    assert_contains(&log, "SIGINT (a handler)");
+    assert_contains(&log, "CHILD: own handler ran: true");
+    assert_contains(&log, "Application is shutting down... (SIGINT)");
+}
+
+/// `nohup` (SIG_IGN inherited for SIGHUP): the warning names SIGHUP, and SIGHUP reloads.
+#[test]
+fn an_inherited_ignored_sighup_is_named_and_reloads() {
+    let mut child = spawn_child_via_shell("reload", "trap '' HUP");
+    child.wait_for(STARTED);
+    child.signal("HUP");
+    child.wait_for("Reloaded (2 service(s))");
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    assert_contains(
+        &log,
+        "SIGHUP (ignored) already had a handler or was ignored",
+    );
+}
+
+/// Three console-lifetime hosts in one process: one stopped (its handle kept), one dropped,
+/// one running. SIGHUP reloads the running one only; SIGTERM stops it gracefully.
+#[test]
+fn sighup_reloads_only_the_running_host_of_several() {
+    let mut child = spawn_child("two-hosts", &[]);
+    child.wait_for(STARTED);
+    child.signal("HUP");
+    child.wait_for("hook: reload live ran");
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    assert!(!log.contains("was reloaded"), "{log}");
+    assert!(!log.contains("exiting at once"), "{log}");
+    assert_contains(&log, "Application is shutting down... (SIGTERM)");
 }

@@ -136,6 +136,32 @@ fn child() {
                     Ok(())
                 }))
         }
+        // Stops by itself once started.
+        "oneshot" => builder.background("once", common::stop_own_host),
+        // A reload hook of 20 ms.
+        "storm" => builder.add_service(Service::background("cfg", idle).on_reload(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            Ok(())
+        })),
+        // A reload that ends while the host stops: the hook waits for the stop to begin,
+        // and the stop hook of `holder` waits for the hook to return.
+        "reload-stop" => {
+            let (returned, hook_returned) = std::sync::mpsc::channel::<()>();
+            let returned = std::sync::Mutex::new(returned);
+            builder
+                .add_service(Service::background("cfg", idle).on_reload(move |ctx| {
+                    eprintln!("hook: reload began");
+                    // Tells the parent on the notify socket itself, so that its SIGTERM comes
+                    // after the hook began (a SIGTERM before would skip the hook).
+                    let to = std::env::var("NOTIFY_SOCKET").unwrap();
+                    let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
+                    sock.send_to(b"X_TEST_HOOK=began", to).unwrap();
+                    let _stopping = ctx.host().stopping().wait_until(Instant::now() + PATIENCE);
+                    let _ = returned.lock().unwrap().send(());
+                    Ok(())
+                }))
+                .hosted("holder", Holder(std::sync::Mutex::new(hook_returned)))
+        }
         // A start and a stop of 700 ms each, within a startup timeout.
         "slow" => builder
             .startup_timeout(Duration::from_secs(20))
@@ -170,6 +196,19 @@ impl threadhost::HostedService for Slow {
     // A deliberately slow stop.
     fn stop(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
         std::thread::sleep(Duration::from_millis(700));
+        Ok(())
+    }
+}
+
+/// Its stop hook waits for the reload hook to return.
+struct Holder(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
+
+impl threadhost::HostedService for Holder {
+    fn start(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
+        Ok(())
+    }
+    fn stop(&mut self, _ctx: &threadhost::Context) -> threadhost::ServiceResult {
+        let _ = self.0.lock().unwrap().recv_timeout(PATIENCE);
         Ok(())
     }
 }
@@ -803,4 +842,117 @@ fn a_tiny_watchdog_interval_is_floored() {
         stderr.contains("WATCHDOG_USEC=1 asks for a ping every") && stderr.contains("(the floor)"),
         "{stderr}"
     );
+}
+
+// ---- hostile cases (issue 12, items 1–2) ----
+
+/// 100 SIGHUPs in 5 bursts of 20 while a 20 ms hook runs: every `RELOADING=1` comes with its
+/// `MONOTONIC_USEC=` (in one datagram, never decreasing), and the reloads are paired and
+/// never interleaved: `READY=1` of reload n before `RELOADING=1` of n + 1.
+#[test]
+fn a_sighup_storm_keeps_reloading_and_ready_paired() {
+    let mut sock = Socket::path("storm");
+    let child = spawn_child("storm", &[("NOTIFY_SOCKET", sock.name.as_str())]);
+    sock.wait_for("READY=1");
+    let pid = child.child.id().to_string();
+    for burst in 1..=5 {
+        let status = Command::new("kill")
+            .args(["-s", "HUP"])
+            .args(std::iter::repeat_n(pid.as_str(), 20))
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        // At least one more reload begins after each burst.
+        let deadline = Instant::now() + PATIENCE;
+        while sock.texts().iter().filter(|l| **l == "RELOADING=1").count() < burst {
+            assert!(sock.recv_until(deadline), "{:?}", sock.texts());
+        }
+    }
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let mut last_usec = 0;
+    let mut open = false;
+    let mut reloads = 0;
+    for d in &sock.datagrams {
+        let d = String::from_utf8_lossy(d);
+        if d.starts_with("RELOADING=1\n") {
+            assert!(
+                !open,
+                "RELOADING=1 before the previous READY=1: {:?}",
+                sock.texts()
+            );
+            open = true;
+            reloads += 1;
+            let usec: u64 = d
+                .lines()
+                .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+                .expect("MONOTONIC_USEC= with every RELOADING=1")
+                .parse()
+                .unwrap();
+            assert!(usec >= last_usec, "{usec} < {last_usec}");
+            last_usec = usec;
+        } else if d.starts_with("READY=1") && reloads > 0 {
+            assert!(open, "READY=1 without a reload: {:?}", sock.texts());
+            open = false;
+        } else if d.starts_with("STOPPING=1") {
+            break;
+        }
+    }
+    assert!((5..100).contains(&reloads), "{reloads}: {:?}", sock.texts());
+}
+
+/// A reload that ends while the host stops does not send `READY=1` after `STOPPING=1`
+/// (systemd would take the stopping service for ready again).
+#[test]
+fn a_reload_ending_during_the_stop_sends_no_ready() {
+    let mut sock = Socket::path("reload-stop");
+    let child = spawn_child("reload-stop", &[("NOTIFY_SOCKET", sock.name.as_str())]);
+    sock.wait_for("READY=1");
+    child.signal("HUP");
+    sock.wait_for("X_TEST_HOOK=began");
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    sock.print("reload-stop");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let events = sock.events();
+    let stopping = events.iter().position(|l| *l == "STOPPING=1").unwrap();
+    assert!(
+        !events[stopping..].contains(&"READY=1"),
+        "READY=1 after STOPPING=1: {events:?}\n{stderr}"
+    );
+    assert!(
+        !events[stopping..]
+            .iter()
+            .any(|l| l.starts_with("STATUS=running")),
+        "{events:?}"
+    );
+}
+
+/// `NOTIFY_SOCKET` naming a path where no socket listens: the host starts, runs and stops
+/// (it stops itself) normally: a notification that cannot be sent is logged, never fatal.
+#[test]
+fn a_notify_socket_that_does_not_exist_is_not_fatal() {
+    let path = std::env::temp_dir().join(format!("th-sd-{}-missing.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let child = spawn_child("oneshot", &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let (status, stderr) = child.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Application stopped"), "{stderr}");
+}
+
+/// A `NOTIFY_SOCKET` path too long for a socket address: a configuration error naming the
+/// variable.
+#[test]
+fn a_notify_socket_too_long_is_a_config_error() {
+    let long = format!("/tmp/{}", "x".repeat(200));
+    let (status, stderr) = spawn_child("normal", &[("NOTIFY_SOCKET", long.as_str())]).finish();
+    assert_eq!(
+        status.code(),
+        Some(i32::from(threadhost::EXIT_CONFIG)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("for NOTIFY_SOCKET"), "{stderr}");
 }

@@ -226,21 +226,21 @@ impl HostBuilder {
         self
     }
 
-    /// Makes [`Host::run`] handle SIGINT, SIGTERM and SIGHUP (Ctrl-C): the first requests a
-    /// graceful stop; a second one while stopping exits the process at once with code
-    /// [`EXIT_FORCED`](crate::EXIT_FORCED), and so does one after the host stopped (the
-    /// handler stays installed for the life of the process: ctrlc allows one). Off by default: the library never installs a
+    /// Makes [`Host::run`] handle SIGINT (Ctrl-C), SIGTERM and SIGQUIT, which request a
+    /// graceful stop, and SIGHUP, which requests a reload
+    /// ([`HostHandle::request_reload`](crate::HostHandle::request_reload)). A second
+    /// terminating signal while the stop it asked for runs exits the process at once with
+    /// 128 + the signal's number ([`EXIT_FORCED`](crate::EXIT_FORCED) for SIGINT), and so does
+    /// one after the host stopped (the handlers stay installed for the life of the process).
+    /// On Windows, Ctrl-C and Ctrl-Break stop. Off by default: the library never installs a
     /// signal handler unless asked. A program with its own signal handling calls
     /// [`HostHandle::request_stop`](crate::HostHandle::request_stop) instead.
     ///
-    /// A handler the program installed before [`Host::run`] for any of the three signals
-    /// (with `sigaction`/`signal` or another library) is **replaced**, not chained, and so
-    /// is an inherited `SIG_IGN` (`nohup`, a background job). It is detected — through
-    /// ctrlc's `try_set_handler`, which sees that the disposition is not the default — and
-    /// logged as a warning, but it cannot be told apart from `SIG_IGN` nor restored: that
-    /// would need `sigaction` itself (the `libc` crate), which threadhost does not depend on.
-    /// A program with handlers of its own should not use the console lifetime. A ctrlc
-    /// handler of the program's own makes `run` fail with [`Error::Signal`].
+    /// A disposition the program set before [`Host::run`] for any of the four signals is
+    /// detected (with `sigaction`) and named in a warning: an inherited `SIG_IGN` (`nohup`, a
+    /// background job) is replaced; a handler of the program's own is chained (signal-hook
+    /// calls it first, then the console lifetime acts). The table of what each signal does
+    /// is in the console lifetime's module documentation (`src/lifetime/console.rs`).
     ///
     /// Needs the `termination` feature (on by default).
     #[cfg(feature = "termination")]

@@ -29,6 +29,10 @@
 //!    produced under `ctl` (events.rs, invariant 1): each reload's pair is in order and
 //!    before the next reload's. A pending reload begins in the critical section that ends
 //!    the one before it.
+//! 6. A stop does not wait for a reload hook (it cannot interrupt user code): a hook still
+//!    running when the host has stopped runs on, on its detached `th:reload` thread, and is
+//!    named in a warning after the stop's report. Its context keeps the host's parts alive
+//!    (the C hooks' user data included) until it returns.
 
 use std::fmt;
 use std::sync::Arc;
@@ -200,6 +204,30 @@ impl Shared {
     #[cfg(all(unix, feature = "termination"))]
     pub(crate) fn has_reload_hooks(&self) -> bool {
         self.ctl.lock().records.values().any(|r| r.reload.is_some())
+    }
+
+    /// Logs the services whose reload hook still runs (invariant 6); called once the host
+    /// has stopped.
+    pub(crate) fn warn_reload_hooks_running(&self) {
+        let running: Vec<String> = {
+            let ctl = self.ctl.lock();
+            ctl.records
+                .values()
+                .filter(|r| {
+                    r.reload
+                        .as_ref()
+                        .is_some_and(|h| h.busy.load(Ordering::Acquire))
+                })
+                .map(|r| format!("`{}`", crate::text::one_line(&r.path)))
+                .collect()
+        };
+        if !running.is_empty() {
+            log::warn!(
+                "reload hook(s) still running after the host stopped: {}; left running on \
+                 the detached reload thread `th:reload`",
+                running.join(", ")
+            );
+        }
     }
 
     /// Claims the reload (invariant 1) and tells the listeners, or says why not.

@@ -289,6 +289,9 @@ impl Shared {
         };
         drop(kept);
         log::info!("Application stopped: {report}");
+        // A reload hook is not stopped by a stop: one still running is named (reload.rs,
+        // invariant 6).
+        self.warn_reload_hooks_running();
         let watched = self.stopped_event.is_watched();
         let done = self.fire_lifetime(watched, |shared| {
             shared.stopped_event.stop();

@@ -1,9 +1,9 @@
 //! The console lifetime: which signal does what.
 //!
-//! | signal | first | while stopping | after every host stopped |
+//! | signal | first | second, while the host stops | after every host stopped |
 //! | --- | --- | --- | --- |
 //! | `SIGINT`, `SIGTERM`, `SIGQUIT` | graceful stop, [`StopReason::Signal`] naming it | exit at once, 128 + its number | exit at once, 128 + its number |
-//! | `SIGHUP` | a reload ([`HostHandle::request_reload`]) | logged, ignored | logged, ignored |
+//! | `SIGHUP` | a reload of each running host ([`HostHandle::request_reload`]); while a host starts, logged and ignored (not queued) | logged, ignored | logged, ignored |
 //! | Windows: Ctrl-C, Ctrl-Break | graceful stop | exit at once, 130 | exit at once, 130 |
 //!
 //! On Unix, signal-hook's handler (async-signal-safe: it writes to a self-pipe) wakes one
@@ -14,9 +14,15 @@
 //! reload`): a running host reloads, also when no service has a reload hook (the log says
 //! there is nothing to reload), so that systemd gets its `RELOADING=1` / `READY=1` answer.
 //!
+//! "Second" means a second terminating signal for a host that a first one already asked to
+//! stop: the first signal that arrives while a host stops by itself (a service asked for the
+//! stop, or failed under `Policy::StopHost`) is a first one, and the stop goes on gracefully
+//! (systemd's `SIGTERM` arriving then must not abandon the stop hooks).
+//!
 //! The handlers are installed once per process, and the hosts that asked for the console
-//! lifetime are kept in a list (weakly: a dropped host leaves it). Nothing here runs a hook:
-//! a stop or a reload is requested and runs on the host's own threads.
+//! lifetime are kept in a list (weakly: a dropped host leaves it), each with whether a
+//! signal asked it to stop. Nothing here runs a hook: a stop or a reload is requested and
+//! runs on the host's own threads.
 //!
 //! The forced exit is `128 + the signal's number` (130 for `SIGINT`, 143 for `SIGTERM`, 131
 //! for `SIGQUIT`), what a shell reports for a process the signal killed, so a supervisor
@@ -25,9 +31,10 @@
 //! gracefully, and swallowing it would leave the process unkillable by Ctrl-C).
 //!
 //! A disposition found at install that is not the default (a handler of the program's own,
-//! or `SIG_IGN` inherited from `nohup` or a background job) is named in a warning, then
-//! replaced: the program asked for the console lifetime. (signal-hook calls a previous
-//! handler of the program's own after its own.)
+//! or `SIG_IGN` inherited from `nohup` or a background job) is named in a warning. `SIG_IGN`
+//! is replaced: the program asked for the console lifetime. A handler of the program's own
+//! is chained, not replaced: signal-hook calls it first, in the signal handler, then wakes
+//! `th:signals`, so the program's handler still runs and the stop (or reload) still happens.
 
 use std::sync::Mutex;
 
@@ -38,9 +45,17 @@ use crate::lifetime::EXIT_FORCED;
 use crate::state::HostState;
 use crate::stop::StopReason;
 
+/// A host that asked for the console lifetime.
+struct Entry {
+    host: WeakHostHandle,
+    /// A terminating signal asked it to stop: the next one forces the exit.
+    signalled: bool,
+}
+
 /// Hosts that asked for the console lifetime. A std mutex: never contended, and usable from
-/// the signal thread.
-static HOSTS: Mutex<Vec<WeakHostHandle>> = Mutex::new(Vec::new());
+/// the signal thread. No user code runs under it (a handle that may be a host's last one is
+/// dropped after it is released).
+static HOSTS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 /// Whether the handlers are installed (once per process).
 static INSTALLED: Mutex<bool> = Mutex::new(false);
 
@@ -48,8 +63,11 @@ static INSTALLED: Mutex<bool> = Mutex::new(false);
 pub(crate) fn install(host: &HostHandle) -> Result<(), Error> {
     {
         let mut hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
-        hosts.retain(|w| !w.is_gone());
-        hosts.push(host.downgrade());
+        hosts.retain(|e| !e.host.is_gone());
+        hosts.push(Entry {
+            host: host.downgrade(),
+            signalled: false,
+        });
     }
     let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
     if !*installed {
@@ -62,15 +80,27 @@ pub(crate) fn install(host: &HostHandle) -> Result<(), Error> {
 /// The registered hosts that still exist.
 fn hosts() -> Vec<HostHandle> {
     let hosts = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
-    hosts.iter().filter_map(WeakHostHandle::upgrade).collect()
+    hosts.iter().filter_map(|e| e.host.upgrade()).collect()
 }
 
 /// A terminating signal, `name`, arrived; `code` is the forced exit's code.
 fn on_terminate(name: &'static str, code: u8) {
-    let hosts = hosts();
-    let stopping = hosts.iter().any(|h| {
-        h.stop_reason().is_some() && !h.state().is_terminal() && h.state() != HostState::Created
-    });
+    // Declared first, dropped last: after the list's lock is released.
+    let mut hosts: Vec<HostHandle> = Vec::new();
+    let stopping = {
+        let mut entries = HOSTS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stopping = false;
+        for e in entries.iter_mut() {
+            let Some(h) = e.host.upgrade() else { continue };
+            let state = h.state();
+            // A second signal for a host a first one asked to stop, still stopping.
+            stopping |= e.signalled && !state.is_terminal() && state != HostState::Created;
+            // This one asks it (below, or it exits).
+            e.signalled = true;
+            hosts.push(h);
+        }
+        stopping
+    };
     if stopping {
         log::warn!(
             "Second termination signal ({name}) while stopping: exiting at once (code \
@@ -85,7 +115,7 @@ fn on_terminate(name: &'static str, code: u8) {
         exit(code);
     }
     log::info!("Received {name}: stopping gracefully");
-    for h in hosts {
+    for h in &hosts {
         h.request_stop_with(StopReason::Signal { name });
     }
 }
@@ -137,8 +167,9 @@ mod platform {
         if !found.is_empty() {
             log::warn!(
                 "console lifetime: {} already had a handler or was ignored (the program's own \
-                 handler, or SIG_IGN from nohup or a background shell); replaced: SIGINT, \
-                 SIGTERM and SIGQUIT now request a graceful stop, SIGHUP a reload",
+                 handler, or SIG_IGN from nohup or a background shell): SIGINT, SIGTERM and \
+                 SIGQUIT now request a graceful stop, SIGHUP a reload (a handler of the \
+                 program's own is still called, first)",
                 found.join(", ")
             );
         }

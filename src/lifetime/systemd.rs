@@ -34,6 +34,8 @@
 //!    in order, `host::reload` invariant 5). A failed hook still ends with `READY=1`: the
 //!    reload failed, not the service, which goes on running (the `STATUS=` line names the
 //!    services whose hook failed); `ERRNO=` is not sent, as it reports the service failed.
+//!    A reload that ends after `STOPPING=1` was sent (a stop began while its hooks ran)
+//!    sends nothing: `READY=1` then would tell systemd the stopping service is ready again.
 //!
 //! [`HostBuilder::on_state_change`]: crate::HostBuilder::on_state_change
 
@@ -258,6 +260,8 @@ struct Link {
 struct Progress {
     start_deadline: Option<Instant>,
     stop_deadline: Option<Instant>,
+    /// `STOPPING=1` was sent: a reload ending after it says nothing (invariant 7).
+    stopping: bool,
 }
 
 /// The listener: runs on the host's event thread, never under a threadhost lock.
@@ -284,7 +288,11 @@ fn on_event(link: &Arc<Link>, event: &HostEvent) {
             HostState::Stopping => {
                 let timeout = event.host().options().shutdown_timeout;
                 // Only the listener writes; the helper reads at its next tick.
-                link.progress.lock().stop_deadline = event.at.checked_add(timeout);
+                {
+                    let mut progress = link.progress.lock();
+                    progress.stop_deadline = event.at.checked_add(timeout);
+                    progress.stopping = true;
+                }
                 let why = reason
                     .as_ref()
                     .map_or_else(String::new, |r| format!(": {r}"));
@@ -304,6 +312,11 @@ fn on_event(link: &Arc<Link>, event: &HostEvent) {
             ]);
         }
         StateChange::Reloaded { failed } => {
+            if link.progress.lock().stopping {
+                // Invariant 7: never `READY=1` (nor a `STATUS=running`) after `STOPPING=1`.
+                log::debug!("systemd notify: a reload ended while stopping; not sent");
+                return;
+            }
             let status = if failed.is_empty() {
                 "running (reloaded)".to_owned()
             } else {

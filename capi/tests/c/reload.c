@@ -13,6 +13,8 @@ typedef struct {
     int order[16];   /* the id of each call, in call order */
     int fail_id;     /* the hook with this id fails */
     int hang_id;     /* the hook with this id hangs until released */
+    bool hanging;    /* the hanging hook is in its call (under `lock`) */
+    bool early_free; /* a destroy ran while its hook was in its call */
     pthread_mutex_t lock;
 } shared;
 
@@ -42,7 +44,15 @@ static threadhost_status reload_hook(void *user, const threadhost_context *ctx) 
     bool hang = d->id == s->hang_id;
     pthread_mutex_unlock(&s->lock);
     counter_add(&s->calls, 1);
-    if (hang) counter_wait(&s->release, 1, 20000);
+    if (hang) {
+        pthread_mutex_lock(&s->lock);
+        s->hanging = true;
+        pthread_mutex_unlock(&s->lock);
+        counter_wait(&s->release, 1, 20000);
+        pthread_mutex_lock(&s->lock);
+        s->hanging = false;
+        pthread_mutex_unlock(&s->lock);
+    }
     if (fail) {
         threadhost_context_set_error(ctx, "bad config line 3");
         return THREADHOST_SERVICE_FAILED;
@@ -52,6 +62,9 @@ static threadhost_status reload_hook(void *user, const threadhost_context *ctx) 
 
 static void free_hook(void *user) {
     hook_data *d = user;
+    pthread_mutex_lock(&d->s->lock);
+    if (d->id == d->s->hang_id && d->s->hanging) d->s->early_free = true;
+    pthread_mutex_unlock(&d->s->lock);
     counter_add(&d->s->freed, 1);
     free(d);
 }
@@ -145,6 +158,32 @@ static bool a_hung_hook_times_out(void) {
     return true;
 }
 
+/* A hook still hung when its host is stopped and freed: the stop returns, and no hook's user
+ * data is destroyed while the hook runs (its context keeps the host's parts alive); once it
+ * is released, both are destroyed, once each. */
+static bool a_hung_hooks_data_outlives_the_host(void) {
+    shared s;
+    shared_init(&s);
+    s.hang_id = 2;
+    threadhost_host *host = NULL;
+    CHECK(build_two(&s, threadhost_builder_new(), &host));
+    CHECK_STATUS(threadhost_host_start(host, 5000), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_reload(host, 100), THREADHOST_TIMEOUT);
+    CHECK(counter_wait(&s.calls, 1, 10000));
+    long long began = now_ms();
+    CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_OK);
+    CHECK(now_ms() - began < 20000);
+    threadhost_host_free(host);
+    CHECK(counter_get(&s.freed) == 0);
+    counter_add(&s.release, 1);
+    CHECK(counter_wait(&s.freed, 2, 10000));
+    pthread_mutex_lock(&s.lock);
+    bool early = s.early_free;
+    pthread_mutex_unlock(&s.lock);
+    CHECK(!early);
+    return true;
+}
+
 static bool bad_arguments(void) {
     shared s;
     shared_init(&s);
@@ -215,6 +254,7 @@ int main(void) {
     int failures = 0;
     RUN(reload_runs_hooks_in_start_order);
     RUN(a_hung_hook_times_out);
+    RUN(a_hung_hooks_data_outlives_the_host);
     RUN(bad_arguments);
     RUN(sighup_reloads_under_the_console_lifetime);
     return failures == 0 ? 0 : 1;
