@@ -244,7 +244,9 @@ impl Events {
                 if progress.finished || until.is_expired() {
                     break false;
                 }
-                let wake = until.instant().map_or(deadline, |until| until.min(deadline));
+                let wake = until
+                    .instant()
+                    .map_or(deadline, |until| until.min(deadline));
                 self.progress_cond.wait_until(&mut progress, wake);
                 if progress.delivered != seen {
                     seen = progress.delivered;
