@@ -226,6 +226,12 @@ typedef int32_t threadhost_log_level;
  * called a threadhost function that logs) are dropped, not delivered: the callback is never
  * called inside itself. It must not unwind, nor wait for a thread that is calling
  * threadhost_log_set_callback or threadhost_log_init_stderr (that call waits for it).
+ * Logging is synchronous: the thread that logged waits for the callback. threadhost never
+ * logs while holding a lock of its own, so a slow or blocked callback holds up only the
+ * thread it runs on: blocked on a service's thread, it does not hold the host's stop past its
+ * deadline (that service is reported as not stopped in time); blocked on the thread calling
+ * threadhost_host_stop, it delays that call (the stop logs its progress on its caller's
+ * thread). A callback that may block should hand the record to a thread of its own.
  */
 typedef void (*threadhost_log_fn)(threadhost_log_level level, const char *target,
                                   const char *message, void *user);
