@@ -655,3 +655,61 @@ fn no_thread_or_socket_leaks_after_1000_requests() {
     });
     assert_eq!(server_sockets(addr.port()), 0);
 }
+
+/// A group restarting a critical child (its backoff long): ready holds, live fails naming
+/// the child, `/metrics` shows the group restarting and counts the restart, `/status` agrees;
+/// the stop during the backoff is prompt and clean.
+#[test]
+fn a_restarting_group_in_every_format() {
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let theirs = Arc::clone(&runs);
+    let host = HostBuilder::new()
+        .http(HttpEndpoint::new("127.0.0.1:0").service_name("grp"))
+        .group("g", |g| {
+            g.backoff(threadhost::Backoff::fixed(Duration::from_secs(60)))
+                .add_service(
+                    Service::background("child", move |ctx| {
+                        if theirs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                            return Err("first run fails".into());
+                        }
+                        ctx.token().wait();
+                        Ok(())
+                    })
+                    .restart(threadhost::RestartType::Permanent)
+                    .liveness(Duration::from_secs(60)),
+                )
+        })
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let addr = addr_of(&host.handle());
+    let handle = host.handle();
+    eventually("the group to wait out its backoff", || {
+        handle
+            .snapshot()
+            .groups
+            .iter()
+            .any(|g| &*g.path == "g" && g.state == threadhost::ServiceState::Restarting)
+    });
+    assert_eq!(http_get(addr, "/readyz").status, 200);
+    let r = http_get(addr, "/livez");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("\ng/child: "), "{:?}", r.body);
+    assert!(r.body.contains("first run fails"), "{:?}", r.body);
+    let r = http_get(addr, "/metrics");
+    check_openmetrics(&r.body);
+    for line in [
+        r#"threadhost_group_state{group="g",state="restarting"} 1"#,
+        r#"threadhost_service_live{service="g/child"} 0"#,
+        r#"threadhost_service_critical{service="g/child"} 1"#,
+    ] {
+        assert!(r.body.contains(line), "{line} in {}", r.body);
+    }
+    let json: serde_json::Value = serde_json::from_str(&http_get(addr, "/status").body).unwrap();
+    assert_eq!(json["live"], false);
+    assert_eq!(json["ready"], true);
+    let (report, took) = timed(|| host.stop(Duration::from_secs(30)));
+    assert_within(took, PATIENCE, "a stop during a 60 s backoff");
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
