@@ -132,14 +132,6 @@ fn no_record_is_logged_under_the_lifecycle_lock() {
     let gate = Gate::new();
     let _opener = gate.opener();
     let held = gate.clone();
-    let (queue, producer) = threadhost::WorkQueue::builder("jobs")
-        .build(|n: u32, _: &threadhost::StopToken| {
-            if n % 2 == 0 {
-                panic!("job {n} panics");
-            }
-            Err(format!("job {n} fails").into())
-        })
-        .unwrap();
     let builder = HostBuilder::new()
         .group("g", |g| {
             g.strategy(Strategy::OneForAll)
@@ -160,15 +152,27 @@ fn no_record_is_logged_under_the_lifecycle_lock() {
         .add_service(
             Service::background("panics", |_| panic!("a body panics")).on_failure(Policy::Ignore),
         )
-        .add_service(queue.into_service())
         .add_service(
             Service::hosted("hangs-stop", Hooks(Some(held), Ok(()))).stop_timeout(ms(300)),
         );
+    #[cfg(feature = "queue")]
+    let (builder, producer) = {
+        let (queue, producer) = threadhost::WorkQueue::builder("jobs")
+            .build(|n: u32, _: &threadhost::StopToken| {
+                if n % 2 == 0 {
+                    panic!("job {n} panics");
+                }
+                Err(format!("job {n} fails").into())
+            })
+            .unwrap();
+        (builder.add_service(queue.into_service()), producer)
+    };
     #[cfg(feature = "http")]
     let builder = builder.http_endpoint("127.0.0.1:0");
     let host = builder.build().unwrap();
     *log.host.lock().unwrap() = Some(host.handle());
     host.start(SECS5).unwrap();
+    #[cfg(feature = "queue")]
     for n in 0..6 {
         producer.send(n).unwrap();
     }
@@ -210,12 +214,6 @@ fn no_record_is_logged_under_the_lifecycle_lock() {
 fn a_logger_blocked_on_other_threads_does_not_hold_the_stop() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let log = logger();
-    let (queue, producer) = threadhost::WorkQueue::builder("stopq")
-        .build(|_: u32, token: &threadhost::StopToken| {
-            token.wait();
-            Err("cancelled job".into())
-        })
-        .unwrap();
     let builder = HostBuilder::new()
         .add_service(Service::background("fails-on-stop", |ctx| {
             ctx.token().wait();
@@ -225,12 +223,22 @@ fn a_logger_blocked_on_other_threads_does_not_hold_the_stop() {
             "stop-errs",
             Hooks(None, Err("stop hook failed")),
         ))
-        .add_service(queue.into_service())
         .group("g", |g| g.add_service(idle("child")));
+    #[cfg(feature = "queue")]
+    let (builder, producer) = {
+        let (queue, producer) = threadhost::WorkQueue::builder("stopq")
+            .build(|_: u32, token: &threadhost::StopToken| {
+                token.wait();
+                Err("cancelled job".into())
+            })
+            .unwrap();
+        (builder.add_service(queue.into_service()), producer)
+    };
     #[cfg(feature = "http")]
     let builder = builder.http_endpoint("127.0.0.1:0");
     let host = builder.build().unwrap();
     host.start(SECS5).unwrap();
+    #[cfg(feature = "queue")]
     for n in 0..4 {
         producer.send(n).unwrap();
     }
