@@ -55,6 +55,11 @@
 //!    accept thread returns.
 //! 4. A thread is joined only once it marked itself exited (as the host's invariant 6).
 //!
+//! The limit is also what a hostile client can use: one that keeps `max_connections`
+//! connections open (each reconnected after its read timeout or request deadline) has every
+//! other client, an orchestrator's liveness probe included, answered `503` busy. Serve the
+//! endpoint only to the network of the scraper and the orchestrator.
+//!
 //! # Invariants
 //!
 //! - No threadhost lock is held while a response is computed: the snapshot takes the host's
