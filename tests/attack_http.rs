@@ -713,3 +713,39 @@ fn a_restarting_group_in_every_format() {
     assert!(report.is_complete(), "{report}");
     assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// Over the limit, a client that sends its request at once (as a probe or a scraper does)
+/// reads the `503`, not a reset: the rejected connection is closed without losing the answer.
+#[test]
+fn an_over_limit_client_that_sends_at_once_reads_503() {
+    let host = HostBuilder::new()
+        .http(
+            HttpEndpoint::new("127.0.0.1:0")
+                .service_name("full")
+                .max_connections(1),
+        )
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let addr = addr_of(&host.handle());
+    let _holder = TcpStream::connect(addr).unwrap();
+    // The holder is admitted before the others (a probe behind it is turned away).
+    poll("the holder to be admitted", || {
+        (http_get(addr, "/livez").status == 503).then_some(())
+    });
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..200 {
+        let mut tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+        let _ = tcp.write_all(b"GET /livez HTTP/1.1\r\nHost: probe\r\n\r\n");
+        let mut bytes = Vec::new();
+        let outcome = match tcp.read_to_end(&mut bytes) {
+            Ok(_) if bytes.starts_with(b"HTTP/1.1 503") => "503".to_owned(),
+            Ok(_) => format!("other: {:?}", String::from_utf8_lossy(&bytes)),
+            Err(e) => format!("{:?} after {} bytes", e.kind(), bytes.len()),
+        };
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    assert_eq!(outcomes.get("503"), Some(&200), "{outcomes:?}");
+    assert!(host.stop(SECS5).is_clean());
+}
