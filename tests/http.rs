@@ -406,7 +406,7 @@ fn a_hung_metrics_callback_does_not_delay_the_stop() {
     let entered = Probe::new();
     let (held, signal) = (gate.clone(), entered.clone());
     let host = HostBuilder::new()
-        .http_endpoint("127.0.0.1:0")
+        .http(HttpEndpoint::new("127.0.0.1:0").service_name("hung"))
         .add_service(idle("hangs").metrics(move || {
             signal.set();
             held.wait();
@@ -431,10 +431,15 @@ fn a_hung_metrics_callback_does_not_delay_the_stop() {
         "the stop with a scrape hung in user code",
     );
     // The endpoint's stop did its part; its connection thread is left detached (logged).
-    assert!(report.service("http").is_some());
+    assert!(report.service("hung").is_some());
+    assert_eq!(threads_named("th:hung/conn"), 1, "the stuck one, detached");
     gate.open();
     // The stuck scrape's connection was shut down by the stop: the client sees it closed.
     let _ = client.join().unwrap();
+    // Once the callback returns, the detached thread ends: nothing of the endpoint is left.
+    eventually("the detached connection thread to end", || {
+        threads_named("th:hung") == 0
+    });
 }
 
 #[test]

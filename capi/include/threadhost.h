@@ -55,7 +55,7 @@
  *   on by default): `termination` (threadhost_builder_console_lifetime), `systemd`
  *   (threadhost_builder_systemd), `env` (threadhost_builder_options_from_env), `queue`
  *   (threadhost_queue_*, threadhost_producer_*) and `periodic` (threadhost_periodic_*,
- *   threadhost_tick_*); and `http` (threadhost_builder_http_endpoint), off by default. This header and the exported functions are the same in every build:
+ *   threadhost_tick_*); and `http` (threadhost_builder_http_endpoint, threadhost_host_http_addr), off by default. This header and the exported functions are the same in every build:
  *   a function whose feature was left out returns THREADHOST_INVALID_STATE with the message
  *   "threadhost was built without its `<feature>` feature: ...". It writes no output; the
  *   builder setters check their builder first (NULL gives THREADHOST_NULL_ARGUMENT); the
@@ -226,6 +226,12 @@ typedef int32_t threadhost_log_level;
  * called a threadhost function that logs) are dropped, not delivered: the callback is never
  * called inside itself. It must not unwind, nor wait for a thread that is calling
  * threadhost_log_set_callback or threadhost_log_init_stderr (that call waits for it).
+ * Logging is synchronous: the thread that logged waits for the callback. threadhost never
+ * logs while holding a lock of its own, so a slow or blocked callback holds up only the
+ * thread it runs on: blocked on a service's thread, it does not hold the host's stop past its
+ * deadline (that service is reported as not stopped in time); blocked on the thread calling
+ * threadhost_host_stop, it delays that call (the stop logs its progress on its caller's
+ * thread). A callback that may block should hand the record to a thread of its own.
  */
 typedef void (*threadhost_log_fn)(threadhost_log_level level, const char *target,
                                   const char *message, void *user);
@@ -444,6 +450,21 @@ THREADHOST_MUST_USE threadhost_status threadhost_builder_systemd(threadhost_buil
  */
 THREADHOST_MUST_USE threadhost_status threadhost_builder_http_endpoint(threadhost_builder *builder,
                                                    const char *addr);
+
+/*
+ * Copies the address the host's HTTP endpoint listens on into buf (string rules above):
+ * "127.0.0.1:43521", "[::1]:9090" (an IPv6 address in brackets); the port is after the last
+ * ':', the one the system picked when `addr` asked for port 0. The endpoint listens from
+ * threadhost_host_start (before the other services start) to the end of the host's stop: at
+ * any other time, or without an endpoint, THREADHOST_INVALID_STATE (the message says the
+ * host's state). Any thread, also a service's callback. NULL `host`: THREADHOST_NULL_ARGUMENT;
+ * buf too small: THREADHOST_BUFFER_TOO_SMALL (64 bytes hold any address).
+ *
+ * Needs the Cargo feature `http` (see threadhost_builder_http_endpoint): without it,
+ * THREADHOST_INVALID_STATE.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_host_http_addr(const threadhost_host *host, char *buf,
+                                            size_t len, size_t *out_n);
 
 /*
  * Adds `service` and consumes it, also when the call fails (then it is freed and its destroy

@@ -36,7 +36,7 @@ pub(crate) struct CHost {
     /// with `INVALID_STATE` instead of waiting if another call is in progress. So no one
     /// ever blocks on this lock.
     host: RwLock<Option<Host>>,
-    handle: HostHandle,
+    pub(crate) handle: HostHandle,
 }
 
 impl CHost {

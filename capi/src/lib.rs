@@ -30,8 +30,8 @@
 //! - `off.rs`: the same exports as `queue.rs` / `periodic.rs` in a build without that Cargo
 //!   feature, each returning `THREADHOST_INVALID_STATE` (so the header is one file for every
 //!   build). The builder's feature-gated setters do the same in `builder.rs`.
-//! - `http.rs`: `threadhost_builder_http_endpoint` (feature `http`, off by default; without
-//!   it, the same export returns `THREADHOST_INVALID_STATE`).
+//! - `http.rs`: `threadhost_builder_http_endpoint` and `threadhost_host_http_addr` (feature
+//!   `http`, off by default; without it, the same exports return `THREADHOST_INVALID_STATE`).
 //!
 //! Only the public Rust API of `threadhost` is used here. Every exported function is
 //! `#[unsafe(no_mangle)] pub [unsafe] extern "C" fn` and its body is one `ffi_boundary!`;

@@ -39,6 +39,10 @@
 //!    there is caught: the record is delivered with a message saying what panicked. A panic
 //!    anywhere else in the dispatcher (env_logger's) is caught and the record dropped: a
 //!    logger never unwinds into the code that logged.
+//! 6. **Blocking**: delivery is synchronous, on the thread that logged. The core crate logs
+//!    with none of its locks held (tests/attack_ops.rs probes every record of a busy
+//!    lifecycle), so a callback that blocks holds up its own thread only: the host's stop
+//!    still returns by its deadline unless the callback blocks the stop's own caller.
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_void};

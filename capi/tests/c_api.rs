@@ -297,6 +297,8 @@ fn c_http() {
         "http feature: off"
     };
     assert!(stdout.contains(expected), "{stdout}");
+    // threadhost_host_http_addr: the bound address, or the stub's status.
+    assert!(stdout.contains("the_bound_address: ok"), "{stdout}");
 }
 
 /// `threadhost_host_stop` / `_join` called on one of the host's own threads.

@@ -9,7 +9,10 @@
 //! | `/status`  | the snapshot as JSON                                                     |
 //!
 //! `GET` and `HEAD` only (`405` otherwise); no request body (`413`); another path is `404`.
-//! One request per connection (`Connection: close`).
+//! One request per connection (`Connection: close`): what a client pipelines after its first
+//! request is not answered. The request target is a path (`/livez`) or an absolute URI
+//! (`http://host:9090/livez`); its query and fragment are ignored; percent-encoding is not
+//! decoded (none of the paths needs it: `/%6Civez` is `404`).
 //!
 //! # Per host state
 //!
@@ -51,6 +54,11 @@
 //!    the host's stop never waits past its deadline. The listening socket closes when the
 //!    accept thread returns.
 //! 4. A thread is joined only once it marked itself exited (as the host's invariant 6).
+//!
+//! The limit is also what a hostile client can use: one that keeps `max_connections`
+//! connections open (each reconnected after its read timeout or request deadline) has every
+//! other client, an orchestrator's liveness probe included, answered `503` busy. Serve the
+//! endpoint only to the network of the scraper and the orchestrator.
 //!
 //! # Invariants
 //!

@@ -81,8 +81,8 @@ impl Response {
 }
 
 /// The answer to `GET path` (`host`: `None` once the host is gone).
-pub(crate) fn respond(host: Option<&HostHandle>, path: &str) -> Response {
-    let path = path.split(['?', '#']).next().unwrap_or_default();
+pub(crate) fn respond(host: Option<&HostHandle>, target: &str) -> Response {
+    let path = path_of(target);
     let known = matches!(path, "/livez" | "/readyz" | "/metrics" | "/status");
     if !known {
         return Response::text(
@@ -100,6 +100,26 @@ pub(crate) fn respond(host: Option<&HostHandle>, path: &str) -> Response {
         "/metrics" => metrics(&snapshot),
         _ => Response::json(200, &status(&snapshot)),
     }
+}
+
+/// The path of a request target: origin-form (`/livez?x`) or absolute-form
+/// (`http://host:9090/livez`, which RFC 9112 section 3.2.2 has a server accept), without
+/// its query or fragment. Percent-encoding is not decoded (none of the paths needs it).
+fn path_of(target: &str) -> &str {
+    let scheme = ["http://", "https://"].into_iter().find(|scheme| {
+        target
+            .get(..scheme.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(scheme))
+    });
+    let rest = match scheme {
+        // The authority ends at the path, the query or the fragment.
+        Some(scheme) => {
+            let after = &target[scheme.len()..];
+            &after[after.find(['/', '?', '#']).unwrap_or(after.len())..]
+        }
+        None => target,
+    };
+    rest.split(['?', '#']).next().unwrap_or_default()
 }
 
 fn readyz(snapshot: &HostSnapshot) -> Response {

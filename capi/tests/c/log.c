@@ -1,5 +1,6 @@
 /* The library's log records in C: threadhost_log_set_callback (the started line, a service's
- * key-value, levels, NULL, re-entrancy, replacement from several threads while services log)
+ * key-value, levels, NULL, re-entrancy, replacement from several threads while services log,
+ * a 10 MiB error bounded, a callback calling into the host that logged)
  * and, with the argument "stderr", threadhost_log_init_stderr (tests/c_api.rs reads this
  * program's stderr). Run by tests/c_api.rs. */
 #include "test_util.h"
@@ -319,6 +320,77 @@ static bool replaced_callback_is_never_called_after_set_returns(void) {
     return true;
 }
 
+/* ---- A 10 MiB error, and a callback that calls into its host ---- */
+
+static threadhost_host *calling_host = NULL;
+static size_t big_line_len = 0;
+static bool big_line_cut = false, big_line_tagged = false;
+static threadhost_status snapshot_inside = -1, stop_inside = -1;
+static counter big_seen;
+
+static threadhost_status body_fail_huge(void *user, const threadhost_context *ctx) {
+    (void)user;
+    size_t n = (size_t)10 << 20;
+    char *text = malloc(n + 1);
+    if (text == NULL) return THREADHOST_SERVICE_FAILED;
+    memset(text, 'x', n);
+    for (size_t i = 4096; i < n; i += 4096) text[i] = '\n';
+    text[n] = '\0';
+    threadhost_context_set_error(ctx, text);
+    free(text);
+    return THREADHOST_SERVICE_FAILED;
+}
+
+/* On `big`'s failure record (on its thread): takes a snapshot of the host and requests its
+ * stop, from inside the callback. */
+static void calling_callback(threadhost_log_level level, const char *target, const char *message,
+                             void *user) {
+    (void)level, (void)target, (void)user;
+    if (strstr(message, "service `big` failed") == NULL) return;
+    big_line_len = strlen(message);
+    big_line_cut = strstr(message, " more bytes]") != NULL;
+    size_t tag = strlen(" service=big");
+    big_line_tagged = big_line_len > tag && strcmp(message + big_line_len - tag, " service=big") == 0;
+    threadhost_snapshot *snap = NULL;
+    snapshot_inside = threadhost_host_snapshot(calling_host, &snap);
+    threadhost_snapshot_free(snap);
+    stop_inside = threadhost_host_request_stop(calling_host);
+    counter_add(&big_seen, 1);
+}
+
+static bool a_huge_error_and_a_callback_calling_its_host(void) {
+    counter_init(&big_seen);
+    CHECK_STATUS(threadhost_log_set_callback(calling_callback, NULL, THREADHOST_LOG_INFO),
+                 THREADHOST_OK);
+    threadhost_service *svc = NULL;
+    CHECK_STATUS(threadhost_service_new_background("big", body_fail_huge, NULL, NULL, &svc),
+                 THREADHOST_OK);
+    CHECK_STATUS(threadhost_service_on_failure(svc, THREADHOST_POLICY_IGNORE), THREADHOST_OK);
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    CHECK_STATUS(threadhost_builder_build(b, &calling_host), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_start(calling_host, 5000), THREADHOST_OK);
+    /* The stop the callback requested ends the host (its report has `big`'s failure): no
+     * deadlock, no lost record. */
+    CHECK_STATUS(threadhost_host_join(calling_host, 20000), THREADHOST_SERVICE_FAILED);
+    int state = -1;
+    CHECK_STATUS(threadhost_host_get_state(calling_host, &state), THREADHOST_OK);
+    CHECK(state == THREADHOST_HOST_STOPPED);
+    CHECK_STATUS(threadhost_log_set_callback(NULL, NULL, THREADHOST_LOG_OFF), THREADHOST_OK);
+    CHECK(counter_get(&big_seen) == 1);
+    CHECK_STATUS(snapshot_inside, THREADHOST_OK);
+    CHECK_STATUS(stop_inside, THREADHOST_OK);
+    /* 10 MiB of error: at most 64 KiB of message, the rest counted, the key-value kept. */
+    CHECK(big_line_len <= 64 * 1024 + 4 * 1024 + 64);
+    CHECK(big_line_len >= 1024);
+    CHECK(big_line_cut);
+    CHECK(big_line_tagged);
+    threadhost_host_free(calling_host);
+    calling_host = NULL;
+    counter_destroy(&big_seen);
+    return true;
+}
+
 /* ---- stderr (run as `log stderr`; tests/c_api.rs checks the output) ---- */
 
 static bool stderr_logger_writes_lines(void) {
@@ -327,6 +399,15 @@ static bool stderr_logger_writes_lines(void) {
      * a dead stack frame. */
     static journal j;
     journal_init(&j);
+    /* stderr, a callback, none, stderr again: each switch takes. */
+    CHECK_STATUS(threadhost_log_init_stderr(), THREADHOST_OK);
+    CHECK_STATUS(threadhost_log_set_callback(keeping_callback, &j, THREADHOST_LOG_TRACE),
+                 THREADHOST_OK);
+    log_a_debug_record();
+    CHECK(counter_get(&j.records) == 1);
+    CHECK_STATUS(threadhost_log_set_callback(NULL, NULL, THREADHOST_LOG_OFF), THREADHOST_OK);
+    log_a_debug_record();
+    CHECK(counter_get(&j.records) == 1);
     CHECK_STATUS(threadhost_log_set_callback(keeping_callback, &j, THREADHOST_LOG_TRACE),
                  THREADHOST_OK);
     CHECK_STATUS(threadhost_log_init_stderr(), THREADHOST_OK);
@@ -348,5 +429,6 @@ int main(int argc, char **argv) {
     RUN(levels_filter_and_null_removes);
     RUN(reentrancy_is_refused_not_deadlocked);
     RUN(replaced_callback_is_never_called_after_set_returns);
+    RUN(a_huge_error_and_a_callback_calling_its_host);
     return failures == 0 ? 0 : 1;
 }
