@@ -11,23 +11,12 @@ mod common;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use common::*;
-use threadhost::{Error, Host, HostBuilder, HostHandle, HostState, HttpEndpoint, Service};
-
-fn addr_of(handle: &HostHandle) -> SocketAddr {
-    poll("the endpoint to listen", || handle.http_addr())
-}
-
-fn idle(name: &str) -> Service {
-    Service::background(name, |ctx| {
-        ctx.token().wait();
-        Ok(())
-    })
-}
+use threadhost::{Error, Host, HostBuilder, HostState, HttpEndpoint, Service};
 
 /// The inodes of this process's open sockets.
 fn my_socket_inodes() -> HashSet<u64> {
@@ -92,11 +81,11 @@ fn a_client_that_never_reads_a_large_scrape_does_not_hold_the_stop() {
                 .read_timeout(minute)
                 .request_timeout(minute),
         )
-        .add_service(idle("many").metrics(move || names.iter().map(|&n| (n, 1)).collect()))
+        .add_service(idle_service("many").metrics(move || names.iter().map(|&n| (n, 1)).collect()))
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let mut client = TcpStream::connect(addr).unwrap();
     client.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
     // The response has begun to arrive: the server is writing (and, the buffers full, blocked).
@@ -133,12 +122,12 @@ fn many_clients_over_the_limit_during_a_stop() {
                     .service_name("crowd")
                     .max_connections(4),
             )
-            .add_service(idle("worker"))
+            .add_service(idle_service("worker"))
             .build()
             .unwrap(),
     );
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let go = Arc::new(std::sync::Barrier::new(65));
     let clients: Vec<_> = (0..64)
         .map(|i| {
@@ -196,7 +185,7 @@ fn request_forms() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let get = |raw: &[u8]| http_raw(addr, raw);
 
     // HTTP/1.0 without Host: answered (the response line is HTTP/1.1, as RFC 9110 allows).
@@ -395,8 +384,8 @@ fn hostile_names_and_errors_keep_every_format() {
     let evil = r#"a"b\c},d=e {x} é💥"#;
     let host = HostBuilder::new()
         .http(HttpEndpoint::new("127.0.0.1:0").service_name("fmt"))
-        .add_service(idle(evil).metrics(|| vec![("x\"\n\\y", 3), ("plain", 1)]))
-        .group(r#"g"\"#, |g| g.add_service(idle("child")))
+        .add_service(idle_service(evil).metrics(|| vec![("x\"\n\\y", 3), ("plain", 1)]))
+        .group(r#"g"\"#, |g| g.add_service(idle_service("child")))
         .add_service(
             Service::background("bad", |_| {
                 Err("q\"uote \\back\0nul\u{2028}ls\nnext \u{fffd} </script>".into())
@@ -407,7 +396,7 @@ fn hostile_names_and_errors_keep_every_format() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     await_state(&host.handle(), "bad", threadhost::ServiceState::Failed);
 
     let r = http_get(addr, "/metrics");
@@ -477,12 +466,12 @@ fn hostile_names_and_errors_keep_every_format() {
 fn a_panicking_metrics_callback_costs_its_figures_only() {
     let host = HostBuilder::new()
         .http(HttpEndpoint::new("127.0.0.1:0").service_name("pan"))
-        .add_service(idle("boom").metrics(|| panic!("metrics\ncallback")))
-        .add_service(idle("fine").metrics(|| vec![("ok", 1)]))
+        .add_service(idle_service("boom").metrics(|| panic!("metrics\ncallback")))
+        .add_service(idle_service("fine").metrics(|| vec![("ok", 1)]))
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     for _ in 0..3 {
         let r = http_get(addr, "/metrics");
         assert_eq!(r.status, 200);
@@ -513,7 +502,7 @@ fn a_metrics_callback_stopping_the_host() {
         let host = Arc::new(
             HostBuilder::new()
                 .http(HttpEndpoint::new("127.0.0.1:0").service_name(name))
-                .add_service(idle("svc").metrics(move || {
+                .add_service(idle_service("svc").metrics(move || {
                     if let Some(host) = theirs.get().and_then(Weak::upgrade) {
                         if blocking {
                             let report = host.stop(Duration::from_secs(30));
@@ -529,7 +518,7 @@ fn a_metrics_callback_stopping_the_host() {
         );
         slot.set(Arc::downgrade(&host)).unwrap();
         host.start(SECS5).unwrap();
-        let addr = addr_of(&host.handle());
+        let addr = http_addr_of(&host.handle());
         let (r, took) = timed(|| http_get(addr, "/metrics"));
         assert_within(took, PATIENCE, "the scrape that stops the host");
         assert_eq!(r.status, 200, "{}", r.body);
@@ -557,7 +546,7 @@ fn a_host_dropped_with_a_client_connected() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let mut slow = TcpStream::connect(addr).unwrap();
     slow.write_all(b"GET /liv").unwrap();
     assert_eq!(http_get(addr, "/livez").status, 200); // `slow` was admitted
@@ -582,7 +571,7 @@ fn a_host_dropped_with_a_client_connected() {
 fn names_two_hosts_and_http_addr_from_a_service() {
     let err = HostBuilder::new()
         .http_endpoint("127.0.0.1:0")
-        .group("http", |g| g.add_service(idle("x")))
+        .group("http", |g| g.add_service(idle_service("x")))
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::DuplicateService { .. }), "{err}");
@@ -604,7 +593,7 @@ fn names_two_hosts_and_http_addr_from_a_service() {
         .unwrap();
     a.start(SECS5).unwrap();
     b.start(SECS5).unwrap();
-    let (addr_a, addr_b) = (addr_of(&a.handle()), addr_of(&b.handle()));
+    let (addr_a, addr_b) = (http_addr_of(&a.handle()), http_addr_of(&b.handle()));
     assert_ne!(addr_a, addr_b);
     let looked = poll("the service to look", || *seen.lock().unwrap());
     assert_eq!(
@@ -612,7 +601,10 @@ fn names_two_hosts_and_http_addr_from_a_service() {
         Some(addr_a),
         "a service sees its own host's endpoint"
     );
-    let err = a.handle().add_service("", idle("http"), SECS5).unwrap_err();
+    let err = a
+        .handle()
+        .add_service("", idle_service("http"), SECS5)
+        .unwrap_err();
     assert!(matches!(err, Error::DuplicateService { .. }), "{err}");
     assert_eq!(http_get(addr_a, "/readyz").status, 200);
     assert!(b.stop(SECS5).is_clean());
@@ -628,11 +620,11 @@ fn names_two_hosts_and_http_addr_from_a_service() {
 fn no_thread_or_socket_leaks_after_1000_requests() {
     let host = HostBuilder::new()
         .http(HttpEndpoint::new("127.0.0.1:0").service_name("leak"))
-        .add_service(idle("worker").metrics(|| vec![("n", 1)]))
+        .add_service(idle_service("worker").metrics(|| vec![("n", 1)]))
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     for i in 0..1000 {
         match i % 5 {
             0 => assert_eq!(http_get(addr, "/metrics").status, 200),
@@ -682,7 +674,7 @@ fn a_restarting_group_in_every_format() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let handle = host.handle();
     eventually("the group to wait out its backoff", || {
         handle
@@ -727,7 +719,7 @@ fn an_over_limit_client_that_sends_at_once_reads_503() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let _holder = TcpStream::connect(addr).unwrap();
     // The holder is admitted before the others (a probe behind it is turned away).
     poll("the holder to be admitted", || {

@@ -114,13 +114,6 @@ impl threadhost::HostedService for Hooks {
     }
 }
 
-fn idle(name: &str) -> Service {
-    Service::background(name, |ctx| {
-        ctx.token().wait();
-        Ok(())
-    })
-}
-
 /// Every record the library logs through a busy lifecycle is logged with the host's
 /// lifecycle lock free.
 #[test]
@@ -147,7 +140,7 @@ fn no_record_is_logged_under_the_lifecycle_lock() {
                     })
                     .restart(RestartType::Permanent),
                 )
-                .add_service(idle("sibling").restart(RestartType::Permanent))
+                .add_service(idle_service("sibling").restart(RestartType::Permanent))
         })
         .add_service(
             Service::background("panics", |_| panic!("a body panics")).on_failure(Policy::Ignore),
@@ -178,10 +171,12 @@ fn no_record_is_logged_under_the_lifecycle_lock() {
     }
     eventually("the group's restarts", || runs.load(Ordering::SeqCst) >= 4);
     let handle = host.handle();
-    handle.add_service("g", idle("late"), SECS5).unwrap();
+    handle
+        .add_service("g", idle_service("late"), SECS5)
+        .unwrap();
     handle.restart_child("g/late", SECS5).unwrap();
     let _ = handle.remove("g/late", SECS5).unwrap();
-    let err = handle.add_service("nope", idle("x"), SECS5);
+    let err = handle.add_service("nope", idle_service("x"), SECS5);
     assert!(err.is_err());
     #[cfg(feature = "http")]
     {
@@ -223,7 +218,7 @@ fn a_logger_blocked_on_other_threads_does_not_hold_the_stop() {
             "stop-errs",
             Hooks(None, Err("stop hook failed")),
         ))
-        .group("g", |g| g.add_service(idle("child")));
+        .group("g", |g| g.add_service(idle_service("child")));
     #[cfg(feature = "queue")]
     let (builder, producer) = {
         let (queue, producer) = threadhost::WorkQueue::builder("stopq")

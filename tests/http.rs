@@ -12,19 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use threadhost::{Error, HostBuilder, HostHandle, HostState, HttpEndpoint, Service, ServiceState};
-
-/// The endpoint's address once its service started.
-fn addr_of(handle: &HostHandle) -> SocketAddr {
-    poll("the endpoint to listen", || handle.http_addr())
-}
-
-fn idle(name: &str) -> Service {
-    Service::background(name, |ctx| {
-        ctx.token().wait();
-        Ok(())
-    })
-}
+use threadhost::{Error, HostBuilder, HostState, HttpEndpoint, Service, ServiceState};
 
 /// The value of the sample `line_start` (name and labels, exactly) in a `/metrics` body.
 fn sample(body: &str, line_start: &str) -> Option<f64> {
@@ -34,7 +22,7 @@ fn sample(body: &str, line_start: &str) -> Option<f64> {
     })
 }
 
-/// Item 5: a queue's figures are in the snapshot, and so in `/metrics`, without user code.
+/// A queue's figures are in the snapshot, and so in `/metrics`, without user code.
 #[cfg(feature = "queue")]
 #[test]
 fn queue_figures_need_no_user_code() {
@@ -49,7 +37,7 @@ fn queue_figures_need_no_user_code() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     for _ in 0..3 {
         producer.send_task(|_| Ok(())).unwrap();
     }
@@ -100,13 +88,13 @@ fn queue_figures_need_no_user_code() {
 fn every_path_answers_while_running() {
     let host = HostBuilder::new()
         .http_endpoint("127.0.0.1:0")
-        .add_service(idle("worker"))
-        .add_service(idle("counts").metrics(|| vec![("widgets", 7)]))
-        .group("devices", |g| g.add_service(idle("plc")))
+        .add_service(idle_service("worker"))
+        .add_service(idle_service("counts").metrics(|| vec![("widgets", 7)]))
+        .group("devices", |g| g.add_service(idle_service("plc")))
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
 
     let r = http_get(addr, "/livez");
     assert_eq!((r.status, r.body.as_str()), (200, "live\n"));
@@ -245,7 +233,7 @@ fn while_starting_ready_fails_and_live_holds() {
         let host = Arc::clone(&host);
         spawn("starter", move || host.start(PATIENCE))
     };
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     await_state(&host.handle(), "slow", ServiceState::Starting);
     assert_eq!(host.state(), HostState::Starting);
     let r = http_get(addr, "/readyz");
@@ -271,11 +259,11 @@ fn a_stale_critical_service_fails_liveness_by_name_escaped() {
     let name = r#"pl"c\7"#;
     let host = HostBuilder::new()
         .http_endpoint("127.0.0.1:0")
-        .add_service(idle(name).liveness(ms(50)))
+        .add_service(idle_service(name).liveness(ms(50)))
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let handle = host.handle();
     eventually("the heartbeat to go stale", || {
         !handle.snapshot().not_live().is_empty()
@@ -319,7 +307,7 @@ fn a_failed_service_error_reaches_status_as_valid_json() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     await_state(&host.handle(), "bad", ServiceState::Failed);
     let r = http_get(addr, "/status");
     let json: serde_json::Value = serde_json::from_str(&r.body).unwrap();
@@ -347,12 +335,12 @@ fn a_hung_stop_is_observable_and_slow_clients_do_not_delay_it() {
                 "stuck",
                 Rec::new("stuck", &events).on("stop", Action::Block(gate.clone())),
             ))
-            .add_service(idle("crit").liveness(Duration::from_secs(60)))
+            .add_service(idle_service("crit").liveness(Duration::from_secs(60)))
             .build()
             .unwrap(),
     );
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     // A slowloris: half a request line, never finished.
     let mut slow = TcpStream::connect(addr).unwrap();
     slow.write_all(b"GET /metr").unwrap();
@@ -407,7 +395,7 @@ fn a_hung_metrics_callback_does_not_delay_the_stop() {
     let (held, signal) = (gate.clone(), entered.clone());
     let host = HostBuilder::new()
         .http(HttpEndpoint::new("127.0.0.1:0").service_name("hung"))
-        .add_service(idle("hangs").metrics(move || {
+        .add_service(idle_service("hangs").metrics(move || {
             signal.set();
             held.wait();
             vec![("x", 1)]
@@ -415,7 +403,7 @@ fn a_hung_metrics_callback_does_not_delay_the_stop() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let client = spawn("scraper", move || {
         let mut tcp = TcpStream::connect(addr).unwrap();
         tcp.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
@@ -449,7 +437,7 @@ fn the_connection_limit_answers_503_and_frees_up() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let first = TcpStream::connect(addr).unwrap();
     let _second = TcpStream::connect(addr).unwrap();
     // Accepted in order: the third finds two open. Answered without being read.
@@ -480,7 +468,7 @@ fn an_oversize_head_gets_431_and_a_slow_one_408() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let big = format!("GET /livez HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(2000));
     let r = http_raw(addr, big.as_bytes());
     assert_eq!(r.status, 431);
@@ -539,13 +527,13 @@ fn bad_options_and_a_taken_port_are_clear_errors() {
     // The endpoint's service name clashes with one of the program's.
     let err = HostBuilder::new()
         .http_endpoint("127.0.0.1:0")
-        .add_service(idle("http"))
+        .add_service(idle_service("http"))
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::DuplicateService { .. }), "{err}");
     let host = HostBuilder::new()
         .http(HttpEndpoint::new("127.0.0.1:0").service_name("ops"))
-        .add_service(idle("http"))
+        .add_service(idle_service("http"))
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
@@ -556,7 +544,7 @@ fn bad_options_and_a_taken_port_are_clear_errors() {
     let addr = taken.local_addr().unwrap().to_string();
     let host = HostBuilder::new()
         .http_endpoint(&addr)
-        .add_service(idle("worker"))
+        .add_service(idle_service("worker"))
         .build()
         .unwrap();
     let err = host.start(SECS5).unwrap_err();
@@ -572,11 +560,11 @@ fn bad_options_and_a_taken_port_are_clear_errors() {
 fn many_scrapes_at_once_all_answer_or_are_turned_away() {
     let host = HostBuilder::new()
         .http(HttpEndpoint::new("127.0.0.1:0").max_connections(4))
-        .add_service(idle("worker"))
+        .add_service(idle_service("worker"))
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let clients: Vec<_> = (0..16)
         .map(|i| {
             spawn(&format!("client-{i}"), move || {
@@ -607,7 +595,7 @@ fn slow_clients_never_hold_a_clean_stop() {
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
-    let addr = addr_of(&host.handle());
+    let addr = http_addr_of(&host.handle());
     let mut slow = TcpStream::connect(addr).unwrap();
     slow.write_all(b"GET /livez HTTP/1.1\r\nX-Slow: a").unwrap();
     let idle_conns: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();

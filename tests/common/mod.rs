@@ -550,6 +550,11 @@ pub(crate) fn idle(ctx: &Context) -> ServiceResult {
     Ok(())
 }
 
+/// A background service named `name` whose body is [`idle`].
+pub(crate) fn idle_service(name: &str) -> Service {
+    Service::background(name, idle)
+}
+
 /// A hosted service whose hooks all succeed at once.
 pub(crate) struct Noop;
 
@@ -866,6 +871,12 @@ pub(crate) fn http_read(tcp: &mut std::net::TcpStream) -> HttpResponse {
         head: head.to_owned(),
         body: body.to_owned(),
     }
+}
+
+/// The HTTP endpoint's address, once its service started.
+#[cfg(feature = "http")]
+pub(crate) fn http_addr_of(handle: &HostHandle) -> std::net::SocketAddr {
+    poll("the endpoint to listen", || handle.http_addr())
 }
 
 /// `GET path` on `addr`.
