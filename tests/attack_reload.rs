@@ -1,4 +1,4 @@
-//! Hostile checks of reloads in-process (issue 12, items 1–2): a stop while a hook hangs,
+//! Hostile checks of reloads in-process: a stop while a hook hangs,
 //! hooks that call back into their host (stop, remove their own service, snapshot), hostile
 //! errors and panics, a thousand hooks under one deadline, a zero deadline, services added
 //! at runtime, removed while their hook runs, or restarting in a group. (Signals and

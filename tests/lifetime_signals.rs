@@ -654,7 +654,7 @@ fn sighup_after_the_host_stopped_is_ignored() {
     assert_contains(&log, "Termination signal (SIGTERM) after the host stopped");
 }
 
-// ---- hostile cases (issue 12, items 1–2) ----
+// ---- hostile cases: signals and reloads ----
 
 /// A reload hook that never returns does not hold the signal thread: SIGTERM still starts
 /// the stop at once, and a second SIGTERM during the (slow) stop still forces the exit.

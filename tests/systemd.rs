@@ -844,7 +844,7 @@ fn a_tiny_watchdog_interval_is_floored() {
     );
 }
 
-// ---- hostile cases (issue 12, items 1–2) ----
+// ---- hostile cases: signals and reloads ----
 
 /// 100 SIGHUPs in 5 bursts of 20 while a 20 ms hook runs: every `RELOADING=1` comes with its
 /// `MONOTONIC_USEC=` (in one datagram, never decreasing), and the reloads are paired and
