@@ -1140,10 +1140,12 @@ threadhost_status threadhost_host_request_stop(const threadhost_host *host);
  * Reloads the host: calls every service's reload hook (threadhost_service_on_reload), one at
  * a time in start order, on the host's reload thread, and returns by timeout_ms
  * (THREADHOST_NO_DEADLINE: no deadline) whatever a hook does. THREADHOST_OK: every hook
- * returned THREADHOST_OK (also when there is none). THREADHOST_SERVICE_FAILED: a hook failed
- * or crashed; THREADHOST_TIMEOUT: a hook was still running at the deadline (the hooks after
- * it were not run); for both, the last error message names each service that did not reload
- * and why. A failed reload stops nothing: the host and its services go on running.
+ * returned THREADHOST_OK (also when there is none). THREADHOST_TIMEOUT: the deadline ended
+ * the reload: a hook was still running then, or hooks had not had their turn (the hooks
+ * after the deadline are not run; a timeout of 0 is one); THREADHOST_SERVICE_FAILED: otherwise
+ * a hook failed or crashed, or was not run (its service was not running, the host began to
+ * stop, or its hook from an earlier reload still ran); for both, the last error message names
+ * each service that did not reload and why. A failed reload stops nothing: the host and its services go on running.
  * THREADHOST_INVALID_STATE: the host is not running (not started, starting, stopping,
  * stopped), or another reload runs (also: called from a reload hook; use
  * threadhost_host_request_reload there). Under systemd (threadhost_builder_systemd) a reload

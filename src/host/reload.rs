@@ -141,6 +141,18 @@ impl ReloadReport {
         self.services.iter().find(|e| &*e.name == path)
     }
 
+    /// `true` when the reload's deadline ended it before every hook had run: a hook was still
+    /// running then ([`TimedOut`](ReloadOutcome::TimedOut)), or hooks were left
+    /// [not run](ReloadOutcome::NotRun) because the deadline passed before their turn.
+    #[must_use]
+    pub fn timed_out(&self) -> bool {
+        self.services.iter().any(|e| match e.outcome {
+            ReloadOutcome::TimedOut => true,
+            ReloadOutcome::NotRun(why) => why == NOT_RUN_DEADLINE,
+            _ => false,
+        })
+    }
+
     /// The services whose hook did not end `Reloaded`.
     #[must_use]
     pub fn failed(&self) -> Vec<&ReloadEntry> {
@@ -173,6 +185,9 @@ impl fmt::Display for ReloadReport {
         Ok(())
     }
 }
+
+/// Why a hook was not run when the reload's deadline passed before its turn.
+const NOT_RUN_DEADLINE: &str = "the deadline passed before its turn";
 
 /// One hook to call, with what it is called with.
 struct Item {
@@ -449,10 +464,8 @@ impl Shared {
             .results
             .iter_mut()
             .map(|r| {
-                r.take().unwrap_or((
-                    ReloadOutcome::NotRun("the deadline passed before its turn"),
-                    Duration::ZERO,
-                ))
+                r.take()
+                    .unwrap_or((ReloadOutcome::NotRun(NOT_RUN_DEADLINE), Duration::ZERO))
             })
             .collect()
     }
