@@ -405,7 +405,8 @@ THREADHOST_MUST_USE threadhost_status threadhost_builder_stack_size(threadhost_b
  * 130. Off by default: the library installs no signal handler unless asked. A disposition
  * the program set itself for one of these signals (or an inherited SIG_IGN, e.g. from nohup)
  * is taken over when threadhost_host_run starts, with a warning naming the signal; a handler
- * of the program's own is still called after threadhost's. A program with its own signal
+ * of the program's own is still called, first (chained, in the signal handler), then
+ * threadhost acts. A program with its own signal
  * handlers should call threadhost_host_request_stop / _request_reload from them instead.
  */
 THREADHOST_MUST_USE threadhost_status threadhost_builder_console_lifetime(threadhost_builder *builder);
