@@ -413,7 +413,7 @@ THREADHOST_MUST_USE threadhost_status threadhost_builder_console_lifetime(thread
 
 /*
  * Applies the THREADHOST_* environment variables (shutdown/startup timeouts, concurrency,
- * policy, stack size; see the Rust HostOptions::apply_env) over the options set so far:
+ * policy, stack size, reload timeout; see the Rust HostOptions::apply_env) over the options set so far:
  * options set after this call win. A bad value is reported by threadhost_builder_build as
  * THREADHOST_INVALID_CONFIG naming the variable.
  */
@@ -1157,7 +1157,8 @@ THREADHOST_MUST_USE threadhost_status threadhost_host_reload(const threadhost_ho
 
 /*
  * Asks the host to reload and returns at once: the hooks run on the reload thread under the
- * host's reload timeout (30 s, THREADHOST_RELOAD_TIMEOUT), and their outcome is logged.
+ * host's reload timeout (30 s; THREADHOST_RELOAD_TIMEOUT once the builder applied
+ * threadhost_builder_options_from_env), and their outcome is logged.
  * Requests made while a reload runs coalesce into one more reload after it.
  * THREADHOST_INVALID_STATE: the host is not running.
  */
