@@ -321,6 +321,26 @@ fn spawn_child_via_shell(mode: &str, prelude: &str) -> Proc {
     spawn(cmd, mode, &[])
 }
 
+/// The child starts with the default disposition of the four signals, whatever the test
+/// runner inherited (`nohup` ignores SIGHUP; a background job of a non-interactive shell
+/// ignores SIGINT and SIGQUIT): a test that wants another one sets it (`trap`).
+#[allow(unsafe_code)]
+fn default_dispositions(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: between fork and exec the closure only calls `signal`, which is
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP] {
+                if libc::signal(signal, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 fn spawn(mut cmd: Command, mode: &str, env: &[(&str, &str)]) -> Proc {
     cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, mode)
@@ -330,6 +350,7 @@ fn spawn(mut cmd: Command, mode: &str, env: &[(&str, &str)]) -> Proc {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     child_env(&mut cmd, env);
+    default_dispositions(&mut cmd);
     let mut child = cmd.spawn().expect("spawn the child");
     let stderr = child.stderr.take().unwrap();
     let (tx, lines) = mpsc::channel();
