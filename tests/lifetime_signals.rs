@@ -327,17 +327,19 @@ fn spawn_child_via_shell(mode: &str, prelude: &str) -> Proc {
 #[allow(unsafe_code)]
 fn default_dispositions(cmd: &mut Command) {
     use std::os::unix::process::CommandExt as _;
+    let reset = || {
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP] {
+            // SAFETY: setting a signal's disposition to the default is always valid.
+            if unsafe { libc::signal(signal, libc::SIG_DFL) } == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
     // SAFETY: between fork and exec the closure only calls `signal`, which is
     // async-signal-safe, and allocates nothing.
     unsafe {
-        cmd.pre_exec(|| {
-            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP] {
-                if libc::signal(signal, libc::SIG_DFL) == libc::SIG_ERR {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
+        cmd.pre_exec(reset);
     }
 }
 
