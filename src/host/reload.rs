@@ -297,17 +297,19 @@ impl Shared {
 
     /// Runs a claimed reload (invariant 3) and ends it (invariant 5); starts the pending one.
     fn run_reload(self: &Arc<Self>, deadline: Deadline) -> ReloadReport {
-        // A panic here (a logger's) must not leave the reload claimed for ever: the end runs
-        // whatever happens.
-        let report = crate::panic::catch(|| self.reload_and_log(deadline)).unwrap_or_default();
+        // A logger is user code: its panic must neither leave the reload claimed for ever
+        // (the end runs whatever happens) nor cost the hooks their run or the caller and the
+        // listeners their report: each logging step is caught on its own.
+        let began = Instant::now();
+        let _ = crate::panic::catch(|| log::info!("Reloading..."));
+        let report = crate::panic::catch(|| self.reload_hooks(deadline, began)).unwrap_or_default();
+        let _ = crate::panic::catch(|| log_report(&report));
         self.end_reload(&report);
         report
     }
 
-    /// The hooks, and the log lines of what they did.
-    fn reload_and_log(self: &Arc<Self>, deadline: Deadline) -> ReloadReport {
-        let began = Instant::now();
-        log::info!("Reloading...");
+    /// The hooks: what they did.
+    fn reload_hooks(self: &Arc<Self>, deadline: Deadline, began: Instant) -> ReloadReport {
         let items = self.reload_items(deadline);
         let names: Vec<Arc<str>> = items.iter().map(|i| Arc::clone(&i.name)).collect();
         let results = if items.is_empty() {
@@ -315,7 +317,7 @@ impl Shared {
         } else {
             self.run_hooks(items, deadline)
         };
-        let report = ReloadReport {
+        ReloadReport {
             services: names
                 .into_iter()
                 .zip(results)
@@ -326,26 +328,7 @@ impl Shared {
                 })
                 .collect(),
             elapsed: began.elapsed(),
-        };
-        for e in report.failed() {
-            match &e.outcome {
-                ReloadOutcome::NotRun(_) => log::warn!("{}", Line(e)),
-                _ => log::error!("{}", Line(e)),
-            }
         }
-        if report.services.is_empty() {
-            log::info!("Reloaded (no service has a reload hook)");
-        } else if report.is_clean() {
-            log::info!("Reloaded ({} service(s))", report.services.len());
-        } else {
-            // Each failure was logged above: the count only.
-            let n = report.services.len();
-            log::warn!(
-                "Reload: {} of {n} service(s) reloaded; the host keeps running",
-                n - report.failed().len()
-            );
-        }
-        report
     }
 
     /// Ends the reload under `ctl` (invariant 5) and starts the pending one, if any.
@@ -437,7 +420,10 @@ impl Shared {
             drop(shared);
         });
         if let Err(e) = spawned {
-            log::error!("could not spawn the reload thread `th:reload`: {e}");
+            // Caught: a panicking logger must not cost the report (`run_reload`).
+            let _ = crate::panic::catch(|| {
+                log::error!("could not spawn the reload thread `th:reload`: {e}");
+            });
             return (0..n)
                 .map(|_| (ReloadOutcome::NotRun("no thread to run it"), Duration::ZERO))
                 .collect();
@@ -468,6 +454,28 @@ impl Shared {
                     .unwrap_or((ReloadOutcome::NotRun(NOT_RUN_DEADLINE), Duration::ZERO))
             })
             .collect()
+    }
+}
+
+/// The log lines of a reload's outcome.
+fn log_report(report: &ReloadReport) {
+    for e in report.failed() {
+        match &e.outcome {
+            ReloadOutcome::NotRun(_) => log::warn!("{}", Line(e)),
+            _ => log::error!("{}", Line(e)),
+        }
+    }
+    if report.services.is_empty() {
+        log::info!("Reloaded (no service has a reload hook)");
+    } else if report.is_clean() {
+        log::info!("Reloaded ({} service(s))", report.services.len());
+    } else {
+        // Each failure was logged above: the count only.
+        let n = report.services.len();
+        log::warn!(
+            "Reload: {} of {n} service(s) reloaded; the host keeps running",
+            n - report.failed().len()
+        );
     }
 }
 
