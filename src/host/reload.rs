@@ -7,7 +7,8 @@
 //! 1. One reload at a time (`Ctl::reload.running`, changed under `ctl`). Requests
 //!    coalesce: [`request_reload`](HostHandle::request_reload) during a reload marks one more
 //!    as pending, and however many arrive, one more runs after the current one (it sees
-//!    every change they asked it to see). [`reload`](HostHandle::reload) during a reload is
+//!    every change they asked it to see), unless a stop was requested meanwhile (a stopping
+//!    host reloads nothing). [`reload`](HostHandle::reload) during a reload is
 //!    refused ([`Error::ReloadInProgress`]): it cannot wait for the reload it may be called
 //!    from (a hook), and refusing is what a caller can act on.
 //! 2. Hooks are user code: they run on a thread of their own, `th:reload`, one at a time in
@@ -610,7 +611,8 @@ impl HostHandle {
     /// [`HostOptions::reload_timeout`](crate::HostOptions::reload_timeout), and the outcome
     /// is logged (and told to the state listeners, e.g. systemd). A request made while a
     /// reload runs is not lost: requests made during a reload coalesce into one more reload
-    /// after it. What `SIGHUP` does under the console lifetime.
+    /// after it (not run if the host has begun to stop by then). What `SIGHUP` does under
+    /// the console lifetime.
     ///
     /// # Errors
     ///
