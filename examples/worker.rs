@@ -29,6 +29,11 @@ use threadhost::{HostBuilder, Service, WorkQueue};
 /// How stale the worker's heartbeat may get before the systemd watchdog stops pinging.
 const WORKER_LIVENESS: Duration = Duration::from_secs(10);
 
+/// The longest round interval: half the liveness window, so that the worker, which beats
+/// once a round, stays live between rounds (a longer interval would stop the watchdog pings,
+/// and systemd would kill a healthy worker).
+const MAX_INTERVAL_MS: u64 = WORKER_LIVENESS.as_millis() as u64 / 2;
+
 /// The worker's round interval in milliseconds, from the file `WORKER_INTERVAL_FILE` names:
 /// `Ok(None)` when the variable is unset.
 fn read_interval() -> Result<Option<u64>, String> {
@@ -38,9 +43,10 @@ fn read_interval() -> Result<Option<u64>, String> {
     let text =
         std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.to_string_lossy()))?;
     match text.trim().parse::<u64>() {
-        Ok(ms) if (10..=60_000).contains(&ms) => Ok(Some(ms)),
+        Ok(ms) if (10..=MAX_INTERVAL_MS).contains(&ms) => Ok(Some(ms)),
         _ => Err(format!(
-            "{}: `{}` is not an interval from 10 to 60000 ms",
+            "{}: `{}` is not an interval from 10 to {MAX_INTERVAL_MS} ms (half the worker's \
+             liveness window)",
             path.to_string_lossy(),
             text.trim()
         )),

@@ -254,7 +254,8 @@ impl Context {
     }
 
     /// The deadline of the current phase: the start deadline inside start hooks, the stop
-    /// deadline inside stop hooks. In a background service's body, [`Deadline::NEVER`] until
+    /// deadline inside stop hooks, the reload's deadline inside a
+    /// [reload hook](crate::Service::on_reload). In a background service's body, [`Deadline::NEVER`] until
     /// the host stops the service, then (once [`token`](Context::token) fired for the stop)
     /// the service's stop deadline: the host waits for the body to return until then, after
     /// which it detaches the thread and reports the service

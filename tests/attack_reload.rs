@@ -259,8 +259,9 @@ fn a_thousand_hooks_share_one_deadline() {
     assert!(ran.load(Ordering::SeqCst) as usize <= reloaded + 1);
 }
 
-/// `reload(Duration::ZERO)`: returns at once with every hook accounted for (at most the
-/// first one ran or runs on); the host goes on, and a later reload runs them all.
+/// `reload(Duration::ZERO)`: returns at once with every hook accounted for (each one ran,
+/// was running at the deadline, or was not run; `th:reload` may get through both hooks
+/// before the caller looks); the host goes on, and a later reload runs them all.
 #[test]
 fn a_zero_deadline_reload_returns_at_once() {
     let host = HostBuilder::new()
@@ -272,10 +273,8 @@ fn a_zero_deadline_reload_returns_at_once() {
     let (report, took) = timed(|| host.handle().reload(Duration::ZERO).unwrap());
     assert!(took < PATIENCE, "{took:?}");
     assert_eq!(report.services.len(), 2, "{report}");
-    assert!(matches!(
-        report.service("b").unwrap().outcome,
-        ReloadOutcome::NotRun(_) | ReloadOutcome::Reloaded
-    ));
+    // Whichever hook the deadline caught (none, `a` or `b`), the report says so.
+    assert!(report.is_clean() || report.timed_out(), "{report}");
     assert_eq!(host.state(), HostState::Running);
     let deadline = Instant::now() + PATIENCE;
     let full = loop {

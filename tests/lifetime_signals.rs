@@ -64,6 +64,11 @@ fn child() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
         return;
     };
+    if mode == "panicking-logger" {
+        static LOGGER: PanickingLogger = PanickingLogger;
+        log::set_logger(&LOGGER).expect("the child's only logger");
+        log::set_max_level(log::LevelFilter::Info);
+    }
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .try_init();
     let mut builder = HostBuilder::new()
@@ -77,6 +82,18 @@ fn child() {
                 slow_stop: Duration::ZERO,
             },
         ),
+        // The logger panics on the console lifetime's "Received ..." lines; a reload hook.
+        "panicking-logger" => builder
+            .hosted(
+                "hooks",
+                Hooks {
+                    slow_stop: Duration::ZERO,
+                },
+            )
+            .add_service(Service::background("cfg", idle).on_reload(|_| {
+                eprintln!("hook: reload ran");
+                Ok(())
+            })),
         // A stop hook that takes 30 s: a second signal comes first.
         "slow-stop" => builder.hosted(
             "hooks",
@@ -225,6 +242,24 @@ fn child() {
     std::process::exit(i32::from(code));
 }
 
+/// A logger (user code) that writes each record to stderr, and panics on the console
+/// lifetime's lines about a signal it received.
+struct PanickingLogger;
+
+impl log::Log for PanickingLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let text = record.args().to_string();
+        eprintln!("[{}] {text}", record.level());
+        if text.starts_with("Received") {
+            panic!("the logger panics on `{text}`");
+        }
+    }
+    fn flush(&self) {}
+}
+
 /// Its start hook waits (polling) until the file named by `TH_GATE_FILE` exists.
 struct StartGate;
 
@@ -321,6 +356,28 @@ fn spawn_child_via_shell(mode: &str, prelude: &str) -> Proc {
     spawn(cmd, mode, &[])
 }
 
+/// The child starts with the default disposition of the four signals, whatever the test
+/// runner inherited (`nohup` ignores SIGHUP; a background job of a non-interactive shell
+/// ignores SIGINT and SIGQUIT): a test that wants another one sets it (`trap`).
+#[allow(unsafe_code)]
+fn default_dispositions(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    let reset = || {
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP] {
+            // SAFETY: setting a signal's disposition to the default is always valid.
+            if unsafe { libc::signal(signal, libc::SIG_DFL) } == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: between fork and exec the closure only calls `signal`, which is
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(reset);
+    }
+}
+
 fn spawn(mut cmd: Command, mode: &str, env: &[(&str, &str)]) -> Proc {
     cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, mode)
@@ -330,6 +387,7 @@ fn spawn(mut cmd: Command, mode: &str, env: &[(&str, &str)]) -> Proc {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     child_env(&mut cmd, env);
+    default_dispositions(&mut cmd);
     let mut child = cmd.spawn().expect("spawn the child");
     let stderr = child.stderr.take().unwrap();
     let (tx, lines) = mpsc::channel();
@@ -622,6 +680,20 @@ fn an_existing_disposition_is_replaced_with_a_warning() {
         "SIGINT (ignored) already had a handler or was ignored",
     );
     assert_contains(&log, "Application stopped");
+}
+
+/// A logger that panics on the console lifetime's "Received SIGHUP/SIGTERM" lines (a logger
+/// is user code): the reload and the graceful stop still happen.
+#[test]
+fn a_panicking_logger_does_not_swallow_a_signal() {
+    let mut child = spawn_child("panicking-logger", &[]);
+    child.wait_for(STARTED);
+    child.signal("HUP");
+    child.wait_for("hook: reload ran");
+    child.signal("TERM");
+    let (code, log) = child.finish();
+    assert_eq!(code, Some(i32::from(EXIT_OK)), "{log}");
+    assert_contains(&log, "hook: stop ran");
 }
 
 /// Without one, no warning.

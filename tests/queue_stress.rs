@@ -1,6 +1,7 @@
 //! Conservation under stress: several producers, every full mode, stops at random points with
 //! random deadlines, drain or cancel, handlers that take their item by value or borrow it with
-//! retries (random failures, dead letters); every item sent ends exactly once as completed,
+//! retries (random failures, dead letters), critical queues (whose idle workers beat) or
+//! not; every item sent ends exactly once as completed,
 //! failed, cancelled, panicked, dropped, dead-lettered or returned, and every retry run is
 //! counted.
 //!
@@ -91,13 +92,18 @@ fn round(seed: u64, mode: FullMode, per_producer: u64, max_stop_after_us: u64) -
     let deadline = Duration::from_micros(2_000 + rng.below(60_000));
     let ledger = Arc::new(Ledger::default());
     let retries = retries(&mut rng);
+    // Half the rounds run a critical queue: its workers take their items through the
+    // beating receive (a backoff of tries, then a timed `Select`), the others through `recv`.
+    let critical = rng.below(2) == 0;
 
     let (queue, producer) = ledger_queue(&ledger, capacity, workers, mode, drain, retries);
     let handle = queue.handle();
-    let host = HostBuilder::new()
-        .add_service(queue.into_service())
-        .build()
-        .unwrap();
+    let service = if critical {
+        queue.into_service().liveness(Duration::from_millis(20))
+    } else {
+        queue.into_service()
+    };
+    let host = HostBuilder::new().add_service(service).build().unwrap();
 
     let threads = spawn_producers(&producer, producers, per_producer);
 

@@ -81,6 +81,7 @@ fn failing_and_panicking_hooks_are_reported_and_stop_nothing() {
     host.start(SECS5).unwrap();
     let report = host.handle().reload(SECS5).unwrap();
     assert!(!report.is_clean());
+    assert!(!report.timed_out(), "{report}");
     let bad = &report.service("bad").unwrap().outcome;
     assert!(
         matches!(bad, ReloadOutcome::Failed(f) if !f.is_panic()),
@@ -143,6 +144,7 @@ fn a_hung_hook_does_not_hold_the_reload_past_its_deadline() {
     let took = asked.elapsed();
     assert!(took < PATIENCE, "{took:?}");
     assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(report.timed_out(), "{report}");
     assert!(matches!(
         report.service("hung").unwrap().outcome,
         ReloadOutcome::TimedOut
@@ -162,6 +164,7 @@ fn a_hung_hook_does_not_hold_the_reload_past_its_deadline() {
         matches!(report.service("hung").unwrap().outcome, ReloadOutcome::NotRun(why) if why.contains("still runs")),
         "{report}"
     );
+    assert!(!report.timed_out(), "{report}");
     assert!(matches!(
         report.service("after").unwrap().outcome,
         ReloadOutcome::Reloaded
@@ -181,6 +184,29 @@ fn a_hung_hook_does_not_hold_the_reload_past_its_deadline() {
         std::thread::yield_now();
     };
     assert!(matches!(outcome, ReloadOutcome::Reloaded), "{outcome}");
+    drop(release);
+    assert!(host.stop(SECS5).is_clean());
+}
+
+/// A zero deadline ends the reload before its hooks had their turn (or while the first one
+/// runs): the report says it timed out, whichever of the two it was.
+#[test]
+fn a_zero_deadline_reload_is_reported_timed_out() {
+    let (hung, _began, release) = hanging("hung");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let host = HostBuilder::new()
+        .add_service(hung)
+        .add_service(logged("after", &log))
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let report = host.handle().reload(Duration::ZERO).unwrap();
+    assert!(report.timed_out(), "{report}");
+    assert!(matches!(
+        report.service("hung").unwrap().outcome,
+        ReloadOutcome::TimedOut | ReloadOutcome::NotRun(_)
+    ));
+    assert!(log.lock().unwrap().is_empty(), "{report}");
     drop(release);
     assert!(host.stop(SECS5).is_clean());
 }

@@ -89,6 +89,21 @@ fn child() {
             })
             .liveness(ms(300)),
         ),
+        // As `hang`, with a stop hook of 700 ms: the stop outlasts several ping ticks.
+        "hang-slow-stop" => builder
+            .add_service(
+                Service::background("critical", |ctx| {
+                    let until = Instant::now() + Duration::from_millis(400);
+                    while Instant::now() < until {
+                        ctx.heartbeat();
+                        ctx.sleep(Duration::from_millis(20))?;
+                    }
+                    ctx.token().wait();
+                    Ok(())
+                })
+                .liveness(ms(300)),
+            )
+            .hosted("slow", Slow),
         // Beats for 400 ms, then fails; the host ignores it and goes on.
         "fail" => builder.add_service(
             Service::background("critical", |ctx| {
@@ -615,6 +630,31 @@ fn watchdog_stops_when_a_critical_service_hangs() {
         stderr.contains("systemd watchdog: not pinging, critical service(s) not live"),
         "{stderr}"
     );
+}
+
+/// A stop while the pings are withheld: they resume (invariant 3: a stop is bounded by its
+/// own deadline), but nothing says the critical service is live again, and no
+/// `STATUS=running` follows `STOPPING=1`.
+#[test]
+fn a_stop_while_the_watchdog_is_withheld_sends_no_running_status() {
+    let mut sock = Socket::path("hang-stop");
+    let child = spawn_child("hang-slow-stop", &watchdog_env(&sock));
+    sock.wait_for("READY=1");
+    sock.wait_for("STATUS=watchdog withheld: not live: `critical` (running)");
+    child.signal("TERM");
+    sock.wait_for("STATUS=stopped");
+    let (status, stderr) = child.finish();
+    sock.print("a stop while withheld");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let events = sock.events();
+    let stopping = events.iter().position(|l| *l == "STOPPING=1").unwrap();
+    assert!(
+        !events[stopping..]
+            .iter()
+            .any(|l| l.starts_with("STATUS=running")),
+        "{events:?}"
+    );
+    assert!(!stderr.contains("live again"), "{stderr}");
 }
 
 #[test]

@@ -411,14 +411,15 @@ THREADHOST_MUST_USE threadhost_status threadhost_builder_stack_size(threadhost_b
  * 130. Off by default: the library installs no signal handler unless asked. A disposition
  * the program set itself for one of these signals (or an inherited SIG_IGN, e.g. from nohup)
  * is taken over when threadhost_host_run starts, with a warning naming the signal; a handler
- * of the program's own is still called, before threadhost's. A program with its own signal
+ * of the program's own is still called, first (chained, in the signal handler), then
+ * threadhost acts. A program with its own signal
  * handlers should call threadhost_host_request_stop / _request_reload from them instead.
  */
 THREADHOST_MUST_USE threadhost_status threadhost_builder_console_lifetime(threadhost_builder *builder);
 
 /*
  * Applies the THREADHOST_* environment variables (shutdown/startup timeouts, concurrency,
- * policy, stack size; see the Rust HostOptions::apply_env) over the options set so far:
+ * policy, stack size, reload timeout; see the Rust HostOptions::apply_env) over the options set so far:
  * options set after this call win. A bad value is reported by threadhost_builder_build as
  * THREADHOST_INVALID_CONFIG naming the variable.
  */
@@ -1161,10 +1162,12 @@ threadhost_status threadhost_host_request_stop(const threadhost_host *host);
  * Reloads the host: calls every service's reload hook (threadhost_service_on_reload), one at
  * a time in start order, on the host's reload thread, and returns by timeout_ms
  * (THREADHOST_NO_DEADLINE: no deadline) whatever a hook does. THREADHOST_OK: every hook
- * returned THREADHOST_OK (also when there is none). THREADHOST_SERVICE_FAILED: a hook failed
- * or crashed; THREADHOST_TIMEOUT: a hook was still running at the deadline (the hooks after
- * it were not run); for both, the last error message names each service that did not reload
- * and why. A failed reload stops nothing: the host and its services go on running.
+ * returned THREADHOST_OK (also when there is none). THREADHOST_TIMEOUT: the deadline ended
+ * the reload: a hook was still running then, or hooks had not had their turn (the hooks
+ * after the deadline are not run; a timeout of 0 is one); THREADHOST_SERVICE_FAILED: otherwise
+ * a hook failed or crashed, or was not run (its service was not running, the host began to
+ * stop, or its hook from an earlier reload still ran); for both, the last error message names
+ * each service that did not reload and why. A failed reload stops nothing: the host and its services go on running.
  * THREADHOST_INVALID_STATE: the host is not running (not started, starting, stopping,
  * stopped), or another reload runs (also: called from a reload hook; use
  * threadhost_host_request_reload there). Under systemd (threadhost_builder_systemd) a reload
@@ -1175,7 +1178,8 @@ THREADHOST_MUST_USE threadhost_status threadhost_host_reload(const threadhost_ho
 
 /*
  * Asks the host to reload and returns at once: the hooks run on the reload thread under the
- * host's reload timeout (30 s, THREADHOST_RELOAD_TIMEOUT), and their outcome is logged.
+ * host's reload timeout (30 s; THREADHOST_RELOAD_TIMEOUT once the builder applied
+ * threadhost_builder_options_from_env), and their outcome is logged.
  * Requests made while a reload runs coalesce into one more reload after it.
  * THREADHOST_INVALID_STATE: the host is not running.
  */

@@ -181,9 +181,10 @@ pub unsafe extern "C" fn threadhost_host_request_stop(host: *const threadhost_ho
 }
 
 /// Reloads the host (see `HostHandle::reload`): calls every service's reload hook, returning
-/// by `timeout_ms`. `OK` when every hook returned `OK`; `SERVICE_FAILED` when one failed or
-/// crashed, `TIMEOUT` when one was still running at the deadline (the last error message
-/// names each service that did not reload, and why); `INVALID_STATE` when the host is not
+/// by `timeout_ms`. `OK` when every hook returned `OK`; `TIMEOUT` when the deadline ended
+/// the reload (a hook still running then, or hooks whose turn never came); otherwise
+/// `SERVICE_FAILED` (a hook failed or crashed, or was not run); for both, the last error
+/// message names each service that did not reload, and why; `INVALID_STATE` when the host is not
 /// running or another reload runs.
 ///
 /// # Safety
@@ -199,11 +200,13 @@ pub unsafe extern "C" fn threadhost_host_reload(
         match host.handle.reload(deadline_ms(timeout_ms)) {
             Ok(report) if report.is_clean() => Status::OK,
             Ok(report) => {
-                let timed_out = report
-                    .services
-                    .iter()
-                    .any(|e| matches!(e.outcome, threadhost::ReloadOutcome::TimedOut));
-                let status = if timed_out { Status::TIMEOUT } else { Status::SERVICE_FAILED };
+                // The deadline ended it (a hook still running, or hooks whose turn never
+                // came): a timeout, whatever else the report holds.
+                let status = if report.timed_out() {
+                    Status::TIMEOUT
+                } else {
+                    Status::SERVICE_FAILED
+                };
                 status::fail(status, report.to_string())
             }
             Err(error) => status::from_error(&error),

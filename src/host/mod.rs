@@ -270,7 +270,10 @@ impl Host {
     /// the report as timed out — never silently forgotten. With state listeners
     /// ([`HostBuilder::on_state_change`](crate::HostBuilder::on_state_change)), it then waits,
     /// within the same deadline, until they have seen the host's final state, so that a
-    /// program exiting right after `stop` does not lose its last systemd `STATUS=` line.
+    /// program exiting right after `stop` does not lose its last systemd `STATUS=` line (a
+    /// listener that makes no progress for a second is not waited for, as with
+    /// [`run`](Host::run); nor are the listeners when `stop` is called from one of the host's
+    /// own threads, whose report is in progress).
     ///
     /// Stop before start is a no-op (the host can still be started). Stop is idempotent and
     /// thread-safe: the first caller runs the sequence; the others wait for its report (or

@@ -7,7 +7,8 @@
 //! 1. One reload at a time (`Ctl::reload.running`, changed under `ctl`). Requests
 //!    coalesce: [`request_reload`](HostHandle::request_reload) during a reload marks one more
 //!    as pending, and however many arrive, one more runs after the current one (it sees
-//!    every change they asked it to see). [`reload`](HostHandle::reload) during a reload is
+//!    every change they asked it to see), unless a stop was requested meanwhile (a stopping
+//!    host reloads nothing). [`reload`](HostHandle::reload) during a reload is
 //!    refused ([`Error::ReloadInProgress`]): it cannot wait for the reload it may be called
 //!    from (a hook), and refusing is what a caller can act on.
 //! 2. Hooks are user code: they run on a thread of their own, `th:reload`, one at a time in
@@ -141,6 +142,18 @@ impl ReloadReport {
         self.services.iter().find(|e| &*e.name == path)
     }
 
+    /// `true` when the reload's deadline ended it before every hook had run: a hook was still
+    /// running then ([`TimedOut`](ReloadOutcome::TimedOut)), or hooks were left
+    /// [not run](ReloadOutcome::NotRun) because the deadline passed before their turn.
+    #[must_use]
+    pub fn timed_out(&self) -> bool {
+        self.services.iter().any(|e| match e.outcome {
+            ReloadOutcome::TimedOut => true,
+            ReloadOutcome::NotRun(why) => why == NOT_RUN_DEADLINE,
+            _ => false,
+        })
+    }
+
     /// The services whose hook did not end `Reloaded`.
     #[must_use]
     pub fn failed(&self) -> Vec<&ReloadEntry> {
@@ -173,6 +186,9 @@ impl fmt::Display for ReloadReport {
         Ok(())
     }
 }
+
+/// Why a hook was not run when the reload's deadline passed before its turn.
+const NOT_RUN_DEADLINE: &str = "the deadline passed before its turn";
 
 /// One hook to call, with what it is called with.
 struct Item {
@@ -282,17 +298,19 @@ impl Shared {
 
     /// Runs a claimed reload (invariant 3) and ends it (invariant 5); starts the pending one.
     fn run_reload(self: &Arc<Self>, deadline: Deadline) -> ReloadReport {
-        // A panic here (a logger's) must not leave the reload claimed for ever: the end runs
-        // whatever happens.
-        let report = crate::panic::catch(|| self.reload_and_log(deadline)).unwrap_or_default();
+        // A logger is user code: its panic must neither leave the reload claimed for ever
+        // (the end runs whatever happens) nor cost the hooks their run or the caller and the
+        // listeners their report: each logging step is caught on its own.
+        let began = Instant::now();
+        let _ = crate::panic::catch(|| log::info!("Reloading..."));
+        let report = crate::panic::catch(|| self.reload_hooks(deadline, began)).unwrap_or_default();
+        let _ = crate::panic::catch(|| log_report(&report));
         self.end_reload(&report);
         report
     }
 
-    /// The hooks, and the log lines of what they did.
-    fn reload_and_log(self: &Arc<Self>, deadline: Deadline) -> ReloadReport {
-        let began = Instant::now();
-        log::info!("Reloading...");
+    /// The hooks: what they did.
+    fn reload_hooks(self: &Arc<Self>, deadline: Deadline, began: Instant) -> ReloadReport {
         let items = self.reload_items(deadline);
         let names: Vec<Arc<str>> = items.iter().map(|i| Arc::clone(&i.name)).collect();
         let results = if items.is_empty() {
@@ -300,7 +318,7 @@ impl Shared {
         } else {
             self.run_hooks(items, deadline)
         };
-        let report = ReloadReport {
+        ReloadReport {
             services: names
                 .into_iter()
                 .zip(results)
@@ -311,26 +329,7 @@ impl Shared {
                 })
                 .collect(),
             elapsed: began.elapsed(),
-        };
-        for e in report.failed() {
-            match &e.outcome {
-                ReloadOutcome::NotRun(_) => log::warn!("{}", Line(e)),
-                _ => log::error!("{}", Line(e)),
-            }
         }
-        if report.services.is_empty() {
-            log::info!("Reloaded (no service has a reload hook)");
-        } else if report.is_clean() {
-            log::info!("Reloaded ({} service(s))", report.services.len());
-        } else {
-            // Each failure was logged above: the count only.
-            let n = report.services.len();
-            log::warn!(
-                "Reload: {} of {n} service(s) reloaded; the host keeps running",
-                n - report.failed().len()
-            );
-        }
-        report
     }
 
     /// Ends the reload under `ctl` (invariant 5) and starts the pending one, if any.
@@ -422,7 +421,10 @@ impl Shared {
             drop(shared);
         });
         if let Err(e) = spawned {
-            log::error!("could not spawn the reload thread `th:reload`: {e}");
+            // Caught: a panicking logger must not cost the report (`run_reload`).
+            let _ = crate::panic::catch(|| {
+                log::error!("could not spawn the reload thread `th:reload`: {e}");
+            });
             return (0..n)
                 .map(|_| (ReloadOutcome::NotRun("no thread to run it"), Duration::ZERO))
                 .collect();
@@ -449,12 +451,32 @@ impl Shared {
             .results
             .iter_mut()
             .map(|r| {
-                r.take().unwrap_or((
-                    ReloadOutcome::NotRun("the deadline passed before its turn"),
-                    Duration::ZERO,
-                ))
+                r.take()
+                    .unwrap_or((ReloadOutcome::NotRun(NOT_RUN_DEADLINE), Duration::ZERO))
             })
             .collect()
+    }
+}
+
+/// The log lines of a reload's outcome.
+fn log_report(report: &ReloadReport) {
+    for e in report.failed() {
+        match &e.outcome {
+            ReloadOutcome::NotRun(_) => log::warn!("{}", Line(e)),
+            _ => log::error!("{}", Line(e)),
+        }
+    }
+    if report.services.is_empty() {
+        log::info!("Reloaded (no service has a reload hook)");
+    } else if report.is_clean() {
+        log::info!("Reloaded ({} service(s))", report.services.len());
+    } else {
+        // Each failure was logged above: the count only.
+        let n = report.services.len();
+        log::warn!(
+            "Reload: {} of {n} service(s) reloaded; the host keeps running",
+            n - report.failed().len()
+        );
     }
 }
 
@@ -589,7 +611,8 @@ impl HostHandle {
     /// [`HostOptions::reload_timeout`](crate::HostOptions::reload_timeout), and the outcome
     /// is logged (and told to the state listeners, e.g. systemd). A request made while a
     /// reload runs is not lost: requests made during a reload coalesce into one more reload
-    /// after it. What `SIGHUP` does under the console lifetime.
+    /// after it (not run if the host has begun to stop by then). What `SIGHUP` does under
+    /// the console lifetime.
     ///
     /// # Errors
     ///

@@ -22,7 +22,9 @@
 //! The handlers are installed once per process, and the hosts that asked for the console
 //! lifetime are kept in a list (weakly: a dropped host leaves it), each with whether a
 //! signal asked it to stop. Nothing here runs a hook: a stop or a reload is requested and
-//! runs on the host's own threads.
+//! runs on the host's own threads. The logger is the one piece of user code here: each line
+//! is logged with its panic caught, so that the stop, the reload or the exit after it always
+//! happens.
 //!
 //! The forced exit is `128 + the signal's number` (130 for `SIGINT`, 143 for `SIGTERM`, 131
 //! for `SIGQUIT`), what a shell reports for a process the signal killed, so a supervisor
@@ -102,27 +104,38 @@ fn on_terminate(name: &'static str, code: u8) {
         stopping
     };
     if stopping {
-        log::warn!(
-            "Second termination signal ({name}) while stopping: exiting at once (code \
-             {code}); stop hooks still running are abandoned"
-        );
+        quietly(|| {
+            log::warn!(
+                "Second termination signal ({name}) while stopping: exiting at once (code \
+                 {code}); stop hooks still running are abandoned"
+            );
+        });
         exit(code);
     }
     if hosts.iter().all(|h| h.state().is_terminal()) {
-        log::warn!(
-            "Termination signal ({name}) after the host stopped: exiting at once (code {code})"
-        );
+        quietly(|| {
+            log::warn!(
+                "Termination signal ({name}) after the host stopped: exiting at once (code \
+                 {code})"
+            );
+        });
         exit(code);
     }
-    log::info!("Received {name}: stopping gracefully");
+    quietly(|| log::info!("Received {name}: stopping gracefully"));
     for h in &hosts {
         h.request_stop_with(StopReason::Signal { name });
     }
 }
 
 fn exit(code: u8) -> ! {
-    log::logger().flush();
+    quietly(|| log::logger().flush());
     std::process::exit(i32::from(code));
+}
+
+/// Runs `log` (the logger is user code), catching its panic: a panicking logger must not
+/// cost the stop, the reload or the exit that follows the line.
+fn quietly(log: impl FnOnce()) {
+    let _ = crate::panic::catch(log);
 }
 
 /// `SIGHUP` arrived: a reload of every running host.
@@ -133,20 +146,22 @@ fn on_hangup() {
         .filter(|h| h.state() == HostState::Running && h.stop_reason().is_none())
         .collect();
     if running.is_empty() {
-        log::warn!("Received SIGHUP: no host is running; ignored");
+        quietly(|| log::warn!("Received SIGHUP: no host is running; ignored"));
         return;
     }
     if running.iter().any(HostHandle::has_reload_hooks) {
-        log::info!("Received SIGHUP: reloading");
+        quietly(|| log::info!("Received SIGHUP: reloading"));
     } else {
-        log::info!(
-            "Received SIGHUP: no reload hook registered; nothing to reload (the host keeps \
-             running)"
-        );
+        quietly(|| {
+            log::info!(
+                "Received SIGHUP: no reload hook registered; nothing to reload (the host \
+                 keeps running)"
+            );
+        });
     }
     for h in running {
         if let Err(e) = h.request_reload() {
-            log::warn!("SIGHUP: {e}");
+            quietly(|| log::warn!("SIGHUP: {e}"));
         }
     }
 }

@@ -38,8 +38,9 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
 /// Exit code when the stop overran its deadline (services were left running).
 pub const EXIT_STOP_TIMEOUT: u8 = 3;
-/// Exit code of the console lifetime when a second `SIGINT` arrives while the host is
-/// stopping, or one arrives after every console-lifetime host stopped: the process exits at
+/// Exit code of the console lifetime when a second `SIGINT` arrives while the stop a first
+/// terminating signal asked for runs (a stop the host began by itself does not count), or
+/// one arrives after every console-lifetime host stopped: the process exits at
 /// once with 128 + the signal's number, as a shell reports a process a signal killed. This is
 /// the `SIGINT` case (130, Ctrl-C); `SIGTERM` gives 143 and `SIGQUIT` 131. On Windows,
 /// Ctrl-C and Ctrl-Break both give 130.

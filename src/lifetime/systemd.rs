@@ -15,7 +15,9 @@
 //!    extension): it wakes within microseconds of the stop, and ends then.
 //! 3. `WATCHDOG=1` is sent while the host is starting or stopping (each bounded by its own
 //!    deadline), and while running only when every critical service is live
-//!    ([`HostSnapshot::not_live`](crate::HostSnapshot::not_live) is empty).
+//!    ([`HostSnapshot::not_live`](crate::HostSnapshot::not_live) is empty). Pings withheld
+//!    and resumed say so in a `STATUS=` line; resumed by a stop, they say nothing (never
+//!    `STATUS=running` after `STOPPING=1`).
 //! 4. `EXTEND_TIMEOUT_USEC` is sent only while a start or stop is in progress and before the
 //!    host's own deadline for it (`startup_timeout`, `shutdown_timeout`): an extension never
 //!    reaches further than that deadline plus one tick. A start without a startup timeout
@@ -403,8 +405,13 @@ fn helper(link: &Link, host: &HostHandle) {
                     notifier.send(&[("WATCHDOG", "1")]);
                     if withheld {
                         withheld = false;
-                        log::info!("systemd watchdog: every critical service is live again");
-                        notifier.send(&[("STATUS", "running")]);
+                        // Only a running host's services were found live again: a stop (or
+                        // a start) pings whatever they do, and its own `STATUS=` stands
+                        // (never `running` after `STOPPING=1`).
+                        if state == HostState::Running {
+                            log::info!("systemd watchdog: every critical service is live again");
+                            notifier.send(&[("STATUS", "running")]);
+                        }
                     }
                 } else if !withheld {
                     withheld = true;

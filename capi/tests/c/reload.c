@@ -158,6 +158,24 @@ static bool a_hung_hook_times_out(void) {
     return true;
 }
 
+/* A zero timeout: the deadline has passed before the first hook could run (or while it ran):
+ * THREADHOST_TIMEOUT, as the header says, not THREADHOST_SERVICE_FAILED (no hook failed). */
+static bool a_zero_timeout_is_a_timeout(void) {
+    shared s;
+    shared_init(&s);
+    s.hang_id = 2; /* `b`, the first: if it runs at all, it is still running at the deadline */
+    threadhost_host *host = NULL;
+    CHECK(build_two(&s, threadhost_builder_new(), &host));
+    CHECK_STATUS(threadhost_host_start(host, 5000), THREADHOST_OK);
+    CHECK_STATUS(threadhost_host_reload(host, 0), THREADHOST_TIMEOUT);
+    CHECK(last_error_contains("`a` not run"));
+    counter_add(&s.release, 1);
+    CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_OK);
+    threadhost_host_free(host);
+    CHECK(counter_wait(&s.freed, 2, 10000));
+    return true;
+}
+
 /* A hook still hung when its host is stopped and freed: the stop returns, and no hook's user
  * data is destroyed while the hook runs (its context keeps the host's parts alive); once it
  * is released, both are destroyed, once each. */
@@ -255,6 +273,7 @@ int main(void) {
     RUN(reload_runs_hooks_in_start_order);
     RUN(a_hung_hook_times_out);
     RUN(a_hung_hooks_data_outlives_the_host);
+    RUN(a_zero_timeout_is_a_timeout);
     RUN(bad_arguments);
     RUN(sighup_reloads_under_the_console_lifetime);
     return failures == 0 ? 0 : 1;
