@@ -14,15 +14,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{idle, lock_is_free, timed};
+use common::{PATIENCE, SECS5, idle, lock_is_free, timed};
 use threadhost::{
     BackgroundService, Context, Deadline, HostBuilder, HostState, ReloadOutcome, Service,
     ServiceResult,
 };
-
-const SECS5: Duration = Duration::from_secs(5);
-/// Generous bound for anything that must happen (a loaded 2-core machine).
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A gate a hook waits on: `began` says it was entered, `release` lets one call go.
 struct Gate {

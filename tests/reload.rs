@@ -13,12 +13,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::idle;
+use common::{PATIENCE, SECS5, idle};
 use threadhost::{Error, HostBuilder, HostState, ReloadOutcome, Service};
-
-const SECS5: Duration = Duration::from_secs(5);
-/// Generous bound for anything that must happen (a loaded 2-core machine).
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A service whose reload hook appends its name to `log`.
 fn logged(name: &str, log: &Arc<Mutex<Vec<String>>>) -> Service {
