@@ -382,6 +382,13 @@ THREADHOST_MUST_USE threadhost_status threadhost_builder_shutdown_timeout(thread
 THREADHOST_MUST_USE threadhost_status threadhost_builder_startup_timeout(threadhost_builder *builder,
                                                      uint64_t timeout_ms);
 
+/*
+ * The deadline of a reload asked for with threadhost_host_request_reload or by SIGHUP (the
+ * console lifetime); threadhost_host_reload takes its own. Default 30000 ms.
+ */
+THREADHOST_MUST_USE threadhost_status threadhost_builder_reload_timeout(threadhost_builder *builder,
+                                                    uint64_t timeout_ms);
+
 /* Start services concurrently where no dependency forbids it. Default false. */
 THREADHOST_MUST_USE threadhost_status threadhost_builder_start_concurrently(threadhost_builder *builder, bool yes);
 
@@ -1178,8 +1185,8 @@ THREADHOST_MUST_USE threadhost_status threadhost_host_reload(const threadhost_ho
 
 /*
  * Asks the host to reload and returns at once: the hooks run on the reload thread under the
- * host's reload timeout (30 s; THREADHOST_RELOAD_TIMEOUT once the builder applied
- * threadhost_builder_options_from_env), and their outcome is logged.
+ * host's reload timeout (30 s; threadhost_builder_reload_timeout, or THREADHOST_RELOAD_TIMEOUT
+ * once the builder applied threadhost_builder_options_from_env), and their outcome is logged.
  * Requests made while a reload runs coalesce into one more reload after it.
  * THREADHOST_INVALID_STATE: the host is not running.
  */

@@ -91,6 +91,23 @@ pub unsafe extern "C" fn threadhost_builder_startup_timeout(
     }
 }
 
+/// Sets the deadline of a reload asked for with `threadhost_host_request_reload` or SIGHUP.
+/// The default is 30 000 ms.
+///
+/// # Safety
+///
+/// `builder` is NULL or a live builder, not used by another thread during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn threadhost_builder_reload_timeout(
+    builder: *mut threadhost_builder,
+    timeout_ms: u64,
+) -> Status {
+    ffi_boundary! {
+        let builder = try_mut!(builder);
+        update(builder, |b| b.reload_timeout(Duration::from_millis(timeout_ms)))
+    }
+}
+
 /// Starts services concurrently where no dependency forbids it. The default is `false`.
 ///
 /// # Safety

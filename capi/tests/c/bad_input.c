@@ -75,6 +75,7 @@ static bool builder_null_arguments(void) {
     threadhost_builder *b = NULL;
     CHECK_FAILS(threadhost_builder_shutdown_timeout(b, 1), THREADHOST_NULL_ARGUMENT, "`builder`");
     CHECK_FAILS(threadhost_builder_startup_timeout(b, 1), THREADHOST_NULL_ARGUMENT, "`builder`");
+    CHECK_FAILS(threadhost_builder_reload_timeout(b, 1), THREADHOST_NULL_ARGUMENT, "`builder`");
     CHECK_FAILS(threadhost_builder_start_concurrently(b, true), THREADHOST_NULL_ARGUMENT, "`builder`");
     CHECK_FAILS(threadhost_builder_stop_concurrently(b, true), THREADHOST_NULL_ARGUMENT, "`builder`");
     CHECK_FAILS(threadhost_builder_on_failure(b, 0), THREADHOST_NULL_ARGUMENT, "`builder`");
@@ -364,6 +365,7 @@ static bool zero_and_huge_timeouts(void) {
     threadhost_builder *b = threadhost_builder_new();
     CHECK_STATUS(threadhost_builder_shutdown_timeout(b, THREADHOST_NO_DEADLINE), THREADHOST_OK);
     CHECK_STATUS(threadhost_builder_startup_timeout(b, THREADHOST_NO_DEADLINE - 1), THREADHOST_OK);
+    CHECK_STATUS(threadhost_builder_reload_timeout(b, THREADHOST_NO_DEADLINE), THREADHOST_OK);
     CHECK_STATUS(threadhost_builder_add_background(b, "h", body_until_stopped, NULL, NULL), THREADHOST_OK);
     CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
     CHECK_STATUS(threadhost_host_start(host, THREADHOST_NO_DEADLINE), THREADHOST_OK);
