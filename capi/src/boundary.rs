@@ -77,6 +77,17 @@ pub(crate) fn on_panic<T: PanicValue>(function: &str, payload: Box<dyn Any + Sen
     T::panic_value()
 }
 
+/// Runs `line`, one `log` macro call of the C library's own, swallowing a panic of the
+/// logger (user code: the program may have installed a Rust logger of its own) or of a
+/// formatted value, so that a log line cannot change an entry point's status or end a
+/// callback's thread; the payload is dropped through [`Failure::from_panic`] (a panicking
+/// `Drop` of it is swallowed too). Not for the dispatcher in `log.rs`: it is the logger.
+pub(crate) fn log_quietly(line: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(line)) {
+        drop(Failure::from_panic(payload));
+    }
+}
+
 /// Wraps an exported function's body: the body runs in a closure under `catch_unwind`, so
 /// `return` inside it returns from the entry point. See the module docs.
 macro_rules! ffi_boundary {
