@@ -1,7 +1,8 @@
 //! A logger that panics on every record (a logger is user code) breaks no promise: a work
 //! queue counts every item and reports, a host with a restarting service stops with a
 //! complete report by its deadline, a group still restarts, a periodic service ticks and
-//! stops. Its own test binary, as it installs a process-wide logger that panics.
+//! stops; and no line of `src/` calls the `log` macros but through `crate::logging`. Its
+//! own test binary, as it installs a process-wide logger that panics.
 #![cfg(all(feature = "queue", feature = "periodic"))]
 
 mod common;
@@ -16,8 +17,18 @@ use threadhost::{
     ServiceState, Strategy, WorkQueue,
 };
 
-/// Panics on every record it is given, counting them first.
+/// Panics on every record it is given, counting them first; every other panic's payload
+/// panics again when dropped.
 struct PanickingLogger;
+
+/// A panic payload whose `Drop` panics.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("a logger's panic payload that panics when dropped");
+    }
+}
 
 /// The records the logger was given (and panicked on).
 static RECORDS: AtomicU64 = AtomicU64::new(0);
@@ -27,8 +38,10 @@ impl log::Log for PanickingLogger {
         true
     }
     fn log(&self, record: &log::Record<'_>) {
-        RECORDS.fetch_add(1, Ordering::SeqCst);
-        panic!("a logger that panics on `{}`", record.args());
+        if RECORDS.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            panic!("a logger that panics on `{}`", record.args());
+        }
+        std::panic::panic_any(Bomb);
     }
     fn flush(&self) {
         panic!("a logger that panics on flush");
@@ -194,4 +207,44 @@ fn a_periodic_service_ticks_and_stops() {
         matches!(outcome_of(&report, "timer"), Outcome::Stopped),
         "{report}"
     );
+}
+
+/// The `.rs` files under `dir`, recursively.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The rule holds by construction only if no line calls the `log` macros directly: every
+/// line of `src/` (outside doc comments and `src/logging.rs`) goes through
+/// `crate::logging`.
+#[test]
+fn no_log_line_of_the_crate_calls_the_logger_uncaught() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(files.len() > 20, "{files:?}");
+    let mut raw = Vec::new();
+    for file in files.iter().filter(|f| !f.ends_with("logging.rs")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for level in ["error", "warn", "info", "debug", "trace", "log"] {
+                let call = format!("log::{level}!");
+                let guarded = format!("crate::logging::{level}!");
+                if line.replace(&guarded, "").contains(&call) {
+                    raw.push(format!("{}:{}: {line}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(raw.is_empty(), "uncaught log lines:\n{}", raw.join("\n"));
 }

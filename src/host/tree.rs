@@ -779,7 +779,9 @@ impl Shared {
                 })
             }
             Err(error) => {
-                crate::logging::error!(service = &*path; "adding `{path}` failed: {error}; rolling it back");
+                crate::logging::error!(service = &*path;
+                    "adding `{path}` failed: {error}; rolling it back"
+                );
                 let rollback = Deadline::after(self.options.shutdown_timeout);
                 let report =
                     self.stop_scope(&scope, rollback, &StopReason::Requested, Wait::Change);
@@ -1098,9 +1100,13 @@ impl Shared {
             );
             let report = self.stop_scope(&scope, stop_budget, &StopReason::Requested, Wait::Change);
             if report.timed_out().is_empty() {
-                crate::logging::debug!(service = &*path; "group `{path}`: stopped for the restart: {report}");
+                crate::logging::debug!(service = &*path;
+                    "group `{path}`: stopped for the restart: {report}"
+                );
             } else {
-                crate::logging::warn!(service = &*path; "group `{path}`: stopping for the restart: {report}");
+                crate::logging::warn!(service = &*path;
+                    "group `{path}`: stopping for the restart: {report}"
+                );
             }
             // The backoff: the sequencer is free meanwhile; a stop request, or a change that
             // removes the group, ends it.
@@ -1176,7 +1182,9 @@ impl Shared {
                     group.restarts = group.restarts.saturating_add(1);
                     group.set_state(ServiceState::Running);
                     self.end_change(ctl);
-                    crate::logging::info!(service = &*path; "group `{path}` restarted {}", names.join(", "));
+                    crate::logging::info!(service = &*path;
+                        "group `{path}` restarted {}", names.join(", ")
+                    );
                 }
                 Err(Error::InvalidState {
                     state: HostState::Stopping,
@@ -1191,7 +1199,9 @@ impl Shared {
                 }
                 Err(error) => {
                     // Another failure of the same child, counted like the first.
-                    crate::logging::error!(service = &*path; "group `{path}`: the restart failed: {error}");
+                    crate::logging::error!(service = &*path;
+                        "group `{path}`: the restart failed: {error}"
+                    );
                     let failure = Failure::from_box(error.to_string().into());
                     let mut ctl = self.ctl.lock();
                     let child = batch[0].0;
@@ -1260,7 +1270,9 @@ impl Shared {
         };
         let report = self.stop_scope(&scope, budget, &StopReason::Requested, Wait::Change);
         if !report.is_clean() {
-            crate::logging::warn!(service = &**path; "group `{path}`: stopping the failed group: {report}");
+            crate::logging::warn!(service = &**path;
+                "group `{path}`: stopping the failed group: {report}"
+            );
         }
         // Formatted before the lock: a failure's `Display` is user code.
         let up = Failure::from_box(
@@ -1303,7 +1315,9 @@ pub(crate) struct Swept(Vec<Record>);
 impl Drop for Swept {
     fn drop(&mut self) {
         for mut r in self.0.drain(..) {
-            crate::logging::info!(service = &*r.path; "service `{}` ended and left the tree", r.path);
+            crate::logging::info!(service = &*r.path;
+                "service `{}` ended and left the tree", r.path
+            );
             // Its thread has nothing left to do but return: detached.
             drop(r.thread.take());
         }

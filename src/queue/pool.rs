@@ -330,7 +330,9 @@ impl<T: Send + 'static> Worker<'_, T> {
             Ok(Err(error)) => {
                 if is_cancellation(&error, self.token) {
                     // The job gave up because the stop cancelled it: expected, not an error.
-                    crate::logging::info!(queue = &**name; "queue `{name}`: a job was cancelled by the stop");
+                    crate::logging::info!(queue = &**name;
+                        "queue `{name}`: a job was cancelled by the stop"
+                    );
                     // The error is user data: a panicking `Drop` must not end the worker.
                     crate::panic::drop_quietly(error);
                     Attempt::Cancelled
