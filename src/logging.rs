@@ -17,7 +17,6 @@
 
 /// Runs `line` (one `log` macro call), swallowing a panic of the logger or of a formatted
 /// value.
-#[doc(hidden)]
 #[inline]
 pub(crate) fn guarded(line: impl FnOnce()) {
     let _ = crate::panic::catch(line);

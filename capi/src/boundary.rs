@@ -1,5 +1,6 @@
 //! The boundary: `ffi_boundary!` around every exported body, and the argument-checking
-//! macros used inside it.
+//! macros used inside it; and `log_quietly`, around each of the C library's own log lines
+//! (a logger is user code; the Rust library does the same in `src/logging.rs`).
 //!
 //! A panic must never cross an `extern "C"` function (since Rust 1.81 it aborts the process).
 //! `ffi_boundary!` runs the body under `catch_unwind`; a caught panic records the entry
