@@ -568,6 +568,7 @@ mod host;
 #[cfg(feature = "http")]
 mod http;
 mod lifetime;
+mod logging;
 mod panic;
 #[cfg(feature = "periodic")]
 mod periodic;

@@ -28,7 +28,7 @@ pub(crate) fn log_panic<R>(what: fmt::Arguments<'_>, f: impl FnOnce() -> R) -> O
     match catch(f) {
         Ok(value) => Some(value),
         Err(message) => {
-            log::error!("{what} panicked: {message}");
+            crate::logging::error!("{what} panicked: {message}");
             None
         }
     }

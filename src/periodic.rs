@@ -570,7 +570,7 @@ impl<S: PeriodicService> Schedule<S> {
                 message
             }
         };
-        log::error!(
+        crate::logging::error!(
             "periodic service `{}`: the stop hook failed after the escalated tick failure: \
              {message}",
             ctx.name()
@@ -660,7 +660,7 @@ impl<S: PeriodicService> BackgroundService for Schedule<S> {
                         }
                     };
                     if escalate && !token.is_stopped() {
-                        log::error!(
+                        crate::logging::error!(
                             "periodic service `{}`: tick {index} failed: {message}; \
                              {consecutive_failures} failure(s) in a row, escalating to the \
                              service's failure policy",
@@ -681,7 +681,7 @@ impl<S: PeriodicService> BackgroundService for Schedule<S> {
                     if let Err(payload) = failure {
                         crate::panic::drop_quietly(payload);
                     }
-                    log::error!(
+                    crate::logging::error!(
                         "periodic service `{}`: tick {index} failed: {message}; {} failure(s) \
                          so far, the schedule goes on",
                         ctx.name(),

@@ -157,7 +157,9 @@ where
         }
     });
     if let Err(source) = spawned {
-        log::error!("could not spawn `{name}` ({source}); running its work on this thread");
+        crate::logging::error!(
+            "could not spawn `{name}` ({source}); running its work on this thread"
+        );
         let f = slot.lock().take();
         if let Some(f) = f {
             f();

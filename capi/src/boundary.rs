@@ -1,5 +1,6 @@
 //! The boundary: `ffi_boundary!` around every exported body, and the argument-checking
-//! macros used inside it.
+//! macros used inside it; and `log_quietly`, around each of the C library's own log lines
+//! (a logger is user code; the Rust library does the same in `src/logging.rs`).
 //!
 //! A panic must never cross an `extern "C"` function (since Rust 1.81 it aborts the process).
 //! `ffi_boundary!` runs the body under `catch_unwind`; a caught panic records the entry
@@ -75,6 +76,17 @@ pub(crate) fn on_panic<T: PanicValue>(function: &str, payload: Box<dyn Any + Sen
     let entry = entry.rsplit("::").next().unwrap_or(entry);
     status::set_last_error(format!("panic in {entry}: {message}"));
     T::panic_value()
+}
+
+/// Runs `line`, one `log` macro call of the C library's own, swallowing a panic of the
+/// logger (user code: the program may have installed a Rust logger of its own) or of a
+/// formatted value, so that a log line cannot change an entry point's status or end a
+/// callback's thread; the payload is dropped through [`Failure::from_panic`] (a panicking
+/// `Drop` of it is swallowed too). Not for the dispatcher in `log.rs`: it is the logger.
+pub(crate) fn log_quietly(line: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(line)) {
+        drop(Failure::from_panic(payload));
+    }
 }
 
 /// Wraps an exported function's body: the body runs in a closure under `catch_unwind`, so

@@ -127,7 +127,7 @@ pub(crate) fn misuse<C: Castable>(param: &str, misuse: &Misuse) -> super::status
         Misuse::Null => super::status::null_argument(param),
         Misuse::Dead => {
             let message = dead_message::<C>(param);
-            log::error!("threadhost C API misuse: {message}");
+            crate::boundary::log_quietly(|| log::error!("threadhost C API misuse: {message}"));
             super::status::fail(super::status::Status::INVALID_ARGUMENT, message)
         }
     }

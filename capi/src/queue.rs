@@ -103,10 +103,12 @@ impl QueueUser {
             // valid during the call (header contract); no threadhost lock is held here (the
             // queue calls on_drop / on_unrun outside its locks).
             Some(f) => unsafe { f(self.user.as_ptr(), pointers.as_mut_ptr(), pointers.len()) },
-            None => log::warn!(
-                "queue: {} {what} item(s) forgotten: no on_unrun / on_dropped callback",
-                pointers.len()
-            ),
+            None => crate::boundary::log_quietly(|| {
+                log::warn!(
+                    "queue: {} {what} item(s) forgotten: no on_unrun / on_dropped callback",
+                    pointers.len()
+                );
+            }),
         }
     }
 

@@ -99,7 +99,7 @@ pub(crate) fn last_error() -> String {
 /// Records `message` as the last error and returns `status`.
 pub(crate) fn fail(status: Status, message: impl Into<String>) -> Status {
     let message = message.into();
-    log::debug!("threadhost C API: {}: {message}", name(status));
+    crate::boundary::log_quietly(|| log::debug!("threadhost C API: {}: {message}", name(status)));
     set_last_error(message);
     status
 }

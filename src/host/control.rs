@@ -639,7 +639,7 @@ impl Shared {
             if std::mem::replace(&mut shared.ctl.lock().stopping_claimed, true) {
                 return;
             }
-            log::info!("Application is shutting down... ({reason})");
+            crate::logging::info!("Application is shutting down... ({reason})");
             shared.stopping_event.stop_with(reason);
             let mut ctl = shared.ctl.lock();
             ctl.stopping_done = true;

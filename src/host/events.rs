@@ -277,7 +277,9 @@ impl Events {
         };
         if stalled {
             // Logged after the lock is released: a logger is user code.
-            log::warn!("a state listener made no progress for {FLUSH_STALL:?}: not waiting for it");
+            crate::logging::warn!(
+                "a state listener made no progress for {FLUSH_STALL:?}: not waiting for it"
+            );
         }
     }
 }

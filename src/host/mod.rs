@@ -382,9 +382,9 @@ impl Host {
             .start(Deadline::from(self.shared.options.startup_timeout))
             .and_then(|()| {
                 if self.shared.plan.console_lifetime {
-                    log::info!("Application started. Press Ctrl+C to shut down.");
+                    crate::logging::info!("Application started. Press Ctrl+C to shut down.");
                 } else {
-                    log::info!("Application started.");
+                    crate::logging::info!("Application started.");
                 }
                 self.join(Deadline::NEVER)
             });
@@ -407,7 +407,7 @@ impl Drop for Host {
         // Incomplete: dropped on a thread of its own (invariant 8), or another caller runs
         // the stop and reports it.
         if report.is_complete() && !report.is_clean() {
-            log::warn!("host dropped while running; {report}");
+            crate::logging::warn!("host dropped while running; {report}");
         }
     }
 }

@@ -238,7 +238,7 @@ impl Shared {
                 .collect()
         };
         if !running.is_empty() {
-            log::warn!(
+            crate::logging::warn!(
                 "reload hook(s) still running after the host stopped: {}; left running on \
                  the detached reload thread `th:reload`",
                 running.join(", ")
@@ -300,11 +300,11 @@ impl Shared {
     fn run_reload(self: &Arc<Self>, deadline: Deadline) -> ReloadReport {
         // A logger is user code: its panic must neither leave the reload claimed for ever
         // (the end runs whatever happens) nor cost the hooks their run or the caller and the
-        // listeners their report: each logging step is caught on its own.
+        // listeners their report: each log line is caught on its own (`crate::logging`).
         let began = Instant::now();
-        let _ = crate::panic::catch(|| log::info!("Reloading..."));
+        crate::logging::info!("Reloading...");
         let report = crate::panic::catch(|| self.reload_hooks(deadline, began)).unwrap_or_default();
-        let _ = crate::panic::catch(|| log_report(&report));
+        log_report(&report);
         self.end_reload(&report);
         report
     }
@@ -421,10 +421,8 @@ impl Shared {
             drop(shared);
         });
         if let Err(e) = spawned {
-            // Caught: a panicking logger must not cost the report (`run_reload`).
-            let _ = crate::panic::catch(|| {
-                log::error!("could not spawn the reload thread `th:reload`: {e}");
-            });
+            // Caught (`crate::logging`): a panicking logger must not cost the report.
+            crate::logging::error!("could not spawn the reload thread `th:reload`: {e}");
             return (0..n)
                 .map(|_| (ReloadOutcome::NotRun("no thread to run it"), Duration::ZERO))
                 .collect();
@@ -462,18 +460,18 @@ impl Shared {
 fn log_report(report: &ReloadReport) {
     for e in report.failed() {
         match &e.outcome {
-            ReloadOutcome::NotRun(_) => log::warn!("{}", Line(e)),
-            _ => log::error!("{}", Line(e)),
+            ReloadOutcome::NotRun(_) => crate::logging::warn!("{}", Line(e)),
+            _ => crate::logging::error!("{}", Line(e)),
         }
     }
     if report.services.is_empty() {
-        log::info!("Reloaded (no service has a reload hook)");
+        crate::logging::info!("Reloaded (no service has a reload hook)");
     } else if report.is_clean() {
-        log::info!("Reloaded ({} service(s))", report.services.len());
+        crate::logging::info!("Reloaded ({} service(s))", report.services.len());
     } else {
         // Each failure was logged above: the count only.
         let n = report.services.len();
-        log::warn!(
+        crate::logging::warn!(
             "Reload: {} of {n} service(s) reloaded; the host keeps running",
             n - report.failed().len()
         );
@@ -531,7 +529,7 @@ fn call_hooks(shared: &Shared, run: &Run, items: Vec<Item>) {
         if progress.cancelled {
             // Reported timed out already; said once more, now that it is known.
             drop(progress);
-            log::warn!(
+            crate::logging::warn!(
                 "reload: the hook of service `{}` returned after the reload's deadline: {}",
                 crate::text::one_line(&item.name),
                 outcome

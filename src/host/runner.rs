@@ -130,7 +130,7 @@ fn stop_alone(
             continue;
         }
         if let Err(f) = hook(service, phase, ctx) {
-            log::error!(service = &*ctx.path;
+            crate::logging::error!(service = &*ctx.path;
                 "service `{}` failed in its late {phase:?} hook: {f}",
                 ctx.path
             );
@@ -182,14 +182,14 @@ fn run_background(
         };
         let Some(failure) = failure else {
             if !ctx.is_stopped() {
-                log::info!(service = &*ctx.path; "service `{}` completed", ctx.path);
+                crate::logging::info!(service = &*ctx.path; "service `{}` completed", ctx.path);
                 shared.body_ended(i, End::Completed);
             }
             return service;
         };
         if ctx.is_stopped() {
             // Failing on the way out: recorded for the report, no policy applies.
-            log::error!(
+            crate::logging::error!(
                 service = &*ctx.path;
                 "service `{}` failed while stopping: {failure}",
                 ctx.path
@@ -198,7 +198,7 @@ fn run_background(
             return service;
         }
         if temporary {
-            log::error!(service = &*ctx.path;
+            crate::logging::error!(service = &*ctx.path;
                 "service `{}` failed: {failure}; not restarted (a temporary service)",
                 ctx.path
             );
@@ -214,7 +214,7 @@ fn run_background(
         // Given up by its policy (at once, or past its restart intensity): its group decides.
         let why = match policy {
             Policy::Ignore => {
-                log::error!(service = &*ctx.path;
+                crate::logging::error!(service = &*ctx.path;
                     "service `{}` failed: {failure}; ignored (policy Ignore), the host keeps running",
                     ctx.path
                 );
@@ -233,7 +233,7 @@ fn run_background(
                 within,
             } => match tracker.next(backoff, *max_restarts, *within) {
                 Some(wait) => {
-                    log::warn!(service = &*ctx.path;
+                    crate::logging::warn!(service = &*ctx.path;
                         "service `{}` failed: {failure}; restart {} of at most {max_restarts} within {within:?}, in {wait:?}",
                         ctx.path,
                         tracker.restarts(),
@@ -250,7 +250,7 @@ fn run_background(
             },
             Policy::StopHost => String::new(),
         };
-        log::error!(service = &*ctx.path;
+        crate::logging::error!(service = &*ctx.path;
             "service `{}` failed: {failure}; {why}{}",
             ctx.path,
             shared.escalation(i),

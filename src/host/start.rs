@@ -37,7 +37,9 @@ impl Shared {
             shared: Arc::clone(self),
         }) {
             // Listeners are part of what the program asked for: not a silent loss.
-            log::error!("could not spawn the state-listener thread `th:host-events`: {source}");
+            crate::logging::error!(
+                "could not spawn the state-listener thread `th:host-events`: {source}"
+            );
         }
         let scope = {
             let mut ctl = self.ctl.lock();
@@ -56,7 +58,7 @@ impl Shared {
                 // A stop requested before start: start nothing, the host is done.
                 self.stop_before_start(&mut ctl);
                 drop(ctl);
-                log::info!("Application stopped before it started");
+                crate::logging::info!("Application stopped before it started");
                 self.fire_stopped_early(deadline);
                 return Ok(());
             }
@@ -64,7 +66,7 @@ impl Shared {
             self.set_state(&mut ctl, HostState::Starting);
             Scope::subtree(&ctl, ROOT)
         };
-        log::debug!("Hosting starting");
+        crate::logging::debug!("Hosting starting");
         match self.start_scope(&scope, deadline) {
             Ok(started) => {
                 let (completed, swept) = {
@@ -81,7 +83,7 @@ impl Shared {
                 };
                 drop(swept);
                 if completed {
-                    log::debug!("Hosting started");
+                    crate::logging::debug!("Hosting started");
                     let watched = self.started_event.is_watched();
                     let done = self.fire_lifetime(watched, |shared| {
                         shared.started_event.stop();
@@ -90,13 +92,13 @@ impl Shared {
                     // the start deadline (they go on, on their own thread).
                     let _done = done.wait_until(deadline);
                 } else {
-                    log::info!("Start ended early: a stop was requested");
+                    crate::logging::info!("Start ended early: a stop was requested");
                 }
                 Ok(())
             }
             Err(error) => {
                 // Log first, then transition (and roll back).
-                log::error!("Hosting failed to start: {error}");
+                crate::logging::error!("Hosting failed to start: {error}");
                 let rollback = {
                     let mut ctl = self.ctl.lock();
                     if ctl.stop_reason.is_none() {
@@ -111,7 +113,7 @@ impl Shared {
                 self.fire_stopping(false, StopReason::Requested);
                 let report = self.stop_sequence(rollback);
                 if !report.is_clean() {
-                    log::warn!("rollback after the failed start: {report}");
+                    crate::logging::warn!("rollback after the failed start: {report}");
                 }
                 let _report = self.finish_sequence(report, HostState::Failed, rollback);
                 Err(error)

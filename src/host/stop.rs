@@ -156,7 +156,7 @@ impl Shared {
             });
             if let Err(source) = spawned {
                 self.ctl.lock().stopper_spawned = false;
-                log::error!(
+                crate::logging::error!(
                     "could not spawn `th:host-stop` to stop the host: {source}; \
                      the stop runs in the next `stop`, `join`, `run` or drop of the host"
                 );
@@ -288,7 +288,7 @@ impl Shared {
                 .collect::<Vec<_>>()
         };
         drop(kept);
-        log::info!("Application stopped: {report}");
+        crate::logging::info!("Application stopped: {report}");
         // A reload hook is not stopped by a stop: one still running is named (reload.rs,
         // invariant 6).
         self.warn_reload_hooks_running();
@@ -297,7 +297,7 @@ impl Shared {
             shared.stopped_event.stop();
         });
         if !done.wait_until(late(deadline)) {
-            log::warn!("the `stopped` callbacks did not return by the stop deadline");
+            crate::logging::warn!("the `stopped` callbacks did not return by the stop deadline");
         }
         let mut ctl = self.ctl.lock();
         ctl.report = Some(report.clone());
@@ -336,7 +336,7 @@ impl Shared {
             // share the stop deadline with the services.
             while !ctl.stopping_done {
                 if !self.wait_until(&mut ctl, deadline) {
-                    log::warn!(
+                    crate::logging::warn!(
                         "the `stopping` callbacks did not return by the stop deadline; \
                          stopping the services anyway"
                     );
@@ -663,7 +663,7 @@ impl Shared {
                         r.set_state(ServiceState::TimedOut);
                         let path = Arc::clone(&r.path);
                         MutexGuard::unlocked(ctl, || {
-                            log::warn!(service = &*path;
+                            crate::logging::warn!(service = &*path;
                                 "the on_stop callbacks of service `{path}` did not return by the deadline; \
                                  they are left running"
                             );
@@ -786,7 +786,7 @@ impl Shared {
                         // Invariant 1: the logger and the error's `Display` and `Drop` are
                         // user code.
                         MutexGuard::unlocked(ctl, || {
-                            log::error!(
+                            crate::logging::error!(
                                 service = &*path;
                                 "service `{path}` failed to stop: {failure}"
                             );
@@ -811,7 +811,7 @@ impl Shared {
         self.send(ctl, i, Cmd::Finish);
         // Invariant 1: the logger is user code.
         MutexGuard::unlocked(ctl, || {
-            log::warn!(
+            crate::logging::warn!(
                 service = &*path;
                 "service `{path}` did not stop by the deadline; its thread is left running"
             );

@@ -766,7 +766,7 @@ impl Shared {
         let path = node_path(&self.ctl.lock(), node);
         match self.start_scope(&scope, deadline) {
             Ok(Started::All) => {
-                log::info!(service = &*path; "`{path}` added");
+                crate::logging::info!(service = &*path; "`{path}` added");
                 self.end_change(self.ctl.lock());
                 Ok(())
             }
@@ -779,12 +779,14 @@ impl Shared {
                 })
             }
             Err(error) => {
-                log::error!(service = &*path; "adding `{path}` failed: {error}; rolling it back");
+                crate::logging::error!(service = &*path;
+                    "adding `{path}` failed: {error}; rolling it back"
+                );
                 let rollback = Deadline::after(self.options.shutdown_timeout);
                 let report =
                     self.stop_scope(&scope, rollback, &StopReason::Requested, Wait::Change);
                 if !report.is_clean() {
-                    log::warn!(service = &*path; "rollback of `{path}`: {report}");
+                    crate::logging::warn!(service = &*path; "rollback of `{path}`: {report}");
                 }
                 let mut ctl = self.ctl.lock();
                 // Cut short by the host's stop: the host stops what is left.
@@ -819,7 +821,7 @@ impl Shared {
                 Op::Restart => shared.restart_child(&owned, deadline),
             };
             if let Err(e) = result {
-                log::error!("{e}");
+                crate::logging::error!("{e}");
             }
         });
     }
@@ -883,7 +885,7 @@ impl Shared {
         };
         self.end_change(ctl);
         drop(gone);
-        log::info!(service = path;
+        crate::logging::info!(service = path;
             "`{path}` {}: {report}",
             if matches!(op, Op::Remove) {
                 "removed"
@@ -930,7 +932,7 @@ impl Shared {
             });
         }
         if !report.is_clean() {
-            log::warn!(service = path; "restarting `{path}`: {report}");
+            crate::logging::warn!(service = path; "restarting `{path}`: {report}");
         }
         let result = self.restart_scope(&scope, deadline);
         self.end_change(self.ctl.lock());
@@ -1092,15 +1094,19 @@ impl Shared {
                 .collect();
             drop(ctl);
             drop(old);
-            log::warn!(service = &*path;
+            crate::logging::warn!(service = &*path;
                 "group `{path}` ({strategy:?}): a child failed: {failure}; restarting {} in {wait:?}",
                 names.join(", "),
             );
             let report = self.stop_scope(&scope, stop_budget, &StopReason::Requested, Wait::Change);
             if report.timed_out().is_empty() {
-                log::debug!(service = &*path; "group `{path}`: stopped for the restart: {report}");
+                crate::logging::debug!(service = &*path;
+                    "group `{path}`: stopped for the restart: {report}"
+                );
             } else {
-                log::warn!(service = &*path; "group `{path}`: stopping for the restart: {report}");
+                crate::logging::warn!(service = &*path;
+                    "group `{path}`: stopping for the restart: {report}"
+                );
             }
             // The backoff: the sequencer is free meanwhile; a stop request, or a change that
             // removes the group, ends it.
@@ -1176,7 +1182,9 @@ impl Shared {
                     group.restarts = group.restarts.saturating_add(1);
                     group.set_state(ServiceState::Running);
                     self.end_change(ctl);
-                    log::info!(service = &*path; "group `{path}` restarted {}", names.join(", "));
+                    crate::logging::info!(service = &*path;
+                        "group `{path}` restarted {}", names.join(", ")
+                    );
                 }
                 Err(Error::InvalidState {
                     state: HostState::Stopping,
@@ -1191,7 +1199,9 @@ impl Shared {
                 }
                 Err(error) => {
                     // Another failure of the same child, counted like the first.
-                    log::error!(service = &*path; "group `{path}`: the restart failed: {error}");
+                    crate::logging::error!(service = &*path;
+                        "group `{path}`: the restart failed: {error}"
+                    );
                     let failure = Failure::from_box(error.to_string().into());
                     let mut ctl = self.ctl.lock();
                     let child = batch[0].0;
@@ -1251,7 +1261,7 @@ impl Shared {
     /// failure to its parent (a temporary group leaves the tree instead). Called holding the
     /// sequencer; gives it back.
     fn fail_group(self: &Arc<Self>, g: Id, path: &Arc<str>, failure: Failure, budget: Deadline) {
-        log::error!(service = &**path;
+        crate::logging::error!(service = &**path;
             "group `{path}` failed: more restarts than its intensity allows; last failure: {failure}"
         );
         let scope = {
@@ -1260,7 +1270,9 @@ impl Shared {
         };
         let report = self.stop_scope(&scope, budget, &StopReason::Requested, Wait::Change);
         if !report.is_clean() {
-            log::warn!(service = &**path; "group `{path}`: stopping the failed group: {report}");
+            crate::logging::warn!(service = &**path;
+                "group `{path}`: stopping the failed group: {report}"
+            );
         }
         // Formatted before the lock: a failure's `Display` is user code.
         let up = Failure::from_box(
@@ -1303,7 +1315,9 @@ pub(crate) struct Swept(Vec<Record>);
 impl Drop for Swept {
     fn drop(&mut self) {
         for mut r in self.0.drain(..) {
-            log::info!(service = &*r.path; "service `{}` ended and left the tree", r.path);
+            crate::logging::info!(service = &*r.path;
+                "service `{}` ended and left the tree", r.path
+            );
             // Its thread has nothing left to do but return: detached.
             drop(r.thread.take());
         }

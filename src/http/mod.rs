@@ -241,7 +241,7 @@ impl HostedService for HttpService {
     fn start(&mut self, ctx: &Context) -> ServiceResult {
         let server = server::Server::start(&self.endpoint, ctx.host().downgrade())?;
         *self.bound.0.lock() = Some(server.addr());
-        log::info!(
+        crate::logging::info!(
             "{}: serving /livez, /readyz, /metrics, /status on http://{}",
             self.endpoint.name,
             server.addr()

@@ -393,7 +393,7 @@ fn metrics(snapshot: &HostSnapshot) -> Response {
 
     let mut body = String::with_capacity(64 * 1024);
     if let Err(e) = encode(&mut body, &registry) {
-        log::error!("encoding the metrics failed: {e}");
+        crate::logging::error!("encoding the metrics failed: {e}");
         return Response::text(500, "encoding the metrics failed\n");
     }
     Response {

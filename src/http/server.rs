@@ -119,7 +119,7 @@ impl Server {
             .unwrap_or(Duration::from_secs(1))
             .clamp(Duration::from_millis(1), Duration::from_secs(1));
         if let Err(e) = TcpStream::connect_timeout(&wake, connect_for) {
-            log::warn!(
+            crate::logging::warn!(
                 "{}: could not wake the accept thread through {wake} ({e}); it is left to the stop deadline",
                 inner.name
             );
@@ -149,13 +149,13 @@ impl Server {
         if accept_exited {
             let _ = accept.join();
         } else {
-            log::warn!(
+            crate::logging::warn!(
                 "{}: the accept thread did not exit by the stop deadline; it is left running, detached",
                 inner.name
             );
         }
         if stuck > 0 {
-            log::warn!(
+            crate::logging::warn!(
                 "{}: {stuck} connection thread(s) still answering at the stop deadline (a metrics callback that does not return?); left running, detached",
                 inner.name
             );
@@ -201,7 +201,7 @@ fn accept_loop(inner: &Arc<Inner>, listener: &TcpListener) {
                 // Out of file descriptors, most likely: log once a minute at most, and back
                 // off instead of spinning.
                 if last_error.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                    log::warn!("{}: accept failed: {e}", inner.name);
+                    crate::logging::warn!("{}: accept failed: {e}", inner.name);
                     last_error = Some(Instant::now());
                 }
                 // Not a stop token's sleep: the accept thread has none; `stopping` is checked
@@ -244,7 +244,7 @@ fn admit(inner: &Arc<Inner>, stream: TcpStream) {
     let spawned = crate::thread::spawn_named(&format!("th:{}/conn", inner.name), None, move || {
         // Never unwinds out of here: the table entry must go (crate::panic).
         if let Err(message) = crate::panic::catch(|| serve(&theirs, stream)) {
-            log::error!("{}: answering a request panicked: {message}", theirs.name);
+            crate::logging::error!("{}: answering a request panicked: {message}", theirs.name);
         }
         let mut conns = theirs.conns.lock();
         if let Some(conn) = conns.open.remove(&id) {
@@ -281,7 +281,7 @@ fn admit(inner: &Arc<Inner>, stream: TcpStream) {
             conns.open.remove(&id);
             drop(conns);
             inner.exited.notify_all();
-            log::warn!("{}: could not spawn a connection thread: {e}", inner.name);
+            crate::logging::warn!("{}: could not spawn a connection thread: {e}", inner.name);
         }
     }
 }

@@ -104,38 +104,30 @@ fn on_terminate(name: &'static str, code: u8) {
         stopping
     };
     if stopping {
-        quietly(|| {
-            log::warn!(
-                "Second termination signal ({name}) while stopping: exiting at once (code \
-                 {code}); stop hooks still running are abandoned"
-            );
-        });
+        crate::logging::warn!(
+            "Second termination signal ({name}) while stopping: exiting at once (code \
+             {code}); stop hooks still running are abandoned"
+        );
         exit(code);
     }
     if hosts.iter().all(|h| h.state().is_terminal()) {
-        quietly(|| {
-            log::warn!(
-                "Termination signal ({name}) after the host stopped: exiting at once (code \
-                 {code})"
-            );
-        });
+        crate::logging::warn!(
+            "Termination signal ({name}) after the host stopped: exiting at once (code \
+             {code})"
+        );
         exit(code);
     }
-    quietly(|| log::info!("Received {name}: stopping gracefully"));
+    crate::logging::info!("Received {name}: stopping gracefully");
     for h in &hosts {
         h.request_stop_with(StopReason::Signal { name });
     }
 }
 
 fn exit(code: u8) -> ! {
-    quietly(|| log::logger().flush());
+    // The logger is user code: its panic must not cost the exit (its log lines are caught
+    // alike, `crate::logging`, so none costs the stop, the reload or the exit that follows).
+    crate::logging::guarded(|| log::logger().flush());
     std::process::exit(i32::from(code));
-}
-
-/// Runs `log` (the logger is user code), catching its panic: a panicking logger must not
-/// cost the stop, the reload or the exit that follows the line.
-fn quietly(log: impl FnOnce()) {
-    let _ = crate::panic::catch(log);
 }
 
 /// `SIGHUP` arrived: a reload of every running host.
@@ -146,22 +138,20 @@ fn on_hangup() {
         .filter(|h| h.state() == HostState::Running && h.stop_reason().is_none())
         .collect();
     if running.is_empty() {
-        quietly(|| log::warn!("Received SIGHUP: no host is running; ignored"));
+        crate::logging::warn!("Received SIGHUP: no host is running; ignored");
         return;
     }
     if running.iter().any(HostHandle::has_reload_hooks) {
-        quietly(|| log::info!("Received SIGHUP: reloading"));
+        crate::logging::info!("Received SIGHUP: reloading");
     } else {
-        quietly(|| {
-            log::info!(
-                "Received SIGHUP: no reload hook registered; nothing to reload (the host \
-                 keeps running)"
-            );
-        });
+        crate::logging::info!(
+            "Received SIGHUP: no reload hook registered; nothing to reload (the host \
+             keeps running)"
+        );
     }
     for h in running {
         if let Err(e) = h.request_reload() {
-            quietly(|| log::warn!("SIGHUP: {e}"));
+            crate::logging::warn!("SIGHUP: {e}");
         }
     }
 }
@@ -180,7 +170,7 @@ mod platform {
         let found = non_default();
         let mut signals = Signals::new(SIGNALS).map_err(Error::Signal)?;
         if !found.is_empty() {
-            log::warn!(
+            crate::logging::warn!(
                 "console lifetime: {} already had a handler or was ignored (the program's own \
                  handler, or SIG_IGN from nohup or a background shell): SIGINT, SIGTERM and \
                  SIGQUIT now request a graceful stop, SIGHUP a reload (a handler of the \
@@ -250,7 +240,7 @@ mod platform {
             Ok(()) => Ok(()),
             Err(ctrlc::Error::MultipleHandlers) => {
                 ctrlc::set_handler(handler).map_err(|e| Error::Signal(std::io::Error::other(e)))?;
-                log::warn!(
+                crate::logging::warn!(
                     "console lifetime: Ctrl-C already had a handler; replaced: it now requests \
                      a graceful stop"
                 );

@@ -104,9 +104,9 @@ impl Notifier {
     /// through [`sanitize`] here (invariant 5); keys are constants of this module.
     fn send(&self, fields: &[(&'static str, &str)]) {
         let message = compose(fields);
-        log::trace!("systemd notify: {}", message.replace('\n', " | "));
+        crate::logging::trace!("systemd notify: {}", message.replace('\n', " | "));
         if let Err(e) = self.socket.send_to_addr(message.as_bytes(), &self.addr) {
-            log::debug!("systemd notify to `{}` failed: {e}", self.name);
+            crate::logging::debug!("systemd notify to `{}` failed: {e}", self.name);
         }
     }
 }
@@ -147,7 +147,7 @@ fn listener_with(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Option<Lis
     if let Some(w) = settings.watchdog {
         let every = ping_interval(w);
         if every > w / 2 {
-            log::warn!(
+            crate::logging::warn!(
                 "systemd watchdog: WATCHDOG_USEC={} asks for a ping every {:?}; pinging every \
                  {every:?} instead (the floor): systemd may take the service for hung, raise \
                  WatchdogSec= to at least {:?}",
@@ -156,7 +156,7 @@ fn listener_with(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Option<Lis
                 2 * MIN_PING_INTERVAL
             );
         } else {
-            log::debug!("systemd watchdog: every {w:?}; pinging every {every:?}");
+            crate::logging::debug!("systemd watchdog: every {w:?}; pinging every {every:?}");
         }
     }
     let state = Arc::new(Link {
@@ -239,7 +239,7 @@ fn watchdog(lookup: &impl Fn(&str) -> Option<OsString>) -> Result<Option<Duratio
             Error::invalid_option("WATCHDOG_PID", &text, "a process id (a positive integer)")
         })?;
         if pid != std::process::id() {
-            log::debug!(
+            crate::logging::debug!(
                 "systemd watchdog is for pid {pid}, not this process ({}): not pinging",
                 std::process::id()
             );
@@ -316,7 +316,7 @@ fn on_event(link: &Arc<Link>, event: &HostEvent) {
         StateChange::Reloaded { failed } => {
             if link.progress.lock().stopping {
                 // Invariant 7: never `READY=1` (nor a `STATUS=running`) after `STOPPING=1`.
-                log::debug!("systemd notify: a reload ended while stopping; not sent");
+                crate::logging::debug!("systemd notify: a reload ended while stopping; not sent");
                 return;
             }
             let status = if failed.is_empty() {
@@ -365,7 +365,7 @@ fn spawn_helper(link: &Arc<Link>, host: &HostHandle) {
     let host = host.clone();
     let spawned = crate::thread::spawn_named("th:systemd", None, move || helper(&link, &host));
     if let Err(e) = spawned {
-        log::error!("could not spawn the systemd watchdog thread `th:systemd`: {e}");
+        crate::logging::error!("could not spawn the systemd watchdog thread `th:systemd`: {e}");
     }
 }
 
@@ -409,14 +409,16 @@ fn helper(link: &Link, host: &HostHandle) {
                         // a start) pings whatever they do, and its own `STATUS=` stands
                         // (never `running` after `STOPPING=1`).
                         if state == HostState::Running {
-                            log::info!("systemd watchdog: every critical service is live again");
+                            crate::logging::info!(
+                                "systemd watchdog: every critical service is live again"
+                            );
                             notifier.send(&[("STATUS", "running")]);
                         }
                     }
                 } else if !withheld {
                     withheld = true;
                     let names = not_live.join(", ");
-                    log::error!(services = names.as_str();
+                    crate::logging::error!(services = names.as_str();
                         "systemd watchdog: not pinging, critical service(s) not live: {names}"
                     );
                     notifier.send(&[("STATUS", &format!("watchdog withheld: not live: {names}"))]);

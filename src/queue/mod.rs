@@ -711,7 +711,7 @@ impl<T: Send + 'static> Core<T> {
         drop(late);
         // The stop has already reported (this thread was preempted past the stop deadline):
         // hand the items back on their own, outside every lock (invariant 1).
-        log::warn!(queue = &*self.name;
+        crate::logging::warn!(queue = &*self.name;
             "queue `{}`: {} item(s) handed back after the stop's report",
             self.name,
             items.len()
@@ -1387,7 +1387,7 @@ impl<T: Send + 'static> WorkQueue<T> {
     fn cancel(&mut self, reason: StopReason, until: Deadline) {
         let items = self.core.cancel(until);
         if !items.is_empty() {
-            log::info!(queue = &*self.core.name;
+            crate::logging::info!(queue = &*self.core.name;
                 "queue `{}`: handing back {} item(s) that never ran",
                 self.core.name,
                 items.len()
@@ -1410,7 +1410,7 @@ impl<T: Send + 'static> WorkQueue<T> {
                 // return.
                 let _ = handle.join();
             } else {
-                log::warn!(queue = &*self.core.name;
+                crate::logging::warn!(queue = &*self.core.name;
                     "queue `{}`: worker th:{}/{i} still runs a job at the stop deadline; it is left running, detached",
                     self.core.name,
                     self.core.name
@@ -1448,7 +1448,7 @@ impl<T: Send + 'static> WorkQueue<T> {
         }
         let unrun = self.hand_back();
         let metrics = self.core.metrics();
-        log::info!(queue = &*self.core.name;
+        crate::logging::info!(queue = &*self.core.name;
             "queue `{}` stopped in {:?}: {metrics}",
             self.core.name,
             began.elapsed()
@@ -1541,7 +1541,7 @@ impl<T: Send + 'static> HostedService for WorkQueue<T> {
         let join_by = earlier_by(deadline, |budget| REPLY_MARGIN.min(budget / 10));
         if self.drain_on_stop {
             let depth = self.core.len();
-            log::info!(queue = &*self.core.name;
+            crate::logging::info!(queue = &*self.core.name;
                 "queue `{}` stopping: draining {depth} queued item(s)",
                 self.core.name
             );
@@ -1551,14 +1551,14 @@ impl<T: Send + 'static> HostedService for WorkQueue<T> {
                 grace.unwrap_or_else(|| (budget / 5).min(MAX_DEFAULT_GRACE))
             });
             if !self.core.await_workers(drain_until) {
-                log::info!(queue = &*self.core.name;
+                crate::logging::info!(queue = &*self.core.name;
                     "queue `{}`: the drain ran out of time; cancelling the running jobs",
                     self.core.name
                 );
                 self.cancel(StopReason::Deadline, join_by);
             }
         } else {
-            log::info!(
+            crate::logging::info!(
                 queue = &*self.core.name;
                 "queue `{}` stopping: cancelling at once",
                 self.core.name

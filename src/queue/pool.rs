@@ -272,7 +272,7 @@ impl<T: Send + 'static> Worker<'_, T> {
             };
             if attempt >= max_attempts {
                 if core.dead_letters {
-                    log::error!(queue = &*core.name;
+                    crate::logging::error!(queue = &*core.name;
                         "queue `{}`: a job failed its last attempt ({attempt} of {max_attempts}): {failure}; its item goes to the dead letters",
                         core.name
                     );
@@ -290,7 +290,7 @@ impl<T: Send + 'static> Worker<'_, T> {
                 return self.hand_back(item);
             }
             let wait = self.backoff(attempt);
-            log::warn!(queue = &*core.name;
+            crate::logging::warn!(queue = &*core.name;
                 "queue `{}`: a job failed (attempt {attempt} of {max_attempts}): {failure}; retrying in {wait:?}",
                 core.name
             );
@@ -330,7 +330,9 @@ impl<T: Send + 'static> Worker<'_, T> {
             Ok(Err(error)) => {
                 if is_cancellation(&error, self.token) {
                     // The job gave up because the stop cancelled it: expected, not an error.
-                    log::info!(queue = &**name; "queue `{name}`: a job was cancelled by the stop");
+                    crate::logging::info!(queue = &**name;
+                        "queue `{name}`: a job was cancelled by the stop"
+                    );
                     // The error is user data: a panicking `Drop` must not end the worker.
                     crate::panic::drop_quietly(error);
                     Attempt::Cancelled
@@ -338,7 +340,7 @@ impl<T: Send + 'static> Worker<'_, T> {
                     if !self.core.dead_letters {
                         // The error's `Display` is user code: guarded, so the worker survives it.
                         let shown = crate::panic::Guarded(&*error);
-                        log::error!(
+                        crate::logging::error!(
                             queue = &**name;
                             "queue `{name}`: a job failed: {shown}; the worker goes on"
                         );
@@ -350,7 +352,7 @@ impl<T: Send + 'static> Worker<'_, T> {
                 // The payload (user data) was dropped by `catch`, outside any lock, surviving
                 // a panicking drop.
                 if !self.core.dead_letters {
-                    log::error!(
+                    crate::logging::error!(
                         queue = &**name;
                         "queue `{name}`: a job panicked: {message}; the worker goes on"
                     );
@@ -373,7 +375,7 @@ impl<T: Send + 'static> Worker<'_, T> {
 
     /// Hands back an item this worker took (counted in its own `returned`).
     fn hand_back(&self, item: T) {
-        log::info!(queue = &*self.core.name;
+        crate::logging::info!(queue = &*self.core.name;
             "queue `{}`: the stop cancelled a job (or its retry): its item is handed back",
             self.core.name
         );
