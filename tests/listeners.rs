@@ -431,3 +431,27 @@ fn stop_flushes_listeners_only_within_its_deadline() {
     // The flush's own stall limit is 1 s: well under it shows the deadline ended the wait.
     assert!(took < Duration::from_millis(900), "{took:?}");
 }
+
+#[test]
+fn join_waits_for_a_slow_listener_to_catch_up() {
+    // As `stop`: once `join` returns, the listener has seen the final state.
+    let (seen, record) = recorder();
+    let host = HostBuilder::new()
+        .on_state_change(move |event| {
+            std::thread::sleep(Duration::from_millis(100));
+            record(event);
+        })
+        .hosted("svc", Noop)
+        .background("one-shot", stop_own_host)
+        .build()
+        .unwrap();
+    host.start(PATIENCE).unwrap();
+    let report = host.join(PATIENCE).unwrap();
+    assert!(report.is_clean(), "{report}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("host stopped"),
+        "{seen:?}"
+    );
+}

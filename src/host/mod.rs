@@ -312,7 +312,9 @@ impl Host {
     /// earlier of `deadline` and the stop request's time plus
     /// [`HostOptions::shutdown_timeout`].
     ///
-    /// Blocks until then or until `deadline` passes.
+    /// Blocks until then or until `deadline` passes. With state listeners, it then waits,
+    /// within the same deadline, until they have seen the host's final state (as
+    /// [`stop`](Host::stop) does).
     ///
     /// # Errors
     ///
@@ -336,7 +338,15 @@ impl Host {
     /// # Ok::<(), threadhost::Error>(())
     /// ```
     pub fn join(&self, deadline: impl Into<Deadline>) -> Result<StopReport, Error> {
-        self.shared.join(deadline.into())
+        let deadline = deadline.into();
+        let result = self.shared.join(deadline);
+        // As `stop`: the listeners see the final state before the program goes on, within
+        // the deadline; never on the host's own threads (the event thread may be this one).
+        #[cfg(feature = "listeners")]
+        if result.is_ok() && !crate::thread::works_for(self.shared.id) {
+            self.shared.events.flush(deadline);
+        }
+        result
     }
 
     /// Runs the host to completion: installs the console lifetime if the builder asked for it
