@@ -11,7 +11,8 @@
 //! │   └── poller      depends on connection; queues a reading per poll, fails every
 //! │                   `fail_every`-th poll
 //! └── ...
-//! config-watcher      polls the file's mtime every 500 ms: add_group / remove at runtime
+//! config-watcher      polls the file's mtime every 500 ms: add_group / remove at runtime;
+//!                     its reload hook (SIGHUP, `systemctl reload`) re-reads the file at once
 //! ```
 //!
 //! Run it with `cargo run --release --example gateway`; stop it with Ctrl-C (SIGINT) or
@@ -31,6 +32,10 @@
 //! sed -i '/^valve-3/d' /tmp/devices.txt              # and removed
 //! ```
 //!
+//! `kill -HUP <pid>` (what `systemctl reload` sends) reloads: the config-watcher's reload hook
+//! reads the file at once, reports a reload failure if it cannot (the devices running go on),
+//! and has the watcher apply it on its next look, changed or not.
+//!
 //! A device failing more than 30 times a minute exceeds its group's restart intensity: the
 //! group fails and `devices` restarts it, after a growing backoff; past 5 such restarts a
 //! minute `devices` fails too, and the gateway stops with exit code 1 (try
@@ -45,7 +50,7 @@ mod device;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -126,12 +131,15 @@ fn main() -> ExitCode {
         group = group.add_group(device::group(spec, readings.clone()));
     }
     let removed = Arc::new(Mutex::new(Vec::new()));
+    let reread = Arc::new(AtomicBool::new(false));
+    let reload = reload_hook(file.clone(), Arc::clone(&reread));
     let watcher = Watcher {
         file,
         fingerprint: Some(fingerprint),
         devices,
         readings,
         removed: Arc::clone(&removed),
+        reread,
     };
     let mut builder = HostBuilder::new()
         .console_lifetime()
@@ -139,7 +147,7 @@ fn main() -> ExitCode {
         .add_service(uploader)
         .add_group(group)
         // Registered after `devices`, so that it stops first: no change during the stop.
-        .add_service(Service::background_service("config-watcher", watcher));
+        .add_service(Service::background_service("config-watcher", watcher).on_reload(reload));
     builder = common::with_run_for(builder, run_for);
     // Last, so that the environment overrides the options set in code.
     let host = match builder.options_from_env().build() {
@@ -187,6 +195,24 @@ fn read_devices(file: &Path) -> std::io::Result<(Fingerprint, BTreeMap<String, D
     Ok((fingerprint, config::parse(file, &text)))
 }
 
+/// The config-watcher's reload hook: reads the devices file now (a reload fails, and says
+/// why, if it cannot: the devices running go on) and has the watcher apply it on its next
+/// look even if its fingerprint did not change. The hook runs on the host's reload thread;
+/// the watcher's own thread applies the change.
+fn reload_hook(file: PathBuf, reread: Arc<AtomicBool>) -> impl Fn(&Context) -> ServiceResult {
+    move |_ctx| {
+        let (_, devices) = read_devices(&file)
+            .map_err(|error| format!("cannot read {}: {error}", file.display()))?;
+        log::info!(
+            "reload: {} lists {} devices; applying them",
+            file.display(),
+            devices.len()
+        );
+        reread.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
 /// The `config-watcher` service: re-reads the devices file when its fingerprint changes and
 /// brings the tree in line: a group added per new device, removed per device gone, replaced
 /// per device whose settings changed.
@@ -199,6 +225,8 @@ struct Watcher {
     readings: Producer<Reading>,
     /// The groups removed (or replaced) so far, for the summary.
     removed: Arc<Mutex<Vec<Removed>>>,
+    /// Set by the reload hook: read the file on the next look, changed or not.
+    reread: Arc<AtomicBool>,
 }
 
 /// A device group the watcher removed: for the summary, as the snapshot no longer has it.
@@ -215,7 +243,8 @@ impl BackgroundService for Watcher {
         loop {
             ctx.sleep(WATCH_INTERVAL)?;
             let now = fingerprint(&self.file);
-            if now.as_ref().ok() == self.fingerprint.as_ref() {
+            let reload = self.reread.swap(false, Ordering::AcqRel);
+            if !reload && now.as_ref().ok() == self.fingerprint.as_ref() {
                 continue;
             }
             match read_devices(&self.file) {
