@@ -16,7 +16,9 @@
 //! With `VALGRIND=1` in the environment, each C test binary runs under
 //! `valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite`.
 //!
-//! Also here: the C++ header check, the C worker example (built and run for a second, and
+//! Also here: `tests/c/log.c ops <scenario>` run as a process and signalled (`mod ops`: the
+//! log lines of SIGTERM, a forced exit, SIGHUP and the systemd watchdog reach a C callback),
+//! the C++ header check, the C worker example (built and run for a second, and
 //! stopped by SIGINT), a C test linked statically against `libthreadhost.a`, the fuzz driver
 //! (compiled only; see tests/fuzz/fuzz_calls.c for the command), and the source checks:
 //! header/exports parity, status-code parity, version macros, and the boundary macro on every
