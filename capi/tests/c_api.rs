@@ -16,7 +16,9 @@
 //! With `VALGRIND=1` in the environment, each C test binary runs under
 //! `valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite`.
 //!
-//! Also here: the C++ header check, the C worker example (built and run for a second, and
+//! Also here: `tests/c/log.c ops <scenario>` run as a process and signalled (`mod ops`: the
+//! log lines of SIGTERM, a forced exit, SIGHUP and the systemd watchdog reach a C callback),
+//! the C++ header check, the C worker example (built and run for a second, and
 //! stopped by SIGINT), a C test linked statically against `libthreadhost.a`, the fuzz driver
 //! (compiled only; see tests/fuzz/fuzz_calls.c for the command), and the source checks:
 //! header/exports parity, status-code parity, version macros, and the boundary macro on every
@@ -281,6 +283,334 @@ fn c_log() {
             rust_log.is_none(),
             "RUST_LOG={rust_log:?}:\n{stderr}"
         );
+    }
+}
+
+/// The operational lines a C program's log callback gets from a real process under the console
+/// lifetime, signalled from here (the console lifetime needs the `termination` feature).
+#[cfg(feature = "termination")]
+mod ops {
+    use super::{BufRead, BufReader, Command, Duration, Stdio, common, mpsc};
+    use super::{command, compile, compiler, root, shared_link};
+
+    /// A run of `tests/c/log.c ops <scenario>`: a C program under the console lifetime whose log
+    /// callback writes each record to stdout as `LOG <level> <target>: <message>` with write(2)
+    /// before it returns (so a line seen here is a callback call that happened, also before a
+    /// forced exit), and its own steps as `OPS <what>`. Its stdout is read line by line as it
+    /// comes; every wait is bounded by [`OPS_PATIENCE`].
+    struct Ops {
+        child: std::process::Child,
+        lines: mpsc::Receiver<String>,
+        seen: Vec<String>,
+        stdout: Option<std::thread::JoinHandle<()>>,
+        stderr: Option<std::thread::JoinHandle<String>>,
+    }
+
+    /// Generous bound for anything the C program must do (a loaded 2-core machine, valgrind).
+    const OPS_PATIENCE: Duration = Duration::from_secs(60);
+
+    impl Ops {
+        /// Compiles tests/c/log.c as `log_ops_<scenario>` (one binary per test: they run in
+        /// parallel) and starts it with `env` added (no systemd variables otherwise).
+        fn spawn(scenario: &str, env: &[(&str, &str)]) -> Ops {
+            let name = format!("log_ops_{scenario}");
+            let bin = compile(
+                &compiler("CC", "cc"),
+                "c99",
+                &root().join("tests/c/log.c"),
+                &name,
+                &shared_link(),
+            );
+            let mut cmd = command(&bin, true);
+            cmd.args(["ops", scenario])
+                .env_remove("NOTIFY_SOCKET")
+                .env_remove("WATCHDOG_USEC")
+                .env_remove("WATCHDOG_PID")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let mut child = cmd.spawn().expect("spawn tests/c/log.c ops");
+            let out = child.stdout.take().expect("stdout");
+            let (tx, lines) = mpsc::channel();
+            let stdout = common::spawn("ops-stdout", move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+            let mut err = child.stderr.take().expect("stderr");
+            let stderr = common::spawn("ops-stderr", move || {
+                let mut s = String::new();
+                let _ = std::io::Read::read_to_string(&mut err, &mut s);
+                s
+            });
+            Ops {
+                child,
+                lines,
+                seen: Vec::new(),
+                stdout: Some(stdout),
+                stderr: Some(stderr),
+            }
+        }
+
+        /// Waits for a line containing `needle` (one seen before included) and returns it.
+        fn wait_for(&mut self, needle: &str) -> String {
+            let deadline = std::time::Instant::now() + OPS_PATIENCE;
+            let mut from = 0;
+            loop {
+                if let Some(line) = self.seen[from..].iter().find(|l| l.contains(needle)) {
+                    return line.clone();
+                }
+                from = self.seen.len();
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match self.lines.recv_timeout(left) {
+                    Ok(line) => self.seen.push(line),
+                    Err(_) => panic!(
+                        "no line with `{needle}` within {OPS_PATIENCE:?} (or stdout closed); \
+                         stdout so far:\n{}",
+                        self.seen.join("\n")
+                    ),
+                }
+            }
+        }
+
+        fn signal(&self, sig: &str) {
+            common::kill(self.child.id(), sig);
+        }
+
+        /// Whether the program has not exited.
+        fn is_running(&mut self) -> bool {
+            self.child.try_wait().expect("try_wait").is_none()
+        }
+
+        /// Waits for the exit (SIGKILL after [`OPS_PATIENCE`]); returns its status, every stdout
+        /// line, and stderr.
+        fn finish(mut self) -> (std::process::ExitStatus, Vec<String>, String) {
+            let pid = self.child.id();
+            let mut child = self.child;
+            let (tx, rx) = mpsc::channel();
+            let waiter = common::spawn("ops-wait", move || {
+                let status = child.wait();
+                let _ = tx.send(());
+                status
+            });
+            if rx.recv_timeout(OPS_PATIENCE).is_err() {
+                let _ = Command::new("kill")
+                    .args(["-s", "KILL", &pid.to_string()])
+                    .status();
+            }
+            let status = waiter.join().unwrap().expect("wait for the C program");
+            self.stdout.take().unwrap().join().unwrap();
+            self.seen.extend(self.lines.try_iter());
+            let stderr = self.stderr.take().unwrap().join().unwrap();
+            (status, self.seen, stderr)
+        }
+    }
+
+    /// The index of the first line containing `needle`, or a panic showing them all.
+    fn line_index(lines: &[String], needle: &str) -> usize {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with `{needle}` in:\n{}", lines.join("\n")))
+    }
+
+    /// Asserts the needles are on lines in this order (each on a later line than the one before).
+    fn assert_lines_in_order(lines: &[String], needles: &[&str]) {
+        let at: Vec<usize> = needles.iter().map(|n| line_index(lines, n)).collect();
+        assert!(
+            at.windows(2).all(|w| w[0] < w[1]),
+            "{needles:?} at lines {at:?}, not in order:\n{}",
+            lines.join("\n")
+        );
+    }
+
+    /// A C program's callback gets the console lifetime's lines: SIGTERM to a running
+    /// `threadhost_host_run` gives `Received SIGTERM: stopping gracefully`, the shutting-down and
+    /// stopped lines, in order, and exit code 0.
+    #[test]
+    fn c_log_sigterm_lines() {
+        let mut ops = Ops::spawn("term", &[]);
+        ops.wait_for("LOG 3 threadhost::host: Application started. Press Ctrl+C to shut down.");
+        ops.signal("TERM");
+        let (status, lines, stderr) = ops.finish();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{status}\n{}\n{stderr}",
+            lines.join("\n")
+        );
+        assert_lines_in_order(
+            &lines,
+            &[
+                "Application started.",
+                "LOG 3 threadhost::lifetime::console: Received SIGTERM: stopping gracefully",
+                "LOG 3 threadhost::host::control: Application is shutting down... (SIGTERM)",
+                "LOG 3 threadhost::host::stop: Application stopped",
+                "OPS run returned THREADHOST_OK",
+            ],
+        );
+    }
+
+    /// The forced exit: a stop hook hangs, a second SIGTERM exits with 143, and the callback was
+    /// called with the `Second termination signal (SIGTERM) while stopping` line before the
+    /// process ended (its write(2) is on the pipe; `threadhost_host_run` never returned).
+    #[test]
+    fn c_log_forced_exit_line_precedes_the_exit() {
+        let mut ops = Ops::spawn("forced", &[]);
+        ops.wait_for("Application started.");
+        ops.signal("TERM");
+        ops.wait_for("Application is shutting down... (SIGTERM)");
+        ops.wait_for("OPS stop hook: hanging");
+        ops.signal("TERM");
+        let (status, lines, stderr) = ops.finish();
+        assert_eq!(
+            status.code(),
+            Some(143),
+            "{status}\n{}\n{stderr}",
+            lines.join("\n")
+        );
+        let forced = &lines[line_index(&lines, "Second termination signal")];
+        assert_eq!(
+            forced,
+            "LOG 2 threadhost::lifetime::console: Second termination signal (SIGTERM) while \
+             stopping: exiting at once (code 143); stop hooks still running are abandoned"
+        );
+        assert_lines_in_order(
+            &lines,
+            &[
+                "Received SIGTERM: stopping gracefully",
+                "OPS stop hook: hanging",
+                "Second termination signal",
+            ],
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("run returned") || l.contains("Application stopped")),
+            "the host stopped instead of the process exiting:\n{}",
+            lines.join("\n")
+        );
+    }
+
+    /// SIGHUP to a C program with a reload hook: the callback gets the reload lines around the
+    /// hook's call, the program keeps running, and SIGTERM then ends it with 0.
+    #[test]
+    fn c_log_sighup_reload_lines() {
+        let mut ops = Ops::spawn("reload", &[]);
+        ops.wait_for("Application started.");
+        ops.signal("HUP");
+        ops.wait_for("Reloaded (");
+        assert!(ops.is_running(), "the program exited after SIGHUP");
+        ops.signal("TERM");
+        let (status, lines, stderr) = ops.finish();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{status}\n{}\n{stderr}",
+            lines.join("\n")
+        );
+        assert_lines_in_order(
+            &lines,
+            &[
+                "LOG 3 threadhost::lifetime::console: Received SIGHUP: reloading",
+                "LOG 3 threadhost::host::reload: Reloading...",
+                "OPS reload hook: called",
+                "LOG 3 threadhost::host::reload: Reloaded (1 service(s))",
+                "Received SIGTERM: stopping gracefully",
+                "OPS run returned THREADHOST_OK",
+            ],
+        );
+    }
+
+    /// `threadhost_builder_systemd` with `NOTIFY_SOCKET` (a datagram socket bound here) and
+    /// `WATCHDOG_USEC`: a critical service that stops beating gives the callback the watchdog's
+    /// error with the `services=` key-value, and once it beats again (it waits for that line in
+    /// its own callback) the live-again line; SIGTERM ends it with 0. The socket got `READY=1`,
+    /// pings, and the withheld status.
+    #[test]
+    #[cfg(feature = "systemd")]
+    fn c_log_watchdog_lines() {
+        // In the temporary directory: a socket path has at most 107 bytes.
+        let path = std::env::temp_dir().join(format!("th-capi-notify-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the notify socket");
+        // Removes the socket's file however the test ends.
+        struct Unlink<'a>(&'a std::path::Path);
+        impl Drop for Unlink<'_> {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(self.0);
+            }
+        }
+        let _unlink = Unlink(&path);
+        let name = path.to_str().expect("a UTF-8 path").to_owned();
+        // Read as the datagrams come (the kernel queues only `net.unix.max_dgram_qlen` of
+        // them, 10 by default, and the sender drops the rest), until the test's own `END`.
+        let reader = common::spawn("notify-socket", move || {
+            let mut received = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = sock.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if text == END {
+                    break;
+                }
+                received.extend(text.lines().map(str::to_owned));
+            }
+            received
+        });
+        const END: &str = "END (from the test)";
+        let mut ops = Ops::spawn(
+            "watchdog",
+            &[
+                ("NOTIFY_SOCKET", name.as_str()),
+                ("WATCHDOG_USEC", "200000"),
+            ],
+        );
+        ops.wait_for("Application started.");
+        ops.wait_for("OPS critical: stops beating");
+        let withheld = ops.wait_for("systemd watchdog: not pinging");
+        ops.wait_for("every critical service is live again");
+        ops.signal("TERM");
+        let (status, lines, stderr) = ops.finish();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{status}\n{}\n{stderr}",
+            lines.join("\n")
+        );
+        assert!(
+            withheld.starts_with(
+                "LOG 1 threadhost::lifetime::systemd: systemd watchdog: not pinging, \
+                 critical service(s) not live: `critical` (running)"
+            ) && withheld.ends_with(" services=`critical` (running)"),
+            "{withheld}"
+        );
+        assert_lines_in_order(
+            &lines,
+            &[
+                "OPS critical: stops beating",
+                "systemd watchdog: not pinging",
+                "OPS critical: beats again",
+                "LOG 3 threadhost::lifetime::systemd: systemd watchdog: every critical service is live again",
+            ],
+        );
+        std::os::unix::net::UnixDatagram::unbound()
+            .and_then(|end| end.send_to(END.as_bytes(), &path))
+            .expect("end the socket's reader");
+        let received = reader.join().unwrap();
+        for expected in [
+            "READY=1",
+            "WATCHDOG=1",
+            "STOPPING=1",
+            "STATUS=watchdog withheld: not live: `critical` (running)",
+        ] {
+            assert!(
+                received.iter().any(|l| l == expected),
+                "no `{expected}` on NOTIFY_SOCKET: {received:?}"
+            );
+        }
     }
 }
 

@@ -2,10 +2,15 @@
  * key-value, levels, NULL, re-entrancy, replacement from several threads while services log,
  * a 10 MiB error bounded, a callback calling into the host that logged)
  * and, with the argument "stderr", threadhost_log_init_stderr (tests/c_api.rs reads this
- * program's stderr). Run by tests/c_api.rs. */
+ * program's stderr).
+ * With the arguments "ops <scenario>" it is a program under the console lifetime that
+ * tests/c_api.rs signals (c_log_*): its callback writes each record to stdout as it arrives,
+ * and the test checks the operational lines a C program gets (signals, a forced exit, a
+ * reload, the systemd watchdog) and the exit code. Run by tests/c_api.rs. */
 #include "test_util.h"
 
 #include <sched.h>
+#include <unistd.h>
 
 /* ---- A callback that keeps what it receives ---- */
 
@@ -371,8 +376,9 @@ static bool a_huge_error_and_a_callback_calling_its_host(void) {
     CHECK_STATUS(threadhost_builder_build(b, &calling_host), THREADHOST_OK);
     CHECK_STATUS(threadhost_host_start(calling_host, 5000), THREADHOST_OK);
     /* The stop the callback requested ends the host (its report has `big`'s failure): no
-     * deadlock, no lost record. */
-    CHECK_STATUS(threadhost_host_join(calling_host, 20000), THREADHOST_SERVICE_FAILED);
+     * deadlock, no lost record. The bound only ends a hang: a debug build takes about 2 s to
+     * carry the 10 MiB error to the callback, and a minute under valgrind (VALGRIND=1). */
+    CHECK_STATUS(threadhost_host_join(calling_host, 300000), THREADHOST_SERVICE_FAILED);
     int state = -1;
     CHECK_STATUS(threadhost_host_get_state(calling_host, &state), THREADHOST_OK);
     CHECK(state == THREADHOST_HOST_STOPPED);
@@ -419,11 +425,149 @@ static bool stderr_logger_writes_lines(void) {
     return true;
 }
 
+/* ---- Operational lines (run as `log ops <scenario>`; tests/c_api.rs signals it) ---- */
+
+/* Writes `len` bytes to stdout with write(2), whole: no stdio buffer stands between the
+ * callback and the test reading the pipe, so a line is out before the callback returns (a
+ * forced exit right after cannot lose it). Under `out_lock`: lines never interleave. */
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void write_out(const char *text, size_t len) {
+    pthread_mutex_lock(&out_lock);
+    while (len > 0) {
+        ssize_t n = write(STDOUT_FILENO, text, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        text += n;
+        len -= (size_t)n;
+    }
+    pthread_mutex_unlock(&out_lock);
+}
+
+/* "OPS <what>": what the program itself did (a hook ran), for the test to wait for. */
+static void say(const char *what) {
+    char line[256];
+    int n = snprintf(line, sizeof line, "OPS %s\n", what);
+    if (n > 0) write_out(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+/* Records of the watchdog's "not pinging" line (the critical service waits for one). */
+static counter not_live_seen;
+
+/* "LOG <level> <target>: <message>", one line per record, written before it returns. */
+static void stdout_callback(threadhost_log_level level, const char *target, const char *message,
+                            void *user) {
+    (void)user;
+    size_t len = strlen(target) + strlen(message) + 32;
+    char *line = malloc(len);
+    if (line == NULL) return;
+    int n = snprintf(line, len, "LOG %d %s: %s\n", (int)level, target, message);
+    if (n > 0) write_out(line, (size_t)n < len ? (size_t)n : len - 1);
+    free(line);
+    if (strstr(message, "systemd watchdog: not pinging") != NULL) counter_add(&not_live_seen, 1);
+}
+
+/* Runs until stopped. */
+static threadhost_status body_idle(void *user, const threadhost_context *ctx) {
+    (void)user;
+    return threadhost_token_wait(threadhost_context_token(ctx), THREADHOST_NO_DEADLINE);
+}
+
+/* A stop hook that never returns (the forced exit abandons it). */
+static threadhost_status stop_hangs(void *user, const threadhost_context *ctx) {
+    (void)user, (void)ctx;
+    say("stop hook: hanging");
+    for (;;) sleep_ms(1000);
+    return THREADHOST_OK;
+}
+
+static threadhost_status reload_hook(void *user, const threadhost_context *ctx) {
+    (void)user, (void)ctx;
+    say("reload hook: called");
+    return THREADHOST_OK;
+}
+
+/* A critical service: beats every 20 ms (its liveness window is 1 s) for 10 beats, stops
+ * beating until the callback saw the watchdog's "not pinging" line, then beats again until
+ * stopped. */
+static threadhost_status body_beats_then_pauses(void *user, const threadhost_context *ctx) {
+    (void)user;
+    const threadhost_token *token = threadhost_context_token(ctx);
+    int beats = 0;
+    bool paused = false;
+    while (!threadhost_token_is_stopped(token)) {
+        if (beats < 10 || counter_get(&not_live_seen) > 0) {
+            IGNORE_STATUS(threadhost_context_heartbeat(ctx));
+            if (++beats == 10) {
+                say("critical: stops beating");
+                paused = true;
+            } else if (paused) {
+                say("critical: beats again");
+                paused = false;
+            }
+        }
+        IGNORE_STATUS(threadhost_token_wait(token, 20));
+    }
+    return THREADHOST_OK;
+}
+
+/* One program under the console lifetime, its records on stdout, exiting with the code of
+ * threadhost_host_run's status: `term` (one idle service), `forced` (a stop hook that hangs),
+ * `reload` (a reload hook), `watchdog` (threadhost_builder_systemd and a critical service
+ * that stops beating for a while). Sets *code to the exit code; false if the setup failed. */
+static bool run_ops(const char *scenario, int *code) {
+    counter_init(&not_live_seen);
+    CHECK_STATUS(threadhost_log_set_callback(stdout_callback, NULL, THREADHOST_LOG_INFO),
+                 THREADHOST_OK);
+    threadhost_builder *b = threadhost_builder_new();
+    CHECK_STATUS(threadhost_builder_console_lifetime(b), THREADHOST_OK);
+    threadhost_service *svc = NULL;
+    if (strcmp(scenario, "term") == 0) {
+        CHECK_STATUS(threadhost_service_new_background("worker", body_idle, NULL, NULL, &svc),
+                     THREADHOST_OK);
+    } else if (strcmp(scenario, "forced") == 0) {
+        /* Far longer than the test takes: the host is still stopping at the second signal. */
+        CHECK_STATUS(threadhost_builder_shutdown_timeout(b, 600000), THREADHOST_OK);
+        CHECK_STATUS(threadhost_service_new_hosted("stuck", NULL, stop_hangs, NULL, NULL, &svc),
+                     THREADHOST_OK);
+    } else if (strcmp(scenario, "reload") == 0) {
+        CHECK_STATUS(threadhost_service_new_background("worker", body_idle, NULL, NULL, &svc),
+                     THREADHOST_OK);
+        CHECK_STATUS(threadhost_service_on_reload(svc, reload_hook, NULL, NULL), THREADHOST_OK);
+    } else if (strcmp(scenario, "watchdog") == 0) {
+        CHECK_STATUS(threadhost_builder_systemd(b), THREADHOST_OK);
+        CHECK_STATUS(threadhost_service_new_background("critical", body_beats_then_pauses, NULL,
+                                                       NULL, &svc),
+                     THREADHOST_OK);
+        CHECK_STATUS(threadhost_service_liveness(svc, 1000), THREADHOST_OK);
+    } else {
+        fprintf(stderr, "unknown scenario `%s`\n", scenario);
+        threadhost_builder_free(b);
+        return false;
+    }
+    CHECK_STATUS(threadhost_builder_add_service(b, svc), THREADHOST_OK);
+    threadhost_host *host = NULL;
+    CHECK_STATUS(threadhost_builder_build(b, &host), THREADHOST_OK);
+    threadhost_status status = threadhost_host_run(host);
+    threadhost_host_free(host);
+    CHECK_STATUS(threadhost_log_set_callback(NULL, NULL, THREADHOST_LOG_OFF), THREADHOST_OK);
+    counter_destroy(&not_live_seen);
+    char done[128];
+    snprintf(done, sizeof done, "run returned %s", threadhost_status_name(status));
+    say(done);
+    *code = threadhost_exit_code(status);
+    return true;
+}
+
 int main(int argc, char **argv) {
     int failures = 0;
     if (argc > 1 && strcmp(argv[1], "stderr") == 0) {
         RUN(stderr_logger_writes_lines);
         return failures == 0 ? 0 : 1;
+    }
+    if (argc > 2 && strcmp(argv[1], "ops") == 0) {
+        int code = 1;
+        return run_ops(argv[2], &code) ? code : 1;
     }
     RUN(callback_receives_the_library_lines);
     RUN(levels_filter_and_null_removes);
