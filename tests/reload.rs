@@ -487,3 +487,23 @@ fn a_service_that_is_not_running_is_not_reloaded() {
     );
     drop(host);
 }
+
+/// Reload hooks get the host's stack size, as service threads do: a hook that needs 4 MiB
+/// of stack runs under `stack_size(16 MiB)` (Rust's default for a thread is 2 MiB: on it,
+/// this hook overflows and aborts the process).
+#[test]
+fn hooks_run_with_the_hosts_stack_size() {
+    let host = HostBuilder::new()
+        .stack_size(16 << 20)
+        .add_service(Service::background("deep", idle).on_reload(|_ctx| {
+            let buf = [1u8; 4 << 20];
+            assert_eq!(std::hint::black_box(&buf)[(4 << 20) - 1], 1);
+            Ok(())
+        }))
+        .build()
+        .unwrap();
+    host.start(SECS5).unwrap();
+    let report = host.handle().reload(PATIENCE).unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert!(host.stop(SECS5).is_clean());
+}

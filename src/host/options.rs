@@ -36,8 +36,9 @@ pub struct HostOptions {
     pub stop_concurrently: bool,
     /// The failure policy of services that set none. Default [`Policy::StopHost`].
     pub failure_policy: Policy,
-    /// The stack size of service threads, in bytes: from 64 KiB to 1 GiB, checked by
-    /// [`HostBuilder::build`](crate::HostBuilder::build). Default `None`: Rust's default.
+    /// The stack size of service threads (and of the thread that runs the reload hooks), in
+    /// bytes: from 64 KiB to 1 GiB, checked by [`HostBuilder::build`](crate::HostBuilder::build).
+    /// Default `None`: Rust's default.
     pub stack_size: Option<usize>,
     /// The deadline of a reload requested with
     /// [`HostHandle::request_reload`](crate::HostHandle::request_reload) (and so of one

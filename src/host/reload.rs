@@ -409,7 +409,8 @@ impl Shared {
         });
         let theirs = Arc::clone(&run);
         let shared = Arc::clone(self);
-        let spawned = crate::thread::spawn_named("th:reload", None, move || {
+        // The hooks are user code, as a service's: they get the stack size service threads get.
+        let spawned = crate::thread::spawn_named("th:reload", self.options.stack_size, move || {
             let _member = crate::thread::work_for(shared.id);
             // Done is told last (whatever happens), after this thread let go of the host
             // and of the hooks' contexts: a caller that saw it holds no stale reference.
