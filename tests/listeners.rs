@@ -28,6 +28,31 @@ fn recorder() -> (
     })
 }
 
+/// A recorder whose every event takes `per_event` (a slow listener), for the tests that the
+/// host waits for it to catch up.
+fn slow_recorder(
+    per_event: Duration,
+) -> (
+    Arc<Mutex<Vec<String>>>,
+    impl Fn(&HostEvent) + Send + Sync + 'static,
+) {
+    let (seen, record) = recorder();
+    (seen, move |event: &HostEvent| {
+        std::thread::sleep(per_event);
+        record(event);
+    })
+}
+
+/// Asserts the listener saw the host's final state last.
+fn assert_saw_stopped_last(seen: &Mutex<Vec<String>>) {
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("host stopped"),
+        "{seen:?}"
+    );
+}
+
 #[test]
 fn smoke_host_and_service_changes_in_order() {
     let (seen, listener) = recorder();
@@ -321,12 +346,9 @@ fn snapshot_metrics_run_outside_the_lock() {
 fn run_waits_for_a_slow_listener_to_catch_up() {
     // Each event takes 200 ms; there are about ten. `run` waits for all of them, because the
     // listener keeps making progress.
-    let (seen, record) = recorder();
+    let (seen, listener) = slow_recorder(Duration::from_millis(200));
     let result = HostBuilder::new()
-        .on_state_change(move |event| {
-            std::thread::sleep(Duration::from_millis(200));
-            record(event);
-        })
+        .on_state_change(listener)
         .hosted("svc", Noop)
         .background("one-shot", |ctx| {
             ctx.host().started().wait();
@@ -337,12 +359,7 @@ fn run_waits_for_a_slow_listener_to_catch_up() {
         .unwrap()
         .run();
     assert!(result.is_ok(), "{result:?}");
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(
-        seen.last().map(String::as_str),
-        Some("host stopped"),
-        "{seen:?}"
-    );
+    assert_saw_stopped_last(&seen);
 }
 
 #[test]
@@ -379,12 +396,9 @@ fn run_does_not_wait_for_a_stuck_listener() {
 fn stop_waits_for_a_slow_listener_to_catch_up() {
     // Each event takes 100 ms. `stop` returns only once the listener has seen the final
     // state: a program that exits right after `stop` loses no STATUS line.
-    let (seen, record) = recorder();
+    let (seen, listener) = slow_recorder(Duration::from_millis(100));
     let host = HostBuilder::new()
-        .on_state_change(move |event| {
-            std::thread::sleep(Duration::from_millis(100));
-            record(event);
-        })
+        .on_state_change(listener)
         .hosted("svc", Noop)
         .background("worker", idle)
         .build()
@@ -392,12 +406,7 @@ fn stop_waits_for_a_slow_listener_to_catch_up() {
     host.start(PATIENCE).unwrap();
     let report = host.stop(PATIENCE);
     assert!(report.is_clean(), "{report}");
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(
-        seen.last().map(String::as_str),
-        Some("host stopped"),
-        "{seen:?}"
-    );
+    assert_saw_stopped_last(&seen);
 }
 
 #[test]
@@ -435,12 +444,9 @@ fn stop_flushes_listeners_only_within_its_deadline() {
 #[test]
 fn join_waits_for_a_slow_listener_to_catch_up() {
     // As `stop`: once `join` returns, the listener has seen the final state.
-    let (seen, record) = recorder();
+    let (seen, listener) = slow_recorder(Duration::from_millis(100));
     let host = HostBuilder::new()
-        .on_state_change(move |event| {
-            std::thread::sleep(Duration::from_millis(100));
-            record(event);
-        })
+        .on_state_change(listener)
         .hosted("svc", Noop)
         .background("one-shot", stop_own_host)
         .build()
@@ -448,10 +454,5 @@ fn join_waits_for_a_slow_listener_to_catch_up() {
     host.start(PATIENCE).unwrap();
     let report = host.join(PATIENCE).unwrap();
     assert!(report.is_clean(), "{report}");
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(
-        seen.last().map(String::as_str),
-        Some("host stopped"),
-        "{seen:?}"
-    );
+    assert_saw_stopped_last(&seen);
 }
