@@ -124,26 +124,12 @@ fn child() {
         "after-run" => builder.background("one-shot", stop_own_host),
         // Two reload hooks; `alpha` depends on `beta`, so the start order (and the reload
         // order) is beta, alpha. `beta`'s hook fails on its second call.
-        "reload" => {
-            let calls = std::sync::atomic::AtomicU32::new(0);
-            builder
-                .add_service(
-                    Service::background("alpha", idle)
-                        .depends_on("beta")
-                        .on_reload(|ctx| {
-                            eprintln!("hook: reload {} ran", ctx.name());
-                            Ok(())
-                        }),
-                )
-                .add_service(Service::background("beta", idle).on_reload(move |ctx| {
-                    let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    eprintln!("hook: reload {} ran ({n})", ctx.name());
-                    if n == 2 {
-                        return Err("bad config\nforged line".into());
-                    }
-                    Ok(())
-                }))
-        }
+        "reload" => builder
+            .add_service(common::reloading_service("alpha").depends_on("beta"))
+            .add_service(common::failing_on_second_reload(
+                "beta",
+                "bad config\nforged line",
+            )),
         // The environment sets a bad option (THREADHOST_SHUTDOWN_TIMEOUT from the parent).
         "config" => builder.options_from_env(),
         // A reload hook that never returns, and a stop hook of 30 s (`hung-reload`) or none

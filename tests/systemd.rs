@@ -135,22 +135,12 @@ fn child() {
             )
             .background("plain", idle),
         // Two reload hooks (start order: `first`, `second`); `second` fails on its second call.
-        "reload" => {
-            let calls = std::sync::atomic::AtomicU32::new(0);
-            builder
-                .add_service(Service::background("first", idle).on_reload(|ctx| {
-                    eprintln!("hook: reload {} ran", ctx.name());
-                    Ok(())
-                }))
-                .add_service(Service::background("second", idle).on_reload(move |ctx| {
-                    let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    eprintln!("hook: reload {} ran ({n})", ctx.name());
-                    if n == 2 {
-                        return Err("bad config\nREADY=1".into());
-                    }
-                    Ok(())
-                }))
-        }
+        "reload" => builder
+            .add_service(common::reloading_service("first"))
+            .add_service(common::failing_on_second_reload(
+                "second",
+                "bad config\nREADY=1",
+            )),
         // Stops by itself once started.
         "oneshot" => builder.background("once", common::stop_own_host),
         // A reload hook of 20 ms.

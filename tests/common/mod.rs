@@ -555,6 +555,31 @@ pub(crate) fn idle_service(name: &str) -> Service {
     Service::background(name, idle)
 }
 
+/// An [`idle_service`] whose reload hook prints `hook: reload <name> ran` to stderr (for the
+/// real-process tests, which read the child's stderr).
+#[allow(clippy::print_stderr)] // the child's stderr is what its parent reads
+pub(crate) fn reloading_service(name: &str) -> Service {
+    idle_service(name).on_reload(|ctx| {
+        eprintln!("hook: reload {} ran", ctx.name());
+        Ok(())
+    })
+}
+
+/// An [`idle_service`] whose reload hook prints `hook: reload <name> ran (<n>)` for its n-th
+/// call, and fails with `error` on its second.
+#[allow(clippy::print_stderr)] // the child's stderr is what its parent reads
+pub(crate) fn failing_on_second_reload(name: &str, error: &'static str) -> Service {
+    let calls = AtomicUsize::new(0);
+    idle_service(name).on_reload(move |ctx| {
+        let n = calls.fetch_add(1, Ordering::Relaxed) + 1;
+        eprintln!("hook: reload {} ran ({n})", ctx.name());
+        if n == 2 {
+            return Err(error.into());
+        }
+        Ok(())
+    })
+}
+
 /// A hosted service whose hooks all succeed at once.
 pub(crate) struct Noop;
 
