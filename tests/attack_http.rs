@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -491,38 +491,52 @@ fn a_panicking_metrics_callback_costs_its_figures_only() {
 
 /// The host stopped from the request-serving thread: a metrics callback calling
 /// `Host::stop` (which, on a thread working for the host, requests the stop and returns)
-/// and one calling `request_stop`. The scrape is answered, the host stops on its own, and
-/// no thread of the endpoint is left.
+/// and one calling `request_stop` (carried out by a `join` waiting on another thread). The
+/// callback returns only once the endpoint's stop has begun (its port closed), so the stop
+/// finds the connection answering: it waits for it, and the scrape is answered whole. The
+/// host stops, and no thread of the endpoint is left.
 #[test]
 fn a_metrics_callback_stopping_the_host() {
     for blocking in [true, false] {
-        let slot: Arc<OnceLock<Weak<Host>>> = Arc::new(OnceLock::new());
+        let slot: Arc<OnceLock<(Weak<Host>, SocketAddr)>> = Arc::new(OnceLock::new());
         let theirs = Arc::clone(&slot);
         let name = if blocking { "selfstop" } else { "selfreq" };
         let host = Arc::new(
             HostBuilder::new()
                 .http(HttpEndpoint::new("127.0.0.1:0").service_name(name))
                 .add_service(idle_service("svc").metrics(move || {
-                    if let Some(host) = theirs.get().and_then(Weak::upgrade) {
+                    if let Some((host, addr)) = theirs.get() {
+                        let host = host.upgrade().expect("the host is alive");
                         if blocking {
                             let report = host.stop(Duration::from_secs(30));
                             assert!(report.is_in_progress());
                         } else {
                             host.handle().request_stop();
                         }
+                        eventually("the endpoint's stop to close its port", || {
+                            TcpStream::connect_timeout(addr, PATIENCE).is_err()
+                        });
                     }
-                    vec![("n", 1)]
+                    vec![("stopped_it", 1)]
                 }))
                 .build()
                 .unwrap(),
         );
-        slot.set(Arc::downgrade(&host)).unwrap();
         host.start(SECS5).unwrap();
         let addr = http_addr_of(&host.handle());
+        slot.set((Arc::downgrade(&host), addr)).unwrap();
+        let joining = Arc::clone(&host);
+        let joiner = spawn("joiner", move || joining.join(Duration::from_secs(30)));
         let (r, took) = timed(|| http_get(addr, "/metrics"));
         assert_within(took, PATIENCE, "the scrape that stops the host");
         assert_eq!(r.status, 200, "{}", r.body);
-        let report = host.join(Duration::from_secs(30)).unwrap();
+        assert!(
+            r.body
+                .contains(r#"threadhost_service_figure{service="svc",name="stopped_it"} 1"#),
+            "{}",
+            r.body
+        );
+        let report = joiner.join().unwrap().unwrap();
         assert!(report.is_clean(), "{report}");
         assert_eq!(host.state(), HostState::Stopped);
         eventually("the endpoint's threads to end", || {

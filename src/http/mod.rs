@@ -47,12 +47,16 @@
 //!    gets `431`. The response is written within the read timeout per write and the
 //!    request timeout in all (a client reading a byte at a time is cut off).
 //! 3. The stop (the service's `stop` hook, by the host's stop deadline) marks the endpoint
-//!    stopping, wakes the accept thread (`th:<name>`) with a connection of its own, shuts
-//!    every open connection down (which ends their reads and writes at once), and waits for
-//!    the threads until the deadline. A thread still running then (one in a user's
-//!    [`metrics`](crate::Service::metrics) callback that hangs) is left detached and logged;
-//!    the host's stop never waits past its deadline. The listening socket closes when the
-//!    accept thread returns.
+//!    stopping, wakes the accept thread (`th:<name>`) with a connection of its own, and
+//!    shuts down every connection that is reading its request or writing the rest of a
+//!    response its client is slow to read (which ends those reads and writes at once). A
+//!    connection whose whole request was read is answered first: its response is computed
+//!    and written as far as the socket's buffer takes it without waiting on the client (a
+//!    scrape whose metrics callback stopped the host still gets its answer). The stop waits
+//!    for the threads until the deadline. A thread still running then (one in a user's
+//!    [`metrics`](crate::Service::metrics) callback that hangs) has its connection shut
+//!    down and is left detached and logged; the host's stop never waits past its deadline.
+//!    The listening socket closes when the accept thread returns.
 //! 4. A thread is joined only once it marked itself exited (as the host's invariant 6).
 //!
 //! The limit is also what a hostile client can use: one that keeps `max_connections`

@@ -57,6 +57,22 @@ struct Conn {
     thread: Option<JoinHandle<()>>,
     /// Set by the thread as its last act under `conns`.
     exited: bool,
+    /// Changed by the thread under `conns`; the stop reads it there.
+    phase: Phase,
+}
+
+/// Where a connection is, for the stop: it shuts down a connection that is `Reading` or
+/// `Writing` at once and waits for one that is `Answering`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Reading the request head: nothing is owed to the client yet.
+    Reading,
+    /// A whole request was read: the response is computed and written as far as the
+    /// socket's buffer takes it without waiting. Bounded by the metrics callbacks only.
+    Answering,
+    /// The rest of a response that did not fit the socket's buffer, written as the client
+    /// reads it: a slow client could hold this up to the request timeout.
+    Writing,
 }
 
 impl Server {
@@ -126,13 +142,21 @@ impl Server {
         }
         let mut conns = inner.conns.lock();
         for conn in conns.open.values() {
-            // Ends the thread's read or write at once, whatever the client does.
-            let _ = conn.stream.shutdown(Shutdown::Both);
+            if conn.phase != Phase::Answering {
+                // Ends the thread's read or write at once, whatever the client does. An
+                // answering thread is waited for: it moves to `Writing` only after it
+                // wrote what the socket takes at once, and sees `stopping` when it does.
+                let _ = conn.stream.shutdown(Shutdown::Both);
+            }
         }
         while !(conns.accept_exited && conns.open.is_empty()) {
             match deadline.instant() {
                 Some(at) => {
                     if inner.exited.wait_until(&mut conns, at).timed_out() {
+                        // The client of a thread stuck answering is not left waiting.
+                        for conn in conns.open.values() {
+                            let _ = conn.stream.shutdown(Shutdown::Both);
+                        }
                         break;
                     }
                 }
@@ -236,6 +260,7 @@ fn admit(inner: &Arc<Inner>, stream: TcpStream) {
                 stream: clone,
                 thread: None,
                 exited: false,
+                phase: Phase::Reading,
             },
         );
         id
@@ -243,7 +268,7 @@ fn admit(inner: &Arc<Inner>, stream: TcpStream) {
     let theirs = Arc::clone(inner);
     let spawned = crate::thread::spawn_named(&format!("th:{}/conn", inner.name), None, move || {
         // Never unwinds out of here: the table entry must go (crate::panic).
-        if let Err(message) = crate::panic::catch(|| serve(&theirs, stream)) {
+        if let Err(message) = crate::panic::catch(|| serve(&theirs, id, stream)) {
             crate::logging::error!("{}: answering a request panicked: {message}", theirs.name);
         }
         let mut conns = theirs.conns.lock();
@@ -324,8 +349,15 @@ enum Head {
     Gone,
 }
 
-fn serve(inner: &Inner, mut stream: TcpStream) {
+fn serve(inner: &Inner, id: u64, mut stream: TcpStream) {
     let head = read_head(inner, &mut stream);
+    if matches!(head, Head::Gone) {
+        return;
+    }
+    if !inner.enter(id, Phase::Answering) {
+        // The stop shut this connection down while the head arrived: nothing to answer on.
+        return;
+    }
     let (response, head_only) = match head {
         Head::Gone => return,
         Head::TimedOut => (
@@ -357,15 +389,65 @@ fn serve(inner: &Inner, mut stream: TcpStream) {
             } else if has_body {
                 Response::text(413, "a request body is not accepted\n")
             } else {
-                let host = inner.host.upgrade();
-                render::respond(host.as_ref(), &path)
+                crate::panic::catch(|| {
+                    let host = inner.host.upgrade();
+                    render::respond(host.as_ref(), &path)
+                })
+                .unwrap_or_else(|message| {
+                    crate::logging::error!(
+                        "{}: answering `{}` panicked: {message}",
+                        inner.name,
+                        crate::text::one_line(&path)
+                    );
+                    Response::text(500, "answering the request failed\n")
+                })
             };
             (response, head_only)
         }
     };
     let deadline = Instant::now() + inner.request_timeout;
-    write_by(inner, &mut stream, &response.to_bytes(head_only), deadline);
+    let bytes = response.to_bytes(head_only);
+    // What the socket's buffer takes at once is written while `Answering`: a response
+    // computed as the stop begins (a metrics callback that stopped the host) still reaches
+    // its client. The rest waits on the client, `Writing`, where the stop cuts it off.
+    let sent = write_now(&mut stream, &bytes);
+    if sent < bytes.len() && inner.enter(id, Phase::Writing) {
+        write_by(inner, &mut stream, &bytes[sent..], deadline);
+    }
     close(stream);
+}
+
+/// Writes what `stream` takes without waiting; gives how much that was.
+fn write_now(stream: &mut TcpStream, bytes: &[u8]) -> usize {
+    if stream.set_nonblocking(true).is_err() {
+        return 0;
+    }
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match stream.write(&bytes[sent..]) {
+            Ok(0) => break,
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let _ = stream.set_nonblocking(false);
+    sent
+}
+
+impl Inner {
+    /// Moves connection `id` to `phase`; `false` if the stop has begun (so it shut the
+    /// connection down, or is about to wait for it no more).
+    fn enter(&self, id: u64, phase: Phase) -> bool {
+        let mut conns = self.conns.lock();
+        if self.stopping.load(Ordering::Acquire) {
+            return false;
+        }
+        if let Some(conn) = conns.open.get_mut(&id) {
+            conn.phase = phase;
+        }
+        true
+    }
 }
 
 /// Writes `bytes` by `deadline`, each write waiting at most the read timeout: a client that
