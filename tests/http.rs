@@ -331,10 +331,15 @@ fn a_hung_stop_is_observable_and_slow_clients_do_not_delay_it() {
     let host = Arc::new(
         HostBuilder::new()
             .http(HttpEndpoint::new("127.0.0.1:0").read_timeout(Duration::from_secs(60)))
-            .add_service(Service::hosted(
-                "stuck",
-                Rec::new("stuck", &events).on("stop", Action::Block(gate.clone())),
-            ))
+            // `stuck` overruns a budget of its own, so that the endpoint is stopped while the
+            // host's deadline still holds: its outcome never rests on the late grace.
+            .add_service(
+                Service::hosted(
+                    "stuck",
+                    Rec::new("stuck", &events).on("stop", Action::Block(gate.clone())),
+                )
+                .stop_timeout(Duration::from_millis(1500)),
+            )
             .add_service(idle_service("crit").liveness(Duration::from_secs(60)))
             .build()
             .unwrap(),
@@ -350,7 +355,9 @@ fn a_hung_stop_is_observable_and_slow_clients_do_not_delay_it() {
     let deadline = Duration::from_millis(1500);
     let stopper = {
         let host = Arc::clone(&host);
-        spawn("stopper", move || timed(|| host.stop(deadline)))
+        spawn("stopper", move || {
+            timed(|| host.stop(Duration::from_secs(30)))
+        })
     };
     events.wait_for("stuck:stop");
     assert_eq!(host.state(), HostState::Stopping);

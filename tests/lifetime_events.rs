@@ -145,8 +145,21 @@ fn a_stopping_callback_longer_than_the_deadline_does_not_hold_the_stop_past_it()
     };
     let (report, took) = common::timed(|| host.join(Duration::from_millis(300)));
     let report = report.expect("join returns its report by its deadline");
-    assert!(report.is_clean(), "the worker still stops: {report}");
     common::assert_within(took, ms(300) + common::MARGIN, "join with a hung callback");
+    // The worker is reached after the deadline, with the late grace only: whether it makes
+    // that on a loaded machine is not asserted (as in host_deadlines.rs); that its token
+    // fired and it stops is.
+    let worker = report
+        .service("worker")
+        .expect("the worker is in the report");
+    assert!(
+        matches!(
+            worker.outcome,
+            threadhost::Outcome::Stopped | threadhost::Outcome::TimedOut
+        ),
+        "{report}"
+    );
+    log.wait_for("worker:exit");
     gate.open();
     requester.join().unwrap();
 }
