@@ -783,10 +783,12 @@ fn a_sighup_storm_coalesces_without_thread_growth() {
         .collect();
     eprintln!("reloads: {}, threads at each: {threads:?}", threads.len());
     assert!(!threads.is_empty() && threads.len() < 100, "{log}");
-    // A reload's two threads (`th:reload-wait`, `th:reload`) may still be exiting when the
-    // next reload's begin: at most 2 more than at the first, never one more per reload.
+    // A reload's two threads (`th:reload-wait`, `th:reload`) are detached and may still be
+    // exiting when the next reload's begin, those of the reload before it too on a loaded
+    // machine: at most 4 more than at the first. Two more per reload (a leak) would pass
+    // that by the fourth reload.
     let first = threads[0];
-    assert!(threads.iter().all(|&t| t <= first + 2), "{threads:?}");
+    assert!(threads.iter().all(|&t| t <= first + 4), "{threads:?}");
 }
 
 /// SIGHUP while the host starts, and while it stops: logged and ignored (no reload hook
