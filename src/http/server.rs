@@ -116,8 +116,9 @@ impl Server {
         self.addr
     }
 
-    /// Stops accepting, shuts every connection down, and joins the threads that exit by
-    /// `deadline` (the others are detached and logged).
+    /// Stops accepting, shuts down the connections not answering a request (the others at
+    /// `deadline`), and joins the threads that exit by `deadline` (the others are detached
+    /// and logged).
     pub(crate) fn stop(mut self, deadline: Deadline) {
         self.stop_by(deadline);
     }
