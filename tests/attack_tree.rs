@@ -338,8 +338,14 @@ fn host_stop_is_not_held_by_a_change_awaiting_a_hung_callback() {
     let _open = gate.opener();
     let in_callback = Probe::new();
     let (g, p) = (gate.clone(), in_callback.clone());
+    let b_exited = Probe::new();
+    let b_exit = b_exited.clone();
     let host = HostBuilder::new()
-        .background("b", idle)
+        .background("b", move |ctx| {
+            ctx.token().wait();
+            b_exit.set();
+            Ok(())
+        })
         .add_service(Service::background("a", move |ctx| {
             let (g, p) = (g.clone(), p.clone());
             let _reg = ctx.token().on_stop(move |_| {
@@ -361,13 +367,17 @@ fn host_stop_is_not_held_by_a_change_awaiting_a_hung_callback() {
         "host.stop(1s) took {took:?}"
     );
     assert!(report.is_complete(), "host.stop(1s) gave up: {report}");
+    // The host's stop runs once the change's waits ended, at the deadline: `b` is reached
+    // late, with the late grace only, which a loaded machine can miss. Its outcome is named,
+    // and its token fired (it exits); whether it made the grace is not asserted.
     assert!(
         matches!(
             report.service("b").map(|s| &s.outcome),
-            Some(Outcome::Stopped)
+            Some(Outcome::Stopped | Outcome::TimedOut)
         ),
         "{report}"
     );
+    b_exited.expect("b's token fired and it exits");
     gate.open();
     let _ = remover.join();
 }
@@ -1564,7 +1574,10 @@ fn thousand_add_remove_cycles_leave_nothing() {
     let snap = h.snapshot();
     assert_eq!(snap.services.len(), 1);
     assert_eq!(snap.groups.len(), 1);
-    assert_eq!(threads_named("th:leak"), base_threads);
+    // A joined thread can still be listed by the kernel for a moment after the join.
+    eventually("the removed services' threads to be gone", || {
+        threads_named("th:leak") == base_threads
+    });
     let report = host.stop(SECS5);
     assert!(report.is_clean(), "{report}");
 }

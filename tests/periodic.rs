@@ -744,12 +744,14 @@ fn overrunning_stop_hook_is_timed_out_by_the_deadline() {
             }),
         )
         .unwrap();
+    // `other` registered last, so stopped first, before the deadline (reached after it, it
+    // would have only the late grace).
     let host = HostBuilder::new()
+        .add_service(service)
         .background("other", |ctx: &Context| {
             ctx.token().wait();
             Ok(())
         })
-        .add_service(service)
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
