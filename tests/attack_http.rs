@@ -206,8 +206,11 @@ fn request_forms() {
     // Asterisk-form and authority-form are not paths.
     assert_eq!(get(b"GET * HTTP/1.1\r\n\r\n").status, 404);
     assert_eq!(get(b"GET 127.0.0.1:80 HTTP/1.1\r\n\r\n").status, 404);
-    // Percent-encoding is not decoded: `/%6Civez` is not `/livez` (no path needs encoding).
-    assert_eq!(get(b"GET /%6Civez HTTP/1.1\r\n\r\n").status, 404);
+    // Escaped unreserved characters are decoded (RFC 3986 6.2.2.2); other escapes are not.
+    assert_eq!(get(b"GET /%6Civez HTTP/1.1\r\n\r\n").status, 200);
+    assert_eq!(get(b"GET /%72eadyz?x=%2F HTTP/1.1\r\n\r\n").status, 200);
+    assert_eq!(get(b"GET /livez%2F HTTP/1.1\r\n\r\n").status, 404);
+    assert_eq!(get(b"GET /%6 HTTP/1.1\r\n\r\n").status, 404);
     // Pipelined: one answer per connection, for the first request; the rest is drained.
     let r =
         get(b"GET /readyz HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\n\r\n");

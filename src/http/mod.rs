@@ -11,8 +11,9 @@
 //! `GET` and `HEAD` only (`405` otherwise); no request body (`413`); another path is `404`.
 //! One request per connection (`Connection: close`): what a client pipelines after its first
 //! request is not answered. The request target is a path (`/livez`) or an absolute URI
-//! (`http://host:9090/livez`); its query and fragment are ignored; percent-encoding is not
-//! decoded (none of the paths needs it: `/%6Civez` is `404`).
+//! (`http://host:9090/livez`); its query and fragment are ignored; escaped unreserved
+//! characters are decoded (`/%6Civez` is `/livez`), other escapes are not (`/livez%2F` is
+//! `404`).
 //!
 //! # Per host state
 //!

@@ -82,7 +82,8 @@ impl Response {
 
 /// The answer to `GET path` (`host`: `None` once the host is gone).
 pub(crate) fn respond(host: Option<&HostHandle>, target: &str) -> Response {
-    let path = path_of(target);
+    let path = decode_unreserved(path_of(target));
+    let path = path.as_ref();
     let known = matches!(path, "/livez" | "/readyz" | "/metrics" | "/status");
     if !known {
         return Response::text(
@@ -102,9 +103,41 @@ pub(crate) fn respond(host: Option<&HostHandle>, target: &str) -> Response {
     }
 }
 
+/// `path` with its percent-encoded unreserved characters decoded (`%6C` is `l`), the
+/// normalization RFC 3986 section 6.2.2.2 asks of a server: `/%6Civez` is `/livez`. Any
+/// other escape (`%2F`, a malformed one) is kept as it is, so it matches no path.
+fn decode_unreserved(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = (bytes[i] == b'%')
+            .then(|| path.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .filter(|&b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+        match decoded {
+            Some(b) => {
+                out.push(char::from(b));
+                i += 3;
+            }
+            None => {
+                // `path` is a `str` and `%` is ASCII: copy up to the next `%` whole.
+                let next = path[i + 1..].find('%').map_or(path.len(), |n| i + 1 + n);
+                out.push_str(&path[i..next]);
+                i = next;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The path of a request target: origin-form (`/livez?x`) or absolute-form
 /// (`http://host:9090/livez`, which RFC 9112 section 3.2.2 has a server accept), without
-/// its query or fragment. Percent-encoding is not decoded (none of the paths needs it).
+/// its query or fragment.
 fn path_of(target: &str) -> &str {
     let scheme = ["http://", "https://"].into_iter().find(|scheme| {
         target
@@ -459,4 +492,24 @@ fn status(snapshot: &HostSnapshot) -> Value {
         "services": services,
         "groups": groups,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_unreserved;
+
+    #[test]
+    fn only_unreserved_escapes_are_decoded() {
+        assert_eq!(decode_unreserved("/livez"), "/livez");
+        assert_eq!(decode_unreserved("/%6Civez"), "/livez");
+        assert_eq!(decode_unreserved("/%6c%69%76%65%7A"), "/livez");
+        assert_eq!(decode_unreserved("/a%2Db%2e%5F%7e"), "/a-b._~");
+        // Reserved, non-ASCII, malformed and truncated escapes stay as they are.
+        assert_eq!(decode_unreserved("/livez%2F"), "/livez%2F");
+        assert_eq!(decode_unreserved("/%C3%A9"), "/%C3%A9");
+        assert_eq!(decode_unreserved("/%zz%+1%+A"), "/%zz%+1%+A");
+        assert_eq!(decode_unreserved("/x%6"), "/x%6");
+        assert_eq!(decode_unreserved("/é%"), "/é%");
+        assert_eq!(decode_unreserved("%%6C"), "%l");
+    }
 }
