@@ -898,6 +898,67 @@ pub(crate) fn http_read(tcp: &mut std::net::TcpStream) -> HttpResponse {
     }
 }
 
+/// What a client got from [`http_fetch`].
+#[derive(Debug)]
+pub(crate) enum Fetched {
+    /// A whole response: its status and body, as long as its `Content-Length` says.
+    Whole(u16, String),
+    /// The connection was refused.
+    Refused,
+    /// Nothing, then a close or a reset.
+    Closed,
+    /// Some bytes, then the end, short of what the head promised (or no head at all).
+    Partial(String),
+    /// No end within [`PATIENCE`].
+    Hung,
+}
+
+/// `GET path` on `addr`, telling apart every way the exchange can end (where
+/// [`http_get`] panics on all but a whole response): for a server that may be stopping.
+pub(crate) fn http_fetch(addr: std::net::SocketAddr, path: &str) -> Fetched {
+    use std::io::{ErrorKind, Read, Write};
+    let Ok(mut tcp) = std::net::TcpStream::connect_timeout(&addr, PATIENCE) else {
+        return Fetched::Refused;
+    };
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    if tcp.write_all(request.as_bytes()).is_err() {
+        return Fetched::Closed;
+    }
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Fetched::Hung;
+            }
+            Err(_) => break, // a reset ends what was read
+        }
+    }
+    if bytes.is_empty() {
+        return Fetched::Closed;
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return Fetched::Partial(format!("no end of head in {} bytes", bytes.len()));
+    };
+    let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let length: Option<usize> = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    });
+    match length {
+        Some(n) if n == body.len() => Fetched::Whole(status, body.to_owned()),
+        Some(n) => Fetched::Partial(format!("status {status}: {} of {n} body bytes", body.len())),
+        None => Fetched::Partial(format!("no Content-Length in {head:?}")),
+    }
+}
+
 /// The HTTP endpoint's address, once its service started.
 #[cfg(feature = "http")]
 pub(crate) fn http_addr_of(handle: &HostHandle) -> std::net::SocketAddr {
