@@ -75,14 +75,8 @@ fn a_client_that_never_reads_a_large_scrape_does_not_hold_the_stop() {
         .map(|i| &*Box::leak(format!("figure_{i:06}").into_boxed_str()))
         .collect();
     let names = Arc::new(names);
-    let minute = Duration::from_secs(60);
     let host = HostBuilder::new()
-        .http(
-            HttpEndpoint::new("127.0.0.1:0")
-                .service_name("bigm")
-                .read_timeout(minute)
-                .request_timeout(minute),
-        )
+        .http(patient_endpoint("bigm"))
         .add_service(idle_service("many").metrics(move || names.iter().map(|&n| (n, 1)).collect()))
         .build()
         .unwrap();
@@ -519,7 +513,7 @@ fn a_metrics_callback_stopping_the_host() {
                             host.handle().request_stop();
                         }
                         eventually("the endpoint's stop to close its port", || {
-                            TcpStream::connect_timeout(addr, PATIENCE).is_err()
+                            port_closed(*addr)
                         });
                     }
                     vec![("stopped_it", 1)]
@@ -588,7 +582,7 @@ fn a_stop_waits_for_the_scrapes_it_finds_answering() {
         spawn("stopper", move || host.stop(Duration::from_secs(30)))
     };
     eventually("the endpoint's stop to close its port", || {
-        TcpStream::connect_timeout(&addr, PATIENCE).is_err()
+        port_closed(addr)
     });
     assert!(
         !stopper.is_finished(),
@@ -664,14 +658,8 @@ fn requests_racing_the_stop_get_whole_answers_or_none() {
 /// the shutdown timeout), the port closes, the endpoint's threads end.
 #[test]
 fn a_host_dropped_with_a_client_connected() {
-    let minute = Duration::from_secs(60);
     let host = HostBuilder::new()
-        .http(
-            HttpEndpoint::new("127.0.0.1:0")
-                .service_name("dropped")
-                .read_timeout(minute)
-                .request_timeout(minute),
-        )
+        .http(patient_endpoint("dropped"))
         .build()
         .unwrap();
     host.start(SECS5).unwrap();
@@ -681,10 +669,7 @@ fn a_host_dropped_with_a_client_connected() {
     assert_eq!(http_get(addr, "/livez").status, 200); // `slow` was admitted
     let ((), took) = timed(|| drop(host));
     assert_within(took, PATIENCE, "dropping the host");
-    assert!(
-        TcpStream::connect_timeout(&addr, PATIENCE).is_err(),
-        "closed"
-    );
+    assert!(port_closed(addr), "closed");
     eventually("the endpoint's threads to end", || {
         threads_named("th:dropped") == 0
     });

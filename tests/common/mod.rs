@@ -959,6 +959,22 @@ pub(crate) fn http_fetch(addr: std::net::SocketAddr, path: &str) -> Fetched {
     }
 }
 
+/// `true` if nothing listens on `addr` any more (a connection is refused).
+pub(crate) fn port_closed(addr: std::net::SocketAddr) -> bool {
+    std::net::TcpStream::connect_timeout(&addr, PATIENCE).is_err()
+}
+
+/// An endpoint on a free loopback port, named `name`, whose read and request timeouts (a
+/// minute) outlast any test: a slow client is cut off only by the host's stop.
+#[cfg(feature = "http")]
+pub(crate) fn patient_endpoint(name: &str) -> threadhost::HttpEndpoint {
+    let minute = Duration::from_secs(60);
+    threadhost::HttpEndpoint::new("127.0.0.1:0")
+        .service_name(name)
+        .read_timeout(minute)
+        .request_timeout(minute)
+}
+
 /// The HTTP endpoint's address, once its service started.
 #[cfg(feature = "http")]
 pub(crate) fn http_addr_of(handle: &HostHandle) -> std::net::SocketAddr {
