@@ -4,7 +4,8 @@
 //! closures, `WorkQueue<u64>` against a raw crossbeam `bounded(1024)` channel of `u64` drained
 //! by the same two workers; for 1 → 2 also the `threadpool` crate and rayon's
 //! `ThreadPool::spawn`. Median of per-round ratios (benches/common), then a summary of the
-//! issue's four goals.
+//! four queue goals, each beside its baseline compared with itself in the same run (the
+//! noise the goal is read against; `BENCH_PROFILE=noise` measures that noise over many runs).
 //!
 //! Run: `cargo bench --bench queue` (`BENCH_ROUNDS=9` for more rounds, `BENCH_ITEMS` to change
 //! the item count). Each round times from the moment the producer threads are released until
@@ -267,6 +268,8 @@ fn main() {
         return;
     }
     let mut rows = Vec::new();
+    // Each goal's row, and the row of its baseline against itself in the same run (the noise
+    // the goal is read against).
     let mut goals = Vec::new();
     for producers in [1, 4] {
         let shape = format!("{producers} producer(s) -> {WORKERS} workers");
@@ -286,9 +289,28 @@ fn main() {
                 || work_queue_u64(producers, n),
             ),
         ];
-        for row in goal_rows.into_iter().flatten() {
-            goals.push(rows.len());
-            rows.push(row);
+        let floor_rows = [
+            only(
+                &format!("pool against itself (noise floor), {shape}"),
+                "crossbeam bounded(1024) pool of boxed closures",
+                Goal::None,
+                || hand_rolled(producers, n),
+                || hand_rolled(producers, n),
+            ),
+            only(
+                &format!("raw u64 against itself (noise floor), {shape}"),
+                "raw crossbeam bounded(1024) of u64",
+                Goal::None,
+                || raw_u64(producers, n),
+                || raw_u64(producers, n),
+            ),
+        ];
+        for (goal, floor) in goal_rows.into_iter().zip(floor_rows) {
+            let Some(goal) = goal else { continue };
+            rows.push(goal);
+            let at = rows.len() - 1;
+            rows.extend(floor);
+            goals.push((at, (rows.len() - 1 > at).then_some(at + 1)));
         }
     }
 
@@ -372,15 +394,6 @@ fn main() {
         || work_queue_u64(1, n),
     ));
 
-    // Informative: the noise of this run: the boxed pool against itself.
-    rows.extend(only(
-        "crossbeam bounded(1024) pool against itself (noise floor), 1 producer",
-        "crossbeam bounded(1024) pool of boxed closures",
-        Goal::None,
-        || hand_rolled(1, n),
-        || hand_rolled(1, n),
-    ));
-
     // Informative: the cost of a read lock around each send, on the raw channel itself.
     rows.extend(only(
         "raw u64 with a per-producer RwLock read around each send, 1 producer",
@@ -392,31 +405,28 @@ fn main() {
 
     println!("queue throughput: {n} items per round, {WORKERS} workers, capacity {CAPACITY}");
     let met = print_table("Work queue", &rows);
-    // The issue's four goals, on their own.
+    // The four queue goals, on their own.
     println!("\n### Goals (median of {} rounds)\n", common::rounds());
-    println!("| comparison | goal | ratio | met |");
-    println!("| --- | --- | ---: | --- |");
+    println!("| comparison | goal | ratio | met | its baseline against itself |");
+    println!("| --- | --- | ---: | --- | ---: |");
     let mut goals_met = true;
-    for &i in &goals {
+    for &(i, floor) in &goals {
         let r = &rows[i];
         let Goal::SpeedupAtLeast(goal) = r.goal else {
             unreachable!()
         };
         let ok = r.met() == Some(true);
         goals_met &= ok;
+        let floor = floor.map_or_else(
+            || "—".to_owned(),
+            |f| format!("{:.2}×", 1.0 / rows[f].time_ratio),
+        );
         println!(
-            "| {} vs {} | ≥ {goal:.1}× | {:.2}× | {} |",
+            "| {} vs {} | ≥ {goal:.1}× | {:.2}× | {} | {floor} |",
             r.name,
             r.baseline,
             1.0 / r.time_ratio,
             if ok { "yes" } else { "NO" }
-        );
-    }
-    // The goals' margins read against this run's noise: the pool against itself.
-    if let Some(floor) = rows.iter().find(|r| r.name.contains("noise floor")) {
-        println!(
-            "| (noise floor) the pool against itself, 1 producer | — | {:.2}× | — |",
-            1.0 / floor.time_ratio
         );
     }
     println!("\nthe four goals met: {goals_met}; every goal met: {met}");
@@ -449,6 +459,7 @@ fn only(
 ///   u64 channel, `WorkQueue<u64>`), 1 producer → 2 workers: the total instructions per item
 ///   of each, all threads together; `hand4`, `task4`, `raw4`, `u644`: the same with 4
 ///   producers → 2 workers.
+/// - `noise`: [`noise_study`] (wall clock, not for valgrind).
 /// - `crit`: `WorkQueue<u64>` critical (a liveness window: its workers beat) against the same
 ///   queue not critical, 1 producer → 2 workers, 9 rounds each: medians (wall clock).
 fn profile(mode: &str, n: usize) {
@@ -497,10 +508,65 @@ fn profile(mode: &str, n: usize) {
                 plain[4], critical[4]
             );
         }
+        "noise" => noise_study(n),
         other => panic!(
-            "BENCH_PROFILE={other}: send, flow, crit, hand, task, raw or u64 (1 producer), \
-             or hand4, task4, raw4, u644 (4 producers)"
+            "BENCH_PROFILE={other}: send, flow, crit, noise, hand, task, raw or u64 (1 \
+             producer), or hand4, task4, raw4, u644 (4 producers)"
         ),
+    }
+}
+
+/// `BENCH_PROFILE=noise`: how often code exactly as fast as a goal's baseline meets the goal.
+/// Each goal's baseline is compared with itself `NOISE_RUNS` times (default 10), each a whole
+/// row of `rounds()` rounds as in the table; printed per goal: the spread of the runs' median
+/// speed-ups, the share of runs that meet the goal, that share to the fifth power (the
+/// chance of five consecutive runs meeting it, runs taken as independent), and the goal
+/// divided by the lowest run: roughly the true speed-up a candidate needs for the five.
+fn noise_study(n: usize) {
+    let runs: usize = std::env::var("NOISE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+        .max(1);
+    println!(
+        "\n### Each goal's baseline against itself ({runs} runs of {} rounds)\n",
+        common::rounds()
+    );
+    println!(
+        "| baseline, shape | goal | lowest | median | highest | runs meeting it | five in a row | needed |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    type Side = fn(usize, usize) -> Duration;
+    let sides: [(&str, f64, Side); 2] = [
+        ("boxed pool", 1.0, hand_rolled),
+        ("raw u64 channel", 0.9, raw_u64),
+    ];
+    for producers in [1, 4] {
+        for (name, goal, side) in sides {
+            let mut speedups: Vec<f64> = (0..runs)
+                .map(|_| {
+                    let row = compare(
+                        name,
+                        name,
+                        Goal::None,
+                        || side(producers, n),
+                        || side(producers, n),
+                    );
+                    1.0 / row.time_ratio
+                })
+                .collect();
+            speedups.sort_by(f64::total_cmp);
+            let share = speedups.iter().filter(|&&s| s >= goal).count() as f64 / runs as f64;
+            println!(
+                "| {name}, {producers} -> {WORKERS} | ≥ {goal:.1}× | {:.2}× | {:.2}× | {:.2}× | {:.0} % | {:.1} % | {:.2}× |",
+                speedups[0],
+                speedups[runs / 2],
+                speedups[runs - 1],
+                share * 100.0,
+                share.powi(5) * 100.0,
+                goal / speedups[0],
+            );
+        }
     }
 }
 
