@@ -308,9 +308,12 @@ fn main() {
         for (goal, floor) in goal_rows.into_iter().zip(floor_rows) {
             let Some(goal) = goal else { continue };
             rows.push(goal);
-            let at = rows.len() - 1;
-            rows.extend(floor);
-            goals.push((at, (rows.len() - 1 > at).then_some(at + 1)));
+            let goal_at = rows.len() - 1;
+            let floor_at = floor.map(|row| {
+                rows.push(row);
+                rows.len() - 1
+            });
+            goals.push((goal_at, floor_at));
         }
     }
 
