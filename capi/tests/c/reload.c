@@ -155,6 +155,11 @@ static bool a_hung_hook_times_out(void) {
     counter_add(&s.release, 1);
     CHECK_STATUS(threadhost_host_stop(host, 5000), THREADHOST_OK);
     threadhost_host_free(host);
+    /* The hung hook ran on past its deadline on its own thread, and its data is released only
+     * when it returns: until then the library may touch `s`. Returning earlier left it
+     * writing into this dead frame, which the next test reuses for its own `shared` (a CI run
+     * hung so, in the next test's counter_wait). */
+    CHECK(counter_wait(&s.freed, 2, 10000));
     return true;
 }
 
