@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -64,12 +65,21 @@ static inline bool last_error_contains(const char *needle) {
         (void)ignored_status_;                    \
     } while (0)
 
+/* Runs one test and prints `name: ok|FAILED`. The program ends at the first failed test
+ * (exit status 1): a check that failed returned early, and may have left library threads or
+ * the test's own helper threads still running with pointers into the test's stack frame, which
+ * the next test would reuse for its own state (a late write there corrupts its counters and
+ * can hang it). `failures` stays for the programs' `main`, which returns it. */
 #define RUN(test)                                           \
     do {                                                    \
         bool ok_ = test();                                  \
         printf("%s: %s\n", #test, ok_ ? "ok" : "FAILED");   \
         fflush(stdout);                                     \
-        if (!ok_) failures++;                               \
+        if (!ok_) {                                         \
+            failures++;                                     \
+            fflush(stderr);                                 \
+            _exit(1);                                       \
+        }                                                   \
     } while (0)
 
 /* A counter that callbacks bump from any thread and tests await with a timeout. */
