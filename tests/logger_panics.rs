@@ -11,10 +11,12 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Events, Flaky, MARGIN, SECS5, eventually, idle, ms, outcome_of, start_host, within};
+use common::{
+    Events, Flaky, MARGIN, SECS5, eventually, flaky, idle, ms, outcome_of, start_host, within,
+};
 use threadhost::{
-    Backoff, Group, HostBuilder, JobContext, Outcome, Periodic, Policy, Service, ServiceResult,
-    ServiceState, Strategy, WorkQueue,
+    Backoff, Group, HostBuilder, Outcome, Periodic, Policy, Service, ServiceState, Strategy,
+    WorkQueue,
 };
 
 /// Panics on every record it is given, counting them first; every other panic's payload
@@ -56,15 +58,6 @@ fn install() {
         log::set_logger(&LOGGER).expect("the only logger of this test binary");
         log::set_max_level(log::LevelFilter::Trace);
     });
-}
-
-/// Items ≡ 1 (mod 3) fail, ≡ 2 panic, the others complete.
-fn flaky(item: &mut u64, _job: &JobContext<'_>) -> ServiceResult {
-    match *item % 3 {
-        1 => Err(format!("item {item} refused").into()),
-        2 => panic!("item {item} panicked"),
-        _ => Ok(()),
-    }
 }
 
 #[test]

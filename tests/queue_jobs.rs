@@ -11,10 +11,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, SECS5, busy, eventually, ms, start_host, stop_clean, within};
+use common::{PATIENCE, SECS5, busy, eventually, flaky, ms, start_host, stop_clean, within};
 use threadhost::{
     Backoff, Error, Failure, HostBuilder, JobContext, JobTask, QueueHandle, QueueMetrics, Service,
-    ServiceResult, Stopped, WorkQueue,
+    Stopped, WorkQueue,
 };
 
 /// Asserts the queue's figures `pick` reads, and that every item sent has settled.
@@ -101,15 +101,6 @@ fn a_failed_job_is_retried_after_its_backoff_until_it_succeeds() {
         },
         (1, 2, 0, 0, 0),
     );
-}
-
-/// Items ≡ 1 (mod 3) always fail, ≡ 2 always panic; the others complete.
-fn flaky(item: &mut u64, _job: &JobContext<'_>) -> ServiceResult {
-    match *item % 3 {
-        1 => Err(format!("item {item} refused").into()),
-        2 => panic!("item {item} panicked"),
-        _ => Ok(()),
-    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::idle;
-use threadhost::{HostBuilder, Policy, Service};
+use threadhost::{Context, HostBuilder, Policy, Service, ServiceResult};
 
 const CHILD_ENV: &str = "TH_SYSTEMD_CHILD";
 /// WATCHDOG_USEC given to the children: pings every 100 ms.
@@ -29,6 +29,17 @@ const WATCHDOG_USEC: &str = "200000";
 const PATIENCE: Duration = Duration::from_secs(30);
 
 // ---- the child side ----
+
+/// Beats every 20 ms for `span` (a critical service's healthy phase), then returns; `Err` if
+/// the stop came first.
+fn beat_for(ctx: &Context, span: Duration) -> ServiceResult {
+    let until = Instant::now() + span;
+    while Instant::now() < until {
+        ctx.heartbeat();
+        ctx.sleep(Duration::from_millis(20))?;
+    }
+    Ok(())
+}
 
 /// The child process's entry point (a no-op unless `TH_SYSTEMD_CHILD` is set).
 #[test]
@@ -79,11 +90,7 @@ fn child() {
         // Beats for 400 ms, then hangs: still running, no more heartbeats.
         "hang" => builder.add_service(
             Service::background("critical", |ctx| {
-                let until = Instant::now() + Duration::from_millis(400);
-                while Instant::now() < until {
-                    ctx.heartbeat();
-                    ctx.sleep(Duration::from_millis(20))?;
-                }
+                beat_for(ctx, Duration::from_millis(400))?;
                 ctx.token().wait();
                 Ok(())
             })
@@ -93,11 +100,7 @@ fn child() {
         "hang-slow-stop" => builder
             .add_service(
                 Service::background("critical", |ctx| {
-                    let until = Instant::now() + Duration::from_millis(400);
-                    while Instant::now() < until {
-                        ctx.heartbeat();
-                        ctx.sleep(Duration::from_millis(20))?;
-                    }
+                    beat_for(ctx, Duration::from_millis(400))?;
                     ctx.token().wait();
                     Ok(())
                 })
@@ -107,11 +110,7 @@ fn child() {
         // Beats for 400 ms, then fails; the host ignores it and goes on.
         "fail" => builder.add_service(
             Service::background("critical", |ctx| {
-                let until = Instant::now() + Duration::from_millis(400);
-                while Instant::now() < until {
-                    ctx.heartbeat();
-                    ctx.sleep(Duration::from_millis(20))?;
-                }
+                beat_for(ctx, Duration::from_millis(400))?;
                 Err("boom".into())
             })
             .liveness(ms(300))
@@ -123,11 +122,7 @@ fn child() {
         "hostile" => builder
             .add_service(
                 Service::background(HOSTILE_NAME, |ctx| {
-                    let until = Instant::now() + Duration::from_millis(400);
-                    while Instant::now() < until {
-                        ctx.heartbeat();
-                        ctx.sleep(Duration::from_millis(20))?;
-                    }
+                    beat_for(ctx, Duration::from_millis(400))?;
                     Err(hostile_error().into())
                 })
                 .liveness(ms(300))

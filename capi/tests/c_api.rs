@@ -385,6 +385,19 @@ mod ops {
             self.child.try_wait().expect("try_wait").is_none()
         }
 
+        /// [`finish`](Self::finish), asserting the exit code is `code` (the lines and stderr
+        /// shown if not); returns the lines.
+        fn finish_with(self, code: i32) -> Vec<String> {
+            let (status, lines, stderr) = self.finish();
+            assert_eq!(
+                status.code(),
+                Some(code),
+                "{status}\n{}\n{stderr}",
+                lines.join("\n")
+            );
+            lines
+        }
+
         /// Waits for the exit (SIGKILL after [`OPS_PATIENCE`]); returns its status, every stdout
         /// line, and stderr.
         fn finish(mut self) -> (std::process::ExitStatus, Vec<String>, String) {
@@ -435,13 +448,7 @@ mod ops {
         let mut ops = Ops::spawn("term", &[]);
         ops.wait_for("LOG 3 threadhost::host: Application started. Press Ctrl+C to shut down.");
         ops.signal("TERM");
-        let (status, lines, stderr) = ops.finish();
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "{status}\n{}\n{stderr}",
-            lines.join("\n")
-        );
+        let lines = ops.finish_with(0);
         assert_lines_in_order(
             &lines,
             &[
@@ -465,13 +472,7 @@ mod ops {
         ops.wait_for("Application is shutting down... (SIGTERM)");
         ops.wait_for("OPS stop hook: hanging");
         ops.signal("TERM");
-        let (status, lines, stderr) = ops.finish();
-        assert_eq!(
-            status.code(),
-            Some(143),
-            "{status}\n{}\n{stderr}",
-            lines.join("\n")
-        );
+        let lines = ops.finish_with(143);
         let forced = &lines[line_index(&lines, "Second termination signal")];
         assert_eq!(
             forced,
@@ -505,13 +506,7 @@ mod ops {
         ops.wait_for("Reloaded (");
         assert!(ops.is_running(), "the program exited after SIGHUP");
         ops.signal("TERM");
-        let (status, lines, stderr) = ops.finish();
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "{status}\n{}\n{stderr}",
-            lines.join("\n")
-        );
+        let lines = ops.finish_with(0);
         assert_lines_in_order(
             &lines,
             &[
@@ -573,13 +568,7 @@ mod ops {
         let withheld = ops.wait_for("systemd watchdog: not pinging");
         ops.wait_for("every critical service is live again");
         ops.signal("TERM");
-        let (status, lines, stderr) = ops.finish();
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "{status}\n{}\n{stderr}",
-            lines.join("\n")
-        );
+        let lines = ops.finish_with(0);
         assert!(
             withheld.starts_with(
                 "LOG 1 threadhost::lifetime::systemd: systemd watchdog: not pinging, \

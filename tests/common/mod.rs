@@ -966,6 +966,17 @@ pub(crate) fn port_closed(addr: std::net::SocketAddr) -> bool {
 
 /// An endpoint on a free loopback port, named `name`, whose read and request timeouts (a
 /// minute) outlast any test: a slow client is cut off only by the host's stop.
+/// A borrowing job handler (`WorkQueueBuilder::build_jobs`) whose items ≡ 1 (mod 3) always
+/// fail, ≡ 2 always panic, and the others complete: every fate in one queue.
+#[cfg(feature = "queue")]
+pub(crate) fn flaky(item: &mut u64, _job: &threadhost::JobContext<'_>) -> ServiceResult {
+    match *item % 3 {
+        1 => Err(format!("item {item} refused").into()),
+        2 => panic!("item {item} panicked"),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(feature = "http")]
 pub(crate) fn patient_endpoint(name: &str) -> threadhost::HttpEndpoint {
     let minute = Duration::from_secs(60);
